@@ -1,0 +1,255 @@
+package cas
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sentinel errors.
+var (
+	ErrNotFound = errors.New("cas: chunk not found")
+	ErrLocked   = errors.New("cas: store is in use by another process")
+)
+
+// Roles, so a function can ask for the narrowest view it needs.
+type (
+	// Opener opens a stored chunk for reading.
+	Opener interface {
+		Open(h Hash) (*os.File, error)
+	}
+	// Reader reads a whole chunk and checks it.
+	Reader interface {
+		ReadChunk(h Hash, buf []byte) ([]byte, error)
+	}
+	// Walker enumerates stored chunks.
+	Walker interface {
+		Walk(fn func(h Hash, info fs.FileInfo) error) error
+	}
+)
+
+var (
+	_ Opener = (*Store)(nil)
+	_ Reader = (*Store)(nil)
+	_ Walker = (*Store)(nil)
+)
+
+// Store is the chunk store in one data directory. It is safe for concurrent
+// use by many goroutines; one process at a time holds it (an flock on
+// DATA/tmp/LOCK).
+type Store struct {
+	dir    string // DATA
+	casDir string // DATA/cas
+	tmpDir string // DATA/tmp
+	lock   *os.File
+	syncer *syncer
+
+	mu sync.Mutex
+	// renamed holds chunks renamed into place whose directory entry is not yet
+	// known to be durable. A batch that finds such a chunk already present must
+	// sync before it relies on it.
+	renamed map[Hash]int
+}
+
+// Open opens (creating when needed) the chunk store in dir, takes the
+// store's lock and removes stale temp files left by a crash.
+func Open(dir string) (*Store, error) {
+	s := &Store{
+		dir:     dir,
+		casDir:  filepath.Join(dir, "cas"),
+		tmpDir:  filepath.Join(dir, "tmp"),
+		renamed: make(map[Hash]int),
+	}
+	for _, d := range []string{s.casDir, s.tmpDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("cas: open: %w", err)
+		}
+	}
+	lock, err := os.OpenFile(filepath.Join(s.tmpDir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cas: open lock: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("cas: lock %s: %w", dir, err)
+	}
+	s.lock = lock
+	if err := s.removeStale(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	sy, err := newSyncer(s.tmpDir)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.syncer = sy
+	return s, nil
+}
+
+// removeStale deletes every temp file: none can belong to a live writer
+// because we hold the lock.
+func (s *Store) removeStale() error {
+	entries, err := os.ReadDir(s.tmpDir)
+	if err != nil {
+		return fmt.Errorf("cas: read tmp: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name() == "LOCK" {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(s.tmpDir, e.Name())); err != nil {
+			return fmt.Errorf("cas: remove stale temp file: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close releases the lock. Batches must be finished first.
+func (s *Store) Close() error {
+	var err error
+	if s.syncer != nil {
+		err = s.syncer.close()
+	}
+	if s.lock != nil {
+		if e := s.lock.Close(); err == nil {
+			err = e
+		}
+		s.lock = nil
+	}
+	return err
+}
+
+// Dir returns the data directory the store lives in.
+func (s *Store) Dir() string { return s.dir }
+
+// TempDir returns DATA/tmp: on the same filesystem as the chunks, emptied at
+// every open. Other packages may stage their own temp files there.
+func (s *Store) TempDir() string { return s.tmpDir }
+
+// Path returns the file name of chunk h.
+func (s *Store) Path(h Hash) string {
+	x := h.String()
+	return filepath.Join(s.casDir, x[0:2], x[2:4], x)
+}
+
+// Open opens chunk h for reading. A missing chunk is ErrNotFound.
+func (s *Store) Open(h Hash) (*os.File, error) {
+	f, err := os.Open(s.Path(h))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, h)
+	}
+	return f, err
+}
+
+// Stat returns the file information of chunk h, or ErrNotFound.
+func (s *Store) Stat(h Hash) (fs.FileInfo, error) {
+	fi, err := os.Stat(s.Path(h))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, h)
+	}
+	return fi, err
+}
+
+// ReadChunk reads chunk h into buf (grown when too small) and verifies that
+// it hashes to h: a mismatch is an error wrapping ErrCorrupt. The returned
+// slice aliases buf when it fits.
+func (s *Store) ReadChunk(h Hash, buf []byte) ([]byte, error) {
+	f, err := s.Open(h)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	n := int(fi.Size())
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, fmt.Errorf("cas: read chunk %s: %w", h.Short(), err)
+	}
+	if got := Sum(buf); got != h {
+		return nil, fmt.Errorf("%w: chunk %s holds %s", ErrCorrupt, h.Short(), got.Short())
+	}
+	return buf, nil
+}
+
+// Delete removes chunk h. Deleting a missing chunk is not an error. The
+// caller must know no one needs it (see media's GC).
+func (s *Store) Delete(h Hash) error {
+	err := os.Remove(s.Path(h))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cas: delete %s: %w", h.Short(), err)
+	}
+	return nil
+}
+
+// Walk calls fn for every stored chunk, in no particular order. Files under
+// cas/ whose names are not hashes are skipped. fn's error stops the walk and
+// is returned.
+func (s *Store) Walk(fn func(h Hash, info fs.FileInfo) error) error {
+	return filepath.WalkDir(s.casDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		h, perr := ParseHash(d.Name())
+		if perr != nil || path != s.Path(h) {
+			return nil
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fn(h, info)
+	})
+}
+
+// Sync makes every chunk renamed into place so far durable. Concurrent
+// callers share one filesystem sync.
+func (s *Store) Sync() error { return s.syncer.sync() }
+
+// Put stores one chunk durably: a Batch of one. It reports whether the
+// chunk was new. data must hash to h; Put does not check (the caller just
+// hashed it).
+func (s *Store) Put(h Hash, data []byte) (bool, error) {
+	b := s.NewBatch()
+	added, err := b.Put(h, data)
+	if err != nil {
+		b.Abort()
+		return false, err
+	}
+	return added, b.Commit()
+}
+
+// Touch sets the modification time of chunk h to t, so a GC grace period
+// counts from now for a chunk reused by a new upload.
+func (s *Store) Touch(h Hash, t time.Time) error {
+	err := os.Chtimes(s.Path(h), t, t)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s", ErrNotFound, h)
+	}
+	return err
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/mxcas/mxcas/media"
+)
+
+// The local admin endpoint lets `mxcas fsck|gc|backup` work while the server
+// holds the store (Pebble and the chunk store are single-process). The
+// server listens on a loopback port and writes DATA/admin.json (mode 0600:
+// only the store's owner can read the secret) with the address and a fresh
+// random secret; the commands read it and send the secret as a bearer token.
+
+const adminFile = "admin.json"
+
+type adminInfo struct {
+	Addr   string `json:"addr"`
+	Secret string `json:"secret"`
+	PID    int    `json:"pid"`
+}
+
+// adminServer serves the maintenance operations of st on ln.
+type adminServer struct {
+	st     *media.Store
+	secret string
+	log    *slog.Logger
+}
+
+func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	got := []byte(r.Header.Get("Authorization"))
+	want := []byte("Bearer " + a.secret)
+	if subtle.ConstantTimeCompare(got, want) != 1 {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "bad or missing admin secret"})
+		return
+	}
+	if r.Method != http.MethodPost {
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "POST only"})
+		return
+	}
+	ctx := r.Context()
+	var (
+		res any
+		err error
+	)
+	switch r.URL.Path {
+	case "/fsck":
+		res, err = a.st.Fsck(ctx)
+	case "/gc":
+		res, err = a.st.GC(ctx)
+	case "/backup":
+		var req struct {
+			Dest string `json:"dest"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || !filepath.IsAbs(req.Dest) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"dest\": absolute path}"})
+			return
+		}
+		a.log.Info("admin: backup requested", "dest", req.Dest)
+		res, err = a.st.Backup(ctx, req.Dest)
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown admin operation"})
+		return
+	}
+	status := http.StatusOK
+	var body = map[string]any{"result": res}
+	if err != nil {
+		status = http.StatusInternalServerError
+		body["error"] = err.Error()
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// startAdmin listens on addr, publishes DATA/admin.json and serves until
+// ctx ends. The returned stop function shuts it down and removes the file.
+func startAdmin(ctx context.Context, addr string, st *media.Store, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin endpoint: %w", err)
+	}
+	var sec [32]byte
+	rand.Read(sec[:])
+	a := &adminServer{st: st, secret: hex.EncodeToString(sec[:]), log: log}
+	info, _ := json.Marshal(adminInfo{Addr: ln.Addr().String(), Secret: a.secret, PID: os.Getpid()})
+	path := filepath.Join(st.Dir(), adminFile)
+	if err := writeFileAtomic(path, info, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin endpoint: %w", err)
+	}
+	srv := &http.Server{Handler: a, BaseContext: func(net.Listener) context.Context { return ctx }}
+	go srv.Serve(ln)
+	log.Info("admin endpoint listening", "addr", ln.Addr().String(), "file", path)
+	return func() {
+		srv.Close()
+		os.Remove(path)
+	}, nil
+}
+
+// errNoAdmin means the store is held by a process that published no admin
+// endpoint.
+var errNoAdmin = errors.New("the store is in use by another process, and it offers no admin endpoint (is it an mxcas server of this version?)")
+
+// callAdmin asks the server holding dataDir to run op and decodes its result
+// into res. The server's own error comes back as an error.
+func callAdmin(dataDir, op string, req, res any) error {
+	b, err := os.ReadFile(filepath.Join(dataDir, adminFile))
+	if err != nil {
+		return errNoAdmin
+	}
+	var info adminInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return fmt.Errorf("read %s: %w", adminFile, err)
+	}
+	body, _ := json.Marshal(req)
+	hr, err := http.NewRequest(http.MethodPost, "http://"+info.Addr+"/"+op, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	hr.Header.Set("Authorization", "Bearer "+info.Secret)
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		return fmt.Errorf("ask the running server (pid %d) at %s: %w", info.PID, info.Addr, err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Result json.RawMessage `json:"result"`
+		Error  string          `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return fmt.Errorf("running server: %s: bad answer: %w", resp.Status, err)
+	}
+	if len(out.Result) > 0 && res != nil {
+		if err := json.Unmarshal(out.Result, res); err != nil {
+			return fmt.Errorf("running server: bad result: %w", err)
+		}
+	}
+	if out.Error != "" {
+		return fmt.Errorf("running server: %s", out.Error)
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	err = tmp.Chmod(perm)
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}

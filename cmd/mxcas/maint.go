@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/mxcas/mxcas/config"
+	"github.com/mxcas/mxcas/media"
+)
+
+// withStore runs local on a store it opens itself, or, when a running
+// server holds the store, asks that server to run op instead.
+func withStore(cfg config.Config, logger *slog.Logger, op string, req, res any, local func(context.Context, *media.Store) error) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	st, err := media.Open(mediaOptions(cfg, logger))
+	if errors.Is(err, media.ErrLocked) {
+		logger.Info("the store is held by a running server; asking it", "op", op)
+		return callAdmin(cfg.Server.DataDir, op, req, res)
+	}
+	if err != nil {
+		return err
+	}
+	err = local(ctx, st)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
+	cfg, _, err := loadConfig("fsck", args, stderr, nil)
+	if err != nil {
+		return 2
+	}
+	var rep media.FsckReport
+	err = withStore(cfg, logger, "fsck", nil, &rep, func(ctx context.Context, st *media.Store) (err error) {
+		rep, err = st.Fsck(ctx)
+		return err
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "mxcas fsck:", err)
+		return 2
+	}
+	fmt.Fprintf(stdout, "checked %d media, %d objects, %d chunks (%d bytes); %d orphan chunks\n",
+		rep.Media, rep.Objects, rep.Chunks, rep.Bytes, rep.Orphans)
+	for _, p := range rep.Problems {
+		fmt.Fprintln(stdout, "problem:", p.String())
+	}
+	for _, m := range rep.Damaged {
+		fmt.Fprintln(stdout, "damaged:", m)
+	}
+	if !rep.Healthy() {
+		fmt.Fprintf(stdout, "DAMAGED: %d problems, %d media affected\n", len(rep.Problems), len(rep.Damaged))
+		return 1
+	}
+	fmt.Fprintln(stdout, "healthy")
+	return 0
+}
+
+func cmdGC(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
+	cfg, _, err := loadConfig("gc", args, stderr, nil)
+	if err != nil {
+		return 2
+	}
+	var gs media.GCStats
+	err = withStore(cfg, logger, "gc", nil, &gs, func(ctx context.Context, st *media.Store) (err error) {
+		gs, err = st.GC(ctx)
+		return err
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "mxcas gc:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "kept %d objects and %d chunks (%d young); removed %d objects and %d chunks (%d bytes)\n",
+		gs.Objects, gs.Chunks, gs.ChunksYoung, gs.ObjectsDeleted, gs.ChunksDeleted, gs.BytesDeleted)
+	return 0
+}
+
+func cmdBackup(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
+	cfg, rest, err := loadConfig("backup", args, stderr, nil)
+	if err != nil {
+		return 2
+	}
+	if len(rest) != 1 {
+		fmt.Fprintln(stderr, "usage: mxcas backup [-config FILE] DEST")
+		return 2
+	}
+	dest, err := filepath.Abs(rest[0])
+	if err != nil {
+		fmt.Fprintln(stderr, "mxcas backup:", err)
+		return 2
+	}
+	var bs media.BackupStats
+	req := map[string]string{"dest": dest}
+	err = withStore(cfg, logger, "backup", req, &bs, func(ctx context.Context, st *media.Store) (err error) {
+		bs, err = st.Backup(ctx, dest)
+		return err
+	})
+	fmt.Fprintf(stdout, "copied %d chunks (%d bytes); %d already present; %d corrupt skipped\n",
+		bs.ChunksCopied, bs.BytesCopied, bs.ChunksPresent, bs.ChunksCorrupt)
+	if err != nil {
+		fmt.Fprintln(stderr, "mxcas backup:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "backup complete:", dest)
+	return 0
+}
+

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/mxcas/mxcas/config"
+	"github.com/mxcas/mxcas/media"
+)
+
+// loadConfig parses the -config flag (plus any flags the command adds with
+// extra) and finds the configuration.
+func loadConfig(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (config.Config, []string, error) {
+	fs := flag.NewFlagSet("mxcas "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration `file` (default ./mxcas.toml, else the embedded default)")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return config.Config{}, nil, err
+	}
+	cfg, err := config.Find(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, "mxcas:", err)
+	}
+	return cfg, fs.Args(), err
+}
+
+// mediaOptions turns the configuration into the store's options.
+func mediaOptions(cfg config.Config, logger *slog.Logger) media.Options {
+	return media.Options{
+		Dir:     cfg.Server.DataDir,
+		GCGrace: cfg.Storage.GCGrace.Duration,
+		Logger:  logger,
+	}
+}

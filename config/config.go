@@ -1,0 +1,193 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole file.
+type Config struct {
+	Server  Server  `toml:"server"`
+	Storage Storage `toml:"storage"`
+
+	// Source is where the configuration came from: a file name, or
+	// "embedded default".
+	Source string `toml:"-"`
+}
+
+// Server is the [server] table.
+type Server struct {
+	Listen         string `toml:"listen"`
+	DataDir        string `toml:"data_dir"`
+	MaxUploadBytes int64  `toml:"max_upload_bytes"`
+	// FreezeUnauthenticated: the legacy unauthenticated paths refuse media
+	// stored while this is true.
+	FreezeUnauthenticated bool `toml:"freeze_unauthenticated"`
+	// AdminListen is the loopback address of the local admin endpoint used
+	// by `mxcas fsck|gc|backup` while the server runs. Port 0 picks one.
+	AdminListen string `toml:"admin_listen"`
+}
+
+// Storage is the [storage] table.
+type Storage struct {
+	// GCGrace keeps unreferenced chunks younger than this.
+	GCGrace Duration `toml:"gc_grace"`
+}
+
+// Duration is a time.Duration written as "90s", "1h".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns the configuration used when there is no file.
+func Default() Config {
+	return Config{
+		Server: Server{
+			Listen:                "127.0.0.1:8001",
+			DataDir:               "data",
+			MaxUploadBytes:        100 << 20,
+			FreezeUnauthenticated: true,
+			AdminListen:           "127.0.0.1:0",
+		},
+		Storage: Storage{GCGrace: Duration{time.Hour}},
+		Source:  "embedded default",
+	}
+}
+
+// ErrInvalid is wrapped by every configuration error.
+var ErrInvalid = errors.New("config: invalid")
+
+// Load reads the file at path. A relative data_dir is taken relative to the
+// file's directory, so commands find the same store wherever they run.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(string(b), path)
+	if err != nil {
+		return c, err
+	}
+	if !filepath.IsAbs(c.Server.DataDir) {
+		c.Server.DataDir = filepath.Join(filepath.Dir(path), c.Server.DataDir)
+	}
+	return c, nil
+}
+
+// Find loads path when given; else ./mxcas.toml when it exists; else the
+// embedded default (whose data_dir is relative to the working directory).
+func Find(path string) (Config, error) {
+	if path != "" {
+		return Load(path)
+	}
+	if _, err := os.Stat("mxcas.toml"); err == nil {
+		return Load("mxcas.toml")
+	}
+	return Default(), nil
+}
+
+// Parse decodes text (named name in messages) over the defaults and
+// validates it.
+func Parse(text, name string) (Config, error) {
+	c := Default()
+	c.Source = name
+	md, err := toml.Decode(text, &c)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return c, fmt.Errorf("%w: %s:%d: %s", ErrInvalid, name, perr.Position.Line, perr.Message)
+		}
+		return c, fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0]
+		return c, fmt.Errorf("%w: %s:%d: unknown key %q", ErrInvalid, name, lineOf(text, k), k.String())
+	}
+	if err := c.Validate(); err != nil {
+		var ke keyError
+		if errors.As(err, &ke) {
+			return c, fmt.Errorf("%w: %s:%d: %s: %s", ErrInvalid, name, lineOf(text, ke.key), ke.key.String(), ke.msg)
+		}
+		return c, fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
+	}
+	return c, nil
+}
+
+type keyError struct {
+	key toml.Key
+	msg string
+}
+
+func (e keyError) Error() string { return e.key.String() + ": " + e.msg }
+
+func bad(msg string, key ...string) error { return keyError{key: toml.Key(key), msg: msg} }
+
+// Validate checks every value.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
+		return bad(fmt.Sprintf("want host:port, got %q", c.Server.Listen), "server", "listen")
+	}
+	if c.Server.DataDir == "" {
+		return bad("must not be empty", "server", "data_dir")
+	}
+	if c.Server.MaxUploadBytes <= 0 {
+		return bad("must be positive", "server", "max_upload_bytes")
+	}
+	host, _, err := net.SplitHostPort(c.Server.AdminListen)
+	if err != nil {
+		return bad(fmt.Sprintf("want host:port, got %q", c.Server.AdminListen), "server", "admin_listen")
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return bad("must be a loopback address", "server", "admin_listen")
+	}
+	if c.Storage.GCGrace.Duration < time.Minute {
+		return bad("must be at least 1m: an upload in flight must never look old", "storage", "gc_grace")
+	}
+	return nil
+}
+
+// lineOf finds the line where key is set: the last part of the key, as a
+// bare or quoted name followed by "=", inside the table named by the rest.
+// It returns 0 when it cannot tell.
+func lineOf(text string, key toml.Key) int {
+	if len(key) == 0 {
+		return 0
+	}
+	table := strings.Join(key[:len(key)-1], ".")
+	name := regexp.QuoteMeta(key[len(key)-1])
+	assign := regexp.MustCompile(`^\s*("` + name + `"|'` + name + `'|` + name + `)\s*=`)
+	header := regexp.MustCompile(`^\s*\[\[?\s*([^\]]+?)\s*\]\]?`)
+	current := ""
+	for i, line := range strings.Split(text, "\n") {
+		if m := header.FindStringSubmatch(line); m != nil {
+			current = strings.ReplaceAll(m[1], " ", "")
+			if current == strings.Join(key, ".") {
+				return i + 1 // an unknown table
+			}
+			continue
+		}
+		if current == table && assign.MatchString(line) {
+			return i + 1
+		}
+	}
+	return 0
+}

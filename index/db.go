@@ -1,0 +1,338 @@
+package index
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/mxcas/mxcas/cas"
+)
+
+// ErrNotFound is returned for a record that does not exist.
+var ErrNotFound = errors.New("index: not found")
+
+// Options configure the index.
+type Options struct {
+	// Logger receives Pebble's own messages at debug level. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// ReadOnly opens without writing (fsck of a backup, say).
+	ReadOnly bool
+}
+
+// DB is the index of one store. Safe for concurrent use.
+type DB struct {
+	reader
+	db *pebble.DB
+}
+
+// Open opens (creating when needed) the Pebble index in dir.
+func Open(dir string, opts Options) (*DB, error) {
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.Default()
+	}
+	po := &pebble.Options{
+		Merger:             usageMerger,
+		Logger:             pebbleLogger{lg},
+		ReadOnly:           opts.ReadOnly,
+		FormatMajorVersion: pebble.FormatNewest,
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("index: open %s: %w", dir, err)
+	}
+	return &DB{reader: reader{r: db}, db: db}, nil
+}
+
+// Close closes the index.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Checkpoint writes a consistent copy of the index to dest, which must not
+// exist. Writes may go on meanwhile; the copy holds every batch committed
+// before the call.
+func (d *DB) Checkpoint(dest string) error {
+	if err := d.db.Checkpoint(dest, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("index: checkpoint to %s: %w", dest, err)
+	}
+	return nil
+}
+
+// Snapshot is a frozen view of the index; Close it when done.
+type Snapshot struct {
+	reader
+	s *pebble.Snapshot
+}
+
+// Snapshot returns a point-in-time view.
+func (d *DB) Snapshot() *Snapshot {
+	s := d.db.NewSnapshot()
+	return &Snapshot{reader: reader{r: s}, s: s}
+}
+
+// Close releases the snapshot.
+func (s *Snapshot) Close() error { return s.s.Close() }
+
+// reader holds the lookups and scans shared by DB and Snapshot.
+type reader struct{ r pebble.Reader }
+
+func (r reader) get(key []byte, fn func(v []byte) error) error {
+	v, closer, err := r.r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("index: get: %w", err)
+	}
+	defer closer.Close()
+	return fn(v)
+}
+
+// Media returns the record of server/id, or ErrNotFound.
+func (r reader) Media(server, id string) (MediaRecord, error) {
+	var rec MediaRecord
+	err := r.get(mediaKey(server, id), func(v []byte) error { return decodeMedia(v, &rec) })
+	if errors.Is(err, ErrNotFound) {
+		return rec, fmt.Errorf("%w: media %s/%s", ErrNotFound, server, id)
+	}
+	rec.Server, rec.MediaID = server, id
+	return rec, err
+}
+
+func decodeMedia(v []byte, rec *MediaRecord) error {
+	if err := json.Unmarshal(v, rec); err != nil {
+		return fmt.Errorf("%w: media: %v", ErrCorruptRecord, err)
+	}
+	return nil
+}
+
+// Manifest returns the manifest of object h, or ErrNotFound.
+func (r reader) Manifest(h cas.Hash) (Manifest, error) {
+	var m Manifest
+	err := r.get(objectKey(h), func(v []byte) (err error) {
+		m, err = decodeManifest(v)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return m, fmt.Errorf("%w: object %s", ErrNotFound, h.Short())
+	}
+	return m, err
+}
+
+// HasManifest reports whether object h has a manifest.
+func (r reader) HasManifest(h cas.Hash) (bool, error) {
+	err := r.get(objectKey(h), func([]byte) error { return nil })
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// UserUsage returns the counters of a user (zero when none).
+func (r reader) UserUsage(user string) (Usage, error) { return r.usage(userUsageKey(user)) }
+
+// ServerUsage returns the counters of a server name (zero when none).
+func (r reader) ServerUsage(server string) (Usage, error) { return r.usage(serverUsageKey(server)) }
+
+func (r reader) usage(key []byte) (Usage, error) {
+	var u Usage
+	err := r.get(key, func(v []byte) error {
+		var err error
+		u, err = decodeUsage(v)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Usage{}, nil
+	}
+	return u, err
+}
+
+// scan calls fn for every key with prefix, in key order.
+func (r reader) scan(prefix []byte, fn func(k, v []byte) error) error {
+	it, err := r.r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("index: scan: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err == nil {
+			err = fn(it.Key(), v)
+		}
+		if err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("index: scan: %w", err)
+	}
+	return nil
+}
+
+// ScanMedia calls fn for every media record (all servers), in key order. An
+// error from fn stops the scan and is returned.
+func (r reader) ScanMedia(fn func(MediaRecord) error) error {
+	return r.scan(prefixMedia, func(k, v []byte) error {
+		var rec MediaRecord
+		server, id, err := parseMediaKey(k)
+		if err != nil {
+			return err
+		}
+		if err := decodeMedia(v, &rec); err != nil {
+			return fmt.Errorf("%s/%s: %w", server, id, err)
+		}
+		rec.Server, rec.MediaID = server, id
+		return fn(rec)
+	})
+}
+
+// ScanManifests calls fn for every object manifest. A manifest that cannot
+// be decoded is passed with a non-nil decodeErr so fsck can report it.
+func (r reader) ScanManifests(fn func(h cas.Hash, m Manifest, decodeErr error) error) error {
+	return r.scan(prefixObject, func(k, v []byte) error {
+		var h cas.Hash
+		if len(k) != len(prefixObject)+cas.HashSize {
+			return fmt.Errorf("%w: object key %q", ErrCorruptRecord, k)
+		}
+		copy(h[:], k[len(prefixObject):])
+		m, err := decodeManifest(v)
+		return fn(h, m, err)
+	})
+}
+
+// ScanOwned calls fn with the server and media ID of every media owned by user.
+func (r reader) ScanOwned(user string, fn func(server, id string) error) error {
+	p := ownerPrefix(user)
+	return r.scan(p, func(k, _ []byte) error {
+		server, id, err := parseMediaKey(append(append([]byte(nil), prefixMedia...), k[len(p):]...))
+		if err != nil {
+			return err
+		}
+		return fn(server, id)
+	})
+}
+
+// Batch is a set of changes committed atomically and durably. Not safe for
+// concurrent use. Close it when done (Commit does not).
+type Batch struct{ b *pebble.Batch }
+
+// NewBatch starts a batch.
+func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch()} }
+
+// PutMedia writes a media record (insert or replace).
+func (b *Batch) PutMedia(rec MediaRecord) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return b.b.Set(mediaKey(rec.Server, rec.MediaID), v, nil)
+}
+
+// DeleteMedia removes a media record.
+func (b *Batch) DeleteMedia(server, id string) error {
+	return b.b.Delete(mediaKey(server, id), nil)
+}
+
+// PutManifest writes the manifest of object h.
+func (b *Batch) PutManifest(h cas.Hash, m Manifest) error {
+	return b.b.Set(objectKey(h), m.encode(), nil)
+}
+
+// DeleteManifest removes the manifest of object h.
+func (b *Batch) DeleteManifest(h cas.Hash) error {
+	return b.b.Delete(objectKey(h), nil)
+}
+
+// PutOwner records that user owns server/id.
+func (b *Batch) PutOwner(user, server, id string) error {
+	return b.b.Set(ownerKey(user, server, id), nil, nil)
+}
+
+// DeleteOwner forgets that user owns server/id.
+func (b *Batch) DeleteOwner(user, server, id string) error {
+	return b.b.Delete(ownerKey(user, server, id), nil)
+}
+
+// AddUsage adds delta to the counters of user (when not empty) and server.
+func (b *Batch) AddUsage(user, server string, delta Usage) error {
+	v := encodeUsage(delta)
+	if user != "" {
+		if err := b.b.Merge(userUsageKey(user), v, nil); err != nil {
+			return err
+		}
+	}
+	return b.b.Merge(serverUsageKey(server), v, nil)
+}
+
+// Commit applies the batch and syncs it to disk before returning.
+func (b *Batch) Commit() error {
+	if err := b.b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("index: commit: %w", err)
+	}
+	return nil
+}
+
+// Close releases the batch.
+func (b *Batch) Close() error { return b.b.Close() }
+
+func encodeUsage(u Usage) []byte {
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[0:], uint64(u.Bytes))
+	binary.LittleEndian.PutUint64(b[8:], uint64(u.Count))
+	return b[:]
+}
+
+func decodeUsage(v []byte) (Usage, error) {
+	if len(v) != 16 {
+		return Usage{}, fmt.Errorf("%w: usage of %d bytes", ErrCorruptRecord, len(v))
+	}
+	return Usage{
+		Bytes: int64(binary.LittleEndian.Uint64(v[0:])),
+		Count: int64(binary.LittleEndian.Uint64(v[8:])),
+	}, nil
+}
+
+// usageMerger adds Usage counters. Its name is stored by Pebble and must
+// never change.
+var usageMerger = &pebble.Merger{
+	Name: "mxcas.usage.v1",
+	Merge: func(_, value []byte) (pebble.ValueMerger, error) {
+		m := &usageValueMerger{}
+		return m, m.MergeNewer(value)
+	},
+}
+
+type usageValueMerger struct{ sum Usage }
+
+func (m *usageValueMerger) MergeNewer(v []byte) error {
+	u, err := decodeUsage(v)
+	m.sum.Bytes += u.Bytes
+	m.sum.Count += u.Count
+	return err
+}
+
+func (m *usageValueMerger) MergeOlder(v []byte) error { return m.MergeNewer(v) }
+
+func (m *usageValueMerger) Finish(bool) ([]byte, io.Closer, error) {
+	return encodeUsage(m.sum), nil, nil
+}
+
+// pebbleLogger sends Pebble's messages to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	panic(fmt.Sprintf(format, args...))
+}

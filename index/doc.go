@@ -1,0 +1,25 @@
+// Package index is the Pebble index of a store: which media exist, what
+// each object is made of, who owns what and how much they use. It is the only
+// package that imports Pebble; callers see typed records and batches, never
+// keys. Every multi-key change goes through one Batch committed with sync, so
+// a crash leaves either all of it or none of it. It must never hold media
+// bytes: those live in the chunk store.
+//
+// Key schema (prefix, then fields; "/" separates fields that cannot contain
+// "/", 0x00 separates those that can; hashes are 32 raw bytes):
+//
+//	m/<server>/<mediaID>                  MediaRecord, JSON (see MediaRecord)
+//	o/<objectHash>                        Manifest, binary: version byte 1,
+//	                                      uvarint total size, uvarint chunk
+//	                                      count, then per chunk 32-byte hash
+//	                                      and uvarint length
+//	u/<userID>\x00<server>/<mediaID>      ownership; empty value
+//	s/u/<userID>                          Usage of a user, merged counters
+//	s/s/<server>                          Usage of a server name, merged counters
+//
+// Usage counters are written with Pebble merges (the merger named
+// "mxcas.usage.v1" adds two little-endian int64s: bytes, then count), so
+// concurrent uploads never read-modify-write them under a lock.
+// Thumbnails (t/), quarantine by hash (q/) and the rest arrive with the
+// issues that need them; new prefixes must be added here first.
+package index

@@ -1,0 +1,58 @@
+package index
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/mxcas/mxcas/cas"
+)
+
+var (
+	prefixMedia   = []byte("m/")
+	prefixObject  = []byte("o/")
+	prefixOwner   = []byte("u/")
+	prefixUserUse = []byte("s/u/")
+	prefixSiteUse = []byte("s/s/")
+)
+
+func mediaKey(server, id string) []byte {
+	return append(append(append(append([]byte(nil), prefixMedia...), server...), '/'), id...)
+}
+
+func parseMediaKey(k []byte) (server, id string, err error) {
+	rest := k[len(prefixMedia):]
+	i := bytes.IndexByte(rest, '/')
+	if i < 0 {
+		return "", "", fmt.Errorf("%w: media key %q", ErrCorruptRecord, k)
+	}
+	return string(rest[:i]), string(rest[i+1:]), nil
+}
+
+func objectKey(h cas.Hash) []byte {
+	return append(append([]byte(nil), prefixObject...), h[:]...)
+}
+
+func ownerKey(user, server, id string) []byte {
+	k := append(append([]byte(nil), prefixOwner...), user...)
+	k = append(k, 0)
+	return append(append(append(k, server...), '/'), id...)
+}
+
+func ownerPrefix(user string) []byte {
+	return append(append(append([]byte(nil), prefixOwner...), user...), 0)
+}
+
+func userUsageKey(user string) []byte { return append(append([]byte(nil), prefixUserUse...), user...) }
+func serverUsageKey(s string) []byte  { return append(append([]byte(nil), prefixSiteUse...), s...) }
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil // no upper bound
+}

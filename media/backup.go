@@ -1,0 +1,149 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mxcas/mxcas/cas"
+	"github.com/mxcas/mxcas/index"
+)
+
+// BackupStats says what a backup copied.
+type BackupStats struct {
+	ChunksCopied  int   `json:"chunks_copied"`
+	BytesCopied   int64 `json:"bytes_copied"`
+	ChunksPresent int   `json:"chunks_present"` // already in the destination, not copied again
+	ChunksCorrupt int   `json:"chunks_corrupt"` // damaged in the source, not copied
+}
+
+// backupBatchChunks bounds the temp files one destination batch holds.
+const backupBatchChunks = 512
+
+// Backup writes a consistent copy of the store to dest, itself a data
+// directory that Open accepts: a Pebble checkpoint of the index plus every
+// chunk file, each verified against its hash on the way. It is incremental:
+// chunk files already in dest are not copied again. Uploads may go on
+// meanwhile; the copy holds every upload acknowledged before Backup was
+// called. A chunk that is corrupt in the source is not copied; the backup
+// completes and returns an error saying how many (run Fsck).
+func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
+	s.maint.Lock() // no GC while we copy what the checkpoint refers to
+	defer s.maint.Unlock()
+	var st BackupStats
+	if err := os.MkdirAll(dest, 0o750); err != nil {
+		return st, fmt.Errorf("media: backup: %w", err)
+	}
+	dst, err := cas.Open(dest)
+	if err != nil {
+		return st, fmt.Errorf("media: backup to %s: %w", dest, err)
+	}
+	defer dst.Close()
+	if err := index.CheckFormat(dest, s.format); err != nil {
+		return st, fmt.Errorf("media: backup to %s: %w", dest, err)
+	}
+
+	// 1. The index as of now. Every chunk it refers to is already in place.
+	ckpt := filepath.Join(dst.TempDir(), "index-new")
+	if err := s.idx.Checkpoint(ckpt); err != nil {
+		return st, err
+	}
+
+	// 2. The chunks, before the index that needs them.
+	b := dst.NewBatch()
+	defer func() { b.Abort() }()
+	var buf []byte
+	err = s.cas.Walk(func(h cas.Hash, _ fs.FileInfo) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := dst.Stat(h); err == nil {
+			st.ChunksPresent++
+			return nil
+		}
+		data, err := s.cas.ReadChunk(h, buf)
+		switch {
+		case errors.Is(err, cas.ErrCorrupt):
+			st.ChunksCorrupt++
+			s.opts.Logger.Error("backup: corrupt chunk not copied", "chunk", h.String())
+			return nil
+		case errors.Is(err, cas.ErrNotFound):
+			return nil // an unreferenced chunk removed meanwhile
+		case err != nil:
+			return err
+		}
+		buf = data
+		if _, err := b.Put(h, data); err != nil {
+			return err
+		}
+		st.ChunksCopied++
+		st.BytesCopied += int64(len(data))
+		if b.Len() >= backupBatchChunks {
+			if err := b.Commit(); err != nil {
+				return err
+			}
+			b = dst.NewBatch()
+		}
+		return nil
+	})
+	if err == nil {
+		err = b.Commit()
+	}
+	if err != nil {
+		return st, fmt.Errorf("media: backup chunks: %w", err)
+	}
+
+	// 3. The index goes in last, swapped atomically with an older one.
+	live := filepath.Join(dest, "index")
+	if err := swapDir(ckpt, live); err != nil {
+		return st, fmt.Errorf("media: backup: place index: %w", err)
+	}
+	os.RemoveAll(ckpt) // the previous backup's index, if any
+	if err := syncDir(dest); err != nil {
+		return st, err
+	}
+	s.opts.Logger.Info("backup done", "dest", dest, "chunks_copied", st.ChunksCopied,
+		"bytes_copied", st.BytesCopied, "chunks_present", st.ChunksPresent, "chunks_corrupt", st.ChunksCorrupt)
+	if st.ChunksCorrupt > 0 {
+		return st, fmt.Errorf("media: backup: %d corrupt chunks in the source were not copied; run fsck", st.ChunksCorrupt)
+	}
+	return st, nil
+}
+
+// swapDir moves src to dst; when dst exists the two are exchanged
+// atomically, leaving the old dst at src.
+func swapDir(src, dst string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EEXIST) {
+		err = unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_EXCHANGE)
+	}
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		// A filesystem without renameat2 flags: not atomic, but ordered.
+		old := src + ".old"
+		if err := os.Rename(dst, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err := os.Rename(src, dst); err != nil {
+			return err
+		}
+		if err := os.Rename(old, src); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,224 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"runtime"
+	"sort"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mxcas/mxcas/cas"
+	"github.com/mxcas/mxcas/index"
+)
+
+// Problem kinds.
+const (
+	ProblemCorruptChunk    = "corrupt-chunk"    // a chunk file does not hash to its name
+	ProblemMissingChunk    = "missing-chunk"    // a manifest names a chunk that is not stored
+	ProblemChunkSize       = "chunk-size"       // a chunk file's length differs from its manifest's
+	ProblemBadManifest     = "bad-manifest"     // a manifest cannot be decoded
+	ProblemMissingManifest = "missing-manifest" // a record's object has no manifest
+	ProblemBadRecord       = "bad-record"       // the index itself is unreadable
+)
+
+// Problem is one piece of damage found by Fsck.
+type Problem struct {
+	Kind   string   `json:"kind"`
+	Chunk  cas.Hash `json:"chunk,omitzero"`
+	Object cas.Hash `json:"object,omitzero"`
+	// Media lists the damaged media as mxc:// URIs.
+	Media  []string `json:"media,omitempty"`
+	Detail string   `json:"detail,omitempty"`
+}
+
+func (p Problem) String() string {
+	s := p.Kind
+	if !p.Chunk.IsZero() {
+		s += " chunk " + p.Chunk.String()
+	}
+	if !p.Object.IsZero() {
+		s += " object " + p.Object.String()
+	}
+	if p.Detail != "" {
+		s += ": " + p.Detail
+	}
+	return s
+}
+
+// FsckReport is the result of Fsck. Healthy when Problems is empty.
+type FsckReport struct {
+	Media    int       `json:"media"`
+	Objects  int       `json:"objects"`
+	Chunks   int       `json:"chunks"`
+	Bytes    int64     `json:"bytes"`
+	Orphans  int       `json:"orphan_chunks"` // stored, no manifest needs them (GC's business, not damage)
+	Problems []Problem `json:"problems,omitempty"`
+	// Damaged lists every media record that cannot be read back intact, as
+	// mxc:// URIs, sorted.
+	Damaged []string `json:"damaged,omitempty"`
+}
+
+// Healthy reports whether Fsck found no damage.
+func (r FsckReport) Healthy() bool { return len(r.Problems) == 0 }
+
+// Fsck checks the whole store: every chunk file hashes to its name, every
+// manifest's chunks exist with the right lengths, every record's object has a
+// manifest. It names every damaged media as mxc://server/id. It reads every
+// stored byte, using all CPUs; uploads may go on meanwhile.
+func (s *Store) Fsck(ctx context.Context) (FsckReport, error) {
+	s.maint.Lock()
+	defer s.maint.Unlock()
+	var rep FsckReport
+
+	// The snapshot comes first: every chunk it refers to was durable before
+	// it was taken, so the walk below must find it.
+	snap := s.idx.Snapshot()
+	defer snap.Close()
+
+	type chunkState struct {
+		size    int64
+		corrupt bool
+	}
+	var mu sync.Mutex
+	chunks := make(map[cas.Hash]chunkState)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	pool := sync.Pool{New: func() any { return new([]byte) }}
+	werr := s.cas.Walk(func(h cas.Hash, info fs.FileInfo) error {
+		if err := gctx.Err(); err != nil {
+			return err
+		}
+		g.Go(func() error {
+			bp := pool.Get().(*[]byte)
+			defer pool.Put(bp)
+			buf, err := s.cas.ReadChunk(h, *bp)
+			st := chunkState{size: info.Size()}
+			switch {
+			case errors.Is(err, cas.ErrCorrupt):
+				st.corrupt = true
+			case errors.Is(err, cas.ErrNotFound):
+				return nil // deleted while we walked: not ours to judge
+			case err != nil:
+				return err
+			default:
+				*bp = buf
+			}
+			mu.Lock()
+			chunks[h] = st
+			mu.Unlock()
+			return nil
+		})
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return rep, err
+	}
+	if werr != nil {
+		return rep, werr
+	}
+	for h, st := range chunks {
+		rep.Chunks++
+		rep.Bytes += st.size
+		if st.corrupt {
+			rep.Problems = append(rep.Problems, Problem{Kind: ProblemCorruptChunk, Chunk: h})
+		}
+	}
+
+	// Objects: damaged when a chunk is missing, corrupt or the wrong size.
+	damagedObj := make(map[cas.Hash]string)
+	needed := make(map[cas.Hash]struct{})
+	err := snap.ScanManifests(func(h cas.Hash, m index.Manifest, decodeErr error) error {
+		rep.Objects++
+		if decodeErr != nil {
+			damagedObj[h] = ProblemBadManifest
+			rep.Problems = append(rep.Problems, Problem{Kind: ProblemBadManifest, Object: h, Detail: decodeErr.Error()})
+			return nil
+		}
+		for _, c := range m.Chunks {
+			needed[c.Hash] = struct{}{}
+			st, ok := chunks[c.Hash]
+			switch {
+			case !ok:
+				damagedObj[h] = ProblemMissingChunk
+				rep.Problems = append(rep.Problems, Problem{Kind: ProblemMissingChunk, Chunk: c.Hash, Object: h})
+			case st.corrupt:
+				damagedObj[h] = ProblemCorruptChunk
+			case st.size != int64(c.Len):
+				damagedObj[h] = ProblemChunkSize
+				rep.Problems = append(rep.Problems, Problem{Kind: ProblemChunkSize, Chunk: c.Hash, Object: h,
+					Detail: fmt.Sprintf("file has %d bytes, manifest says %d", st.size, c.Len)})
+			}
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return rep, err
+	}
+	for h := range chunks {
+		if _, ok := needed[h]; !ok {
+			rep.Orphans++
+		}
+	}
+
+	// Records: name every damaged media.
+	err = snap.ScanMedia(func(rec Record) error {
+		rep.Media++
+		if rec.Pending || rec.Object.IsZero() {
+			return nil
+		}
+		mxc := "mxc://" + rec.Server + "/" + rec.MediaID
+		if _, err := snap.Manifest(rec.Object); errors.Is(err, index.ErrNotFound) {
+			rep.Problems = append(rep.Problems, Problem{Kind: ProblemMissingManifest, Object: rec.Object, Media: []string{mxc}})
+			rep.Damaged = append(rep.Damaged, mxc)
+			return nil
+		}
+		if _, bad := damagedObj[rec.Object]; bad {
+			rep.Damaged = append(rep.Damaged, mxc)
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		if errors.Is(err, index.ErrCorruptRecord) {
+			rep.Problems = append(rep.Problems, Problem{Kind: ProblemBadRecord, Detail: err.Error()})
+			return rep, nil
+		}
+		return rep, err
+	}
+	sort.Strings(rep.Damaged)
+	// Attach media names to the chunk and object problems they cause.
+	byObj := make(map[cas.Hash][]string)
+	if len(damagedObj) > 0 {
+		snap.ScanMedia(func(rec Record) error {
+			if _, bad := damagedObj[rec.Object]; bad {
+				byObj[rec.Object] = append(byObj[rec.Object], "mxc://"+rec.Server+"/"+rec.MediaID)
+			}
+			return nil
+		})
+	}
+	for i, p := range rep.Problems {
+		if p.Kind == ProblemCorruptChunk {
+			for obj := range damagedObj {
+				if m, err := snap.Manifest(obj); err == nil && containsChunk(m, p.Chunk) {
+					rep.Problems[i].Media = append(rep.Problems[i].Media, byObj[obj]...)
+				}
+			}
+		} else if !p.Object.IsZero() && p.Media == nil {
+			rep.Problems[i].Media = byObj[p.Object]
+		}
+		sort.Strings(rep.Problems[i].Media)
+	}
+	return rep, nil
+}
+
+func containsChunk(m index.Manifest, h cas.Hash) bool {
+	for _, c := range m.Chunks {
+		if c.Hash == h {
+			return true
+		}
+	}
+	return false
+}

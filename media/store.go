@@ -1,0 +1,134 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mxcas/mxcas/cas"
+	"github.com/mxcas/mxcas/chunker"
+	"github.com/mxcas/mxcas/index"
+)
+
+// Record is a media record as the index stores it.
+type Record = index.MediaRecord
+
+// Sentinel errors. Callers map them to Matrix errors with errors.Is.
+var (
+	ErrNotFound  = errors.New("media: not found")
+	ErrExists    = errors.New("media: media ID already has content")
+	ErrTruncated = errors.New("media: body ended before its declared length")
+	ErrTooLarge  = errors.New("media: body longer than its declared length or the limit")
+	ErrLocked    = cas.ErrLocked
+)
+
+// HashName names the hash in DATA/FORMAT.
+const HashName = "blake3-256"
+
+// Options configure a Store.
+type Options struct {
+	// Dir is the data directory.
+	Dir string
+	// Chunker parameters. Zero means: those recorded in DATA/FORMAT, or
+	// chunker.DefaultParams for a new store. Non-zero parameters that differ
+	// from the store's are an error.
+	Chunker chunker.Params
+	// GCGrace protects chunks younger than this from GC (default 1 h).
+	GCGrace time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Validate fills defaults and checks the options.
+func (o *Options) Validate() error {
+	if o.Dir == "" {
+		return errors.New("media: Options.Dir is empty")
+	}
+	if o.GCGrace == 0 {
+		o.GCGrace = time.Hour
+	}
+	if o.GCGrace < 0 {
+		return errors.New("media: Options.GCGrace is negative")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Chunker != (chunker.Params{}) {
+		return o.Chunker.Validate()
+	}
+	return nil
+}
+
+// Store is the media repository of one data directory. Safe for concurrent
+// use; one process at a time may open a data directory.
+type Store struct {
+	opts   Options
+	params chunker.Params
+	format index.Format
+	cas    *cas.Store
+	idx    *index.DB
+	pins   pins
+	// maint serialises GC, Fsck and Backup: each needs the chunk set to
+	// stay put while it looks at it.
+	maint sync.Mutex
+}
+
+// Open opens or creates the store in opts.Dir.
+func Open(opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("media: open: %w", err)
+	}
+	cs, err := cas.Open(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	params := opts.Chunker
+	if params == (chunker.Params{}) {
+		params = chunker.DefaultParams
+		if f, err := index.ReadFormat(opts.Dir); err == nil {
+			if p, err := chunker.ParseParams(f.Chunker); err == nil {
+				params = p
+			}
+		}
+	}
+	format := index.Format{Version: index.FormatVersion, Hash: HashName, Chunker: params.String()}
+	if err := index.CheckFormat(opts.Dir, format); err != nil {
+		cs.Close()
+		return nil, err
+	}
+	idx, err := index.Open(filepath.Join(opts.Dir, "index"), index.Options{Logger: opts.Logger})
+	if err != nil {
+		cs.Close()
+		return nil, err
+	}
+	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx}
+	s.pins.n = make(map[cas.Hash]int)
+	return s, nil
+}
+
+// Close closes the index and releases the data directory.
+func (s *Store) Close() error {
+	err := s.idx.Close()
+	if e := s.cas.Close(); err == nil {
+		err = e
+	}
+	return err
+}
+
+// Params returns the store's chunker parameters.
+func (s *Store) Params() chunker.Params { return s.params }
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.opts.Dir }
