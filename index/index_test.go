@@ -1,0 +1,328 @@
+package index
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mxcas/mxcas/cas"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func openDB(t *testing.T, dir string) *DB {
+	t.Helper()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func commit(t *testing.T, db *DB, fn func(b *Batch) error) {
+	t.Helper()
+	b := db.NewBatch()
+	defer b.Close()
+	if err := fn(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func hashOf(s string) cas.Hash { return cas.Sum([]byte(s)) }
+
+func TestMediaRoundTripAndReopen(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	want := MediaRecord{
+		Server: "example.org", MediaID: "abcDEF_-1", Object: hashOf("x"), Size: 1,
+		ContentType: "img/png", UploadName: "ünïcode name.png", Uploader: "@a/b:example.org",
+		Created: 1700000000123, RequiresAuth: true,
+	}
+	commit(t, db, func(b *Batch) error { return b.PutMedia(want) })
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, dir)
+	defer db.Close()
+	got, err := db.Media("example.org", "abcDEF_-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	if _, err := db.Media("example.org", "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing media: got %v, want ErrNotFound", err)
+	}
+	commit(t, db, func(b *Batch) error { return b.DeleteMedia("example.org", "abcDEF_-1") })
+	if _, err := db.Media("example.org", "abcDEF_-1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted media: got %v, want ErrNotFound", err)
+	}
+}
+
+func TestManifestEncoding(t *testing.T) {
+	m := Manifest{Size: 70000 + 1 + 5, Chunks: []ChunkRef{{hashOf("a"), 70000}, {hashOf("b"), 1}, {hashOf("c"), 5}}}
+	got, err := decodeManifest(m.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Size != m.Size || !slices.Equal(got.Chunks, m.Chunks) {
+		t.Errorf("round trip: got %+v, want %+v", got, m)
+	}
+	empty, err := decodeManifest(Manifest{}.encode())
+	if err != nil || empty.Size != 0 || len(empty.Chunks) != 0 {
+		t.Errorf("empty manifest: got %+v, %v", empty, err)
+	}
+	enc := m.encode()
+	for name, b := range map[string][]byte{
+		"empty":        nil,
+		"version":      append([]byte{9}, enc[1:]...),
+		"truncated":    enc[:len(enc)-10],
+		"trailing":     append(slices.Clone(enc), 0),
+		"size differs": Manifest{Size: 3, Chunks: []ChunkRef{{hashOf("a"), 2}}}.encode(),
+		"huge count":   {1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+	} {
+		if _, err := decodeManifest(b); !errors.Is(err, ErrCorruptRecord) {
+			t.Errorf("%s: got %v, want ErrCorruptRecord", name, err)
+		}
+	}
+}
+
+func FuzzDecodeManifest(f *testing.F) {
+	f.Add(Manifest{Size: 3, Chunks: []ChunkRef{{hashOf("a"), 3}}}.encode())
+	f.Add([]byte{1, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeManifest(b)
+		if err != nil {
+			return
+		}
+		again, err := decodeManifest(m.encode())
+		if err != nil || again.Size != m.Size || !slices.Equal(again.Chunks, m.Chunks) {
+			t.Fatalf("re-encode of a decoded manifest differs: %v", err)
+		}
+	})
+}
+
+func TestManifestsScanWithHighHashBytes(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	var hs []cas.Hash
+	for _, first := range []byte{0x00, 0x7f, 0xff} {
+		h := hashOf(string(first))
+		h[0] = first
+		for i := 1; i < 4; i++ {
+			h[i] = 0xff
+		}
+		hs = append(hs, h)
+	}
+	commit(t, db, func(b *Batch) error {
+		for _, h := range hs {
+			if err := b.PutManifest(h, Manifest{}); err != nil {
+				return err
+			}
+		}
+		// A media record after o/ in key order must not show up as a manifest.
+		return b.PutOwner("@u:x", "x", "id")
+	})
+	var got []cas.Hash
+	err := db.ScanManifests(func(h cas.Hash, _ Manifest, err error) error {
+		got = append(got, h)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, hs) {
+		t.Errorf("scanned %d manifests %v, want %v", len(got), got, hs)
+	}
+	for _, h := range hs {
+		if ok, err := db.HasManifest(h); !ok || err != nil {
+			t.Errorf("HasManifest(%s) = %v, %v", h.Short(), ok, err)
+		}
+	}
+}
+
+func TestUsageMergesAcrossBatchesAndRestarts(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	for i := range 10 {
+		commit(t, db, func(b *Batch) error {
+			return b.AddUsage("@u:example.org", "example.org", Usage{Bytes: int64(i), Count: 1})
+		})
+	}
+	commit(t, db, func(b *Batch) error { return b.AddUsage("", "example.org", Usage{Bytes: 100, Count: 1}) })
+	db.Close()
+	db = openDB(t, dir)
+	defer db.Close()
+	commit(t, db, func(b *Batch) error {
+		return b.AddUsage("@u:example.org", "example.org", Usage{Bytes: -5, Count: -1})
+	})
+	if got, _ := db.UserUsage("@u:example.org"); got != (Usage{Bytes: 40, Count: 9}) {
+		t.Errorf("user usage = %+v, want {40 9}", got)
+	}
+	if got, _ := db.ServerUsage("example.org"); got != (Usage{Bytes: 140, Count: 10}) {
+		t.Errorf("server usage = %+v, want {140 10}", got)
+	}
+	if got, _ := db.UserUsage("@nobody:example.org"); got != (Usage{}) {
+		t.Errorf("unknown user usage = %+v, want zero", got)
+	}
+}
+
+func TestScanMediaAndOwnership(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	recs := []MediaRecord{
+		{Server: "a.org", MediaID: "1", Uploader: "@x/y:a.org"},
+		{Server: "a.org", MediaID: "2", Uploader: "@x:a.org"},
+		{Server: "b.org:8448", MediaID: "1", Uploader: "@x/y:a.org"},
+	}
+	commit(t, db, func(b *Batch) error {
+		for _, r := range recs {
+			if err := b.PutMedia(r); err != nil {
+				return err
+			}
+			if err := b.PutOwner(r.Uploader, r.Server, r.MediaID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var got []string
+	db.ScanMedia(func(r MediaRecord) error {
+		got = append(got, r.Server+"/"+r.MediaID)
+		return nil
+	})
+	if want := []string{"a.org/1", "a.org/2", "b.org:8448/1"}; !slices.Equal(got, want) {
+		t.Errorf("ScanMedia = %v, want %v", got, want)
+	}
+	got = nil
+	db.ScanOwned("@x/y:a.org", func(server, id string) error {
+		got = append(got, server+"/"+id)
+		return nil
+	})
+	// "@x:a.org" is a prefix of neither, and "@x/y:a.org" must not pick up "@x:a.org"'s media.
+	if want := []string{"a.org/1", "b.org:8448/1"}; !slices.Equal(got, want) {
+		t.Errorf("ScanOwned = %v, want %v", got, want)
+	}
+	commit(t, db, func(b *Batch) error { return b.DeleteOwner("@x/y:a.org", "a.org", "1") })
+	got = nil
+	db.ScanOwned("@x/y:a.org", func(server, id string) error {
+		got = append(got, server+"/"+id)
+		return nil
+	})
+	if want := []string{"b.org:8448/1"}; !slices.Equal(got, want) {
+		t.Errorf("after DeleteOwner: ScanOwned = %v, want %v", got, want)
+	}
+}
+
+func TestSnapshotIsolation(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	commit(t, db, func(b *Batch) error { return b.PutMedia(MediaRecord{Server: "s", MediaID: "old"}) })
+	snap := db.Snapshot()
+	defer snap.Close()
+	commit(t, db, func(b *Batch) error { return b.PutMedia(MediaRecord{Server: "s", MediaID: "new"}) })
+	if _, err := snap.Media("s", "new"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("snapshot sees a later write: %v", err)
+	}
+	if _, err := snap.Media("s", "old"); err != nil {
+		t.Errorf("snapshot misses an earlier write: %v", err)
+	}
+}
+
+func TestCheckpointOpens(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, filepath.Join(dir, "live"))
+	defer db.Close()
+	commit(t, db, func(b *Batch) error {
+		return b.PutMedia(MediaRecord{Server: "s", MediaID: "m", Size: 7})
+	})
+	ck := filepath.Join(dir, "ck")
+	if err := db.Checkpoint(ck); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, db, func(b *Batch) error { return b.PutMedia(MediaRecord{Server: "s", MediaID: "later"}) })
+	cdb, err := Open(ck, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cdb.Close()
+	if r, err := cdb.Media("s", "m"); err != nil || r.Size != 7 {
+		t.Errorf("checkpoint: got %+v, %v", r, err)
+	}
+	if _, err := cdb.Media("s", "later"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("checkpoint holds a later write: %v", err)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	dir := t.TempDir()
+	f := Format{Version: FormatVersion, Hash: "blake3-256", Chunker: "min=16384 avg=65536 max=262144"}
+	if err := CheckFormat(dir, f); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckFormat(dir, f); err != nil {
+		t.Fatalf("same format again: %v", err)
+	}
+	got, err := ReadFormat(dir)
+	if err != nil || got != f {
+		t.Fatalf("ReadFormat = %+v, %v; want %+v", got, err, f)
+	}
+	other := f
+	other.Chunker = "min=4096 avg=16384 max=65536"
+	err = CheckFormat(dir, other)
+	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), f.Chunker) || !strings.Contains(err.Error(), other.Chunker) {
+		t.Errorf("other chunker params: got %v, want ErrFormat naming both", err)
+	}
+	other = f
+	other.Version = 99
+	if err := CheckFormat(dir, other); !errors.Is(err, ErrFormat) {
+		t.Errorf("other version: got %v, want ErrFormat", err)
+	}
+	os.WriteFile(filepath.Join(dir, "FORMAT"), []byte("garbage\n"), 0o600)
+	if err := CheckFormat(dir, f); !errors.Is(err, ErrFormat) {
+		t.Errorf("garbage FORMAT: got %v, want ErrFormat", err)
+	}
+}
+
+// TestKeyLayoutGolden pins the key schema documented in doc.go: changing a
+// key is a store format change.
+func TestKeyLayoutGolden(t *testing.T) {
+	h := hashOf("object")
+	keys := []struct {
+		name string
+		key  []byte
+	}{
+		{"media", mediaKey("example.org", "AbCdEf")},
+		{"media, server with port", mediaKey("example.org:8448", "x")},
+		{"object", objectKey(h)},
+		{"owner", ownerKey("@alice:example.org", "example.org", "AbCdEf")},
+		{"user usage", userUsageKey("@alice:example.org")},
+		{"server usage", serverUsageKey("example.org")},
+	}
+	var sb strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "%-24s %s\n", k.name, strconv.QuoteToASCII(string(k.key)))
+	}
+	fmt.Fprintf(&sb, "%-24s %s\n", "usage value {5, 1}", strconv.QuoteToASCII(string(encodeUsage(Usage{5, 1}))))
+	golden := filepath.Join("testdata", "keys.golden")
+	if *update {
+		os.WriteFile(golden, []byte(sb.String()), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb.String() != string(want) {
+		t.Errorf("key layout changed (run with -update only if the store format version changes too):\ngot:\n%swant:\n%s", sb.String(), want)
+	}
+}

@@ -1,0 +1,89 @@
+package matrix
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestParseMXC(t *testing.T) {
+	good := []struct{ in, server, id string }{
+		{"mxc://example.org/abcDEF123_-", "example.org", "abcDEF123_-"},
+		{"mxc://example.org:8448/x", "example.org:8448", "x"},
+		{"mxc://1.2.3.4/x", "1.2.3.4", "x"},
+		{"mxc://1.2.3.4:80/x", "1.2.3.4:80", "x"},
+		{"mxc://[::1]/x", "[::1]", "x"},
+		{"mxc://[2001:db8::1]:8448/x", "[2001:db8::1]:8448", "x"},
+		{"mxc://localhost/x", "localhost", "x"},
+	}
+	for _, c := range good {
+		m, err := ParseMXC(c.in)
+		if err != nil {
+			t.Errorf("ParseMXC(%q): %v", c.in, err)
+			continue
+		}
+		if m.Server != c.server || m.MediaID != c.id || m.String() != c.in {
+			t.Errorf("ParseMXC(%q) = %+v (%s)", c.in, m, m)
+		}
+	}
+	bad := []string{
+		"", "mxc://", "mxc:///x", "mxc://example.org", "mxc://example.org/", "http://example.org/x",
+		"mxc://example.org/../etc/passwd", "mxc://example.org/a/b", "mxc://example.org/a%2Fb",
+		"mxc://exa mple.org/x", "mxc://example.org:/x", "mxc://example.org:0/x", "mxc://example.org:65536/x",
+		"mxc://example.org:08/x", "mxc://example.org:+8/x", "mxc://[::1/x", "mxc://[1.2.3.4]/x", "mxc://[fe80::1%eth0]/x",
+		"mxc://example.org/" + strings.Repeat("a", 256), "mxc://ex_ample.org/x", "mxc://example.org/ä",
+		"mxc://example.org/a\x00", "mxc://example.org/.", "mxc://exa/mple.org/x",
+	}
+	for _, in := range bad {
+		if m, err := ParseMXC(in); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseMXC(%q) = %+v, %v; want ErrInvalid", in, m, err)
+		}
+	}
+}
+
+func TestNewMediaID(t *testing.T) {
+	seen := make(map[string]bool)
+	for range 1000 {
+		id := NewMediaID()
+		if err := ValidateMediaID(id); err != nil || len(id) != 24 {
+			t.Fatalf("NewMediaID() = %q: %v", id, err)
+		}
+		if seen[id] {
+			t.Fatalf("NewMediaID repeated %q", id)
+		}
+		seen[id] = true
+	}
+}
+
+// FuzzParseMXC: whatever the input, a parsed MXC formats back to the input,
+// and its parts pass validation and hold no path separator or dot segment.
+func FuzzParseMXC(f *testing.F) {
+	for _, s := range []string{"mxc://example.org/abc", "mxc://[::1]:8448/a_b-c", "mxc://1.2.3.4/x", "mxc://a/../b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseMXC(s)
+		if err != nil {
+			return
+		}
+		if m.String() != s {
+			t.Fatalf("String() = %q, input %q", m.String(), s)
+		}
+		if strings.ContainsAny(m.MediaID, "/\\.%\x00") || strings.ContainsAny(m.Server, "/\\%\x00 ") {
+			t.Fatalf("unsafe parts accepted: %+v", m)
+		}
+		if _, err := NewMXC(m.Server, m.MediaID); err != nil {
+			t.Fatalf("NewMXC rejects what ParseMXC accepted: %v", err)
+		}
+	})
+}
+
+func ExampleParseMXC() {
+	m, err := ParseMXC("mxc://example.org/SEsfnsuifSDFSSEF")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(m.Server, m.MediaID)
+	// Output: example.org SEsfnsuifSDFSSEF
+}
