@@ -113,4 +113,3 @@ func cmdBackup(args []string, logger *slog.Logger, stdout, stderr io.Writer) int
 	fmt.Fprintln(stdout, "backup complete:", dest)
 	return 0
 }
-
