@@ -114,6 +114,9 @@ func Parse(text, name string) (Config, error) {
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
+			if perr.LastKey != "" {
+				return c, fmt.Errorf("%w: %s:%d: %s: %s", ErrInvalid, name, perr.Position.Line, perr.LastKey, perr.Message)
+			}
 			return c, fmt.Errorf("%w: %s:%d: %s", ErrInvalid, name, perr.Position.Line, perr.Message)
 		}
 		return c, fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)

@@ -50,7 +50,7 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"wrong type", "[server]\nmax_upload_bytes = \"big\"\n", []string{"line 2", "server.max_upload_bytes"}},
 		{"bad listen", "[server]\nlisten = \"nope\"\n", []string{"server.listen", "t.toml:2"}},
 		{"admin not loopback", "[server]\nadmin_listen = \"0.0.0.0:1\"\n", []string{"server.admin_listen", "loopback"}},
-		{"bad duration", "[storage]\ngc_grace = \"soon\"\n", []string{"t.toml:2"}},
+		{"bad duration", "[storage]\ngc_grace = \"soon\"\n", []string{"t.toml:2", "gc_grace"}},
 		{"short grace", "[storage]\ngc_grace = \"1s\"\n", []string{"storage.gc_grace", "t.toml:2"}},
 		{"syntax", "[server\n", []string{"t.toml:"}},
 	}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mxcas/mxcas/cas"
+	"github.com/mxcas/mxcas/chunker"
+	"github.com/mxcas/mxcas/media"
+)
+
+// chunkHashes returns the hashes of the chunks the store in dir cuts data
+// into.
+func chunkHashes(t *testing.T, dir string, data []byte) []cas.Hash {
+	t.Helper()
+	st, err := media.Open(media.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := st.Params()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var hs []cas.Hash
+	if err := chunker.Split(data, p, func(c []byte) error {
+		hs = append(hs, cas.Sum(c))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return hs
+}
+
+func chunkFile(dir string, h cas.Hash) string {
+	x := h.String()
+	return filepath.Join(dir, "cas", x[0:2], x[2:4], x)
+}
+
+// onlyIn returns a chunk of a that none of others has.
+func onlyIn(t *testing.T, a []cas.Hash, others ...[]cas.Hash) cas.Hash {
+	t.Helper()
+	taken := make(map[cas.Hash]bool)
+	for _, o := range others {
+		for _, h := range o {
+			taken[h] = true
+		}
+	}
+	for _, h := range a {
+		if !taken[h] {
+			return h
+		}
+	}
+	t.Fatal("no chunk of its own")
+	return cas.Hash{}
+}
+
+func TestFsckNamesDamagedMedia(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	cfg := writeConfig(t, data)
+	bodies := map[string][]byte{
+		"AAAA": content(1, 300<<10),
+		"BBBB": content(2, 400<<10),
+		"CCCC": content(3, 350<<10),
+	}
+	uploadMedia(t, data, bodies)
+
+	code, out, stderr := runMain(t, "fsck", "-config", cfg)
+	if code != 0 || !strings.Contains(out, "healthy") {
+		t.Fatalf("fsck before damage: exit %d, stdout %q, stderr %q; want 0 and healthy", code, out, stderr)
+	}
+
+	a := chunkHashes(t, data, bodies["AAAA"])
+	b := chunkHashes(t, data, bodies["BBBB"])
+	c := chunkHashes(t, data, bodies["CCCC"])
+	corrupt, missing := onlyIn(t, a, b, c), onlyIn(t, b, a, c)
+
+	path := chunkFile(data, corrupt)
+	buf, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf[len(buf)/2] ^= 0x01
+	if err := os.WriteFile(path, buf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(chunkFile(data, missing)); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, stderr = runMain(t, "fsck", "-config", cfg)
+	if code != 1 {
+		t.Errorf("fsck after damage: exit %d, want 1; stderr %q", code, stderr)
+	}
+	for _, want := range []string{
+		"damaged: mxc://" + testServer + "/AAAA\n",
+		"damaged: mxc://" + testServer + "/BBBB\n",
+		"problem: corrupt-chunk chunk " + corrupt.String(),
+		"problem: missing-chunk chunk " + missing.String(),
+		"DAMAGED: 2 problems, 2 media affected",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("fsck output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "CCCC") {
+		t.Errorf("fsck names the healthy media CCCC:\n%s", out)
+	}
+}
+
+// A store held by a process that offers no admin endpoint (here: this one)
+// is an error, not a silent success.
+func TestFsckStoreHeldWithoutAdmin(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	cfg := writeConfig(t, data)
+	st, err := media.Open(media.Options{Dir: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	code, _, stderr := runMain(t, "fsck", "-config", cfg)
+	if code != 2 || !strings.Contains(stderr, "in use by another process") {
+		t.Errorf("exit %d, stderr %q; want 2 and \"in use by another process\"", code, stderr)
+	}
+}
