@@ -9,6 +9,8 @@ import (
 // content stays until GC finds no other record needs it. Deleting media that
 // does not exist is an error wrapping ErrNotFound.
 func (s *Store) Delete(m matrix.MXC) error {
+	s.claims.wait(m)
+	defer s.claims.release(m)
 	rec, err := s.Stat(m)
 	if err != nil {
 		return err

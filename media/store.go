@@ -77,6 +77,7 @@ type Store struct {
 	cas    *cas.Store
 	idx    *index.DB
 	pins   pins
+	claims claims
 	// maint serialises GC, Fsck and Backup: each needs the chunk set to
 	// stay put while it looks at it.
 	maint sync.Mutex

@@ -1,0 +1,151 @@
+package media_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mxcas/mxcas/chunker"
+	"github.com/mxcas/mxcas/index"
+	"github.com/mxcas/mxcas/media"
+)
+
+func TestFormatParams(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	first := chunker.Params{Min: 4096, Avg: 16384, Max: 65536}
+	s := openStore(t, media.Options{Dir: dir, Chunker: first})
+	if got := s.Params(); got != first {
+		t.Errorf("Params() = %v, want %v", got, first)
+	}
+	closeStore(t, s)
+
+	for _, other := range []chunker.Params{
+		{Min: 8192, Avg: 32768, Max: 131072},
+		chunker.DefaultParams,
+		{Min: 4096, Avg: 16384, Max: 65537},
+	} {
+		s, err := media.Open(media.Options{Dir: dir, Chunker: other, Logger: quietLogger()})
+		if err == nil {
+			closeStore(t, s)
+			t.Errorf("Open with %v on a store made with %v succeeded", other, first)
+			continue
+		}
+		if !errors.Is(err, index.ErrFormat) {
+			t.Errorf("Open with %v: error %v does not wrap index.ErrFormat", other, err)
+		}
+		for _, p := range []chunker.Params{first, other} {
+			if !strings.Contains(err.Error(), p.String()) {
+				t.Errorf("Open with %v: error %q does not name %q", other, err, p)
+			}
+		}
+	}
+
+	// A refused open leaves the store usable (and unlocked).
+	for _, p := range []chunker.Params{{}, first} {
+		s := openStore(t, media.Options{Dir: dir, Chunker: p})
+		if got := s.Params(); got != first {
+			t.Errorf("Open with %v: Params() = %v, want the stored %v", p, got, first)
+		}
+		closeStore(t, s)
+	}
+	f, err := index.ReadFormat(dir)
+	if err != nil {
+		t.Fatalf("ReadFormat: %v", err)
+	}
+	if want := (index.Format{Version: index.FormatVersion, Hash: media.HashName, Chunker: first.String()}); f != want {
+		t.Errorf("FORMAT = %+v, want %+v", f, want)
+	}
+}
+
+func TestOpenDefaults(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := openStore(t, media.Options{Dir: dir})
+	if got := s.Params(); got != chunker.DefaultParams {
+		t.Errorf("new store: Params() = %v, want %v", got, chunker.DefaultParams)
+	}
+	if got := s.Dir(); got != dir {
+		t.Errorf("Dir() = %q, want %q", got, dir)
+	}
+	for _, d := range []string{"cas", "index", "tmp", "FORMAT"} {
+		if _, err := os.Stat(filepath.Join(dir, d)); err != nil {
+			t.Errorf("new store: %v", err)
+		}
+	}
+}
+
+func TestOpenInvalidOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		opts media.Options
+	}{
+		{"no dir", media.Options{}},
+		{"negative grace", media.Options{Dir: t.TempDir(), GCGrace: -1}},
+		{"invalid params", media.Options{Dir: t.TempDir(), Chunker: chunker.Params{Min: 100, Avg: 1000, Max: 5000}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.Logger = quietLogger()
+			if s, err := media.Open(tt.opts); err == nil {
+				closeStore(t, s)
+				t.Errorf("Open(%+v) succeeded, want an error", tt.opts)
+			}
+		})
+	}
+}
+
+func TestOpenLocked(t *testing.T) {
+	s, dir := newStore(t, nil)
+	s2, err := media.Open(media.Options{Dir: dir, Logger: quietLogger()})
+	if err == nil {
+		closeStore(t, s2)
+		t.Fatalf("second Open of %s succeeded", dir)
+	}
+	if !errors.Is(err, media.ErrLocked) {
+		t.Errorf("second Open: %v, want ErrLocked", err)
+	}
+	closeStore(t, s)
+	s3 := openStore(t, media.Options{Dir: dir})
+	closeStore(t, s3)
+}
+
+func TestRestart(t *testing.T) {
+	clk := newClock()
+	s, dir := newStore(t, clk)
+	want := map[string][]byte{
+		"A":     randBytes(150, 700_000),
+		"B":     randBytes(151, 10),
+		"empty": nil,
+	}
+	recs := make(map[string]media.Record)
+	for id, data := range want {
+		recs[id] = upload(t, s, id, "@u:server", data)
+	}
+	closeStore(t, s)
+
+	// A temp file left by a crash is removed at open.
+	stale := filepath.Join(dir, "tmp", "chunk-stale")
+	if err := os.WriteFile(stale, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, media.Options{Dir: dir, Now: clk.Now})
+	checkTmpEmpty(t, dir)
+	for id, data := range want {
+		got, err := s.Stat(mxc(id))
+		if err != nil {
+			t.Fatalf("Stat(%s) after restart: %v", id, err)
+		}
+		if got != recs[id] {
+			t.Errorf("record of %s after restart = %+v, want %+v", id, got, recs[id])
+		}
+		checkContent(t, s, id, data)
+	}
+	checkHealthy(t, s)
+	// The reopened store deduplicates against what it held before.
+	before := len(chunkFiles(t, dir))
+	upload(t, s, "A-again", "@v:server", want["A"])
+	if got := len(chunkFiles(t, dir)); got != before {
+		t.Errorf("re-upload after restart: %d chunk files, want %d", got, before)
+	}
+}
