@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/index"
 	"github.com/mxcas/mxcas/media"
 )
@@ -156,7 +155,7 @@ func TestGCSparesUploadInFlight(t *testing.T) {
 	if res.err != nil {
 		t.Fatalf("Upload(B): %v", res.err)
 	}
-	if got, want := res.rec.Object, cas.Sum(x); got != want {
+	if got, want := res.rec.Object, wantObjectHash(t, s.Params(), x); got != want {
 		t.Errorf("B's object = %s, want %s", got.Short(), want.Short())
 	}
 	checkContent(t, s, "B", x)

@@ -69,7 +69,6 @@ func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Re
 	defer ck.Release()
 	batch := s.cas.NewBatch()
 	defer batch.Abort()
-	whole := cas.NewHasher()
 	var m index.Manifest
 	for {
 		data, err := ck.Next()
@@ -90,7 +89,6 @@ func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Re
 			return Record{}, fmt.Errorf("%w: %s: over %d bytes", ErrTooLarge, info.MXC, limit)
 		}
 		h := cas.Sum(data)
-		whole.Write(data)
 		pin(h)
 		if _, err := batch.Put(h, data); err != nil {
 			return Record{}, err
@@ -103,7 +101,7 @@ func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Re
 	if err := ctx.Err(); err != nil {
 		return Record{}, err
 	}
-	obj := whole.Sum()
+	obj := objectHash(m)
 	pin(obj)
 	known, err := s.idx.HasManifest(obj)
 	if err != nil {

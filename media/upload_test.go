@@ -3,6 +3,7 @@ package media_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mxcas/mxcas/cas"
+	"github.com/mxcas/mxcas/chunker"
 	"github.com/mxcas/mxcas/media"
 )
 
@@ -31,7 +33,7 @@ func TestUploadOpenRoundTrip(t *testing.T) {
 			if got, want := rec.Size, int64(size); got != want {
 				t.Errorf("Record.Size = %d, want %d", got, want)
 			}
-			if got, want := rec.Object, cas.Sum(data); got != want {
+			if got, want := rec.Object, wantObjectHash(t, p, data); got != want {
 				t.Errorf("Record.Object = %s, want %s", got.Short(), want.Short())
 			}
 			st, err := s.Stat(mxc(id))
@@ -492,4 +494,20 @@ func TestConcurrentUploads(t *testing.T) {
 		t.Errorf("Fsck: Chunks = %d, Orphans = %d; want %d, 0", rep.Chunks, rep.Orphans, len(want))
 	}
 	checkTmpEmpty(t, dir)
+}
+
+// wantObjectHash computes an object's name as documented on objectHash: the
+// BLAKE3 of a domain tag and each chunk's hash and length.
+func wantObjectHash(t *testing.T, p chunker.Params, data []byte) cas.Hash {
+	t.Helper()
+	buf := []byte("mxcas object v1\x00")
+	err := chunker.Split(data, p, func(c []byte) error {
+		h := cas.Sum(c)
+		buf = binary.AppendUvarint(append(buf, h[:]...), uint64(len(c)))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cas.Sum(buf)
 }
