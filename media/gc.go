@@ -62,22 +62,26 @@ func (s *Store) GC(ctx context.Context) (GCStats, error) {
 		return st, err
 	}
 
-	for _, h := range deadObj {
-		deleted, err := s.pins.ifUnpinned(h, func() error {
+	// Unreferenced manifests go in one batch, decided and committed while
+	// no upload can pin one of them.
+	if len(deadObj) > 0 {
+		err := s.pins.whileLocked(func(pinned func(cas.Hash) bool) error {
 			b := s.idx.NewBatch()
 			defer b.Close()
-			if err := b.DeleteManifest(h); err != nil {
-				return err
+			for _, h := range deadObj {
+				if pinned(h) {
+					st.Objects++
+					continue
+				}
+				if err := b.DeleteManifest(h); err != nil {
+					return err
+				}
+				st.ObjectsDeleted++
 			}
 			return b.Commit()
 		})
 		if err != nil {
 			return st, err
-		}
-		if deleted {
-			st.ObjectsDeleted++
-		} else {
-			st.Objects++
 		}
 	}
 

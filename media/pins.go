@@ -60,3 +60,14 @@ func (p *pins) ifUnpinned(h cas.Hash, del func() error) (bool, error) {
 	}
 	return true, del()
 }
+
+// whileLocked runs fn with the lock held; pinned tells whether a hash is
+// protected. fn must not pin or unpin.
+func (p *pins) whileLocked(fn func(pinned func(cas.Hash) bool) error) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fn(func(h cas.Hash) bool {
+		_, late := p.late[h]
+		return late || p.n[h] > 0
+	})
+}
