@@ -12,8 +12,9 @@ var (
 )
 
 // bufferChunks is how many Max-sized chunks a Chunker's buffer holds. More
-// means fewer reads and a smaller share of bytes moved by compaction (at most
-// one Max per refill).
+// means fewer reads and less compaction (at most one Max moved per refill),
+// until the buffer falls out of the L2 cache: at the default Max, 2 and 4
+// measured alike and 8 was 15% slower.
 const bufferChunks = 4
 
 // pools holds one *sync.Pool of *[]byte per buffer size.
