@@ -94,13 +94,14 @@ func (b *Batch) Commit() error {
 	// On success the names are durable and the marks go; on failure they
 	// stay, so later batches relying on these chunks always sync.
 	ok := false
+	placed := b.staged
 	defer func() {
 		b.staged = nil
 		if !ok {
 			return
 		}
 		b.s.mu.Lock()
-		for _, st := range b.staged {
+		for _, st := range placed {
 			if b.s.renamed[st.h]--; b.s.renamed[st.h] <= 0 {
 				delete(b.s.renamed, st.h)
 			}
