@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -50,6 +51,10 @@ type Store struct {
 	tmpDir string // DATA/tmp
 	lock   *os.File
 	syncer *syncer
+
+	writers   writers
+	tmpfileOK atomic.Bool  // O_TMPFILE works here
+	openFiles atomic.Int64 // anonymous staged files held open
 
 	mu sync.Mutex
 	// renamed holds chunks renamed into place whose directory entry is not yet
@@ -94,6 +99,8 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	s.syncer = sy
+	s.tmpfileOK.Store(true)
+	s.writers.start(numWriters)
 	return s, nil
 }
 
@@ -117,6 +124,7 @@ func (s *Store) removeStale() error {
 
 // Close releases the lock. Batches must be finished first.
 func (s *Store) Close() error {
+	s.writers.stop()
 	var err error
 	if s.syncer != nil {
 		err = s.syncer.close()
