@@ -1,0 +1,396 @@
+// Command ingest measures upload throughput against what the disk itself
+// does, in one run on one directory: the disk's synced sequential write
+// speed, media.Store.Upload of new content, re-upload of content already
+// stored, and many small concurrent uploads. It also times the stages of an
+// upload on their own (chunking, hashing, chunk files, their syncs) so the
+// one that dominates is plain. All data is random, generated before the
+// clock starts.
+//
+//	go run ./bench/ingest -dir /tmp/ingest -size 512 [-cpuprofile cpu.out]
+//
+// The CPU profile carries a "phase" label; look at one phase with
+// go tool pprof -tagfocus=phase=ingest cpu.out.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mxcas/mxcas/bench/machine"
+	"github.com/mxcas/mxcas/bench/paramflag"
+	"github.com/mxcas/mxcas/cas"
+	"github.com/mxcas/mxcas/chunker"
+	"github.com/mxcas/mxcas/matrix"
+	"github.com/mxcas/mxcas/media"
+)
+
+const (
+	server    = "bench.local"
+	writeSize = 1 << 20 // the disk baseline writes this much per call
+	smallSize = 4 << 10
+)
+
+// Purposes keep the random streams apart: no measurement writes bytes
+// another one wrote.
+const (
+	streamDisk = iota + 1
+	streamIngest
+	streamSmall
+)
+
+type config struct {
+	dir         string
+	size        int // bytes
+	runs        int
+	small       int
+	concurrency int
+	params      chunker.Params
+}
+
+// row is one measurement: a value per run and the median of them.
+type row struct {
+	name, unit, goal string
+	vals             []float64
+}
+
+func (r *row) median() float64 {
+	v := slices.Clone(r.vals)
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
+}
+
+func main() {
+	code := 0
+	defer func() { os.Exit(code) }() // runs last, after the profile is written
+	log.SetFlags(0)
+	log.SetPrefix("ingest: ")
+	dir := flag.String("dir", "", "directory to measure in, on the disk under test (required; created if missing)")
+	size := flag.Int("size", 256, "MiB written by the disk baseline and by each large upload")
+	runs := flag.Int("runs", 3, "repetitions of each measurement; the median is reported")
+	small := flag.Int("small", 2000, "number of small uploads")
+	concurrency := flag.Int("concurrency", 8, "concurrent small uploads")
+	params := flag.String("params", paramflag.Format([]chunker.Params{chunker.DefaultParams}), "chunker parameters min:avg:max of the stores")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measurements to this file")
+	flag.Parse()
+	ps, err := paramflag.Parse(*params)
+	if *dir == "" || flag.NArg() > 0 || *size < 1 || *runs < 1 || *small < 1 || *concurrency < 1 || err != nil || len(ps) != 1 {
+		if err != nil {
+			log.Print(err)
+		}
+		flag.Usage()
+		os.Exit(2)
+	}
+	cfg := config{dir: *dir, size: *size << 20, runs: *runs, small: *small, concurrency: *concurrency, params: ps[0]}
+	if err := os.MkdirAll(cfg.dir, 0o750); err != nil {
+		log.Fatal(err)
+	}
+
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(cfg); err != nil {
+		log.Print(err)
+		code = 1
+	}
+}
+
+func run(cfg config) error {
+	fmt.Printf("machine: %s\n", machine.String())
+	fmt.Printf("dir:     %s; chunker %s; %d MiB per large write or upload, %d runs (median), %d small uploads of %d KiB at concurrency %d; MB = 10^6 bytes\n\n",
+		cfg.dir, paramflag.Label(cfg.params), cfg.size>>20, cfg.runs, cfg.small, smallSize>>10, cfg.concurrency)
+
+	var (
+		disk     = &row{name: "(1) disk: 1 MiB writes + fsync", unit: "MB/s"}
+		ingest   = &row{name: "(2) upload, new content", unit: "MB/s", goal: ">= 0.7 x (1)"}
+		ratio    = &row{name: "    (2)/(1)", unit: "", goal: ">= 0.7"}
+		reingest = &row{name: "(3) re-upload, same store handle", unit: "MB/s", goal: ">= 800"}
+		reopened = &row{name: "(3') re-upload, store reopened", unit: "MB/s", goal: ">= 800"}
+		smallRow = &row{name: fmt.Sprintf("(4) %d KiB uploads, concurrency %d", smallSize>>10, cfg.concurrency), unit: "uploads/s"}
+		sChunk   = &row{name: "chunker only", unit: "MB/s"}
+		sHash    = &row{name: "BLAKE3 of the whole buffer", unit: "MB/s"}
+		sCPU     = &row{name: "chunk + BLAKE3 per chunk + whole BLAKE3", unit: "MB/s"}
+		sPut     = &row{name: "chunk + BLAKE3 + cas.Batch.Put (temp files)", unit: "MB/s"}
+		sCommit  = &row{name: "cas.Batch.Commit (syncfs, rename, syncfs)", unit: "s"}
+		sSync    = &row{name: "syncfs with nothing dirty", unit: "ms"}
+	)
+	// Everything goes in work and is deleted only at the end, so no
+	// measurement pays for the deletions of an earlier one (on ext4 without
+	// a journal, creating files right after deleting many is slow).
+	work, err := os.MkdirTemp(cfg.dir, "ingest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	buf := make([]byte, cfg.size)
+	smallBuf := make([]byte, cfg.small*smallSize)
+	// An interrupt fails the upload in progress, so work is still removed.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	for r := range cfg.runs {
+		// (1) The disk's own synced write speed.
+		fill(buf, streamDisk, r)
+		d, err := measure(ctx, "disk", func() error { return writeSynced(filepath.Join(work, fmt.Sprintf("disk-%d", r)), buf) })
+		if err != nil {
+			return err
+		}
+		disk.add(mbps(len(buf), d))
+
+		// (2) New content, (3) the same again, (3') the same after reopening.
+		fill(buf, streamIngest, r)
+		var d2, d3, d3r time.Duration
+		err = withStore(work, cfg.params, func(dir string, st *media.Store) error {
+			var err error
+			if d2, err = measure(ctx, "ingest", func() error { return uploadBytes(ctx, st, buf) }); err != nil {
+				return err
+			}
+			d3, err = measure(ctx, "reingest", func() error { return uploadBytes(ctx, st, buf) })
+			return err
+		}, func(dir string, st *media.Store) error {
+			var err error
+			d3r, err = measure(ctx, "reopened", func() error { return uploadBytes(ctx, st, buf) })
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		ingest.add(mbps(len(buf), d2))
+		ratio.add(mbps(len(buf), d2) / disk.vals[r])
+		reingest.add(mbps(len(buf), d3))
+		reopened.add(mbps(len(buf), d3r))
+
+		// (4) Small uploads of fresh content, concurrently.
+		fill(smallBuf, streamSmall, r)
+		err = withStore(work, cfg.params, func(dir string, st *media.Store) error {
+			d, err := measure(ctx, "small", func() error { return uploadSmall(ctx, st, smallBuf, cfg.concurrency) })
+			smallRow.add(float64(cfg.small) / d.Seconds())
+			return err
+		})
+		if err != nil {
+			return err
+		}
+
+		// Stages, on the data of (2), into a fresh chunk store.
+		if err := stages(ctx, work, cfg.params, buf, sChunk, sHash, sCPU, sPut, sCommit, sSync); err != nil {
+			return err
+		}
+		log.Printf("run %d of %d done", r+1, cfg.runs)
+	}
+	table := func(title string, rows ...*row) {
+		fmt.Println(title)
+		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		head := "measurement\t"
+		for i := range cfg.runs {
+			head += fmt.Sprintf("run %d\t", i+1)
+		}
+		fmt.Fprintln(tw, head+"median\tunit\tgoal")
+		for _, r := range rows {
+			line := r.name + "\t"
+			for _, v := range r.vals {
+				line += format(v) + "\t"
+			}
+			fmt.Fprintf(tw, "%s%s\t%s\t%s\n", line, format(r.median()), r.unit, r.goal)
+		}
+		tw.Flush()
+		fmt.Println()
+	}
+	table("Ingest", disk, ingest, ratio, reingest, reopened, smallRow)
+	table(fmt.Sprintf("Stages of an upload, on the %d MiB of (2)", cfg.size>>20), sChunk, sHash, sCPU, sPut, sCommit, sSync)
+	return nil
+}
+
+func (r *row) add(v float64) { r.vals = append(r.vals, v) }
+
+func format(v float64) string {
+	switch {
+	case v < 10:
+		return fmt.Sprintf("%.2f", v)
+	case v < 100:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func mbps(n int, d time.Duration) float64 { return float64(n) / 1e6 / d.Seconds() }
+
+// fill overwrites b with the ChaCha8 stream of (purpose, run).
+func fill(b []byte, purpose, run int) {
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[0:], uint64(purpose))
+	binary.LittleEndian.PutUint64(seed[8:], uint64(run))
+	binary.LittleEndian.PutUint64(seed[16:], uint64(time.Now().UnixNano())) // fresh across invocations too
+	rand.NewChaCha8(seed).Read(b)
+}
+
+// measure times fn, labelled with phase in the CPU profile.
+func measure(ctx context.Context, phase string, fn func() error) (time.Duration, error) {
+	var d time.Duration
+	var err error
+	pprof.Do(ctx, pprof.Labels("phase", phase), func(context.Context) {
+		t0 := time.Now()
+		err = fn()
+		d = time.Since(t0)
+	})
+	return d, err
+}
+
+// writeSynced writes b to a new file in writeSize calls and fsyncs it.
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	for off := 0; off < len(b); off += writeSize {
+		if _, err := f.Write(b[off:min(off+writeSize, len(b))]); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// withStore opens a fresh store under parent and calls each fn in turn,
+// closing and reopening the store between them.
+func withStore(parent string, p chunker.Params, fns ...func(dir string, st *media.Store) error) error {
+	dir, err := os.MkdirTemp(parent, "store-")
+	if err != nil {
+		return err
+	}
+	for _, fn := range fns {
+		st, err := media.Open(media.Options{Dir: dir, Chunker: p, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return err
+		}
+		err = fn(dir, st)
+		if cerr := st.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func uploadBytes(ctx context.Context, st *media.Store, b []byte) error {
+	info := media.UploadInfo{
+		MXC:  matrix.MXC{Server: server, MediaID: matrix.NewMediaID()},
+		Size: int64(len(b)),
+	}
+	_, err := st.Upload(ctx, info, bytes.NewReader(b))
+	return err
+}
+
+func uploadSmall(ctx context.Context, st *media.Store, b []byte, concurrency int) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency)
+	for off := 0; off < len(b); off += smallSize {
+		g.Go(func() error { return uploadBytes(gctx, st, b[off:off+smallSize]) })
+	}
+	return g.Wait()
+}
+
+// stages times the parts of an upload on their own: the CPU work on b, then
+// the chunk files in a fresh cas.Store under parent.
+func stages(ctx context.Context, parent string, p chunker.Params, b []byte, chunk, hash, cpu, put, commit, idle *row) error {
+	d, err := measure(ctx, "stage-chunk", func() error {
+		ck, err := chunker.New(bytes.NewReader(b), p)
+		if err != nil {
+			return err
+		}
+		defer ck.Release()
+		for {
+			if _, err := ck.Next(); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	chunk.add(mbps(len(b), d))
+
+	d, _ = measure(ctx, "stage-hash", func() error { cas.Sum(b); return nil })
+	hash.add(mbps(len(b), d))
+
+	d, err = measure(ctx, "stage-cpu", func() error {
+		whole := cas.NewHasher()
+		err := chunker.Split(b, p, func(c []byte) error {
+			cas.Sum(c)
+			whole.Write(c)
+			return nil
+		})
+		whole.Sum()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	cpu.add(mbps(len(b), d))
+
+	dir, err := os.MkdirTemp(parent, "cas-")
+	if err != nil {
+		return err
+	}
+	cs, err := cas.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer cs.Close()
+	batch := cs.NewBatch()
+	defer batch.Abort()
+	d, err = measure(ctx, "stage-put", func() error {
+		return chunker.Split(b, p, func(c []byte) error {
+			_, err := batch.Put(cas.Sum(c), c)
+			return err
+		})
+	})
+	if err != nil {
+		return err
+	}
+	put.add(mbps(len(b), d))
+	d, err = measure(ctx, "stage-commit", batch.Commit)
+	if err != nil {
+		return err
+	}
+	commit.add(d.Seconds())
+	d, err = measure(ctx, "stage-sync", cs.Sync)
+	if err != nil {
+		return err
+	}
+	idle.add(float64(d.Microseconds()) / 1000)
+	return nil
+}
