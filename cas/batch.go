@@ -105,7 +105,12 @@ func (b *Batch) Len() int {
 
 // stage writes one chunk without syncing it.
 func (s *Store) stage(h Hash, data []byte) (staged, error) {
-	if s.tmpfileOK.Load() && s.openFiles.Add(1) <= maxOpenStaged {
+	if s.stageFault != nil {
+		if err := s.stageFault(h); err != nil {
+			return staged{}, err
+		}
+	}
+	if s.tmpfileOK.Load() && s.openFiles.Add(1) <= s.maxOpen {
 		f, err := s.openAnonymous(h)
 		if err == nil {
 			if _, err = f.Write(data); err != nil {
@@ -117,9 +122,10 @@ func (s *Store) stage(h Hash, data []byte) (staged, error) {
 			return staged{h: h, file: f}, nil
 		}
 		s.openFiles.Add(-1)
-		if !errors.Is(err, errNoTmpfile) {
+		if !errors.Is(err, errNoTmpfile) && !errors.Is(err, unix.EMFILE) && !errors.Is(err, unix.ENFILE) {
 			return staged{}, fmt.Errorf("cas: stage %s: %w", h.Short(), err)
 		}
+		// Out of descriptors, or no O_TMPFILE: a named temp file holds none.
 	} else if s.tmpfileOK.Load() {
 		s.openFiles.Add(-1)
 	}
@@ -142,8 +148,9 @@ func (s *Store) stage(h Hash, data []byte) (staged, error) {
 }
 
 // maxOpenStaged bounds the anonymous files held open across all batches;
-// beyond it chunks are staged as named temp files, which hold no descriptor.
-const maxOpenStaged = 4096
+// beyond it chunks are staged as named temp files, which hold no
+// descriptor. Open lowers it to a quarter of the process's limit.
+var maxOpenStaged int64 = 4096
 
 var errNoTmpfile = errors.New("cas: O_TMPFILE not supported")
 
@@ -174,12 +181,7 @@ func (s *Store) place(st staged) error {
 	if st.file != nil {
 		defer s.openFiles.Add(-1)
 		defer st.file.Close()
-		fd := int(st.file.Fd())
-		err := unix.Linkat(fd, "", unix.AT_FDCWD, dst, unix.AT_EMPTY_PATH)
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
-			// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc works for anyone.
-			err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
-		}
+		err := linkAnonymous(st.file, dst)
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("cas: place %s: %w", st.h.Short(), err)
 		}
@@ -196,6 +198,17 @@ func (s *Store) place(st staged) error {
 		return fmt.Errorf("cas: place %s: %w", st.h.Short(), err)
 	}
 	return nil
+}
+
+// linkAnonymous gives the O_TMPFILE file f the name dst.
+func linkAnonymous(f *os.File, dst string) error {
+	fd := int(f.Fd())
+	err := unix.Linkat(fd, "", unix.AT_FDCWD, dst, unix.AT_EMPTY_PATH)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
+		// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc works for anyone.
+		err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
+	}
+	return err
 }
 
 // discard drops a staged chunk that will not be placed.

@@ -55,6 +55,9 @@ type Store struct {
 	writers   writers
 	tmpfileOK atomic.Bool  // O_TMPFILE works here
 	openFiles atomic.Int64 // anonymous staged files held open
+	maxOpen   int64        // bound on openFiles
+	// stageFault, set only by tests, fails the write of a chunk.
+	stageFault func(Hash) error
 
 	mu sync.Mutex
 	// renamed holds chunks renamed into place whose directory entry is not yet
@@ -93,13 +96,18 @@ func Open(dir string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	sy, err := newSyncer(s.tmpDir)
+	sy, err := newSyncer(s.casDir) // where the chunks and their names live
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	s.syncer = sy
-	s.tmpfileOK.Store(true)
+	s.tmpfileOK.Store(s.probeAnonymous())
+	s.maxOpen = maxOpenStaged
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && int64(lim.Cur/4) < s.maxOpen {
+		s.maxOpen = int64(lim.Cur / 4)
+	}
 	s.writers.start(numWriters)
 	return s, nil
 }
@@ -252,12 +260,30 @@ func (s *Store) Put(h Hash, data []byte) (bool, error) {
 	return added, b.Commit()
 }
 
-// Touch sets the modification time of chunk h to t, so a GC grace period
-// counts from now for a chunk reused by a new upload.
+// Touch sets the modification time of chunk h to t. GC's grace period
+// counts from a chunk's modification time; tests and tools back-date chunks
+// with it.
 func (s *Store) Touch(h Hash, t time.Time) error {
 	err := os.Chtimes(s.Path(h), t, t)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %s", ErrNotFound, h)
 	}
 	return err
+}
+
+// probeAnonymous reports whether chunks can be staged as O_TMPFILE files
+// and linked to a name here: the filesystem must support O_TMPFILE, and
+// linkat must work (AT_EMPTY_PATH or /proc).
+func (s *Store) probeAnonymous() bool {
+	var h Hash // the zero hash: never a real chunk's name in practice
+	f, err := s.openAnonymous(h)
+	if err != nil {
+		return false
+	}
+	probe := filepath.Join(s.tmpDir, "probe-link")
+	os.Remove(probe)
+	err = linkAnonymous(f, probe)
+	f.Close()
+	os.Remove(probe)
+	return err == nil
 }

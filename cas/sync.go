@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -16,21 +17,25 @@ import (
 type syncer struct {
 	f *os.File // any file on the filesystem; syncfs flushes the whole filesystem
 
-	mu        sync.Mutex
-	cond      *sync.Cond
-	started   uint64 // number of syncs started
-	done      uint64 // number of syncs finished
-	running   bool
-	failedGen uint64
-	err       error
+	mu      sync.Mutex
+	cond    *sync.Cond
+	started uint64 // number of syncs started
+	done    uint64 // number of syncs finished
+	running bool
+	err     error              // sticky: the first failure
+	syncfs  func(fd int) error // unix.Syncfs; tests may wrap it
 }
+
+// ErrSyncFailed means the filesystem failed to make writes durable. It is
+// sticky: every later write fails too, until the store is reopened.
+var ErrSyncFailed = errors.New("cas: filesystem sync failed")
 
 func newSyncer(dir string) (*syncer, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("cas: open %s for sync: %w", dir, err)
 	}
-	s := &syncer{f: f}
+	s := &syncer{f: f, syncfs: unix.Syncfs}
 	s.cond = sync.NewCond(&s.mu)
 	return s, nil
 }
@@ -50,19 +55,19 @@ func (s *syncer) sync() error {
 		s.started++
 		gen := s.started
 		s.mu.Unlock()
-		err := unix.Syncfs(int(s.f.Fd()))
+		err := s.syncfs(int(s.f.Fd()))
 		s.mu.Lock()
 		s.running = false
 		s.done = gen
-		if err != nil {
-			s.failedGen, s.err = gen, fmt.Errorf("cas: syncfs: %w", err)
+		if err != nil && s.err == nil {
+			s.err = fmt.Errorf("%w: syncfs: %v", ErrSyncFailed, err)
 		}
 		s.cond.Broadcast()
 	}
-	if s.failedGen >= target {
-		return s.err
-	}
-	return nil
+	// Linux reports a writeback error to one syncfs and then forgets it, and
+	// we cannot tell whose pages were lost: after one failure no sync is
+	// trusted again until the store is reopened (Pebble does the same).
+	return s.err
 }
 
 func (s *syncer) close() error { return s.f.Close() }
