@@ -700,6 +700,10 @@ func TestOpenLocked(t *testing.T) {
 	if _, err := b.Put(c.h, c.data); err != nil {
 		t.Fatal(err)
 	}
+	live := filepath.Join(s1.TempDir(), "chunk-live")
+	if err := os.WriteFile(live, []byte("a live writer's temp file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 2 {
 		s2, err := cas.Open(dir)
 		if !errors.Is(err, cas.ErrLocked) {
@@ -709,7 +713,11 @@ func TestOpenLocked(t *testing.T) {
 			t.Fatalf("second Open #%d error = %v, want ErrLocked", i+1, err)
 		}
 	}
-	// The failed Open must not have cleaned up the live store's temp files.
+	// The failed Open must not have cleaned up the live store's temp files
+	// (named ones, as staged where O_TMPFILE is unavailable).
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a failed second Open removed the live store's temp file: %v", err)
+	}
 	if err := b.Commit(); err != nil {
 		t.Fatalf("Commit after a failed second Open: %v", err)
 	}

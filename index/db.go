@@ -174,19 +174,33 @@ func (r reader) scan(prefix []byte, fn func(k, v []byte) error) error {
 }
 
 // ScanMedia calls fn for every media record (all servers), in key order. An
-// error from fn stops the scan and is returned.
+// error from fn, or a record that cannot be decoded, stops the scan and is
+// returned.
 func (r reader) ScanMedia(fn func(MediaRecord) error) error {
+	return r.ScanMediaChecked(func(rec MediaRecord, decodeErr error) error {
+		if decodeErr != nil {
+			return decodeErr
+		}
+		return fn(rec)
+	})
+}
+
+// ScanMediaChecked is ScanMedia for fsck: a record that cannot be decoded is
+// passed with a non-nil decodeErr (and its Server and MediaID filled in
+// when the key is readable) instead of stopping the scan.
+func (r reader) ScanMediaChecked(fn func(rec MediaRecord, decodeErr error) error) error {
 	return r.scan(prefixMedia, func(k, v []byte) error {
 		var rec MediaRecord
 		server, id, err := parseMediaKey(k)
 		if err != nil {
-			return err
+			return fn(rec, err)
 		}
-		if err := decodeMedia(v, &rec); err != nil {
-			return fmt.Errorf("%s/%s: %w", server, id, err)
-		}
+		err = decodeMedia(v, &rec)
 		rec.Server, rec.MediaID = server, id
-		return fn(rec)
+		if err != nil {
+			return fn(rec, fmt.Errorf("%s/%s: %w", server, id, err))
+		}
+		return fn(rec, nil)
 	})
 }
 

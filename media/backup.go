@@ -58,6 +58,7 @@ func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
 	b := dst.NewBatch()
 	defer func() { b.Abort() }()
 	var buf []byte
+	inBatch := 0
 	err = s.cas.Walk(func(h cas.Hash, _ fs.FileInfo) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -83,7 +84,8 @@ func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
 		}
 		st.ChunksCopied++
 		st.BytesCopied += int64(len(data))
-		if b.Len() >= backupBatchChunks {
+		if inBatch++; inBatch >= backupBatchChunks {
+			inBatch = 0
 			if err := b.Commit(); err != nil {
 				return err
 			}

@@ -192,7 +192,7 @@ func TestCrashDuringUploads(t *testing.T) {
 		t.Fatal("child exited cleanly; want killed")
 	}
 
-	stale, _ := os.ReadDir(filepath.Join(dir, "tmp")) // LOCK and the temp files of uploads in flight
+	stale, _ := os.ReadDir(filepath.Join(dir, "tmp")) // LOCK, and named temp files where O_TMPFILE is unavailable (anonymous ones vanish with the process)
 	st, err := media.Open(media.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)

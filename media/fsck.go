@@ -17,12 +17,12 @@ import (
 
 // Problem kinds.
 const (
-	ProblemCorruptChunk    = "corrupt-chunk"    // a chunk file does not hash to its name
+	ProblemCorruptChunk    = "corrupt-chunk"    // a chunk file does not hash to its name, or cannot be read
 	ProblemMissingChunk    = "missing-chunk"    // a manifest names a chunk that is not stored
 	ProblemChunkSize       = "chunk-size"       // a chunk file's length differs from its manifest's
 	ProblemBadManifest     = "bad-manifest"     // a manifest cannot be decoded
 	ProblemMissingManifest = "missing-manifest" // a record's object has no manifest
-	ProblemBadRecord       = "bad-record"       // the index itself is unreadable
+	ProblemBadRecord       = "bad-record"       // a media record cannot be decoded
 )
 
 // Problem is one piece of damage found by Fsck.
@@ -82,6 +82,7 @@ func (s *Store) Fsck(ctx context.Context) (FsckReport, error) {
 	type chunkState struct {
 		size    int64
 		corrupt bool
+		readErr string
 	}
 	var mu sync.Mutex
 	chunks := make(map[cas.Hash]chunkState)
@@ -103,7 +104,7 @@ func (s *Store) Fsck(ctx context.Context) (FsckReport, error) {
 			case errors.Is(err, cas.ErrNotFound):
 				return nil // deleted while we walked: not ours to judge
 			case err != nil:
-				return err
+				st.corrupt, st.readErr = true, err.Error() // unreadable: as bad as corrupt
 			default:
 				*bp = buf
 			}
@@ -124,7 +125,7 @@ func (s *Store) Fsck(ctx context.Context) (FsckReport, error) {
 		rep.Chunks++
 		rep.Bytes += st.size
 		if st.corrupt {
-			rep.Problems = append(rep.Problems, Problem{Kind: ProblemCorruptChunk, Chunk: h})
+			rep.Problems = append(rep.Problems, Problem{Kind: ProblemCorruptChunk, Chunk: h, Detail: st.readErr})
 		}
 	}
 
@@ -165,48 +166,40 @@ func (s *Store) Fsck(ctx context.Context) (FsckReport, error) {
 	}
 
 	// Records: name every damaged media.
-	err = snap.ScanMedia(func(rec Record) error {
+	byObj := make(map[cas.Hash][]string)
+	err = snap.ScanMediaChecked(func(rec Record, decodeErr error) error {
 		rep.Media++
-		if rec.Pending || rec.Object.IsZero() {
-			return nil
-		}
 		mxc := "mxc://" + rec.Server + "/" + rec.MediaID
-		if _, err := snap.Manifest(rec.Object); errors.Is(err, index.ErrNotFound) {
-			rep.Problems = append(rep.Problems, Problem{Kind: ProblemMissingManifest, Object: rec.Object, Media: []string{mxc}})
+		switch {
+		case decodeErr != nil:
+			rep.Problems = append(rep.Problems, Problem{Kind: ProblemBadRecord, Media: []string{mxc}, Detail: decodeErr.Error()})
 			rep.Damaged = append(rep.Damaged, mxc)
-			return nil
-		}
-		if _, bad := damagedObj[rec.Object]; bad {
-			rep.Damaged = append(rep.Damaged, mxc)
+		case rec.Pending || rec.Object.IsZero():
+		default:
+			if _, err := snap.Manifest(rec.Object); errors.Is(err, index.ErrNotFound) {
+				rep.Problems = append(rep.Problems, Problem{Kind: ProblemMissingManifest, Object: rec.Object, Media: []string{mxc}})
+				rep.Damaged = append(rep.Damaged, mxc)
+			} else if _, bad := damagedObj[rec.Object]; bad {
+				rep.Damaged = append(rep.Damaged, mxc)
+				byObj[rec.Object] = append(byObj[rec.Object], mxc)
+			}
 		}
 		return ctx.Err()
 	})
 	if err != nil {
-		if errors.Is(err, index.ErrCorruptRecord) {
-			rep.Problems = append(rep.Problems, Problem{Kind: ProblemBadRecord, Detail: err.Error()})
-			return rep, nil
-		}
 		return rep, err
 	}
 	sort.Strings(rep.Damaged)
 	// Attach media names to the chunk and object problems they cause.
-	byObj := make(map[cas.Hash][]string)
-	if len(damagedObj) > 0 {
-		snap.ScanMedia(func(rec Record) error {
-			if _, bad := damagedObj[rec.Object]; bad {
-				byObj[rec.Object] = append(byObj[rec.Object], "mxc://"+rec.Server+"/"+rec.MediaID)
-			}
-			return nil
-		})
-	}
 	for i, p := range rep.Problems {
-		if p.Kind == ProblemCorruptChunk {
+		switch {
+		case p.Kind == ProblemCorruptChunk:
 			for obj := range damagedObj {
 				if m, err := snap.Manifest(obj); err == nil && containsChunk(m, p.Chunk) {
 					rep.Problems[i].Media = append(rep.Problems[i].Media, byObj[obj]...)
 				}
 			}
-		} else if !p.Object.IsZero() && p.Media == nil {
+		case !p.Object.IsZero() && p.Media == nil:
 			rep.Problems[i].Media = byObj[p.Object]
 		}
 		sort.Strings(rep.Problems[i].Media)

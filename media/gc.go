@@ -62,6 +62,10 @@ func (s *Store) GC(ctx context.Context) (GCStats, error) {
 		return st, err
 	}
 
+	if s.gcHook != nil {
+		s.gcHook()
+	}
+
 	// Unreferenced manifests go in one batch, decided and committed while
 	// no upload can pin one of them.
 	if len(deadObj) > 0 {

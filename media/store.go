@@ -78,9 +78,11 @@ type Store struct {
 	idx    *index.DB
 	pins   pins
 	claims claims
-	// maint serialises GC, Fsck and Backup: each needs the chunk set to
-	// stay put while it looks at it.
+	// maint serialises GC, Fsck, Backup and Close: each needs the chunk set
+	// to stay put while it looks at it.
 	maint sync.Mutex
+	// gcHook, set only by tests, runs between GC's snapshot and its sweep.
+	gcHook func()
 }
 
 // Open opens or creates the store in opts.Dir.
@@ -119,8 +121,12 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close closes the index and releases the data directory.
+// Close closes the index and releases the data directory, after any GC,
+// Fsck or Backup in progress ends (cancel their contexts to hurry them).
+// Uploads must have returned.
 func (s *Store) Close() error {
+	s.maint.Lock() // a GC, Fsck or Backup still running finishes first
+	defer s.maint.Unlock()
 	err := s.idx.Close()
 	if e := s.cas.Close(); err == nil {
 		err = e

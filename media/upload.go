@@ -30,10 +30,14 @@ type UploadInfo struct {
 // Upload streams body into the store and records it as info.MXC. It returns
 // only once the chunks, the manifest and the record are durable. On any
 // error (a read error, a short or long body, a cancelled ctx) no record is
-// written and no chunk is placed; a failure while placing chunks may leave
-// some, unreferenced, for GC. Two uploads to one ID never both succeed. Identical
+// written and no chunk is placed; a failure while placing chunks or
+// committing the index may leave some, unreferenced, for GC. An invalid
+// info.MXC is an error wrapping matrix.ErrInvalid. Two uploads to one ID never both succeed. Identical
 // content is stored once, whoever uploads it.
 func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Record, error) {
+	if _, err := matrix.NewMXC(info.MXC.Server, info.MXC.MediaID); err != nil {
+		return Record{}, err
+	}
 	if !s.claims.try(info.MXC) {
 		return Record{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
 	}

@@ -374,14 +374,8 @@ func TestUploadExistingID(t *testing.T) {
 
 // TestUploadSameIDConcurrently starts two uploads to one ID, both past
 // their first read (so both have checked the ID), then lets them finish:
-// exactly one may succeed, the other must get ErrExists.
-//
-// KNOWN BUG: Upload checks for an existing record before it reads the body
-// and writes the record much later without checking again (upload.go, the
-// s.idx.Media check at the top vs b.PutMedia at the end), so both succeed
-// and the second silently replaces the first: its client holds an mxc URI
-// whose content changed, usage counts the ID twice and the first uploader's
-// ownership key is left behind. Set MXCAS_KNOWN_BUGS=1 to run.
+// exactly one may succeed, the other must get ErrExists (the per-ID claim
+// in claims.go).
 func TestUploadSameIDConcurrently(t *testing.T) {
 	s, _ := newStore(t, nil)
 	contents := [][]byte{randBytes(41, 100_000), randBytes(42, 100_000)}

@@ -110,7 +110,13 @@ func startAdmin(ctx context.Context, addr string, st *media.Store, log *slog.Log
 	go srv.Serve(ln)
 	log.Info("admin endpoint listening", "addr", ln.Addr().String(), "file", path)
 	return func() {
-		srv.Close()
+		// ctx is done by now, so a running fsck, gc or backup is cancelled;
+		// wait for its handler before the store is closed under it.
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Error("admin endpoint: shutdown", "err", err)
+		}
 		os.Remove(path)
 	}, nil
 }
@@ -121,7 +127,7 @@ var errNoAdmin = errors.New("the store is in use by another process, and it offe
 
 // callAdmin asks the server holding dataDir to run op and decodes its result
 // into res. The server's own error comes back as an error.
-func callAdmin(dataDir, op string, req, res any) error {
+func callAdmin(ctx context.Context, dataDir, op string, req, res any) error {
 	b, err := os.ReadFile(filepath.Join(dataDir, adminFile))
 	if err != nil {
 		return errNoAdmin
@@ -131,7 +137,7 @@ func callAdmin(dataDir, op string, req, res any) error {
 		return fmt.Errorf("read %s: %w", adminFile, err)
 	}
 	body, _ := json.Marshal(req)
-	hr, err := http.NewRequest(http.MethodPost, "http://"+info.Addr+"/"+op, bytes.NewReader(body))
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+info.Addr+"/"+op, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ func withStore(cfg config.Config, logger *slog.Logger, op string, req, res any, 
 	st, err := media.Open(mediaOptions(cfg, logger))
 	if errors.Is(err, media.ErrLocked) {
 		logger.Info("the store is held by a running server; asking it", "op", op)
-		return callAdmin(cfg.Server.DataDir, op, req, res)
+		return callAdmin(ctx, cfg.Server.DataDir, op, req, res)
 	}
 	if err != nil {
 		return err

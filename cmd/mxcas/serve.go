@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -77,8 +76,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	logger.Info("shutting down: finishing in-flight requests", "timeout", shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	if err := srv.Shutdown(sctx); err != nil {
+		// Requests still running after the timeout are cut off (Close) so
+		// none of them can touch the store after it is closed.
+		logger.Error("shutdown: in-flight requests did not finish in time; closing them", "err", err)
+		srv.Close()
 	}
 	return nil
 }
