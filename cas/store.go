@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,8 +114,18 @@ func Open(dir string) (*Store, error) {
 }
 
 // removeStale deletes every temp file: none can belong to a live writer
-// because we hold the lock.
+// because we hold the lock. That is DATA/tmp/*, and the temp files
+// WriteFileAtomic leaves in DATA itself when interrupted (".NAME-123").
 func (s *Store) removeStale() error {
+	leftovers, _ := filepath.Glob(filepath.Join(s.dir, ".*-*"))
+	for _, p := range leftovers {
+		name := filepath.Base(p)
+		if i := strings.LastIndexByte(name, '-'); i > 1 && isDigits(name[i+1:]) {
+			if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
+				os.Remove(p)
+			}
+		}
+	}
 	entries, err := os.ReadDir(s.tmpDir)
 	if err != nil {
 		return fmt.Errorf("cas: read tmp: %w", err)
@@ -286,4 +297,13 @@ func (s *Store) probeAnonymous() bool {
 	f.Close()
 	os.Remove(probe)
 	return err == nil
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -653,6 +653,22 @@ func TestCrashBeforeRename(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	tmp := filepath.Join(dir, "tmp")
+	// A small file's temp file, as WriteFileAtomic leaves it when killed,
+	// and a dot file that is not one.
+	if err := os.WriteFile(filepath.Join(dir, ".FORMAT-12345"), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".keep-me"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if _, err := os.Stat(filepath.Join(dir, ".FORMAT-12345")); err == nil {
+			t.Error("a stale .FORMAT-12345 survived reopening")
+		}
+		if _, err := os.Stat(filepath.Join(dir, ".keep-me")); err != nil {
+			t.Errorf("reopening removed .keep-me: %v", err)
+		}
+	}()
 	// Leftovers of other kinds, as an earlier crash or another package
 	// staging in TempDir might leave them.
 	if err := os.WriteFile(filepath.Join(tmp, "chunk-123"), []byte("partial"), 0o600); err != nil {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/mxcas/mxcas/cas"
 )
 
 // FormatVersion is the version of the data directory layout this code
@@ -65,7 +67,10 @@ func CheckFormat(dir string, want Format) error {
 	path := filepath.Join(dir, "FORMAT")
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return writeFileSync(path, want.encode())
+		if err := cas.WriteFileAtomic(path, want.encode(), 0o600); err != nil {
+			return fmt.Errorf("index: write %s: %w", path, err)
+		}
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("index: read %s: %w", path, err)
@@ -98,36 +103,4 @@ func ReadFormat(dir string) (Format, error) {
 		return f, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
 	return f, nil
-}
-
-// writeFileSync writes a small file atomically and durably.
-func writeFileSync(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("index: write %s: %w", path, err)
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("index: write %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

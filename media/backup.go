@@ -106,7 +106,7 @@ func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
 		return st, fmt.Errorf("media: backup: place index: %w", err)
 	}
 	os.RemoveAll(ckpt) // the previous backup's index, if any
-	if err := syncDir(dest); err != nil {
+	if err := cas.SyncDir(dest); err != nil {
 		return st, err
 	}
 	s.opts.Logger.Info("backup done", "dest", dest, "chunks_copied", st.ChunksCopied,
@@ -139,13 +139,4 @@ func swapDir(src, dst string) error {
 		return nil
 	}
 	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/media"
 )
 
@@ -102,7 +103,7 @@ func startAdmin(ctx context.Context, addr string, st *media.Store, log *slog.Log
 	a := &adminServer{st: st, secret: hex.EncodeToString(sec[:]), log: log}
 	info, _ := json.Marshal(adminInfo{Addr: ln.Addr().String(), Secret: a.secret, PID: os.Getpid()})
 	path := filepath.Join(st.Dir(), adminFile)
-	if err := writeFileAtomic(path, info, 0o600); err != nil {
+	if err := cas.WriteFileAtomic(path, info, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("admin endpoint: %w", err)
 	}
@@ -163,28 +164,4 @@ func callAdmin(ctx context.Context, dataDir, op string, req, res any) error {
 		return fmt.Errorf("running server: %s", out.Error)
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	err = tmp.Chmod(perm)
-	if err == nil {
-		_, err = tmp.Write(data)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }
