@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,8 +17,10 @@ import (
 
 // Config is the whole file.
 type Config struct {
-	Server  Server  `toml:"server"`
-	Storage Storage `toml:"storage"`
+	Server      Server       `toml:"server"`
+	Storage     Storage      `toml:"storage"`
+	Homeservers []Homeserver `toml:"homeserver"`
+	Federation  Federation   `toml:"federation"`
 
 	// Source is where the configuration came from: a file name, or
 	// "embedded default".
@@ -34,6 +38,27 @@ type Server struct {
 	// AdminListen is the loopback address of the local admin endpoint used
 	// by `mxcas fsck|gc|backup` while the server runs. Port 0 picks one.
 	AdminListen string `toml:"admin_listen"`
+}
+
+// Homeserver is one [[homeserver]] table: a server name mxcas serves media
+// for, chosen by the request's Host.
+type Homeserver struct {
+	// Name is the server name in mxc:// URIs and the Host it is reached by.
+	Name string `toml:"name"`
+	// ClientAPI is where access tokens are checked (GET
+	// /_matrix/client/v3/account/whoami).
+	ClientAPI string `toml:"client_api"`
+	// SigningKey is a Synapse-format key file ("ed25519 <version> <seed>"),
+	// relative to the config file's directory; empty for none.
+	SigningKey string `toml:"signing_key"`
+	// Admins are user IDs with admin rights on this homeserver's media.
+	Admins []string `toml:"admins"`
+}
+
+// Federation is the [federation] table.
+type Federation struct {
+	// Routes maps a server name to a base URL, bypassing discovery.
+	Routes map[string]string `toml:"routes"`
 }
 
 // Storage is the [storage] table.
@@ -69,15 +94,20 @@ func Default() Config {
 			AdminListen:           "127.0.0.1:0",
 		},
 		Storage: Storage{GCGrace: Duration{time.Hour}},
-		Source:  "embedded default",
+		Homeservers: []Homeserver{{
+			Name:      "localhost",
+			ClientAPI: "http://127.0.0.1:8008",
+		}},
+		Source: "embedded default",
 	}
 }
 
 // ErrInvalid is wrapped by every configuration error.
 var ErrInvalid = errors.New("config: invalid")
 
-// Load reads the file at path. A relative data_dir is taken relative to the
-// file's directory, so commands find the same store wherever they run.
+// Load reads the file at path. A relative data_dir or signing_key is taken
+// relative to the file's directory, so commands find the same files
+// wherever they run.
 func Load(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -89,6 +119,11 @@ func Load(path string) (Config, error) {
 	}
 	if !filepath.IsAbs(c.Server.DataDir) {
 		c.Server.DataDir = filepath.Join(filepath.Dir(path), c.Server.DataDir)
+	}
+	for i, hs := range c.Homeservers {
+		if hs.SigningKey != "" && !filepath.IsAbs(hs.SigningKey) {
+			c.Homeservers[i].SigningKey = filepath.Join(filepath.Dir(path), hs.SigningKey)
+		}
 	}
 	return c, nil
 }
@@ -110,6 +145,7 @@ func Find(path string) (Config, error) {
 func Parse(text, name string) (Config, error) {
 	c := Default()
 	c.Source = name
+	c.Homeservers = nil // a file that lists homeservers replaces the default one
 	md, err := toml.Decode(text, &c)
 	if err != nil {
 		var perr toml.ParseError
@@ -120,6 +156,9 @@ func Parse(text, name string) (Config, error) {
 			return c, fmt.Errorf("%w: %s:%d: %s", ErrInvalid, name, perr.Position.Line, perr.Message)
 		}
 		return c, fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
+	}
+	if len(c.Homeservers) == 0 {
+		c.Homeservers = Default().Homeservers
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
@@ -165,7 +204,71 @@ func (c *Config) Validate() error {
 	if c.Storage.GCGrace.Duration < time.Minute {
 		return bad("must be at least 1m: an upload in flight must never look old", "storage", "gc_grace")
 	}
+	seen := make(map[string]bool)
+	for _, hs := range c.Homeservers {
+		if !validServerName(hs.Name) {
+			return bad(fmt.Sprintf("%q is not a server name (host[:port])", hs.Name), "homeserver", "name")
+		}
+		if seen[strings.ToLower(hs.Name)] {
+			return bad(fmt.Sprintf("%q is listed twice", hs.Name), "homeserver", "name")
+		}
+		seen[strings.ToLower(hs.Name)] = true
+		if !validBaseURL(hs.ClientAPI) {
+			return bad(fmt.Sprintf("want an http:// or https:// URL, got %q", hs.ClientAPI), "homeserver", "client_api")
+		}
+		for _, a := range hs.Admins {
+			if !strings.HasPrefix(a, "@") || !strings.Contains(a, ":") {
+				return bad(fmt.Sprintf("%q is not a user ID (@user:server)", a), "homeserver", "admins")
+			}
+		}
+	}
+	for name, base := range c.Federation.Routes {
+		if !validServerName(name) {
+			return bad(fmt.Sprintf("%q is not a server name", name), "federation", "routes", name)
+		}
+		if !validBaseURL(base) {
+			return bad(fmt.Sprintf("want an http:// or https:// URL, got %q", base), "federation", "routes", name)
+		}
+	}
 	return nil
+}
+
+// validServerName checks the shape of a server name: host[:port] with a
+// DNS name, IPv4 or [IPv6] host. (matrix.ValidateServerName is the full
+// check; config imports no project package.)
+func validServerName(s string) bool {
+	if s == "" || len(s) > 255 || strings.ContainsAny(s, "/ \t@?#") {
+		return false
+	}
+	host := s
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return false
+		}
+		host, s = s[1:end], s[end+1:]
+		if net.ParseIP(host) == nil {
+			return false
+		}
+		if s == "" {
+			return true
+		}
+		return strings.HasPrefix(s, ":") && validPort(s[1:])
+	}
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		return h != "" && validPort(p)
+	}
+	return !strings.Contains(host, ":")
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n > 0 && n < 65536 && p[0] != '0' && p[0] != '+'
+}
+
+func validBaseURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // lineOf finds the line where key is set: the last part of the key, as a

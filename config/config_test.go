@@ -96,3 +96,54 @@ func TestExampleFileParses(t *testing.T) {
 		t.Errorf("config.toml.example does not show the defaults: %+v", c)
 	}
 }
+
+func TestHomeserversAndRoutes(t *testing.T) {
+	c, err := Parse(`
+[server]
+listen = "127.0.0.1:8001"
+
+[[homeserver]]
+name = "example.org"
+client_api = "http://127.0.0.1:8008"
+signing_key = "example.org.signing.key"
+admins = ["@admin:example.org"]
+
+[[homeserver]]
+name = "other.example:8448"
+client_api = "https://matrix.other.example"
+
+[federation.routes]
+"far.example" = "http://127.0.0.1:8002"
+`, "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Homeservers) != 2 || c.Homeservers[0].Name != "example.org" || c.Homeservers[0].Admins[0] != "@admin:example.org" ||
+		c.Homeservers[1].Name != "other.example:8448" {
+		t.Errorf("homeservers = %+v", c.Homeservers)
+	}
+	if got := c.Federation.Routes["far.example"]; got != "http://127.0.0.1:8002" {
+		t.Errorf("route = %q", got)
+	}
+	d, err := Parse("[server]\nlisten = \"127.0.0.1:1\"\n", "t.toml")
+	if err != nil || len(d.Homeservers) != 1 || d.Homeservers[0].Name != "localhost" {
+		t.Errorf("a file without [[homeserver]] keeps the default localhost: %+v, %v", d.Homeservers, err)
+	}
+	for name, text := range map[string]string{
+		"bad name":       "[[homeserver]]\nname = \"exa mple\"\nclient_api = \"http://x\"\n",
+		"bad port":       "[[homeserver]]\nname = \"example.org:0\"\nclient_api = \"http://x\"\n",
+		"twice":          "[[homeserver]]\nname = \"a.org\"\nclient_api = \"http://x\"\n[[homeserver]]\nname = \"A.org\"\nclient_api = \"http://x\"\n",
+		"bad client_api": "[[homeserver]]\nname = \"a.org\"\nclient_api = \"ftp://x\"\n",
+		"bad admin":      "[[homeserver]]\nname = \"a.org\"\nclient_api = \"http://x\"\nadmins = [\"admin\"]\n",
+		"bad route":      "[federation.routes]\n\"a.org\" = \"nope\"\n",
+		"unknown key":    "[[homeserver]]\nname = \"a.org\"\nclient_api = \"http://x\"\ncolour = 1\n",
+	} {
+		if _, err := Parse(text, "t.toml"); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: got %v, want ErrInvalid", name, err)
+		}
+	}
+	_, err = Parse("[[homeserver]]\nname = \"a.org\"\nclient_api = \"ftp://x\"\n", "t.toml")
+	if err == nil || !strings.Contains(err.Error(), "t.toml:3") || !strings.Contains(err.Error(), "homeserver.client_api") {
+		t.Errorf("bad client_api error %v does not name the key and line 3", err)
+	}
+}
