@@ -19,6 +19,8 @@ import (
 type Config struct {
 	Server      Server       `toml:"server"`
 	Storage     Storage      `toml:"storage"`
+	Auth        Auth         `toml:"auth"`
+	Uploads     Uploads      `toml:"uploads"`
 	Homeservers []Homeserver `toml:"homeserver"`
 	Federation  Federation   `toml:"federation"`
 
@@ -38,6 +40,30 @@ type Server struct {
 	// AdminListen is the loopback address of the local admin endpoint used
 	// by `mxcas fsck|gc|backup` while the server runs. Port 0 picks one.
 	AdminListen string `toml:"admin_listen"`
+	// TrustForwarded: take the host from X-Forwarded-Host (behind a proxy
+	// that sets it).
+	TrustForwarded bool `toml:"trust_forwarded"`
+	// ShutdownTimeout bounds how long in-flight requests may run after
+	// SIGINT or SIGTERM.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+}
+
+// Auth is the [auth] table.
+type Auth struct {
+	// CacheTTL is how long a token's whoami answer is trusted.
+	CacheTTL Duration `toml:"cache_ttl"`
+	// CacheSize bounds the number of cached tokens.
+	CacheSize int `toml:"cache_size"`
+	// WhoamiTimeout bounds a token check against the homeserver.
+	WhoamiTimeout Duration `toml:"whoami_timeout"`
+}
+
+// Uploads is the [uploads] table: asynchronous uploads (create, then PUT).
+type Uploads struct {
+	// UnusedExpires is how long a created media ID waits for its content.
+	UnusedExpires Duration `toml:"unused_expires"`
+	// MaxPendingPerUser caps created IDs without content, per user.
+	MaxPendingPerUser int `toml:"max_pending_per_user"`
 }
 
 // Homeserver is one [[homeserver]] table: a server name mxcas serves media
@@ -53,6 +79,10 @@ type Homeserver struct {
 	SigningKey string `toml:"signing_key"`
 	// Admins are user IDs with admin rights on this homeserver's media.
 	Admins []string `toml:"admins"`
+	// StaticTokens maps access tokens to user IDs, checked before the
+	// homeserver is asked: for trying mxcas without a homeserver, and for
+	// tests. Empty (off) by default.
+	StaticTokens map[string]string `toml:"static_tokens"`
 }
 
 // Federation is the [federation] table.
@@ -92,6 +122,16 @@ func Default() Config {
 			MaxUploadBytes:        100 << 20,
 			FreezeUnauthenticated: true,
 			AdminListen:           "127.0.0.1:0",
+			ShutdownTimeout:       Duration{30 * time.Second},
+		},
+		Auth: Auth{
+			CacheTTL:      Duration{2 * time.Minute},
+			CacheSize:     10000,
+			WhoamiTimeout: Duration{10 * time.Second},
+		},
+		Uploads: Uploads{
+			UnusedExpires:     Duration{24 * time.Hour},
+			MaxPendingPerUser: 10,
 		},
 		Storage: Storage{GCGrace: Duration{time.Hour}},
 		Homeservers: []Homeserver{{
@@ -204,6 +244,24 @@ func (c *Config) Validate() error {
 	if c.Storage.GCGrace.Duration < time.Minute {
 		return bad("must be at least 1m: an upload in flight must never look old", "storage", "gc_grace")
 	}
+	if c.Server.ShutdownTimeout.Duration <= 0 {
+		return bad("must be positive", "server", "shutdown_timeout")
+	}
+	if c.Auth.CacheTTL.Duration < 0 {
+		return bad("must not be negative", "auth", "cache_ttl")
+	}
+	if c.Auth.CacheSize <= 0 {
+		return bad("must be positive", "auth", "cache_size")
+	}
+	if c.Auth.WhoamiTimeout.Duration <= 0 {
+		return bad("must be positive", "auth", "whoami_timeout")
+	}
+	if c.Uploads.UnusedExpires.Duration < time.Minute {
+		return bad("must be at least 1m", "uploads", "unused_expires")
+	}
+	if c.Uploads.MaxPendingPerUser <= 0 {
+		return bad("must be positive", "uploads", "max_pending_per_user")
+	}
 	seen := make(map[string]bool)
 	for _, hs := range c.Homeservers {
 		if !validServerName(hs.Name) {
@@ -217,8 +275,13 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("want an http:// or https:// URL, got %q", hs.ClientAPI), "homeserver", "client_api")
 		}
 		for _, a := range hs.Admins {
-			if !strings.HasPrefix(a, "@") || !strings.Contains(a, ":") {
+			if !validUserID(a) {
 				return bad(fmt.Sprintf("%q is not a user ID (@user:server)", a), "homeserver", "admins")
+			}
+		}
+		for tok, user := range hs.StaticTokens {
+			if tok == "" || !validUserID(user) {
+				return bad(fmt.Sprintf("want \"token\" = \"@user:server\", got %q = %q", tok, user), "homeserver", "static_tokens")
 			}
 		}
 	}
@@ -259,6 +322,10 @@ func validServerName(s string) bool {
 		return h != "" && validPort(p)
 	}
 	return !strings.Contains(host, ":")
+}
+
+func validUserID(s string) bool {
+	return strings.HasPrefix(s, "@") && strings.Contains(s, ":") && !strings.ContainsAny(s, " \t\n")
 }
 
 func validPort(p string) bool {
