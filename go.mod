@@ -5,6 +5,8 @@ go 1.26.0
 require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/cockroachdb/pebble/v2 v2.1.7
+	github.com/hashicorp/golang-lru/v2 v2.0.7
+	github.com/julienschmidt/httprouter v1.3.0
 	github.com/restic/chunker v0.4.0
 	github.com/zeebo/blake3 v0.2.4
 	golang.org/x/sync v0.25.0

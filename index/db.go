@@ -230,6 +230,19 @@ func (r reader) ScanOwned(user string, fn func(server, id string) error) error {
 	})
 }
 
+// CountPending counts user's created IDs without content that have not
+// lapsed at now (Unix ms).
+func (r reader) CountPending(user string, now int64) (int, error) {
+	n := 0
+	err := r.scan(pendingPrefix(user), func(_, v []byte) error {
+		if len(v) == 8 && int64(binary.LittleEndian.Uint64(v)) > now {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
 // Batch is a set of changes committed atomically and durably. Not safe for
 // concurrent use. Close it when done (Commit does not).
 type Batch struct{ b *pebble.Batch }
@@ -280,6 +293,19 @@ func (b *Batch) AddUsage(user, server string, delta Usage) error {
 		}
 	}
 	return b.b.Merge(serverUsageKey(server), v, nil)
+}
+
+// PutPending records that user created server/id, lapsing at expires (Unix
+// ms), so CountPending can cap a user's created IDs.
+func (b *Batch) PutPending(user, server, id string, expires int64) error {
+	var v [8]byte
+	binary.LittleEndian.PutUint64(v[:], uint64(expires))
+	return b.b.Set(pendingKey(user, server, id), v[:], nil)
+}
+
+// DeletePending forgets a created ID (its content arrived, or it was purged).
+func (b *Batch) DeletePending(user, server, id string) error {
+	return b.b.Delete(pendingKey(user, server, id), nil)
 }
 
 // Commit applies the batch and syncs it to disk before returning.

@@ -14,6 +14,8 @@
 //	                                      count, then per chunk 32-byte hash
 //	                                      and uvarint length
 //	u/<userID>\x00<server>/<mediaID>      ownership; empty value
+//	p/<userID>\x00<server>/<mediaID>      a created ID without content yet;
+//	                                      value: expiry, Unix ms, 8 bytes LE
 //	s/u/<userID>                          Usage of a user, merged counters
 //	s/s/<server>                          Usage of a server name, merged counters
 //

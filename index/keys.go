@@ -11,6 +11,7 @@ var (
 	prefixMedia   = []byte("m/")
 	prefixObject  = []byte("o/")
 	prefixOwner   = []byte("u/")
+	prefixPending = []byte("p/")
 	prefixUserUse = []byte("s/u/")
 	prefixSiteUse = []byte("s/s/")
 )
@@ -55,4 +56,14 @@ func prefixEnd(p []byte) []byte {
 		}
 	}
 	return nil // no upper bound
+}
+
+func pendingKey(user, server, id string) []byte {
+	k := append(append([]byte(nil), prefixPending...), user...)
+	k = append(k, 0)
+	return append(append(append(k, server...), '/'), id...)
+}
+
+func pendingPrefix(user string) []byte {
+	return append(append(append([]byte(nil), prefixPending...), user...), 0)
 }

@@ -25,7 +25,11 @@ func (s *Store) Delete(m matrix.MXC) error {
 			return err
 		}
 	}
-	if !rec.Pending {
+	if rec.Pending {
+		if err := b.DeletePending(rec.Uploader, m.Server, m.MediaID); err != nil {
+			return err
+		}
+	} else {
 		if err := b.AddUsage(rec.Uploader, m.Server, index.Usage{Bytes: -rec.Size, Count: -1}); err != nil {
 			return err
 		}

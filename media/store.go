@@ -24,6 +24,12 @@ var (
 	ErrTruncated = errors.New("media: body ended before its declared length")
 	ErrTooLarge  = errors.New("media: body longer than its declared length or the limit")
 	ErrLocked    = cas.ErrLocked
+	// ErrForbidden: the user may not do this (fill another user's created ID).
+	ErrForbidden = errors.New("media: forbidden")
+	// ErrNotYetUploaded: a created ID still had no content when the wait ended.
+	ErrNotYetUploaded = errors.New("media: not yet uploaded")
+	// ErrPendingLimit: the user has too many created IDs without content.
+	ErrPendingLimit = errors.New("media: too many pending uploads")
 )
 
 // HashName names the hash in DATA/FORMAT.
@@ -71,13 +77,16 @@ func (o *Options) Validate() error {
 // Store is the media repository of one data directory. Safe for concurrent
 // use; one process at a time may open a data directory.
 type Store struct {
-	opts   Options
-	params chunker.Params
-	format index.Format
-	cas    *cas.Store
-	idx    *index.DB
-	pins   pins
-	claims claims
+	opts    Options
+	params  chunker.Params
+	format  index.Format
+	cas     *cas.Store
+	idx     *index.DB
+	pins    pins
+	claims  claims
+	waiters waiters
+	// pendingMu makes counting and adding a user's created IDs one step.
+	pendingMu sync.Mutex
 	// maint serialises GC, Fsck, Backup and Close: each needs the chunk set
 	// to stay put while it looks at it.
 	maint sync.Mutex

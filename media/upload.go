@@ -47,6 +47,15 @@ func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Re
 	} else if !errors.Is(err, index.ErrNotFound) {
 		return Record{}, err
 	}
+	return s.ingest(ctx, info, body, nil)
+}
+
+// ingest stores body and commits its record; pending is the record of a
+// created ID being filled, or nil. The caller holds info.MXC's claim.
+func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, pending *Record) (Record, error) {
+	if info.MaxSize > 0 && info.Size > info.MaxSize {
+		return Record{}, fmt.Errorf("%w: %s: declared %d bytes, limit %d", ErrTooLarge, info.MXC, info.Size, info.MaxSize)
+	}
 	limit := int64(-1)
 	if info.MaxSize > 0 {
 		limit = info.MaxSize
@@ -141,11 +150,19 @@ func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Re
 			return Record{}, err
 		}
 	}
+	if pending != nil {
+		if err := b.DeletePending(pending.Uploader, rec.Server, rec.MediaID); err != nil {
+			return Record{}, err
+		}
+	}
 	if err := b.AddUsage(rec.Uploader, rec.Server, index.Usage{Bytes: rec.Size, Count: 1}); err != nil {
 		return Record{}, err
 	}
 	if err := b.Commit(); err != nil {
 		return Record{}, err
+	}
+	if pending != nil {
+		s.waiters.wake(info.MXC)
 	}
 	return rec, nil
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/media"
@@ -113,7 +114,7 @@ func startAdmin(ctx context.Context, addr string, st *media.Store, log *slog.Log
 	return func() {
 		// ctx is done by now, so a running fsck, gc or backup is cancelled;
 		// wait for its handler before the store is closed under it.
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			log.Error("admin endpoint: shutdown", "err", err)

@@ -13,12 +13,9 @@ import (
 	"time"
 
 	"github.com/mxcas/mxcas/config"
+	"github.com/mxcas/mxcas/httpapi"
 	"github.com/mxcas/mxcas/media"
 )
-
-// shutdownTimeout bounds how long in-flight requests may take after a
-// signal.
-const shutdownTimeout = 30 * time.Second
 
 func cmdServe(args []string, logger *slog.Logger, stderr io.Writer) int {
 	cfg, _, err := loadConfig("serve", args, stderr, nil)
@@ -61,7 +58,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: newHandler(st), ReadHeaderTimeout: 30 * time.Second}
+	api, err := httpapi.New(apiOptions(cfg, st, logger))
+	if err != nil {
+		return err
+	}
+	for _, hs := range cfg.Homeservers {
+		logger.Info("serving homeserver", "name", hs.Name, "client_api", hs.ClientAPI, "static_tokens", len(hs.StaticTokens))
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("listening", "addr", ln.Addr().String())
@@ -73,28 +77,47 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		return err
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down: finishing in-flight requests", "timeout", shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	timeout := cfg.Server.ShutdownTimeout.Duration
+	logger.Info("shutting down: finishing in-flight requests", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		// Requests still running after the timeout are cut off (Close) so
-		// none of them can touch the store after it is closed.
 		logger.Error("shutdown: in-flight requests did not finish in time; closing them", "err", err)
 		srv.Close()
+	}
+	// Handlers cut off by Close may still be running: wait for them to
+	// leave the store before it is closed.
+	actx, acancel := context.WithTimeout(context.Background(), timeout)
+	defer acancel()
+	if err := api.Close(actx); err != nil {
+		return fmt.Errorf("requests still using the store after %s: %w", 2*timeout, err)
 	}
 	return nil
 }
 
-// newHandler answers /healthz; the Matrix media API arrives with package
-// httpapi (issue 3). Until then every other path is a Matrix 404.
-func newHandler(st *media.Store) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
-	})
-	return mux
+// apiOptions turns the configuration into the API's options.
+func apiOptions(cfg config.Config, st *media.Store, logger *slog.Logger) httpapi.Options {
+	o := httpapi.Options{
+		Store:                 st,
+		TrustForwarded:        cfg.Server.TrustForwarded,
+		MaxUploadBytes:        cfg.Server.MaxUploadBytes,
+		FreezeUnauthenticated: cfg.Server.FreezeUnauthenticated,
+		UnusedExpires:         cfg.Uploads.UnusedExpires.Duration,
+		MaxPendingPerUser:     cfg.Uploads.MaxPendingPerUser,
+		Auth: httpapi.AuthOptions{
+			CacheTTL:  cfg.Auth.CacheTTL.Duration,
+			CacheSize: cfg.Auth.CacheSize,
+			Timeout:   cfg.Auth.WhoamiTimeout.Duration,
+		},
+		Logger: logger,
+	}
+	if o.Auth.CacheTTL == 0 {
+		o.Auth.CacheTTL = -1 // 0 in the file means: no cache
+	}
+	for _, hs := range cfg.Homeservers {
+		o.Homeservers = append(o.Homeservers, httpapi.Homeserver{
+			Name: hs.Name, ClientAPI: hs.ClientAPI, Admins: hs.Admins, StaticTokens: hs.StaticTokens,
+		})
+	}
+	return o
 }

@@ -1,0 +1,92 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mxcas/mxcas/matrix"
+	"github.com/mxcas/mxcas/media"
+)
+
+// Error is a Matrix error answer: status, errcode and message. Handlers
+// return errors; writeError maps any error to one of these.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	// RetryAfter, when set, becomes Retry-After and retry_after_ms.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+func errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// toMatrix maps an error to the Matrix answer. Unknown errors are 500
+// M_UNKNOWN with a generic message (the detail goes to the log only).
+func toMatrix(err error) *Error {
+	var me *Error
+	if errors.As(err, &me) {
+		return me
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe), errors.Is(err, media.ErrTooLarge):
+		return errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "The upload is larger than this server allows")
+	case errors.Is(err, matrix.ErrInvalid):
+		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%s", trimPrefix(err))
+	case errors.Is(err, media.ErrNotFound):
+		return errorf(http.StatusNotFound, "M_NOT_FOUND", "Media not found")
+	case errors.Is(err, media.ErrForbidden):
+		return errorf(http.StatusForbidden, "M_FORBIDDEN", "This media ID was created by another user")
+	case errors.Is(err, media.ErrExists):
+		return errorf(http.StatusConflict, "M_CANNOT_OVERWRITE_MEDIA", "This media already has content")
+	case errors.Is(err, media.ErrNotYetUploaded):
+		return errorf(http.StatusGatewayTimeout, "M_NOT_YET_UPLOADED", "The media has not been uploaded yet")
+	case errors.Is(err, media.ErrPendingLimit):
+		return &Error{Status: http.StatusTooManyRequests, Code: "M_LIMIT_EXCEEDED",
+			Message: "Too many uploads created and not yet completed", RetryAfter: time.Minute}
+	case errors.Is(err, media.ErrTruncated):
+		return errorf(http.StatusBadRequest, "M_UNKNOWN", "The request body ended before its declared length")
+	case errors.Is(err, context.DeadlineExceeded):
+		return errorf(http.StatusGatewayTimeout, "M_UNKNOWN", "Timed out")
+	}
+	return errorf(http.StatusInternalServerError, "M_UNKNOWN", "Internal server error")
+}
+
+func trimPrefix(err error) string {
+	s := err.Error()
+	if p := "matrix: invalid identifier: "; len(s) > len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}
+
+// writeError answers err as Matrix JSON.
+func writeError(w http.ResponseWriter, err error) *Error {
+	me := toMatrix(err)
+	body := map[string]any{"errcode": me.Code, "error": me.Message}
+	if me.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(me.RetryAfter.Seconds())))
+		body["retry_after_ms"] = me.RetryAfter.Milliseconds()
+	}
+	writeJSON(w, me.Status, body)
+	return me
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Del("Content-Disposition")
+	h.Del("Content-Range")
+	h.Del("ETag")
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

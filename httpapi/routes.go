@@ -1,0 +1,51 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/julienschmidt/httprouter"
+)
+
+// routes registers every endpoint. Unknown paths are 404 M_UNRECOGNIZED,
+// known paths with another method 405 M_UNRECOGNIZED.
+func (a *API) routes() {
+	r := httprouter.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.HandleOPTIONS = false // ServeHTTP answers OPTIONS itself
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request"))
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, errorf(http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Unrecognized request: method not allowed here"))
+	})
+	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
+		a.log.Error("panic in handler", "method", req.Method, "path", req.URL.Path, "panic", v)
+		writeError(w, errorf(http.StatusInternalServerError, "M_UNKNOWN", "Internal server error"))
+	}
+	a.router = r
+
+	r.GET("/healthz", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+
+	for _, v := range []string{"r0", "v1", "v3"} {
+		legacy := "/_matrix/media/" + v
+		a.handle(http.MethodPost, legacy+"/upload", authenticated, a.upload)
+		a.handle(http.MethodPut, legacy+"/upload/:server/:id", authenticated, a.fill)
+		a.handle(http.MethodGet, legacy+"/config", authenticated, a.config)
+		a.handle(http.MethodGet, legacy+"/download/:server/:id", public, a.downloadLegacy)
+		a.handle(http.MethodGet, legacy+"/download/:server/:id/:name", public, a.downloadLegacy)
+		a.handle(http.MethodGet, legacy+"/thumbnail/:server/:id", public, a.thumbnailLegacy)
+		if v != "r0" {
+			a.handle(http.MethodPost, legacy+"/create", authenticated, a.create)
+		}
+	}
+	const client = "/_matrix/client/v1/media"
+	a.handle(http.MethodGet, client+"/config", authenticated, a.config)
+	a.handle(http.MethodGet, client+"/download/:server/:id", authenticated, a.download)
+	a.handle(http.MethodGet, client+"/download/:server/:id/:name", authenticated, a.download)
+	a.handle(http.MethodGet, client+"/thumbnail/:server/:id", authenticated, a.thumbnail)
+}

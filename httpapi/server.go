@@ -1,0 +1,262 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/mxcas/mxcas/media"
+)
+
+// Options configure the API.
+type Options struct {
+	Store       *media.Store
+	Homeservers []Homeserver
+	// TrustForwarded takes the host from X-Forwarded-Host.
+	TrustForwarded bool
+	// MaxUploadBytes caps an upload (default 100 MiB).
+	MaxUploadBytes int64
+	// FreezeUnauthenticated: media stored now is refused on the legacy
+	// unauthenticated download and thumbnail paths.
+	FreezeUnauthenticated bool
+	// UnusedExpires is how long a created ID waits for content (24 h).
+	UnusedExpires time.Duration
+	// MaxPendingPerUser caps created IDs without content (10).
+	MaxPendingPerUser int
+	Auth              AuthOptions
+	Logger            *slog.Logger
+	Now               func() time.Time
+}
+
+// API is the HTTP handler of the media API. Close waits for requests in
+// flight to leave the store.
+type API struct {
+	opts   Options
+	hosts  map[string]*Homeserver // lower-case name -> homeserver
+	auth   *authenticator
+	router *httprouter.Router
+	log    *slog.Logger
+
+	inflight sync.WaitGroup
+	mu       sync.Mutex
+	closed   bool
+}
+
+// New builds the API.
+func New(opts Options) (*API, error) {
+	if opts.Store == nil {
+		return nil, errors.New("httpapi: Options.Store is nil")
+	}
+	if len(opts.Homeservers) == 0 {
+		return nil, errors.New("httpapi: no homeserver configured")
+	}
+	if opts.MaxUploadBytes <= 0 {
+		opts.MaxUploadBytes = 100 << 20
+	}
+	if opts.UnusedExpires <= 0 {
+		opts.UnusedExpires = 24 * time.Hour
+	}
+	if opts.MaxPendingPerUser <= 0 {
+		opts.MaxPendingPerUser = 10
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a := &API{opts: opts, hosts: make(map[string]*Homeserver), auth: newAuthenticator(opts.Auth), log: opts.Logger}
+	for i := range opts.Homeservers {
+		hs := &opts.Homeservers[i]
+		a.hosts[strings.ToLower(hs.Name)] = hs
+	}
+	a.routes()
+	return a, nil
+}
+
+// Close stops taking requests and waits for those in flight to finish
+// with the store, or for ctx to end.
+func (a *API) Close(ctx context.Context) error {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	done := make(chan struct{})
+	go func() { a.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *API) enter() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return false
+	}
+	a.inflight.Add(1)
+	return true
+}
+
+// handler is what every endpoint is: it returns an error instead of
+// writing one.
+type handler func(w http.ResponseWriter, r *http.Request, rc *reqCtx) error
+
+// reqCtx is what the middleware found out about a request.
+type reqCtx struct {
+	hs     *Homeserver
+	user   user
+	params httprouter.Params
+}
+
+// param returns a path parameter, percent-decoded.
+func (rc *reqCtx) param(name string) string { return unescape(rc.params.ByName(name)) }
+
+type access int
+
+const (
+	public access = iota
+	authenticated
+)
+
+// handle registers h for method and path with the given access.
+func (a *API) handle(method, path string, acc access, h handler) {
+	a.router.Handle(method, path, func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		rc := &reqCtx{params: ps}
+		hs, err := a.homeserver(r)
+		if err == nil && acc == authenticated {
+			rc.user, err = a.auth.check(r.Context(), hs, token(r))
+		}
+		rc.hs = hs
+		if err == nil {
+			err = h(w, r, rc)
+		}
+		if err != nil {
+			me := writeError(w, err)
+			if me.Status >= 500 {
+				a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+		}
+	})
+}
+
+// homeserver picks the homeserver by the request's host, port removed.
+func (a *API) homeserver(r *http.Request) (*Homeserver, error) {
+	host := r.Host
+	if a.opts.TrustForwarded {
+		if f := r.Header.Get("X-Forwarded-Host"); f != "" {
+			host, _, _ = strings.Cut(f, ",")
+			host = strings.TrimSpace(host)
+		}
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if hs, ok := a.hosts[strings.ToLower(host)]; ok {
+		return hs, nil
+	}
+	// A name with a port ("example.org:8448") is matched as written too.
+	if hs, ok := a.hosts[strings.ToLower(r.Host)]; ok {
+		return hs, nil
+	}
+	return nil, errorf(http.StatusNotFound, "M_NOT_FOUND", "This server does not serve media for host %q", host)
+}
+
+// local reports whether server is one of the homeservers we serve.
+func (a *API) local(server string) bool {
+	_, ok := a.hosts[strings.ToLower(server)]
+	return ok
+}
+
+// ServeHTTP routes on the raw (still escaped) path, so "%2F" inside a
+// segment stays inside it, and adds the headers every answer carries.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !a.enter() {
+		w.Header().Set("Connection", "close")
+		writeError(w, errorf(http.StatusServiceUnavailable, "M_UNKNOWN", "The server is shutting down"))
+		return
+	}
+	defer a.inflight.Done()
+	start := a.opts.Now()
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
+	lw := &logWriter{ResponseWriter: w, status: http.StatusOK}
+	if r.Method == http.MethodOptions {
+		lw.WriteHeader(http.StatusOK) // CORS preflight: never runs the endpoint
+	} else {
+		rr := r.Clone(r.Context())
+		rr.URL.Path = r.URL.EscapedPath()
+		rr.URL.RawPath = ""
+		a.router.ServeHTTP(lw, rr)
+	}
+	a.log.Info("request", "method", r.Method, "path", r.URL.Path, "host", r.Host, "status", lw.status,
+		"bytes", lw.bytes, "duration_ms", float64(a.opts.Now().Sub(start).Microseconds())/1000)
+}
+
+// logWriter records status and size for the request log. It passes
+// io.ReaderFrom through so file bodies can still use sendfile.
+type logWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (l *logWriter) WriteHeader(code int) {
+	if !l.wrote {
+		l.status, l.wrote = code, true
+	}
+	l.ResponseWriter.WriteHeader(code)
+}
+
+func (l *logWriter) Write(b []byte) (int, error) {
+	l.wrote = true
+	n, err := l.ResponseWriter.Write(b)
+	l.bytes += int64(n)
+	return n, err
+}
+
+func (l *logWriter) Unwrap() http.ResponseWriter { return l.ResponseWriter }
+
+func unescape(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}

@@ -1,0 +1,185 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/mxcas/mxcas/matrix"
+)
+
+// CreateInfo describes a media ID created ahead of its content
+// (POST /_matrix/media/v1/create).
+type CreateInfo struct {
+	MXC      matrix.MXC
+	Uploader string
+	// Expires is when the ID lapses if no content arrives.
+	Expires time.Time
+	// MaxPending caps the user's created IDs without content (0: no cap).
+	MaxPending   int
+	RequiresAuth bool
+}
+
+// Create records a pending media ID. Over the user's cap it is
+// ErrPendingLimit; an ID that exists is ErrExists.
+func (s *Store) Create(info CreateInfo) (Record, error) {
+	if _, err := matrix.NewMXC(info.MXC.Server, info.MXC.MediaID); err != nil {
+		return Record{}, err
+	}
+	if !s.claims.try(info.MXC) {
+		return Record{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
+	}
+	defer s.claims.release(info.MXC)
+	s.pendingMu.Lock() // count and add as one step per store
+	defer s.pendingMu.Unlock()
+	if info.MaxPending > 0 {
+		n, err := s.idx.CountPending(info.Uploader, s.opts.Now().UnixMilli())
+		if err != nil {
+			return Record{}, err
+		}
+		if n >= info.MaxPending {
+			return Record{}, fmt.Errorf("%w: %s has %d", ErrPendingLimit, info.Uploader, n)
+		}
+	}
+	if _, err := s.idx.Media(info.MXC.Server, info.MXC.MediaID); err == nil {
+		return Record{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
+	}
+	rec := Record{
+		Server:       info.MXC.Server,
+		MediaID:      info.MXC.MediaID,
+		Uploader:     info.Uploader,
+		Created:      s.opts.Now().UnixMilli(),
+		Pending:      true,
+		Expires:      info.Expires.UnixMilli(),
+		RequiresAuth: info.RequiresAuth,
+	}
+	b := s.idx.NewBatch()
+	defer b.Close()
+	if err := b.PutMedia(rec); err != nil {
+		return Record{}, err
+	}
+	if err := b.PutPending(rec.Uploader, rec.Server, rec.MediaID, rec.Expires); err != nil {
+		return Record{}, err
+	}
+	if err := b.Commit(); err != nil {
+		return Record{}, err
+	}
+	return rec, nil
+}
+
+// expired reports whether a pending record has lapsed.
+func (s *Store) expired(rec Record) bool {
+	return rec.Pending && rec.Expires > 0 && s.opts.Now().UnixMilli() >= rec.Expires
+}
+
+// Fill uploads the content of a created ID (PUT /_matrix/media/v3/upload/
+// {server}/{id}), checking in the spec's order: the ID is known and not
+// expired (else ErrNotFound), user created it (else ErrForbidden), it has
+// no content yet (else ErrExists); only then is body read. Downloads
+// waiting on the ID are woken when it commits.
+func (s *Store) Fill(ctx context.Context, info UploadInfo, user string, body io.Reader) (Record, error) {
+	if _, err := matrix.NewMXC(info.MXC.Server, info.MXC.MediaID); err != nil {
+		return Record{}, err
+	}
+	rec, err := s.Stat(info.MXC)
+	if err != nil {
+		return Record{}, err
+	}
+	if s.expired(rec) {
+		return Record{}, fmt.Errorf("%w: %s expired", ErrNotFound, info.MXC)
+	}
+	if rec.Uploader != user {
+		return Record{}, fmt.Errorf("%w: %s was created by another user", ErrForbidden, info.MXC)
+	}
+	if !rec.Pending {
+		return Record{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
+	}
+	if !s.claims.try(info.MXC) {
+		return Record{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
+	}
+	defer s.claims.release(info.MXC)
+	// Again under the claim: another Fill may have finished meanwhile.
+	if rec, err = s.Stat(info.MXC); err != nil {
+		return Record{}, err
+	}
+	if !rec.Pending {
+		return Record{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
+	}
+	info.Uploader = rec.Uploader
+	info.RequiresAuth = rec.RequiresAuth
+	return s.ingest(ctx, info, body, &rec)
+}
+
+// Wait returns the record of m once it has content: at once when it has,
+// else when Fill commits it, or ErrNotYetUploaded when ctx ends first. An
+// unknown or expired ID is ErrNotFound. No polling: Fill wakes the waiters.
+func (s *Store) Wait(ctx context.Context, m matrix.MXC) (Record, error) {
+	for {
+		e := s.waiters.register(m)
+		rec, err := s.Stat(m)
+		if err != nil || !rec.Pending {
+			s.waiters.unregister(m, e)
+			return rec, err
+		}
+		if s.expired(rec) {
+			s.waiters.unregister(m, e)
+			return rec, fmt.Errorf("%w: %s expired", ErrNotFound, m)
+		}
+		select {
+		case <-e.ch:
+			s.waiters.unregister(m, e)
+		case <-ctx.Done():
+			s.waiters.unregister(m, e)
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return rec, ctx.Err()
+			}
+			return rec, fmt.Errorf("%w: %s", ErrNotYetUploaded, m)
+		}
+	}
+}
+
+// waiters maps a pending ID to a channel closed when its content lands.
+type waiters struct {
+	mu sync.Mutex
+	m  map[matrix.MXC]*waitEntry
+}
+
+type waitEntry struct {
+	ch chan struct{}
+	n  int
+}
+
+func (w *waiters) register(m matrix.MXC) *waitEntry {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = make(map[matrix.MXC]*waitEntry)
+	}
+	e := w.m[m]
+	if e == nil {
+		e = &waitEntry{ch: make(chan struct{})}
+		w.m[m] = e
+	}
+	e.n++
+	return e
+}
+
+func (w *waiters) unregister(m matrix.MXC, e *waitEntry) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if e.n--; e.n <= 0 && w.m[m] == e {
+		delete(w.m, m)
+	}
+}
+
+func (w *waiters) wake(m matrix.MXC) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if e := w.m[m]; e != nil {
+		close(e.ch)
+		delete(w.m, m)
+	}
+}
