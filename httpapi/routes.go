@@ -36,8 +36,10 @@ func (a *API) routes() {
 		a.handle(http.MethodPost, legacy+"/upload", authenticated, a.upload)
 		a.handle(http.MethodPut, legacy+"/upload/:server/:id", authenticated, a.fill)
 		a.handle(http.MethodGet, legacy+"/config", authenticated, a.config)
-		a.handle(http.MethodGet, legacy+"/download/:server/:id", public, a.downloadLegacy)
-		a.handle(http.MethodGet, legacy+"/download/:server/:id/:name", public, a.downloadLegacy)
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			a.handle(m, legacy+"/download/:server/:id", public, a.downloadLegacy)
+			a.handle(m, legacy+"/download/:server/:id/:name", public, a.downloadLegacy)
+		}
 		a.handle(http.MethodGet, legacy+"/thumbnail/:server/:id", public, a.thumbnailLegacy)
 		if v != "r0" {
 			a.handle(http.MethodPost, legacy+"/create", authenticated, a.create)
@@ -45,7 +47,9 @@ func (a *API) routes() {
 	}
 	const client = "/_matrix/client/v1/media"
 	a.handle(http.MethodGet, client+"/config", authenticated, a.config)
-	a.handle(http.MethodGet, client+"/download/:server/:id", authenticated, a.download)
-	a.handle(http.MethodGet, client+"/download/:server/:id/:name", authenticated, a.download)
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		a.handle(m, client+"/download/:server/:id", authenticated, a.download)
+		a.handle(m, client+"/download/:server/:id/:name", authenticated, a.download)
+	}
 	a.handle(http.MethodGet, client+"/thumbnail/:server/:id", authenticated, a.thumbnail)
 }
