@@ -65,7 +65,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	for _, hs := range cfg.Homeservers {
 		logger.Info("serving homeserver", "name", hs.Name, "client_api", hs.ClientAPI, "static_tokens", len(hs.StaticTokens))
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("listening", "addr", ln.Addr().String())
