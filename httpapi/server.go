@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -225,6 +226,21 @@ func (l *logWriter) Write(b []byte) (int, error) {
 	l.wrote = true
 	n, err := l.ResponseWriter.Write(b)
 	l.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom lets io.Copy reach the connection's ReadFrom (sendfile for
+// files).
+func (l *logWriter) ReadFrom(src io.Reader) (int64, error) {
+	l.wrote = true
+	var n int64
+	var err error
+	if rf, ok := l.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{l.ResponseWriter}, src)
+	}
+	l.bytes += n
 	return n, err
 }
 

@@ -1,0 +1,772 @@
+// Command load measures mxcas's HTTP API under load, over loopback, against
+// a minimal net/http file server that serves the same bytes from plain files
+// on the same disk: 4 KiB downloads per second, 10 MiB download throughput,
+// 256 KiB uploads per second, and the server's resident memory idle, after
+// the load and at its peak. It builds mxcas from this module, runs it and the
+// file server (this binary again, with -fileserver) as child processes and
+// drives both with the same client: c concurrent clients, each making a
+// fixed number of requests, so every run does the same work. Each server's
+// CPU time per download (from /proc/PID/stat) is reported too: on a shared
+// machine it varies much less than throughput does.
+//
+//	go run ./bench/load -dir /tmp/load [-c 8] [-runs 3] [-perf perf.data]
+//
+// The server's request log goes to DIR/mxcas.log. With -perf, the server is
+// recorded with perf(1) during the measurements (which slows them); read it
+// with perf report -i perf.data.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mxcas/mxcas/bench/machine"
+)
+
+const (
+	smallSize  = 4 << 10
+	largeSize  = 10 << 20
+	uploadSize = 256 << 10
+
+	serverName = "localhost"
+	token      = "bench-token"
+)
+
+// Purposes keep the random streams apart.
+const (
+	streamSmall = iota + 1
+	streamLarge
+	streamUpload
+)
+
+type config struct {
+	dir     string
+	c       int // concurrent clients
+	runs    int
+	nSmall  int // requests per client
+	nLarge  int
+	nUpload int
+	perf    string
+}
+
+// row is one measurement: a value per run and the median of them.
+type row struct {
+	name, unit, goal string
+	vals             []float64
+	ok               func(median float64) bool // the goal, when there is one
+}
+
+func (r *row) add(v float64) { r.vals = append(r.vals, v) }
+
+func (r *row) median() float64 { return median(r.vals) }
+
+func median(vals []float64) float64 {
+	v := slices.Clone(vals)
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
+}
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("load: ")
+	dir := flag.String("dir", "", "directory to work in, on the disk under test (required; created if missing)")
+	c := flag.Int("c", 8, "concurrent clients in every measurement")
+	runs := flag.Int("runs", 3, "repetitions of each measurement; the median is reported")
+	nSmall := flag.Int("n", 2000, "4 KiB downloads per client per run and server")
+	nLarge := flag.Int("nlarge", 20, "10 MiB downloads per client per run and server")
+	nUpload := flag.Int("nupload", 50, "256 KiB uploads per client per run")
+	perf := flag.String("perf", "", "record the mxcas process with perf(1) during the measurements into this file")
+	fileserver := flag.String("fileserver", "", "internal: serve this directory with http.FileServer and print the address")
+	listen := flag.String("listen", "127.0.0.1:0", "internal: the -fileserver address")
+	flag.Parse()
+	if *fileserver != "" {
+		if err := serveFiles(*fileserver, *listen); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if *dir == "" || flag.NArg() > 0 || *c < 1 || *runs < 1 || *nSmall < 1 || *nLarge < 1 || *nUpload < 1 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	cfg := config{dir: *dir, c: *c, runs: *runs, nSmall: *nSmall, nLarge: *nLarge, nUpload: *nUpload, perf: *perf}
+	if abs, err := filepath.Abs(cfg.dir); err == nil {
+		cfg.dir = abs
+	}
+	if err := os.MkdirAll(cfg.dir, 0o750); err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, cfg)
+	stop()
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// serveFiles is the baseline: the plainest net/http file server.
+func serveFiles(dir, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr().String())
+	return http.Serve(ln, http.FileServer(http.Dir(dir)))
+}
+
+func run(ctx context.Context, cfg config) error {
+	fmt.Printf("machine: %s\n", machine.String())
+
+	bin, err := buildMxcas(cfg.dir)
+	if err != nil {
+		return err
+	}
+	version, _ := exec.Command(bin, "version").Output()
+	// A fresh store and fresh files every invocation; removed at the end.
+	data, files := filepath.Join(cfg.dir, "data"), filepath.Join(cfg.dir, "files")
+	for _, d := range []string{data, files} {
+		if err := os.RemoveAll(d); err != nil {
+			return err
+		}
+	}
+	defer os.RemoveAll(files)
+	defer os.RemoveAll(data)
+	if err := os.Mkdir(files, 0o750); err != nil {
+		return err
+	}
+
+	mx, err := startMxcas(ctx, cfg.dir, bin, data)
+	if err != nil {
+		return err
+	}
+	defer mx.stop()
+	idle, _, err := memory(mx.pid())
+	if err != nil {
+		return err
+	}
+	fs, err := startFileServer(files)
+	if err != nil {
+		return err
+	}
+	defer fs.stop()
+
+	fmt.Printf("server:  %s", version)
+	fmt.Printf("dir:     %s; %d clients, each a fixed count per run: %d x 4 KiB and %d x 10 MiB downloads per server, %d x 256 KiB uploads; %d runs (median); MB = 10^6 bytes\n\n",
+		cfg.dir, cfg.c, cfg.nSmall, cfg.nLarge, cfg.nUpload, cfg.runs)
+
+	mxc := newTarget("http://"+mx.addr, serverName, mx.pid(), cfg.c)
+	fsc := newTarget("http://"+fs.addr, "", fs.pid(), cfg.c)
+	small, large := make([]byte, smallSize), make([]byte, largeSize)
+	fill(small, streamSmall, 0)
+	fill(large, streamLarge, 0)
+	var smallID, largeID string
+	for _, o := range []struct {
+		b    []byte
+		id   *string
+		file string
+	}{{small, &smallID, "small"}, {large, &largeID, "large"}} {
+		if *o.id, err = mxc.upload(ctx, o.b); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(files, o.file), o.b, 0o640); err != nil {
+			return err
+		}
+	}
+	mxSmall := "/_matrix/client/v1/media/download/" + serverName + "/" + smallID
+	mxLarge := "/_matrix/client/v1/media/download/" + serverName + "/" + largeID
+	// Both servers must answer with exactly the uploaded bytes.
+	for _, chk := range []struct {
+		t    *target
+		path string
+		want []byte
+	}{{mxc, mxSmall, small}, {mxc, mxLarge, large}, {fsc, "/small", small}, {fsc, "/large", large}} {
+		if err := chk.t.verify(ctx, chk.path, chk.want); err != nil {
+			return err
+		}
+	}
+
+	var (
+		smallMx = &row{name: "(1) 4 KiB downloads, mxcas", unit: "req/s"}
+		smallFs = &row{name: "(1') 4 KiB downloads, file server", unit: "req/s"}
+		smallR  = &row{name: "    (1)/(1')", goal: ">= 0.7", ok: atLeast(0.7)}
+		largeMx = &row{name: "(2) 10 MiB downloads, mxcas", unit: "MB/s"}
+		largeFs = &row{name: "(2') 10 MiB downloads, file server", unit: "MB/s"}
+		largeR  = &row{name: "    (2)/(2')", goal: ">= 0.7", ok: atLeast(0.7)}
+
+		smallMxCPU = &row{name: "mxcas CPU per 4 KiB download", unit: "us"}
+		smallFsCPU = &row{name: "file server CPU per 4 KiB download", unit: "us"}
+		largeMxCPU = &row{name: "mxcas CPU per 10 MiB download", unit: "ms"}
+		largeFsCPU = &row{name: "file server CPU per 10 MiB download", unit: "ms"}
+		upReq      = &row{name: fmt.Sprintf("(3) 256 KiB uploads, new content, %d clients", cfg.c), unit: "uploads/s"}
+		upMB       = &row{name: "    the same in MB/s", unit: "MB/s"}
+		rssRun     = &row{name: "mxcas VmRSS after the run", unit: "MB", goal: "<= 100", ok: atMost(100)}
+	)
+	uploads := make([]byte, cfg.c*cfg.nUpload*uploadSize)
+	if cfg.perf != "" {
+		stopPerf, err := startPerf(cfg.perf, mx.pid())
+		if err != nil {
+			return err
+		}
+		defer stopPerf()
+	}
+	for r := range cfg.runs {
+		// mxcas and the file server alternate which goes first.
+		// scale turns requests per second into the row's unit, cpuScale
+		// CPU seconds per request into the CPU rows' unit.
+		pair := func(mxRow, fsRow, ratio, mxCPU, fsCPU *row, path, fsPath string, size, n int, scale, cpuScale float64) error {
+			var vMx, vFs, cMx, cFs float64
+			both := []func() error{
+				func() (err error) { vMx, cMx, err = downloads(ctx, mxc, path, size, cfg.c, n); return err },
+				func() (err error) { vFs, cFs, err = downloads(ctx, fsc, fsPath, size, cfg.c, n); return err },
+			}
+			if r%2 == 1 {
+				both[0], both[1] = both[1], both[0]
+			}
+			for _, fn := range both {
+				if err := fn(); err != nil {
+					return err
+				}
+			}
+			mxRow.add(vMx * scale)
+			fsRow.add(vFs * scale)
+			ratio.add(vMx / vFs)
+			mxCPU.add(cMx * cpuScale)
+			fsCPU.add(cFs * cpuScale)
+			return nil
+		}
+		if err := pair(smallMx, smallFs, smallR, smallMxCPU, smallFsCPU, mxSmall, "/small", smallSize, cfg.nSmall, 1, 1e6); err != nil {
+			return err
+		}
+		if err := pair(largeMx, largeFs, largeR, largeMxCPU, largeFsCPU, mxLarge, "/large", largeSize, cfg.nLarge, largeSize/1e6, 1e3); err != nil {
+			return err
+		}
+
+		fill(uploads, streamUpload, r)
+		d, err := uploadAll(ctx, mxc, uploads, cfg.c)
+		if err != nil {
+			return err
+		}
+		upReq.add(float64(len(uploads)/uploadSize) / d.Seconds())
+		upMB.add(float64(len(uploads)) / 1e6 / d.Seconds())
+
+		rss, _, err := memory(mx.pid())
+		if err != nil {
+			return err
+		}
+		rssRun.add(rss)
+		log.Printf("run %d of %d done", r+1, cfg.runs)
+	}
+	end, peak, err := memory(mx.pid())
+	if err != nil {
+		return err
+	}
+	_, fsPeak, _ := memory(fs.pid())
+
+	table := func(title string, rows ...*row) {
+		fmt.Println(title)
+		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		head := "measurement\t"
+		for i := range cfg.runs {
+			head += fmt.Sprintf("run %d\t", i+1)
+		}
+		fmt.Fprintln(tw, head+"median\tunit\tgoal")
+		for _, r := range rows {
+			line := r.name + "\t"
+			for _, v := range r.vals {
+				line += format(v) + "\t"
+			}
+			fmt.Fprintf(tw, "%s%s\t%s\t%s\n", line, format(r.median()), r.unit, verdict(r.goal, r.ok, r.median()))
+		}
+		tw.Flush()
+		fmt.Println()
+	}
+	table("Load over loopback", smallMx, smallFs, smallR, largeMx, largeFs, largeR, upReq, upMB, rssRun)
+	table("Server CPU time (user+system, /proc/PID/stat) per download", smallMxCPU, smallFsCPU, largeMxCPU, largeFsCPU)
+
+	fmt.Println("Memory of the mxcas process (/proc/PID/status)")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "measurement\tvalue\tunit\tgoal")
+	fmt.Fprintf(tw, "(4) VmRSS idle after start\t%s\tMB\t%s\n", format(idle), verdict("<= 50", atMost(50), idle))
+	fmt.Fprintf(tw, "(4') VmRSS at the end of the load\t%s\tMB\t%s\n", format(end), verdict("<= 100", atMost(100), end))
+	fmt.Fprintf(tw, "(4'') VmHWM (peak)\t%s\tMB\t%s\n", format(peak), verdict("<= 100", atMost(100), peak))
+	fmt.Fprintf(tw, "file server VmHWM, for reference\t%s\tMB\t\n", format(fsPeak))
+	tw.Flush()
+
+	if err := mx.stop(); err != nil {
+		return fmt.Errorf("mxcas: %w (see %s)", err, mx.logPath)
+	}
+	if n, first := logErrors(mx.logPath); n > 0 {
+		return fmt.Errorf("mxcas logged %d errors, the first: %s", n, first)
+	}
+	return nil
+}
+
+func atLeast(goal float64) func(float64) bool { return func(v float64) bool { return v >= goal } }
+func atMost(goal float64) func(float64) bool  { return func(v float64) bool { return v <= goal } }
+
+func verdict(goal string, ok func(float64) bool, v float64) string {
+	switch {
+	case ok == nil:
+		return goal
+	case ok(v):
+		return goal + ": met"
+	}
+	return goal + ": NOT met"
+}
+
+func format(v float64) string {
+	switch {
+	case v < 10:
+		return fmt.Sprintf("%.2f", v)
+	case v < 100:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// fill overwrites b with the ChaCha8 stream of (purpose, run).
+func fill(b []byte, purpose, run int) {
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[0:], uint64(purpose))
+	binary.LittleEndian.PutUint64(seed[8:], uint64(run))
+	binary.LittleEndian.PutUint64(seed[16:], uint64(time.Now().UnixNano())) // fresh across invocations too
+	rand.NewChaCha8(seed).Read(b)
+}
+
+// buildMxcas builds ./cmd/mxcas of this module into dir.
+func buildMxcas(dir string) (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside the mxcas module")
+	}
+	bin := filepath.Join(dir, "mxcas")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/mxcas")
+	cmd.Dir = filepath.Dir(gomod)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/mxcas: %w", err)
+	}
+	return bin, nil
+}
+
+// child is a server process of the benchmark.
+type child struct {
+	name    string
+	cmd     *exec.Cmd
+	addr    string
+	logPath string
+	done    chan struct{} // closed when the process has exited
+	err     error         // its exit status, after done
+	stopped bool
+}
+
+func startChild(name string, cmd *exec.Cmd) (*child, error) {
+	// The children go when the benchmark goes, however it ends.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { c.err = cmd.Wait(); close(c.done) }()
+	return c, nil
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// stop sends SIGTERM and waits for the process; an exit other than a clean
+// one is an error.
+func (c *child) stop() error {
+	if c.stopped {
+		return nil
+	}
+	c.stopped = true
+	select {
+	case <-c.done:
+		return fmt.Errorf("%s exited early: %v", c.name, c.err)
+	default:
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(45 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.done
+		return fmt.Errorf("%s did not stop within 45s of SIGTERM", c.name)
+	}
+	return c.err
+}
+
+// startMxcas writes DIR/mxcas.toml on a free port and starts the server,
+// its output in DIR/mxcas.log; it returns once /healthz answers 200.
+func startMxcas(ctx context.Context, dir, bin, data string) (*child, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	conf := fmt.Sprintf(`[server]
+listen = %q
+data_dir = %q
+max_upload_bytes = 104857600
+[[homeserver]]
+name = %q
+client_api = "http://127.0.0.1:9"
+static_tokens = { %q = "@bench:localhost" }
+`, addr, data, serverName, token)
+	confPath := filepath.Join(dir, "mxcas.toml")
+	if err := os.WriteFile(confPath, []byte(conf), 0o640); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "mxcas.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close() // the child has its own descriptor
+	cmd := exec.Command(bin, "serve", "-config", confPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	c, err := startChild("mxcas", cmd)
+	if err != nil {
+		return nil, err
+	}
+	c.addr, c.logPath = addr, logPath
+	cl := &http.Client{Timeout: time.Second}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		select {
+		case <-c.done:
+			return nil, fmt.Errorf("mxcas exited at start: %v (see %s)", c.err, logPath)
+		case <-ctx.Done():
+			c.stop()
+			return nil, ctx.Err()
+		default:
+		}
+		resp, err := cl.Get("http://" + addr + "/healthz")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return c, nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.stop()
+	return nil, fmt.Errorf("mxcas: /healthz did not answer 200 within 30s (see %s)", logPath)
+}
+
+// startFileServer runs this binary with -fileserver dir and reads the
+// address it prints.
+func startFileServer(dir string) (*child, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "-fileserver", dir, "-listen", "127.0.0.1:0")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	c, err := startChild("file server", cmd)
+	if err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		c.stop()
+		return nil, fmt.Errorf("file server: reading its address: %w", err)
+	}
+	c.addr = strings.TrimSpace(line)
+	return c, nil
+}
+
+// memory returns VmRSS and VmHWM of process pid in MB.
+func memory(pid int) (rss, hwm float64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, line, err)
+		}
+		if k == "VmRSS" {
+			rss = float64(kb) * 1024 / 1e6
+		} else {
+			hwm = float64(kb) * 1024 / 1e6
+		}
+	}
+	return rss, hwm, nil
+}
+
+// startPerf records pid with perf(1) until the returned function is called.
+func startPerf(out string, pid int) (func(), error) {
+	cmd := exec.Command("perf", "record", "-g", "-o", out, "-p", strconv.Itoa(pid))
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("perf: %w", err)
+	}
+	return func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}, nil
+}
+
+// logErrors counts level=ERROR lines in the server's log.
+func logErrors(path string) (n int, first string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "level=ERROR") {
+			if n == 0 {
+				first = sc.Text()
+			}
+			n++
+		}
+	}
+	return n, first
+}
+
+// target is one server as the clients see it: its base URL, the Host to
+// send (mxcas picks the homeserver by it) and a client whose transport
+// keeps a connection per concurrent client.
+type target struct {
+	base, host string
+	pid        int // of the server process
+	client     *http.Client
+}
+
+func newTarget(base, host string, pid, conns int) *target {
+	tr := &http.Transport{
+		Proxy:               nil,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     time.Minute,
+		DisableCompression:  true,
+	}
+	return &target{base: base, host: host, pid: pid, client: &http.Client{Transport: tr}}
+}
+
+func (t *target) request(ctx context.Context, method, path string, body []byte) *http.Request {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, t.base+path, rd)
+	if err != nil {
+		panic(err) // the URLs are ours
+	}
+	if t.host != "" {
+		req.Host = t.host
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	return req
+}
+
+// statusError describes an answer other than 200, with the start of its body.
+func statusError(req *http.Request, resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return fmt.Errorf("%s %s (Host %s): %s: %s", req.Method, req.URL.Path, req.Host, resp.Status, bytes.TrimSpace(b))
+}
+
+// get downloads path once, reading the body fully; it must be 200 with size bytes.
+func (t *target) get(ctx context.Context, path string, size int) error {
+	req := t.request(ctx, http.MethodGet, path, nil)
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return statusError(req, resp)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return fmt.Errorf("GET %s: after %d bytes: %w", path, n, err)
+	}
+	if n != int64(size) || resp.ContentLength != int64(size) {
+		return fmt.Errorf("GET %s: %d bytes, Content-Length %d, want %d", path, n, resp.ContentLength, size)
+	}
+	return nil
+}
+
+// verify checks that path answers exactly want.
+func (t *target) verify(ctx context.Context, path string, want []byte) error {
+	req := t.request(ctx, http.MethodGet, path, nil)
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return statusError(req, resp)
+	}
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("GET %s%s: %d bytes differ from the %d uploaded", t.base, path, len(got), len(want))
+	}
+	return nil
+}
+
+// upload posts b and returns the media ID of the answer.
+func (t *target) upload(ctx context.Context, b []byte) (string, error) {
+	req := t.request(ctx, http.MethodPost, "/_matrix/media/v3/upload", b)
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", statusError(req, resp)
+	}
+	var ans struct {
+		ContentURI string `json:"content_uri"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
+		return "", fmt.Errorf("POST upload: answer: %w", err)
+	}
+	id, ok := strings.CutPrefix(ans.ContentURI, "mxc://"+serverName+"/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return "", fmt.Errorf("POST upload: content_uri %q", ans.ContentURI)
+	}
+	io.Copy(io.Discard, resp.Body) // leave the connection reusable
+	return id, nil
+}
+
+// parallel runs fn for clients 0..c-1 at once and times them from a common
+// start to the last one's end.
+func parallel(ctx context.Context, c int, fn func(ctx context.Context, client int) error) (time.Duration, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	start := make(chan struct{})
+	for i := range c {
+		g.Go(func() error {
+			<-start
+			return fn(gctx, i)
+		})
+	}
+	t0 := time.Now()
+	close(start)
+	err := g.Wait()
+	return time.Since(t0), err
+}
+
+// downloads has c clients download path n times each and returns
+// requests per second and the server's CPU seconds per request. One
+// untimed request per client opens the connections first.
+func downloads(ctx context.Context, t *target, path string, size, c, n int) (rate, cpu float64, err error) {
+	if _, err := parallel(ctx, c, func(ctx context.Context, _ int) error { return t.get(ctx, path, size) }); err != nil {
+		return 0, 0, err
+	}
+	cpu0, err := cpuTime(t.pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	d, err := parallel(ctx, c, func(ctx context.Context, _ int) error {
+		for range n {
+			if err := t.get(ctx, path, size); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	cpu1, err := cpuTime(t.pid)
+	return float64(c*n) / d.Seconds(), (cpu1 - cpu0) / float64(c*n), err
+}
+
+// cpuTime returns the user and system CPU seconds process pid has used,
+// counted in USER_HZ ticks (100 per second on Linux).
+func cpuTime(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which ends with the last ')':
+	// state is field 3, utime 14 and stime 15.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, b)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return float64(utime+stime) / 100, nil
+}
+
+// uploadAll uploads b in uploadSize pieces from c clients, client i taking
+// every c-th piece, and then checks one upload per client downloads intact.
+func uploadAll(ctx context.Context, t *target, b []byte, c int) (time.Duration, error) {
+	pieces := len(b) / uploadSize
+	last := make([]string, c)
+	d, err := parallel(ctx, c, func(ctx context.Context, client int) error {
+		for p := client; p < pieces; p += c {
+			id, err := t.upload(ctx, b[p*uploadSize:(p+1)*uploadSize])
+			if err != nil {
+				return err
+			}
+			last[client] = id
+		}
+		return nil
+	})
+	if err != nil {
+		return d, err
+	}
+	for client, id := range last {
+		p := client + (pieces-1-client)/c*c
+		if err := t.verify(ctx, "/_matrix/client/v1/media/download/"+serverName+"/"+id, b[p*uploadSize:(p+1)*uploadSize]); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
