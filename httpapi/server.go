@@ -197,10 +197,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodOptions {
 		lw.WriteHeader(http.StatusOK) // CORS preflight: never runs the endpoint
 	} else {
-		rr := r.Clone(r.Context())
-		rr.URL.Path = r.URL.EscapedPath()
-		rr.URL.RawPath = ""
-		a.router.ServeHTTP(lw, rr)
+		path, raw := r.URL.Path, r.URL.RawPath
+		r.URL.Path, r.URL.RawPath = r.URL.EscapedPath(), ""
+		a.router.ServeHTTP(lw, r)
+		r.URL.Path, r.URL.RawPath = path, raw
 	}
 	a.log.Info("request", "method", r.Method, "path", r.URL.Path, "host", r.Host, "status", lw.status,
 		"bytes", lw.bytes, "duration_ms", float64(a.opts.Now().Sub(start).Microseconds())/1000)

@@ -64,7 +64,10 @@ func (s *Store) Create(info CreateInfo) (Record, error) {
 	if err := b.PutPending(rec.Uploader, rec.Server, rec.MediaID, rec.Expires); err != nil {
 		return Record{}, err
 	}
-	if err := b.Commit(); err != nil {
+	s.records.invalidate(info.MXC)
+	err := b.Commit()
+	s.records.invalidate(info.MXC)
+	if err != nil {
 		return Record{}, err
 	}
 	return rec, nil

@@ -34,5 +34,8 @@ func (s *Store) Delete(m matrix.MXC) error {
 			return err
 		}
 	}
-	return b.Commit()
+	s.records.invalidate(m)
+	err = b.Commit()
+	s.records.invalidate(m)
+	return err
 }

@@ -14,7 +14,14 @@ import (
 
 // Stat returns the record of m, or an error wrapping ErrNotFound.
 func (s *Store) Stat(m matrix.MXC) (Record, error) {
+	if rec, ok := s.records.get(m); ok {
+		return rec, nil
+	}
+	gen := s.records.begin()
 	rec, err := s.idx.Media(m.Server, m.MediaID)
+	if err == nil {
+		s.records.add(m, rec, gen)
+	}
 	if errors.Is(err, index.ErrNotFound) {
 		return rec, fmt.Errorf("%w: %s", ErrNotFound, m)
 	}
@@ -37,9 +44,13 @@ func (s *Store) Open(m matrix.MXC) (*Reader, Record, error) {
 
 // OpenObject returns a reader over the content of object h.
 func (s *Store) OpenObject(h cas.Hash) (*Reader, error) {
-	man, err := s.idx.Manifest(h)
-	if err != nil {
-		return nil, fmt.Errorf("media: object %s: %w", h.Short(), err)
+	man, ok := s.manifests.get(h)
+	if !ok {
+		var err error
+		if man, err = s.idx.Manifest(h); err != nil {
+			return nil, fmt.Errorf("media: object %s: %w", h.Short(), err)
+		}
+		s.manifests.add(h, man)
 	}
 	return newReader(s.cas, man), nil
 }

@@ -77,14 +77,16 @@ func (o *Options) Validate() error {
 // Store is the media repository of one data directory. Safe for concurrent
 // use; one process at a time may open a data directory.
 type Store struct {
-	opts    Options
-	params  chunker.Params
-	format  index.Format
-	cas     *cas.Store
-	idx     *index.DB
-	pins    pins
-	claims  claims
-	waiters waiters
+	opts      Options
+	params    chunker.Params
+	format    index.Format
+	cas       *cas.Store
+	idx       *index.DB
+	pins      pins
+	claims    claims
+	waiters   waiters
+	records   *recordCache
+	manifests *manifestCache
 	// pendingMu makes counting and adding a user's created IDs one step.
 	pendingMu sync.Mutex
 	// maint serialises GC, Fsck, Backup and Close: each needs the chunk set
@@ -125,7 +127,8 @@ func Open(opts Options) (*Store, error) {
 		cs.Close()
 		return nil, err
 	}
-	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx}
+	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx,
+		records: newRecordCache(), manifests: newManifestCache()}
 	s.pins.n = make(map[cas.Hash]int)
 	return s, nil
 }

@@ -158,7 +158,10 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, pen
 	if err := b.AddUsage(rec.Uploader, rec.Server, index.Usage{Bytes: rec.Size, Count: 1}); err != nil {
 		return Record{}, err
 	}
-	if err := b.Commit(); err != nil {
+	s.records.invalidate(info.MXC)
+	err = b.Commit()
+	s.records.invalidate(info.MXC)
+	if err != nil {
 		return Record{}, err
 	}
 	if pending != nil {
