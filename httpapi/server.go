@@ -161,8 +161,10 @@ func (a *API) homeserver(r *http.Request) (*Homeserver, error) {
 	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
+		if strings.Contains(h, ":") {
+			host = "[" + h + "]" // IPv6 server names keep their brackets
+		}
 	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	if hs, ok := a.hosts[strings.ToLower(host)]; ok {
 		return hs, nil
 	}
