@@ -271,8 +271,11 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("%q is listed twice", hs.Name), "homeserver", "name")
 		}
 		seen[strings.ToLower(hs.Name)] = true
-		if !validBaseURL(hs.ClientAPI) {
+		if hs.ClientAPI != "" && !validBaseURL(hs.ClientAPI) {
 			return bad(fmt.Sprintf("want an http:// or https:// URL, got %q", hs.ClientAPI), "homeserver", "client_api")
+		}
+		if hs.ClientAPI == "" && len(hs.StaticTokens) == 0 {
+			return bad("is needed to check access tokens (or set static_tokens)", "homeserver", "client_api")
 		}
 		for _, a := range hs.Admins {
 			if !validUserID(a) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -39,7 +40,7 @@ type user struct {
 	Guest bool
 }
 
-type cacheKey struct{ server, token string }
+type cacheKey struct{ server, token, asUser string }
 
 // authenticator checks tokens against each homeserver's whoami, with a
 // cache. Safe for concurrent use.
@@ -80,21 +81,26 @@ func token(r *http.Request) string {
 	return r.URL.Query().Get("access_token")
 }
 
-// check returns the user behind tok on homeserver hs.
-func (a *authenticator) check(ctx context.Context, hs *Homeserver, tok string) (user, error) {
+// check returns the user behind tok on homeserver hs. asUser is an
+// appservice's ?user_id=, passed on to whoami so a bridge's ghost users own
+// what they upload.
+func (a *authenticator) check(ctx context.Context, hs *Homeserver, tok, asUser string) (user, error) {
 	if tok == "" {
 		return user{}, errorf(http.StatusUnauthorized, "M_MISSING_TOKEN", "Missing access token")
 	}
 	if id, ok := hs.StaticTokens[tok]; ok {
 		return user{ID: id}, nil
 	}
-	key := cacheKey{hs.Name, tok}
+	if hs.ClientAPI == "" { // static tokens only
+		return user{}, errorf(http.StatusUnauthorized, "M_UNKNOWN_TOKEN", "Unknown access token")
+	}
+	key := cacheKey{hs.Name, tok, asUser}
 	if a.cache != nil {
 		if u, ok := a.cache.Get(key); ok {
 			return u, nil
 		}
 	}
-	u, err := a.whoami(ctx, hs, tok)
+	u, err := a.whoami(ctx, hs, tok, asUser)
 	if err != nil {
 		return user{}, err
 	}
@@ -104,10 +110,14 @@ func (a *authenticator) check(ctx context.Context, hs *Homeserver, tok string) (
 	return u, nil
 }
 
-func (a *authenticator) whoami(ctx context.Context, hs *Homeserver, tok string) (user, error) {
+func (a *authenticator) whoami(ctx context.Context, hs *Homeserver, tok, asUser string) (user, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(hs.ClientAPI, "/")+"/_matrix/client/v3/account/whoami", nil)
+	u := strings.TrimRight(hs.ClientAPI, "/") + "/_matrix/client/v3/account/whoami"
+	if asUser != "" {
+		u += "?user_id=" + url.QueryEscape(asUser)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return user{}, errorf(http.StatusBadGateway, "M_UNKNOWN", "Cannot check the access token: bad homeserver address")
 	}
@@ -132,14 +142,28 @@ func (a *authenticator) whoami(ctx context.Context, hs *Homeserver, tok string) 
 		}
 		return user{ID: w.UserID, Guest: w.IsGuest}, nil
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		// The homeserver's own verdict goes to the client as it is: clients
+		// act on the errcode and soft_logout (re-login or wipe the session).
 		var e struct {
-			Errcode string `json:"errcode"`
+			Errcode    string `json:"errcode"`
+			Error      string `json:"error"`
+			SoftLogout *bool  `json:"soft_logout"`
 		}
 		json.Unmarshal(body, &e)
-		if e.Errcode == "M_MISSING_TOKEN" || e.Errcode == "M_UNKNOWN_TOKEN" || e.Errcode == "" {
-			return user{}, errorf(http.StatusUnauthorized, "M_UNKNOWN_TOKEN", "Unknown access token")
+		if !strings.HasPrefix(e.Errcode, "M_") {
+			e.Errcode = "M_UNKNOWN_TOKEN"
+			if resp.StatusCode == http.StatusForbidden {
+				e.Errcode = "M_FORBIDDEN"
+			}
 		}
-		return user{}, errorf(http.StatusForbidden, e.Errcode, "The homeserver refused the access token")
+		if e.Error == "" {
+			e.Error = "The homeserver refused the access token"
+		}
+		me := &Error{Status: resp.StatusCode, Code: e.Errcode, Message: e.Error}
+		if e.SoftLogout != nil {
+			me.Extra = map[string]any{"soft_logout": *e.SoftLogout}
+		}
+		return user{}, me
 	default:
 		return user{}, errorf(http.StatusBadGateway, "M_UNKNOWN", "The homeserver failed the access token check (HTTP %d)", resp.StatusCode)
 	}

@@ -45,21 +45,28 @@ func (a *API) lookup(r *http.Request, rc *reqCtx, legacy bool) (media.Record, er
 	if err != nil {
 		return rec, err
 	}
-	if rec.Quarantined || (legacy && rec.RequiresAuth) {
+	if rec.Quarantined {
 		return rec, media.ErrNotFound
 	}
 	if rec.Pending {
 		wait := defaultWait
 		if v := r.URL.Query().Get("timeout_ms"); v != "" {
-			if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms >= 0 {
-				wait = min(time.Duration(ms)*time.Millisecond, maxWait)
+			ms, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || ms < 0 {
+				return rec, errorf(http.StatusBadRequest, "M_INVALID_PARAM", "timeout_ms must be a non-negative integer")
 			}
+			wait = min(time.Duration(ms)*time.Millisecond, maxWait)
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
 		if rec, err = a.opts.Store.Wait(ctx, m); err != nil {
 			return rec, err
 		}
+	}
+	// Frozen media is refused on the legacy paths once it has content (a
+	// created ID still answers 504 there, as Synapse does).
+	if legacy && rec.RequiresAuth {
+		return rec, media.ErrNotFound
 	}
 	return rec, nil
 }
@@ -160,7 +167,7 @@ func contentDisposition(contentType, name string, thumbnail bool) string {
 func isToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$&'*+-.^_`|~", c) >= 0) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
 			return false
 		}
 	}

@@ -21,6 +21,8 @@ type Error struct {
 	Message string
 	// RetryAfter, when set, becomes Retry-After and retry_after_ms.
 	RetryAfter time.Duration
+	// Extra fields of the JSON body (soft_logout, say).
+	Extra map[string]any
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
@@ -73,6 +75,9 @@ func trimPrefix(err error) string {
 func writeError(w http.ResponseWriter, err error) *Error {
 	me := toMatrix(err)
 	body := map[string]any{"errcode": me.Code, "error": me.Message}
+	for k, v := range me.Extra {
+		body[k] = v
+	}
 	if me.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(me.RetryAfter.Seconds())))
 		body["retry_after_ms"] = me.RetryAfter.Milliseconds()

@@ -31,25 +31,29 @@ func (a *API) routes() {
 		w.Write([]byte("ok\n"))
 	})
 
+	// Every GET answers HEAD too; downloads also take a trailing slash
+	// (an empty file name: the upload's own name is used).
+	get := func(path string, acc access, h handler) {
+		a.handle(http.MethodGet, path, acc, h)
+		a.handle(http.MethodHead, path, acc, h)
+	}
 	for _, v := range []string{"r0", "v1", "v3"} {
 		legacy := "/_matrix/media/" + v
-		a.handle(http.MethodPost, legacy+"/upload", authenticated, a.upload)
-		a.handle(http.MethodPut, legacy+"/upload/:server/:id", authenticated, a.fill)
-		a.handle(http.MethodGet, legacy+"/config", authenticated, a.config)
-		for _, m := range []string{http.MethodGet, http.MethodHead} {
-			a.handle(m, legacy+"/download/:server/:id", public, a.downloadLegacy)
-			a.handle(m, legacy+"/download/:server/:id/:name", public, a.downloadLegacy)
-		}
-		a.handle(http.MethodGet, legacy+"/thumbnail/:server/:id", public, a.thumbnailLegacy)
+		a.handle(http.MethodPost, legacy+"/upload", member, a.upload)
+		a.handle(http.MethodPut, legacy+"/upload/:server/:id", member, a.fill)
+		get(legacy+"/config", member, a.config)
+		get(legacy+"/download/:server/:id", public, a.downloadLegacy)
+		get(legacy+"/download/:server/:id/", public, a.downloadLegacy)
+		get(legacy+"/download/:server/:id/:name", public, a.downloadLegacy)
+		get(legacy+"/thumbnail/:server/:id", public, a.thumbnailLegacy)
 		if v != "r0" {
-			a.handle(http.MethodPost, legacy+"/create", authenticated, a.create)
+			a.handle(http.MethodPost, legacy+"/create", member, a.create)
 		}
 	}
 	const client = "/_matrix/client/v1/media"
-	a.handle(http.MethodGet, client+"/config", authenticated, a.config)
-	for _, m := range []string{http.MethodGet, http.MethodHead} {
-		a.handle(m, client+"/download/:server/:id", authenticated, a.download)
-		a.handle(m, client+"/download/:server/:id/:name", authenticated, a.download)
-	}
-	a.handle(http.MethodGet, client+"/thumbnail/:server/:id", authenticated, a.thumbnail)
+	get(client+"/config", member, a.config)
+	get(client+"/download/:server/:id", authenticated, a.download)
+	get(client+"/download/:server/:id/", authenticated, a.download)
+	get(client+"/download/:server/:id/:name", authenticated, a.download)
+	get(client+"/thumbnail/:server/:id", authenticated, a.thumbnail)
 }

@@ -125,17 +125,30 @@ func (rc *reqCtx) param(name string) string { return unescape(rc.params.ByName(n
 type access int
 
 const (
-	public access = iota
-	authenticated
+	public        access = iota
+	authenticated        // any user, guests too (download, thumbnail)
+	member               // no guests (upload, create, config)
 )
 
 // handle registers h for method and path with the given access.
 func (a *API) handle(method, path string, acc access, h handler) {
 	a.router.Handle(method, path, func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		rc := &reqCtx{params: ps}
-		hs, err := a.homeserver(r)
-		if err == nil && acc == authenticated {
-			rc.user, err = a.auth.check(r.Context(), hs, token(r))
+		tok := token(r)
+		var err error
+		if acc != public && tok == "" {
+			// No token: 401 before anything else is looked at.
+			err = errorf(http.StatusUnauthorized, "M_MISSING_TOKEN", "Missing access token")
+		}
+		var hs *Homeserver
+		if err == nil {
+			hs, err = a.homeserver(r)
+		}
+		if err == nil && acc != public {
+			rc.user, err = a.auth.check(r.Context(), hs, tok, r.URL.Query().Get("user_id"))
+		}
+		if err == nil && acc == member && rc.user.Guest {
+			err = errorf(http.StatusForbidden, "M_GUEST_ACCESS_FORBIDDEN", "Guest access is not allowed here")
 		}
 		rc.hs = hs
 		if err == nil {
@@ -197,7 +210,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
 	lw := &logWriter{ResponseWriter: w, status: http.StatusOK}
 	if r.Method == http.MethodOptions {
-		lw.WriteHeader(http.StatusOK) // CORS preflight: never runs the endpoint
+		// CORS preflight: never runs the endpoint.
+		lw.Header().Set("Content-Type", "application/json")
+		lw.WriteHeader(http.StatusOK)
+		lw.Write([]byte("{}"))
 	} else {
 		path, raw := r.URL.Path, r.URL.RawPath
 		r.URL.Path, r.URL.RawPath = r.URL.EscapedPath(), ""

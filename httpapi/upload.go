@@ -2,6 +2,9 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
@@ -10,7 +13,11 @@ import (
 // uploadInfo reads what every upload shares from the request: name, type,
 // declared length, limit (media refuses a declared length over the limit
 // before it reads the body).
-func (a *API) uploadInfo(r *http.Request, m matrix.MXC, uploader string) media.UploadInfo {
+func (a *API) uploadInfo(r *http.Request, m matrix.MXC, uploader string) (media.UploadInfo, error) {
+	name, err := fileNameParam(r.URL.RawQuery)
+	if err != nil {
+		return media.UploadInfo{}, err
+	}
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
 		ct = "application/octet-stream"
@@ -18,18 +25,42 @@ func (a *API) uploadInfo(r *http.Request, m matrix.MXC, uploader string) media.U
 	return media.UploadInfo{
 		MXC:          m,
 		ContentType:  ct,
-		UploadName:   r.URL.Query().Get("filename"),
+		UploadName:   name,
 		Uploader:     uploader,
 		Size:         r.ContentLength, // -1 when chunked
 		MaxSize:      a.opts.MaxUploadBytes,
 		RequiresAuth: a.opts.FreezeUnauthenticated,
+	}, nil
+}
+
+// fileNameParam reads ?filename= from the raw query, splitting on "&"
+// only (url.ParseQuery drops a pair holding a raw ";"). A name that is not
+// UTF-8 is a 400.
+func fileNameParam(rawQuery string) (string, error) {
+	for _, kv := range strings.Split(rawQuery, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		if k != "filename" {
+			continue
+		}
+		name, err := url.QueryUnescape(v)
+		if err != nil {
+			name, err = url.PathUnescape(v)
+		}
+		if err != nil || !utf8.ValidString(name) {
+			return "", errorf(http.StatusBadRequest, "M_INVALID_PARAM", "The filename parameter is not valid UTF-8")
+		}
+		return name, nil
 	}
+	return "", nil
 }
 
 // upload: POST /_matrix/media/v3/upload?filename=
 func (a *API) upload(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	m := matrix.MXC{Server: rc.hs.Name, MediaID: matrix.NewMediaID()}
-	info := a.uploadInfo(r, m, rc.user.ID)
+	info, err := a.uploadInfo(r, m, rc.user.ID)
+	if err != nil {
+		return err
+	}
 	if _, err := a.opts.Store.Upload(r.Context(), info, r.Body); err != nil {
 		return err
 	}
@@ -66,7 +97,10 @@ func (a *API) fill(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	}
 	// The spec's order of checks (unknown, not the creator, already has
 	// content) runs in Fill before it reads the body; then the size.
-	info := a.uploadInfo(r, m, rc.user.ID)
+	info, err := a.uploadInfo(r, m, rc.user.ID)
+	if err != nil {
+		return err
+	}
 	if _, err := a.opts.Store.Fill(r.Context(), info, rc.user.ID, r.Body); err != nil {
 		return err
 	}

@@ -1,0 +1,161 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/mxcas/mxcas/media"
+)
+
+// newTestAPI serves the API on loopback for one homeserver "hs.test" whose
+// whoami answers: alice (user), gus (guest), gone (401 soft logout).
+func newTestAPI(t *testing.T) *httptest.Server {
+	t.Helper()
+	whoami := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("Authorization") {
+		case "Bearer alice":
+			io.WriteString(w, `{"user_id":"@alice:hs.test"}`)
+		case "Bearer gus":
+			io.WriteString(w, `{"user_id":"@gus:hs.test","is_guest":true}`)
+		default:
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"errcode":"M_UNKNOWN_TOKEN","error":"Token expired","soft_logout":true}`)
+		}
+	}))
+	t.Cleanup(whoami.Close)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := media.Open(media.Options{Dir: t.TempDir(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := New(Options{
+		Store:                 st,
+		Homeservers:           []Homeserver{{Name: "hs.test", ClientAPI: whoami.URL}},
+		FreezeUnauthenticated: true,
+		Logger:                quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	t.Cleanup(func() { srv.Close(); st.Close() })
+	return srv
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func call(t *testing.T, srv *httptest.Server, method, path, tok, body string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "hs.test"
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
+func errcode(t *testing.T, a answer) string {
+	t.Helper()
+	var e struct {
+		Errcode string `json:"errcode"`
+	}
+	json.Unmarshal([]byte(a.body), &e)
+	return e.Errcode
+}
+
+func TestAPIBehaviours(t *testing.T) {
+	srv := newTestAPI(t)
+	up := call(t, srv, "POST", "/_matrix/media/v3/upload?filename=a;b.txt", "alice", "data")
+	var u struct {
+		ContentURI string `json:"content_uri"`
+	}
+	json.Unmarshal([]byte(up.body), &u)
+	id := strings.TrimPrefix(u.ContentURI, "mxc://hs.test/")
+	if up.status != 200 || id == "" {
+		t.Fatalf("upload: %d %s", up.status, up.body)
+	}
+
+	t.Run("file name with a raw semicolon is kept", func(t *testing.T) {
+		a := call(t, srv, "GET", "/_matrix/client/v1/media/download/hs.test/"+id, "alice", "")
+		if got := a.header.Get("Content-Disposition"); !strings.Contains(got, "a%3Bb.txt") {
+			t.Errorf("Content-Disposition = %q, want the name a;b.txt", got)
+		}
+	})
+	t.Run("trailing slash after the ID", func(t *testing.T) {
+		if a := call(t, srv, "GET", "/_matrix/client/v1/media/download/hs.test/"+id+"/", "alice", ""); a.status != 200 || a.body != "data" {
+			t.Errorf("got %d %q", a.status, a.body)
+		}
+	})
+	t.Run("HEAD on config", func(t *testing.T) {
+		if a := call(t, srv, "HEAD", "/_matrix/client/v1/media/config", "alice", ""); a.status != 200 {
+			t.Errorf("got %d", a.status)
+		}
+	})
+	t.Run("guests may download but not upload", func(t *testing.T) {
+		if a := call(t, srv, "POST", "/_matrix/media/v3/upload", "gus", "x"); a.status != 403 || errcode(t, a) != "M_GUEST_ACCESS_FORBIDDEN" {
+			t.Errorf("guest upload: %d %s", a.status, a.body)
+		}
+		if a := call(t, srv, "GET", "/_matrix/client/v1/media/download/hs.test/"+id, "gus", ""); a.status != 200 {
+			t.Errorf("guest download: %d %s", a.status, a.body)
+		}
+	})
+	t.Run("the homeserver's soft logout reaches the client", func(t *testing.T) {
+		a := call(t, srv, "GET", "/_matrix/client/v1/media/download/hs.test/"+id, "expired", "")
+		if a.status != 401 || errcode(t, a) != "M_UNKNOWN_TOKEN" || !strings.Contains(a.body, `"soft_logout":true`) {
+			t.Errorf("got %d %s", a.status, a.body)
+		}
+	})
+	t.Run("no token is 401 before the host is looked at", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", srv.URL+"/_matrix/client/v1/media/download/hs.test/"+id, nil)
+		req.Host = "unknown.test"
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Errorf("got %d", resp.StatusCode)
+		}
+	})
+	t.Run("created ID on the legacy path waits, then 504", func(t *testing.T) {
+		cr := call(t, srv, "POST", "/_matrix/media/v1/create", "alice", "")
+		json.Unmarshal([]byte(cr.body), &u)
+		cid := strings.TrimPrefix(u.ContentURI, "mxc://hs.test/")
+		a := call(t, srv, "GET", "/_matrix/media/v3/download/hs.test/"+cid+"?timeout_ms=1", "alice", "")
+		if a.status != 504 || errcode(t, a) != "M_NOT_YET_UPLOADED" {
+			t.Errorf("got %d %s", a.status, a.body)
+		}
+		if a := call(t, srv, "GET", "/_matrix/client/v1/media/download/hs.test/"+cid+"?timeout_ms=abc", "alice", ""); a.status != 400 {
+			t.Errorf("timeout_ms=abc: got %d %s", a.status, a.body)
+		}
+	})
+	t.Run("frozen media on the legacy path", func(t *testing.T) {
+		if a := call(t, srv, "GET", "/_matrix/media/v3/download/hs.test/"+id, "", ""); a.status != 404 || errcode(t, a) != "M_NOT_FOUND" {
+			t.Errorf("got %d %s", a.status, a.body)
+		}
+	})
+	t.Run("preflight", func(t *testing.T) {
+		a := call(t, srv, "OPTIONS", "/_matrix/client/v1/media/download/x/y", "", "")
+		if a.status != 200 || a.header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("got %d %v", a.status, a.header)
+		}
+	})
+}
