@@ -68,59 +68,10 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, pen
 		body = io.LimitReader(body, limit+1)
 	}
 
-	var pinned []cas.Hash
-	defer func() { s.pins.unpin(pinned) }()
-	pin := func(h cas.Hash) {
-		s.pins.pin(h)
-		pinned = append(pinned, h)
-	}
-
-	ck, err := chunker.New(body, s.params)
+	pins := s.newPinSet()
+	defer pins.release()
+	obj, m, known, err := s.writeObject(ctx, body, info.Size, limit, info.MXC.String(), pins)
 	if err != nil {
-		return Record{}, err
-	}
-	defer ck.Release()
-	batch := s.cas.NewBatch()
-	defer batch.Abort()
-	var m index.Manifest
-	for {
-		data, err := ck.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return Record{}, fmt.Errorf("%w: %s: %w", ErrTruncated, info.MXC, err)
-		}
-		if err := ctx.Err(); err != nil {
-			return Record{}, err
-		}
-		m.Size += int64(len(data))
-		if limit >= 0 && m.Size > limit {
-			if info.Size >= 0 && info.Size == limit {
-				return Record{}, fmt.Errorf("%w: %s: body longer than the declared %d bytes", ErrTooLarge, info.MXC, info.Size)
-			}
-			return Record{}, fmt.Errorf("%w: %s: over %d bytes", ErrTooLarge, info.MXC, limit)
-		}
-		h := cas.Sum(data)
-		pin(h)
-		if _, err := batch.Put(h, data); err != nil {
-			return Record{}, err
-		}
-		m.Chunks = append(m.Chunks, index.ChunkRef{Hash: h, Len: uint32(len(data))})
-	}
-	if info.Size >= 0 && m.Size != info.Size {
-		return Record{}, fmt.Errorf("%w: %s: got %d of %d bytes", ErrTruncated, info.MXC, m.Size, info.Size)
-	}
-	if err := ctx.Err(); err != nil {
-		return Record{}, err
-	}
-	obj := objectHash(m)
-	pin(obj)
-	known, err := s.idx.HasManifest(obj)
-	if err != nil {
-		return Record{}, err
-	}
-	if err := batch.Commit(); err != nil {
 		return Record{}, err
 	}
 
@@ -168,4 +119,80 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, pen
 		s.waiters.wake(info.MXC)
 	}
 	return rec, nil
+}
+
+// pinSet is the hashes one write has pinned against GC.
+type pinSet struct {
+	s  *Store
+	hs []cas.Hash
+}
+
+func (s *Store) newPinSet() *pinSet { return &pinSet{s: s} }
+
+func (p *pinSet) pin(h cas.Hash) {
+	p.s.pins.pin(h)
+	p.hs = append(p.hs, h)
+}
+
+// release unpins everything; call it after the records that refer to the
+// hashes are committed (or given up).
+func (p *pinSet) release() { p.s.pins.unpin(p.hs); p.hs = nil }
+
+// writeObject streams body into chunk files and returns the object's name
+// and manifest, with its chunks durable. known says whether the index
+// already has the manifest; if not, the caller commits it with the record
+// that refers to it, before releasing pins. declared is the body's
+// declared length (-1: unknown); limit the most it may hold (-1: no
+// limit); body must already be cut at limit+1. what names the upload in
+// errors.
+func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit int64, what string, pins *pinSet) (cas.Hash, index.Manifest, bool, error) {
+	var m index.Manifest
+	ck, err := chunker.New(body, s.params)
+	if err != nil {
+		return cas.Hash{}, m, false, err
+	}
+	defer ck.Release()
+	batch := s.cas.NewBatch()
+	defer batch.Abort()
+	for {
+		data, err := ck.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return cas.Hash{}, m, false, fmt.Errorf("%w: %s: %w", ErrTruncated, what, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return cas.Hash{}, m, false, err
+		}
+		m.Size += int64(len(data))
+		if limit >= 0 && m.Size > limit {
+			if declared >= 0 && declared == limit {
+				return cas.Hash{}, m, false, fmt.Errorf("%w: %s: body longer than the declared %d bytes", ErrTooLarge, what, declared)
+			}
+			return cas.Hash{}, m, false, fmt.Errorf("%w: %s: over %d bytes", ErrTooLarge, what, limit)
+		}
+		h := cas.Sum(data)
+		pins.pin(h)
+		if _, err := batch.Put(h, data); err != nil {
+			return cas.Hash{}, m, false, err
+		}
+		m.Chunks = append(m.Chunks, index.ChunkRef{Hash: h, Len: uint32(len(data))})
+	}
+	if declared >= 0 && m.Size != declared {
+		return cas.Hash{}, m, false, fmt.Errorf("%w: %s: got %d of %d bytes", ErrTruncated, what, m.Size, declared)
+	}
+	if err := ctx.Err(); err != nil {
+		return cas.Hash{}, m, false, err
+	}
+	obj := objectHash(m)
+	pins.pin(obj)
+	known, err := s.idx.HasManifest(obj)
+	if err != nil {
+		return cas.Hash{}, m, false, err
+	}
+	if err := batch.Commit(); err != nil {
+		return cas.Hash{}, m, false, err
+	}
+	return obj, m, known, nil
 }
