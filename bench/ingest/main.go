@@ -26,15 +26,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
-	"slices"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mxcas/mxcas/bench/machine"
 	"github.com/mxcas/mxcas/bench/paramflag"
+	"github.com/mxcas/mxcas/bench/report"
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/chunker"
 	"github.com/mxcas/mxcas/matrix"
@@ -62,21 +61,6 @@ type config struct {
 	small       int
 	concurrency int
 	params      chunker.Params
-}
-
-// row is one measurement: a value per run and the median of them.
-type row struct {
-	name, unit, goal string
-	vals             []float64
-}
-
-func (r *row) median() float64 {
-	v := slices.Clone(r.vals)
-	slices.Sort(v)
-	if n := len(v); n%2 == 0 {
-		return (v[n/2-1] + v[n/2]) / 2
-	}
-	return v[len(v)/2]
 }
 
 func main() {
@@ -128,18 +112,18 @@ func run(cfg config) error {
 		cfg.dir, paramflag.Label(cfg.params), cfg.size>>20, cfg.runs, cfg.small, smallSize>>10, cfg.concurrency)
 
 	var (
-		disk     = &row{name: "(1) disk: 1 MiB writes + fsync", unit: "MB/s"}
-		ingest   = &row{name: "(2) upload, new content", unit: "MB/s", goal: ">= 0.7 x (1)"}
-		ratio    = &row{name: "    (2)/(1)", unit: "", goal: ">= 0.7"}
-		reingest = &row{name: "(3) re-upload, same store handle", unit: "MB/s", goal: ">= 800"}
-		reopened = &row{name: "(3') re-upload, store reopened", unit: "MB/s", goal: ">= 800"}
-		smallRow = &row{name: fmt.Sprintf("(4) %d KiB uploads, concurrency %d", smallSize>>10, cfg.concurrency), unit: "uploads/s"}
-		sChunk   = &row{name: "chunker only", unit: "MB/s"}
-		sHash    = &row{name: "BLAKE3 of the whole buffer", unit: "MB/s"}
-		sCPU     = &row{name: "chunk + BLAKE3 per chunk + whole BLAKE3", unit: "MB/s"}
-		sPut     = &row{name: "chunk + BLAKE3 + cas.Batch.Put (temp files)", unit: "MB/s"}
-		sCommit  = &row{name: "cas.Batch.Commit (syncfs, rename, syncfs)", unit: "s"}
-		sSync    = &row{name: "syncfs with nothing dirty", unit: "ms"}
+		disk     = &report.Row{Name: "(1) disk: 1 MiB writes + fsync", Unit: "MB/s"}
+		ingest   = &report.Row{Name: "(2) upload, new content", Unit: "MB/s", Goal: ">= 0.7 x (1)"}
+		ratio    = &report.Row{Name: "    (2)/(1)", Unit: "", Goal: ">= 0.7"}
+		reingest = &report.Row{Name: "(3) re-upload, same store handle", Unit: "MB/s", Goal: ">= 800"}
+		reopened = &report.Row{Name: "(3') re-upload, store reopened", Unit: "MB/s", Goal: ">= 800"}
+		smallRow = &report.Row{Name: fmt.Sprintf("(4) %d KiB uploads, concurrency %d", smallSize>>10, cfg.concurrency), Unit: "uploads/s"}
+		sChunk   = &report.Row{Name: "chunker only", Unit: "MB/s"}
+		sHash    = &report.Row{Name: "BLAKE3 of the whole buffer", Unit: "MB/s"}
+		sCPU     = &report.Row{Name: "chunk + BLAKE3 per chunk + whole BLAKE3", Unit: "MB/s"}
+		sPut     = &report.Row{Name: "chunk + BLAKE3 + cas.Batch.Put (temp files)", Unit: "MB/s"}
+		sCommit  = &report.Row{Name: "cas.Batch.Commit (syncfs, rename, syncfs)", Unit: "s"}
+		sSync    = &report.Row{Name: "syncfs with nothing dirty", Unit: "ms"}
 	)
 	// Everything goes in work and is deleted only at the end, so no
 	// measurement pays for the deletions of an earlier one (on ext4 without
@@ -165,7 +149,7 @@ func run(cfg config) error {
 			if err != nil {
 				return err
 			}
-			disk.add(mbps(len(buf), d))
+			disk.Add(mbps(len(buf), d))
 			return nil
 		}
 		var d2, d3, d3r time.Duration
@@ -194,16 +178,16 @@ func run(cfg config) error {
 				return err
 			}
 		}
-		ingest.add(mbps(len(buf), d2))
-		ratio.add(mbps(len(buf), d2) / disk.vals[r])
-		reingest.add(mbps(len(buf), d3))
-		reopened.add(mbps(len(buf), d3r))
+		ingest.Add(mbps(len(buf), d2))
+		ratio.Add(mbps(len(buf), d2) / disk.Vals[r])
+		reingest.Add(mbps(len(buf), d3))
+		reopened.Add(mbps(len(buf), d3r))
 
 		// (4) Small uploads of fresh content, concurrently.
 		fill(smallBuf, streamSmall, r)
 		err := withStore(work, cfg.params, func(dir string, st *media.Store) error {
 			d, err := measure(ctx, "small", func() error { return uploadSmall(ctx, st, smallBuf, cfg.concurrency) })
-			smallRow.add(float64(cfg.small) / d.Seconds())
+			smallRow.Add(float64(cfg.small) / d.Seconds())
 			return err
 		})
 		if err != nil {
@@ -216,39 +200,9 @@ func run(cfg config) error {
 		}
 		log.Printf("run %d of %d done", r+1, cfg.runs)
 	}
-	table := func(title string, rows ...*row) {
-		fmt.Println(title)
-		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-		head := "measurement\t"
-		for i := range cfg.runs {
-			head += fmt.Sprintf("run %d\t", i+1)
-		}
-		fmt.Fprintln(tw, head+"median\tunit\tgoal")
-		for _, r := range rows {
-			line := r.name + "\t"
-			for _, v := range r.vals {
-				line += format(v) + "\t"
-			}
-			fmt.Fprintf(tw, "%s%s\t%s\t%s\n", line, format(r.median()), r.unit, r.goal)
-		}
-		tw.Flush()
-		fmt.Println()
-	}
-	table("Ingest", disk, ingest, ratio, reingest, reopened, smallRow)
-	table(fmt.Sprintf("Stages of an upload, on the %d MiB of (2)", cfg.size>>20), sChunk, sHash, sCPU, sPut, sCommit, sSync)
+	report.Table(os.Stdout, "Ingest", cfg.runs, disk, ingest, ratio, reingest, reopened, smallRow)
+	report.Table(os.Stdout, fmt.Sprintf("Stages of an upload, on the %d MiB of (2)", cfg.size>>20), cfg.runs, sChunk, sHash, sCPU, sPut, sCommit, sSync)
 	return nil
-}
-
-func (r *row) add(v float64) { r.vals = append(r.vals, v) }
-
-func format(v float64) string {
-	switch {
-	case v < 10:
-		return fmt.Sprintf("%.2f", v)
-	case v < 100:
-		return fmt.Sprintf("%.1f", v)
-	}
-	return fmt.Sprintf("%.0f", v)
 }
 
 func mbps(n int, d time.Duration) float64 { return float64(n) / 1e6 / d.Seconds() }
@@ -336,7 +290,7 @@ func uploadSmall(ctx context.Context, st *media.Store, b []byte, concurrency int
 
 // stages times the parts of an upload on their own: the CPU work on b, then
 // the chunk files in a fresh cas.Store under parent.
-func stages(ctx context.Context, parent string, p chunker.Params, b []byte, chunk, hash, cpu, put, commit, idle *row) error {
+func stages(ctx context.Context, parent string, p chunker.Params, b []byte, chunk, hash, cpu, put, commit, idle *report.Row) error {
 	d, err := measure(ctx, "stage-chunk", func() error {
 		ck, err := chunker.New(bytes.NewReader(b), p)
 		if err != nil {
@@ -354,10 +308,10 @@ func stages(ctx context.Context, parent string, p chunker.Params, b []byte, chun
 	if err != nil {
 		return err
 	}
-	chunk.add(mbps(len(b), d))
+	chunk.Add(mbps(len(b), d))
 
 	d, _ = measure(ctx, "stage-hash", func() error { cas.Sum(b); return nil })
-	hash.add(mbps(len(b), d))
+	hash.Add(mbps(len(b), d))
 
 	d, err = measure(ctx, "stage-cpu", func() error {
 		whole := cas.NewHasher()
@@ -372,7 +326,7 @@ func stages(ctx context.Context, parent string, p chunker.Params, b []byte, chun
 	if err != nil {
 		return err
 	}
-	cpu.add(mbps(len(b), d))
+	cpu.Add(mbps(len(b), d))
 
 	dir, err := os.MkdirTemp(parent, "cas-")
 	if err != nil {
@@ -394,16 +348,16 @@ func stages(ctx context.Context, parent string, p chunker.Params, b []byte, chun
 	if err != nil {
 		return err
 	}
-	put.add(mbps(len(b), d))
+	put.Add(mbps(len(b), d))
 	d, err = measure(ctx, "stage-commit", batch.Commit)
 	if err != nil {
 		return err
 	}
-	commit.add(d.Seconds())
+	commit.Add(d.Seconds())
 	d, err = measure(ctx, "stage-sync", cs.Sync)
 	if err != nil {
 		return err
 	}
-	idle.add(float64(d.Microseconds()) / 1000)
+	idle.Add(float64(d.Microseconds()) / 1000)
 	return nil
 }

@@ -34,7 +34,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,6 +43,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mxcas/mxcas/bench/machine"
+	"github.com/mxcas/mxcas/bench/report"
 )
 
 const (
@@ -70,26 +70,6 @@ type config struct {
 	nLarge  int
 	nUpload int
 	perf    string
-}
-
-// row is one measurement: a value per run and the median of them.
-type row struct {
-	name, unit, goal string
-	vals             []float64
-	ok               func(median float64) bool // the goal, when there is one
-}
-
-func (r *row) add(v float64) { r.vals = append(r.vals, v) }
-
-func (r *row) median() float64 { return median(r.vals) }
-
-func median(vals []float64) float64 {
-	v := slices.Clone(vals)
-	slices.Sort(v)
-	if n := len(v); n%2 == 0 {
-		return (v[n/2-1] + v[n/2]) / 2
-	}
-	return v[len(v)/2]
 }
 
 func main() {
@@ -212,21 +192,23 @@ func run(ctx context.Context, cfg config) error {
 	}
 
 	var (
-		smallMx = &row{name: "(1) 4 KiB downloads, mxcas", unit: "req/s"}
-		smallFs = &row{name: "(1') 4 KiB downloads, file server", unit: "req/s"}
-		smallR  = &row{name: "    (1)/(1')", goal: ">= 0.7", ok: atLeast(0.7)}
-		largeMx = &row{name: "(2) 10 MiB downloads, mxcas", unit: "MB/s"}
-		largeFs = &row{name: "(2') 10 MiB downloads, file server", unit: "MB/s"}
-		largeR  = &row{name: "    (2)/(2')", goal: ">= 0.7", ok: atLeast(0.7)}
+		smallMx = &report.Row{Name: "(1) 4 KiB downloads, mxcas", Unit: "req/s"}
+		smallFs = &report.Row{Name: "(1') 4 KiB downloads, file server", Unit: "req/s"}
+		smallR  = &report.Row{Name: "    (1)/(1')", Goal: ">= 0.7"}
+		largeMx = &report.Row{Name: "(2) 10 MiB downloads, mxcas", Unit: "MB/s"}
+		largeFs = &report.Row{Name: "(2') 10 MiB downloads, file server", Unit: "MB/s"}
+		largeR  = &report.Row{Name: "    (2)/(2')", Goal: ">= 0.7"}
 
-		smallMxCPU = &row{name: "mxcas CPU per 4 KiB download", unit: "us"}
-		smallFsCPU = &row{name: "file server CPU per 4 KiB download", unit: "us"}
-		largeMxCPU = &row{name: "mxcas CPU per 10 MiB download", unit: "ms"}
-		largeFsCPU = &row{name: "file server CPU per 10 MiB download", unit: "ms"}
-		upReq      = &row{name: fmt.Sprintf("(3) 256 KiB uploads, new content, %d clients", cfg.c), unit: "uploads/s"}
-		upMB       = &row{name: "    the same in MB/s", unit: "MB/s"}
-		rssRun     = &row{name: "mxcas VmRSS after the run", unit: "MB", goal: "<= 100", ok: atMost(100)}
+		smallMxCPU = &report.Row{Name: "mxcas CPU per 4 KiB download", Unit: "us"}
+		smallFsCPU = &report.Row{Name: "file server CPU per 4 KiB download", Unit: "us"}
+		largeMxCPU = &report.Row{Name: "mxcas CPU per 10 MiB download", Unit: "ms"}
+		largeFsCPU = &report.Row{Name: "file server CPU per 10 MiB download", Unit: "ms"}
+		upReq      = &report.Row{Name: fmt.Sprintf("(3) 256 KiB uploads, new content, %d clients", cfg.c), Unit: "uploads/s"}
+		upMB       = &report.Row{Name: "    the same in MB/s", Unit: "MB/s"}
+		rssRun     = &report.Row{Name: "mxcas VmRSS after the run", Unit: "MB", Goal: "<= 100"}
 	)
+	// The goals checked against the medians before printing.
+	checks := map[*report.Row]func(median float64) bool{smallR: atLeast(0.7), largeR: atLeast(0.7), rssRun: atMost(100)}
 	uploads := make([]byte, cfg.c*cfg.nUpload*uploadSize)
 	if cfg.perf != "" {
 		stopPerf, err := startPerf(cfg.perf, mx.pid())
@@ -239,7 +221,7 @@ func run(ctx context.Context, cfg config) error {
 		// mxcas and the file server alternate which goes first.
 		// scale turns requests per second into the row's unit, cpuScale
 		// CPU seconds per request into the CPU rows' unit.
-		pair := func(mxRow, fsRow, ratio, mxCPU, fsCPU *row, path, fsPath string, size, n int, scale, cpuScale float64) error {
+		pair := func(mxRow, fsRow, ratio, mxCPU, fsCPU *report.Row, path, fsPath string, size, n int, scale, cpuScale float64) error {
 			var vMx, vFs, cMx, cFs float64
 			both := []func() error{
 				func() (err error) { vMx, cMx, err = downloads(ctx, mxc, path, size, cfg.c, n); return err },
@@ -253,11 +235,11 @@ func run(ctx context.Context, cfg config) error {
 					return err
 				}
 			}
-			mxRow.add(vMx * scale)
-			fsRow.add(vFs * scale)
-			ratio.add(vMx / vFs)
-			mxCPU.add(cMx * cpuScale)
-			fsCPU.add(cFs * cpuScale)
+			mxRow.Add(vMx * scale)
+			fsRow.Add(vFs * scale)
+			ratio.Add(vMx / vFs)
+			mxCPU.Add(cMx * cpuScale)
+			fsCPU.Add(cFs * cpuScale)
 			return nil
 		}
 		if err := pair(smallMx, smallFs, smallR, smallMxCPU, smallFsCPU, mxSmall, "/small", smallSize, cfg.nSmall, 1, 1e6); err != nil {
@@ -272,14 +254,14 @@ func run(ctx context.Context, cfg config) error {
 		if err != nil {
 			return err
 		}
-		upReq.add(float64(len(uploads)/uploadSize) / d.Seconds())
-		upMB.add(float64(len(uploads)) / 1e6 / d.Seconds())
+		upReq.Add(float64(len(uploads)/uploadSize) / d.Seconds())
+		upMB.Add(float64(len(uploads)) / 1e6 / d.Seconds())
 
 		rss, _, err := memory(mx.pid())
 		if err != nil {
 			return err
 		}
-		rssRun.add(rss)
+		rssRun.Add(rss)
 		log.Printf("run %d of %d done", r+1, cfg.runs)
 	}
 	end, peak, err := memory(mx.pid())
@@ -288,34 +270,19 @@ func run(ctx context.Context, cfg config) error {
 	}
 	_, fsPeak, _ := memory(fs.pid())
 
-	table := func(title string, rows ...*row) {
-		fmt.Println(title)
-		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-		head := "measurement\t"
-		for i := range cfg.runs {
-			head += fmt.Sprintf("run %d\t", i+1)
-		}
-		fmt.Fprintln(tw, head+"median\tunit\tgoal")
-		for _, r := range rows {
-			line := r.name + "\t"
-			for _, v := range r.vals {
-				line += format(v) + "\t"
-			}
-			fmt.Fprintf(tw, "%s%s\t%s\t%s\n", line, format(r.median()), r.unit, verdict(r.goal, r.ok, r.median()))
-		}
-		tw.Flush()
-		fmt.Println()
+	for r, ok := range checks {
+		r.Goal = verdict(r.Goal, ok, r.Median())
 	}
-	table("Load over loopback", smallMx, smallFs, smallR, largeMx, largeFs, largeR, upReq, upMB, rssRun)
-	table("Server CPU time (user+system, /proc/PID/stat) per download", smallMxCPU, smallFsCPU, largeMxCPU, largeFsCPU)
+	report.Table(os.Stdout, "Load over loopback", cfg.runs, smallMx, smallFs, smallR, largeMx, largeFs, largeR, upReq, upMB, rssRun)
+	report.Table(os.Stdout, "Server CPU time (user+system, /proc/PID/stat) per download", cfg.runs, smallMxCPU, smallFsCPU, largeMxCPU, largeFsCPU)
 
 	fmt.Println("Memory of the mxcas process (/proc/PID/status)")
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "measurement\tvalue\tunit\tgoal")
-	fmt.Fprintf(tw, "(4) VmRSS idle after start\t%s\tMB\t%s\n", format(idle), verdict("<= 50", atMost(50), idle))
-	fmt.Fprintf(tw, "(4') VmRSS at the end of the load\t%s\tMB\t%s\n", format(end), verdict("<= 100", atMost(100), end))
-	fmt.Fprintf(tw, "(4'') VmHWM (peak)\t%s\tMB\t%s\n", format(peak), verdict("<= 100", atMost(100), peak))
-	fmt.Fprintf(tw, "file server VmHWM, for reference\t%s\tMB\t\n", format(fsPeak))
+	fmt.Fprintf(tw, "(4) VmRSS idle after start\t%s\tMB\t%s\n", report.Format(idle), verdict("<= 50", atMost(50), idle))
+	fmt.Fprintf(tw, "(4') VmRSS at the end of the load\t%s\tMB\t%s\n", report.Format(end), verdict("<= 100", atMost(100), end))
+	fmt.Fprintf(tw, "(4'') VmHWM (peak)\t%s\tMB\t%s\n", report.Format(peak), verdict("<= 100", atMost(100), peak))
+	fmt.Fprintf(tw, "file server VmHWM, for reference\t%s\tMB\t\n", report.Format(fsPeak))
 	tw.Flush()
 
 	if err := mx.stop(); err != nil {
@@ -338,16 +305,6 @@ func verdict(goal string, ok func(float64) bool, v float64) string {
 		return goal + ": met"
 	}
 	return goal + ": NOT met"
-}
-
-func format(v float64) string {
-	switch {
-	case v < 10:
-		return fmt.Sprintf("%.2f", v)
-	case v < 100:
-		return fmt.Sprintf("%.1f", v)
-	}
-	return fmt.Sprintf("%.0f", v)
 }
 
 // fill overwrites b with the ChaCha8 stream of (purpose, run).
@@ -613,17 +570,28 @@ func statusError(req *http.Request, resp *http.Response) error {
 	return fmt.Errorf("%s %s (Host %s): %s: %s", req.Method, req.URL.Path, req.Host, resp.Status, bytes.TrimSpace(b))
 }
 
+// do sends a request and returns the answer, which must be 200; the caller
+// closes its body.
+func (t *target) do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	req := t.request(ctx, method, path, body)
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, statusError(req, resp)
+	}
+	return resp, nil
+}
+
 // get downloads path once, reading the body fully; it must be 200 with size bytes.
 func (t *target) get(ctx context.Context, path string, size int) error {
-	req := t.request(ctx, http.MethodGet, path, nil)
-	resp, err := t.client.Do(req)
+	resp, err := t.do(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return statusError(req, resp)
-	}
 	n, err := io.Copy(io.Discard, resp.Body)
 	if err != nil {
 		return fmt.Errorf("GET %s: after %d bytes: %w", path, n, err)
@@ -636,15 +604,11 @@ func (t *target) get(ctx context.Context, path string, size int) error {
 
 // verify checks that path answers exactly want.
 func (t *target) verify(ctx context.Context, path string, want []byte) error {
-	req := t.request(ctx, http.MethodGet, path, nil)
-	resp, err := t.client.Do(req)
+	resp, err := t.do(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return statusError(req, resp)
-	}
 	got, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return err
@@ -657,15 +621,11 @@ func (t *target) verify(ctx context.Context, path string, want []byte) error {
 
 // upload posts b and returns the media ID of the answer.
 func (t *target) upload(ctx context.Context, b []byte) (string, error) {
-	req := t.request(ctx, http.MethodPost, "/_matrix/media/v3/upload", b)
-	resp, err := t.client.Do(req)
+	resp, err := t.do(ctx, http.MethodPost, "/_matrix/media/v3/upload", b)
 	if err != nil {
 		return "", err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", statusError(req, resp)
-	}
 	var ans struct {
 		ContentURI string `json:"content_uri"`
 	}
