@@ -21,6 +21,7 @@ type Config struct {
 	Storage     Storage      `toml:"storage"`
 	Auth        Auth         `toml:"auth"`
 	Uploads     Uploads      `toml:"uploads"`
+	Thumbnails  Thumbnails   `toml:"thumbnails"`
 	Homeservers []Homeserver `toml:"homeserver"`
 	Federation  Federation   `toml:"federation"`
 
@@ -56,6 +57,29 @@ type Auth struct {
 	CacheSize int `toml:"cache_size"`
 	// WhoamiTimeout bounds a token check against the homeserver.
 	WhoamiTimeout Duration `toml:"whoami_timeout"`
+}
+
+// Thumbnails is the [thumbnails] table.
+type Thumbnails struct {
+	// Pregenerate makes Sizes in the background after each image upload.
+	Pregenerate bool            `toml:"pregenerate"`
+	Sizes       []ThumbnailSize `toml:"sizes"`
+	// Workers decode at once; 0 means the number of CPUs.
+	Workers int `toml:"workers"`
+	// MemoryBudget bounds the bytes all thumbnail work holds at once.
+	MemoryBudget int64 `toml:"memory_budget"`
+	// MaxPixels and MaxBytes refuse larger sources (413 M_TOO_LARGE).
+	MaxPixels int64 `toml:"max_pixels"`
+	MaxBytes  int64 `toml:"max_bytes"`
+	// MaxDimension caps a requested width or height.
+	MaxDimension int `toml:"max_dimension"`
+}
+
+// ThumbnailSize is one [[thumbnails.sizes]] entry.
+type ThumbnailSize struct {
+	Width  int    `toml:"width"`
+	Height int    `toml:"height"`
+	Method string `toml:"method"`
 }
 
 // Uploads is the [uploads] table: asynchronous uploads (create, then PUT).
@@ -133,6 +157,16 @@ func Default() Config {
 			UnusedExpires:     Duration{24 * time.Hour},
 			MaxPendingPerUser: 10,
 		},
+		Thumbnails: Thumbnails{
+			Pregenerate: true,
+			Sizes: []ThumbnailSize{
+				{32, 32, "crop"}, {96, 96, "crop"}, {320, 240, "scale"}, {640, 480, "scale"}, {800, 600, "scale"},
+			},
+			MemoryBudget: 512 << 20,
+			MaxPixels:    32_000_000,
+			MaxBytes:     64 << 20,
+			MaxDimension: 1600,
+		},
 		Storage: Storage{GCGrace: Duration{time.Hour}},
 		Homeservers: []Homeserver{{
 			Name:      "localhost",
@@ -185,7 +219,8 @@ func Find(path string) (Config, error) {
 func Parse(text, name string) (Config, error) {
 	c := Default()
 	c.Source = name
-	c.Homeservers = nil // a file that lists homeservers replaces the default one
+	c.Homeservers = nil      // a file that lists homeservers replaces the default one
+	c.Thumbnails.Sizes = nil // likewise for thumbnail sizes
 	md, err := toml.Decode(text, &c)
 	if err != nil {
 		var perr toml.ParseError
@@ -199,6 +234,9 @@ func Parse(text, name string) (Config, error) {
 	}
 	if len(c.Homeservers) == 0 {
 		c.Homeservers = Default().Homeservers
+	}
+	if !md.IsDefined("thumbnails", "sizes") {
+		c.Thumbnails.Sizes = Default().Thumbnails.Sizes
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
@@ -261,6 +299,27 @@ func (c *Config) Validate() error {
 	}
 	if c.Uploads.MaxPendingPerUser <= 0 {
 		return bad("must be positive", "uploads", "max_pending_per_user")
+	}
+	t := c.Thumbnails
+	if t.Workers < 0 {
+		return bad("must not be negative", "thumbnails", "workers")
+	}
+	if t.MemoryBudget < 16<<20 {
+		return bad("must be at least 16 MiB", "thumbnails", "memory_budget")
+	}
+	if t.MaxPixels <= 0 {
+		return bad("must be positive", "thumbnails", "max_pixels")
+	}
+	if t.MaxBytes <= 0 {
+		return bad("must be positive", "thumbnails", "max_bytes")
+	}
+	if t.MaxDimension <= 0 {
+		return bad("must be positive", "thumbnails", "max_dimension")
+	}
+	for _, z := range t.Sizes {
+		if z.Width <= 0 || z.Height <= 0 || (z.Method != "crop" && z.Method != "scale") {
+			return bad(fmt.Sprintf("want width > 0, height > 0, method crop or scale; got %dx%d %q", z.Width, z.Height, z.Method), "thumbnails", "sizes")
+		}
 	}
 	seen := make(map[string]bool)
 	for _, hs := range c.Homeservers {

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/thumbgen"
 )
 
 const (
@@ -201,22 +201,41 @@ func (a *API) thumbnailLegacy(w http.ResponseWriter, r *http.Request, rc *reqCtx
 	return a.serveThumbnail(w, r, rc, true)
 }
 
-// serveThumbnail checks the parameters and the media; generating
-// thumbnails arrives with package thumbgen.
-func (a *API) serveThumbnail(_ http.ResponseWriter, r *http.Request, rc *reqCtx, legacy bool) error {
+// serveThumbnail answers a thumbnail: made on first request (once, however
+// many ask at the same moment), then served from the store.
+func (a *API) serveThumbnail(w http.ResponseWriter, r *http.Request, rc *reqCtx, legacy bool) error {
 	q := r.URL.Query()
-	for _, p := range []string{"width", "height"} {
-		if n, err := strconv.Atoi(q.Get(p)); err != nil || n <= 0 {
-			return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%s must be a positive integer", p)
-		}
+	req := thumbgen.Request{Method: q.Get("method"), Animated: q.Get("animated") == "true"}
+	var err error
+	if req.Width, err = strconv.Atoi(q.Get("width")); err != nil || req.Width <= 0 {
+		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "width must be a positive integer")
 	}
-	if m := q.Get("method"); m != "" && m != "crop" && m != "scale" {
+	if req.Height, err = strconv.Atoi(q.Get("height")); err != nil || req.Height <= 0 {
+		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "height must be a positive integer")
+	}
+	if req.Method == "" {
+		req.Method = "scale"
+	}
+	if req.Method != "crop" && req.Method != "scale" {
 		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "method must be crop or scale")
+	}
+	if v := q.Get("animated"); v != "" && v != "true" && v != "false" {
+		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "animated must be true or false")
 	}
 	rec, err := a.lookup(r, rc, legacy)
 	if err != nil {
 		return err
 	}
-	mt, _, _ := mime.ParseMediaType(rec.ContentType)
-	return errorf(http.StatusBadRequest, "M_UNKNOWN", "Cannot generate a thumbnail of this media (%s): thumbnails are not supported by this server yet", mt)
+	body, tr, err := a.opts.Store.Thumbnail(r.Context(), rec, req)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	h := w.Header()
+	h.Set("Content-Type", tr.ContentType)
+	h.Set("Content-Disposition", contentDisposition(tr.ContentType, "", true))
+	setMediaHeaders(h)
+	h.Set("ETag", `"`+tr.Object.String()+`"`)
+	http.ServeContent(w, r, "", time.UnixMilli(rec.Created), body)
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/thumbgen"
 )
 
 // Error is a Matrix error answer: status, errcode and message. Handlers
@@ -42,6 +43,15 @@ func toMatrix(err error) *Error {
 	switch {
 	case errors.As(err, &mbe), errors.Is(err, media.ErrTooLarge):
 		return errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "The upload is larger than this server allows")
+	case errors.Is(err, thumbgen.ErrTooLarge):
+		return errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "The image is too large to thumbnail")
+	case errors.Is(err, thumbgen.ErrBadRequest):
+		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%s", err)
+	case errors.Is(err, thumbgen.ErrUnsupported), errors.Is(err, thumbgen.ErrCorrupt):
+		return errorf(http.StatusBadRequest, "M_UNKNOWN", "Cannot generate a thumbnail of this media")
+	case errors.Is(err, media.ErrBusy):
+		return &Error{Status: http.StatusTooManyRequests, Code: "M_LIMIT_EXCEEDED",
+			Message: "Too many thumbnails are being made; try again shortly", RetryAfter: 2 * time.Second}
 	case errors.Is(err, matrix.ErrInvalid):
 		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%s", trimPrefix(err))
 	case errors.Is(err, media.ErrNotFound):

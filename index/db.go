@@ -243,6 +243,38 @@ func (r reader) CountPending(user string, now int64) (int, error) {
 	return n, err
 }
 
+// Thumbnail returns the thumbnail of source object src for spec, or
+// ErrNotFound.
+func (r reader) Thumbnail(src cas.Hash, spec string) (ThumbRecord, error) {
+	var tr ThumbRecord
+	err := r.get(thumbKey(src, spec), func(v []byte) error {
+		if err := json.Unmarshal(v, &tr); err != nil {
+			return fmt.Errorf("%w: thumbnail: %v", ErrCorruptRecord, err)
+		}
+		return nil
+	})
+	return tr, err
+}
+
+// ScanThumbnails calls fn for every thumbnail record; one that cannot be
+// decoded comes with a non-nil decodeErr.
+func (r reader) ScanThumbnails(fn func(src cas.Hash, spec string, tr ThumbRecord, decodeErr error) error) error {
+	return r.scan(prefixThumb, func(k, v []byte) error {
+		rest := k[len(prefixThumb):]
+		if len(rest) < cas.HashSize+1 {
+			return fn(cas.Hash{}, "", ThumbRecord{}, fmt.Errorf("%w: thumbnail key %q", ErrCorruptRecord, k))
+		}
+		var src cas.Hash
+		copy(src[:], rest)
+		var tr ThumbRecord
+		err := json.Unmarshal(v, &tr)
+		if err != nil {
+			err = fmt.Errorf("%w: thumbnail: %v", ErrCorruptRecord, err)
+		}
+		return fn(src, string(rest[cas.HashSize+1:]), tr, err)
+	})
+}
+
 // Batch is a set of changes committed atomically and durably. Not safe for
 // concurrent use. Close it when done (Commit does not).
 type Batch struct{ b *pebble.Batch }
@@ -306,6 +338,20 @@ func (b *Batch) PutPending(user, server, id string, expires int64) error {
 // DeletePending forgets a created ID (its content arrived, or it was purged).
 func (b *Batch) DeletePending(user, server, id string) error {
 	return b.b.Delete(pendingKey(user, server, id), nil)
+}
+
+// PutThumbnail records a thumbnail of source object src.
+func (b *Batch) PutThumbnail(src cas.Hash, spec string, tr ThumbRecord) error {
+	v, err := json.Marshal(tr)
+	if err != nil {
+		return err
+	}
+	return b.b.Set(thumbKey(src, spec), v, nil)
+}
+
+// DeleteThumbnail forgets a thumbnail record.
+func (b *Batch) DeleteThumbnail(src cas.Hash, spec string) error {
+	return b.b.Delete(thumbKey(src, spec), nil)
 }
 
 // Commit applies the batch and syncs it to disk before returning.

@@ -16,12 +16,14 @@
 //	u/<userID>\x00<server>/<mediaID>      ownership; empty value
 //	p/<userID>\x00<server>/<mediaID>      a created ID without content yet;
 //	                                      value: expiry, Unix ms, 8 bytes LE
+//	t/<sourceHash>/<w>x<h>/<method>/<0|1> ThumbRecord, JSON: a thumbnail of a
+//	                                      source object (animated 1 or 0)
 //	s/u/<userID>                          Usage of a user, merged counters
 //	s/s/<server>                          Usage of a server name, merged counters
 //
 // Usage counters are written with Pebble merges (the merger named
 // "mxcas.usage.v1" adds two little-endian int64s: bytes, then count), so
 // concurrent uploads never read-modify-write them under a lock.
-// Thumbnails (t/), quarantine by hash (q/) and the rest arrive with the
-// issues that need them; new prefixes must be added here first.
+// Quarantine by hash (q/) and the rest arrive with the issues that need
+// them; new prefixes must be added here first.
 package index

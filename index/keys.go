@@ -12,6 +12,7 @@ var (
 	prefixObject  = []byte("o/")
 	prefixOwner   = []byte("u/")
 	prefixPending = []byte("p/")
+	prefixThumb   = []byte("t/")
 	prefixUserUse = []byte("s/u/")
 	prefixSiteUse = []byte("s/s/")
 )
@@ -66,4 +67,10 @@ func pendingKey(user, server, id string) []byte {
 
 func pendingPrefix(user string) []byte {
 	return append(append(append([]byte(nil), prefixPending...), user...), 0)
+}
+
+// thumbKey is t/<source object hash>/<spec>, spec "<w>x<h>/<method>/<0|1>".
+func thumbKey(src cas.Hash, spec string) []byte {
+	k := append(append([]byte(nil), prefixThumb...), src[:]...)
+	return append(append(k, '/'), spec...)
 }

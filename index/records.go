@@ -106,3 +106,12 @@ type Usage struct {
 	Bytes int64
 	Count int64
 }
+
+// ThumbRecord is a stored thumbnail of a source object. JSON.
+type ThumbRecord struct {
+	Object      cas.Hash `json:"object"`
+	Size        int64    `json:"size"`
+	ContentType string   `json:"type"`
+	Width       int      `json:"w"`
+	Height      int      `json:"h"`
+}

@@ -42,6 +42,26 @@ func (s *Store) GC(ctx context.Context) (GCStats, error) {
 	if err != nil {
 		return st, err
 	}
+	// Thumbnails of live sources are live; those of dead sources go.
+	type thumbKey struct {
+		src  cas.Hash
+		spec string
+	}
+	var deadThumbs []thumbKey
+	err = snap.ScanThumbnails(func(src cas.Hash, spec string, tr index.ThumbRecord, decodeErr error) error {
+		if _, ok := liveObj[src]; !ok {
+			deadThumbs = append(deadThumbs, thumbKey{src, spec})
+			return nil
+		}
+		if decodeErr != nil {
+			return decodeErr
+		}
+		liveObj[tr.Object] = struct{}{}
+		return ctx.Err()
+	})
+	if err != nil {
+		return st, err
+	}
 	liveChunk := make(map[cas.Hash]struct{})
 	var deadObj []cas.Hash
 	err = snap.ScanManifests(func(h cas.Hash, m index.Manifest, decodeErr error) error {
@@ -68,10 +88,15 @@ func (s *Store) GC(ctx context.Context) (GCStats, error) {
 
 	// Unreferenced manifests go in one batch, decided and committed while
 	// no upload can pin one of them.
-	if len(deadObj) > 0 {
+	if len(deadObj) > 0 || len(deadThumbs) > 0 {
 		err := s.pins.whileLocked(func(pinned func(cas.Hash) bool) error {
 			b := s.idx.NewBatch()
 			defer b.Close()
+			for _, k := range deadThumbs {
+				if err := b.DeleteThumbnail(k.src, k.spec); err != nil {
+					return err
+				}
+			}
 			for _, h := range deadObj {
 				if pinned(h) {
 					st.Objects++

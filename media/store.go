@@ -49,6 +49,8 @@ type Options struct {
 	Now func() time.Time
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+	// Thumbnails bound thumbnail work.
+	Thumbnails ThumbnailOptions
 }
 
 // Validate fills defaults and checks the options.
@@ -85,6 +87,7 @@ type Store struct {
 	pins      pins
 	claims    claims
 	waiters   waiters
+	thumbs    *thumbnailer
 	records   *recordCache
 	manifests *manifestCache
 	// pendingMu makes counting and adding a user's created IDs one step.
@@ -129,6 +132,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx,
 		records: newRecordCache(), manifests: newManifestCache()}
+	s.startThumbnailer()
 	s.pins.n = make(map[cas.Hash]int)
 	return s, nil
 }
@@ -137,6 +141,7 @@ func Open(opts Options) (*Store, error) {
 // Fsck or Backup in progress ends (cancel their contexts to hurry them).
 // Uploads must have returned.
 func (s *Store) Close() error {
+	s.stopThumbnailer()
 	s.maint.Lock() // a GC, Fsck or Backup still running finishes first
 	defer s.maint.Unlock()
 	err := s.idx.Close()

@@ -118,6 +118,7 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, pen
 	if pending != nil {
 		s.waiters.wake(info.MXC)
 	}
+	s.enqueueThumbnails(rec)
 	return rec, nil
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mxcas/mxcas/config"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/thumbgen"
 )
 
 // loadConfig parses the -config flag (plus any flags the command adds with
@@ -31,9 +32,21 @@ func loadConfig(name string, args []string, stderr io.Writer, extra func(*flag.F
 
 // mediaOptions turns the configuration into the store's options.
 func mediaOptions(cfg config.Config, logger *slog.Logger) media.Options {
-	return media.Options{
+	t := cfg.Thumbnails
+	o := media.Options{
 		Dir:     cfg.Server.DataDir,
 		GCGrace: cfg.Storage.GCGrace.Duration,
 		Logger:  logger,
+		Thumbnails: media.ThumbnailOptions{
+			Workers:      t.Workers,
+			MemoryBudget: t.MemoryBudget,
+			MaxDimension: t.MaxDimension,
+			Limits:       thumbgen.Limits{MaxPixels: t.MaxPixels, MaxBytes: t.MaxBytes},
+			Disabled:     !t.Pregenerate,
+		},
 	}
+	for _, z := range t.Sizes {
+		o.Thumbnails.Sizes = append(o.Thumbnails.Sizes, media.ThumbnailSize{Width: z.Width, Height: z.Height, Method: z.Method})
+	}
+	return o
 }

@@ -1,0 +1,323 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/mxcas/mxcas/index"
+	"github.com/mxcas/mxcas/thumbgen"
+)
+
+// ThumbnailSize is one size generated ahead of requests.
+type ThumbnailSize struct {
+	Width, Height int
+	Method        string // "crop" or "scale"
+}
+
+// DefaultThumbnailSizes are the sizes the Matrix spec suggests.
+var DefaultThumbnailSizes = []ThumbnailSize{
+	{32, 32, "crop"}, {96, 96, "crop"}, {320, 240, "scale"}, {640, 480, "scale"}, {800, 600, "scale"},
+}
+
+// ThumbnailOptions bound thumbnail work. Zero fields take the defaults.
+type ThumbnailOptions struct {
+	// Sizes are generated in the background after an image upload.
+	Sizes []ThumbnailSize
+	// Workers decode at once (default: the number of CPUs).
+	Workers int
+	// MemoryBudget bounds the bytes of sources and decoded pixels held by
+	// all thumbnail work at once (default 512 MiB); a single image needing
+	// more is ErrTooLarge.
+	MemoryBudget int64
+	// MaxWaiting requests may wait for a worker; more get ErrBusy (64).
+	MaxWaiting int
+	// Queue is the length of the background queue (256); when it is full,
+	// an upload's thumbnails are made on first request instead.
+	Queue int
+	// MaxDimension caps a requested width or height (1600).
+	MaxDimension int
+	Limits       thumbgen.Limits
+	// Disabled turns the background generation off (requests still work).
+	Disabled bool
+}
+
+func (o *ThumbnailOptions) withDefaults() {
+	if o.Sizes == nil {
+		o.Sizes = DefaultThumbnailSizes
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.NumCPU()
+	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = 512 << 20
+	}
+	if o.MaxWaiting <= 0 {
+		o.MaxWaiting = 64
+	}
+	if o.Queue <= 0 {
+		o.Queue = 256
+	}
+	if o.MaxDimension <= 0 {
+		o.MaxDimension = 1600
+	}
+	o.Limits = o.Limits.WithDefaults()
+}
+
+// ErrBusy means too many thumbnail requests are already waiting.
+var ErrBusy = errors.New("media: too many thumbnail requests")
+
+// ThumbRecord describes a stored thumbnail.
+type ThumbRecord = index.ThumbRecord
+
+// thumbnailer is the store's thumbnail machinery: a worker limit, a memory
+// budget, single flight per (source, size), and a background queue.
+type thumbnailer struct {
+	opts    ThumbnailOptions
+	workers *semaphore.Weighted
+	memory  *semaphore.Weighted
+	waiting atomic.Int64
+	flight  singleflight.Group
+
+	queue   chan Record
+	pending sync.WaitGroup // queued, not yet done
+
+	mu     sync.Mutex
+	closed bool
+	active sync.WaitGroup // makeThumbnail calls running
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+func (s *Store) startThumbnailer() {
+	o := s.opts.Thumbnails
+	o.withDefaults()
+	t := &thumbnailer{
+		opts:    o,
+		workers: semaphore.NewWeighted(int64(o.Workers)),
+		memory:  semaphore.NewWeighted(o.MemoryBudget),
+		queue:   make(chan Record, o.Queue),
+		done:    make(chan struct{}),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.stop = cancel
+	s.thumbs = t
+	go func() {
+		defer close(t.done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case rec := <-t.queue:
+				s.Pregenerate(ctx, rec)
+				t.pending.Done()
+			}
+		}
+	}()
+}
+
+// stopThumbnailer ends the background work; queued items are dropped.
+func (s *Store) stopThumbnailer() {
+	t := s.thumbs
+	t.stop()
+	<-t.done
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.active.Wait() // generations detached from their requests
+	for {
+		select {
+		case <-t.queue:
+			t.pending.Done()
+		default:
+			return
+		}
+	}
+}
+
+// enqueueThumbnails asks for rec's thumbnails in the background, never
+// blocking: a full queue skips it.
+func (s *Store) enqueueThumbnails(rec Record) {
+	t := s.thumbs
+	if t.opts.Disabled || !strings.HasPrefix(strings.ToLower(rec.ContentType), "image/") {
+		return
+	}
+	t.pending.Add(1)
+	select {
+	case t.queue <- rec:
+	default:
+		t.pending.Done()
+	}
+}
+
+// WaitThumbnailQueue returns once every queued background job is done
+// (for tests and tools).
+func (s *Store) WaitThumbnailQueue() { s.thumbs.pending.Wait() }
+
+// Pregenerate makes every configured size of rec's thumbnails that is not
+// stored yet. It stops at the first error that would repeat for every size
+// (not an image, too large).
+func (s *Store) Pregenerate(ctx context.Context, rec Record) error {
+	for _, z := range s.thumbs.opts.Sizes {
+		r, _, err := s.Thumbnail(ctx, rec, thumbgen.Request{Width: z.Width, Height: z.Height, Method: z.Method})
+		if err != nil {
+			if errors.Is(err, thumbgen.ErrUnsupported) || errors.Is(err, thumbgen.ErrTooLarge) || errors.Is(err, thumbgen.ErrCorrupt) {
+				return err
+			}
+			s.opts.Logger.Warn("thumbnail pregeneration failed", "media", rec.Server+"/"+rec.MediaID, "err", err)
+			continue
+		}
+		r.Close()
+	}
+	return nil
+}
+
+// Thumbnail returns a thumbnail of rec's content as req asks, making and
+// storing it on first use: concurrent requests for the same source and size
+// make it once. Thumbnails are keyed by the source object, so identical
+// uploads share them. Errors: thumbgen.ErrBadRequest, ErrUnsupported (not
+// an image), ErrTooLarge (over the limits or the memory budget), ErrCorrupt,
+// ErrBusy (too many waiting), or ctx's error while waiting.
+func (s *Store) Thumbnail(ctx context.Context, rec Record, req thumbgen.Request) (*Reader, ThumbRecord, error) {
+	if req.Method == "" {
+		req.Method = "scale"
+	}
+	if err := req.Validate(); err != nil {
+		return nil, ThumbRecord{}, err
+	}
+	if rec.Pending || rec.Object.IsZero() {
+		return nil, ThumbRecord{}, fmt.Errorf("%w: %s/%s has no content", ErrNotFound, rec.Server, rec.MediaID)
+	}
+	maxDim := s.thumbs.opts.MaxDimension
+	req.Width, req.Height = min(req.Width, maxDim), min(req.Height, maxDim)
+	anim := 0
+	if req.Animated {
+		anim = 1
+	}
+	spec := fmt.Sprintf("%dx%d/%s/%d", req.Width, req.Height, req.Method, anim)
+	tr, err := s.idx.Thumbnail(rec.Object, spec)
+	if errors.Is(err, index.ErrNotFound) {
+		key := rec.Object.String() + "/" + spec
+		ch := s.thumbs.flight.DoChan(key, func() (any, error) {
+			t := s.thumbs
+			t.mu.Lock()
+			if t.closed {
+				t.mu.Unlock()
+				return nil, errors.New("media: store is closing")
+			}
+			t.active.Add(1)
+			t.mu.Unlock()
+			defer t.active.Done()
+			return s.makeThumbnail(rec, req, spec)
+		})
+		select {
+		case <-ctx.Done():
+			return nil, ThumbRecord{}, ctx.Err()
+		case res := <-ch:
+			if res.Err != nil {
+				return nil, ThumbRecord{}, res.Err
+			}
+			tr, err = res.Val.(ThumbRecord), nil
+		}
+	}
+	if err != nil {
+		return nil, ThumbRecord{}, err
+	}
+	r, err := s.OpenObject(tr.Object)
+	return r, tr, err
+}
+
+// makeThumbnail generates and stores one thumbnail. It runs once per
+// (source, spec) at a time, detached from any one request's context so a
+// client that goes away does not fail the others waiting on it.
+func (s *Store) makeThumbnail(rec Record, req thumbgen.Request, spec string) (ThumbRecord, error) {
+	t := s.thumbs
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	lim := t.opts.Limits
+	if rec.Size > lim.MaxBytes {
+		return ThumbRecord{}, fmt.Errorf("%w: %d bytes", thumbgen.ErrTooLarge, rec.Size)
+	}
+	if t.waiting.Add(1) > int64(t.opts.MaxWaiting) {
+		t.waiting.Add(-1)
+		return ThumbRecord{}, ErrBusy
+	}
+	err := t.workers.Acquire(ctx, 1)
+	t.waiting.Add(-1)
+	if err != nil {
+		return ThumbRecord{}, err
+	}
+	defer t.workers.Release(1)
+
+	// The header tells the cost before the source is read whole.
+	r, err := s.OpenObject(rec.Object)
+	if err != nil {
+		return ThumbRecord{}, err
+	}
+	defer r.Close()
+	head := make([]byte, min(rec.Size, 256<<10))
+	if _, err := io.ReadFull(r, head); err != nil {
+		return ThumbRecord{}, err
+	}
+	info, err := thumbgen.Sniff(head, lim)
+	if err != nil && !errors.Is(err, thumbgen.ErrCorrupt) {
+		return ThumbRecord{}, err // not an image, or too large by its header
+	}
+	need := rec.Size + thumbgen.DecodeMemory(info, req)
+	if err != nil || info.Width == 0 {
+		need = rec.Size + int64(lim.MaxPixels)*4 // header past the prefix: assume the worst allowed
+	}
+	if need > t.opts.MemoryBudget {
+		return ThumbRecord{}, fmt.Errorf("%w: needs %d bytes, budget %d", thumbgen.ErrTooLarge, need, t.opts.MemoryBudget)
+	}
+	if err := t.memory.Acquire(ctx, need); err != nil {
+		return ThumbRecord{}, err
+	}
+	defer t.memory.Release(need)
+	src := make([]byte, rec.Size)
+	copy(src, head)
+	if _, err := io.ReadFull(r, src[len(head):]); err != nil {
+		return ThumbRecord{}, err
+	}
+	res, err := thumbgen.Generate(src, req, lim)
+	if err != nil {
+		return ThumbRecord{}, err
+	}
+	tr := ThumbRecord{Size: int64(len(res.Data)), ContentType: res.ContentType, Width: res.Width, Height: res.Height}
+
+	pins := s.newPinSet()
+	defer pins.release()
+	b := s.idx.NewBatch()
+	defer b.Close()
+	if len(res.Data) == len(src) && bytes.Equal(res.Data, src) {
+		tr.Object = rec.Object // the source as it is: no copy
+	} else {
+		obj, m, known, err := s.writeObject(ctx, bytes.NewReader(res.Data), int64(len(res.Data)), -1, "thumbnail of "+rec.Object.Short(), pins)
+		if err != nil {
+			return ThumbRecord{}, err
+		}
+		tr.Object = obj
+		if !known {
+			if err := b.PutManifest(obj, m); err != nil {
+				return ThumbRecord{}, err
+			}
+		}
+	}
+	if err := b.PutThumbnail(rec.Object, spec, tr); err != nil {
+		return ThumbRecord{}, err
+	}
+	if err := b.Commit(); err != nil {
+		return ThumbRecord{}, err
+	}
+	return tr, nil
+}
