@@ -2,7 +2,10 @@ package httpapi
 
 import (
 	"encoding/json"
+	"image"
+	_ "image/png"
 	"io"
+	"os"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -158,4 +161,50 @@ func TestAPIBehaviours(t *testing.T) {
 			t.Errorf("got %d %v", a.status, a.header)
 		}
 	})
+}
+
+func TestThumbnailEndpoint(t *testing.T) {
+	srv := newTestAPI(t)
+	png, err := os.ReadFile("../thumbgen/testdata/video-001.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := call(t, srv, "POST", "/_matrix/media/v3/upload?filename=v.png", "alice", string(png))
+	var u struct {
+		ContentURI string `json:"content_uri"`
+	}
+	json.Unmarshal([]byte(up.body), &u)
+	id := strings.TrimPrefix(u.ContentURI, "mxc://hs.test/")
+	path := "/_matrix/client/v1/media/thumbnail/hs.test/" + id
+
+	a := call(t, srv, "GET", path+"?width=32&height=32&method=crop", "alice", "")
+	if a.status != 200 || a.header.Get("Content-Type") != "image/png" || !strings.HasPrefix(a.header.Get("Content-Disposition"), "inline") {
+		t.Fatalf("thumbnail: %d %v", a.status, a.header)
+	}
+	cfg, _, err := image.DecodeConfig(strings.NewReader(a.body))
+	if err != nil || cfg.Width != 32 || cfg.Height != 32 {
+		t.Errorf("thumbnail is %dx%d (%v), want 32x32", cfg.Width, cfg.Height, err)
+	}
+	if b := call(t, srv, "GET", path+"?width=32&height=32&method=crop", "alice", ""); b.body != a.body {
+		t.Error("two requests for the same thumbnail gave different bytes")
+	}
+	// Bigger than the source: the source comes back as it is.
+	if b := call(t, srv, "GET", path+"?width=2000&height=2000", "alice", ""); b.status != 200 || b.body != string(png) {
+		t.Errorf("oversized request: %d, %d bytes; want the original %d bytes", b.status, len(b.body), len(png))
+	}
+	for _, q := range []string{"?width=0&height=32", "?width=32", "?width=a&height=1", "?width=32&height=32&method=zoom", "?width=32&height=32&animated=maybe"} {
+		if b := call(t, srv, "GET", path+q, "alice", ""); b.status != 400 || !strings.HasPrefix(errcode(t, b), "M_") {
+			t.Errorf("%s: %d %s, want 400 with an errcode", q, b.status, b.body)
+		}
+	}
+	if b := call(t, srv, "GET", path+"?width=32&height=32", "", ""); b.status != 401 {
+		t.Errorf("no token: %d", b.status)
+	}
+	// Not an image.
+	txt := call(t, srv, "POST", "/_matrix/media/v3/upload", "alice", "just text")
+	json.Unmarshal([]byte(txt.body), &u)
+	tid := strings.TrimPrefix(u.ContentURI, "mxc://hs.test/")
+	if b := call(t, srv, "GET", "/_matrix/client/v1/media/thumbnail/hs.test/"+tid+"?width=32&height=32", "alice", ""); b.status != 400 || errcode(t, b) == "" {
+		t.Errorf("thumbnail of text: %d %s, want 400 with an errcode", b.status, b.body)
+	}
 }

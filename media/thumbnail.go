@@ -95,6 +95,7 @@ type thumbnailer struct {
 	mu     sync.Mutex
 	closed bool
 	active sync.WaitGroup // makeThumbnail calls running
+	made   atomic.Int64   // thumbnails generated (not served from the store)
 	stop   context.CancelFunc
 	done   chan struct{}
 }
@@ -242,6 +243,11 @@ func (s *Store) Thumbnail(ctx context.Context, rec Record, req thumbgen.Request)
 // client that goes away does not fail the others waiting on it.
 func (s *Store) makeThumbnail(rec Record, req thumbgen.Request, spec string) (ThumbRecord, error) {
 	t := s.thumbs
+	// A flight that finished between our caller's lookup and this one
+	// already stored it.
+	if tr, err := s.idx.Thumbnail(rec.Object, spec); err == nil {
+		return tr, nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	lim := t.opts.Limits
@@ -293,6 +299,7 @@ func (s *Store) makeThumbnail(rec Record, req thumbgen.Request, spec string) (Th
 	if err != nil {
 		return ThumbRecord{}, err
 	}
+	t.made.Add(1)
 	tr := ThumbRecord{Size: int64(len(res.Data)), ContentType: res.ContentType, Width: res.Width, Height: res.Height}
 
 	pins := s.newPinSet()

@@ -1,0 +1,200 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mxcas/mxcas/matrix"
+	"github.com/mxcas/mxcas/thumbgen"
+)
+
+func thumbStore(t *testing.T, o ThumbnailOptions) *Store {
+	t.Helper()
+	s, err := Open(Options{Dir: t.TempDir(), Thumbnails: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func uploadFile(t *testing.T, s *Store, id, path, ct string) Record {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s.Upload(context.Background(), UploadInfo{MXC: matrix.MXC{Server: "s", MediaID: id}, ContentType: ct, Size: int64(len(data))}, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func readThumb(t *testing.T, s *Store, rec Record, req thumbgen.Request) ([]byte, ThumbRecord) {
+	t.Helper()
+	r, tr, err := s.Thumbnail(context.Background(), rec, req)
+	if err != nil {
+		t.Fatalf("Thumbnail(%+v): %v", req, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, tr
+}
+
+func TestThumbnailStoredOnceAndShared(t *testing.T) {
+	s := thumbStore(t, ThumbnailOptions{Disabled: true})
+	a := uploadFile(t, s, "a", "../thumbgen/testdata/video-001.png", "image/png")
+	b := uploadFile(t, s, "b", "../thumbgen/testdata/video-001.png", "image/png") // same content, other ID
+	req := thumbgen.Request{Width: 32, Height: 32, Method: "crop"}
+	first, tr := readThumb(t, s, a, req)
+	if tr.ContentType != "image/png" || tr.Width != 32 || tr.Height != 32 {
+		t.Errorf("thumbnail = %+v, want a 32x32 PNG", tr)
+	}
+	again, _ := readThumb(t, s, a, req)
+	shared, _ := readThumb(t, s, b, req)
+	if !bytes.Equal(first, again) || !bytes.Equal(first, shared) {
+		t.Error("the same thumbnail came back with different bytes")
+	}
+	if n := s.thumbs.made.Load(); n != 1 {
+		t.Errorf("generated %d times, want once (stored, and shared by identical sources)", n)
+	}
+}
+
+func TestThumbnailSingleFlight(t *testing.T) {
+	s := thumbStore(t, ThumbnailOptions{Disabled: true})
+	rec := uploadFile(t, s, "a", "../thumbgen/testdata/video-001.jpeg", "image/jpeg")
+	var wg sync.WaitGroup
+	results := make([][]byte, 16)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, _, err := s.Thumbnail(context.Background(), rec, thumbgen.Request{Width: 96, Height: 96, Method: "crop"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer r.Close()
+			results[i], _ = io.ReadAll(r)
+		}()
+	}
+	wg.Wait()
+	for i := range results {
+		if !bytes.Equal(results[i], results[0]) || len(results[0]) == 0 {
+			t.Fatalf("request %d got other bytes", i)
+		}
+	}
+	// Requests that arrive after the first finished are served from the
+	// store; those during it share its work: never more than one run at once.
+	if n := s.thumbs.made.Load(); n != 1 {
+		t.Errorf("16 concurrent requests generated %d times, want 1", n)
+	}
+}
+
+func TestThumbnailPregeneration(t *testing.T) {
+	s := thumbStore(t, ThumbnailOptions{})
+	rec := uploadFile(t, s, "a", "../thumbgen/testdata/video-001.jpeg", "image/jpeg")
+	s.WaitThumbnailQueue()
+	if n := s.thumbs.made.Load(); n != int64(len(DefaultThumbnailSizes)) {
+		t.Errorf("pregenerated %d thumbnails, want %d", n, len(DefaultThumbnailSizes))
+	}
+	for _, z := range DefaultThumbnailSizes {
+		readThumb(t, s, rec, thumbgen.Request{Width: z.Width, Height: z.Height, Method: z.Method})
+	}
+	if n := s.thumbs.made.Load(); n != int64(len(DefaultThumbnailSizes)) {
+		t.Errorf("requests for pregenerated sizes generated again (%d)", n)
+	}
+	// Not an image: nothing queued, the request is ErrUnsupported.
+	txt, err := s.Upload(context.Background(), UploadInfo{MXC: matrix.MXC{Server: "s", MediaID: "txt"}, ContentType: "text/plain", Size: 5}, bytes.NewReader([]byte("hello")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Thumbnail(context.Background(), txt, thumbgen.Request{Width: 32, Height: 32, Method: "crop"}); !errors.Is(err, thumbgen.ErrUnsupported) {
+		t.Errorf("thumbnail of text: %v, want ErrUnsupported", err)
+	}
+}
+
+// bombPNG is a valid PNG header declaring w x h pixels with a tiny IDAT.
+func bombPNG(w, h uint32) []byte {
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, data []byte) {
+		binary.Write(&b, binary.BigEndian, uint32(len(data)))
+		b.WriteString(typ)
+		b.Write(data)
+		binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(append([]byte(typ), data...)))
+	}
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], w)
+	binary.BigEndian.PutUint32(ihdr[4:], h)
+	ihdr[8], ihdr[9] = 8, 6 // 8-bit RGBA
+	chunk("IHDR", ihdr)
+	chunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
+	chunk("IEND", nil)
+	return b.Bytes()
+}
+
+func TestThumbnailBombRefused(t *testing.T) {
+	s := thumbStore(t, ThumbnailOptions{Disabled: true})
+	bomb := bombPNG(30000, 30000)
+	rec, err := s.Upload(context.Background(), UploadInfo{MXC: matrix.MXC{Server: "s", MediaID: "bomb"}, ContentType: "image/png", Size: int64(len(bomb))}, bytes.NewReader(bomb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, _, err = s.Thumbnail(context.Background(), rec, thumbgen.Request{Width: 32, Height: 32, Method: "crop"})
+	if !errors.Is(err, thumbgen.ErrTooLarge) {
+		t.Fatalf("bomb: %v, want ErrTooLarge", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("refusing the bomb took %v, want well under a second", d)
+	}
+	// Still healthy: a real image thumbnails.
+	ok := uploadFile(t, s, "ok", "../thumbgen/testdata/video-001.png", "image/png")
+	readThumb(t, s, ok, thumbgen.Request{Width: 32, Height: 32, Method: "crop"})
+}
+
+func TestGCKeepsThumbnailsOfLiveSources(t *testing.T) {
+	later := time.Now().Add(48 * time.Hour)
+	s, err := Open(Options{Dir: t.TempDir(), Now: func() time.Time { return later }, Thumbnails: ThumbnailOptions{Disabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	keep := uploadFile(t, s, "keep", "../thumbgen/testdata/video-001.png", "image/png")
+	drop := uploadFile(t, s, "drop", "../thumbgen/testdata/video-001.jpeg", "image/jpeg")
+	req := thumbgen.Request{Width: 32, Height: 32, Method: "crop"}
+	want, _ := readThumb(t, s, keep, req)
+	readThumb(t, s, drop, req)
+	if err := s.Delete(matrix.MXC{Server: "s", MediaID: "drop"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.GC(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ObjectsDeleted != 2 { // the deleted source and its thumbnail
+		t.Errorf("GC removed %d objects, want 2: %+v", st.ObjectsDeleted, st)
+	}
+	made := s.thumbs.made.Load()
+	got, _ := readThumb(t, s, keep, req)
+	if !bytes.Equal(got, want) || s.thumbs.made.Load() != made {
+		t.Error("the live source's thumbnail did not survive GC")
+	}
+	rep, err := s.Fsck(context.Background())
+	if err != nil || !rep.Healthy() {
+		t.Errorf("fsck after GC: %+v, %v", rep, err)
+	}
+}
