@@ -5,10 +5,10 @@ import (
 	"image"
 	_ "image/png"
 	"io"
-	"os"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
