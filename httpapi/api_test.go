@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"hash/crc32"
 	"image"
 	_ "image/png"
 	"io"
@@ -206,5 +209,37 @@ func TestThumbnailEndpoint(t *testing.T) {
 	tid := strings.TrimPrefix(u.ContentURI, "mxc://hs.test/")
 	if b := call(t, srv, "GET", "/_matrix/client/v1/media/thumbnail/hs.test/"+tid+"?width=32&height=32", "alice", ""); b.status != 400 || errcode(t, b) == "" {
 		t.Errorf("thumbnail of text: %d %s, want 400 with an errcode", b.status, b.body)
+	}
+}
+
+func TestThumbnailBombOverHTTP(t *testing.T) {
+	srv := newTestAPI(t)
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, data []byte) {
+		binary.Write(&b, binary.BigEndian, uint32(len(data)))
+		b.WriteString(typ)
+		b.Write(data)
+		binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(append([]byte(typ), data...)))
+	}
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], 30000)
+	binary.BigEndian.PutUint32(ihdr[4:], 30000)
+	ihdr[8], ihdr[9] = 8, 6
+	chunk("IHDR", ihdr)
+	chunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
+	chunk("IEND", nil)
+	up := call(t, srv, "POST", "/_matrix/media/v3/upload", "alice", b.String())
+	var u struct {
+		ContentURI string `json:"content_uri"`
+	}
+	json.Unmarshal([]byte(up.body), &u)
+	id := strings.TrimPrefix(u.ContentURI, "mxc://hs.test/")
+	a := call(t, srv, "GET", "/_matrix/client/v1/media/thumbnail/hs.test/"+id+"?width=32&height=32", "alice", "")
+	if a.status != 413 || errcode(t, a) != "M_TOO_LARGE" {
+		t.Errorf("bomb: %d %s, want 413 M_TOO_LARGE", a.status, a.body)
+	}
+	if h := call(t, srv, "GET", "/healthz", "", ""); h.status != 200 {
+		t.Errorf("healthz after the bomb: %d", h.status)
 	}
 }

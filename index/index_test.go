@@ -306,6 +306,8 @@ func TestKeyLayoutGolden(t *testing.T) {
 		{"media, server with port", mediaKey("example.org:8448", "x")},
 		{"object", objectKey(h)},
 		{"owner", ownerKey("@alice:example.org", "example.org", "AbCdEf")},
+		{"pending", pendingKey("@alice:example.org", "example.org", "AbCdEf")},
+		{"thumbnail", thumbKey(h, "96x96/crop/0")},
 		{"user usage", userUsageKey("@alice:example.org")},
 		{"server usage", serverUsageKey("example.org")},
 	}
