@@ -44,6 +44,7 @@ import (
 
 	"github.com/mxcas/mxcas/bench/machine"
 	"github.com/mxcas/mxcas/bench/report"
+	"github.com/mxcas/mxcas/bench/serverproc"
 )
 
 const (
@@ -51,8 +52,8 @@ const (
 	largeSize  = 10 << 20
 	uploadSize = 256 << 10
 
-	serverName = "localhost"
-	token      = "bench-token"
+	serverName = serverproc.ServerName
+	token      = serverproc.Token
 )
 
 // Purposes keep the random streams apart.
@@ -123,7 +124,7 @@ func serveFiles(dir, addr string) error {
 func run(ctx context.Context, cfg config) error {
 	fmt.Printf("machine: %s\n", machine.String())
 
-	bin, err := buildMxcas(cfg.dir)
+	bin, err := serverproc.Build(cfg.dir)
 	if err != nil {
 		return err
 	}
@@ -141,12 +142,12 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 
-	mx, err := startMxcas(ctx, cfg.dir, bin, data)
+	mx, err := serverproc.StartMxcas(ctx, cfg.dir, bin, data, "")
 	if err != nil {
 		return err
 	}
-	defer mx.stop()
-	idle, _, err := memory(mx.pid())
+	defer mx.Stop()
+	idle, _, err := serverproc.Memory(mx.Pid())
 	if err != nil {
 		return err
 	}
@@ -154,14 +155,14 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	defer fs.stop()
+	defer fs.Stop()
 
 	fmt.Printf("server:  %s", version)
 	fmt.Printf("dir:     %s; %d clients, each a fixed count per run: %d x 4 KiB and %d x 10 MiB downloads per server, %d x 256 KiB uploads; %d runs (median); MB = 10^6 bytes\n\n",
 		cfg.dir, cfg.c, cfg.nSmall, cfg.nLarge, cfg.nUpload, cfg.runs)
 
-	mxc := newTarget("http://"+mx.addr, serverName, mx.pid(), cfg.c)
-	fsc := newTarget("http://"+fs.addr, "", fs.pid(), cfg.c)
+	mxc := newTarget("http://"+mx.Addr, serverName, mx.Pid(), cfg.c)
+	fsc := newTarget("http://"+fs.Addr, "", fs.Pid(), cfg.c)
 	small, large := make([]byte, smallSize), make([]byte, largeSize)
 	fill(small, streamSmall, 0)
 	fill(large, streamLarge, 0)
@@ -211,7 +212,7 @@ func run(ctx context.Context, cfg config) error {
 	checks := map[*report.Row]func(median float64) bool{smallR: atLeast(0.7), largeR: atLeast(0.7), rssRun: atMost(100)}
 	uploads := make([]byte, cfg.c*cfg.nUpload*uploadSize)
 	if cfg.perf != "" {
-		stopPerf, err := startPerf(cfg.perf, mx.pid())
+		stopPerf, err := startPerf(cfg.perf, mx.Pid())
 		if err != nil {
 			return err
 		}
@@ -257,18 +258,18 @@ func run(ctx context.Context, cfg config) error {
 		upReq.Add(float64(len(uploads)/uploadSize) / d.Seconds())
 		upMB.Add(float64(len(uploads)) / 1e6 / d.Seconds())
 
-		rss, _, err := memory(mx.pid())
+		rss, _, err := serverproc.Memory(mx.Pid())
 		if err != nil {
 			return err
 		}
 		rssRun.Add(rss)
 		log.Printf("run %d of %d done", r+1, cfg.runs)
 	}
-	end, peak, err := memory(mx.pid())
+	end, peak, err := serverproc.Memory(mx.Pid())
 	if err != nil {
 		return err
 	}
-	_, fsPeak, _ := memory(fs.pid())
+	_, fsPeak, _ := serverproc.Memory(fs.Pid())
 
 	for r, ok := range checks {
 		r.Goal = verdict(r.Goal, ok, r.Median())
@@ -285,10 +286,10 @@ func run(ctx context.Context, cfg config) error {
 	fmt.Fprintf(tw, "file server VmHWM, for reference\t%s\tMB\t\n", report.Format(fsPeak))
 	tw.Flush()
 
-	if err := mx.stop(); err != nil {
-		return fmt.Errorf("mxcas: %w (see %s)", err, mx.logPath)
+	if err := mx.Stop(); err != nil {
+		return fmt.Errorf("mxcas: %w (see %s)", err, mx.LogPath)
 	}
-	if n, first := logErrors(mx.logPath); n > 0 {
+	if n, first := serverproc.LogErrors(mx.LogPath); n > 0 {
 		return fmt.Errorf("mxcas logged %d errors, the first: %s", n, first)
 	}
 	return nil
@@ -316,135 +317,9 @@ func fill(b []byte, purpose, run int) {
 	rand.NewChaCha8(seed).Read(b)
 }
 
-// buildMxcas builds ./cmd/mxcas of this module into dir.
-func buildMxcas(dir string) (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside the mxcas module")
-	}
-	bin := filepath.Join(dir, "mxcas")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/mxcas")
-	cmd.Dir = filepath.Dir(gomod)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/mxcas: %w", err)
-	}
-	return bin, nil
-}
-
-// child is a server process of the benchmark.
-type child struct {
-	name    string
-	cmd     *exec.Cmd
-	addr    string
-	logPath string
-	done    chan struct{} // closed when the process has exited
-	err     error         // its exit status, after done
-	stopped bool
-}
-
-func startChild(name string, cmd *exec.Cmd) (*child, error) {
-	// The children go when the benchmark goes, however it ends.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() { c.err = cmd.Wait(); close(c.done) }()
-	return c, nil
-}
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-// stop sends SIGTERM and waits for the process; an exit other than a clean
-// one is an error.
-func (c *child) stop() error {
-	if c.stopped {
-		return nil
-	}
-	c.stopped = true
-	select {
-	case <-c.done:
-		return fmt.Errorf("%s exited early: %v", c.name, c.err)
-	default:
-	}
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(45 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.done
-		return fmt.Errorf("%s did not stop within 45s of SIGTERM", c.name)
-	}
-	return c.err
-}
-
-// startMxcas writes DIR/mxcas.toml on a free port and starts the server,
-// its output in DIR/mxcas.log; it returns once /healthz answers 200.
-func startMxcas(ctx context.Context, dir, bin, data string) (*child, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	conf := fmt.Sprintf(`[server]
-listen = %q
-data_dir = %q
-max_upload_bytes = 104857600
-[[homeserver]]
-name = %q
-client_api = "http://127.0.0.1:9"
-static_tokens = { %q = "@bench:localhost" }
-`, addr, data, serverName, token)
-	confPath := filepath.Join(dir, "mxcas.toml")
-	if err := os.WriteFile(confPath, []byte(conf), 0o640); err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(dir, "mxcas.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close() // the child has its own descriptor
-	cmd := exec.Command(bin, "serve", "-config", confPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	c, err := startChild("mxcas", cmd)
-	if err != nil {
-		return nil, err
-	}
-	c.addr, c.logPath = addr, logPath
-	cl := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		select {
-		case <-c.done:
-			return nil, fmt.Errorf("mxcas exited at start: %v (see %s)", c.err, logPath)
-		case <-ctx.Done():
-			c.stop()
-			return nil, ctx.Err()
-		default:
-		}
-		resp, err := cl.Get("http://" + addr + "/healthz")
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return c, nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.stop()
-	return nil, fmt.Errorf("mxcas: /healthz did not answer 200 within 30s (see %s)", logPath)
-}
-
 // startFileServer runs this binary with -fileserver dir and reads the
 // address it prints.
-func startFileServer(dir string) (*child, error) {
+func startFileServer(dir string) (*serverproc.Child, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -455,41 +330,17 @@ func startFileServer(dir string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := startChild("file server", cmd)
+	c, err := serverproc.Start("file server", cmd)
 	if err != nil {
 		return nil, err
 	}
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
-		c.stop()
+		c.Stop()
 		return nil, fmt.Errorf("file server: reading its address: %w", err)
 	}
-	c.addr = strings.TrimSpace(line)
+	c.Addr = strings.TrimSpace(line)
 	return c, nil
-}
-
-// memory returns VmRSS and VmHWM of process pid in MB.
-func memory(pid int) (rss, hwm float64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, line, err)
-		}
-		if k == "VmRSS" {
-			rss = float64(kb) * 1024 / 1e6
-		} else {
-			hwm = float64(kb) * 1024 / 1e6
-		}
-	}
-	return rss, hwm, nil
 }
 
 // startPerf records pid with perf(1) until the returned function is called.
@@ -503,26 +354,6 @@ func startPerf(out string, pid int) (func(), error) {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 	}, nil
-}
-
-// logErrors counts level=ERROR lines in the server's log.
-func logErrors(path string) (n int, first string) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), "level=ERROR") {
-			if n == 0 {
-				first = sc.Text()
-			}
-			n++
-		}
-	}
-	return n, first
 }
 
 // target is one server as the clients see it: its base URL, the Host to
