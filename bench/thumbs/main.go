@@ -1,0 +1,343 @@
+// Command thumbs measures thumbnail generation through the real server: how
+// many thumbnails a second mxcas makes of a 12-megapixel JPEG, to 800x600
+// (scale) and to a 96x96 crop, and the server's peak resident memory while
+// it does. It builds mxcas from this module and runs it with 2 thumbnail
+// workers and pregeneration off, uploads one synthetic 4000x3000 photo-like
+// JPEG (the same bytes every time), then has 2 concurrent clients ask for
+// N thumbnails of each kind, every one a size not asked for before (800+i x
+// 600+i, 96+i x 96+i), so each is generated rather than served from the
+// store. One request for a size already made times the stored path.
+//
+//	go run ./bench/thumbs -dir /tmp/thumbs [-n 20] [-runs 1]
+//
+// The server's log goes to DIR/mxcas.log.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"image"
+	"image/jpeg"
+	_ "image/png" // thumbnails may be PNG
+	"io"
+	"log"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mxcas/mxcas/bench/machine"
+	"github.com/mxcas/mxcas/bench/report"
+	"github.com/mxcas/mxcas/bench/serverproc"
+)
+
+const (
+	photoW, photoH = 4000, 3000
+	clients        = 2
+	workers        = 2
+	peakGoal       = 250 // MB, VmHWM
+
+	// maxDimension is the server's default cap on a requested side; sizes
+	// beyond it would be clamped and so repeat.
+	maxDimension = 1600
+)
+
+// thumbConfig is appended to the configuration bench/load uses.
+var thumbConfig = fmt.Sprintf(`[thumbnails]
+pregenerate = false
+workers = %d
+`, workers)
+
+// kind is one of the two requests measured; size(i) is the i-th distinct
+// size asked for.
+type kind struct {
+	name   string
+	method string
+	size   func(i int) (w, h int)
+}
+
+var kinds = []kind{
+	{"scale to 800x600", "scale", func(i int) (int, int) { return 800 + i, 600 + i }},
+	{"crop to 96x96", "crop", func(i int) (int, int) { return 96 + i, 96 + i }},
+}
+
+type config struct {
+	dir  string
+	n    int // thumbnails per kind and run
+	runs int
+}
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("thumbs: ")
+	dir := flag.String("dir", "", "directory to work in (required; created if missing)")
+	n := flag.Int("n", 20, "distinct thumbnails of each kind per run")
+	runs := flag.Int("runs", 1, "repetitions of each measurement; the median is reported")
+	flag.Parse()
+	if *dir == "" || flag.NArg() > 0 || *n < 1 || *runs < 1 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if w, _ := kinds[0].size(*n**runs - 1); w > maxDimension {
+		log.Fatalf("-n x -runs must be at most %d: larger sizes are clamped to %d and would repeat", maxDimension-800, maxDimension)
+	}
+	cfg := config{dir: *dir, n: *n, runs: *runs}
+	if abs, err := filepath.Abs(cfg.dir); err == nil {
+		cfg.dir = abs
+	}
+	if err := os.MkdirAll(cfg.dir, 0o750); err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, cfg)
+	stop()
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context, cfg config) error {
+	fmt.Printf("machine: %s\n", machine.String())
+
+	bin, err := serverproc.Build(cfg.dir)
+	if err != nil {
+		return err
+	}
+	version, _ := exec.Command(bin, "version").Output()
+	data := filepath.Join(cfg.dir, "data") // fresh every invocation; removed at the end
+	if err := os.RemoveAll(data); err != nil {
+		return err
+	}
+	defer os.RemoveAll(data)
+
+	photo, err := makePhoto()
+	if err != nil {
+		return err
+	}
+	mx, err := serverproc.StartMxcas(ctx, cfg.dir, bin, data, thumbConfig)
+	if err != nil {
+		return err
+	}
+	defer mx.Stop()
+
+	fmt.Printf("server:  %s", version)
+	fmt.Printf("dir:     %s; a %dx%d JPEG of %.1f MB; %d thumbnail workers, %d clients, %d distinct thumbnails of each kind per run; %d runs (median); MB = 10^6 bytes\n\n",
+		cfg.dir, photoW, photoH, float64(len(photo))/1e6, workers, clients, cfg.n, cfg.runs)
+
+	t := newTarget("http://"+mx.Addr, clients)
+	id, err := t.upload(ctx, photo)
+	if err != nil {
+		return err
+	}
+	path := "/_matrix/client/v1/media/thumbnail/" + serverproc.ServerName + "/" + id
+
+	rates := make([]*report.Row, len(kinds))
+	for k, kd := range kinds {
+		rates[k] = &report.Row{Name: fmt.Sprintf("(%d) %s, new sizes, %d clients", k+1, kd.name, clients), Unit: "thumbnails/s"}
+	}
+	var (
+		stored = &report.Row{Name: "(3) " + kinds[0].name + ", stored, one request", Unit: "ms"}
+		rss    = &report.Row{Name: "mxcas VmRSS after the run", Unit: "MB"}
+		peak   = &report.Row{Name: "(4) mxcas VmHWM (peak) so far", Unit: "MB", Goal: fmt.Sprintf("< %d", peakGoal)}
+	)
+	for r := range cfg.runs {
+		for k, kd := range kinds {
+			d, err := parallel(ctx, clients, func(ctx context.Context, client int) error {
+				for i := client; i < cfg.n; i += clients {
+					w, h := kd.size(r*cfg.n + i)
+					if err := t.thumbnail(ctx, path, kd.method, w, h); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			rates[k].Add(float64(cfg.n) / d.Seconds())
+		}
+		// The first scale size of this run is stored by now.
+		w, h := kinds[0].size(r * cfg.n)
+		t0 := time.Now()
+		if err := t.thumbnail(ctx, path, kinds[0].method, w, h); err != nil {
+			return err
+		}
+		stored.Add(float64(time.Since(t0).Microseconds()) / 1e3)
+
+		vmRSS, vmHWM, err := serverproc.Memory(mx.Pid())
+		if err != nil {
+			return err
+		}
+		rss.Add(vmRSS)
+		peak.Add(vmHWM)
+		log.Printf("run %d of %d done", r+1, cfg.runs)
+	}
+	if m := peak.Median(); m < peakGoal {
+		peak.Goal += ": met"
+	} else {
+		peak.Goal += ": NOT met"
+	}
+	rows := append(rates, stored, rss, peak)
+	report.Table(os.Stdout, "Thumbnails of a 12 MP JPEG through the server", cfg.runs, rows...)
+
+	if err := mx.Stop(); err != nil {
+		return fmt.Errorf("mxcas: %w (see %s)", err, mx.LogPath)
+	}
+	if n, first := serverproc.LogErrors(mx.LogPath); n > 0 {
+		return fmt.Errorf("mxcas logged %d errors, the first: %s", n, first)
+	}
+	return nil
+}
+
+// makePhoto encodes a 4000x3000 "photo" at JPEG quality 90: smooth luma and
+// chroma gradients with sensor-like noise from a fixed seed, so every run
+// uploads the same bytes.
+func makePhoto() ([]byte, error) {
+	m := image.NewYCbCr(image.Rect(0, 0, photoW, photoH), image.YCbCrSubsampleRatio420)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for y := range photoH {
+		for x := range photoW {
+			fx, fy := float64(x)/photoW, float64(y)/photoH
+			v := 128 + 80*math.Sin(3*fx+2*fy) + 30*math.Sin(40*fx*fy) + rng.NormFloat64()*6
+			m.Y[y*m.YStride+x] = uint8(min(max(v, 0), 255))
+		}
+	}
+	for y := range photoH / 2 {
+		for x := range photoW / 2 {
+			fx, fy := float64(2*x)/photoW, float64(2*y)/photoH
+			m.Cb[y*m.CStride+x] = uint8(128 + 60*math.Cos(2*fx) + rng.NormFloat64()*2)
+			m.Cr[y*m.CStride+x] = uint8(128 + 60*math.Sin(3*fy) + rng.NormFloat64()*2)
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, m, &jpeg.Options{Quality: 90}); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// target is the server as the clients see it, with a connection per client.
+type target struct {
+	base   string
+	client *http.Client
+}
+
+func newTarget(base string, conns int) *target {
+	tr := &http.Transport{
+		Proxy:               nil,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     time.Minute,
+		DisableCompression:  true,
+	}
+	return &target{base: base, client: &http.Client{Transport: tr, Timeout: 3 * time.Minute}}
+}
+
+// do sends a request as @bench:localhost; the answer must be 200, and the
+// caller closes its body.
+func (t *target) do(ctx context.Context, method, path, contentType string, body []byte) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, t.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Host = serverproc.ServerName
+	req.Header.Set("Authorization", "Bearer "+serverproc.Token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("%s %s: %s: %s", method, req.URL.RequestURI(), resp.Status, bytes.TrimSpace(b))
+	}
+	return resp, nil
+}
+
+// upload posts b as image/jpeg and returns the media ID of the answer.
+func (t *target) upload(ctx context.Context, b []byte) (string, error) {
+	resp, err := t.do(ctx, http.MethodPost, "/_matrix/media/v3/upload", "image/jpeg", b)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var ans struct {
+		ContentURI string `json:"content_uri"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
+		return "", fmt.Errorf("POST upload: answer: %w", err)
+	}
+	id, ok := strings.CutPrefix(ans.ContentURI, "mxc://"+serverproc.ServerName+"/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return "", fmt.Errorf("POST upload: content_uri %q", ans.ContentURI)
+	}
+	io.Copy(io.Discard, resp.Body) // leave the connection reusable
+	return id, nil
+}
+
+// thumbnail asks for a w x h thumbnail by method and checks the answer: 200,
+// Content-Type image/*, an image that fits the box (scale: touching it on
+// one side; crop: filling it exactly).
+func (t *target) thumbnail(ctx context.Context, path, method string, w, h int) error {
+	q := fmt.Sprintf("%s?width=%d&height=%d&method=%s", path, w, h, method)
+	resp, err := t.do(ctx, http.MethodGet, q, "", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", q, err)
+	}
+	ct := resp.Header.Get("Content-Type")
+	if !strings.HasPrefix(ct, "image/") {
+		return fmt.Errorf("GET %s: Content-Type %q, want image/*", q, ct)
+	}
+	ic, format, err := image.DecodeConfig(bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("GET %s: %s, %d bytes: %w", q, ct, len(body), err)
+	}
+	fits := ic.Width <= w && ic.Height <= h && (ic.Width == w || ic.Height == h)
+	if method == "crop" {
+		fits = ic.Width == w && ic.Height == h
+	}
+	if !fits {
+		return fmt.Errorf("GET %s: a %dx%d %s", q, ic.Width, ic.Height, format)
+	}
+	return nil
+}
+
+// parallel runs fn for clients 0..c-1 at once and times them from a common
+// start to the last one's end.
+func parallel(ctx context.Context, c int, fn func(ctx context.Context, client int) error) (time.Duration, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	start := make(chan struct{})
+	for i := range c {
+		g.Go(func() error {
+			<-start
+			return fn(gctx, i)
+		})
+	}
+	t0 := time.Now()
+	close(start)
+	err := g.Wait()
+	return time.Since(t0), err
+}
