@@ -47,6 +47,10 @@ type Server struct {
 	// ShutdownTimeout bounds how long in-flight requests may run after
 	// SIGINT or SIGTERM.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// SoftMemoryLimit is the Go runtime's soft memory limit in bytes (the
+	// garbage collector works harder near it; nothing fails). 0: none. The
+	// GOMEMLIMIT environment variable, when set, wins.
+	SoftMemoryLimit int64 `toml:"soft_memory_limit"`
 }
 
 // Auth is the [auth] table.
@@ -147,6 +151,7 @@ func Default() Config {
 			FreezeUnauthenticated: true,
 			AdminListen:           "127.0.0.1:0",
 			ShutdownTimeout:       Duration{30 * time.Second},
+			SoftMemoryLimit:       160 << 20,
 		},
 		Auth: Auth{
 			CacheTTL:      Duration{2 * time.Minute},
@@ -281,6 +286,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.GCGrace.Duration < time.Minute {
 		return bad("must be at least 1m: an upload in flight must never look old", "storage", "gc_grace")
+	}
+	if c.Server.SoftMemoryLimit < 0 {
+		return bad("must not be negative", "server", "soft_memory_limit")
 	}
 	if c.Server.ShutdownTimeout.Duration <= 0 {
 		return bad("must be positive", "server", "shutdown_timeout")

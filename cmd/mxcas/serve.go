@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -36,6 +37,10 @@ func cmdServe(args []string, logger *slog.Logger, stderr io.Writer) int {
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(addr string)) error {
 	logger.Info("mxcas starting", "version", versionString(), "config", cfg.Source,
 		"listen", cfg.Server.Listen, "data_dir", cfg.Server.DataDir)
+	if lim := cfg.Server.SoftMemoryLimit; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(lim)
+		logger.Info("soft memory limit", "bytes", lim)
+	}
 	st, err := media.Open(mediaOptions(cfg, logger))
 	if err != nil {
 		return err
