@@ -54,6 +54,9 @@ func (b *Batch) Put(h Hash, data []byte) (bool, error) {
 	if _, ok := b.seen[h]; ok {
 		return false, nil
 	}
+	if b.s.readOnly {
+		return false, ErrReadOnly
+	}
 	if err := b.firstErr(); err != nil {
 		return false, err
 	}

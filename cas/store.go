@@ -54,6 +54,7 @@ type Store struct {
 	syncer *syncer
 
 	writers   writers
+	readOnly  bool
 	tmpfileOK atomic.Bool  // O_TMPFILE works here
 	openFiles atomic.Int64 // anonymous staged files held open
 	maxOpen   int64        // bound on openFiles
@@ -69,19 +70,40 @@ type Store struct {
 
 // Open opens (creating when needed) the chunk store in dir, takes the
 // store's lock and removes stale temp files left by a crash.
-func Open(dir string) (*Store, error) {
+func Open(dir string) (*Store, error) { return open(dir, false) }
+
+// OpenReadOnly opens an existing chunk store for reading: it takes the lock
+// (so no writer runs meanwhile) but creates and removes nothing. Writing
+// through it is an error.
+func OpenReadOnly(dir string) (*Store, error) { return open(dir, true) }
+
+// ErrReadOnly is returned by writes to a store opened with OpenReadOnly.
+var ErrReadOnly = errors.New("cas: store is open read-only")
+
+func open(dir string, readOnly bool) (*Store, error) {
 	s := &Store{
 		dir:     dir,
 		casDir:  filepath.Join(dir, "cas"),
 		tmpDir:  filepath.Join(dir, "tmp"),
 		renamed: make(map[Hash]int),
 	}
+	s.readOnly = readOnly
 	for _, d := range []string{s.casDir, s.tmpDir} {
+		if readOnly {
+			if _, err := os.Stat(d); err != nil {
+				return nil, fmt.Errorf("cas: open read-only: %w", err)
+			}
+			continue
+		}
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("cas: open: %w", err)
 		}
 	}
-	lock, err := os.OpenFile(filepath.Join(s.tmpDir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	lockFlags := os.O_CREATE | os.O_RDWR
+	if readOnly {
+		lockFlags = os.O_RDONLY
+	}
+	lock, err := os.OpenFile(filepath.Join(s.tmpDir, "LOCK"), lockFlags, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cas: open lock: %w", err)
 	}
@@ -93,6 +115,16 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("cas: lock %s: %w", dir, err)
 	}
 	s.lock = lock
+	if readOnly {
+		sy, err := newSyncer(s.casDir)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.syncer = sy
+		s.writers.start(0)
+		return s, nil
+	}
 	if err := s.removeStale(); err != nil {
 		s.Close()
 		return nil, err
@@ -218,6 +250,9 @@ func (s *Store) ReadChunk(h Hash, buf []byte) ([]byte, error) {
 // Delete removes chunk h. Deleting a missing chunk is not an error. The
 // caller must know no one needs it (see media's GC).
 func (s *Store) Delete(h Hash) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	err := os.Remove(s.Path(h))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cas: delete %s: %w", h.Short(), err)

@@ -60,6 +60,15 @@ func parseFormat(b []byte) (Format, error) {
 // ErrFormat means DATA/FORMAT disagrees with what the caller expects.
 var ErrFormat = errors.New("index: data directory format mismatch")
 
+// CompareFormat is CheckFormat for a read-only open: a missing FORMAT is
+// an error instead of being written.
+func CompareFormat(dir string, want Format) error {
+	if _, err := os.Stat(filepath.Join(dir, "FORMAT")); err != nil {
+		return fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	return CheckFormat(dir, want)
+}
+
 // CheckFormat writes DATA/FORMAT when dir has none (durably: temp file,
 // fsync, rename, fsync dir), and otherwise compares it with want: any
 // difference is an error wrapping ErrFormat that names both values.

@@ -51,6 +51,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Thumbnails bound thumbnail work.
 	Thumbnails ThumbnailOptions
+	// ReadOnly opens an existing store without changing a byte of it
+	// (verification tools); writes fail.
+	ReadOnly bool
 }
 
 // Validate fills defaults and checks the options.
@@ -104,10 +107,14 @@ func Open(opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+	openCAS := cas.Open
+	if opts.ReadOnly {
+		openCAS = cas.OpenReadOnly
+		opts.Thumbnails.Disabled = true
+	} else if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("media: open: %w", err)
 	}
-	cs, err := cas.Open(opts.Dir)
+	cs, err := openCAS(opts.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -121,11 +128,15 @@ func Open(opts Options) (*Store, error) {
 		}
 	}
 	format := index.Format{Version: index.FormatVersion, Hash: HashName, Chunker: params.String()}
-	if err := index.CheckFormat(opts.Dir, format); err != nil {
+	checkFormat := index.CheckFormat
+	if opts.ReadOnly {
+		checkFormat = index.CompareFormat
+	}
+	if err := checkFormat(opts.Dir, format); err != nil {
 		cs.Close()
 		return nil, err
 	}
-	idx, err := index.Open(filepath.Join(opts.Dir, "index"), index.Options{Logger: opts.Logger})
+	idx, err := index.Open(filepath.Join(opts.Dir, "index"), index.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly})
 	if err != nil {
 		cs.Close()
 		return nil, err

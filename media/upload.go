@@ -126,6 +126,8 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, pen
 type pinSet struct {
 	s  *Store
 	hs []cas.Hash
+	// stored counts the bytes of chunks this write added to the store.
+	stored int64
 }
 
 func (s *Store) newPinSet() *pinSet { return &pinSet{s: s} }
@@ -175,8 +177,12 @@ func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit
 		}
 		h := cas.Sum(data)
 		pins.pin(h)
-		if _, err := batch.Put(h, data); err != nil {
+		added, err := batch.Put(h, data)
+		if err != nil {
 			return cas.Hash{}, m, false, err
+		}
+		if added {
+			pins.stored += int64(len(data))
 		}
 		m.Chunks = append(m.Chunks, index.ChunkRef{Hash: h, Len: uint32(len(data))})
 	}

@@ -1,0 +1,100 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/mxcas/mxcas/index"
+	"github.com/mxcas/mxcas/matrix"
+)
+
+// ImportInfo describes media brought in from another store (Synapse), with
+// its identity and history kept.
+type ImportInfo struct {
+	MXC         matrix.MXC
+	ContentType string
+	UploadName  string
+	Uploader    string
+	Created     time.Time
+	Quarantined bool
+	// Remote marks a cached copy of another server's media.
+	Remote bool
+	// Size is the declared length (-1: unknown).
+	Size int64
+}
+
+// ImportResult says what Import did.
+type ImportResult struct {
+	Record   Record
+	Imported bool  // false: the ID already had content; body was not read
+	Stored   int64 // bytes of new chunks written
+}
+
+// Import stores body as info.MXC unless that ID already has content, in
+// which case it reads nothing and reports Imported false: running an import
+// again, or after a crash, finishes the job without duplicating anything.
+// Imported media predates the freeze: it is not marked as requiring
+// authentication. Same durability and dedup as Upload.
+func (s *Store) Import(ctx context.Context, info ImportInfo, body io.Reader) (ImportResult, error) {
+	if _, err := matrix.NewMXC(info.MXC.Server, info.MXC.MediaID); err != nil {
+		return ImportResult{}, err
+	}
+	if !s.claims.try(info.MXC) {
+		return ImportResult{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
+	}
+	defer s.claims.release(info.MXC)
+	if rec, err := s.idx.Media(info.MXC.Server, info.MXC.MediaID); err == nil && !rec.Pending {
+		return ImportResult{Record: rec}, nil
+	} else if err != nil && !errors.Is(err, index.ErrNotFound) {
+		return ImportResult{}, err
+	}
+	if info.Size >= 0 {
+		body = io.LimitReader(body, info.Size+1)
+	}
+	pins := s.newPinSet()
+	defer pins.release()
+	obj, m, known, err := s.writeObject(ctx, body, info.Size, info.Size, info.MXC.String(), pins)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	rec := Record{
+		Server:      info.MXC.Server,
+		MediaID:     info.MXC.MediaID,
+		Object:      obj,
+		Size:        m.Size,
+		ContentType: info.ContentType,
+		UploadName:  info.UploadName,
+		Uploader:    info.Uploader,
+		Created:     info.Created.UnixMilli(),
+		Quarantined: info.Quarantined,
+		Remote:      info.Remote,
+	}
+	b := s.idx.NewBatch()
+	defer b.Close()
+	if !known {
+		if err := b.PutManifest(obj, m); err != nil {
+			return ImportResult{}, err
+		}
+	}
+	if err := b.PutMedia(rec); err != nil {
+		return ImportResult{}, err
+	}
+	if rec.Uploader != "" && !rec.Remote {
+		if err := b.PutOwner(rec.Uploader, rec.Server, rec.MediaID); err != nil {
+			return ImportResult{}, err
+		}
+	}
+	if err := b.AddUsage(rec.Uploader, rec.Server, index.Usage{Bytes: rec.Size, Count: 1}); err != nil {
+		return ImportResult{}, err
+	}
+	s.records.invalidate(info.MXC)
+	err = b.Commit()
+	s.records.invalidate(info.MXC)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	return ImportResult{Record: rec, Imported: true, Stored: pins.stored}, nil
+}
