@@ -334,7 +334,11 @@ func importAll(ctx context.Context, o options, stdout, stderr io.Writer) (int, e
 				os.Exit(3)
 			}
 			if bar != nil {
+				logMu.Lock()
+				bar.Describe(fmt.Sprintf("importing (%.1f MB read, %.1f MB stored)",
+					float64(c.bytesRead.Load())/1e6, float64(c.bytesStored.Load())/1e6))
 				bar.Add(1)
+				logMu.Unlock()
 			}
 			return nil
 		})
