@@ -72,28 +72,7 @@ func (s *Store) Import(ctx context.Context, info ImportInfo, body io.Reader) (Im
 		Quarantined: info.Quarantined,
 		Remote:      info.Remote,
 	}
-	b := s.idx.NewBatch()
-	defer b.Close()
-	if !known {
-		if err := b.PutManifest(obj, m); err != nil {
-			return ImportResult{}, err
-		}
-	}
-	if err := b.PutMedia(rec); err != nil {
-		return ImportResult{}, err
-	}
-	if rec.Uploader != "" && !rec.Remote {
-		if err := b.PutOwner(rec.Uploader, rec.Server, rec.MediaID); err != nil {
-			return ImportResult{}, err
-		}
-	}
-	if err := b.AddUsage(rec.Uploader, rec.Server, index.Usage{Bytes: rec.Size, Count: 1}); err != nil {
-		return ImportResult{}, err
-	}
-	s.records.invalidate(info.MXC)
-	err = b.Commit()
-	s.records.invalidate(info.MXC)
-	if err != nil {
+	if err := s.commitRecord(rec, m, known, nil); err != nil {
 		return ImportResult{}, err
 	}
 	return ImportResult{Record: rec, Imported: true, Stored: pins.stored}, nil

@@ -86,33 +86,7 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, pen
 		Created:      s.opts.Now().UnixMilli(),
 		RequiresAuth: info.RequiresAuth,
 	}
-	b := s.idx.NewBatch()
-	defer b.Close()
-	if !known {
-		if err := b.PutManifest(obj, m); err != nil {
-			return Record{}, err
-		}
-	}
-	if err := b.PutMedia(rec); err != nil {
-		return Record{}, err
-	}
-	if rec.Uploader != "" {
-		if err := b.PutOwner(rec.Uploader, rec.Server, rec.MediaID); err != nil {
-			return Record{}, err
-		}
-	}
-	if pending != nil {
-		if err := b.DeletePending(pending.Uploader, rec.Server, rec.MediaID); err != nil {
-			return Record{}, err
-		}
-	}
-	if err := b.AddUsage(rec.Uploader, rec.Server, index.Usage{Bytes: rec.Size, Count: 1}); err != nil {
-		return Record{}, err
-	}
-	s.records.invalidate(info.MXC)
-	err = b.Commit()
-	s.records.invalidate(info.MXC)
-	if err != nil {
+	if err := s.commitRecord(rec, m, known, pending); err != nil {
 		return Record{}, err
 	}
 	if pending != nil {
@@ -120,6 +94,40 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, pen
 	}
 	s.enqueueThumbnails(rec)
 	return rec, nil
+}
+
+// commitRecord writes a new media record with content in one synced
+// batch: the object's manifest unless known, the record, its ownership
+// (local media), the end of its pending state, and usage.
+func (s *Store) commitRecord(rec Record, m index.Manifest, known bool, pending *Record) error {
+	b := s.idx.NewBatch()
+	defer b.Close()
+	if !known {
+		if err := b.PutManifest(rec.Object, m); err != nil {
+			return err
+		}
+	}
+	if err := b.PutMedia(rec); err != nil {
+		return err
+	}
+	if rec.Uploader != "" && !rec.Remote {
+		if err := b.PutOwner(rec.Uploader, rec.Server, rec.MediaID); err != nil {
+			return err
+		}
+	}
+	if pending != nil {
+		if err := b.DeletePending(pending.Uploader, rec.Server, rec.MediaID); err != nil {
+			return err
+		}
+	}
+	if err := b.AddUsage(rec.Uploader, rec.Server, index.Usage{Bytes: rec.Size, Count: 1}); err != nil {
+		return err
+	}
+	m0 := matrix.MXC{Server: rec.Server, MediaID: rec.MediaID}
+	s.records.invalidate(m0)
+	err := b.Commit()
+	s.records.invalidate(m0)
+	return err
 }
 
 // pinSet is the hashes one write has pinned against GC.
