@@ -1,5 +1,7 @@
 // Package matrix holds the Matrix protocol pieces mxcas needs: mxc URIs,
 // server names and media IDs, validated once at the edge so the rest of the
-// code can trust them. It is a leaf: it knows nothing of storage or HTTP
+// code can trust them; and for federation, canonical JSON, signing keys in
+// Synapse's format, JSON and X-Matrix request signatures, and the
+// multipart/mixed media responses. It is a leaf: it knows nothing of storage or HTTP
 // routing, and it never turns an untrusted name into a file-system path.
 package matrix

@@ -20,6 +20,7 @@ Usage:
   mxcas fsck   [-config FILE]          check every chunk, manifest and record (exit 1 on damage)
   mxcas gc     [-config FILE]          remove content no media refers to
   mxcas backup [-config FILE] DEST     write a consistent copy of the store to DEST
+  mxcas keygen [-version V] FILE       write a new signing key (Synapse's format)
   mxcas version                        print the version
 
 Without -config, ./mxcas.toml is read when present, else the embedded
@@ -47,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdGC(args[1:], logger, stdout, stderr)
 	case "backup":
 		return cmdBackup(args[1:], logger, stdout, stderr)
+	case "keygen":
+		return cmdKeygen(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "mxcas", versionString())
 		return 0
