@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/mxcas/mxcas/matrix"
 )
 
 // Homeserver is one homeserver mxcas serves media for.
@@ -24,6 +26,9 @@ type Homeserver struct {
 	Admins []string
 	// StaticTokens maps tokens to user IDs without asking the homeserver.
 	StaticTokens map[string]string
+	// SigningKey, when set, is served at /_matrix/key/v2/server and signs
+	// our federation requests.
+	SigningKey *matrix.SigningKey
 }
 
 // AuthOptions configure token checks.

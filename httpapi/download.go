@@ -204,23 +204,9 @@ func (a *API) thumbnailLegacy(w http.ResponseWriter, r *http.Request, rc *reqCtx
 // serveThumbnail answers a thumbnail: made on first request (once, however
 // many ask at the same moment), then served from the store.
 func (a *API) serveThumbnail(w http.ResponseWriter, r *http.Request, rc *reqCtx, legacy bool) error {
-	q := r.URL.Query()
-	req := thumbgen.Request{Method: q.Get("method"), Animated: q.Get("animated") == "true"}
-	var err error
-	if req.Width, err = strconv.Atoi(q.Get("width")); err != nil || req.Width <= 0 {
-		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "width must be a positive integer")
-	}
-	if req.Height, err = strconv.Atoi(q.Get("height")); err != nil || req.Height <= 0 {
-		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "height must be a positive integer")
-	}
-	if req.Method == "" {
-		req.Method = "scale"
-	}
-	if req.Method != "crop" && req.Method != "scale" {
-		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "method must be crop or scale")
-	}
-	if v := q.Get("animated"); v != "" && v != "true" && v != "false" {
-		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "animated must be true or false")
+	req, err := thumbnailRequest(r)
+	if err != nil {
+		return err
 	}
 	rec, err := a.lookup(r, rc, legacy)
 	if err != nil {
@@ -238,4 +224,27 @@ func (a *API) serveThumbnail(w http.ResponseWriter, r *http.Request, rc *reqCtx,
 	h.Set("ETag", `"`+tr.Object.String()+`"`)
 	http.ServeContent(w, r, "", time.UnixMilli(rec.Created), body)
 	return nil
+}
+
+// thumbnailRequest reads width, height, method and animated.
+func thumbnailRequest(r *http.Request) (thumbgen.Request, error) {
+	q := r.URL.Query()
+	req := thumbgen.Request{Method: q.Get("method"), Animated: q.Get("animated") == "true"}
+	var err error
+	if req.Width, err = strconv.Atoi(q.Get("width")); err != nil || req.Width <= 0 {
+		return req, errorf(http.StatusBadRequest, "M_INVALID_PARAM", "width must be a positive integer")
+	}
+	if req.Height, err = strconv.Atoi(q.Get("height")); err != nil || req.Height <= 0 {
+		return req, errorf(http.StatusBadRequest, "M_INVALID_PARAM", "height must be a positive integer")
+	}
+	if req.Method == "" {
+		req.Method = "scale"
+	}
+	if req.Method != "crop" && req.Method != "scale" {
+		return req, errorf(http.StatusBadRequest, "M_INVALID_PARAM", "method must be crop or scale")
+	}
+	if v := q.Get("animated"); v != "" && v != "true" && v != "false" {
+		return req, errorf(http.StatusBadRequest, "M_INVALID_PARAM", "animated must be true or false")
+	}
+	return req, nil
 }

@@ -56,4 +56,9 @@ func (a *API) routes() {
 	get(client+"/download/:server/:id/", authenticated, a.download)
 	get(client+"/download/:server/:id/:name", authenticated, a.download)
 	get(client+"/thumbnail/:server/:id", authenticated, a.thumbnail)
+
+	// Federation: signed by the origin server, checked in the handler.
+	get("/_matrix/federation/v1/media/download/:id", public, a.fedDownload)
+	get("/_matrix/federation/v1/media/thumbnail/:id", public, a.fedThumbnail)
+	get("/_matrix/key/v2/server", public, a.keyServer)
 }

@@ -32,8 +32,10 @@ type Options struct {
 	// MaxPendingPerUser caps created IDs without content (10).
 	MaxPendingPerUser int
 	Auth              AuthOptions
-	Logger            *slog.Logger
-	Now               func() time.Time
+	// Keys verifies the X-Matrix signatures of federation requests.
+	Keys   KeySource
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // API is the HTTP handler of the media API. Close waits for requests in

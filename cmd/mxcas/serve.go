@@ -15,6 +15,7 @@ import (
 
 	"github.com/mxcas/mxcas/config"
 	"github.com/mxcas/mxcas/httpapi"
+	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
 )
 
@@ -63,7 +64,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	api, err := httpapi.New(apiOptions(cfg, st, logger))
+	opts, err := apiOptions(cfg, st, logger)
+	if err != nil {
+		return err
+	}
+	api, err := httpapi.New(opts)
 	if err != nil {
 		return err
 	}
@@ -101,7 +106,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 }
 
 // apiOptions turns the configuration into the API's options.
-func apiOptions(cfg config.Config, st *media.Store, logger *slog.Logger) httpapi.Options {
+func apiOptions(cfg config.Config, st *media.Store, logger *slog.Logger) (httpapi.Options, error) {
 	o := httpapi.Options{
 		Store:                 st,
 		TrustForwarded:        cfg.Server.TrustForwarded,
@@ -120,9 +125,20 @@ func apiOptions(cfg config.Config, st *media.Store, logger *slog.Logger) httpapi
 		o.Auth.CacheTTL = -1 // 0 in the file means: no cache
 	}
 	for _, hs := range cfg.Homeservers {
-		o.Homeservers = append(o.Homeservers, httpapi.Homeserver{
-			Name: hs.Name, ClientAPI: hs.ClientAPI, Admins: hs.Admins, StaticTokens: hs.StaticTokens,
-		})
+		h := httpapi.Homeserver{Name: hs.Name, ClientAPI: hs.ClientAPI, Admins: hs.Admins, StaticTokens: hs.StaticTokens}
+		if hs.SigningKey != "" {
+			data, err := os.ReadFile(hs.SigningKey)
+			if err != nil {
+				return o, fmt.Errorf("homeserver %s: signing key: %w", hs.Name, err)
+			}
+			k, err := matrix.ParseSigningKeyFile(data)
+			if err != nil {
+				return o, fmt.Errorf("homeserver %s: signing key %s: %w", hs.Name, hs.SigningKey, err)
+			}
+			h.SigningKey = &k
+			logger.Info("signing key loaded", "homeserver", hs.Name, "key", k.ID)
+		}
+		o.Homeservers = append(o.Homeservers, h)
 	}
-	return o
+	return o, nil
 }
