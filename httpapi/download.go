@@ -36,11 +36,14 @@ func (a *API) lookup(r *http.Request, rc *reqCtx, legacy bool) (media.Record, er
 		return media.Record{}, err
 	}
 	rec, err := a.opts.Store.Stat(m)
-	if errors.Is(err, media.ErrNotFound) {
-		if !a.local(m.Server) {
+	if errors.Is(err, media.ErrNotFound) && !a.local(m.Server) {
+		if legacy && r.URL.Query().Get("allow_remote") == "false" {
+			return rec, err
+		}
+		rec, err = a.opts.Store.FetchRemote(r.Context(), m)
+		if errors.Is(err, media.ErrRemoteDisabled) {
 			return rec, errorf(http.StatusNotFound, "M_NOT_FOUND", "Remote media is not available from this server")
 		}
-		return rec, err
 	}
 	if err != nil {
 		return rec, err

@@ -52,6 +52,12 @@ func toMatrix(err error) *Error {
 	case errors.Is(err, media.ErrBusy):
 		return &Error{Status: http.StatusTooManyRequests, Code: "M_LIMIT_EXCEEDED",
 			Message: "Too many thumbnails are being made; try again shortly", RetryAfter: 2 * time.Second}
+	case errors.Is(err, media.ErrRemoteTooLarge):
+		return errorf(http.StatusBadGateway, "M_TOO_LARGE", "The remote media is larger than this server fetches")
+	case errors.Is(err, media.ErrRemoteUnavailable) && errors.Is(err, context.DeadlineExceeded):
+		return errorf(http.StatusGatewayTimeout, "M_UNKNOWN", "The remote server did not answer in time")
+	case errors.Is(err, media.ErrRemoteUnavailable):
+		return errorf(http.StatusBadGateway, "M_UNKNOWN", "The remote server is unreachable or failing")
 	case errors.Is(err, matrix.ErrInvalid):
 		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%s", trimPrefix(err))
 	case errors.Is(err, media.ErrNotFound):

@@ -51,6 +51,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Thumbnails bound thumbnail work.
 	Thumbnails ThumbnailOptions
+	// Remote configures fetching other servers' media.
+	Remote RemoteOptions
 	// ReadOnly opens an existing store without changing a byte of it
 	// (verification tools); writes fail.
 	ReadOnly bool
@@ -91,6 +93,7 @@ type Store struct {
 	claims    claims
 	waiters   waiters
 	thumbs    *thumbnailer
+	remote    *remote
 	records   *recordCache
 	manifests *manifestCache
 	// pendingMu makes counting and adding a user's created IDs one step.
@@ -144,6 +147,9 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx,
 		records: newRecordCache(), manifests: newManifestCache()}
 	s.startThumbnailer()
+	ro := opts.Remote
+	ro.withDefaults()
+	s.remote = &remote{opts: ro, failed: make(map[string]time.Time)}
 	s.pins.n = make(map[cas.Hash]int)
 	return s, nil
 }
