@@ -117,6 +117,12 @@ type Homeserver struct {
 type Federation struct {
 	// Routes maps a server name to a base URL, bypassing discovery.
 	Routes map[string]string `toml:"routes"`
+	// Timeout bounds fetching one remote media.
+	Timeout Duration `toml:"timeout"`
+	// MaxRemoteBytes caps a remote file (502 M_TOO_LARGE beyond).
+	MaxRemoteBytes int64 `toml:"max_remote_bytes"`
+	// Backoff is how long a failing server is not asked again.
+	Backoff Duration `toml:"backoff"`
 }
 
 // Storage is the [storage] table.
@@ -161,6 +167,11 @@ func Default() Config {
 		Uploads: Uploads{
 			UnusedExpires:     Duration{24 * time.Hour},
 			MaxPendingPerUser: 10,
+		},
+		Federation: Federation{
+			Timeout:        Duration{60 * time.Second},
+			MaxRemoteBytes: 100 << 20,
+			Backoff:        Duration{time.Minute},
 		},
 		Thumbnails: Thumbnails{
 			Pregenerate: true,
@@ -307,6 +318,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Uploads.MaxPendingPerUser <= 0 {
 		return bad("must be positive", "uploads", "max_pending_per_user")
+	}
+	if c.Federation.Timeout.Duration <= 0 {
+		return bad("must be positive", "federation", "timeout")
+	}
+	if c.Federation.MaxRemoteBytes <= 0 {
+		return bad("must be positive", "federation", "max_remote_bytes")
+	}
+	if c.Federation.Backoff.Duration < 0 {
+		return bad("must not be negative", "federation", "backoff")
 	}
 	t := c.Thumbnails
 	if t.Workers < 0 {
