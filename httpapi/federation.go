@@ -3,8 +3,6 @@ package httpapi
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -30,16 +28,7 @@ func (a *API) keyServer(w http.ResponseWriter, _ *http.Request, rc *reqCtx) erro
 	if k == nil {
 		return errorf(http.StatusNotFound, "M_NOT_FOUND", "This server holds no signing key for %s", rc.hs.Name)
 	}
-	doc, err := json.Marshal(map[string]any{
-		"server_name":     rc.hs.Name,
-		"verify_keys":     map[string]any{k.ID: map[string]string{"key": base64.RawStdEncoding.EncodeToString(k.Public())}},
-		"old_verify_keys": map[string]any{},
-		"valid_until_ts":  a.opts.Now().Add(keyValidity).UnixMilli(),
-	})
-	if err != nil {
-		return err
-	}
-	signed, err := matrix.SignJSON(doc, rc.hs.Name, *k)
+	signed, err := matrix.KeyDocument(rc.hs.Name, *k, a.opts.Now().Add(keyValidity))
 	if err != nil {
 		return err
 	}

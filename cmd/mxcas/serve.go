@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,7 +43,30 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		debug.SetMemoryLimit(lim)
 		logger.Info("soft memory limit", "bytes", lim)
 	}
-	st, err := media.Open(mediaOptions(cfg, logger))
+	opts, err := apiOptions(cfg, nil, logger)
+	if err != nil {
+		return err
+	}
+	fc, keys := federationClient(cfg, opts.Homeservers)
+	opts.Keys = keys
+	mo := mediaOptions(cfg, logger)
+	local := make(map[string]bool)
+	for _, hs := range cfg.Homeservers {
+		local[strings.ToLower(hs.Name)] = true
+	}
+	mo.Remote = media.RemoteOptions{
+		MaxBytes: cfg.Federation.MaxRemoteBytes,
+		Timeout:  cfg.Federation.Timeout.Duration,
+		Backoff:  cfg.Federation.Backoff.Duration,
+		Local:    func(s string) bool { return local[strings.ToLower(s)] },
+	}
+	if fc != nil {
+		mo.Remote.Fetcher = media.FederationFetcher{Client: fc}
+		logger.Info("remote media is fetched over federation", "origin", fc.Origin, "routes", len(cfg.Federation.Routes))
+	} else {
+		logger.Warn("no homeserver has a signing_key: remote media cannot be fetched")
+	}
+	st, err := media.Open(mo)
 	if err != nil {
 		return err
 	}
@@ -64,10 +88,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	opts, err := apiOptions(cfg, st, logger)
-	if err != nil {
-		return err
-	}
+	opts.Store = st
 	api, err := httpapi.New(opts)
 	if err != nil {
 		return err
@@ -103,6 +124,25 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		return fmt.Errorf("requests still using the store after %s: %w", 2*timeout, err)
 	}
 	return nil
+}
+
+// federationClient builds the signed federation client (origin: the first
+// homeserver with a signing key; nil when none has one) and the key fetcher
+// that verifies other servers' requests.
+func federationClient(cfg config.Config, hss []httpapi.Homeserver) (*matrix.FedClient, *matrix.KeyFetcher) {
+	resolver := &matrix.Resolver{Routes: cfg.Federation.Routes}
+	var fc *matrix.FedClient
+	for _, hs := range hss {
+		if hs.SigningKey != nil {
+			fc = &matrix.FedClient{Resolver: resolver, Origin: hs.Name, Key: *hs.SigningKey, Timeout: cfg.Federation.Timeout.Duration}
+			break
+		}
+	}
+	keyClient := fc
+	if keyClient == nil {
+		keyClient = &matrix.FedClient{Resolver: resolver, Timeout: cfg.Federation.Timeout.Duration}
+	}
+	return fc, &matrix.KeyFetcher{Client: keyClient}
 }
 
 // apiOptions turns the configuration into the API's options.
