@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -75,6 +76,9 @@ func (a *API) lookup(r *http.Request, rc *reqCtx, legacy bool) (media.Record, er
 }
 
 func (a *API) serveMedia(w http.ResponseWriter, r *http.Request, rc *reqCtx, legacy bool) error {
+	if done, err := a.streamRemote(w, r, rc, legacy); done || err != nil {
+		return err
+	}
 	rec, err := a.lookup(r, rc, legacy)
 	if err != nil {
 		return err
@@ -250,4 +254,57 @@ func thumbnailRequest(r *http.Request) (thumbgen.Request, error) {
 		return req, errorf(http.StatusBadRequest, "M_INVALID_PARAM", "animated must be true or false")
 	}
 	return req, nil
+}
+
+// streamRemote serves another server's media that is not cached yet while
+// it is being fetched and stored: the client gets the first bytes as soon
+// as they arrive. done reports that the answer was written.
+func (a *API) streamRemote(w http.ResponseWriter, r *http.Request, rc *reqCtx, legacy bool) (done bool, err error) {
+	m, err := matrix.NewMXC(rc.param("server"), rc.param("id"))
+	if err != nil || a.local(m.Server) || (legacy && r.URL.Query().Get("allow_remote") == "false") || r.Method != http.MethodGet {
+		return false, nil
+	}
+	if _, err := a.opts.Store.Stat(m); !errors.Is(err, media.ErrNotFound) {
+		return false, nil // cached (or another error lookup reports)
+	}
+	name := unescape(rc.params.ByName("name"))
+	_, streamed, err := a.opts.Store.FetchRemoteTo(r.Context(), m, func(rm media.RemoteMedia) io.Writer {
+		h := w.Header()
+		h.Set("Content-Type", rm.ContentType)
+		n := rm.UploadName
+		if name != "" {
+			n = name
+		}
+		h.Set("Content-Disposition", contentDisposition(rm.ContentType, n, false))
+		setMediaHeaders(h)
+		if rm.Size >= 0 {
+			h.Set("Content-Length", strconv.FormatInt(rm.Size, 10))
+		}
+		w.WriteHeader(http.StatusOK)
+		return flushWriter{w}
+	})
+	if streamed {
+		if err != nil {
+			// Headers are gone: all we can do is cut the response short.
+			a.log.Warn("remote download failed while streaming", "media", m.String(), "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		return true, nil
+	}
+	if errors.Is(err, media.ErrRemoteDisabled) {
+		return true, errorf(http.StatusNotFound, "M_NOT_FOUND", "Remote media is not available from this server")
+	}
+	if err != nil {
+		return true, err
+	}
+	return false, nil // another request fetched it: serve it from the store
+}
+
+// flushWriter sends each piece to the client at once.
+type flushWriter struct{ w http.ResponseWriter }
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	http.NewResponseController(f.w).Flush()
+	return n, err
 }

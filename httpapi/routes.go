@@ -21,6 +21,9 @@ func (a *API) routes() {
 		writeError(w, errorf(http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Unrecognized request: method not allowed here"))
 	})
 	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
+		if v == http.ErrAbortHandler {
+			panic(v) // a response cut short on purpose: let net/http drop the connection
+		}
 		a.log.Error("panic in handler", "method", req.Method, "path", req.URL.Path, "panic", v)
 		writeError(w, errorf(http.StatusInternalServerError, "M_UNKNOWN", "Internal server error"))
 	}

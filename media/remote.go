@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/mxcas/mxcas/matrix"
 )
 
@@ -49,10 +47,10 @@ var (
 )
 
 type remote struct {
-	opts   RemoteOptions
-	flight singleflight.Group
-	mu     sync.Mutex
-	failed map[string]time.Time // server name -> backed off until
+	opts     RemoteOptions
+	mu       sync.Mutex
+	failed   map[string]time.Time // server name -> backed off until
+	inflight map[matrix.MXC]*fetchInFlight
 }
 
 func (o *RemoteOptions) withDefaults() {
@@ -72,45 +70,90 @@ func (o *RemoteOptions) withDefaults() {
 // Concurrent requests for the same media make one fetch. A server that
 // just failed is not asked again for RemoteOptions.Backoff.
 func (s *Store) FetchRemote(ctx context.Context, m matrix.MXC) (Record, error) {
+	rec, _, err := s.FetchRemoteTo(ctx, m, nil)
+	return rec, err
+}
+
+// FetchRemoteTo is FetchRemote that, when this call is the one fetching,
+// also streams the bytes as they arrive: start is called once with the
+// remote's metadata and returns where the bytes go (an HTTP response, so
+// the first client does not wait for the whole download). streamed reports
+// whether that happened; if not, the caller serves rec from the store. A
+// writer that fails (a client gone) is dropped; the store still gets every
+// byte.
+func (s *Store) FetchRemoteTo(ctx context.Context, m matrix.MXC, start func(RemoteMedia) io.Writer) (rec Record, streamed bool, err error) {
 	if rec, err := s.Stat(m); err == nil && !rec.Pending {
-		return rec, nil
+		return rec, false, nil
 	}
 	r := s.remote
 	if r == nil || r.opts.Fetcher == nil {
-		return Record{}, fmt.Errorf("%w: %s", ErrRemoteDisabled, m)
+		return Record{}, false, fmt.Errorf("%w: %s", ErrRemoteDisabled, m)
 	}
 	if r.opts.Local != nil && r.opts.Local(m.Server) {
-		return Record{}, fmt.Errorf("%w: %s", ErrNotFound, m) // ours: never over federation
+		return Record{}, false, fmt.Errorf("%w: %s", ErrNotFound, m) // ours: never over federation
 	}
 	r.mu.Lock()
-	until, backedOff := r.failed[m.Server]
+	if until, ok := r.failed[m.Server]; ok && s.opts.Now().Before(until) {
+		r.mu.Unlock()
+		return Record{}, false, fmt.Errorf("%w: %s failed recently; retrying after %s", ErrRemoteUnavailable, m.Server, until.Format(time.RFC3339))
+	}
+	if f := r.inflight[m]; f != nil {
+		r.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return Record{}, false, ctx.Err()
+		case <-f.done:
+			return f.rec, false, f.err
+		}
+	}
+	f := &fetchInFlight{done: make(chan struct{})}
+	r.inflight[m] = f
 	r.mu.Unlock()
-	if backedOff && s.opts.Now().Before(until) {
-		return Record{}, fmt.Errorf("%w: %s failed recently; retrying after %s", ErrRemoteUnavailable, m.Server, until.Format(time.RFC3339))
-	}
-	ch := r.flight.DoChan(m.String(), func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout)
-		defer cancel()
-		rec, err := s.fetch(ctx, m)
-		if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrRemoteTooLarge) {
-			r.mu.Lock()
-			r.failed[m.Server] = s.opts.Now().Add(r.opts.Backoff)
-			r.mu.Unlock()
+
+	// The fetch belongs to the store, not to this request: a client that
+	// leaves does not cut it short for the others.
+	fctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout)
+	defer cancel()
+	var sink *dropOnError
+	f.rec, f.err = s.fetch(fctx, m, func(rm RemoteMedia) io.Writer {
+		if start == nil {
+			return nil
 		}
-		return rec, err
+		sink = &dropOnError{w: start(rm)}
+		return sink
 	})
-	select {
-	case <-ctx.Done():
-		return Record{}, ctx.Err()
-	case res := <-ch:
-		if res.Err != nil {
-			return Record{}, res.Err
-		}
-		return res.Val.(Record), nil
+	r.mu.Lock()
+	if f.err != nil && !errors.Is(f.err, ErrNotFound) && !errors.Is(f.err, ErrRemoteTooLarge) {
+		r.failed[m.Server] = s.opts.Now().Add(r.opts.Backoff)
 	}
+	delete(r.inflight, m)
+	r.mu.Unlock()
+	close(f.done)
+	return f.rec, sink != nil, f.err
 }
 
-func (s *Store) fetch(ctx context.Context, m matrix.MXC) (Record, error) {
+type fetchInFlight struct {
+	done chan struct{}
+	rec  Record
+	err  error
+}
+
+// dropOnError passes writes on until one fails, then swallows the rest.
+type dropOnError struct {
+	w    io.Writer
+	dead bool
+}
+
+func (d *dropOnError) Write(p []byte) (int, error) {
+	if !d.dead {
+		if _, err := d.w.Write(p); err != nil {
+			d.dead = true
+		}
+	}
+	return len(p), nil
+}
+
+func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia) io.Writer) (Record, error) {
 	rm, err := s.remote.opts.Fetcher.Fetch(ctx, m)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrRemoteTooLarge) {
@@ -127,21 +170,24 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC) (Record, error) {
 		return Record{}, fmt.Errorf("%w: %s", ErrExists, m)
 	}
 	defer s.claims.release(m)
+	if rm.ContentType == "" {
+		rm.ContentType = "application/octet-stream"
+	}
+	var body io.Reader = io.LimitReader(rm.Body, max+1)
+	if w := start(rm); w != nil {
+		body = io.TeeReader(body, w)
+	}
 	pins := s.newPinSet()
 	defer pins.release()
-	obj, man, known, err := s.writeObject(ctx, io.LimitReader(rm.Body, max+1), -1, max, m.String(), pins)
+	obj, man, known, err := s.writeObject(ctx, body, -1, max, m.String(), pins)
 	if errors.Is(err, ErrTooLarge) {
 		return Record{}, fmt.Errorf("%w: %s is over %d bytes", ErrRemoteTooLarge, m, max)
 	}
 	if err != nil {
 		return Record{}, fmt.Errorf("%w: %s: %w", ErrRemoteUnavailable, m, err)
 	}
-	ct := rm.ContentType
-	if ct == "" {
-		ct = "application/octet-stream"
-	}
 	rec := Record{
-		Server: m.Server, MediaID: m.MediaID, Object: obj, Size: man.Size, ContentType: ct,
+		Server: m.Server, MediaID: m.MediaID, Object: obj, Size: man.Size, ContentType: rm.ContentType,
 		UploadName: rm.UploadName, Created: s.opts.Now().UnixMilli(), Remote: true,
 	}
 	if err := s.commitRecord(rec, man, known, nil); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/chunker"
 	"github.com/mxcas/mxcas/index"
+	"github.com/mxcas/mxcas/matrix"
 )
 
 // Record is a media record as the index stores it.
@@ -149,7 +150,7 @@ func Open(opts Options) (*Store, error) {
 	s.startThumbnailer()
 	ro := opts.Remote
 	ro.withDefaults()
-	s.remote = &remote{opts: ro, failed: make(map[string]time.Time)}
+	s.remote = &remote{opts: ro, failed: make(map[string]time.Time), inflight: make(map[matrix.MXC]*fetchInFlight)}
 	s.pins.n = make(map[cas.Hash]int)
 	return s, nil
 }

@@ -1,0 +1,85 @@
+package httpapi
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mxcas/mxcas/matrix"
+	"github.com/mxcas/mxcas/media"
+)
+
+type pipeFetcher struct {
+	body  io.ReadCloser
+	calls atomic.Int64
+}
+
+func (p *pipeFetcher) Fetch(context.Context, matrix.MXC) (media.RemoteMedia, error) {
+	p.calls.Add(1)
+	return media.RemoteMedia{Body: p.body, ContentType: "video/mp4", UploadName: "v.mp4", Size: -1}, nil
+}
+
+// TestRemoteStreamsToFirstClient: the first client of uncached remote media
+// gets bytes while the origin is still sending them, and the stored copy
+// then serves everyone else.
+func TestRemoteStreamsToFirstClient(t *testing.T) {
+	pr, pw := io.Pipe()
+	f := &pipeFetcher{body: pr}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := media.Open(media.Options{Dir: t.TempDir(), Logger: quiet, Remote: media.RemoteOptions{Fetcher: f}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	api, _ := New(Options{Store: st, Homeservers: []Homeserver{{Name: "hs.test", StaticTokens: map[string]string{"t": "@u:hs.test"}}}, Logger: quiet})
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/_matrix/client/v1/media/download/far.test/abc", nil)
+	req.Host = "hs.test"
+	req.Header.Set("Authorization", "Bearer t")
+	first := make(chan []byte, 1)
+	rest := make(chan []byte, 1)
+	go func() {
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Error(err)
+			close(first)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.Header.Get("Content-Type") != "video/mp4" {
+			t.Errorf("Content-Type %q", resp.Header.Get("Content-Type"))
+		}
+		b := make([]byte, 5)
+		io.ReadFull(resp.Body, b)
+		first <- b
+		more, _ := io.ReadAll(resp.Body)
+		rest <- more
+	}()
+	pw.Write([]byte("hello"))
+	select {
+	case b := <-first:
+		if string(b) != "hello" {
+			t.Fatalf("first bytes %q", b)
+		}
+	case <-ctx.Done():
+		t.Fatal("the client got nothing while the origin was still sending: not streamed")
+	}
+	pw.Write([]byte(", world"))
+	pw.Close()
+	if got := <-rest; string(got) != ", world" {
+		t.Errorf("rest %q", got)
+	}
+	a := call(t, srv, "GET", "/_matrix/client/v1/media/download/far.test/abc", "t", "")
+	if a.status != 200 || a.body != "hello, world" || f.calls.Load() != 1 {
+		t.Errorf("second client: %d %q, fetches %d", a.status, a.body, f.calls.Load())
+	}
+}
