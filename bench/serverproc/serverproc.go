@@ -103,12 +103,10 @@ func (c *Child) Stop() error {
 // extra (TOML tables, may be empty) appended, and starts bin serve, its
 // output in DIR/mxcas.log; it returns once /healthz answers 200.
 func StartMxcas(ctx context.Context, dir, bin, data, extra string) (*Child, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	conf := fmt.Sprintf(`[server]
 listen = %q
 data_dir = %q
@@ -118,6 +116,23 @@ name = %q
 client_api = "http://127.0.0.1:9"
 static_tokens = { %q = "@bench:localhost" }
 `, addr, data, ServerName, Token) + extra
+	return StartMxcasConfig(ctx, dir, bin, addr, conf)
+}
+
+// FreeAddr returns a loopback host:port that was free a moment ago.
+func FreeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// StartMxcasConfig writes conf, a whole configuration that listens on addr,
+// to DIR/mxcas.toml and starts bin serve, its output in DIR/mxcas.log; it
+// returns once /healthz answers 200 on addr.
+func StartMxcasConfig(ctx context.Context, dir, bin, addr, conf string) (*Child, error) {
 	confPath := filepath.Join(dir, "mxcas.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o640); err != nil {
 		return nil, err

@@ -34,11 +34,13 @@ func TestFederationTwoServers(t *testing.T) {
 	dir := t.TempDir()
 	ports := map[string]int{"a": freePort(t), "b": freePort(t)}
 	cfgs := map[string]string{}
+	keys := map[string]matrix.SigningKey{}
 	for name, other := range map[string]string{"a": "b", "b": "a"} {
 		k, err := matrix.GenerateSigningKey("k" + name)
 		if err != nil {
 			t.Fatal(err)
 		}
+		keys[name] = k
 		keyFile := filepath.Join(dir, name+".key")
 		os.WriteFile(keyFile, k.MarshalFile(), 0o600)
 		cfg := fmt.Sprintf(`[server]
@@ -106,6 +108,52 @@ static_tokens = { "tok-%s" = "@user:%s.test" }
 	}
 	if json.Unmarshal(doc, &kd); code != 200 || len(kd.VerifyKeys) != 1 {
 		t.Errorf("A's key document: %d %s", code, doc)
+	}
+	// B serves its own media over federation only to correctly signed
+	// requests; B checks A's signature with A's key, fetched from A.
+	code, _, body = do("b", "b.test", "POST", "/_matrix/media/v3/upload", "tok-b", strings.NewReader("b's media"), "text/plain")
+	json.Unmarshal(body, &up)
+	bid := strings.TrimPrefix(up.ContentURI, "mxc://b.test/")
+	fedPath := "/_matrix/federation/v1/media/download/" + bid
+	forger, _ := matrix.GenerateSigningKey("ka")
+	signed := func(dest string, k matrix.SigningKey) string {
+		h, err := matrix.SignRequest("GET", fedPath, "a.test", dest, nil, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	fed := func(auth string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://127.0.0.1:%d%s", ports["b"], fedPath), nil)
+		req.Host = "b.test"
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		_, part, err := matrix.ReadMultipart(resp.Header.Get("Content-Type"), resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(part.Body)
+		return 200, string(b)
+	}
+	if code, got := fed(signed("b.test", keys["a"])); code != 200 || got != "b's media" {
+		t.Errorf("signed federation download: %d %q\nB log:\n%s", code, got, b.log)
+	}
+	for name, auth := range map[string]string{
+		"unsigned": "", "forged": signed("b.test", forger), "wrong destination": signed("c.test", keys["a"]),
+	} {
+		if code, body := fed(auth); code != 401 {
+			t.Errorf("%s federation request: %d %s, want 401", name, code, body)
+		}
 	}
 	if a.stop(t) != 0 {
 		t.Errorf("A did not stop cleanly:\n%s", a.log)
