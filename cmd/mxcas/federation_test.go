@@ -112,6 +112,9 @@ static_tokens = { "tok-%s" = "@user:%s.test" }
 	// B serves its own media over federation only to correctly signed
 	// requests; B checks A's signature with A's key, fetched from A.
 	code, _, body = do("b", "b.test", "POST", "/_matrix/media/v3/upload", "tok-b", strings.NewReader("b's media"), "text/plain")
+	if code != 200 {
+		t.Fatalf("upload to B: %d %s", code, body)
+	}
 	json.Unmarshal(body, &up)
 	bid := strings.TrimPrefix(up.ContentURI, "mxc://b.test/")
 	fedPath := "/_matrix/federation/v1/media/download/" + bid
