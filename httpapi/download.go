@@ -237,6 +237,11 @@ func (a *API) serveThumbnail(w http.ResponseWriter, r *http.Request, rc *reqCtx,
 func thumbnailRequest(r *http.Request) (thumbgen.Request, error) {
 	q := r.URL.Query()
 	req := thumbgen.Request{Method: q.Get("method"), Animated: q.Get("animated") == "true"}
+	for _, p := range []string{"width", "height"} {
+		if !q.Has(p) {
+			return req, errorf(http.StatusBadRequest, "M_MISSING_PARAM", "Missing %s", p)
+		}
+	}
 	var err error
 	if req.Width, err = strconv.Atoi(q.Get("width")); err != nil || req.Width <= 0 {
 		return req, errorf(http.StatusBadRequest, "M_INVALID_PARAM", "width must be a positive integer")

@@ -193,14 +193,18 @@ func (s *Store) Thumbnail(ctx context.Context, rec Record, req thumbgen.Request)
 	if req.Method == "" {
 		req.Method = "scale"
 	}
+	// A size over the cap is shrunk keeping its aspect ratio (a crop keeps
+	// its shape).
+	if maxDim, big := s.thumbs.opts.MaxDimension, max(req.Width, req.Height); big > maxDim {
+		req.Width = max(1, int(int64(req.Width)*int64(maxDim)/int64(big)))
+		req.Height = max(1, int(int64(req.Height)*int64(maxDim)/int64(big)))
+	}
 	if err := req.Validate(); err != nil {
 		return nil, ThumbRecord{}, err
 	}
 	if rec.Pending || rec.Object.IsZero() {
 		return nil, ThumbRecord{}, fmt.Errorf("%w: %s/%s has no content", ErrNotFound, rec.Server, rec.MediaID)
 	}
-	maxDim := s.thumbs.opts.MaxDimension
-	req.Width, req.Height = min(req.Width, maxDim), min(req.Height, maxDim)
 	anim := 0
 	if req.Animated {
 		anim = 1
@@ -251,9 +255,6 @@ func (s *Store) makeThumbnail(rec Record, req thumbgen.Request, spec string) (Th
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	lim := t.opts.Limits
-	if rec.Size > lim.MaxBytes {
-		return ThumbRecord{}, fmt.Errorf("%w: %d bytes", thumbgen.ErrTooLarge, rec.Size)
-	}
 	if t.waiting.Add(1) > int64(t.opts.MaxWaiting) {
 		t.waiting.Add(-1)
 		return ThumbRecord{}, ErrBusy
@@ -275,9 +276,16 @@ func (s *Store) makeThumbnail(rec Record, req thumbgen.Request, spec string) (Th
 	if _, err := io.ReadFull(r, head); err != nil {
 		return ThumbRecord{}, err
 	}
-	info, err := thumbgen.Sniff(head, lim)
+	// Sniff with the size limit lifted: a large file that is not an image
+	// is "cannot thumbnail", not "too large".
+	headLim := lim
+	headLim.MaxBytes = max(lim.MaxBytes, rec.Size)
+	info, err := thumbgen.Sniff(head, headLim)
 	if err != nil && !errors.Is(err, thumbgen.ErrCorrupt) {
-		return ThumbRecord{}, err // not an image, or too large by its header
+		return ThumbRecord{}, err // not an image, or too many pixels by its header
+	}
+	if rec.Size > lim.MaxBytes {
+		return ThumbRecord{}, fmt.Errorf("%w: %d bytes", thumbgen.ErrTooLarge, rec.Size)
 	}
 	need := rec.Size + thumbgen.DecodeMemory(info, req)
 	if err != nil || info.Width == 0 {

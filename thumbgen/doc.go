@@ -9,11 +9,15 @@
 // upscale, and never let the same source and request produce different
 // bytes: federation peers compare thumbnails.
 //
-// Geometry: "scale" fits the source within the requested box keeping its
-// aspect ratio (Synapse's Thumbnailer.aspect); "crop" covers the box and cuts
-// the overflow from the centre, shrinking the box (keeping its aspect ratio)
-// where the source is smaller than it in one dimension. A source no larger
-// than the request in both dimensions is returned as it is.
+// Geometry: the size asked for is a minimum (matrix-media.md). "scale" keeps
+// the source's aspect ratio and covers the requested box, touching it on one
+// side (Synapse fits inside the box instead; our contract says otherwise);
+// "crop" covers the box and cuts the overflow from the centre, shrinking the
+// box (keeping its aspect ratio) where the source is smaller than it in one
+// dimension. A source that cannot reach the request without upscaling (for
+// scale, one side no larger than asked; for crop, both) is returned as it
+// is. Animated PNGs are recognised (acTL) and never returned animated unless
+// asked for.
 //
 // Animated GIFs are decoded one frame at a time onto one canvas (image/gif's
 // DecodeAll would hold every frame). Only the first Limits.MaxFrames frames

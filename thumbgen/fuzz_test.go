@@ -27,8 +27,11 @@ func FuzzGenerate(f *testing.F) {
 			}
 			return
 		}
-		if len(res.Data) == 0 || res.Width < 1 || res.Height < 1 || res.Width > req.Width || res.Height > req.Height {
+		if len(res.Data) == 0 || res.Width < 1 || res.Height < 1 {
 			t.Fatalf("Generate(%+v) = %s %dx%d, %d bytes", req, res.ContentType, res.Width, res.Height, len(res.Data))
+		}
+		if info, err := Sniff(src, lim); err == nil && (res.Width > max(info.Width, req.Width) || res.Height > max(info.Height, req.Height)) {
+			t.Fatalf("Generate(%+v) of a %dx%d source = %dx%d: upscaled", req, info.Width, info.Height, res.Width, res.Height)
 		}
 	})
 }

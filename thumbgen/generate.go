@@ -27,8 +27,9 @@ const (
 )
 
 // Generate makes a thumbnail of src. Deterministic: the same src and req
-// always give the same bytes. A source no larger than the request in both
-// dimensions comes back as it is: the original bytes for JPEG, PNG and GIF
+// always give the same bytes. The requested size is a minimum; a source
+// that cannot reach it without upscaling (for scale, one side no larger
+// than asked; for crop, both) comes back as it is: the original bytes for JPEG, PNG and GIF
 // (a GIF only when its animation is wanted or it has none), a PNG at the
 // original size for WebP, BMP and TIFF. Generate never panics; it does not
 // keep src, and the returned Data may alias src.
@@ -50,13 +51,20 @@ func Generate(src []byte, req Request, lim Limits) (res Result, err error) {
 	if err != nil {
 		return Result{}, err
 	}
-	animated := req.Animated && h.Animated
+	animated := req.Animated && h.Animated && h.Format == "gif"
+	// A source that cannot cover the request without upscaling comes back
+	// at its own size: for scale, one side no larger than asked; for crop,
+	// both.
 	small := h.Width <= req.Width && h.Height <= req.Height
+	if req.Method != "crop" {
+		small = h.Width <= req.Width || h.Height <= req.Height
+	}
 	if small {
 		switch {
 		case h.Format == "jpeg":
 			return Result{Data: src, ContentType: contentTypeJPEG, Width: h.Width, Height: h.Height}, nil
-		case h.Format == "png":
+		case h.Format == "png" && (!h.Animated || req.Animated):
+			// An APNG comes back as it is only when animation is wanted.
 			return Result{Data: src, ContentType: contentTypePNG, Width: h.Width, Height: h.Height}, nil
 		case h.Format == "gif" && (!h.Animated || animated):
 			return Result{Data: src, ContentType: contentTypeGIF, Width: h.Width, Height: h.Height}, nil

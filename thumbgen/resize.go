@@ -43,11 +43,14 @@ func planFor(w, h int, req Request) plan {
 		}
 		return plan{region: region, outW: cw, outH: ch}
 	}
+	// scale: the requested size is a minimum (matrix-media.md): the
+	// smallest size with the source's aspect ratio that covers the box.
+	// (Synapse fits inside the box instead; the contract says otherwise.)
 	var ow, oh int
-	if rw*h < rh*w {
-		ow, oh = rw, rw*h/w
+	if rw*h >= rh*w { // the width decides
+		ow, oh = rw, (rw*h+w-1)/w
 	} else {
-		ow, oh = rh*w/h, rh
+		ow, oh = (rh*w+h-1)/h, rh
 	}
 	ow, oh = min(max(ow, 1), w), min(max(oh, 1), h)
 	return plan{region: full, outW: ow, outH: oh}

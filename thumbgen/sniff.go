@@ -76,6 +76,7 @@ func sniff(src []byte, lim Limits, gifFrames int) (header, error) {
 		h.orientation = jpegOrientation(src)
 	case "png":
 		cfg, err = png.DecodeConfig(r)
+		h.Animated = isAPNG(src)
 	case "gif":
 		cfg, err = gif.DecodeConfig(r)
 		if err == nil {
@@ -219,4 +220,26 @@ func exifOrientation(b []byte) int {
 		return 1
 	}
 	return 1
+}
+
+// isAPNG reports whether a PNG has an animation control chunk (acTL) before
+// its first IDAT: an animated PNG, which image/png decodes as its default
+// (still) image.
+func isAPNG(src []byte) bool {
+	p := 8 // signature
+	for p+8 <= len(src) {
+		n := int(uint32(src[p])<<24 | uint32(src[p+1])<<16 | uint32(src[p+2])<<8 | uint32(src[p+3]))
+		typ := string(src[p+4 : p+8])
+		switch typ {
+		case "acTL":
+			return true
+		case "IDAT", "IEND":
+			return false
+		}
+		if n < 0 || n > len(src) {
+			return false
+		}
+		p += 12 + n
+	}
+	return false
 }

@@ -113,17 +113,23 @@ func TestGenerateScale(t *testing.T) {
 	for _, tc := range testImages {
 		src := readTestdata(t, tc.name)
 		for _, box := range boxes {
-			if tc.w <= box.X && tc.h <= box.Y {
-				continue
-			}
 			res, err := Generate(src, Request{Width: box.X, Height: box.Y, Method: "scale"}, Limits{})
 			if err != nil {
 				t.Errorf("%s %v: %v", tc.name, box, err)
 				continue
 			}
 			decodeResult(t, res)
-			if res.Width < 1 || res.Height < 1 || res.Width > box.X || res.Height > box.Y {
-				t.Errorf("%s: %dx%d does not fit %v", tc.name, res.Width, res.Height, box)
+			if tc.w <= box.X || tc.h <= box.Y {
+				// Covering the box would mean upscaling: the source size.
+				if res.Width != tc.w || res.Height != tc.h {
+					t.Errorf("%s %v: %dx%d, want the source's %dx%d", tc.name, box, res.Width, res.Height, tc.w, tc.h)
+				}
+				continue
+			}
+			// The size asked for is a minimum: the result covers the box,
+			// touching it on one side, and is no larger than the source.
+			if res.Width < box.X || res.Height < box.Y || res.Width > tc.w || res.Height > tc.h {
+				t.Errorf("%s: %dx%d does not cover %v within %dx%d", tc.name, res.Width, res.Height, box, tc.w, tc.h)
 			}
 			if res.Width != box.X && res.Height != box.Y {
 				t.Errorf("%s: %dx%d touches neither side of %v", tc.name, res.Width, res.Height, box)
@@ -174,7 +180,8 @@ func TestCropSmallerInOneDimension(t *testing.T) {
 		{Request{Width: 300, Height: 100, Method: "crop"}, 150, 50},
 		{Request{Width: 100, Height: 206, Method: "crop"}, 50, 103},
 		{Request{Width: 96, Height: 96, Method: "crop"}, 96, 96},
-		{Request{Width: 300, Height: 50, Method: "scale"}, 72, 50},
+		{Request{Width: 300, Height: 50, Method: "scale"}, 150, 103}, // cannot cover 300 wide: as it is
+		{Request{Width: 100, Height: 50, Method: "scale"}, 100, 69},  // covers 100x50
 	}
 	for _, tc := range tests {
 		res, err := Generate(src, tc.req, Limits{})
@@ -260,11 +267,11 @@ func TestEXIFOrientation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refImg := decodeResult(t, ref) // 100x68
+	refImg := decodeResult(t, ref) // 146x100: covers the 100x100 box
 	for _, tc := range []struct {
 		o    uint16
 		w, h int
-	}{{3, 100, 68}, {6, 68, 100}} {
+	}{{3, 146, 100}, {6, 100, 146}} {
 		jpg := withOrientation(t, src, tc.o)
 		info, err := Sniff(jpg, Limits{})
 		if err != nil {
@@ -395,8 +402,8 @@ func TestAnimatedGIF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.ContentType != "image/gif" || res.Width != 32 || res.Height != 24 {
-		t.Fatalf("got %s %dx%d, want image/gif 32x24", res.ContentType, res.Width, res.Height)
+	if res.ContentType != "image/gif" || res.Width != 43 || res.Height != 32 { // covers 32x32
+		t.Fatalf("got %s %dx%d, want image/gif 43x32", res.ContentType, res.Width, res.Height)
 	}
 	g, err := gif.DecodeAll(bytes.NewReader(res.Data))
 	if err != nil {
@@ -622,4 +629,34 @@ func TestAnimatedWorkBound(t *testing.T) {
 		t.Errorf("%d frames, want %d", len(out.Image), want)
 	}
 	t.Logf("%d frames in %v", len(out.Image), time.Since(start))
+}
+
+// TestAPNGNeverAnimatedUnlessAsked: an animated PNG small enough to come
+// back as it is does so only for animated=true; otherwise it is re-encoded
+// as its still default image.
+func TestAPNGNeverAnimatedUnlessAsked(t *testing.T) {
+	src := readTestdata(t, "video-001.png")
+	// Insert an acTL chunk (2 frames, loop forever) right after IHDR.
+	ihdrEnd := 8 + 8 + 13 + 4
+	data := []byte{0, 0, 0, 2, 0, 0, 0, 0}
+	chunk := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+	chunk = append(chunk, "acTL"...)
+	chunk = append(chunk, data...)
+	chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(append([]byte("acTL"), data...)))
+	apng := append(append(append([]byte(nil), src[:ihdrEnd]...), chunk...), src[ihdrEnd:]...)
+	info, err := Sniff(apng, Limits{})
+	if err != nil || !info.Animated {
+		t.Fatalf("Sniff(APNG) = %+v, %v; want animated", info, err)
+	}
+	still, err := Generate(apng, Request{Width: 400, Height: 400, Method: "scale"}, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(still.Data, apng) || bytes.Contains(still.Data, []byte("acTL")) {
+		t.Error("animated=false returned the animated PNG")
+	}
+	anim, err := Generate(apng, Request{Width: 400, Height: 400, Method: "scale", Animated: true}, Limits{})
+	if err != nil || !bytes.Equal(anim.Data, apng) {
+		t.Errorf("animated=true on a small APNG: %v, want the original bytes", err)
+	}
 }

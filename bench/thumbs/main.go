@@ -294,8 +294,8 @@ func (t *target) upload(ctx context.Context, b []byte) (string, error) {
 }
 
 // thumbnail asks for a w x h thumbnail by method and checks the answer: 200,
-// Content-Type image/*, an image that fits the box (scale: touching it on
-// one side; crop: filling it exactly).
+// Content-Type image/*, an image that covers the box (scale: touching it on
+// one side, the size asked for being a minimum; crop: filling it exactly).
 func (t *target) thumbnail(ctx context.Context, path, method string, w, h int) error {
 	q := fmt.Sprintf("%s?width=%d&height=%d&method=%s", path, w, h, method)
 	resp, err := t.do(ctx, http.MethodGet, q, "", nil)
@@ -315,7 +315,7 @@ func (t *target) thumbnail(ctx context.Context, path, method string, w, h int) e
 	if err != nil {
 		return fmt.Errorf("GET %s: %s, %d bytes: %w", q, ct, len(body), err)
 	}
-	fits := ic.Width <= w && ic.Height <= h && (ic.Width == w || ic.Height == h)
+	fits := ic.Width >= w && ic.Height >= h && (ic.Width == w || ic.Height == h)
 	if method == "crop" {
 		fits = ic.Width == w && ic.Height == h
 	}

@@ -122,11 +122,16 @@ func (r row) path() (string, error) {
 		}
 		return filepath.Join("remote_content", r.origin, f[0:2], f[2:4], f[4:]), nil
 	case r.urlCache:
-		date, rest, ok := strings.Cut(id, "_")
-		if !ok || len(date) != 10 || rest == "" || strings.ContainsAny(id, "/\\") {
+		if strings.ContainsAny(id, "/\\") || strings.Contains(id, "..") {
 			return "", fmt.Errorf("bad URL-cache media ID %q", id)
 		}
-		return filepath.Join("url_cache", date, rest), nil
+		if date, rest, ok := strings.Cut(id, "_"); ok && isDate(date) && rest != "" {
+			return filepath.Join("url_cache", date, rest), nil
+		}
+		if len(id) < 5 { // before Synapse dated them: url_cache/ab/cd/rest
+			return "", fmt.Errorf("bad URL-cache media ID %q", id)
+		}
+		return filepath.Join("url_cache", id[0:2], id[2:4], id[4:]), nil
 	default:
 		if len(id) < 5 || strings.ContainsAny(id, "/\\") || strings.Contains(id, "..") {
 			return "", fmt.Errorf("bad media ID %q", id)
@@ -142,15 +147,23 @@ func readRows(ctx context.Context, o options, stderr io.Writer) ([]row, error) {
 	const remote = `SELECT media_origin, media_id, COALESCE(media_type, ''), media_length, COALESCE(created_ts, 0),
 		COALESCE(upload_name, ''), COALESCE(filesystem_id, ''), quarantined_by IS NOT NULL FROM remote_media_cache ORDER BY media_origin, media_id`
 	var rows []row
+	// Names and types are stored as valid UTF-8 (as mxcas keeps them), so
+	// -verify compares like with like.
+	clean := func(r *row) {
+		r.uploadName = strings.ToValidUTF8(r.uploadName, "\uFFFD")
+		r.contentType = strings.ToValidUTF8(r.contentType, "\uFFFD")
+	}
 	scanLocal := func(sc func(...any) error) error {
 		var r row
 		err := sc(&r.mediaID, &r.contentType, &r.length, &r.created, &r.uploadName, &r.userID, &r.quarantined, &r.urlCache)
+		clean(&r)
 		rows = append(rows, r)
 		return err
 	}
 	scanRemote := func(sc func(...any) error) error {
 		r := row{remote: true}
 		err := sc(&r.origin, &r.mediaID, &r.contentType, &r.length, &r.created, &r.uploadName, &r.fsID, &r.quarantined)
+		clean(&r)
 		rows = append(rows, r)
 		return err
 	}
@@ -230,15 +243,13 @@ type source struct {
 func (s source) open(ctx context.Context, r row) (io.ReadCloser, error) {
 	var fileErr error
 	if s.o.mediaStore != "" {
-		p, err := r.path()
-		if err != nil {
-			return nil, err
-		}
-		f, err := os.Open(filepath.Join(s.o.mediaStore, p))
-		if err == nil {
+		if p, err := r.path(); err != nil {
+			fileErr = err
+		} else if f, err := os.Open(filepath.Join(s.o.mediaStore, p)); err == nil {
 			return f, nil
+		} else {
+			fileErr = err
 		}
-		fileErr = err
 	}
 	if s.o.baseURL == "" {
 		return nil, fileErr
@@ -262,6 +273,10 @@ func (s source) open(ctx context.Context, r row) (io.ReadCloser, error) {
 	}
 	return resp.Body, nil
 }
+
+// errUnservable marks a row whose media ID no Matrix client could ask for
+// (outside [A-Za-z0-9_-]): skipped with a warning, not a failure.
+var errUnservable = errors.New("media ID cannot be served by mxcas")
 
 type counters struct {
 	imported, skipped, failed, nullLength, bytesRead, bytesStored atomic.Int64
@@ -325,6 +340,14 @@ func importAll(ctx context.Context, o options, stdout, stderr io.Writer) (int, e
 				if gctx.Err() != nil {
 					return gctx.Err()
 				}
+				if errors.Is(err, errUnservable) {
+					// No Matrix client can ask for it: not a failure to retry.
+					c.skipped.Add(1)
+					logMu.Lock()
+					fmt.Fprintf(stderr, "skipped: %s: %v\n", r.mediaID, err)
+					logMu.Unlock()
+					return nil
+				}
 				c.failed.Add(1)
 				logMu.Lock()
 				fmt.Fprintf(stderr, "failed: %s: %v\n", r.mediaID, err)
@@ -377,7 +400,7 @@ func (c countingReader) Read(p []byte) (int, error) {
 func importOne(ctx context.Context, o options, st *media.Store, src source, r row, c *counters) error {
 	m := r.mxc(o.serverName)
 	if _, err := matrix.NewMXC(m.Server, m.MediaID); err != nil {
-		return err
+		return fmt.Errorf("%w: %v", errUnservable, err)
 	}
 	if st != nil {
 		if rec, err := st.Stat(m); err == nil && !rec.Pending {
@@ -437,8 +460,11 @@ func verify(ctx context.Context, o options, st *media.Store, rows []row, src sou
 		if !r.length.Valid {
 			continue
 		}
+		m := r.mxc(o.serverName)
+		if _, err := matrix.NewMXC(m.Server, m.MediaID); err != nil {
+			continue // not importable, so not verified (the import said so)
+		}
 		g.Go(func() error {
-			m := r.mxc(o.serverName)
 			rd, rec, err := st.Open(m)
 			if err != nil {
 				report(m, "not imported: "+err.Error())
@@ -495,4 +521,17 @@ func equalReaders(a, b io.Reader) (bool, error) {
 			return aEnd && bEnd, nil
 		}
 	}
+}
+
+// isDate reports whether s looks like YYYY-MM-DD.
+func isDate(s string) bool {
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return false
+	}
+	for i, c := range s {
+		if i != 4 && i != 7 && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
