@@ -53,13 +53,9 @@ func (a *API) lookup(r *http.Request, rc *reqCtx, legacy bool) (media.Record, er
 		return rec, media.ErrNotFound
 	}
 	if rec.Pending {
-		wait := defaultWait
-		if v := r.URL.Query().Get("timeout_ms"); v != "" {
-			ms, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || ms < 0 {
-				return rec, errorf(http.StatusBadRequest, "M_INVALID_PARAM", "timeout_ms must be a non-negative integer")
-			}
-			wait = min(time.Duration(ms)*time.Millisecond, maxWait)
+		wait, err := waitParam(r)
+		if err != nil {
+			return rec, err
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
@@ -266,8 +262,9 @@ func thumbnailRequest(r *http.Request) (thumbgen.Request, error) {
 // as they arrive. done reports that the answer was written.
 func (a *API) streamRemote(w http.ResponseWriter, r *http.Request, rc *reqCtx, legacy bool) (done bool, err error) {
 	m, err := matrix.NewMXC(rc.param("server"), rc.param("id"))
-	if err != nil || a.local(m.Server) || (legacy && r.URL.Query().Get("allow_remote") == "false") || r.Method != http.MethodGet {
-		return false, nil
+	if err != nil || a.local(m.Server) || (legacy && r.URL.Query().Get("allow_remote") == "false") ||
+		r.Method != http.MethodGet || !isPlainGet(r) {
+		return false, nil // ranges and validators go through the store and ServeContent
 	}
 	if _, err := a.opts.Store.Stat(m); !errors.Is(err, media.ErrNotFound) {
 		return false, nil // cached (or another error lookup reports)
@@ -312,4 +309,18 @@ func (f flushWriter) Write(p []byte) (int, error) {
 	n, err := f.w.Write(p)
 	http.NewResponseController(f.w).Flush()
 	return n, err
+}
+
+// waitParam reads timeout_ms: how long to wait for a created ID's content
+// (default 20 s, at most 60 s).
+func waitParam(r *http.Request) (time.Duration, error) {
+	v := r.URL.Query().Get("timeout_ms")
+	if v == "" {
+		return defaultWait, nil
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms < 0 {
+		return 0, errorf(http.StatusBadRequest, "M_INVALID_PARAM", "timeout_ms must be a non-negative integer")
+	}
+	return min(time.Duration(ms)*time.Millisecond, maxWait), nil
 }

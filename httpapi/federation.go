@@ -66,7 +66,8 @@ func (a *API) federationAuth(r *http.Request, hs *Homeserver) (origin string, er
 	if err != nil {
 		return "", unauthorized("Cannot get the origin's signing key")
 	}
-	if err := matrix.VerifyRequest(r.Method, r.URL.RequestURI(), nil, x, pub); err != nil {
+	// The signature covers the request target as sent (still escaped).
+	if err := matrix.VerifyRequest(r.Method, r.RequestURI, nil, x, pub); err != nil {
 		return "", unauthorized("Bad X-Matrix signature")
 	}
 	return x.Origin, nil
@@ -98,7 +99,11 @@ func (a *API) serveFederation(w http.ResponseWriter, r *http.Request, rc *reqCtx
 		return media.ErrNotFound // only our own media goes out over federation
 	}
 	if rec.Pending {
-		ctx, cancel := context.WithTimeout(r.Context(), defaultWait)
+		wait, err := waitParam(r)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
 		if rec, err = a.opts.Store.Wait(ctx, m); err != nil {
 			return err

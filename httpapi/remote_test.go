@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -64,7 +65,10 @@ func TestRemoteStreamsToFirstClient(t *testing.T) {
 		more, _ := io.ReadAll(resp.Body)
 		rest <- more
 	}()
-	pw.Write([]byte("hello"))
+	// More than the server reads ahead of an unknown length (4 MiB), so
+	// streaming must start while the origin is still sending.
+	head := append([]byte("hello"), bytes.Repeat([]byte("x"), 5<<20)...)
+	go pw.Write(head)
 	select {
 	case b := <-first:
 		if string(b) != "hello" {
@@ -75,11 +79,36 @@ func TestRemoteStreamsToFirstClient(t *testing.T) {
 	}
 	pw.Write([]byte(", world"))
 	pw.Close()
-	if got := <-rest; string(got) != ", world" {
-		t.Errorf("rest %q", got)
+	want := string(head[5:]) + ", world"
+	if got := <-rest; string(got) != want {
+		t.Errorf("rest: %d bytes, want %d", len(got), len(want))
 	}
 	a := call(t, srv, "GET", "/_matrix/client/v1/media/download/far.test/abc", "t", "")
-	if a.status != 200 || a.body != "hello, world" || f.calls.Load() != 1 {
-		t.Errorf("second client: %d %q, fetches %d", a.status, a.body, f.calls.Load())
+	if a.status != 200 || a.body != string(head)+", world" || f.calls.Load() != 1 {
+		t.Errorf("second client: %d, %d bytes, fetches %d", a.status, len(a.body), f.calls.Load())
+	}
+}
+
+type bigFetcher struct{}
+
+func (bigFetcher) Fetch(context.Context, matrix.MXC) (media.RemoteMedia, error) {
+	return media.RemoteMedia{Body: io.NopCloser(bytes.NewReader(make([]byte, 5000))), ContentType: "image/png", Size: -1}, nil
+}
+
+// TestRemoteTooLargeIsAnError: remote media over the cap, of unknown length,
+// is refused with 502 M_TOO_LARGE before anything is streamed.
+func TestRemoteTooLargeIsAnError(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := media.Open(media.Options{Dir: t.TempDir(), Logger: quiet, Remote: media.RemoteOptions{Fetcher: bigFetcher{}, MaxBytes: 1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	api, _ := New(Options{Store: st, Homeservers: []Homeserver{{Name: "hs.test", StaticTokens: map[string]string{"t": "@u:hs.test"}}}, Logger: quiet})
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	a := call(t, srv, "GET", "/_matrix/client/v1/media/download/far.test/big", "t", "")
+	if a.status != 502 || errcode(t, a) != "M_TOO_LARGE" {
+		t.Errorf("got %d %q, want 502 M_TOO_LARGE", a.status, a.body)
 	}
 }

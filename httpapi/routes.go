@@ -61,7 +61,8 @@ func (a *API) routes() {
 	get(client+"/thumbnail/:server/:id", authenticated, a.thumbnail)
 
 	// Federation: signed by the origin server, checked in the handler.
-	get("/_matrix/federation/v1/media/download/:id", public, a.fedDownload)
-	get("/_matrix/federation/v1/media/thumbnail/:id", public, a.fedThumbnail)
-	get("/_matrix/key/v2/server", public, a.keyServer)
+	get("/_matrix/federation/v1/media/download/:id", federation, a.fedDownload)
+	get("/_matrix/federation/v1/media/thumbnail/:id", federation, a.fedThumbnail)
+	get("/_matrix/key/v2/server", federation, a.keyServer)
+	get("/_matrix/key/v2/server/:keyid", federation, a.keyServer) // deprecated form, still asked by some notaries
 }

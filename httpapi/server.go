@@ -13,6 +13,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
 )
 
@@ -130,6 +131,7 @@ const (
 	public        access = iota
 	authenticated        // any user, guests too (download, thumbnail)
 	member               // no guests (upload, create, config)
+	federation           // another server: X-Matrix checked by the handler
 )
 
 // handle registers h for method and path with the given access.
@@ -138,15 +140,17 @@ func (a *API) handle(method, path string, acc access, h handler) {
 		rc := &reqCtx{params: ps}
 		tok := token(r)
 		var err error
-		if acc != public && tok == "" {
+		if (acc == authenticated || acc == member) && tok == "" {
 			// No token: 401 before anything else is looked at.
 			err = errorf(http.StatusUnauthorized, "M_MISSING_TOKEN", "Missing access token")
 		}
 		var hs *Homeserver
-		if err == nil {
+		if err == nil && acc == federation {
+			hs, err = a.federationHomeserver(r)
+		} else if err == nil {
 			hs, err = a.homeserver(r)
 		}
-		if err == nil && acc != public {
+		if err == nil && acc != public && acc != federation {
 			rc.user, err = a.auth.check(r.Context(), hs, tok, r.URL.Query().Get("user_id"))
 		}
 		if err == nil && acc == member && rc.user.Guest {
@@ -188,6 +192,37 @@ func (a *API) homeserver(r *http.Request) (*Homeserver, error) {
 		return hs, nil
 	}
 	return nil, errorf(http.StatusNotFound, "M_NOT_FOUND", "This server does not serve media for host %q", host)
+}
+
+// federationHomeserver picks the homeserver a server-to-server request is
+// for: the X-Matrix destination when it is ours (other servers do not
+// always send our name as Host: a delegated name or an address), else the
+// Host, else the only homeserver with a signing key, else the only one.
+func (a *API) federationHomeserver(r *http.Request) (*Homeserver, error) {
+	if x, err := matrix.ParseXMatrix(r.Header.Get("Authorization")); err == nil && x.Destination != "" {
+		if hs, ok := a.hosts[strings.ToLower(x.Destination)]; ok {
+			return hs, nil
+		}
+	}
+	if hs, err := a.homeserver(r); err == nil {
+		return hs, nil
+	}
+	var keyed, any *Homeserver
+	nKeyed := 0
+	for _, hs := range a.hosts {
+		any = hs
+		if hs.SigningKey != nil {
+			keyed = hs
+			nKeyed++
+		}
+	}
+	switch {
+	case nKeyed == 1:
+		return keyed, nil
+	case len(a.hosts) == 1:
+		return any, nil
+	}
+	return a.homeserver(r)
 }
 
 // local reports whether server is one of the homeservers we serve.

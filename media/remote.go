@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -97,6 +98,11 @@ func (s *Store) FetchRemoteTo(ctx context.Context, m matrix.MXC, start func(Remo
 		r.mu.Unlock()
 		return Record{}, false, fmt.Errorf("%w: %s failed recently; retrying after %s", ErrRemoteUnavailable, m.Server, until.Format(time.RFC3339))
 	}
+	// Again under the lock: a fetch that just finished has committed.
+	if rec, err := s.Stat(m); err == nil && !rec.Pending {
+		r.mu.Unlock()
+		return rec, false, nil
+	}
 	if f := r.inflight[m]; f != nil {
 		r.mu.Unlock()
 		select {
@@ -123,7 +129,7 @@ func (s *Store) FetchRemoteTo(ctx context.Context, m matrix.MXC, start func(Remo
 		return sink
 	})
 	r.mu.Lock()
-	if f.err != nil && !errors.Is(f.err, ErrNotFound) && !errors.Is(f.err, ErrRemoteTooLarge) {
+	if serverDown(f.err) {
 		r.failed[m.Server] = s.opts.Now().Add(r.opts.Backoff)
 	}
 	delete(r.inflight, m)
@@ -174,6 +180,24 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 		rm.ContentType = "application/octet-stream"
 	}
 	var body io.Reader = io.LimitReader(rm.Body, max+1)
+	if rm.Size < 0 {
+		// Unknown length: read ahead (up to the cap, or peekLimit), so a
+		// small file's size is known and an oversized one refused before
+		// anything is streamed.
+		head := make([]byte, min(max+1, peekLimit))
+		n, err := io.ReadFull(body, head)
+		head = head[:n]
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			rm.Size = int64(n)
+		case err != nil:
+			return Record{}, fmt.Errorf("%w: %s: %w", ErrRemoteUnavailable, m, err)
+		}
+		if int64(n) > max {
+			return Record{}, fmt.Errorf("%w: %s is over %d bytes", ErrRemoteTooLarge, m, max)
+		}
+		body = io.MultiReader(bytes.NewReader(head), body)
+	}
 	if w := start(rm); w != nil {
 		body = io.TeeReader(body, w)
 	}
@@ -195,3 +219,23 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 	}
 	return rec, nil
 }
+
+// serverDown reports whether err says the remote server itself is failing
+// (unreachable, timing out, 5xx), which backs the server off; an answer
+// about one media (404, 403, too large, a malformed reply) does not.
+func serverDown(err error) bool {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrRemoteTooLarge) || errors.Is(err, ErrExists) ||
+		errors.Is(err, matrix.ErrBadMultipart) {
+		return false
+	}
+	var re *matrix.RemoteError
+	if errors.As(err, &re) {
+		return re.StatusCode >= 500
+	}
+	return true
+}
+
+// peekLimit is how much of a remote body of unknown length is read before
+// the first client gets anything, so that a file over a small MaxBytes is
+// refused with an error instead of a cut-off answer.
+const peekLimit = 4 << 20

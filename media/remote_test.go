@@ -114,3 +114,18 @@ func TestFetchRemoteErrors(t *testing.T) {
 		t.Errorf("backed-off server: %v, fetches %d -> %d", err, n, f.calls.Load())
 	}
 }
+
+// TestBackoffOnlyForFailingServers: an answer about one media (403, 404)
+// does not stop the next media of that server from being fetched.
+func TestBackoffOnlyForFailingServers(t *testing.T) {
+	f := &fetcher{files: map[string][]byte{"mxc://far.test/ok": []byte("fine")}}
+	s := openRemote(t, f, 1<<20)
+	f.fail = &matrix.RemoteError{StatusCode: 403, ErrCode: "M_FORBIDDEN"}
+	if _, err := s.FetchRemote(context.Background(), matrix.MXC{Server: "far.test", MediaID: "secret"}); err == nil {
+		t.Fatal("403 from the origin fetched something")
+	}
+	f.fail = nil
+	if _, err := s.FetchRemote(context.Background(), matrix.MXC{Server: "far.test", MediaID: "ok"}); err != nil {
+		t.Errorf("after a 403 for other media, the server was backed off: %v", err)
+	}
+}
