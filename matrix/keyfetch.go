@@ -33,7 +33,7 @@ const (
 	DefaultKeyMaxCache = 7 * 24 * time.Hour
 	// DefaultKeyFailureTTL is how long a failed fetch, or a key ID
 	// missing from a fresh document, is remembered.
-	DefaultKeyFailureTTL = time.Minute
+	DefaultKeyFailureTTL = 10 * time.Second
 	// maxKeyDocument caps the key document we read.
 	maxKeyDocument = 256 << 10
 )
