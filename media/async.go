@@ -113,7 +113,8 @@ func (s *Store) Fill(ctx context.Context, info UploadInfo, user string, body io.
 	}
 	info.Uploader = rec.Uploader
 	info.RequiresAuth = rec.RequiresAuth
-	return s.ingest(ctx, info, body, &rec)
+	filled, _, err := s.ingest(ctx, info, body, s.newRecord(info), &rec)
+	return filled, err
 }
 
 // Wait returns the record of m once it has content: at once when it has,

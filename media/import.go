@@ -51,29 +51,18 @@ func (s *Store) Import(ctx context.Context, info ImportInfo, body io.Reader) (Im
 	} else if err != nil && !errors.Is(err, index.ErrNotFound) {
 		return ImportResult{}, err
 	}
-	if info.Size >= 0 {
-		body = io.LimitReader(body, info.Size+1)
-	}
-	pins := s.newPinSet()
-	defer pins.release()
-	obj, m, known, err := s.writeObject(ctx, body, info.Size, info.Size, info.MXC.String(), pins)
-	if err != nil {
-		return ImportResult{}, err
-	}
-	rec := Record{
+	rec, stored, err := s.ingest(ctx, UploadInfo{MXC: info.MXC, Size: info.Size}, body, Record{
 		Server:      info.MXC.Server,
 		MediaID:     info.MXC.MediaID,
-		Object:      obj,
-		Size:        m.Size,
 		ContentType: info.ContentType,
 		UploadName:  info.UploadName,
 		Uploader:    info.Uploader,
 		Created:     info.Created.UnixMilli(),
 		Quarantined: info.Quarantined,
 		Remote:      info.Remote,
-	}
-	if err := s.commitRecord(rec, m, known, nil); err != nil {
+	}, nil)
+	if err != nil {
 		return ImportResult{}, err
 	}
-	return ImportResult{Record: rec, Imported: true, Stored: pins.stored}, nil
+	return ImportResult{Record: rec, Imported: true, Stored: stored}, nil
 }

@@ -47,14 +47,30 @@ func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Re
 	} else if !errors.Is(err, index.ErrNotFound) {
 		return Record{}, err
 	}
-	return s.ingest(ctx, info, body, nil)
+	rec, _, err := s.ingest(ctx, info, body, s.newRecord(info), nil)
+	return rec, err
 }
 
-// ingest stores body and commits its record; pending is the record of a
-// created ID being filled, or nil. The caller holds info.MXC's claim.
-func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, pending *Record) (Record, error) {
+// newRecord is the record of an upload before its content is known.
+func (s *Store) newRecord(info UploadInfo) Record {
+	return Record{
+		Server:       info.MXC.Server,
+		MediaID:      info.MXC.MediaID,
+		ContentType:  info.ContentType,
+		UploadName:   info.UploadName,
+		Uploader:     info.Uploader,
+		Created:      s.opts.Now().UnixMilli(),
+		RequiresAuth: info.RequiresAuth,
+	}
+}
+
+// ingest stores body (limited by info.Size and info.MaxSize) and commits
+// rec, its object and size filled in; pending is the record of a created
+// ID being filled, or nil. It returns the record and the bytes of new
+// chunks written. The caller holds info.MXC's claim.
+func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec Record, pending *Record) (Record, int64, error) {
 	if info.MaxSize > 0 && info.Size > info.MaxSize {
-		return Record{}, fmt.Errorf("%w: %s: declared %d bytes, limit %d", ErrTooLarge, info.MXC, info.Size, info.MaxSize)
+		return Record{}, 0, fmt.Errorf("%w: %s: declared %d bytes, limit %d", ErrTooLarge, info.MXC, info.Size, info.MaxSize)
 	}
 	limit := int64(-1)
 	if info.MaxSize > 0 {
@@ -72,28 +88,18 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, pen
 	defer pins.release()
 	obj, m, known, err := s.writeObject(ctx, body, info.Size, limit, info.MXC.String(), pins)
 	if err != nil {
-		return Record{}, err
+		return Record{}, 0, err
 	}
 
-	rec := Record{
-		Server:       info.MXC.Server,
-		MediaID:      info.MXC.MediaID,
-		Object:       obj,
-		Size:         m.Size,
-		ContentType:  info.ContentType,
-		UploadName:   info.UploadName,
-		Uploader:     info.Uploader,
-		Created:      s.opts.Now().UnixMilli(),
-		RequiresAuth: info.RequiresAuth,
-	}
+	rec.Object, rec.Size = obj, m.Size
 	if err := s.commitRecord(rec, m, known, pending); err != nil {
-		return Record{}, err
+		return Record{}, 0, err
 	}
 	if pending != nil {
 		s.waiters.wake(info.MXC)
 	}
 	s.enqueueThumbnails(rec)
-	return rec, nil
+	return rec, pins.stored, nil
 }
 
 // commitRecord writes a new media record with content in one synced
