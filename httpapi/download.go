@@ -38,7 +38,7 @@ func (a *API) lookup(r *http.Request, rc *reqCtx, legacy bool) (media.Record, er
 	}
 	rec, err := a.opts.Store.Stat(m)
 	if errors.Is(err, media.ErrNotFound) && !a.local(m.Server) {
-		if legacy && r.URL.Query().Get("allow_remote") == "false" {
+		if legacy && !a.legacyMayFetch(r) {
 			return rec, err
 		}
 		rec, err = a.opts.Store.FetchRemote(r.Context(), m)
@@ -114,6 +114,15 @@ func (a *API) serveMedia(w http.ResponseWriter, r *http.Request, rc *reqCtx, leg
 	}
 	http.ServeContent(w, r, "", modified, body)
 	return nil
+}
+
+// legacyMayFetch reports whether a request on the unauthenticated legacy
+// paths may fetch remote media: not when it says allow_remote=false, and
+// never under the freeze (what a legacy path may serve predates the freeze;
+// remote media fetched now does not, and Synapse likewise stops fetching
+// for these paths).
+func (a *API) legacyMayFetch(r *http.Request) bool {
+	return !a.opts.FreezeUnauthenticated && r.URL.Query().Get("allow_remote") != "false"
 }
 
 // isPlainGet reports whether r asks for the whole object unconditionally;
@@ -262,7 +271,7 @@ func thumbnailRequest(r *http.Request) (thumbgen.Request, error) {
 // as they arrive. done reports that the answer was written.
 func (a *API) streamRemote(w http.ResponseWriter, r *http.Request, rc *reqCtx, legacy bool) (done bool, err error) {
 	m, err := matrix.NewMXC(rc.param("server"), rc.param("id"))
-	if err != nil || a.local(m.Server) || (legacy && r.URL.Query().Get("allow_remote") == "false") ||
+	if err != nil || a.local(m.Server) || (legacy && !a.legacyMayFetch(r)) ||
 		r.Method != http.MethodGet || !isPlainGet(r) {
 		return false, nil // ranges and validators go through the store and ServeContent
 	}

@@ -102,19 +102,34 @@ func ValidateServerName(s string) error {
 	return nil
 }
 
-// validDNSName accepts [A-Za-z0-9.-], 1 to 255 characters, which covers DNS
-// names and IPv4 literals as the spec's grammar does.
+// validDNSName accepts dot-separated labels of [A-Za-z0-9-], each 1 to 63
+// characters, 1 to 255 characters in all: DNS names and IPv4 literals, as
+// Synapse's host check does. Empty labels are refused, so "..", ".", a
+// leading or trailing dot and "a..b" never pass (they could name a parent
+// directory where a server name becomes a path).
 func validDNSName(h string) bool {
 	if h == "" || len(h) > 255 {
 		return false
 	}
+	label := 0
 	for i := 0; i < len(h); i++ {
 		c := h[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+		switch {
+		case c == '.':
+			if label == 0 {
+				return false
+			}
+			label = 0
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-':
+			label++
+			if label > 63 {
+				return false
+			}
+		default:
 			return false
 		}
 	}
-	return true
+	return label > 0
 }
 
 const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -38,6 +38,10 @@ type RemoteOptions struct {
 	Backoff time.Duration
 	// Local reports whether a server name is one of ours: never fetched.
 	Local func(server string) bool
+	// Frozen marks remote media stored while it is true as RequiresAuth,
+	// as uploads are under the legacy freeze: the unauthenticated legacy
+	// paths then refuse it.
+	Frozen bool
 }
 
 // Remote fetch errors.
@@ -213,6 +217,7 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 	rec := Record{
 		Server: m.Server, MediaID: m.MediaID, Object: obj, Size: man.Size, ContentType: rm.ContentType,
 		UploadName: rm.UploadName, Created: s.opts.Now().UnixMilli(), Remote: true,
+		RequiresAuth: s.remote.opts.Frozen,
 	}
 	if err := s.commitRecord(rec, man, known, nil); err != nil {
 		return Record{}, err

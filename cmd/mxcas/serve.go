@@ -59,6 +59,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		Timeout:  cfg.Federation.Timeout.Duration,
 		Backoff:  cfg.Federation.Backoff.Duration,
 		Local:    func(s string) bool { return local[strings.ToLower(s)] },
+		Frozen:   cfg.Server.FreezeUnauthenticated,
 	}
 	if fc != nil {
 		mo.Remote.Fetcher = media.FederationFetcher{Client: fc}

@@ -394,3 +394,32 @@ func TestBaseURLFallback(t *testing.T) {
 	}
 	checkStore(t, data, rows)
 }
+
+// TestDotDotOriginIsSkipped: a remote row whose origin is ".." would name a
+// file outside remote_content/; it is skipped as unservable, and that file
+// is never read.
+func TestDotDotOriginIsSkipped(t *testing.T) {
+	db := openSQLiteSynapse(t)
+	rows := smallRows(1)
+	for i, origin := range []string{"..", "a..b", "."} {
+		rows = append(rows, mediaRow{origin: origin, id: fmt.Sprintf("evil%d", i), fsid: fmt.Sprintf("ab%dsecretfile", i),
+			typ: "text/plain", created: 1_600_000_000_000, content: []byte("outside remote_content")})
+	}
+	f := writeStore(t, rows)
+	if _, err := os.Stat(filepath.Join(f.store, "ab", "0s", "ecretfile")); err != nil {
+		t.Fatalf("the fixture's file outside remote_content/: %v", err)
+	}
+	db.insert(t, f)
+	cfg := writeConfig(t, filepath.Join(t.TempDir(), "data"))
+	r := runTool(t, nil, importArgs(cfg, f, db)...)
+	if r.code != 0 {
+		t.Fatalf("exit status %d, want 0\n%s", r.code, r)
+	}
+	for i := range 3 {
+		if want := fmt.Sprintf("skipped: evil%d:", i); !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr does not report %q\n%s", want, r)
+		}
+	}
+	s := parseSummary(t, r)
+	checkCounts(t, r, s, summary{imported: 1, skipped: 3, bytesRead: int64(len(rows[0].content))})
+}
