@@ -35,7 +35,7 @@ func newTestAPI(t *testing.T) *httptest.Server {
 	}))
 	t.Cleanup(whoami.Close)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := media.Open(media.Options{Dir: t.TempDir(), Logger: quiet})
+	st, err := media.Open(media.Options{Create: true, Dir: t.TempDir(), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

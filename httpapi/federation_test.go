@@ -32,7 +32,7 @@ func TestFederationServing(t *testing.T) {
 	origin, _ := matrix.GenerateSigningKey("o1")
 	forger, _ := matrix.GenerateSigningKey("o1") // same ID, other key
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := media.Open(media.Options{Dir: t.TempDir(), Logger: quiet})
+	st, err := media.Open(media.Options{Create: true, Dir: t.TempDir(), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

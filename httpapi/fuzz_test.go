@@ -30,7 +30,7 @@ func FuzzRequestPath(f *testing.F) {
 	} {
 		f.Add(uint8(0), s, true)
 	}
-	st, err := media.Open(media.Options{Dir: f.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	st, err := media.Open(media.Options{Create: true, Dir: f.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		f.Fatal(err)
 	}

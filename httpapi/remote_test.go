@@ -33,7 +33,7 @@ func TestRemoteStreamsToFirstClient(t *testing.T) {
 	pr, pw := io.Pipe()
 	f := &pipeFetcher{body: pr}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := media.Open(media.Options{Dir: t.TempDir(), Logger: quiet, Remote: media.RemoteOptions{Fetcher: f}})
+	st, err := media.Open(media.Options{Create: true, Dir: t.TempDir(), Logger: quiet, Remote: media.RemoteOptions{Fetcher: f}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func (bigFetcher) Fetch(context.Context, matrix.MXC) (media.RemoteMedia, error) 
 // is refused with 502 M_TOO_LARGE before anything is streamed.
 func TestRemoteTooLargeIsAnError(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := media.Open(media.Options{Dir: t.TempDir(), Logger: quiet, Remote: media.RemoteOptions{Fetcher: bigFetcher{}, MaxBytes: 1000}})
+	st, err := media.Open(media.Options{Create: true, Dir: t.TempDir(), Logger: quiet, Remote: media.RemoteOptions{Fetcher: bigFetcher{}, MaxBytes: 1000}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,14 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/mxcas/mxcas/cas"
 )
 
 // ErrNotFound is returned for a record that does not exist.
 var ErrNotFound = errors.New("index: not found")
+
+// ErrMissing means Open was told the index must exist and found no Pebble
+// database in its directory (the directory is missing or holds no data).
+var ErrMissing = errors.New("index: no index database")
 
 // Options configure the index.
 type Options struct {
@@ -22,6 +28,10 @@ type Options struct {
 	Logger *slog.Logger
 	// ReadOnly opens without writing (fsck of a backup, say).
 	ReadOnly bool
+	// MustExist refuses to create the database: a missing directory, or one
+	// without a Pebble database in it (an empty mount point, say), is
+	// ErrMissing, and nothing is created.
+	MustExist bool
 }
 
 // DB is the index of one store. Safe for concurrent use.
@@ -30,19 +40,35 @@ type DB struct {
 	db *pebble.DB
 }
 
-// Open opens (creating when needed) the Pebble index in dir.
+// Open opens the Pebble index in dir, creating it when needed unless
+// opts.MustExist.
 func Open(dir string, opts Options) (*DB, error) {
 	lg := opts.Logger
 	if lg == nil {
 		lg = slog.Default()
 	}
+	if opts.MustExist {
+		// Look before Pebble opens: with ErrorIfNotExists it would still
+		// create the directory and its lock file before refusing.
+		desc, err := pebble.Peek(dir, vfs.Default)
+		if errors.Is(err, fs.ErrNotExist) || (err == nil && !desc.Exists) {
+			return nil, fmt.Errorf("%w in %s", ErrMissing, dir)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("index: open %s: %w", dir, err)
+		}
+	}
 	po := &pebble.Options{
 		Merger:             usageMerger,
 		Logger:             pebbleLogger{lg},
 		ReadOnly:           opts.ReadOnly,
+		ErrorIfNotExists:   opts.MustExist,
 		FormatMajorVersion: pebble.FormatNewest,
 	}
 	db, err := pebble.Open(dir, po)
+	if errors.Is(err, pebble.ErrDBDoesNotExist) {
+		return nil, fmt.Errorf("%w in %s", ErrMissing, dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("index: open %s: %w", dir, err)
 	}

@@ -328,3 +328,47 @@ func TestKeyLayoutGolden(t *testing.T) {
 		t.Errorf("key layout changed (run with -update only if the store format version changes too):\ngot:\n%swant:\n%s", sb.String(), want)
 	}
 }
+
+// MustExist refuses a missing or empty directory and creates nothing there,
+// and opens a database that exists.
+func TestOpenMustExist(t *testing.T) {
+	root := t.TempDir()
+	missing := filepath.Join(root, "missing")
+	if db, err := Open(missing, Options{MustExist: true}); !errors.Is(err, ErrMissing) {
+		if db != nil {
+			db.Close()
+		}
+		t.Fatalf("missing directory: err %v, want ErrMissing", err)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("missing directory was created (stat: %v)", err)
+	}
+	empty := filepath.Join(root, "empty")
+	if err := os.Mkdir(empty, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	for _, ro := range []bool{false, true} {
+		if db, err := Open(empty, Options{MustExist: true, ReadOnly: ro}); !errors.Is(err, ErrMissing) {
+			if db != nil {
+				db.Close()
+			}
+			t.Fatalf("empty directory (read-only %v): err %v, want ErrMissing", ro, err)
+		}
+		if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+			t.Errorf("empty directory (read-only %v) now holds %d entries", ro, len(ents))
+		}
+	}
+	db := openDB(t, filepath.Join(root, "db"))
+	commit(t, db, func(b *Batch) error { return b.PutMedia(MediaRecord{Server: "s", MediaID: "m", Object: hashOf("x")}) })
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(filepath.Join(root, "db"), Options{MustExist: true})
+	if err != nil {
+		t.Fatalf("existing database: %v", err)
+	}
+	defer db.Close()
+	if _, err := db.Media("s", "m"); err != nil {
+		t.Error(err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -22,6 +23,10 @@ type BackupStats struct {
 	ChunksCorrupt int   `json:"chunks_corrupt"` // damaged in the source, not copied
 }
 
+// ErrBackupDest: the backup destination is neither missing, empty, nor an
+// earlier backup of this store; Backup changed nothing in it.
+var ErrBackupDest = errors.New("media: backup destination refused")
+
 // backupBatchChunks bounds the temp files one destination batch holds.
 const backupBatchChunks = 512
 
@@ -32,10 +37,17 @@ const backupBatchChunks = 512
 // meanwhile; the copy holds every upload acknowledged before Backup was
 // called. A chunk that is corrupt in the source is not copied; the backup
 // completes and returns an error saying how many (run Fsck).
+//
+// dest must be missing, empty, or a store with the same FORMAT (an earlier
+// backup); anything else is ErrBackupDest, checked before anything in dest
+// is created or removed.
 func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
 	s.maint.Lock() // no GC while we copy what the checkpoint refers to
 	defer s.maint.Unlock()
 	var st BackupStats
+	if err := s.checkBackupDest(dest); err != nil {
+		return st, err
+	}
 	if err := os.MkdirAll(dest, 0o750); err != nil {
 		return st, fmt.Errorf("media: backup: %w", err)
 	}
@@ -115,6 +127,33 @@ func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
 		return st, fmt.Errorf("media: backup: %d corrupt chunks in the source were not copied; run fsck", st.ChunksCorrupt)
 	}
 	return st, nil
+}
+
+// checkBackupDest refuses a destination Backup must not write into. It
+// changes nothing.
+func (s *Store) checkBackupDest(dest string) error {
+	absDest, err1 := filepath.Abs(dest)
+	absDir, err2 := filepath.Abs(s.opts.Dir)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("%w: %s: %w", ErrBackupDest, dest, errors.Join(err1, err2))
+	}
+	if rel, err := filepath.Rel(absDir, absDest); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("%w: %s is inside the store's own directory %s", ErrBackupDest, dest, s.opts.Dir)
+	}
+	state, what, err := storeDirState(dest)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBackupDest, err)
+	}
+	switch state {
+	case dirStore:
+		if err := index.CompareFormat(dest, s.format); err != nil {
+			return fmt.Errorf("%w: %s is an mxcas store this one cannot be backed up into: %w", ErrBackupDest, dest, err)
+		}
+	case dirForeign:
+		return fmt.Errorf("%w: %s has %s; back up into a missing or empty directory, or an earlier backup of this store; nothing was changed",
+			ErrBackupDest, dest, what)
+	}
+	return nil
 }
 
 // swapDir moves src to dst; when dst exists the two are exchanged

@@ -28,7 +28,7 @@ func backup(t testing.TB, s *media.Store, dest string) media.BackupStats {
 // every media in want, then closes it.
 func checkCopy(t testing.TB, dir string, params chunker.Params, want map[string][]byte) {
 	t.Helper()
-	cp, err := media.Open(media.Options{Dir: dir, Logger: quietLogger()})
+	cp, err := media.Open(media.Options{Create: true, Dir: dir, Logger: quietLogger()})
 	if err != nil {
 		t.Fatalf("open backup: %v", err)
 	}
@@ -92,7 +92,7 @@ func TestBackup(t *testing.T) {
 		t.Errorf("third Backup = %+v; want %d chunks copied, %d present", st, len(after)-len(files), len(files))
 	}
 	checkCopy(t, dest, s.Params(), want)
-	cp := openStore(t, media.Options{Dir: dest})
+	cp := openStore(t, media.Options{Create: true, Dir: dest})
 	checkNotFound(t, cp, "m2")
 	closeStore(t, cp)
 	checkTmpEmpty(t, dest)
@@ -102,7 +102,7 @@ func TestBackupRefusesOtherFormat(t *testing.T) {
 	s, _ := newStore(t, nil)
 	upload(t, s, "A", "", randBytes(140, 10_000))
 	dest := filepath.Join(t.TempDir(), "other")
-	other := openStore(t, media.Options{Dir: dest}) // default params
+	other := openStore(t, media.Options{Create: true, Dir: dest}) // default params
 	closeStore(t, other)
 	if _, err := s.Backup(context.Background(), dest); err == nil {
 		t.Errorf("Backup into a store with other chunker params succeeded")
@@ -112,7 +112,7 @@ func TestBackupRefusesOtherFormat(t *testing.T) {
 func TestBackupRefusesOpenDest(t *testing.T) {
 	s, _ := newStore(t, nil)
 	dest := filepath.Join(t.TempDir(), "busy")
-	openStore(t, media.Options{Dir: dest, Chunker: smallParams})
+	openStore(t, media.Options{Create: true, Dir: dest, Chunker: smallParams})
 	if _, err := s.Backup(context.Background(), dest); !errors.Is(err, media.ErrLocked) {
 		t.Errorf("Backup into an open store = %v, want ErrLocked", err)
 	}
@@ -213,7 +213,7 @@ func TestBackupCorruptSource(t *testing.T) {
 	if st.ChunksCorrupt != 1 {
 		t.Errorf("ChunksCorrupt = %d, want 1", st.ChunksCorrupt)
 	}
-	cp := openStore(t, media.Options{Dir: dest})
+	cp := openStore(t, media.Options{Create: true, Dir: dest})
 	rep := fsck(t, cp)
 	if got, want := rep.Damaged, []string{"mxc://server/A"}; !slices.Equal(got, want) {
 		t.Errorf("backup Fsck: Damaged = %q, want %q", got, want)

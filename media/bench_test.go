@@ -17,7 +17,7 @@ const benchSize = 8 << 20
 // benchStore opens a store with the default chunker parameters in b.TempDir.
 func benchStore(b *testing.B) *media.Store {
 	b.Helper()
-	return openStore(b, media.Options{Dir: filepath.Join(b.TempDir(), "data")})
+	return openStore(b, media.Options{Create: true, Dir: filepath.Join(b.TempDir(), "data")})
 }
 
 func benchUpload(b *testing.B, s *media.Store, id string, data []byte) {

@@ -77,7 +77,7 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("runs only as the child of TestCrashDuringUploads")
 	}
-	st, err := media.Open(media.Options{Dir: dir})
+	st, err := media.Open(media.Options{Create: true, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestCrashDuringUploads(t *testing.T) {
 	}
 
 	stale, _ := os.ReadDir(filepath.Join(dir, "tmp")) // LOCK, and named temp files where O_TMPFILE is unavailable (anonymous ones vanish with the process)
-	st, err := media.Open(media.Options{Dir: dir})
+	st, err := media.Open(media.Options{Create: true, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

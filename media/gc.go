@@ -2,6 +2,8 @@ package media
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 
 	"github.com/mxcas/mxcas/cas"
@@ -16,13 +18,45 @@ type GCStats struct {
 	ChunksDeleted  int   // chunk files removed
 	BytesDeleted   int64 // their size
 	ChunksYoung    int   // unreferenced but within the grace period, kept
+	// ChunksUnknown counts the chunk files to delete that no manifest in the
+	// index lists, live or dead: leftovers of failed uploads, or, when it
+	// is most of the store, an index that lost track of the chunks.
+	ChunksUnknown int
 }
 
-// GC is mark and sweep: it marks every object a media record refers to and
-// every chunk of those objects, then removes manifests and chunk files that
-// are not marked. Chunk files younger than the grace period and anything an
-// upload in flight has pinned are kept, so GC may run while uploads go on.
-func (s *Store) GC(ctx context.Context) (GCStats, error) {
+// ErrGCRefused: GC found the index suspiciously empty for the chunk store
+// and deleted nothing (see GCOptions.Force).
+var ErrGCRefused = errors.New("media: gc refused")
+
+// GCOptions tune one GC run.
+type GCOptions struct {
+	// Force sweeps even when the sanity check refuses. The check: GC refuses
+	// when the chunk files it would delete that no manifest in the index
+	// lists (live or dead) are more than half of all chunk files in the
+	// store. That is what a lost, emptied or replaced index looks like:
+	// every chunk unknown to it. A normal GC never trips it, however much
+	// was deleted: the manifests of deleted media stay in the index until
+	// the GC that removes their chunks, so those chunks are known. Only
+	// leftovers of failed uploads are unknown, and they are a small share of
+	// a store (and younger than the grace period, until it passes). The
+	// rare cases that can trip it in a healthy store: a store holding
+	// little but failed uploads, or a GC interrupted after removing the
+	// manifests of more than half the store and before removing their
+	// chunks; run fsck first, and force GC when that is what happened.
+	Force bool
+}
+
+// GC is RunGC with default options: it refuses when the index looks lost.
+func (s *Store) GC(ctx context.Context) (GCStats, error) { return s.RunGC(ctx, GCOptions{}) }
+
+// RunGC is mark and sweep: it marks every object a media record refers to
+// and every chunk of those objects, then removes manifests and chunk files
+// that are not marked. Chunk files younger than the grace period and
+// anything an upload in flight has pinned are kept, so GC may run while
+// uploads go on. Before it deletes anything it checks that the index knows
+// the chunks it would delete (see GCOptions.Force); when not, it returns
+// ErrGCRefused with the counts it found and changes nothing.
+func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	s.maint.Lock()
 	defer s.maint.Unlock()
 	s.pins.startGC()
@@ -63,10 +97,16 @@ func (s *Store) GC(ctx context.Context) (GCStats, error) {
 		return st, err
 	}
 	liveChunk := make(map[cas.Hash]struct{})
+	deadChunk := make(map[cas.Hash]struct{}) // chunks of dead manifests: known to the index
 	var deadObj []cas.Hash
 	err = snap.ScanManifests(func(h cas.Hash, m index.Manifest, decodeErr error) error {
 		if _, ok := liveObj[h]; !ok {
 			deadObj = append(deadObj, h)
+			if decodeErr == nil {
+				for _, c := range m.Chunks {
+					deadChunk[c.Hash] = struct{}{}
+				}
+			}
 			return nil
 		}
 		if decodeErr != nil {
@@ -84,6 +124,46 @@ func (s *Store) GC(ctx context.Context) (GCStats, error) {
 
 	if s.gcHook != nil {
 		s.gcHook()
+	}
+
+	// Find the candidates before deleting anything, so the sanity check can
+	// refuse with the store untouched.
+	type candidate struct {
+		h    cas.Hash
+		size int64
+	}
+	var cands []candidate
+	total := 0
+	cutoff := s.opts.Now().Add(-s.opts.GCGrace)
+	err = s.cas.Walk(func(h cas.Hash, info fs.FileInfo) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		total++
+		if _, ok := liveChunk[h]; ok {
+			st.Chunks++
+			return nil
+		}
+		if info.ModTime().After(cutoff) {
+			st.ChunksYoung++
+			return nil
+		}
+		cands = append(cands, candidate{h, info.Size()})
+		if _, ok := deadChunk[h]; !ok {
+			st.ChunksUnknown++
+		}
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	if !opts.Force && 2*st.ChunksUnknown > total {
+		s.opts.Logger.Error("gc refused: the index does not know most chunks", "chunks", total,
+			"unknown_to_delete", st.ChunksUnknown, "live_objects", len(liveObj))
+		return st, fmt.Errorf("%w: it would delete %d of the %d chunk files, and the index lists %d of them in no manifest: "+
+			"the index may be lost, emptied or replaced; nothing was deleted. Check the index and run fsck; "+
+			"force GC (mxcas gc -force) only if this is expected",
+			ErrGCRefused, len(cands), total, st.ChunksUnknown)
 	}
 
 	// Unreferenced manifests go in one batch, decided and committed while
@@ -114,31 +194,22 @@ func (s *Store) GC(ctx context.Context) (GCStats, error) {
 		}
 	}
 
-	cutoff := s.opts.Now().Add(-s.opts.GCGrace)
-	err = s.cas.Walk(func(h cas.Hash, info fs.FileInfo) error {
-		if err := ctx.Err(); err != nil {
-			return err
+	for _, c := range cands {
+		if err = ctx.Err(); err != nil {
+			break
 		}
-		if _, ok := liveChunk[h]; ok {
-			st.Chunks++
-			return nil
-		}
-		if info.ModTime().After(cutoff) {
-			st.ChunksYoung++
-			return nil
-		}
-		deleted, err := s.pins.ifUnpinned(h, func() error { return s.cas.Delete(h) })
+		var deleted bool
+		deleted, err = s.pins.ifUnpinned(c.h, func() error { return s.cas.Delete(c.h) })
 		if err != nil {
-			return err
+			break
 		}
 		if deleted {
 			st.ChunksDeleted++
-			st.BytesDeleted += info.Size()
+			st.BytesDeleted += c.size
 		} else {
 			st.Chunks++
 		}
-		return nil
-	})
+	}
 	if err == nil {
 		s.opts.Logger.Info("gc done", "objects", st.Objects, "objects_deleted", st.ObjectsDeleted,
 			"chunks", st.Chunks, "chunks_deleted", st.ChunksDeleted, "bytes_deleted", st.BytesDeleted,

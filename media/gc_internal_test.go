@@ -16,7 +16,7 @@ import (
 // as garbage; GC must keep them (the "late" set in pins.go).
 func TestGCSparesUploadCommittedDuringGC(t *testing.T) {
 	later := time.Now().Add(24 * time.Hour) // every chunk looks old
-	s, err := Open(Options{Dir: t.TempDir(), Now: func() time.Time { return later }})
+	s, err := Open(Options{Create: true, Dir: t.TempDir(), Now: func() time.Time { return later }})
 	if err != nil {
 		t.Fatal(err)
 	}

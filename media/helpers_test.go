@@ -120,7 +120,7 @@ func checkUsage(t testing.TB, s *media.Store, dir string, users map[string]index
 func newStore(t testing.TB, clk *clock) (*media.Store, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
-	opts := media.Options{Dir: dir, Chunker: smallParams}
+	opts := media.Options{Create: true, Dir: dir, Chunker: smallParams}
 	if clk != nil {
 		opts.Now = clk.Now
 	}

@@ -35,7 +35,7 @@ func listing(t *testing.T, dir string) map[string]string {
 
 func TestReadOnlyChangesNothing(t *testing.T) {
 	dir := t.TempDir()
-	s, err := media.Open(media.Options{Dir: dir})
+	s, err := media.Open(media.Options{Create: true, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestReadOnlyChangesNothing(t *testing.T) {
 	s.Close()
 	before := listing(t, dir)
 
-	ro, err := media.Open(media.Options{Dir: dir, ReadOnly: true})
+	ro, err := media.Open(media.Options{Create: true, Dir: dir, ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestReadOnlyChangesNothing(t *testing.T) {
 			t.Errorf("%s appeared", p)
 		}
 	}
-	if _, err := media.Open(media.Options{Dir: t.TempDir() + "/none", ReadOnly: true}); err == nil {
+	if _, err := media.Open(media.Options{Create: true, Dir: t.TempDir() + "/none", ReadOnly: true}); err == nil {
 		t.Error("read-only open of a missing store succeeded")
 	}
 }

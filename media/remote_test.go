@@ -39,7 +39,7 @@ func (f *fetcher) Fetch(_ context.Context, m matrix.MXC) (media.RemoteMedia, err
 
 func openRemote(t *testing.T, f *fetcher, max int64) *media.Store {
 	t.Helper()
-	s, err := media.Open(media.Options{Dir: t.TempDir(), Remote: media.RemoteOptions{
+	s, err := media.Open(media.Options{Create: true, Dir: t.TempDir(), Remote: media.RemoteOptions{
 		Fetcher: f, MaxBytes: max, Local: func(s string) bool { return s == "ours.test" },
 	}})
 	if err != nil {

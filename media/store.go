@@ -57,6 +57,12 @@ type Options struct {
 	// ReadOnly opens an existing store without changing a byte of it
 	// (verification tools); writes fail.
 	ReadOnly bool
+	// Create lets Open create a new store when Dir is missing or empty (the
+	// server and the importer set it). Without it, a directory that holds no
+	// store is ErrNoStore and nothing is created. Either way, a store whose
+	// index is gone is ErrIndexMissing, and a non-empty directory that is
+	// not a store is refused.
+	Create bool
 }
 
 // Validate fills defaults and checks the options.
@@ -106,9 +112,14 @@ type Store struct {
 	gcHook func()
 }
 
-// Open opens or creates the store in opts.Dir.
+// Open opens the store in opts.Dir, or creates it there when opts.Create
+// is set and the directory is missing or empty.
 func Open(opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	isNew, err := checkStoreDir(opts.Dir, opts.Create && !opts.ReadOnly)
+	if err != nil {
 		return nil, err
 	}
 	openCAS := cas.Open
@@ -136,14 +147,31 @@ func Open(opts Options) (*Store, error) {
 	if opts.ReadOnly {
 		checkFormat = index.CompareFormat
 	}
-	if err := checkFormat(opts.Dir, format); err != nil {
-		cs.Close()
-		return nil, err
+	// A new store gets its index before its FORMAT: FORMAT is the mark of a
+	// complete store, so a store with one must have an index too.
+	if !isNew {
+		if err := checkFormat(opts.Dir, format); err != nil {
+			cs.Close()
+			return nil, err
+		}
 	}
-	idx, err := index.Open(filepath.Join(opts.Dir, "index"), index.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly})
+	idxDir := filepath.Join(opts.Dir, "index")
+	idx, err := index.Open(idxDir, index.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly, MustExist: !isNew})
+	if errors.Is(err, index.ErrMissing) {
+		err = fmt.Errorf("%w: %s has a FORMAT file but %s holds no index; refusing to start an empty one "+
+			"over the existing chunks. Mount or restore the index (from a backup: mxcas backup copies it), "+
+			"or check data_dir: %w", ErrIndexMissing, opts.Dir, idxDir, err)
+	}
 	if err != nil {
 		cs.Close()
 		return nil, err
+	}
+	if isNew {
+		if err := checkFormat(opts.Dir, format); err != nil {
+			idx.Close()
+			cs.Close()
+			return nil, err
+		}
 	}
 	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx,
 		records: newRecordCache(), manifests: newManifestCache()}

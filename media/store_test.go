@@ -15,7 +15,7 @@ import (
 func TestFormatParams(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	first := chunker.Params{Min: 4096, Avg: 16384, Max: 65536}
-	s := openStore(t, media.Options{Dir: dir, Chunker: first})
+	s := openStore(t, media.Options{Create: true, Dir: dir, Chunker: first})
 	if got := s.Params(); got != first {
 		t.Errorf("Params() = %v, want %v", got, first)
 	}
@@ -26,7 +26,7 @@ func TestFormatParams(t *testing.T) {
 		chunker.DefaultParams,
 		{Min: 4096, Avg: 16384, Max: 65537},
 	} {
-		s, err := media.Open(media.Options{Dir: dir, Chunker: other, Logger: quietLogger()})
+		s, err := media.Open(media.Options{Create: true, Dir: dir, Chunker: other, Logger: quietLogger()})
 		if err == nil {
 			closeStore(t, s)
 			t.Errorf("Open with %v on a store made with %v succeeded", other, first)
@@ -44,7 +44,7 @@ func TestFormatParams(t *testing.T) {
 
 	// A refused open leaves the store usable (and unlocked).
 	for _, p := range []chunker.Params{{}, first} {
-		s := openStore(t, media.Options{Dir: dir, Chunker: p})
+		s := openStore(t, media.Options{Create: true, Dir: dir, Chunker: p})
 		if got := s.Params(); got != first {
 			t.Errorf("Open with %v: Params() = %v, want the stored %v", p, got, first)
 		}
@@ -61,7 +61,7 @@ func TestFormatParams(t *testing.T) {
 
 func TestOpenDefaults(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	s := openStore(t, media.Options{Dir: dir})
+	s := openStore(t, media.Options{Create: true, Dir: dir})
 	if got := s.Params(); got != chunker.DefaultParams {
 		t.Errorf("new store: Params() = %v, want %v", got, chunker.DefaultParams)
 	}
@@ -81,8 +81,8 @@ func TestOpenInvalidOptions(t *testing.T) {
 		opts media.Options
 	}{
 		{"no dir", media.Options{}},
-		{"negative grace", media.Options{Dir: t.TempDir(), GCGrace: -1}},
-		{"invalid params", media.Options{Dir: t.TempDir(), Chunker: chunker.Params{Min: 100, Avg: 1000, Max: 5000}}},
+		{"negative grace", media.Options{Create: true, Dir: t.TempDir(), GCGrace: -1}},
+		{"invalid params", media.Options{Create: true, Dir: t.TempDir(), Chunker: chunker.Params{Min: 100, Avg: 1000, Max: 5000}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,7 +97,7 @@ func TestOpenInvalidOptions(t *testing.T) {
 
 func TestOpenLocked(t *testing.T) {
 	s, dir := newStore(t, nil)
-	s2, err := media.Open(media.Options{Dir: dir, Logger: quietLogger()})
+	s2, err := media.Open(media.Options{Create: true, Dir: dir, Logger: quietLogger()})
 	if err == nil {
 		closeStore(t, s2)
 		t.Fatalf("second Open of %s succeeded", dir)
@@ -106,7 +106,7 @@ func TestOpenLocked(t *testing.T) {
 		t.Errorf("second Open: %v, want ErrLocked", err)
 	}
 	closeStore(t, s)
-	s3 := openStore(t, media.Options{Dir: dir})
+	s3 := openStore(t, media.Options{Create: true, Dir: dir})
 	closeStore(t, s3)
 }
 
@@ -129,7 +129,7 @@ func TestRestart(t *testing.T) {
 	if err := os.WriteFile(stale, []byte("partial"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s = openStore(t, media.Options{Dir: dir, Now: clk.Now})
+	s = openStore(t, media.Options{Create: true, Dir: dir, Now: clk.Now})
 	checkTmpEmpty(t, dir)
 	for id, data := range want {
 		got, err := s.Stat(mxc(id))

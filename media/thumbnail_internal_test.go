@@ -18,7 +18,7 @@ import (
 
 func thumbStore(t *testing.T, o ThumbnailOptions) *Store {
 	t.Helper()
-	s, err := Open(Options{Dir: t.TempDir(), Thumbnails: o})
+	s, err := Open(Options{Create: true, Dir: t.TempDir(), Thumbnails: o})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestThumbnailBombRefused(t *testing.T) {
 
 func TestGCKeepsThumbnailsOfLiveSources(t *testing.T) {
 	later := time.Now().Add(48 * time.Hour)
-	s, err := Open(Options{Dir: t.TempDir(), Now: func() time.Time { return later }, Thumbnails: ThumbnailOptions{Disabled: true}})
+	s, err := Open(Options{Create: true, Dir: t.TempDir(), Now: func() time.Time { return later }, Thumbnails: ThumbnailOptions{Disabled: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

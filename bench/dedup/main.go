@@ -197,7 +197,7 @@ func run(ctx context.Context, cfg config, p chunker.Params, files []file) (resul
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	st, err := media.Open(media.Options{Dir: dir, Chunker: p, Logger: slog.New(slog.DiscardHandler)})
+	st, err := media.Open(media.Options{Dir: dir, Create: true, Chunker: p, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return res, err
 	}

@@ -255,7 +255,7 @@ func withStore(parent string, p chunker.Params, fns ...func(dir string, st *medi
 		return err
 	}
 	for _, fn := range fns {
-		st, err := media.Open(media.Options{Dir: dir, Chunker: p, Logger: slog.New(slog.DiscardHandler)})
+		st, err := media.Open(media.Options{Dir: dir, Create: true, Chunker: p, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			return err
 		}

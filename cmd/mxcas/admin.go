@@ -62,7 +62,18 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/fsck":
 		res, err = a.st.Fsck(ctx)
 	case "/gc":
-		res, err = a.st.GC(ctx)
+		var req struct {
+			Force bool `json:"force"`
+		}
+		// An empty or "null" body (older clients) means an unforced GC.
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"force\": bool} or no body"})
+			return
+		}
+		if req.Force {
+			a.log.Warn("admin: forced gc requested")
+		}
+		res, err = a.st.RunGC(ctx, media.GCOptions{Force: req.Force})
 	case "/backup":
 		var req struct {
 			Dest string `json:"dest"`
@@ -82,8 +93,22 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		status = http.StatusInternalServerError
 		body["error"] = err.Error()
+		for kind, sentinel := range adminRefusals {
+			if errors.Is(err, sentinel) {
+				status = http.StatusConflict
+				body["refused"] = kind
+			}
+		}
 	}
 	writeJSON(w, status, body)
+}
+
+// adminRefusals name the errors by which an operation refused to run and
+// changed nothing, so callAdmin can give the caller the same sentinel (and
+// the command the same exit status) as a local run.
+var adminRefusals = map[string]error{
+	"gc":          media.ErrGCRefused,
+	"backup_dest": media.ErrBackupDest,
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -150,8 +175,9 @@ func callAdmin(ctx context.Context, dataDir, op string, req, res any) error {
 	}
 	defer resp.Body.Close()
 	var out struct {
-		Result json.RawMessage `json:"result"`
-		Error  string          `json:"error"`
+		Result  json.RawMessage `json:"result"`
+		Error   string          `json:"error"`
+		Refused string          `json:"refused"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		return fmt.Errorf("running server: %s: bad answer: %w", resp.Status, err)
@@ -160,6 +186,9 @@ func callAdmin(ctx context.Context, dataDir, op string, req, res any) error {
 		if err := json.Unmarshal(out.Result, res); err != nil {
 			return fmt.Errorf("running server: bad result: %w", err)
 		}
+	}
+	if sentinel, ok := adminRefusals[out.Refused]; ok && out.Error != "" {
+		return fmt.Errorf("running server: %w (%s)", sentinel, out.Error)
 	}
 	if out.Error != "" {
 		return fmt.Errorf("running server: %s", out.Error)

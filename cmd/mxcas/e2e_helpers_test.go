@@ -407,7 +407,7 @@ func short(b []byte) string {
 // fsck report, which must be healthy.
 func fsckStore(t *testing.T, dir string) media.FsckReport {
 	t.Helper()
-	st, err := media.Open(media.Options{Dir: dir})
+	st, err := media.Open(media.Options{Create: true, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 // into.
 func chunkHashes(t *testing.T, dir string, data []byte) []cas.Hash {
 	t.Helper()
-	st, err := media.Open(media.Options{Dir: dir})
+	st, err := media.Open(media.Options{Create: true, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestFsckNamesDamagedMedia(t *testing.T) {
 func TestFsckStoreHeldWithoutAdmin(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	cfg := writeConfig(t, data)
-	st, err := media.Open(media.Options{Dir: data})
+	st, err := media.Open(media.Options{Create: true, Dir: data})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,8 @@ const usage = `mxcas: a content-addressed Matrix media repository
 Usage:
   mxcas serve  [-config FILE]          run the server
   mxcas fsck   [-config FILE]          check every chunk, manifest and record (exit 1 on damage)
-  mxcas gc     [-config FILE]          remove content no media refers to
+  mxcas gc     [-config FILE] [-force]  remove content no media refers to (-force: even when
+                                       the index looks lost: most chunks unknown to it)
   mxcas backup [-config FILE] DEST     write a consistent copy of the store to DEST
   mxcas keygen [-version V] FILE       write a new signing key (Synapse's format)
   mxcas version                        print the version

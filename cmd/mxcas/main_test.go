@@ -115,7 +115,7 @@ func content(seed uint64, n int) []byte {
 // no other process may hold.
 func uploadMedia(t *testing.T, dir string, bodies map[string][]byte) {
 	t.Helper()
-	st, err := media.Open(media.Options{Dir: dir})
+	st, err := media.Open(media.Options{Create: true, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func uploadMedia(t *testing.T, dir string, bodies map[string][]byte) {
 // bodies, byte for byte.
 func checkStore(t *testing.T, dir string, bodies map[string][]byte) {
 	t.Helper()
-	st, err := media.Open(media.Options{Dir: dir})
+	st, err := media.Open(media.Options{Create: true, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,6 +34,18 @@ func withStore(cfg config.Config, logger *slog.Logger, op string, req, res any, 
 		err = cerr
 	}
 	return err
+}
+
+// refusedStatus is the exit status of a failed maintenance command: 2 when
+// it refused to run and changed nothing (no store, its index missing, or
+// one of the command's own refusals), 1 when the operation failed.
+func refusedStatus(err error, refusals ...error) int {
+	for _, r := range append(refusals, media.ErrNoStore, media.ErrIndexMissing, media.ErrNotEmpty) {
+		if errors.Is(err, r) {
+			return 2
+		}
+	}
+	return 1
 }
 
 func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
@@ -66,18 +79,22 @@ func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 }
 
 func cmdGC(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
-	cfg, _, err := loadConfig("gc", args, stderr, nil)
+	var force bool
+	cfg, _, err := loadConfig("gc", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&force, "force", false, "delete even when most chunks are unknown to the index (a lost index looks like that)")
+	})
 	if err != nil {
 		return 2
 	}
 	var gs media.GCStats
-	err = withStore(cfg, logger, "gc", nil, &gs, func(ctx context.Context, st *media.Store) (err error) {
-		gs, err = st.GC(ctx)
+	req := map[string]bool{"force": force}
+	err = withStore(cfg, logger, "gc", req, &gs, func(ctx context.Context, st *media.Store) (err error) {
+		gs, err = st.RunGC(ctx, media.GCOptions{Force: force})
 		return err
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "mxcas gc:", err)
-		return 1
+		return refusedStatus(err, media.ErrGCRefused)
 	}
 	fmt.Fprintf(stdout, "kept %d objects and %d chunks (%d young); removed %d objects and %d chunks (%d bytes)\n",
 		gs.Objects, gs.Chunks, gs.ChunksYoung, gs.ObjectsDeleted, gs.ChunksDeleted, gs.BytesDeleted)
@@ -104,6 +121,10 @@ func cmdBackup(args []string, logger *slog.Logger, stdout, stderr io.Writer) int
 		bs, err = st.Backup(ctx, dest)
 		return err
 	})
+	if err != nil && refusedStatus(err, media.ErrBackupDest) == 2 {
+		fmt.Fprintln(stderr, "mxcas backup:", err) // refused: nothing was copied
+		return 2
+	}
 	fmt.Fprintf(stdout, "copied %d chunks (%d bytes); %d already present; %d corrupt skipped\n",
 		bs.ChunksCopied, bs.BytesCopied, bs.ChunksPresent, bs.ChunksCorrupt)
 	if err != nil {

@@ -50,6 +50,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	fc, keys := federationClient(cfg, opts.Homeservers)
 	opts.Keys = keys
 	mo := mediaOptions(cfg, logger)
+	mo.Create = true // only serve creates a store (in a missing or empty data_dir)
 	local := make(map[string]bool)
 	for _, hs := range cfg.Homeservers {
 		local[strings.ToLower(hs.Name)] = true

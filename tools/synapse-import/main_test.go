@@ -220,7 +220,7 @@ func checkCounts(t *testing.T, r result, got, want summary) {
 // metadata, and that no other row is.
 func checkStore(t *testing.T, dataDir string, rows []mediaRow) {
 	t.Helper()
-	st, err := media.Open(media.Options{Dir: dataDir})
+	st, err := media.Open(media.Options{Create: true, Dir: dataDir})
 	if err != nil {
 		t.Fatalf("open the store: %v", err)
 	}
