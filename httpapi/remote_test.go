@@ -130,7 +130,7 @@ func TestLegacyPathsUnderFreezeNeverFetchRemote(t *testing.T) {
 	newAPI := func(t *testing.T, freeze bool) (*httptest.Server, *countingFetcher) {
 		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 		f := &countingFetcher{}
-		st, err := media.Open(media.Options{Dir: t.TempDir(), Logger: quiet, Remote: media.RemoteOptions{Fetcher: f, Frozen: freeze}})
+		st, err := media.Open(media.Options{Dir: t.TempDir(), Create: true, Logger: quiet, Remote: media.RemoteOptions{Fetcher: f, Frozen: freeze}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,7 +193,7 @@ func TestDotDotServerNameIsBadRequest(t *testing.T) {
 	srv, f := func() (*httptest.Server, *countingFetcher) {
 		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 		f := &countingFetcher{}
-		st, err := media.Open(media.Options{Dir: t.TempDir(), Logger: quiet, Remote: media.RemoteOptions{Fetcher: f}})
+		st, err := media.Open(media.Options{Dir: t.TempDir(), Create: true, Logger: quiet, Remote: media.RemoteOptions{Fetcher: f}})
 		if err != nil {
 			t.Fatal(err)
 		}
