@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +19,8 @@ import (
 	"github.com/mxcas/mxcas/config"
 )
 
-// slowBound is a safety net for the server's reaction to a slow peer (one
-// window of 1 s in these tests), not a speed check.
+// slowBound is a safety net for the server's reaction to a slow peer (a
+// window of 1 or 2 s in these tests), not a speed check.
 const slowBound = 20 * time.Second
 
 // waitFor waits until one line of the log holds every one of subs, or
@@ -78,19 +79,23 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 }
 
 // A request body trickling below the minimum rate is cut off (408, then
-// the connection closes) and stores nothing; an upload well above the rate
-// but lasting three windows completes.
+// the connection closes) and stores nothing; an upload above the rate but
+// lasting two windows completes (a fixed deadline would cut it).
 func TestE2ESlowUpload(t *testing.T) {
 	t.Parallel()
-	s := startE2E(t, slowPeers)
+	s := startE2E(t, func(c *config.Config) {
+		slowPeers(c)
+		c.Server.TransferWindow = config.Duration{Duration: 2 * time.Second}
+	})
 
-	// 500 bytes every 100 ms: 5 kB/s for 3 s.
-	slowBody := content(1200, 15000)
+	// 1000 bytes every 100 ms: 10 kB/s for 4 s, two windows of 2 s, each
+	// needing 2000 bytes (so a 1.8 s stall of this process is tolerated).
+	slowBody := content(1200, 40000)
 	slowDone := make(chan error, 1)
 	var slowID string
 	go func() {
 		req, err := s.request(t.Context(), http.MethodPost, hostA, "/_matrix/media/v3/upload?filename=slow.bin", aliceToken,
-			&pacedReader{data: slowBody, piece: 500, tick: time.NewTicker(100 * time.Millisecond)})
+			&pacedReader{data: slowBody, piece: 1000, tick: time.NewTicker(100 * time.Millisecond)})
 		if err != nil {
 			slowDone <- err
 			return
@@ -199,13 +204,54 @@ func stallSize(t *testing.T) int {
 
 // A download whose client stops reading is closed by the server: after it
 // logs giving up, the client, reading again, gets the rest of what was in
-// flight and then the end, well short of the file.
+// flight and then the end, well short of the file. Meanwhile a download
+// waiting longer than two windows for a created ID's content is not cut:
+// the write guard starts at its first byte.
 func TestE2EStalledDownload(t *testing.T) {
 	t.Parallel()
 	s := startE2E(t, slowPeers)
 	size := stallSize(t)
 	body := content(1300, size)
 	id := s.upload(t, hostA, aliceToken, "big.bin", "", body)
+
+	start := time.Now()
+	pendingID := createMedia(t, s, aliceToken)
+	pendingBody := content(1301, 5000)
+	polled := make(chan error, 1)
+	go func() {
+		req, err := s.request(t.Context(), http.MethodGet, hostA,
+			"/_matrix/client/v1/media/download/a.test/"+pendingID+"?timeout_ms=30000", aliceToken, nil)
+		if err != nil {
+			polled <- err
+			return
+		}
+		r, err := s.roundTrip(req)
+		if err == nil && (r.Status != http.StatusOK || !bytes.Equal(r.Body, pendingBody)) {
+			err = fmt.Errorf("%s: status %d, %d bytes; want 200 and the %d bytes put", r.what, r.Status, len(r.Body), len(pendingBody))
+		}
+		polled <- err
+	}()
+	defer func() {
+		// The content comes 2.5 s (two and a half windows) after the wait
+		// began: the test's input, not a synchronisation.
+		<-time.After(time.Until(start.Add(2500 * time.Millisecond)))
+		r := s.do(t, http.MethodPut, hostA, "/_matrix/media/v3/upload/a.test/"+pendingID, aliceToken, pendingBody, nil)
+		wantStatus(t, r, http.StatusOK)
+		select {
+		case err := <-polled:
+			if err != nil {
+				t.Errorf("download waiting for content: %v", err)
+			}
+			// (The client retries a GET cut before any byte: the log tells.)
+			for _, line := range strings.Split(s.log.String(), "\n") {
+				if strings.Contains(line, "minimum transfer rate") && strings.Contains(line, pendingID) {
+					t.Errorf("download waiting for content was cut: %s", line)
+				}
+			}
+		case <-time.After(slowBound):
+			t.Errorf("download waiting for content not answered %v after the content came", slowBound)
+		}
+	}()
 
 	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
