@@ -51,6 +51,16 @@ type Server struct {
 	// garbage collector works harder near it; nothing fails). 0: none. The
 	// GOMEMLIMIT environment variable, when set, wins.
 	SoftMemoryLimit int64 `toml:"soft_memory_limit"`
+	// MinTransferRate is the least bytes per second a request body must
+	// arrive at, and a response be taken at, measured over TransferWindow;
+	// a slower peer's connection is closed. 0 turns the check off.
+	MinTransferRate int64 `toml:"min_transfer_rate"`
+	// TransferWindow is the span MinTransferRate is measured over; a
+	// stalled peer keeps its connection one to two windows.
+	TransferWindow Duration `toml:"transfer_window"`
+	// MaxConnections caps the client connections open at once (more wait
+	// to be accepted); never more than the descriptor limit allows.
+	MaxConnections int `toml:"max_connections"`
 }
 
 // Auth is the [auth] table.
@@ -158,6 +168,9 @@ func Default() Config {
 			AdminListen:           "127.0.0.1:0",
 			ShutdownTimeout:       Duration{30 * time.Second},
 			SoftMemoryLimit:       160 << 20,
+			MinTransferRate:       1024,
+			TransferWindow:        Duration{time.Minute},
+			MaxConnections:        4096,
 		},
 		Auth: Auth{
 			CacheTTL:      Duration{2 * time.Minute},
@@ -303,6 +316,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.ShutdownTimeout.Duration <= 0 {
 		return bad("must be positive", "server", "shutdown_timeout")
+	}
+	if c.Server.MinTransferRate < 0 {
+		return bad("must not be negative (0 turns the check off)", "server", "min_transfer_rate")
+	}
+	if w := c.Server.TransferWindow.Duration; w < time.Second || w > time.Hour {
+		return bad(fmt.Sprintf("must be between 1s and 1h, got %s", w), "server", "transfer_window")
+	}
+	if c.Server.MaxConnections <= 0 {
+		return bad("must be positive", "server", "max_connections")
 	}
 	if c.Auth.CacheTTL.Duration < 0 {
 		return bad("must not be negative", "auth", "cache_ttl")

@@ -147,3 +147,40 @@ client_api = "https://matrix.other.example"
 		t.Errorf("bad client_api error %v does not name the key and line 3", err)
 	}
 }
+
+func TestSlowPeerLimits(t *testing.T) {
+	d := Default()
+	if d.Server.MinTransferRate != 1024 || d.Server.TransferWindow.Duration != time.Minute || d.Server.MaxConnections != 4096 {
+		t.Errorf("defaults: min_transfer_rate %d, transfer_window %s, max_connections %d; want 1024, 1m, 4096",
+			d.Server.MinTransferRate, d.Server.TransferWindow, d.Server.MaxConnections)
+	}
+	ex, err := Load(filepath.Join("..", "config.toml.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex.Server.MinTransferRate != d.Server.MinTransferRate || ex.Server.TransferWindow != d.Server.TransferWindow ||
+		ex.Server.MaxConnections != d.Server.MaxConnections {
+		t.Errorf("config.toml.example does not show the slow-peer defaults: %+v", ex.Server)
+	}
+
+	c, err := Parse("[server]\nmin_transfer_rate = 0\ntransfer_window = \"5s\"\nmax_connections = 3\n", "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.MinTransferRate != 0 || c.Server.TransferWindow.Duration != 5*time.Second || c.Server.MaxConnections != 3 {
+		t.Errorf("got %+v", c.Server)
+	}
+
+	for _, bad := range []struct{ text, key string }{
+		{"min_transfer_rate = -1", "server.min_transfer_rate"},
+		{"transfer_window = \"500ms\"", "server.transfer_window"},
+		{"transfer_window = \"2h\"", "server.transfer_window"},
+		{"max_connections = 0", "server.max_connections"},
+		{"max_connections = -5", "server.max_connections"},
+	} {
+		_, err := Parse("[server]\n"+bad.text+"\n", "t.toml")
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), bad.key) || !strings.Contains(err.Error(), "t.toml:2") {
+			t.Errorf("%s: got %v, want ErrInvalid naming %s at t.toml:2", bad.text, err, bad.key)
+		}
+	}
+}

@@ -71,6 +71,8 @@ func toMatrix(err error) *Error {
 	case errors.Is(err, media.ErrPendingLimit):
 		return &Error{Status: http.StatusTooManyRequests, Code: "M_LIMIT_EXCEEDED",
 			Message: "Too many uploads created and not yet completed", RetryAfter: time.Minute}
+	case errors.Is(err, ErrTooSlow):
+		return errorf(http.StatusRequestTimeout, "M_UNKNOWN", "The request body arrived slower than this server accepts")
 	case errors.Is(err, media.ErrTruncated):
 		return errorf(http.StatusBadRequest, "M_UNKNOWN", "The request body ended before its declared length")
 	case errors.Is(err, context.DeadlineExceeded):

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mxcas/mxcas/cas"
+	"github.com/mxcas/mxcas/httpapi"
 	"github.com/mxcas/mxcas/media"
 )
 
@@ -28,6 +29,9 @@ import (
 // random secret; the commands read it and send the secret as a bearer token.
 
 const adminFile = "admin.json"
+
+// adminConnections caps the admin endpoint's open connections.
+const adminConnections = 16
 
 type adminInfo struct {
 	Addr   string `json:"addr"`
@@ -133,8 +137,11 @@ func startAdmin(ctx context.Context, addr string, st *media.Store, log *slog.Log
 		ln.Close()
 		return nil, fmt.Errorf("admin endpoint: %w", err)
 	}
-	srv := &http.Server{Handler: a, BaseContext: func(net.Listener) context.Context { return ctx }}
-	go srv.Serve(ln)
+	// Only local processes reach it, and only with the secret do anything;
+	// still, a header trickle or a pile of idle connections gets nothing.
+	srv := &http.Server{Handler: a, BaseContext: func(net.Listener) context.Context { return ctx },
+		ReadHeaderTimeout: 30 * time.Second, IdleTimeout: time.Minute}
+	go srv.Serve(httpapi.LimitListener(ln, adminConnections))
 	log.Info("admin endpoint listening", "addr", ln.Addr().String(), "file", path)
 	return func() {
 		// ctx is done by now, so a running fsck, gc or backup is cancelled;

@@ -84,13 +84,18 @@ func newWhoami(t *testing.T, users map[string]string) *whoami {
 
 // e2eLog collects a server's log for failure messages.
 type e2eLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed at the next write (see waitFor)
 }
 
 func (l *e2eLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
 	return l.b.Write(p)
 }
 

@@ -98,9 +98,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	for _, hs := range cfg.Homeservers {
 		logger.Info("serving homeserver", "name", hs.Name, "client_api", hs.ClientAPI, "static_tokens", len(hs.StaticTokens))
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	handler, limited, err := limitSlowPeers(cfg.Server, api, ln, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(limited) }()
 	logger.Info("listening", "addr", ln.Addr().String())
 	if ready != nil {
 		ready(ln.Addr().String())
