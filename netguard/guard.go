@@ -110,13 +110,13 @@ func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 }
 
 // Transport returns a new http.Transport that dials through g, uses no
-// proxy (a proxy would be dialled instead of the destination), and keeps
-// a bounded number of idle connections.
+// proxy (a proxy would be dialled instead of the destination), speaks
+// HTTP/1.1 and keeps a bounded number of idle connections, so its memory
+// does not grow with the number of hosts it has talked to.
 func (g *Guard) Transport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil,
 		DialContext:           g.Dialer(nil).DialContext,
-		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          64,
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       30 * time.Second,
@@ -135,7 +135,7 @@ func (g *Guard) HTTPClient(timeout time.Duration) *http.Client {
 // MaxRedirects, only to http or https, and never from https to http.
 // Where a redirect goes is checked by the dialer, like any connection.
 func CheckRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) >= MaxRedirects {
+	if len(via) > MaxRedirects {
 		return fmt.Errorf("%w: more than %d redirects", ErrRedirect, MaxRedirects)
 	}
 	switch req.URL.Scheme {

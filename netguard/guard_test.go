@@ -182,8 +182,8 @@ func TestCheckRedirect(t *testing.T) {
 		{"https to http", "http://b/", []string{"https://a/"}, false},
 		{"https, http, then http", "http://c/", []string{"https://a/", "http://b/"}, false},
 		{"ftp", "ftp://b/", []string{"https://a/"}, false},
-		{"too many", "https://f/", []string{"https://a/", "https://b/", "https://c/", "https://d/", "https://e/"}, false},
-		{"just enough", "https://e/", []string{"https://a/", "https://b/", "https://c/", "https://d/"}, true},
+		{"too many", "https://g/", []string{"https://a/", "https://b/", "https://c/", "https://d/", "https://e/", "https://f/"}, false},
+		{"just enough", "https://f/", []string{"https://a/", "https://b/", "https://c/", "https://d/", "https://e/"}, true},
 	}
 	for _, tt := range tests {
 		var via []*http.Request
