@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -133,6 +134,22 @@ type Federation struct {
 	MaxRemoteBytes int64 `toml:"max_remote_bytes"`
 	// Backoff is how long a failing server is not asked again.
 	Backoff Duration `toml:"backoff"`
+	// AllowedNetworks are CIDR prefixes that outbound federation may
+	// reach although they are internal (loopback, private, link-local...,
+	// refused by default). Hosts in Routes need no entry.
+	AllowedNetworks []string `toml:"allowed_networks"`
+}
+
+// AllowedPrefixes returns AllowedNetworks parsed and masked; entries that
+// do not parse are skipped (Validate refuses them).
+func (f Federation) AllowedPrefixes() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, n := range f.AllowedNetworks {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(n)); err == nil {
+			ps = append(ps, p.Masked())
+		}
+	}
+	return ps
 }
 
 // Storage is the [storage] table.
@@ -349,6 +366,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Federation.Backoff.Duration < 0 {
 		return bad("must not be negative", "federation", "backoff")
+	}
+	for _, n := range c.Federation.AllowedNetworks {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(n)); err != nil {
+			return bad(fmt.Sprintf("want CIDR prefixes such as \"10.0.0.0/8\" or \"fd00::/8\", got %q", n), "federation", "allowed_networks")
+		}
 	}
 	t := c.Thumbnails
 	if t.Workers < 0 {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,6 +137,9 @@ client_api = "https://matrix.other.example"
 		"bad client_api": "[[homeserver]]\nname = \"a.org\"\nclient_api = \"ftp://x\"\n",
 		"bad admin":      "[[homeserver]]\nname = \"a.org\"\nclient_api = \"http://x\"\nadmins = [\"admin\"]\n",
 		"bad route":      "[federation.routes]\n\"a.org\" = \"nope\"\n",
+		"bad network":    "[federation]\nallowed_networks = [\"10.0.0.0/8\", \"localhost\"]\n",
+		"bare address":   "[federation]\nallowed_networks = [\"10.0.0.1\"]\n",
+		"bad bits":       "[federation]\nallowed_networks = [\"10.0.0.0/33\"]\n",
 		"unknown key":    "[[homeserver]]\nname = \"a.org\"\nclient_api = \"http://x\"\ncolour = 1\n",
 	} {
 		if _, err := Parse(text, "t.toml"); !errors.Is(err, ErrInvalid) {
@@ -182,5 +186,23 @@ func TestSlowPeerLimits(t *testing.T) {
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), bad.key) || !strings.Contains(err.Error(), "t.toml:2") {
 			t.Errorf("%s: got %v, want ErrInvalid naming %s at t.toml:2", bad.text, err, bad.key)
 		}
+	}
+}
+
+func TestAllowedNetworks(t *testing.T) {
+	if d := Default(); len(d.Federation.AllowedNetworks) != 0 || d.Federation.AllowedPrefixes() != nil {
+		t.Errorf("default allowed_networks = %q, want none", d.Federation.AllowedNetworks)
+	}
+	c, err := Parse("[federation]\nallowed_networks = [\"127.0.0.0/8\", \"10.1.2.3/16\", \"fd00::/8\"]\n", "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(c.Federation.AllowedPrefixes())
+	if want := "[127.0.0.0/8 10.1.0.0/16 fd00::/8]"; got != want {
+		t.Errorf("AllowedPrefixes = %s, want %s", got, want)
+	}
+	_, err = Parse("[federation]\n\nallowed_networks = [\"10.0.0.0/8\", \"nope\"]\n", "t.toml")
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "federation.allowed_networks") || !strings.Contains(err.Error(), "t.toml:3") || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("bad allowed_networks: %v, want it to name the key, line 3 and the value", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -36,6 +37,10 @@ const (
 	wellKnownMaxBody = 64 << 10
 	// wellKnownTimeout bounds one .well-known fetch.
 	wellKnownTimeout = 10 * time.Second
+	// DefaultResolveCacheSize is how many server names the destination
+	// cache, and separately the .well-known cache, hold when
+	// Resolver.CacheSize is 0.
+	DefaultResolveCacheSize = 4096
 )
 
 // Destination is where to send requests for a server name, and how.
@@ -58,7 +63,8 @@ type Destination struct {
 //
 // Results are cached (see CacheTTL; a .well-known answer is kept as its
 // Cache-Control max-age says, capped at 48 h, 24 h without one, and 10 min
-// when missing or invalid). The zero value is usable; set the fields before
+// when missing or invalid), in LRU caches of CacheSize names each, so that
+// requests naming many servers do not grow memory without bound. The zero value is usable; set the fields before
 // the first call and do not change them afterwards. A Resolver is safe for
 // concurrent use.
 type Resolver struct {
@@ -67,7 +73,9 @@ type Resolver struct {
 	// is allowed here. The Host header is then the server name.
 	Routes map[string]string
 	// HTTPClient fetches .well-known documents; nil means
-	// http.DefaultClient. It should follow redirects (the default does).
+	// http.DefaultClient. Give it a guarded dialer (package netguard).
+	// Redirects are followed at most MaxRedirects times and never from
+	// https to http, whatever its own CheckRedirect says.
 	HTTPClient *http.Client
 	// LookupSRV looks up SRV records; nil means
 	// net.DefaultResolver.LookupSRV.
@@ -78,11 +86,36 @@ type Resolver struct {
 	// DefaultResolveCacheTTL. A destination that depends on a .well-known
 	// answer is never kept longer than that answer.
 	CacheTTL time.Duration
+	// CacheSize caps each cache (destinations, .well-known answers); 0
+	// means DefaultResolveCacheSize.
+	CacheSize int
 
 	mu        sync.Mutex
-	dests     map[string]cachedDestination
-	wellKnown map[string]cachedWellKnown
+	dests     *simplelru.LRU[string, cachedDestination]
+	wellKnown *simplelru.LRU[string, cachedWellKnown]
 	group     singleflight.Group
+}
+
+// caches makes the caches on first use; r.mu is held.
+func (r *Resolver) caches() {
+	if r.dests != nil {
+		return
+	}
+	n := r.CacheSize
+	if n <= 0 {
+		n = DefaultResolveCacheSize
+	}
+	r.dests, _ = simplelru.NewLRU[string, cachedDestination](n, nil)
+	r.wellKnown, _ = simplelru.NewLRU[string, cachedWellKnown](n, nil)
+}
+
+// CacheLen returns how many destinations and .well-known answers are
+// cached (expired ones included until they are evicted or looked up).
+func (r *Resolver) CacheLen() (dests, wellKnown int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.caches()
+	return r.dests.Len(), r.wellKnown.Len()
 }
 
 type cachedDestination struct {
@@ -117,7 +150,11 @@ func (r *Resolver) Resolve(ctx context.Context, serverName string) (Destination,
 	}
 	now := r.now()
 	r.mu.Lock()
-	c, ok := r.dests[serverName]
+	r.caches()
+	c, ok := r.dests.Get(serverName)
+	if ok && !now.Before(c.expires) {
+		r.dests.Remove(serverName)
+	}
 	r.mu.Unlock()
 	if ok && now.Before(c.expires) {
 		return c.dest, nil
@@ -128,10 +165,7 @@ func (r *Resolver) Resolve(ctx context.Context, serverName string) (Destination,
 			return Destination{}, err
 		}
 		r.mu.Lock()
-		if r.dests == nil {
-			r.dests = make(map[string]cachedDestination)
-		}
-		r.dests[serverName] = cachedDestination{dest: d, expires: expires}
+		r.dests.Add(serverName, cachedDestination{dest: d, expires: expires})
 		r.mu.Unlock()
 		return d, nil
 	})
@@ -270,7 +304,11 @@ func (r *Resolver) srv(ctx context.Context, host string) (Destination, bool) {
 func (r *Resolver) lookupWellKnown(ctx context.Context, host string) (string, time.Time, error) {
 	now := r.now()
 	r.mu.Lock()
-	c, ok := r.wellKnown[host]
+	r.caches()
+	c, ok := r.wellKnown.Get(host)
+	if ok && !now.Before(c.expires) {
+		r.wellKnown.Remove(host)
+	}
 	r.mu.Unlock()
 	if ok && now.Before(c.expires) {
 		return c.server, c.expires, nil
@@ -284,10 +322,7 @@ func (r *Resolver) lookupWellKnown(ctx context.Context, host string) (string, ti
 	}
 	expires := now.Add(ttl)
 	r.mu.Lock()
-	if r.wellKnown == nil {
-		r.wellKnown = make(map[string]cachedWellKnown)
-	}
-	r.wellKnown[host] = cachedWellKnown{server: server, expires: expires}
+	r.wellKnown.Add(host, cachedWellKnown{server: server, expires: expires})
 	r.mu.Unlock()
 	return server, expires, nil
 }
@@ -306,7 +341,7 @@ func (r *Resolver) fetchWellKnown(ctx context.Context, host string) (string, tim
 	if client == nil {
 		client = http.DefaultClient
 	}
-	resp, err := client.Do(req)
+	resp, err := withRedirectPolicy(client).Do(req)
 	if err != nil {
 		return "", 0, err
 	}

@@ -280,23 +280,56 @@ func TestWellKnownTTL(t *testing.T) {
 
 func TestFedClientSRVTLSName(t *testing.T) {
 	// A destination found by SRV must be checked against the server name,
-	// not the SRV target: the transport is cloned with that ServerName.
-	c := &FedClient{}
-	d := Destination{BaseURL: "https://backend.example.net:8443", Host: "example.com", TLSServerName: "example.com"}
-	hc, err := c.clientFor(d)
+	// not the SRV target. The test certificate is valid for example.com
+	// and *.example.com; every connection goes to the test server.
+	var hosts []string
+	var mu sync.Mutex
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hosts = append(hosts, r.Host)
+		mu.Unlock()
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	refuse := func(context.Context, string, string) (net.Conn, error) { return nil, errors.New("no .well-known here") }
+	c := &FedClient{
+		Resolver: &Resolver{
+			HTTPClient: &http.Client{Transport: &http.Transport{DialContext: refuse}},
+			LookupSRV: (&fakeSRV{records: map[string][]*net.SRV{
+				"_matrix-fed._tcp.srv.example.com": {{Target: "backend.example.net.", Port: 8443}},
+				"_matrix-fed._tcp.srv.test":        {{Target: "backend.example.com.", Port: 8443}},
+			}}).lookup,
+		},
+		DialContext: dial,
+		TLSConfig:   srv.Client().Transport.(*http.Transport).TLSClientConfig,
+	}
+	for range 2 { // the second time on a fresh connection, checked again
+		resp, err := c.getUnsigned(context.Background(), "srv.example.com", "/x")
+		if err != nil {
+			t.Fatalf("SRV destination whose certificate is valid for the server name: %v", err)
+		}
+		resp.Body.Close()
+	}
+	// The certificate is valid for the SRV target but not for srv.test.
+	resp, err := c.getUnsigned(context.Background(), "srv.test", "/x")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("certificate checked against the SRV target, not the server name")
+	}
+	// A plain destination is checked against its own host.
+	resp, err = c.getUnsigned(context.Background(), "plain.example.com:8448", "/x")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("plain destination: %v", err)
 	}
-	tr, ok := hc.Transport.(*http.Transport)
-	if !ok || tr.TLSClientConfig == nil || tr.TLSClientConfig.ServerName != "example.com" {
-		t.Fatalf("transport does not pin the TLS name: %#v", hc.Transport)
-	}
-	hc2, _ := c.clientFor(d)
-	if hc2.Transport != hc.Transport {
-		t.Error("transport not reused for the same TLS name")
-	}
-	plain, _ := c.clientFor(Destination{BaseURL: "https://example.org:8448", Host: "example.org", TLSServerName: "example.org"})
-	if plain.Transport != nil {
-		t.Error("a plain destination should use the base transport")
+	resp.Body.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(hosts) != 3 || hosts[0] != "srv.example.com" || hosts[2] != "plain.example.com:8448" {
+		t.Errorf("Host headers %q", hosts)
 	}
 }

@@ -45,32 +45,47 @@ func (e *RemoteError) Error() string {
 // FedClient sends federation requests as Origin, signed with Key, to
 // destinations found by Resolver. It is safe for concurrent use; set the
 // fields before the first call.
+//
+// Outbound connections go through DialContext (give it the guarded dialer
+// of package netguard), except requests to the exact base URL of one of
+// Resolver.Routes, which the operator named and which use
+// RouteDialContext. Redirects are followed (at most MaxRedirects, never
+// from https to http) and, like Location targets, dialled with
+// DialContext whoever sent them. The connection state is bounded: one
+// set of transports for every remote server, with bounded idle
+// connections.
 type FedClient struct {
-	// Resolver finds destinations; nil means a zero Resolver of the
-	// client's own (real discovery, no routes).
+	// Resolver finds destinations; nil means a Resolver of the client's
+	// own (real discovery, no routes) fetching .well-known through
+	// DialContext.
 	Resolver *Resolver
 	// Origin is our server name; Key our signing key.
 	Origin string
 	Key    SigningKey
-	// HTTPClient is the base client; nil means http.DefaultClient. When its
-	// Transport is an *http.Transport (or nil), it is cloned per TLS name
-	// so that a destination found by SRV is checked against the server
-	// name rather than the SRV target.
-	HTTPClient *http.Client
+	// DialContext opens every connection except those to routes; nil
+	// means a plain net.Dialer (no address is refused).
+	DialContext DialFunc
+	// RouteDialContext opens connections to the base URLs of
+	// Resolver.Routes; nil means a plain net.Dialer.
+	RouteDialContext DialFunc
+	// TLSConfig is the base TLS configuration (RootCAs, for tests); nil
+	// means the system's. The server name is set per destination.
+	TLSConfig *tls.Config
 	// Timeout bounds a whole exchange, body included; 0 means
 	// DefaultFederationTimeout.
 	Timeout time.Duration
 
-	initOnce   sync.Once
-	resolver   *Resolver
-	transports sync.Map // TLS server name → *http.Transport
+	initOnce  sync.Once
+	resolver  *Resolver
+	transport *fedTransport
 }
 
 func (c *FedClient) init() {
 	c.initOnce.Do(func() {
+		c.transport = newFedTransport(c.DialContext, c.RouteDialContext, c.TLSConfig)
 		c.resolver = c.Resolver
 		if c.resolver == nil {
-			c.resolver = &Resolver{HTTPClient: c.HTTPClient}
+			c.resolver = &Resolver{HTTPClient: &http.Client{Transport: c.transport}}
 		}
 	})
 }
@@ -82,72 +97,46 @@ func (c *FedClient) timeout() time.Duration {
 	return DefaultFederationTimeout
 }
 
-// plainClient is the base client with the timeout.
-func (c *FedClient) plainClient() *http.Client {
-	base := c.HTTPClient
-	if base == nil {
-		base = http.DefaultClient
-	}
-	hc := *base
-	hc.Timeout = c.timeout()
-	return &hc
+// httpClient is the client of every request: the transports, the redirect
+// policy and the timeout.
+func (c *FedClient) httpClient() *http.Client {
+	return &http.Client{Transport: c.transport, CheckRedirect: checkRedirect, Timeout: c.timeout()}
 }
 
-// clientFor returns an http.Client that checks d's certificate against
-// d.TLSServerName.
-func (c *FedClient) clientFor(d Destination) (*http.Client, error) {
-	hc := c.plainClient()
-	u, err := url.Parse(d.BaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("destination %q: %w", d.BaseURL, err)
-	}
-	if u.Scheme != "https" || d.TLSServerName == "" || d.TLSServerName == u.Hostname() {
-		return hc, nil
-	}
-	var base *http.Transport
-	switch t := hc.Transport.(type) {
-	case nil:
-		base, _ = http.DefaultTransport.(*http.Transport)
-	case *http.Transport:
-		base = t
-	}
-	if base == nil {
-		return hc, nil // an opaque RoundTripper: its owner decides
-	}
-	if t, ok := c.transports.Load(d.TLSServerName); ok {
-		hc.Transport = t.(*http.Transport)
-		return hc, nil
-	}
-	t := base.Clone()
-	if t.TLSClientConfig == nil {
-		t.TLSClientConfig = &tls.Config{}
-	}
-	t.TLSClientConfig.ServerName = d.TLSServerName
-	actual, _ := c.transports.LoadOrStore(d.TLSServerName, t)
-	hc.Transport = actual.(*http.Transport)
-	return hc, nil
+// CloseIdleConnections closes the client's idle connections.
+func (c *FedClient) CloseIdleConnections() {
+	c.init()
+	c.transport.CloseIdleConnections()
 }
 
-// newRequest resolves destination and builds a GET for pathAndQuery.
-func (c *FedClient) newRequest(ctx context.Context, destination, pathAndQuery string) (*http.Request, *http.Client, error) {
+// newRequest resolves destination and builds a GET for pathAndQuery. route
+// reports whether destination is one of the operator's routes.
+func (c *FedClient) newRequest(ctx context.Context, destination, pathAndQuery string) (req *http.Request, route bool, err error) {
 	c.init()
 	if !strings.HasPrefix(pathAndQuery, "/") {
-		return nil, nil, fmt.Errorf("%w: path %q does not start with /", ErrInvalid, pathAndQuery)
+		return nil, false, fmt.Errorf("%w: path %q does not start with /", ErrInvalid, pathAndQuery)
 	}
 	d, err := c.resolver.Resolve(ctx, destination)
 	if err != nil {
-		return nil, nil, fmt.Errorf("resolve %s: %w", destination, err)
+		return nil, false, fmt.Errorf("resolve %s: %w", destination, err)
 	}
-	hc, err := c.clientFor(d)
+	u, err := url.Parse(d.BaseURL)
 	if err != nil {
-		return nil, nil, err
+		return nil, false, fmt.Errorf("destination %q: %w", d.BaseURL, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.BaseURL+pathAndQuery, nil)
+	_, route = c.resolver.Routes[destination]
+	switch {
+	case route:
+		ctx = context.WithValue(ctx, routeKey{}, u.Scheme+"://"+u.Host)
+	case u.Scheme == "https" && d.TLSServerName != "" && d.TLSServerName != u.Hostname():
+		ctx = context.WithValue(ctx, tlsNameKey{}, tlsPin{host: u.Host, name: d.TLSServerName})
+	}
+	req, err = http.NewRequestWithContext(ctx, http.MethodGet, d.BaseURL+pathAndQuery, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("request to %s: %w", destination, err)
+		return nil, false, fmt.Errorf("request to %s: %w", destination, err)
 	}
 	req.Host = d.Host
-	return req, hc, nil
+	return req, route, nil
 }
 
 // Get sends a GET for pathAndQuery (from "/_matrix/", query included) to
@@ -155,29 +144,35 @@ func (c *FedClient) newRequest(ctx context.Context, destination, pathAndQuery st
 // status; the caller closes its body. The signed uri is exactly the request
 // target sent on the wire.
 func (c *FedClient) Get(ctx context.Context, destination, pathAndQuery string) (*http.Response, error) {
-	req, hc, err := c.newRequest(ctx, destination, pathAndQuery)
+	resp, _, err := c.get(ctx, destination, pathAndQuery)
+	return resp, err
+}
+
+// get is Get that also reports whether destination is a route.
+func (c *FedClient) get(ctx context.Context, destination, pathAndQuery string) (*http.Response, bool, error) {
+	req, route, err := c.newRequest(ctx, destination, pathAndQuery)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	auth, err := SignRequest(http.MethodGet, req.URL.RequestURI(), c.Origin, destination, nil, c.Key)
 	if err != nil {
-		return nil, fmt.Errorf("sign request to %s: %w", destination, err)
+		return nil, false, fmt.Errorf("sign request to %s: %w", destination, err)
 	}
 	req.Header.Set("Authorization", auth)
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s from %s: %w", req.URL.Path, destination, err)
+		return nil, false, fmt.Errorf("GET %s from %s: %w", req.URL.Path, destination, err)
 	}
-	return resp, nil
+	return resp, route, nil
 }
 
 // getUnsigned is Get without the X-Matrix header.
 func (c *FedClient) getUnsigned(ctx context.Context, destination, pathAndQuery string) (*http.Response, error) {
-	req, hc, err := c.newRequest(ctx, destination, pathAndQuery)
+	req, _, err := c.newRequest(ctx, destination, pathAndQuery)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("GET %s from %s: %w", req.URL.Path, destination, err)
 	}
@@ -188,7 +183,10 @@ func (c *FedClient) getUnsigned(ctx context.Context, destination, pathAndQuery s
 // federation endpoint: /_matrix/federation/v1/media/download/{mediaID}, or
 // /thumbnail/{mediaID}?{thumbnail} when thumbnail is not nil. When the media
 // part is a Location redirect, the URL is fetched with a plain GET (no
-// signature) and its body and Content-Type/Content-Disposition returned.
+// signature, through DialContext, never a route's trust) and its body and
+// Content-Type/Content-Disposition returned. A Location must be https,
+// except when destination is a route: a private deployment may serve its
+// media over http.
 //
 // The caller reads part.Body and then closes the returned Closer; size
 // limits are the caller's. A server that does not know the endpoint gives
@@ -205,7 +203,7 @@ func (c *FedClient) DownloadMedia(ctx context.Context, destination, mediaID stri
 			p += "?" + q
 		}
 	}
-	resp, err := c.Get(ctx, destination, p)
+	resp, route, err := c.get(ctx, destination, p)
 	if err != nil {
 		return MediaPart{}, nil, err
 	}
@@ -222,16 +220,24 @@ func (c *FedClient) DownloadMedia(ctx context.Context, destination, mediaID stri
 		return part, resp.Body, nil
 	}
 	resp.Body.Close()
-	return c.followLocation(ctx, part.Location)
+	return c.followLocation(ctx, part.Location, route)
 }
 
-// followLocation fetches the URL of a Location media part.
-func (c *FedClient) followLocation(ctx context.Context, location string) (MediaPart, io.Closer, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, location, nil)
+// followLocation fetches the URL of a Location media part; http is
+// allowed only when the media came from a route.
+func (c *FedClient) followLocation(ctx context.Context, location string, route bool) (MediaPart, io.Closer, error) {
+	u, err := url.Parse(location)
+	if err != nil || u.Host == "" {
+		return MediaPart{}, nil, fmt.Errorf("%w: media location %q is not an absolute URL", ErrRedirectRefused, location)
+	}
+	if u.Scheme != "https" && (u.Scheme != "http" || !route) {
+		return MediaPart{}, nil, fmt.Errorf("%w: media location %q: want https", ErrRedirectRefused, u.Redacted())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return MediaPart{}, nil, fmt.Errorf("media location %q: %w", location, err)
 	}
-	resp, err := c.plainClient().Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return MediaPart{}, nil, fmt.Errorf("media location: %w", err)
 	}

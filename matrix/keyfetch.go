@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -34,17 +35,21 @@ const (
 	// DefaultKeyFailureTTL is how long a failed fetch, or a key ID
 	// missing from a fresh document, is remembered.
 	DefaultKeyFailureTTL = 10 * time.Second
+	// DefaultKeyCacheSize is how many servers' keys (or failures) are
+	// cached when KeyFetcher.CacheSize is 0.
+	DefaultKeyCacheSize = 4096
 	// maxKeyDocument caps the key document we read.
 	maxKeyDocument = 256 << 10
 )
 
 // KeyFetcher gets the public signing keys of other servers directly from
 // their GET /_matrix/key/v2/server (no notary), checks the document and
-// caches it until min(valid_until_ts, now + MaxCache). Concurrent fetches
-// for one server share one request; failures are remembered for FailureTTL.
+// caches it until min(valid_until_ts, now + MaxCache) in an LRU cache of
+// CacheSize servers. Concurrent fetches for one server share one request;
+// failures are remembered for FailureTTL.
 // It is safe for concurrent use; set the fields before the first call.
 type KeyFetcher struct {
-	// Client sends the (unsigned) key requests: its Resolver, HTTPClient
+	// Client sends the (unsigned) key requests: its Resolver, dialers
 	// and Timeout are used, not its key. nil means a FedClient of the
 	// fetcher's own with real discovery.
 	Client *FedClient
@@ -54,9 +59,11 @@ type KeyFetcher struct {
 	MaxCache time.Duration
 	// FailureTTL is DefaultKeyFailureTTL when 0.
 	FailureTTL time.Duration
+	// CacheSize caps the cache; 0 means DefaultKeyCacheSize.
+	CacheSize int
 
 	mu     sync.Mutex
-	cache  map[string]*serverKeys
+	cache  *simplelru.LRU[string, *serverKeys]
 	group  singleflight.Group
 	client *FedClient // Client, or the fetcher's own; set under mu
 }
@@ -74,6 +81,25 @@ func (f *KeyFetcher) now() time.Time {
 		return f.Now()
 	}
 	return time.Now()
+}
+
+// initCache makes the cache on first use; f.mu is held.
+func (f *KeyFetcher) initCache() {
+	if f.cache == nil {
+		n := f.CacheSize
+		if n <= 0 {
+			n = DefaultKeyCacheSize
+		}
+		f.cache, _ = simplelru.NewLRU[string, *serverKeys](n, nil)
+	}
+}
+
+// CacheLen returns how many servers' keys or failures are cached.
+func (f *KeyFetcher) CacheLen() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.initCache()
+	return f.cache.Len()
 }
 
 func (f *KeyFetcher) failureTTL() time.Duration {
@@ -97,7 +123,8 @@ func (f *KeyFetcher) PublicKey(ctx context.Context, serverName, keyID string) (e
 	}
 	now := f.now()
 	f.mu.Lock()
-	sk := f.cache[serverName]
+	f.initCache()
+	sk, _ := f.cache.Get(serverName)
 	f.mu.Unlock()
 	if sk == nil || !now.Before(sk.expires) || (sk.err == nil && sk.keys[keyID] == nil && now.Sub(sk.fetchedAt) >= f.failureTTL()) {
 		v, err, _ := f.group.Do(serverName, func() (any, error) {
@@ -106,10 +133,7 @@ func (f *KeyFetcher) PublicKey(ctx context.Context, serverName, keyID string) (e
 				return nil, err // our cancellation: do not cache
 			}
 			f.mu.Lock()
-			if f.cache == nil {
-				f.cache = make(map[string]*serverKeys)
-			}
-			f.cache[serverName] = sk
+			f.cache.Add(serverName, sk)
 			f.mu.Unlock()
 			return sk, nil
 		})

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/mxcas/mxcas/matrix"
 )
 
@@ -36,6 +37,10 @@ type RemoteOptions struct {
 	Timeout time.Duration
 	// Backoff is how long a failing server is not asked again (default 60 s).
 	Backoff time.Duration
+	// BackoffServers caps how many failing servers are remembered
+	// (default 10000): the least recently failed are forgotten first, so
+	// requests naming many servers do not grow memory without bound.
+	BackoffServers int
 	// Local reports whether a server name is one of ours: never fetched.
 	Local func(server string) bool
 	// Frozen marks remote media stored while it is true as RequiresAuth,
@@ -54,7 +59,7 @@ var (
 type remote struct {
 	opts     RemoteOptions
 	mu       sync.Mutex
-	failed   map[string]time.Time // server name -> backed off until
+	failed   *simplelru.LRU[string, time.Time] // server name -> backed off until
 	inflight map[matrix.MXC]*fetchInFlight
 }
 
@@ -67,6 +72,9 @@ func (o *RemoteOptions) withDefaults() {
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = 60 * time.Second
+	}
+	if o.BackoffServers <= 0 {
+		o.BackoffServers = 10000
 	}
 }
 
@@ -98,7 +106,7 @@ func (s *Store) FetchRemoteTo(ctx context.Context, m matrix.MXC, start func(Remo
 		return Record{}, false, fmt.Errorf("%w: %s", ErrNotFound, m) // ours: never over federation
 	}
 	r.mu.Lock()
-	if until, ok := r.failed[m.Server]; ok && s.opts.Now().Before(until) {
+	if until, ok := r.failed.Get(m.Server); ok && s.opts.Now().Before(until) {
 		r.mu.Unlock()
 		return Record{}, false, fmt.Errorf("%w: %s failed recently; retrying after %s", ErrRemoteUnavailable, m.Server, until.Format(time.RFC3339))
 	}
@@ -134,12 +142,18 @@ func (s *Store) FetchRemoteTo(ctx context.Context, m matrix.MXC, start func(Remo
 	})
 	r.mu.Lock()
 	if serverDown(f.err) {
-		r.failed[m.Server] = s.opts.Now().Add(r.opts.Backoff)
+		r.failed.Add(m.Server, s.opts.Now().Add(r.opts.Backoff))
 	}
 	delete(r.inflight, m)
 	r.mu.Unlock()
 	close(f.done)
 	return f.rec, sink != nil, f.err
+}
+
+// newBackoff returns the failing-server list, an LRU of size entries.
+func newBackoff(size int) *simplelru.LRU[string, time.Time] {
+	failed, _ := simplelru.NewLRU[string, time.Time](max(size, 1), nil)
+	return failed
 }
 
 type fetchInFlight struct {

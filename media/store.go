@@ -178,7 +178,7 @@ func Open(opts Options) (*Store, error) {
 	s.startThumbnailer()
 	ro := opts.Remote
 	ro.withDefaults()
-	s.remote = &remote{opts: ro, failed: make(map[string]time.Time), inflight: make(map[matrix.MXC]*fetchInFlight)}
+	s.remote = &remote{opts: ro, failed: newBackoff(ro.BackoffServers), inflight: make(map[matrix.MXC]*fetchInFlight)}
 	s.pins.n = make(map[cas.Hash]int)
 	return s, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/mxcas/mxcas/httpapi"
 	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/netguard"
 )
 
 func cmdServe(args []string, logger *slog.Logger, stderr io.Writer) int {
@@ -49,6 +50,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	}
 	fc, keys := federationClient(cfg, opts.Homeservers)
 	opts.Keys = keys
+	logger.Info("outbound federation refuses internal addresses except routes and allowed_networks",
+		"allowed_networks", cfg.Federation.AllowedNetworks)
 	mo := mediaOptions(cfg, logger)
 	mo.Create = true // only serve creates a store (in a missing or empty data_dir)
 	local := make(map[string]bool)
@@ -135,19 +138,27 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 
 // federationClient builds the signed federation client (origin: the first
 // homeserver with a signing key; nil when none has one) and the key fetcher
-// that verifies other servers' requests.
+// that verifies other servers' requests. Every outbound connection goes
+// through one guarded dialer (netguard: no internal address unless
+// allowed_networks lists it), except those to the base URLs of
+// [federation.routes], which the operator named.
 func federationClient(cfg config.Config, hss []httpapi.Homeserver) (*matrix.FedClient, *matrix.KeyFetcher) {
-	resolver := &matrix.Resolver{Routes: cfg.Federation.Routes}
+	guard := netguard.New(netguard.Options{Allowed: cfg.Federation.AllowedPrefixes()})
+	resolver := &matrix.Resolver{Routes: cfg.Federation.Routes, HTTPClient: guard.HTTPClient(0)}
+	newClient := func(origin string, key matrix.SigningKey) *matrix.FedClient {
+		return &matrix.FedClient{Resolver: resolver, Origin: origin, Key: key, Timeout: cfg.Federation.Timeout.Duration,
+			DialContext: guard.DialContext}
+	}
 	var fc *matrix.FedClient
 	for _, hs := range hss {
 		if hs.SigningKey != nil {
-			fc = &matrix.FedClient{Resolver: resolver, Origin: hs.Name, Key: *hs.SigningKey, Timeout: cfg.Federation.Timeout.Duration}
+			fc = newClient(hs.Name, *hs.SigningKey)
 			break
 		}
 	}
 	keyClient := fc
 	if keyClient == nil {
-		keyClient = &matrix.FedClient{Resolver: resolver, Timeout: cfg.Federation.Timeout.Duration}
+		keyClient = newClient("", matrix.SigningKey{})
 	}
 	return fc, &matrix.KeyFetcher{Client: keyClient}
 }

@@ -1,0 +1,209 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// errRefused stands for the guarded dialer's refusal.
+var errRefused = errors.New("test guard: refused")
+
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	accepts atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepts.Add(1)
+	}
+	return c, err
+}
+
+// newInternalServer is an "internal" listener nothing may reach.
+func newInternalServer(t *testing.T) (*httptest.Server, *countingListener) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "SECRET")
+	}))
+	cl := &countingListener{Listener: srv.Listener}
+	srv.Listener = cl
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, cl
+}
+
+// guardDial refuses every address, as the guard refuses loopback.
+func guardDial(calls *atomic.Int64) DialFunc {
+	return func(_ context.Context, _, addr string) (net.Conn, error) {
+		calls.Add(1)
+		return nil, fmt.Errorf("%w: %s", errRefused, addr)
+	}
+}
+
+// TestFedClientOutboundThroughGuard: a route (trusted) answering with a
+// Location part or a redirect to an internal listener gets the guard's
+// refusal, and the listener is never reached.
+func TestFedClientOutboundThroughGuard(t *testing.T) {
+	internal, cl := newInternalServer(t)
+	var sameOrigin string
+	h := newFedHarness(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/_matrix/federation/v1/media/download/location":
+			b := NewBoundary()
+			w.Header().Set("Content-Type", MultipartContentType(b))
+			WriteMultipartRedirect(w, b, internal.URL+"/secret")
+		case "/_matrix/federation/v1/media/download/redirect":
+			http.Redirect(w, r, internal.URL+"/secret", http.StatusFound)
+		case "/_matrix/federation/v1/media/download/same":
+			http.Redirect(w, r, sameOrigin+"/_matrix/federation/v1/media/download/abc", http.StatusFound)
+		default:
+			b := NewBoundary()
+			w.Header().Set("Content-Type", MultipartContentType(b))
+			WriteMultipart(w, b, "text/plain", "inline", strings.NewReader("OK"))
+		}
+	})
+	sameOrigin = h.client.Resolver.Routes[testRemote]
+	var calls atomic.Int64
+	h.client.DialContext = guardDial(&calls)
+	for _, id := range []string{"location", "redirect"} {
+		_, closer, err := h.client.DownloadMedia(t.Context(), testRemote, id, nil)
+		if err == nil {
+			closer.Close()
+		}
+		if !errors.Is(err, errRefused) {
+			t.Errorf("%s to an internal address: %v, want the guard's refusal", id, err)
+		}
+	}
+	if n := cl.accepts.Load(); n != 0 {
+		t.Errorf("the internal listener accepted %d connections", n)
+	}
+	if calls.Load() != 2 {
+		t.Errorf("guard asked %d times, want 2", calls.Load())
+	}
+	// A redirect to the route's own base URL stays trusted.
+	part, closer, err := h.client.DownloadMedia(t.Context(), testRemote, "same", nil)
+	if err != nil {
+		t.Fatalf("redirect within the route: %v", err)
+	}
+	b, _ := io.ReadAll(part.Body)
+	closer.Close()
+	if string(b) != "OK" {
+		t.Errorf("body %q", b)
+	}
+}
+
+func TestFedClientLocationScheme(t *testing.T) {
+	c := &FedClient{DialContext: guardDial(new(atomic.Int64))}
+	c.init()
+	for _, loc := range []string{"http://cdn.example/x", "ftp://cdn.example/x", "/relative", "file:///etc/passwd"} {
+		if _, _, err := c.followLocation(t.Context(), loc, false); !errors.Is(err, ErrRedirectRefused) {
+			t.Errorf("Location %q from a discovered server: %v, want ErrRedirectRefused", loc, err)
+		}
+	}
+	if _, _, err := c.followLocation(t.Context(), "http://cdn.example/x", true); !errors.Is(err, errRefused) {
+		t.Errorf("http Location from a route: %v, want it dialled (and refused by the guard)", err)
+	}
+	if _, _, err := c.followLocation(t.Context(), "https://cdn.example/x", false); !errors.Is(err, errRefused) {
+		t.Errorf("https Location: %v, want it dialled (and refused by the guard)", err)
+	}
+}
+
+// TestWellKnownRedirects: a .well-known that redirects https to http, or
+// redirects without end, is not followed; discovery falls through.
+func TestWellKnownRedirects(t *testing.T) {
+	plain, cl := newInternalServer(t)
+	var mu sync.Mutex
+	requests := map[string]int{}
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests[r.Host]++
+		mu.Unlock()
+		switch r.Host {
+		case "down.example.com":
+			http.Redirect(w, r, plain.URL+"/.well-known/matrix/server", http.StatusFound)
+		case "loop.example.com":
+			http.Redirect(w, r, "https://loop.example.com/.well-known/matrix/server", http.StatusFound)
+		}
+	}))
+	t.Cleanup(tlsSrv.Close)
+	client := tlsSrv.Client()
+	tr := client.Transport.(*http.Transport).Clone()
+	tlsAddr := tlsSrv.Listener.Addr().String()
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if strings.HasSuffix(addr, ".example.com:443") {
+			addr = tlsAddr
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	client.Transport = tr
+	r := &Resolver{HTTPClient: client, LookupSRV: (&fakeSRV{}).lookup}
+	for _, name := range []string{"down.example.com", "loop.example.com"} {
+		d, err := r.Resolve(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "https://" + name + ":8448"; d.BaseURL != want {
+			t.Errorf("%s: %s, want %s", name, d.BaseURL, want)
+		}
+	}
+	if n := cl.accepts.Load(); n != 0 {
+		t.Errorf("https to http redirect followed: %d connections", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := requests["loop.example.com"]; n != MaxRedirects+1 {
+		t.Errorf("endless redirect: %d requests, want %d", n, MaxRedirects+1)
+	}
+}
+
+// TestManyServerNamesBounded drives thousands of distinct server names
+// through the real client (discovery, key fetching, media requests) and
+// checks that every cache keyed by them stays at its cap.
+func TestManyServerNamesBounded(t *testing.T) {
+	const names, capacity = 3000, 100
+	var calls atomic.Int64
+	dial := guardDial(&calls)
+	r := &Resolver{
+		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: dial}},
+		LookupSRV:  (&fakeSRV{}).lookup,
+		CacheSize:  capacity,
+	}
+	key, _ := GenerateSigningKey("k")
+	c := &FedClient{Resolver: r, Origin: testOrigin, Key: key, DialContext: dial}
+	f := &KeyFetcher{Client: c, CacheSize: capacity}
+	for i := range names {
+		name := fmt.Sprintf("n%d.example.net", i)
+		if i%2 == 1 {
+			name = fmt.Sprintf("10.%d.%d.%d:8448", i>>16&255, i>>8&255, i&255)
+		}
+		if _, err := f.PublicKey(t.Context(), name, "ed25519:k"); !errors.Is(err, errRefused) {
+			t.Fatalf("keys of %s: %v", name, err)
+		}
+		if _, _, err := c.DownloadMedia(t.Context(), name, "abc", nil); !errors.Is(err, errRefused) {
+			t.Fatalf("media of %s: %v", name, err)
+		}
+	}
+	dests, wellKnown := r.CacheLen()
+	if dests != capacity || wellKnown != capacity {
+		t.Errorf("resolver caches hold %d destinations and %d .well-known answers, want %d each", dests, wellKnown, capacity)
+	}
+	if n := f.CacheLen(); n != capacity {
+		t.Errorf("key cache holds %d servers, want %d", n, capacity)
+	}
+	if calls.Load() < names {
+		t.Errorf("only %d dials for %d names", calls.Load(), names)
+	}
+}
