@@ -57,6 +57,19 @@ type Options struct {
 	// ReadOnly opens an existing store without changing a byte of it
 	// (verification tools); writes fail.
 	ReadOnly bool
+	// MinFreeBytes: writes (uploads, remote fetches, thumbnails, records)
+	// are refused with ErrNoSpace while the store's filesystem has less free
+	// space. 0: the smaller of 2% of the filesystem and 512 MiB, read at
+	// Open; negative: no limit.
+	MinFreeBytes int64
+	// BallastBytes is the size of DATA/ballast, space held back and
+	// released when the index finds the disk full so it can still commit
+	// and open; it is made again (before writes resume) once there is room.
+	// 0: the smaller of 1% of the filesystem and 64 MiB; negative: none.
+	BallastBytes int64
+	// FreeSpace returns the free and total bytes of the store's filesystem
+	// (default: statfs of Dir).
+	FreeSpace func() (free, total uint64, err error)
 }
 
 // Validate fills defaults and checks the options.
@@ -90,6 +103,7 @@ type Store struct {
 	format    index.Format
 	cas       *cas.Store
 	idx       *index.DB
+	space     *space // nil when read-only
 	pins      pins
 	claims    claims
 	waiters   waiters
@@ -140,12 +154,19 @@ func Open(opts Options) (*Store, error) {
 		cs.Close()
 		return nil, err
 	}
-	idx, err := index.Open(filepath.Join(opts.Dir, "index"), index.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly})
+	iopts := index.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly}
+	var sp *space
+	if !opts.ReadOnly {
+		sp = newSpace(opts)
+		iopts.OnDiskFull = sp.releaseBallast
+	}
+	idx, err := index.Open(filepath.Join(opts.Dir, "index"), iopts)
 	if err != nil {
 		cs.Close()
 		return nil, err
 	}
-	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx,
+	sp.forget() // opening the index wrote to the disk
+	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx, space: sp,
 		records: newRecordCache(), manifests: newManifestCache()}
 	s.startThumbnailer()
 	ro := opts.Remote
