@@ -21,8 +21,9 @@ var ErrFailed = errors.New("index: failed, restart needed")
 // either, but it does not kill the process: when the error happens inside
 // one of our own calls into Pebble (a Commit, say), Fatalf panics with a
 // fatalPanic that guarded turns into an error wrapping ErrFailed; on one of
-// Pebble's background goroutines, which no one could recover from, it ends
-// that goroutine with runtime.Goexit. Either way the DB is marked failed:
+// Pebble's background goroutines, which no one could recover from, it parks
+// that goroutine for good (unwinding it could run Pebble's deferred unlocks
+// out of order, which is a crash). Either way the DB is marked failed:
 // later writes are refused at once instead of hanging in Pebble's wedged
 // commit pipeline, Close does not wait on it, and Failed tells the owner
 // to shut down.
@@ -65,7 +66,7 @@ func (f *failure) fatal(msg string) {
 	if calledFromGuarded() {
 		panic(fatalPanic{err})
 	}
-	runtime.Goexit()
+	select {} // the owner sees Failed and ends the process
 }
 
 // guarded runs fn, a call into Pebble, turning a Fatalf inside it into an

@@ -156,6 +156,10 @@ func (sp *space) reserve(n int64) error {
 	}
 	sp.free -= u
 	sp.reserved = u
+	if sp.warned {
+		sp.warned = false
+		sp.log.Info("free space is back over the threshold: writes resume", "free_bytes", free)
+	}
 	return nil
 }
 
@@ -174,10 +178,6 @@ func (sp *space) refresh(free uint64) {
 	}
 	sp.free = free
 	sp.ok = free >= sp.need()
-	if sp.ok && sp.warned {
-		sp.warned = false
-		sp.log.Info("free space is back over the threshold: writes resume", "free_bytes", free)
-	}
 }
 
 // forget drops the last reading: the next reserve reads the disk.

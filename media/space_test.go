@@ -132,7 +132,7 @@ func TestFreeSpaceReadSparingly(t *testing.T) {
 	d := &disk{free: 1 << 30, total: 4 << 30}
 	clk := newClock()
 	s := openStore(t, media.Options{Dir: filepath.Join(t.TempDir(), "data"), Chunker: smallParams, Now: clk.Now,
-		FreeSpace: d.FreeSpace, MinFreeBytes: 64 << 20, BallastBytes: -1})
+		FreeSpace: d.FreeSpace, MinFreeBytes: 16 << 20, BallastBytes: -1})
 	before := d.count()
 	for i := range 20 {
 		upload(t, s, fmt.Sprintf("m%d", i), "", randBytes(uint64(i), 100<<10)) // 2 MB in ~120 chunks
@@ -148,9 +148,9 @@ func TestFreeSpaceReadSparingly(t *testing.T) {
 	}
 	// A quarter of the threshold written: read again, clock or not.
 	before = d.count()
-	upload(t, s, "big", "", randBytes(100, 20<<20))
+	upload(t, s, "big", "", randBytes(100, 5<<20))
 	if d.count() == before {
-		t.Error("free space not read again after 20 MiB written")
+		t.Error("free space not read again after 5 MiB written")
 	}
 }
 
@@ -298,7 +298,19 @@ func TestBallastOpensOnFullDisk(t *testing.T) {
 	if fi, err := os.Stat(ballast); err != nil || fi.Size() != 8<<20 {
 		t.Errorf("ballast once space returned: %v, %v; want 8 MiB", fi, err)
 	}
+	// Fsck and GC leave it alone; a backup does not copy it.
 	checkHealthy(t, s)
+	gc(t, s)
+	if _, err := os.Stat(ballast); err != nil {
+		t.Errorf("ballast after gc: %v", err)
+	}
+	dest := filepath.Join(t.TempDir(), "backup")
+	if _, err := s.Backup(context.Background(), dest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dest, media.BallastName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the backup holds a ballast (stat: %v)", err)
+	}
 	closeStore(t, s)
 	s = openWithin(t, opts)
 	checkContent(t, s, "a", data)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -298,4 +299,117 @@ func checkDiskStore(t *testing.T, dir string, bodies map[string][]byte) {
 			t.Errorf("%s: got %d bytes (err %v), want %d bytes", id, len(got), err, len(want))
 		}
 	}
+}
+
+// wait returns the exit status of a server that ends by itself, failing
+// the test if it does not end within bound (a deadline for a hang).
+func (s *server) wait(t *testing.T, bound time.Duration) int {
+	t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(bound):
+		t.Fatalf("server still running %v after its store failed:\n%s", bound, s.log)
+	}
+	err := s.cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// TestStoreFailureEndsServer drives the index into a failure the
+// free-space check cannot prevent (a threshold of one byte, no ballast,
+// index-only writes squeezing into the last pages): the failing request
+// gets 503, never a hang, and the process ends by itself with a non-zero
+// status instead of staying half alive. Restarted with room, it has every
+// acknowledged upload.
+func TestStoreFailureEndsServer(t *testing.T) {
+	mnt := mountTmpfs(t, 32<<20)
+	data := filepath.Join(mnt, "data")
+	cfg := writeConfig(t, data,
+		`shutdown_timeout = "5s"`,
+		"[storage]",
+		"min_free_bytes = 1",
+		"ballast_bytes = -1",
+		"[thumbnails]",
+		"pregenerate = false",
+		"[[homeserver]]",
+		`name = "`+diskHost+`"`,
+		`static_tokens = { "`+diskToken+`" = "@u:`+diskHost+`" }`,
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	srv := startServer(t, ctx, cfg)
+	d := &diskClient{t: t, base: "http://" + srv.addr, c: &http.Client{Timeout: 30 * time.Second}}
+	defer func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", srv.log)
+		}
+	}()
+	body := content(7000, 10) // one small chunk: stored again, it needs records only
+	status, id, merr := d.upload(body)
+	if status != http.StatusOK {
+		t.Fatalf("upload: %d %v", status, merr)
+	}
+	acked := map[string][]byte{id: body}
+
+	filler := filepath.Join(mnt, "filler")
+	fillDisk(t, filler)
+	fi, err := os.Stat(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filler, fi.Size()-16<<10); err != nil { // room for a few records
+		t.Fatal(err)
+	}
+	name := strings.Repeat("n", 60<<10)
+	for i := 0; ; i++ {
+		if i == 400 {
+			t.Fatal("400 index writes of 60 KiB fitted in 16 KiB")
+		}
+		path := fmt.Sprintf("/_matrix/media/v3/upload?filename=%s%d", name, i)
+		status, b, err := d.do(http.MethodPost, path, body)
+		if err != nil {
+			t.Fatalf("upload %d: %v (a hang or a dropped connection, not an answer)", i, err)
+		}
+		if status == http.StatusOK {
+			var v struct {
+				ContentURI string `json:"content_uri"`
+			}
+			json.Unmarshal(b, &v)
+			acked[strings.TrimPrefix(v.ContentURI, "mxc://"+diskHost+"/")] = body
+			continue
+		}
+		json.Unmarshal(b, &merr)
+		if status != http.StatusServiceUnavailable && status != http.StatusInsufficientStorage {
+			t.Errorf("upload %d when the index could not write: %d %s %q; want 503 (store failed) or 507", i, status, merr.Errcode, merr.Error)
+		}
+		if status == http.StatusServiceUnavailable {
+			break
+		}
+	}
+	if code := srv.wait(t, 30*time.Second); code == 0 {
+		t.Errorf("exit status 0 after the store failed, want non-zero")
+	}
+	if !strings.Contains(srv.log.String(), "the store failed") {
+		t.Errorf("the log does not say the store failed")
+	}
+
+	// With room again it starts and has everything it acknowledged.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	srv = startServer(t, ctx, cfg)
+	d.base = "http://" + srv.addr
+	d.wantHealthy()
+	for id, b := range acked {
+		d.wantDownload(id, b)
+	}
+	if code := srv.stop(t); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+	checkDiskStore(t, data, acked)
 }
