@@ -156,6 +156,14 @@ func (f Federation) AllowedPrefixes() []netip.Prefix {
 type Storage struct {
 	// GCGrace keeps unreferenced chunks younger than this.
 	GCGrace Duration `toml:"gc_grace"`
+	// MinFreeBytes: writes are refused (507) while the data directory's
+	// filesystem has less free space. 0: the smaller of 2% of the
+	// filesystem and 512 MiB.
+	MinFreeBytes int64 `toml:"min_free_bytes"`
+	// BallastBytes is the size of DATA/ballast, released when the index
+	// finds the disk full. 0: the smaller of 1% of the filesystem and 64
+	// MiB; -1: no ballast.
+	BallastBytes int64 `toml:"ballast_bytes"`
 }
 
 // Duration is a time.Duration written as "90s", "1h".
@@ -327,6 +335,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.GCGrace.Duration < time.Minute {
 		return bad("must be at least 1m: an upload in flight must never look old", "storage", "gc_grace")
+	}
+	if c.Storage.MinFreeBytes < 0 {
+		return bad("must not be negative (0 picks the default)", "storage", "min_free_bytes")
+	}
+	if c.Storage.BallastBytes < -1 {
+		return bad("must be -1 (none), 0 (the default) or a size in bytes", "storage", "ballast_bytes")
 	}
 	if c.Server.SoftMemoryLimit < 0 {
 		return bad("must not be negative", "server", "soft_memory_limit")

@@ -206,3 +206,41 @@ func TestAllowedNetworks(t *testing.T) {
 		t.Errorf("bad allowed_networks: %v, want it to name the key, line 3 and the value", err)
 	}
 }
+
+func TestStorageSpaceKeys(t *testing.T) {
+	d := Default()
+	if d.Storage.MinFreeBytes != 0 || d.Storage.BallastBytes != 0 {
+		t.Errorf("default min_free_bytes %d, ballast_bytes %d; want 0 and 0 (sized from the filesystem at open)",
+			d.Storage.MinFreeBytes, d.Storage.BallastBytes)
+	}
+	c, err := Parse("[storage]\nmin_free_bytes = 1073741824\nballast_bytes = -1\n", "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Storage.MinFreeBytes != 1<<30 || c.Storage.BallastBytes != -1 {
+		t.Errorf("got min_free_bytes %d, ballast_bytes %d", c.Storage.MinFreeBytes, c.Storage.BallastBytes)
+	}
+	for text, want := range map[string][]string{
+		"[storage]\nmin_free_bytes = -1\n":     {"storage.min_free_bytes", "t.toml:2"},
+		"[storage]\n\nballast_bytes = -2\n":    {"storage.ballast_bytes", "t.toml:3"},
+		"[storage]\nmin_free_bytes = \"1G\"\n": {"storage.min_free_bytes"},
+	} {
+		_, err := Parse(text, "t.toml")
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: got %v, want ErrInvalid", text, err)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %q does not name %q", text, err, w)
+			}
+		}
+	}
+	ex, err := Load(filepath.Join("..", "config.toml.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex.Storage != d.Storage {
+		t.Errorf("config.toml.example [storage] = %+v, want the defaults %+v", ex.Storage, d.Storage)
+	}
+}

@@ -41,6 +41,12 @@ func toMatrix(err error) *Error {
 	}
 	var mbe *http.MaxBytesError
 	switch {
+	case errors.Is(err, media.ErrNoSpace):
+		// 507 says what it is; Synapse answers 500 M_UNKNOWN to disk errors,
+		// and clients retry either like any 5xx.
+		return errorf(http.StatusInsufficientStorage, "M_UNKNOWN", "no space left on the media store")
+	case errors.Is(err, media.ErrFailed):
+		return errorf(http.StatusServiceUnavailable, "M_UNKNOWN", "The media store failed; the server is restarting")
 	case errors.As(err, &mbe), errors.Is(err, media.ErrTooLarge):
 		return errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "The upload is larger than this server allows")
 	case errors.Is(err, thumbgen.ErrTooLarge):

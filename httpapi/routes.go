@@ -31,6 +31,12 @@ func (a *API) routes() {
 
 	r.GET("/healthz", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := a.opts.Store.Err(); err != nil {
+			// The store takes no more writes; the process is ending.
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("failed: " + err.Error() + "\n"))
+			return
+		}
 		w.Write([]byte("ok\n"))
 	})
 

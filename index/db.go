@@ -32,12 +32,18 @@ type Options struct {
 	// without a Pebble database in it (an empty mount point, say), is
 	// ErrMissing, and nothing is created.
 	MustExist bool
+	// OnDiskFull, when set, is called when a write of the index (a commit,
+	// a flush, opening) finds the disk full: it should free space (release
+	// a ballast file). Pebble's writes wait while it runs and are retried
+	// once after it returns. It must not use the index.
+	OnDiskFull func()
 }
 
 // DB is the index of one store. Safe for concurrent use.
 type DB struct {
 	reader
-	db *pebble.DB
+	db   *pebble.DB
+	fail *failure
 }
 
 // Open opens the Pebble index in dir, creating it when needed unless
@@ -58,31 +64,58 @@ func Open(dir string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("index: open %s: %w", dir, err)
 		}
 	}
+	fail := newFailure()
 	po := &pebble.Options{
 		Merger:             usageMerger,
-		Logger:             pebbleLogger{lg},
+		Logger:             pebbleLogger{l: lg, fail: fail},
 		ReadOnly:           opts.ReadOnly,
 		ErrorIfNotExists:   opts.MustExist,
 		FormatMajorVersion: pebble.FormatNewest,
 	}
-	db, err := pebble.Open(dir, po)
+	if opts.OnDiskFull != nil && !opts.ReadOnly {
+		po.FS = vfs.OnDiskFull(vfs.Default, opts.OnDiskFull)
+	}
+	var db *pebble.DB
+	err := guarded(func() (err error) {
+		db, err = pebble.Open(dir, po)
+		return err
+	})
 	if errors.Is(err, pebble.ErrDBDoesNotExist) {
 		return nil, fmt.Errorf("%w in %s", ErrMissing, dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("index: open %s: %w", dir, err)
 	}
-	return &DB{reader: reader{r: db}, db: db}, nil
+	return &DB{reader: reader{r: db}, db: db, fail: fail}, nil
 }
 
-// Close closes the index.
-func (d *DB) Close() error { return d.db.Close() }
+// Close closes the index. A failed index (see Failed) is not closed, only
+// dropped: Pebble's state is unusable, its files are as a crash would leave
+// them, and the next open recovers from them; Close returns the failure.
+func (d *DB) Close() error {
+	if err := d.fail.get(); err != nil {
+		return err
+	}
+	return guarded(d.db.Close)
+}
+
+// Failed is closed when the index has failed: a write could not be made
+// durable (the disk full, an I/O error) and Pebble cannot go on. Every
+// later write returns an error wrapping ErrFailed; reads may still work.
+// The process should end; reopening recovers every acknowledged commit.
+func (d *DB) Failed() <-chan struct{} { return d.fail.done }
+
+// Err returns the failure (wrapping ErrFailed), or nil.
+func (d *DB) Err() error { return d.fail.get() }
 
 // Checkpoint writes a consistent copy of the index to dest, which must not
 // exist. Writes may go on meanwhile; the copy holds every batch committed
 // before the call.
 func (d *DB) Checkpoint(dest string) error {
-	if err := d.db.Checkpoint(dest, pebble.WithFlushedWAL()); err != nil {
+	if err := d.fail.get(); err != nil {
+		return err
+	}
+	if err := guarded(func() error { return d.db.Checkpoint(dest, pebble.WithFlushedWAL()) }); err != nil {
 		return fmt.Errorf("index: checkpoint to %s: %w", dest, err)
 	}
 	return nil
@@ -303,10 +336,13 @@ func (r reader) ScanThumbnails(fn func(src cas.Hash, spec string, tr ThumbRecord
 
 // Batch is a set of changes committed atomically and durably. Not safe for
 // concurrent use. Close it when done (Commit does not).
-type Batch struct{ b *pebble.Batch }
+type Batch struct {
+	b    *pebble.Batch
+	fail *failure
+}
 
 // NewBatch starts a batch.
-func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch()} }
+func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch(), fail: d.fail} }
 
 // PutMedia writes a media record (insert or replace).
 func (b *Batch) PutMedia(rec MediaRecord) error {
@@ -380,16 +416,26 @@ func (b *Batch) DeleteThumbnail(src cas.Hash, spec string) error {
 	return b.b.Delete(thumbKey(src, spec), nil)
 }
 
-// Commit applies the batch and syncs it to disk before returning.
+// Commit applies the batch and syncs it to disk before returning. Once the
+// index has failed it returns an error wrapping ErrFailed, without trying.
 func (b *Batch) Commit() error {
-	if err := b.b.Commit(pebble.Sync); err != nil {
+	if err := b.fail.get(); err != nil {
+		return err
+	}
+	if err := guarded(func() error { return b.b.Commit(pebble.Sync) }); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
 	}
 	return nil
 }
 
-// Close releases the batch.
-func (b *Batch) Close() error { return b.b.Close() }
+// Close releases the batch. Once the index has failed the batch is left
+// to the garbage collector: Pebble's wedged commit pipeline may still hold it.
+func (b *Batch) Close() error {
+	if b.fail.get() != nil {
+		return nil
+	}
+	return b.b.Close()
+}
 
 func encodeUsage(u Usage) []byte {
 	var b [16]byte
@@ -433,8 +479,12 @@ func (m *usageValueMerger) Finish(bool) ([]byte, io.Closer, error) {
 	return encodeUsage(m.sum), nil, nil
 }
 
-// pebbleLogger sends Pebble's messages to slog.
-type pebbleLogger struct{ l *slog.Logger }
+// pebbleLogger sends Pebble's messages to slog. Fatalf marks the index
+// failed (see fatal.go).
+type pebbleLogger struct {
+	l    *slog.Logger
+	fail *failure
+}
 
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
@@ -445,6 +495,7 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 }
 
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	panic(fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble", "fatal", true)
+	p.fail.fatal(msg)
 }

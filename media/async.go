@@ -56,6 +56,9 @@ func (s *Store) Create(info CreateInfo) (Record, error) {
 		Expires:      info.Expires.UnixMilli(),
 		RequiresAuth: info.RequiresAuth,
 	}
+	if err := s.space.reserve(recordBytes); err != nil {
+		return Record{}, err
+	}
 	b := s.idx.NewBatch()
 	defer b.Close()
 	if err := b.PutMedia(rec); err != nil {
@@ -68,7 +71,7 @@ func (s *Store) Create(info CreateInfo) (Record, error) {
 	err := b.Commit()
 	s.records.invalidate(info.MXC)
 	if err != nil {
-		return Record{}, err
+		return Record{}, noSpace(err)
 	}
 	return rec, nil
 }

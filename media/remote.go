@@ -178,6 +178,9 @@ func (d *dropOnError) Write(p []byte) (int, error) {
 }
 
 func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia) io.Writer) (Record, error) {
+	if err := s.space.reserve(0); err != nil {
+		return Record{}, err // no room to cache it: do not ask the remote
+	}
 	rm, err := s.remote.opts.Fetcher.Fetch(ctx, m)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrRemoteTooLarge) {
@@ -225,6 +228,9 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 	if errors.Is(err, ErrTooLarge) {
 		return Record{}, fmt.Errorf("%w: %s is over %d bytes", ErrRemoteTooLarge, m, max)
 	}
+	if errors.Is(err, ErrNoSpace) {
+		return Record{}, err // ours, not the remote's
+	}
 	if err != nil {
 		return Record{}, fmt.Errorf("%w: %s: %w", ErrRemoteUnavailable, m, err)
 	}
@@ -244,7 +250,7 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 // about one media (404, 403, too large, a malformed reply) does not.
 func serverDown(err error) bool {
 	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrRemoteTooLarge) || errors.Is(err, ErrExists) ||
-		errors.Is(err, matrix.ErrBadMultipart) {
+		errors.Is(err, matrix.ErrBadMultipart) || errors.Is(err, ErrNoSpace) || errors.Is(err, ErrFailed) {
 		return false
 	}
 	var re *matrix.RemoteError

@@ -63,6 +63,19 @@ type Options struct {
 	// index is gone is ErrIndexMissing, and a non-empty directory that is
 	// not a store is refused.
 	Create bool
+	// MinFreeBytes: writes (uploads, remote fetches, thumbnails, records)
+	// are refused with ErrNoSpace while the store's filesystem has less free
+	// space. 0: the smaller of 2% of the filesystem and 512 MiB, read at
+	// Open; negative: no limit.
+	MinFreeBytes int64
+	// BallastBytes is the size of DATA/ballast, space held back and
+	// released when the index finds the disk full so it can still commit
+	// and open; it is made again (before writes resume) once there is room.
+	// 0: the smaller of 1% of the filesystem and 64 MiB; negative: none.
+	BallastBytes int64
+	// FreeSpace returns the free and total bytes of the store's filesystem
+	// (default: statfs of Dir).
+	FreeSpace func() (free, total uint64, err error)
 }
 
 // Validate fills defaults and checks the options.
@@ -96,6 +109,7 @@ type Store struct {
 	format    index.Format
 	cas       *cas.Store
 	idx       *index.DB
+	space     *space // nil when read-only
 	pins      pins
 	claims    claims
 	waiters   waiters
@@ -155,8 +169,14 @@ func Open(opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	iopts := index.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly, MustExist: !isNew}
+	var sp *space
+	if !opts.ReadOnly {
+		sp = newSpace(opts)
+		iopts.OnDiskFull = sp.releaseBallast
+	}
 	idxDir := filepath.Join(opts.Dir, "index")
-	idx, err := index.Open(idxDir, index.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly, MustExist: !isNew})
+	idx, err := index.Open(idxDir, iopts)
 	if errors.Is(err, index.ErrMissing) {
 		err = fmt.Errorf("%w: %s has a FORMAT file but %s holds no index; refusing to start an empty one "+
 			"over the existing chunks. Mount or restore the index (from a backup: mxcas backup copies it), "+
@@ -173,7 +193,8 @@ func Open(opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx,
+	sp.forget() // opening the index wrote to the disk
+	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx, space: sp,
 		records: newRecordCache(), manifests: newManifestCache()}
 	s.startThumbnailer()
 	ro := opts.Remote

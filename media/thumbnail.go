@@ -172,7 +172,8 @@ func (s *Store) Pregenerate(ctx context.Context, rec Record) error {
 	for _, z := range s.thumbs.opts.Sizes {
 		r, _, err := s.Thumbnail(ctx, rec, thumbgen.Request{Width: z.Width, Height: z.Height, Method: z.Method})
 		if err != nil {
-			if errors.Is(err, thumbgen.ErrUnsupported) || errors.Is(err, thumbgen.ErrTooLarge) || errors.Is(err, thumbgen.ErrCorrupt) {
+			if errors.Is(err, thumbgen.ErrUnsupported) || errors.Is(err, thumbgen.ErrTooLarge) || errors.Is(err, thumbgen.ErrCorrupt) ||
+				errors.Is(err, ErrNoSpace) || errors.Is(err, ErrFailed) {
 				return err
 			}
 			s.opts.Logger.Warn("thumbnail pregeneration failed", "media", rec.Server+"/"+rec.MediaID, "err", err)
@@ -251,6 +252,10 @@ func (s *Store) makeThumbnail(rec Record, req thumbgen.Request, spec string) (Th
 	// already stored it.
 	if tr, err := s.idx.Thumbnail(rec.Object, spec); err == nil {
 		return tr, nil
+	}
+	// No decoding for a thumbnail that could not be stored.
+	if err := s.space.reserve(0); err != nil {
+		return ThumbRecord{}, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -331,8 +336,11 @@ func (s *Store) makeThumbnail(rec Record, req thumbgen.Request, spec string) (Th
 	if err := b.PutThumbnail(rec.Object, spec, tr); err != nil {
 		return ThumbRecord{}, err
 	}
-	if err := b.Commit(); err != nil {
+	if err := s.space.reserve(recordBytes); err != nil {
 		return ThumbRecord{}, err
+	}
+	if err := b.Commit(); err != nil {
+		return ThumbRecord{}, noSpace(err)
 	}
 	return tr, nil
 }

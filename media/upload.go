@@ -84,6 +84,9 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec
 		body = io.LimitReader(body, limit+1)
 	}
 
+	if err := s.space.reserve(0); err != nil {
+		return Record{}, 0, err // before reading a byte of the body
+	}
 	pins := s.newPinSet()
 	defer pins.release()
 	obj, m, known, err := s.writeObject(ctx, body, info.Size, limit, info.MXC.String(), pins)
@@ -106,6 +109,9 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec
 // batch: the object's manifest unless known, the record, its ownership
 // (local media), the end of its pending state, and usage.
 func (s *Store) commitRecord(rec Record, m index.Manifest, known bool, pending *Record) error {
+	if err := s.space.reserve(recordBytes); err != nil {
+		return err
+	}
 	b := s.idx.NewBatch()
 	defer b.Close()
 	if !known {
@@ -133,8 +139,12 @@ func (s *Store) commitRecord(rec Record, m index.Manifest, known bool, pending *
 	s.records.invalidate(m0)
 	err := b.Commit()
 	s.records.invalidate(m0)
-	return err
+	return noSpace(err)
 }
+
+// recordBytes is what one batch of records is counted as against the free
+// space threshold.
+const recordBytes = 4 << 10
 
 // pinSet is the hashes one write has pinned against GC.
 type pinSet struct {
@@ -189,11 +199,14 @@ func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit
 			}
 			return cas.Hash{}, m, false, fmt.Errorf("%w: %s: over %d bytes", ErrTooLarge, what, limit)
 		}
+		if err := s.space.reserve(int64(len(data))); err != nil {
+			return cas.Hash{}, m, false, err
+		}
 		h := cas.Sum(data)
 		pins.pin(h)
 		added, err := batch.Put(h, data)
 		if err != nil {
-			return cas.Hash{}, m, false, err
+			return cas.Hash{}, m, false, noSpace(err)
 		}
 		if added {
 			pins.stored += int64(len(data))
@@ -213,7 +226,7 @@ func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit
 		return cas.Hash{}, m, false, err
 	}
 	if err := batch.Commit(); err != nil {
-		return cas.Hash{}, m, false, err
+		return cas.Hash{}, m, false, noSpace(err)
 	}
 	return obj, m, known, nil
 }

@@ -37,7 +37,7 @@ func cmdServe(args []string, logger *slog.Logger, stderr io.Writer) int {
 
 // serve runs until ctx ends. ready, when not nil, gets the listening
 // address once requests can be served.
-func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(addr string)) error {
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(addr string)) (err error) {
 	logger.Info("mxcas starting", "version", versionString(), "config", cfg.Source,
 		"listen", cfg.Server.Listen, "data_dir", cfg.Server.DataDir)
 	if lim := cfg.Server.SoftMemoryLimit; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
@@ -76,10 +76,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		return err
 	}
 	defer func() {
-		if err := st.Close(); err != nil {
-			logger.Error("close store", "err", err)
+		if cerr := closeStore(st, cfg.Server.ShutdownTimeout.Duration, logger); err == nil {
+			err = cerr
 		}
-		logger.Info("store closed")
 	}()
 	logger.Info("store open", "chunker", st.Params().String())
 
@@ -113,10 +112,15 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
+	var failed error
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	case <-st.Failed():
+		// Never a half-alive process: a store that cannot write ends it.
+		failed = fmt.Errorf("the store failed: %w", st.Err())
+		logger.Error("the store failed; shutting down", "err", st.Err())
 	}
 	timeout := cfg.Server.ShutdownTimeout.Duration
 	logger.Info("shutting down: finishing in-flight requests", "timeout", timeout)
@@ -133,7 +137,29 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	if err := api.Close(actx); err != nil {
 		return fmt.Errorf("requests still using the store after %s: %w", 2*timeout, err)
 	}
-	return nil
+	return failed
+}
+
+// closeStore closes st, giving up after timeout: a store wedged on a
+// failing disk must not keep the process from exiting (the files are then
+// as a crash leaves them, which the next open recovers from).
+func closeStore(st *media.Store, timeout time.Duration, logger *slog.Logger) error {
+	done := make(chan error, 1)
+	go func() { done <- st.Close() }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			logger.Error("close store", "err", err)
+			return fmt.Errorf("close store: %w", err)
+		}
+		logger.Info("store closed")
+		return nil
+	case <-t.C:
+		logger.Error("the store did not close in time; exiting without it", "timeout", timeout)
+		return fmt.Errorf("close store: not done after %s", timeout)
+	}
 }
 
 // federationClient builds the signed federation client (origin: the first

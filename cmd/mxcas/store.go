@@ -37,6 +37,9 @@ func mediaOptions(cfg config.Config, logger *slog.Logger) media.Options {
 		Dir:     cfg.Server.DataDir,
 		GCGrace: cfg.Storage.GCGrace.Duration,
 		Logger:  logger,
+		// 0 is the default in both; the file's -1 (none) is negative here.
+		MinFreeBytes: cfg.Storage.MinFreeBytes,
+		BallastBytes: cfg.Storage.BallastBytes,
 		Thumbnails: media.ThumbnailOptions{
 			Workers:      t.Workers,
 			MemoryBudget: t.MemoryBudget,
