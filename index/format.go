@@ -3,6 +3,8 @@ package index
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,10 +26,39 @@ type Format struct {
 	Version int
 	Hash    string // "blake3-256"
 	Chunker string // chunker.Params.String()
+	// ID names the store: random, written when the store is created (or,
+	// for a store made before IDs, at its first writable open) and carried
+	// by its backups, so a backup never goes into another store. "" when
+	// FORMAT has none.
+	ID string
 }
 
 func (f Format) encode() []byte {
-	return fmt.Appendf(nil, "mxcas-store %d\nhash %s\nchunker %s\n", f.Version, f.Hash, f.Chunker)
+	b := fmt.Appendf(nil, "mxcas-store %d\nhash %s\nchunker %s\n", f.Version, f.Hash, f.Chunker)
+	if f.ID != "" {
+		b = fmt.Appendf(b, "id %s\n", f.ID)
+	}
+	return b
+}
+
+// NewStoreID returns a random store ID: 32 hex digits.
+func NewStoreID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// validStoreID accepts 32 lowercase hex digits.
+func validStoreID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !(s[i] >= '0' && s[i] <= '9' || s[i] >= 'a' && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func parseFormat(b []byte) (Format, error) {
@@ -46,6 +77,11 @@ func parseFormat(b []byte) (Format, error) {
 			f.Hash = val
 		case "chunker":
 			f.Chunker = val
+		case "id":
+			if !validStoreID(val) {
+				return f, fmt.Errorf("bad store id %q", val)
+			}
+			f.ID = val
 		case "":
 		default:
 			return f, fmt.Errorf("unknown line %q", sc.Text())
@@ -70,12 +106,17 @@ func CompareFormat(dir string, want Format) error {
 }
 
 // CheckFormat writes DATA/FORMAT when dir has none (durably: temp file,
-// fsync, rename, fsync dir), and otherwise compares it with want: any
-// difference is an error wrapping ErrFormat that names both values.
+// fsync, rename, fsync dir; with a new ID when want has none), and
+// otherwise compares it with want: any difference is an error wrapping
+// ErrFormat that names both values. IDs are compared only when both have
+// one.
 func CheckFormat(dir string, want Format) error {
 	path := filepath.Join(dir, "FORMAT")
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if want.ID == "" {
+			want.ID = NewStoreID()
+		}
 		if err := cas.WriteFileAtomic(path, want.encode(), 0o600); err != nil {
 			return fmt.Errorf("index: write %s: %w", path, err)
 		}
@@ -97,8 +138,25 @@ func CheckFormat(dir string, want Format) error {
 		return fmt.Errorf("%w: %s was created with chunker parameters %s but was opened with %s; "+
 			"chunk parameters are a property of the store and cannot change (it would stop deduplication)",
 			ErrFormat, path, got.Chunker, want.Chunker)
+	case got.ID != "" && want.ID != "" && got.ID != want.ID:
+		return fmt.Errorf("%w: %s belongs to store %s, not %s", ErrFormat, path, got.ID, want.ID)
 	}
 	return nil
+}
+
+// EnsureID returns dir's FORMAT, giving it an ID first when it has none
+// (rewritten durably, as CheckFormat writes it).
+func EnsureID(dir string) (Format, error) {
+	f, err := ReadFormat(dir)
+	if err != nil || f.ID != "" {
+		return f, err
+	}
+	f.ID = NewStoreID()
+	path := filepath.Join(dir, "FORMAT")
+	if err := cas.WriteFileAtomic(path, f.encode(), 0o600); err != nil {
+		return Format{}, fmt.Errorf("index: write %s: %w", path, err)
+	}
+	return f, nil
 }
 
 // ReadFormat reads DATA/FORMAT.

@@ -38,8 +38,8 @@ const backupBatchChunks = 512
 // called. A chunk that is corrupt in the source is not copied; the backup
 // completes and returns an error saying how many (run Fsck).
 //
-// dest must be missing, empty, or a store with the same FORMAT (an earlier
-// backup); anything else is ErrBackupDest, checked before anything in dest
+// dest must be missing, empty, or an earlier backup of this store (the same
+// FORMAT, store ID included); anything else is ErrBackupDest, checked before anything in dest
 // is created or removed.
 func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
 	s.maint.Lock() // no GC while we copy what the checkpoint refers to
@@ -148,6 +148,12 @@ func (s *Store) checkBackupDest(dest string) error {
 	case dirStore:
 		if err := index.CompareFormat(dest, s.format); err != nil {
 			return fmt.Errorf("%w: %s is an mxcas store this one cannot be backed up into: %w", ErrBackupDest, dest, err)
+		}
+		// Only a backup of this very store: its index is about to be
+		// replaced by ours.
+		if f, err := index.ReadFormat(dest); err != nil || f.ID != s.format.ID {
+			return fmt.Errorf("%w: %s is another mxcas store, not a backup of this one (store %s); "+
+				"back up into a missing or empty directory; nothing was changed", ErrBackupDest, dest, s.format.ID)
 		}
 	case dirForeign:
 		return fmt.Errorf("%w: %s has %s; back up into a missing or empty directory, or an earlier backup of this store; nothing was changed",

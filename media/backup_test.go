@@ -112,9 +112,46 @@ func TestBackupRefusesOtherFormat(t *testing.T) {
 func TestBackupRefusesOpenDest(t *testing.T) {
 	s, _ := newStore(t, nil)
 	dest := filepath.Join(t.TempDir(), "busy")
-	openStore(t, media.Options{Create: true, Dir: dest, Chunker: smallParams})
+	if _, err := s.Backup(context.Background(), dest); err != nil {
+		t.Fatal(err)
+	}
+	openStore(t, media.Options{Dir: dest, Chunker: smallParams}) // the backup, in use
 	if _, err := s.Backup(context.Background(), dest); !errors.Is(err, media.ErrLocked) {
 		t.Errorf("Backup into an open store = %v, want ErrLocked", err)
+	}
+}
+
+// TestBackupRefusesAnotherStore: a backup goes only into an earlier backup
+// of the same store; another store with the same FORMAT (a different store
+// ID), stopped or a backup of it, is refused untouched.
+func TestBackupRefusesAnotherStore(t *testing.T) {
+	s, _ := newStore(t, nil)
+	upload(t, s, "mine", "", randBytes(141, 10_000))
+	otherDir := filepath.Join(t.TempDir(), "other")
+	other := openStore(t, media.Options{Create: true, Dir: otherDir, Chunker: smallParams})
+	theirs := randBytes(142, 20_000)
+	upload(t, other, "theirs", "", theirs)
+	otherBackup := filepath.Join(t.TempDir(), "other-backup")
+	if _, err := other.Backup(context.Background(), otherBackup); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, other)
+	for _, dest := range []string{otherDir, otherBackup} {
+		before := treeState(t, dest)
+		if _, err := s.Backup(context.Background(), dest); !errors.Is(err, media.ErrBackupDest) {
+			t.Errorf("Backup into %s = %v, want ErrBackupDest", dest, err)
+		}
+		sameTree(t, dest, before)
+		o := openStore(t, media.Options{Dir: dest, Chunker: smallParams})
+		checkContent(t, o, "theirs", theirs)
+		closeStore(t, o)
+	}
+	// Its own earlier backup is still fine.
+	mine := filepath.Join(t.TempDir(), "mine")
+	for range 2 {
+		if _, err := s.Backup(context.Background(), mine); err != nil {
+			t.Fatalf("backup into its own backup: %v", err)
+		}
 	}
 }
 

@@ -193,6 +193,15 @@ func Open(opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	// The store's ID, given to a store made before IDs at its first
+	// writable open: backups carry it, and only go into a backup of it.
+	f, err := idFormat(opts.Dir, opts.ReadOnly)
+	if err != nil {
+		idx.Close()
+		cs.Close()
+		return nil, err
+	}
+	format.ID = f.ID
 	sp.forget() // opening the index wrote to the disk
 	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx, space: sp,
 		records: newRecordCache(), manifests: newManifestCache()}
@@ -202,6 +211,14 @@ func Open(opts Options) (*Store, error) {
 	s.remote = &remote{opts: ro, failed: newBackoff(ro.BackoffServers), inflight: make(map[matrix.MXC]*fetchInFlight)}
 	s.pins.n = make(map[cas.Hash]int)
 	return s, nil
+}
+
+// idFormat reads dir's FORMAT, giving it an ID unless readOnly.
+func idFormat(dir string, readOnly bool) (index.Format, error) {
+	if readOnly {
+		return index.ReadFormat(dir)
+	}
+	return index.EnsureID(dir)
 }
 
 // Close closes the index and releases the data directory, after any GC,

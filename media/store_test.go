@@ -54,6 +54,10 @@ func TestFormatParams(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ReadFormat: %v", err)
 	}
+	if len(f.ID) != 32 {
+		t.Errorf("FORMAT has store ID %q, want 32 hex digits", f.ID)
+	}
+	f.ID = ""
 	if want := (index.Format{Version: index.FormatVersion, Hash: media.HashName, Chunker: first.String()}); f != want {
 		t.Errorf("FORMAT = %+v, want %+v", f, want)
 	}
