@@ -28,7 +28,7 @@ func spaceAPI(t *testing.T, dir string, free, secs *atomic.Uint64, ballast int64
 	quiet := slog.New(slog.DiscardHandler)
 	epoch := time.Now()
 	now := func() time.Time { return epoch.Add(time.Duration(secs.Load()) * time.Second) }
-	st, err := media.Open(media.Options{Create: true, Dir: dir, Logger: quiet, MinFreeBytes: 1 << 20, BallastBytes: ballast, Now: now,
+	st, err := media.Open(media.Options{Create: true, Dir: dir, Logger: quiet, MinFreeBytes: 1 << 20, BallastBytes: ballast, KeepBallast: true, Now: now,
 		FreeSpace: func() (uint64, uint64, error) { return free.Load(), 1 << 30, nil }})
 	if err != nil {
 		t.Fatal(err)

@@ -61,6 +61,7 @@ type space struct {
 	reserved  uint64 // reserved since checkedAt
 	ok        bool   // the last reading left room
 	haveBall  bool   // the ballast file is in place
+	makeBall  bool   // Options.KeepBallast: make the ballast when missing
 	warned    bool   // the low-space warning was logged
 }
 
@@ -99,11 +100,14 @@ func newSpace(opts Options) *space {
 	case opts.BallastBytes == 0:
 		sp.ballastSz = int64(min(total/100, defaultBallastMax))
 	}
+	sp.makeBall = opts.KeepBallast
 	if sp.ballastSz > 0 {
 		sp.ballast = filepath.Join(opts.Dir, BallastName)
-		if fi, err := os.Stat(sp.ballast); err == nil && fi.Size() >= sp.ballastSz {
+		fi, err := os.Stat(sp.ballast)
+		switch {
+		case err == nil && (fi.Size() >= sp.ballastSz || !sp.makeBall):
 			sp.haveBall = true
-		} else if err == nil || !errors.Is(err, os.ErrNotExist) {
+		case sp.makeBall && (err == nil || !errors.Is(err, os.ErrNotExist)):
 			os.Remove(sp.ballast) // smaller than asked: made again below
 		}
 	}
@@ -118,7 +122,7 @@ func newSpace(opts Options) *space {
 // need is the free space writes must leave: the threshold, plus the
 // ballast while it is missing (it is made again before writes resume).
 func (sp *space) need() uint64 {
-	if sp.ballast != "" && !sp.haveBall {
+	if sp.makeBall && sp.ballast != "" && !sp.haveBall {
 		return sp.minFree + uint64(sp.ballastSz)
 	}
 	return sp.minFree
@@ -167,7 +171,7 @@ func (sp *space) reserve(n int64) error {
 // makes the ballast first. sp.mu is held.
 func (sp *space) refresh(free uint64) {
 	sp.checkedAt, sp.reserved = sp.now(), 0
-	if sp.ballast != "" && !sp.haveBall && free >= sp.minFree+uint64(sp.ballastSz) {
+	if sp.makeBall && sp.ballast != "" && !sp.haveBall && free >= sp.minFree+uint64(sp.ballastSz) {
 		if err := makeBallast(sp.ballast, sp.ballastSz); err != nil {
 			sp.log.Warn("cannot create the ballast file", "path", sp.ballast, "err", err)
 		} else {

@@ -265,7 +265,7 @@ func TestBallastOpensOnFullDisk(t *testing.T) {
 	mnt := mountTmpfs(t, 48<<20)
 	dir := filepath.Join(mnt, "data")
 	clk := newClock()
-	opts := media.Options{Create: true, Dir: dir, Chunker: smallParams, MinFreeBytes: 1 << 20, BallastBytes: 8 << 20, Now: clk.Now, Logger: quietLogger()}
+	opts := media.Options{Create: true, Dir: dir, Chunker: smallParams, MinFreeBytes: 1 << 20, BallastBytes: 8 << 20, KeepBallast: true, Now: clk.Now, Logger: quietLogger()}
 	s := openWithin(t, opts)
 	ballast := filepath.Join(dir, media.BallastName)
 	if fi, err := os.Stat(ballast); err != nil || fi.Size() != 8<<20 {
@@ -314,4 +314,29 @@ func TestBallastOpensOnFullDisk(t *testing.T) {
 	closeStore(t, s)
 	s = openWithin(t, opts)
 	checkContent(t, s, "a", data)
+}
+
+// TestOnlyTheWriterKeepsABallast: opening a store without KeepBallast (fsck,
+// gc, backup) writes no ballast and leaves an existing one as it is; the
+// server's open (KeepBallast) makes it.
+func TestOnlyTheWriterKeepsABallast(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	ballast := filepath.Join(dir, media.BallastName)
+	opts := media.Options{Create: true, Dir: dir, Chunker: smallParams, BallastBytes: 1 << 20, Logger: quietLogger()}
+	closeStore(t, openStore(t, opts))
+	if _, err := os.Stat(ballast); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("ballast after an open without KeepBallast: %v, want none", err)
+	}
+	opts.KeepBallast = true
+	closeStore(t, openStore(t, opts))
+	fi, err := os.Stat(ballast)
+	if err != nil || fi.Size() != 1<<20 {
+		t.Fatalf("ballast after an open with KeepBallast: %v, %v; want 1 MiB", fi, err)
+	}
+	opts.KeepBallast = false
+	opts.BallastBytes = 2 << 20 // larger than the file: still left alone
+	closeStore(t, openStore(t, opts))
+	if fi, err := os.Stat(ballast); err != nil || fi.Size() != 1<<20 {
+		t.Errorf("ballast after a maintenance open: %v, %v; want the 1 MiB file untouched", fi, err)
+	}
 }

@@ -73,6 +73,12 @@ type Options struct {
 	// and open; it is made again (before writes resume) once there is room.
 	// 0: the smaller of 1% of the filesystem and 64 MiB; negative: none.
 	BallastBytes int64
+	// KeepBallast makes DATA/ballast (at open and whenever there is room
+	// again): for the long-running writer, the server or the importer.
+	// Without it an existing ballast is left as it is, and still released
+	// when the index finds the disk full; none is made (fsck and gc must
+	// not write 64 MiB into what they check).
+	KeepBallast bool
 	// FreeSpace returns the free and total bytes of the store's filesystem
 	// (default: statfs of Dir).
 	FreeSpace func() (free, total uint64, err error)

@@ -54,6 +54,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		"allowed_networks", cfg.Federation.AllowedNetworks)
 	mo := mediaOptions(cfg, logger)
 	mo.Create = true // only serve creates a store (in a missing or empty data_dir)
+	mo.KeepBallast = true
 	local := make(map[string]bool)
 	for _, hs := range cfg.Homeservers {
 		local[strings.ToLower(hs.Name)] = true

@@ -299,7 +299,7 @@ func importAll(ctx context.Context, o options, stdout, stderr io.Writer) (int, e
 	readOnly := o.dryRun || o.verify
 	var st *media.Store
 	if _, err := os.Stat(filepath.Join(cfg.Server.DataDir, "FORMAT")); err == nil || !readOnly {
-		st, err = media.Open(media.Options{Dir: cfg.Server.DataDir, Logger: quiet, ReadOnly: readOnly, Create: !readOnly,
+		st, err = media.Open(media.Options{Dir: cfg.Server.DataDir, Logger: quiet, ReadOnly: readOnly, Create: !readOnly, KeepBallast: !readOnly,
 			Thumbnails: media.ThumbnailOptions{Disabled: true}})
 		if errors.Is(err, media.ErrLocked) {
 			return 2, fmt.Errorf("the data directory %s is held by a running mxcas server: stop mxcas first, then run the import", cfg.Server.DataDir)
