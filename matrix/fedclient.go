@@ -220,6 +220,11 @@ func (c *FedClient) DownloadMedia(ctx context.Context, destination, mediaID stri
 		return part, resp.Body, nil
 	}
 	resp.Body.Close()
+	// The route's trust goes along: a Location on the route's own base URL
+	// is the operator's host, as a redirect there is.
+	if v := resp.Request.Context().Value(routeKey{}); v != nil {
+		ctx = context.WithValue(ctx, routeKey{}, v)
+	}
 	return c.followLocation(ctx, part.Location, route)
 }
 

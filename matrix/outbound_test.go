@@ -68,6 +68,12 @@ func TestFedClientOutboundThroughGuard(t *testing.T) {
 			http.Redirect(w, r, internal.URL+"/secret", http.StatusFound)
 		case "/_matrix/federation/v1/media/download/same":
 			http.Redirect(w, r, sameOrigin+"/_matrix/federation/v1/media/download/abc", http.StatusFound)
+		case "/_matrix/federation/v1/media/download/same-location":
+			b := NewBoundary()
+			w.Header().Set("Content-Type", MultipartContentType(b))
+			WriteMultipartRedirect(w, b, sameOrigin+"/plain")
+		case "/plain":
+			io.WriteString(w, "OK")
 		default:
 			b := NewBoundary()
 			w.Header().Set("Content-Type", MultipartContentType(b))
@@ -92,15 +98,21 @@ func TestFedClientOutboundThroughGuard(t *testing.T) {
 	if calls.Load() != 2 {
 		t.Errorf("guard asked %d times, want 2", calls.Load())
 	}
-	// A redirect to the route's own base URL stays trusted.
-	part, closer, err := h.client.DownloadMedia(t.Context(), testRemote, "same", nil)
-	if err != nil {
-		t.Fatalf("redirect within the route: %v", err)
+	// A redirect or a Location part to the route's own base URL stays
+	// trusted: the operator named that host.
+	for _, id := range []string{"same", "same-location"} {
+		part, closer, err := h.client.DownloadMedia(t.Context(), testRemote, id, nil)
+		if err != nil {
+			t.Fatalf("%s within the route: %v", id, err)
+		}
+		b, _ := io.ReadAll(part.Body)
+		closer.Close()
+		if string(b) != "OK" {
+			t.Errorf("%s: body %q", id, b)
+		}
 	}
-	b, _ := io.ReadAll(part.Body)
-	closer.Close()
-	if string(b) != "OK" {
-		t.Errorf("body %q", b)
+	if calls.Load() != 2 {
+		t.Errorf("guard asked %d times after the route's own URLs, want still 2", calls.Load())
 	}
 }
 
