@@ -101,6 +101,10 @@ func newSpace(opts Options) *space {
 		sp.ballastSz = int64(min(total/100, defaultBallastMax))
 	}
 	sp.makeBall = opts.KeepBallast
+	if err == nil && sp.minFree > 0 && sp.minFree >= total {
+		sp.log.Warn("min_free_bytes is not less than the size of the store's filesystem: every write will be refused",
+			"min_free_bytes", sp.minFree, "filesystem_bytes", total)
+	}
 	if sp.ballastSz > 0 {
 		sp.ballast = filepath.Join(opts.Dir, BallastName)
 		fi, err := os.Stat(sp.ballast)

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -338,5 +340,23 @@ func TestOnlyTheWriterKeepsABallast(t *testing.T) {
 	closeStore(t, openStore(t, opts))
 	if fi, err := os.Stat(ballast); err != nil || fi.Size() != 1<<20 {
 		t.Errorf("ballast after a maintenance open: %v, %v; want the 1 MiB file untouched", fi, err)
+	}
+}
+
+// TestMinFreeOverFilesystemWarns: a threshold the filesystem can never meet
+// is said at open, not discovered at the first refused upload.
+func TestMinFreeOverFilesystemWarns(t *testing.T) {
+	for _, c := range []struct {
+		minFree int64
+		warn    bool
+	}{{1 << 40, true}, {1 << 30, true}, {1 << 20, false}} {
+		var logs bytes.Buffer
+		d := &disk{free: 512 << 20, total: 1 << 30}
+		s := openStore(t, media.Options{Create: true, Dir: filepath.Join(t.TempDir(), "data"), FreeSpace: d.FreeSpace,
+			MinFreeBytes: c.minFree, BallastBytes: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		closeStore(t, s)
+		if got := strings.Contains(logs.String(), "every write will be refused"); got != c.warn {
+			t.Errorf("min_free_bytes %d on a 1 GiB filesystem: warned %v, want %v\n%s", c.minFree, got, c.warn, logs.String())
+		}
 	}
 }
