@@ -76,8 +76,15 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	if err != nil {
 		return err
 	}
+	// The whole shutdown (in-flight requests, then the store) ends within
+	// shutdown_timeout of the signal: end is set when it starts.
+	var end time.Time
 	defer func() {
-		if cerr := closeStore(st, cfg.Server.ShutdownTimeout.Duration, logger); err == nil {
+		limit := cfg.Server.ShutdownTimeout.Duration
+		if !end.IsZero() {
+			limit = time.Until(end)
+		}
+		if cerr := closeStore(st, limit, logger); err == nil {
 			err = cerr
 		}
 	}()
@@ -124,8 +131,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		logger.Error("the store failed; shutting down", "err", st.Err())
 	}
 	timeout := cfg.Server.ShutdownTimeout.Duration
+	start := time.Now()
+	end = start.Add(timeout)
 	logger.Info("shutting down: finishing in-flight requests", "timeout", timeout)
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	// Three quarters of the time for requests to finish, an eighth for
+	// those cut off to leave the store, an eighth to close it.
+	sctx, cancel := context.WithDeadline(context.Background(), start.Add(timeout*3/4))
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Error("shutdown: in-flight requests did not finish in time; closing them", "err", err)
@@ -133,10 +144,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	}
 	// Handlers cut off by Close may still be running: wait for them to
 	// leave the store before it is closed.
-	actx, acancel := context.WithTimeout(context.Background(), timeout)
+	actx, acancel := context.WithDeadline(context.Background(), start.Add(timeout*7/8))
 	defer acancel()
 	if err := api.Close(actx); err != nil {
-		return fmt.Errorf("requests still using the store after %s: %w", 2*timeout, err)
+		return fmt.Errorf("requests still using the store %s after the signal: %w", time.Since(start).Round(time.Millisecond), err)
 	}
 	return failed
 }
