@@ -77,14 +77,14 @@ func statfsFree(dir string) func() (free, total uint64, err error) {
 	}
 }
 
-// newSpace reads the disk once to fill the defaults of opts, and creates
-// the ballast when there is room for it.
+// newSpace reads the disk once to fill the defaults of opts; ready, once
+// the store has opened, creates the ballast.
 func newSpace(opts Options) *space {
 	sp := &space{freeSpace: opts.FreeSpace, now: opts.Now, log: opts.Logger}
 	if sp.freeSpace == nil {
 		sp.freeSpace = statfsFree(opts.Dir)
 	}
-	free, total, err := sp.freeSpace()
+	_, total, err := sp.freeSpace()
 	if err != nil {
 		sp.log.Warn("cannot read the free space of the store's disk; writes are not limited by it", "err", err)
 	}
@@ -115,12 +115,23 @@ func newSpace(opts Options) *space {
 			os.Remove(sp.ballast) // smaller than asked: made again below
 		}
 	}
-	if err == nil {
-		sp.mu.Lock()
-		sp.refresh(free)
-		sp.mu.Unlock()
-	}
 	return sp
+}
+
+// ready takes the first reading once the store has opened, making the
+// ballast when there is room (not before: a refused open changes nothing).
+func (sp *space) ready() {
+	if sp == nil {
+		return
+	}
+	free, _, err := sp.freeSpace()
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if err != nil {
+		sp.ok = false
+		return
+	}
+	sp.refresh(free)
 }
 
 // need is the free space writes must leave: the threshold, plus the
@@ -186,16 +197,6 @@ func (sp *space) refresh(free uint64) {
 	}
 	sp.free = free
 	sp.ok = free >= sp.need()
-}
-
-// forget drops the last reading: the next reserve reads the disk.
-func (sp *space) forget() {
-	if sp == nil {
-		return
-	}
-	sp.mu.Lock()
-	sp.ok = false
-	sp.mu.Unlock()
 }
 
 // releaseBallast deletes the ballast file so the index can commit or open

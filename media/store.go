@@ -208,7 +208,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	format.ID = f.ID
-	sp.forget() // opening the index wrote to the disk
+	sp.ready() // after opening the index, which wrote to the disk
 	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx, space: sp,
 		records: newRecordCache(), manifests: newManifestCache()}
 	s.startThumbnailer()
