@@ -218,4 +218,32 @@ func TestManyServerNamesBounded(t *testing.T) {
 	if calls.Load() < names {
 		t.Errorf("only %d dials for %d names", calls.Load(), names)
 	}
+	// net/http keeps state per host dialled: the transport that sent to
+	// every name has been renewed, and its successor knows a bounded few.
+	if hosts, renewed := c.transport.guarded.stats(); hosts > DefaultRecycleHosts || renewed < names/DefaultRecycleHosts {
+		t.Errorf("guarded transport: %d hosts, renewed %d times; want at most %d hosts, renewed at least %d times",
+			hosts, renewed, DefaultRecycleHosts, names/DefaultRecycleHosts)
+	}
+}
+
+// TestRecyclingTransport: after maxHosts distinct hosts the transport is
+// replaced; hosts seen again do not count twice.
+func TestRecyclingTransport(t *testing.T) {
+	var calls atomic.Int64
+	made := 0
+	r := NewRecyclingTransport(func() *http.Transport {
+		made++
+		return &http.Transport{DialContext: guardDial(&calls)}
+	}, 10)
+	for i := range 35 {
+		for range 2 { // the same host twice
+			req, _ := http.NewRequest("GET", fmt.Sprintf("http://h%d.example:8448/x", i), nil)
+			if _, err := r.RoundTrip(req); !errors.Is(err, errRefused) {
+				t.Fatalf("RoundTrip: %v", err)
+			}
+		}
+	}
+	if hosts, renewed := r.stats(); hosts != 5 || renewed != 3 || made != 4 {
+		t.Errorf("after 35 hosts with a cap of 10: %d hosts, renewed %d times, %d transports made; want 5, 3, 4", hosts, renewed, made)
+	}
 }

@@ -92,8 +92,12 @@ type tlsPin struct{ host, name string }
 //   - route: requests to the exact scheme://host of an operator route,
 //     dialled with FedClient.RouteDialContext (trusted). Redirects and
 //     Location targets elsewhere do not get that trust.
+//
+// guarded and pinned send to any host, so they are recycled (see
+// RecyclingTransport); route sends only to the operator's routes.
 type fedTransport struct {
-	guarded, pinned, route *http.Transport
+	guarded, pinned *RecyclingTransport
+	route           *http.Transport
 }
 
 func newFedTransport(dial, routeDial DialFunc, tlsConfig *tls.Config) *fedTransport {
@@ -118,8 +122,18 @@ func newFedTransport(dial, routeDial DialFunc, tlsConfig *tls.Config) *fedTransp
 			TLSHandshakeTimeout: tlsHandshakeTimeout,
 		}
 	}
-	t := &fedTransport{guarded: bounded(dial), route: bounded(routeDial)}
-	t.pinned = &http.Transport{
+	t := &fedTransport{
+		guarded: NewRecyclingTransport(func() *http.Transport { return bounded(dial) }, 0),
+		route:   bounded(routeDial),
+	}
+	t.pinned = NewRecyclingTransport(func() *http.Transport { return pinnedTransport(dial, base) }, 0)
+	return t
+}
+
+// pinnedTransport checks each https server's certificate against the TLS
+// name the request's context pins (tlsNameKey), dialling with dial.
+func pinnedTransport(dial DialFunc, base *tls.Config) *http.Transport {
+	return &http.Transport{
 		Proxy:             nil,
 		DisableKeepAlives: true,
 		DialContext:       dial,
@@ -147,7 +161,6 @@ func newFedTransport(dial, routeDial DialFunc, tlsConfig *tls.Config) *fedTransp
 			return tc, nil
 		},
 	}
-	return t
 }
 
 // RoundTrip implements http.RoundTripper.

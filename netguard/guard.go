@@ -111,8 +111,9 @@ func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 
 // Transport returns a new http.Transport that dials through g, uses no
 // proxy (a proxy would be dialled instead of the destination), speaks
-// HTTP/1.1 and keeps a bounded number of idle connections, so its memory
-// does not grow with the number of hosts it has talked to.
+// HTTP/1.1 and keeps a bounded number of idle connections. net/http still
+// keeps a little state for every host a transport has dialled: a client
+// of unboundedly many hosts should replace its transport now and then.
 func (g *Guard) Transport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil,
