@@ -149,14 +149,21 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 			return nil
 		}
 		cands = append(cands, candidate{h, info.Size()})
-		if _, ok := deadChunk[h]; !ok {
-			st.ChunksUnknown++
-		}
 		return nil
 	})
 	if err != nil {
 		return st, err
 	}
+	// Unknown chunks an upload in flight protects are not counted: they
+	// are its own, about to be listed by its manifest, and are kept anyway.
+	s.pins.whileLocked(func(pinned func(cas.Hash) bool) error {
+		for _, c := range cands {
+			if _, known := deadChunk[c.h]; !known && !pinned(c.h) {
+				st.ChunksUnknown++
+			}
+		}
+		return nil
+	})
 	if !opts.Force && 2*st.ChunksUnknown > total {
 		s.opts.Logger.Error("gc refused: the index does not know most chunks", "chunks", total,
 			"unknown_to_delete", st.ChunksUnknown, "live_objects", len(liveObj))
