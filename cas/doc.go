@@ -8,4 +8,13 @@
 // trusts a name without a way to verify it (ReadChunk, VerifyReader), and
 // knows nothing of media, manifests or the index: deciding which chunks are
 // still needed is the caller's job.
+//
+// Its roles are small interfaces (storage.go): a ChunkOpener opens a chunk as
+// a seekable Chunk (also a Filer when the bytes are a file, for the sendfile
+// path), a Reader reads a whole chunk and verifies it, a Stater, a Deleter, a
+// Walker, and a BatchWriter whose WriteBatch makes chunks visible (and, for
+// Store, durable) only at Commit. Storage is all of them: what a repository
+// holds. Store is the filesystem implementation above; MemStore is an
+// in-memory one for tests; cas/castest is the conformance suite every
+// implementation passes. OpenChunk and Open return stored bytes unchecked.
 package cas

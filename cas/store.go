@@ -21,28 +21,6 @@ var (
 	ErrLocked   = errors.New("cas: store is in use by another process")
 )
 
-// Roles, so a function can ask for the narrowest view it needs.
-type (
-	// Opener opens a stored chunk for reading.
-	Opener interface {
-		Open(h Hash) (*os.File, error)
-	}
-	// Reader reads a whole chunk and checks it.
-	Reader interface {
-		ReadChunk(h Hash, buf []byte) ([]byte, error)
-	}
-	// Walker enumerates stored chunks.
-	Walker interface {
-		Walk(fn func(h Hash, info fs.FileInfo) error) error
-	}
-)
-
-var (
-	_ Opener = (*Store)(nil)
-	_ Reader = (*Store)(nil)
-	_ Walker = (*Store)(nil)
-)
-
 // Store is the chunk store in one data directory. It is safe for concurrent
 // use by many goroutines; one process at a time holds it (an flock on
 // DATA/tmp/LOCK).
