@@ -17,8 +17,9 @@ import (
 var ErrDamaged = errors.New("media: stored content is damaged")
 
 // damage remembers the chunks found damaged, as the index does under d/:
-// loaded at open, added to by readers, cleared by RepairFrom. Opening an
-// object with a chunk in it fails at once, before anything is sent.
+// loaded at open, added to by readers, cleared by RepairFrom. A reader
+// about to use such a chunk fails at once, without reading it again; a
+// whole read (Reader.Check) fails before anything is sent.
 type damage struct {
 	s   *Store
 	n   atomic.Int64 // len(set), read without the lock on every open
@@ -38,14 +39,15 @@ func (d *damage) load(idx *index.DB) error {
 	return err
 }
 
-// check fails when one of m's chunks is known to be damaged.
-func (d *damage) check(what string, m index.Manifest) error {
+// check fails when one of chunks is known to be damaged, without reading
+// it again.
+func (d *damage) check(what string, chunks []index.ChunkRef) error {
 	if d.n.Load() == 0 {
 		return nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, c := range m.Chunks {
+	for _, c := range chunks {
 		if reason, ok := d.set[c.Hash]; ok {
 			return fmt.Errorf("%w: %s: chunk %s (recorded): %s", ErrDamaged, what, c.Hash, reason)
 		}

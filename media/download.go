@@ -45,8 +45,7 @@ func (s *Store) Open(m matrix.MXC) (*Reader, Record, error) {
 
 // OpenObject returns a reader over the content of object h. Every chunk
 // is checked against its hash before the reader gives out any of its bytes
-// (see Reader); an object with a chunk already recorded as damaged is
-// ErrDamaged at once.
+// (see Reader).
 func (s *Store) OpenObject(h cas.Hash) (*Reader, error) {
 	return s.openObject(h, "object "+h.String())
 }
@@ -65,9 +64,6 @@ func (s *Store) openObject(h cas.Hash, what string) (*Reader, error) {
 			return nil, fmt.Errorf("media: object %s: %w", h.Short(), err)
 		}
 		s.manifests.add(h, man)
-	}
-	if err := s.damage.check(what, man); err != nil {
-		return nil, err
 	}
 	return newReader(s, man, what), nil
 }
@@ -116,12 +112,19 @@ func (r *Reader) Size() int64 { return r.offsets[len(r.refs)] }
 // (http.ServeContent) asks it afterwards.
 func (r *Reader) Err() error { return r.err }
 
-// Check verifies the chunk at the current position now, so that damage
-// there is reported before anything is sent. Reading then starts from the
-// verified chunk without reading it again.
+// Check is for a reader about to be read to its end: it fails when a
+// chunk from the current position on is already recorded as damaged, and
+// verifies the chunk at the current position now, so that damage there is
+// reported before anything is sent. Reading then starts from the verified
+// chunk without reading it again.
 func (r *Reader) Check() error {
 	if r.pos >= r.Size() {
 		return nil
+	}
+	i := sort.Search(len(r.refs), func(i int) bool { return r.offsets[i+1] > r.pos })
+	if err := r.s.damage.check(r.what, r.refs[i:]); err != nil {
+		r.err = cmp.Or(r.err, err)
+		return err
 	}
 	_, err := r.load(r.pos)
 	return err
@@ -140,13 +143,15 @@ func (r *Reader) load(pos int64) (int, error) {
 		r.buf = chunkBufs.Get().(*[]byte)
 	}
 	ref := r.refs[i]
+	if err := r.s.damage.check(r.what, r.refs[i:i+1]); err != nil {
+		r.err = cmp.Or(r.err, err)
+		return i, err
+	}
 	c, err := r.s.verifier.Open(ref.Hash, int64(ref.Len), *r.buf)
 	if err != nil {
 		if cas.IsDamage(err) {
 			err = r.s.damage.found(r.what, ref.Hash, err)
-			if r.err == nil {
-				r.err = err
-			}
+			r.err = cmp.Or(r.err, err)
 		}
 		return i, err
 	}
