@@ -39,7 +39,7 @@ func (s *Store) Open(m matrix.MXC) (*Reader, Record, error) {
 	if rec.Pending {
 		return nil, rec, fmt.Errorf("%w: %s has no content yet", ErrNotFound, m)
 	}
-	r, err := s.OpenObject(rec.Object)
+	r, err := s.OpenMedia(rec)
 	return r, rec, err
 }
 
