@@ -95,3 +95,28 @@ func (d *damage) forget(h cas.Hash) {
 	d.n.Store(int64(len(d.set)))
 	d.mu.Unlock()
 }
+
+// dropDeadDamage clears the damage records of chunks no live manifest
+// needs (GC's mark): nothing reads them any more. Should an upload need one
+// again, its next reader checks it afresh.
+func (s *Store) dropDeadDamage(live map[cas.Hash]struct{}) error {
+	if s.damage.n.Load() == 0 {
+		return nil
+	}
+	var dead []cas.Hash
+	err := s.idx.ScanDamaged(func(h cas.Hash, _ index.DamageRecord, _ error) error {
+		if _, ok := live[h]; !ok {
+			dead = append(dead, h)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, h := range dead {
+		if err := s.clearDamage(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/media"
@@ -97,5 +98,28 @@ func TestDamageRecordedAndRepaired(t *testing.T) {
 		t.Errorf("RepairFrom: %+v, want %s copied and healthy after", rr, bad.Short())
 	}
 	checkContent(t, s, "A", data)
+	checkHealthy(t, s)
+}
+
+// GC drops the damage record of a chunk no media needs any more.
+func TestGCDropsDeadDamage(t *testing.T) {
+	clk := newClock()
+	s, dir := newStore(t, clk)
+	data := randBytes(3, 100<<10)
+	upload(t, s, "A", "@u:example.org", data)
+	h := chunksOf(t, data, smallParams)[0]
+	if err := os.Remove(chunkPath(dir, h)); err != nil {
+		t.Fatal(err)
+	}
+	r, _, _ := s.Open(mxc("A"))
+	if err := r.Check(); !errors.Is(err, media.ErrDamaged) {
+		t.Fatalf("Check: %v, want ErrDamaged", err)
+	}
+	r.Close()
+	if err := s.Delete(mxc("A")); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Hour)
+	gc(t, s)
 	checkHealthy(t, s)
 }
