@@ -79,7 +79,7 @@ func (a *API) serveMedia(w http.ResponseWriter, r *http.Request, rc *reqCtx, leg
 	if err != nil {
 		return err
 	}
-	body, err := a.opts.Store.OpenObject(rec.Object)
+	body, err := a.opts.Store.OpenMedia(rec)
 	if err != nil {
 		return err
 	}
@@ -104,16 +104,22 @@ func (a *API) serveMedia(w http.ResponseWriter, r *http.Request, rc *reqCtx, leg
 		h.Set("Accept-Ranges", "bytes")
 		h.Set("Content-Length", strconv.FormatInt(body.Size(), 10))
 		h.Set("Last-Modified", modified.UTC().Format(http.TimeFormat))
+		if r.Method != http.MethodHead {
+			if err := body.Check(); err != nil {
+				dropMediaHeaders(h)
+				return err // damaged from the start: nothing sent yet
+			}
+		}
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
 			if _, err := body.WriteTo(w); err != nil {
+				abortIfDamaged(err)
 				a.log.Warn("download cut short", "media", rec.Server+"/"+rec.MediaID, "err", err)
 			}
 		}
 		return nil
 	}
-	http.ServeContent(w, r, "", modified, body)
-	return nil
+	return serveContent(w, r, modified, body)
 }
 
 // legacyMayFetch reports whether a request on the unauthenticated legacy
@@ -234,8 +240,7 @@ func (a *API) serveThumbnail(w http.ResponseWriter, r *http.Request, rc *reqCtx,
 	h.Set("Content-Disposition", contentDisposition(tr.ContentType, "", true))
 	setMediaHeaders(h)
 	h.Set("ETag", `"`+tr.Object.String()+`"`)
-	http.ServeContent(w, r, "", time.UnixMilli(rec.Created), body)
-	return nil
+	return serveContent(w, r, time.UnixMilli(rec.Created), body)
 }
 
 // thumbnailRequest reads width, height, method and animated.

@@ -45,6 +45,8 @@ func toMatrix(err error) *Error {
 		// 507 says what it is; Synapse answers 500 M_UNKNOWN to disk errors,
 		// and clients retry either like any 5xx.
 		return errorf(http.StatusInsufficientStorage, "M_UNKNOWN", "no space left on the media store")
+	case errors.Is(err, media.ErrDamaged):
+		return errorf(http.StatusInternalServerError, "M_UNKNOWN", "stored content is damaged")
 	case errors.Is(err, media.ErrFailed):
 		return errorf(http.StatusServiceUnavailable, "M_UNKNOWN", "The media store failed; the server is restarting")
 	case errors.As(err, &mbe), errors.Is(err, media.ErrTooLarge):

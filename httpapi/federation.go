@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -110,7 +109,7 @@ func (a *API) serveFederation(w http.ResponseWriter, r *http.Request, rc *reqCtx
 		}
 	}
 	var (
-		body        io.ReadCloser
+		body        *media.Reader
 		contentType string
 		disposition string
 	)
@@ -125,7 +124,7 @@ func (a *API) serveFederation(w http.ResponseWriter, r *http.Request, rc *reqCtx
 		}
 		body, contentType, disposition = rd, tr.ContentType, contentDisposition(tr.ContentType, "", true)
 	} else {
-		rd, err := a.opts.Store.OpenObject(rec.Object)
+		rd, err := a.opts.Store.OpenMedia(rec)
 		if err != nil {
 			return err
 		}
@@ -136,10 +135,15 @@ func (a *API) serveFederation(w http.ResponseWriter, r *http.Request, rc *reqCtx
 		body, disposition = rd, contentDisposition(contentType, rec.UploadName, false)
 	}
 	defer body.Close()
+	if err := body.Check(); err != nil {
+		return err // damaged from the start: nothing sent yet
+	}
 	boundary := matrix.NewBoundary()
 	w.Header().Set("Content-Type", matrix.MultipartContentType(boundary))
 	w.WriteHeader(http.StatusOK)
-	if _, err := matrix.WriteMultipart(w, boundary, contentType, disposition, body); err != nil && !errors.Is(err, context.Canceled) {
+	_, err = matrix.WriteMultipart(w, boundary, contentType, disposition, body)
+	abortIfDamaged(err)
+	if err != nil && !errors.Is(err, context.Canceled) {
 		a.log.Warn("federation download cut short", "media", m.String(), "err", err)
 	}
 	return nil

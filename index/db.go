@@ -334,6 +334,24 @@ func (r reader) ScanThumbnails(fn func(src cas.Hash, spec string, tr ThumbRecord
 	})
 }
 
+// ScanDamaged calls fn for every chunk recorded as damaged; a record that
+// cannot be decoded comes with a non-nil decodeErr.
+func (r reader) ScanDamaged(fn func(h cas.Hash, d DamageRecord, decodeErr error) error) error {
+	return r.scan(prefixDamaged, func(k, v []byte) error {
+		var h cas.Hash
+		if len(k) != len(prefixDamaged)+cas.HashSize {
+			return fn(h, DamageRecord{}, fmt.Errorf("%w: damage key %q", ErrCorruptRecord, k))
+		}
+		copy(h[:], k[len(prefixDamaged):])
+		var d DamageRecord
+		err := json.Unmarshal(v, &d)
+		if err != nil {
+			err = fmt.Errorf("%w: damage record: %v", ErrCorruptRecord, err)
+		}
+		return fn(h, d, err)
+	})
+}
+
 // Batch is a set of changes committed atomically and durably. Not safe for
 // concurrent use. Close it when done (Commit does not).
 type Batch struct {
@@ -414,6 +432,20 @@ func (b *Batch) PutThumbnail(src cas.Hash, spec string, tr ThumbRecord) error {
 // DeleteThumbnail forgets a thumbnail record.
 func (b *Batch) DeleteThumbnail(src cas.Hash, spec string) error {
 	return b.b.Delete(thumbKey(src, spec), nil)
+}
+
+// PutDamaged records that chunk h was found damaged.
+func (b *Batch) PutDamaged(h cas.Hash, d DamageRecord) error {
+	v, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	return b.b.Set(damagedKey(h), v, nil)
+}
+
+// DeleteDamaged forgets the damage record of chunk h (it was repaired).
+func (b *Batch) DeleteDamaged(h cas.Hash) error {
+	return b.b.Delete(damagedKey(h), nil)
 }
 
 // Commit applies the batch and syncs it to disk before returning. Once the

@@ -20,6 +20,9 @@
 //	                                      source object (animated 1 or 0)
 //	s/u/<userID>                          Usage of a user, merged counters
 //	s/s/<server>                          Usage of a server name, merged counters
+//	d/<chunkHash>                         DamageRecord, JSON: a chunk a read
+//	                                      found damaged (wrong content, short
+//	                                      or missing); cleared by a repair
 //
 // Usage counters are written with Pebble merges (the merger named
 // "mxcas.usage.v1" adds two little-endian int64s: bytes, then count), so

@@ -340,6 +340,7 @@ func TestKeyLayoutGolden(t *testing.T) {
 		{"thumbnail", thumbKey(h, "96x96/crop/0")},
 		{"user usage", userUsageKey("@alice:example.org")},
 		{"server usage", serverUsageKey("example.org")},
+		{"damaged chunk", damagedKey(h)},
 	}
 	var sb strings.Builder
 	for _, k := range keys {
@@ -400,5 +401,36 @@ func TestOpenMustExist(t *testing.T) {
 	defer db.Close()
 	if _, err := db.Media("s", "m"); err != nil {
 		t.Error(err)
+	}
+}
+
+// A damage record round-trips through the index and is gone once deleted.
+func TestDamagedRoundTrip(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	h := hashOf("chunk")
+	want := DamageRecord{Media: "mxc://example.org/x", Reason: "cas: content does not match its hash", Detected: 42}
+	commit(t, db, func(b *Batch) error { return b.PutDamaged(h, want) })
+	got := map[cas.Hash]DamageRecord{}
+	scan := func() {
+		clear(got)
+		if err := db.ScanDamaged(func(h cas.Hash, d DamageRecord, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[h] = d
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scan()
+	if len(got) != 1 || got[h] != want {
+		t.Fatalf("got %v, want {%s: %v}", got, h.Short(), want)
+	}
+	commit(t, db, func(b *Batch) error { return b.DeleteDamaged(h) })
+	scan()
+	if len(got) != 0 {
+		t.Fatalf("after delete: %v", got)
 	}
 }

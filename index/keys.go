@@ -15,7 +15,12 @@ var (
 	prefixThumb   = []byte("t/")
 	prefixUserUse = []byte("s/u/")
 	prefixSiteUse = []byte("s/s/")
+	prefixDamaged = []byte("d/")
 )
+
+func damagedKey(h cas.Hash) []byte {
+	return append(append([]byte(nil), prefixDamaged...), h[:]...)
+}
 
 func mediaKey(server, id string) []byte {
 	return append(append(append(append([]byte(nil), prefixMedia...), server...), '/'), id...)

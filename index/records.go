@@ -115,3 +115,14 @@ type ThumbRecord struct {
 	Width       int      `json:"w"`
 	Height      int      `json:"h"`
 }
+
+// DamageRecord says a read found a chunk damaged: its content did not match
+// its hash, it was shorter than its manifest says, or it was missing. JSON.
+type DamageRecord struct {
+	// Media is the media (mxc URI) or object whose read found it.
+	Media string `json:"media,omitempty"`
+	// Reason is the error, for people.
+	Reason string `json:"reason"`
+	// Detected is when, Unix ms.
+	Detected int64 `json:"at"`
+}

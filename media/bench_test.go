@@ -83,3 +83,22 @@ func BenchmarkOpenRead(b *testing.B) {
 		r.Close()
 	}
 }
+
+// BenchmarkOpenReadHashEvery is BenchmarkOpenRead with no trusted files:
+// every chunk is read into a buffer and hashed on every read, the cost of a
+// cold object.
+func BenchmarkOpenReadHashEvery(b *testing.B) {
+	s := openStore(b, media.Options{Create: true, Dir: filepath.Join(b.TempDir(), "data"), VerifyTTL: -1})
+	benchUpload(b, s, "read", randBytes(202, benchSize))
+	b.SetBytes(benchSize)
+	for b.Loop() {
+		r, _, err := s.Open(mxc("read"))
+		if err != nil {
+			b.Fatalf("Open: %v", err)
+		}
+		if n, err := io.Copy(io.Discard, r); err != nil || n != benchSize {
+			b.Fatalf("read %d bytes, %v; want %d", n, err, benchSize)
+		}
+		r.Close()
+	}
+}

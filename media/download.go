@@ -1,11 +1,12 @@
 package media
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
+	"sync"
 
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/index"
@@ -38,12 +39,24 @@ func (s *Store) Open(m matrix.MXC) (*Reader, Record, error) {
 	if rec.Pending {
 		return nil, rec, fmt.Errorf("%w: %s has no content yet", ErrNotFound, m)
 	}
-	r, err := s.OpenObject(rec.Object)
+	r, err := s.OpenMedia(rec)
 	return r, rec, err
 }
 
-// OpenObject returns a reader over the content of object h.
+// OpenObject returns a reader over the content of object h. Every chunk
+// is checked against its hash before the reader gives out any of its bytes
+// (see Reader).
 func (s *Store) OpenObject(h cas.Hash) (*Reader, error) {
+	return s.openObject(h, "object "+h.String())
+}
+
+// OpenMedia is OpenObject for the content of rec: damage found while
+// reading is logged and recorded with rec's mxc:// URI.
+func (s *Store) OpenMedia(rec Record) (*Reader, error) {
+	return s.openObject(rec.Object, "mxc://"+rec.Server+"/"+rec.MediaID)
+}
+
+func (s *Store) openObject(h cas.Hash, what string) (*Reader, error) {
 	man, ok := s.manifests.get(h)
 	if !ok {
 		var err error
@@ -52,18 +65,27 @@ func (s *Store) OpenObject(h cas.Hash) (*Reader, error) {
 		}
 		s.manifests.add(h, man)
 	}
-	return newReader(s.cas, man), nil
+	return newReader(s, man, what), nil
 }
 
 // Reader reads an object from its chunk files: an io.ReadSeeker for
-// http.ServeContent (ranges). Not safe for concurrent use.
+// http.ServeContent (ranges). Each chunk it reads from is first checked
+// against its hash (cas.Verifier): read whole into the reader's buffer and
+// hashed, then served from that buffer, or, when the same file was verified
+// within the last seconds and has not changed, read from (or sent with
+// sendfile from) the file. A damaged chunk (wrong content, short, missing)
+// gives an error wrapping ErrDamaged before any of its bytes, and Err keeps
+// it. Not safe for concurrent use.
 type Reader struct {
-	chunks  cas.Opener
+	s       *Store
+	what    string // the media or object, for logs and damage records
 	refs    []index.ChunkRef
 	offsets []int64 // offsets[i] is where chunk i starts; offsets[len] = size
 	pos     int64
-	cur     *os.File
+	cur     cas.VerifiedChunk
 	curIdx  int
+	buf     *[]byte // from chunkBufs, returned at Close
+	err     error   // the first damage found
 }
 
 var (
@@ -71,47 +93,101 @@ var (
 	_ io.WriterTo       = (*Reader)(nil)
 )
 
-func newReader(o cas.Opener, m index.Manifest) *Reader {
+// chunkBufs holds chunk-sized buffers for verified reads.
+var chunkBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+func newReader(s *Store, m index.Manifest, what string) *Reader {
 	off := make([]int64, len(m.Chunks)+1)
 	for i, c := range m.Chunks {
 		off[i+1] = off[i] + int64(c.Len)
 	}
-	return &Reader{chunks: o, refs: m.Chunks, offsets: off, curIdx: -1}
+	return &Reader{s: s, what: what, refs: m.Chunks, offsets: off, curIdx: -1}
 }
 
 // Size returns the object's length.
 func (r *Reader) Size() int64 { return r.offsets[len(r.refs)] }
 
-// Read implements io.Reader. A chunk file shorter than its manifest says
-// gives io.ErrUnexpectedEOF.
+// Err returns the damage the reader found (wrapping ErrDamaged), or nil.
+// A handler that gave the reader to code that drops read errors
+// (http.ServeContent) asks it afterwards.
+func (r *Reader) Err() error { return r.err }
+
+// Check is for a reader about to be read to its end: it fails when a
+// chunk from the current position on is already recorded as damaged, and
+// verifies the chunk at the current position now, so that damage there is
+// reported before anything is sent. Reading then starts from the verified
+// chunk without reading it again.
+func (r *Reader) Check() error {
+	if r.pos >= r.Size() {
+		return nil
+	}
+	i := sort.Search(len(r.refs), func(i int) bool { return r.offsets[i+1] > r.pos })
+	if err := r.s.damage.check(r.what, r.refs[i:]); err != nil {
+		r.err = cmp.Or(r.err, err)
+		return err
+	}
+	_, err := r.load(r.pos)
+	return err
+}
+
+// load makes the chunk holding offset pos current, verified, and returns
+// its index.
+func (r *Reader) load(pos int64) (int, error) {
+	i := sort.Search(len(r.refs), func(i int) bool { return r.offsets[i+1] > pos })
+	if i == r.curIdx {
+		return i, nil
+	}
+	r.cur.Close()
+	r.cur, r.curIdx = cas.VerifiedChunk{}, -1
+	if r.buf == nil {
+		r.buf = chunkBufs.Get().(*[]byte)
+	}
+	ref := r.refs[i]
+	if err := r.s.damage.check(r.what, r.refs[i:i+1]); err != nil {
+		r.err = cmp.Or(r.err, err)
+		return i, err
+	}
+	c, err := r.s.verifier.Open(ref.Hash, int64(ref.Len), *r.buf)
+	if err != nil {
+		if cas.IsDamage(err) {
+			err = r.s.damage.found(r.what, ref.Hash, err)
+			r.err = cmp.Or(r.err, err)
+		}
+		return i, err
+	}
+	if c.Data != nil && cap(c.Data) > cap(*r.buf) {
+		*r.buf = c.Data[:0]
+	}
+	r.cur, r.curIdx = c, i
+	return i, nil
+}
+
+// Read implements io.Reader.
 func (r *Reader) Read(p []byte) (int, error) {
 	if r.pos >= r.Size() {
 		return 0, io.EOF
 	}
-	i := sort.Search(len(r.refs), func(i int) bool { return r.offsets[i+1] > r.pos })
-	if i != r.curIdx {
-		if r.cur != nil {
-			r.cur.Close()
-			r.cur = nil
-		}
-		f, err := r.chunks.Open(r.refs[i].Hash)
-		if err != nil {
-			return 0, err
-		}
-		r.cur, r.curIdx = f, i
+	i, err := r.load(r.pos)
+	if err != nil {
+		return 0, err
 	}
 	within := r.pos - r.offsets[i]
 	if left := r.offsets[i+1] - r.pos; int64(len(p)) > left {
 		p = p[:left]
 	}
-	n, err := r.cur.ReadAt(p, within)
-	r.pos += int64(n)
-	if err == io.EOF {
+	var n int
+	if r.cur.Data != nil {
+		n = copy(p, r.cur.Data[within:])
+	} else if n, err = r.cur.File.ReadAt(p, within); errors.Is(err, io.EOF) {
 		if n < len(p) {
-			return n, fmt.Errorf("media: chunk %s is shorter than its manifest says: %w", r.refs[i].Hash.Short(), io.ErrUnexpectedEOF)
+			// Shrunk since it was checked: damage after all.
+			err = r.s.damage.found(r.what, r.refs[i].Hash, fmt.Errorf("%w: chunk %s shrank while read", cas.ErrCorrupt, r.refs[i].Hash.Short()))
+			r.err = cmp.Or(r.err, err)
+			return 0, err
 		}
 		err = nil
 	}
+	r.pos += int64(n)
 	return n, err
 }
 
@@ -133,46 +209,52 @@ func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
-// Close releases the open chunk file.
+// Close releases the open chunk file and the buffer.
 func (r *Reader) Close() error {
-	if r.cur != nil {
-		err := r.cur.Close()
-		r.cur = nil
-		r.curIdx = -1
-		return err
+	err := r.cur.Close()
+	r.cur, r.curIdx = cas.VerifiedChunk{}, -1
+	if r.buf != nil {
+		chunkBufs.Put(r.buf)
+		r.buf = nil
 	}
-	return nil
+	return err
 }
 
-// WriteTo writes the object from the current position to the end, handing
-// each chunk file to w as an *os.File (an http.ResponseWriter on a TCP
-// connection then sends it with sendfile, without copying through user
-// space). It implements io.WriterTo.
+// WriteTo writes the object from the current position to the end, one
+// verified chunk at a time: a chunk read and hashed now is written from the
+// buffer it was read into; one trusted by its file's identity is handed to w
+// as an *os.File (an http.ResponseWriter on a TCP connection then sends it
+// with sendfile, without copying through user space). It stops before the
+// first damaged chunk. It implements io.WriterTo.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for r.pos < r.Size() {
-		i := sort.Search(len(r.refs), func(i int) bool { return r.offsets[i+1] > r.pos })
-		f, err := r.chunks.Open(r.refs[i].Hash)
+		i, err := r.load(r.pos)
 		if err != nil {
 			return total, err
 		}
 		within := r.pos - r.offsets[i]
 		want := r.offsets[i+1] - r.pos
-		if within > 0 {
+		var n int64
+		if r.cur.Data != nil {
+			var m int
+			m, err = w.Write(r.cur.Data[within:])
+			n = int64(m)
+		} else {
+			f := r.cur.File
 			if _, err := f.Seek(within, io.SeekStart); err != nil {
-				f.Close()
 				return total, err
 			}
+			n, err = io.Copy(w, io.LimitReader(f, want))
+			if err == nil && n < want {
+				err = r.s.damage.found(r.what, r.refs[i].Hash, fmt.Errorf("%w: chunk %s shrank while read", cas.ErrCorrupt, r.refs[i].Hash.Short()))
+				r.err = cmp.Or(r.err, err)
+			}
 		}
-		n, err := io.Copy(w, io.LimitReader(f, want))
-		f.Close()
 		total += n
 		r.pos += n
 		if err != nil {
 			return total, err
-		}
-		if n < want {
-			return total, fmt.Errorf("media: chunk %s is shorter than its manifest says: %w", r.refs[i].Hash.Short(), io.ErrUnexpectedEOF)
 		}
 	}
 	return total, nil

@@ -23,6 +23,7 @@ const (
 	ProblemBadManifest     = "bad-manifest"     // a manifest cannot be decoded
 	ProblemMissingManifest = "missing-manifest" // a record's object has no manifest
 	ProblemBadRecord       = "bad-record"       // a media record cannot be decoded
+	ProblemRecordedDamage  = "recorded-damage"  // a read found the chunk damaged (cleared by RepairFrom)
 )
 
 // Problem is one piece of damage found by Fsck.
@@ -129,10 +130,23 @@ func (s *Store) Fsck(ctx context.Context) (FsckReport, error) {
 		}
 	}
 
+	// Damage that reads found and recorded, repaired or not since.
+	err := snap.ScanDamaged(func(h cas.Hash, d index.DamageRecord, decodeErr error) error {
+		p := Problem{Kind: ProblemRecordedDamage, Chunk: h, Detail: "found by a read of " + d.Media + ": " + d.Reason}
+		if decodeErr != nil {
+			p.Detail = decodeErr.Error()
+		}
+		rep.Problems = append(rep.Problems, p)
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+
 	// Objects: damaged when a chunk is missing, corrupt or the wrong size.
 	damagedObj := make(map[cas.Hash]string)
 	needed := make(map[cas.Hash]struct{})
-	err := snap.ScanManifests(func(h cas.Hash, m index.Manifest, decodeErr error) error {
+	err = snap.ScanManifests(func(h cas.Hash, m index.Manifest, decodeErr error) error {
 		rep.Objects++
 		if decodeErr != nil {
 			damagedObj[h] = ProblemBadManifest
@@ -193,7 +207,7 @@ func (s *Store) Fsck(ctx context.Context) (FsckReport, error) {
 	// Attach media names to the chunk and object problems they cause.
 	for i, p := range rep.Problems {
 		switch {
-		case p.Kind == ProblemCorruptChunk:
+		case p.Kind == ProblemCorruptChunk || p.Kind == ProblemRecordedDamage:
 			for obj := range damagedObj {
 				if m, err := snap.Manifest(obj); err == nil && containsChunk(m, p.Chunk) {
 					rep.Problems[i].Media = append(rep.Problems[i].Media, byObj[obj]...)

@@ -218,6 +218,9 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 		}
 	}
 	if err == nil {
+		err = s.dropDeadDamage(liveChunk)
+	}
+	if err == nil {
 		s.opts.Logger.Info("gc done", "objects", st.Objects, "objects_deleted", st.ObjectsDeleted,
 			"chunks", st.Chunks, "chunks_deleted", st.ChunksDeleted, "bytes_deleted", st.BytesDeleted,
 			"chunks_young", st.ChunksYoung)

@@ -50,6 +50,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+	// VerifyTTL is how long a chunk file verified by a read is trusted
+	// (sent with sendfile without hashing it again) while its identity is
+	// unchanged: default 5 s; negative: every read hashes (see cas.Verifier).
+	VerifyTTL time.Duration
 	// Thumbnails bound thumbnail work.
 	Thumbnails ThumbnailOptions
 	// Remote configures fetching other servers' media.
@@ -123,6 +127,8 @@ type Store struct {
 	remote    *remote
 	records   *recordCache
 	manifests *manifestCache
+	verifier  *cas.Verifier
+	damage    damage
 	// pendingMu makes counting and adding a user's created IDs one step.
 	pendingMu sync.Mutex
 	// maint serialises GC, Fsck, Backup and Close: each needs the chunk set
@@ -216,6 +222,12 @@ func Open(opts Options) (*Store, error) {
 	ro.withDefaults()
 	s.remote = &remote{opts: ro, failed: newBackoff(ro.BackoffServers), inflight: make(map[matrix.MXC]*fetchInFlight)}
 	s.pins.n = make(map[cas.Hash]int)
+	s.verifier = cas.NewVerifier(cs, cas.VerifyOptions{TTL: opts.VerifyTTL, Now: opts.Now})
+	s.damage.s = s
+	if err := s.damage.load(idx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -272,7 +272,7 @@ func (s *Store) makeThumbnail(rec Record, req thumbgen.Request, spec string) (Th
 	defer t.workers.Release(1)
 
 	// The header tells the cost before the source is read whole.
-	r, err := s.OpenObject(rec.Object)
+	r, err := s.OpenMedia(rec) // verified: never a thumbnail of damaged bytes
 	if err != nil {
 		return ThumbRecord{}, err
 	}

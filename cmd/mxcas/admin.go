@@ -88,6 +88,16 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		a.log.Info("admin: backup requested", "dest", req.Dest)
 		res, err = a.st.Backup(ctx, req.Dest)
+	case "/repair":
+		var req struct {
+			From string `json:"from"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || !filepath.IsAbs(req.From) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"from\": absolute path}"})
+			return
+		}
+		a.log.Info("admin: repair requested", "from", req.From)
+		res, err = a.st.RepairFrom(ctx, req.From)
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown admin operation"})
 		return
@@ -113,6 +123,7 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var adminRefusals = map[string]error{
 	"gc":          media.ErrGCRefused,
 	"backup_dest": media.ErrBackupDest,
+	"repair_src":  media.ErrRepairSource,
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -124,3 +124,34 @@ func TestFsckStoreHeldWithoutAdmin(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 2 and \"in use by another process\"", code, stderr)
 	}
 }
+
+// fsck -repair-from with no server running: it copies the damaged and the
+// missing chunk back from a backup and ends healthy; a source that is not a
+// data directory is refused (exit 2).
+func TestFsckRepairFromOffline(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	cfg := writeConfig(t, data)
+	bodies := map[string][]byte{"AAAA": content(1, 300<<10), "BBBB": content(2, 400<<10)}
+	uploadMedia(t, data, bodies)
+	backup := filepath.Join(t.TempDir(), "backup")
+	if code, out, errs := runMain(t, "backup", "-config", cfg, backup); code != 0 {
+		t.Fatalf("backup: exit %d %s%s", code, out, errs)
+	}
+	a, b := chunkHashes(t, data, bodies["AAAA"]), chunkHashes(t, data, bodies["BBBB"])
+	corrupt, missing := onlyIn(t, a, b), onlyIn(t, b, a)
+	if err := os.WriteFile(chunkFile(data, corrupt), []byte("not it"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(chunkFile(data, missing)); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runMain(t, "fsck", "-config", cfg, "-repair-from", t.TempDir()); code != 2 {
+		t.Errorf("repair from an empty directory: exit %d, want 2\n%s%s", code, out, errs)
+	}
+	code, out, errs := runMain(t, "fsck", "-config", cfg, "-repair-from", backup)
+	if code != 0 || !strings.Contains(out, "repaired: chunk "+corrupt.String()) ||
+		!strings.Contains(out, "repaired: chunk "+missing.String()) || !strings.Contains(out, "healthy") {
+		t.Fatalf("fsck -repair-from: exit %d, want 0, both chunks repaired, healthy:\n%s%s", code, out, errs)
+	}
+	checkStore(t, data, bodies)
+}

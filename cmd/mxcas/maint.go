@@ -49,18 +49,51 @@ func refusedStatus(err error, refusals ...error) int {
 }
 
 func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
-	cfg, _, err := loadConfig("fsck", args, stderr, nil)
+	var from string
+	cfg, rest, err := loadConfig("fsck", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&from, "repair-from", "", "copy damaged or missing chunks back from this data `directory` (a backup, say)")
+	})
 	if err != nil {
 		return 2
 	}
-	var rep media.FsckReport
-	err = withStore(cfg, logger, "fsck", nil, &rep, func(ctx context.Context, st *media.Store) (err error) {
-		rep, err = st.Fsck(ctx)
-		return err
-	})
-	if err != nil {
-		fmt.Fprintln(stderr, "mxcas fsck:", err)
+	if len(rest) != 0 {
+		fmt.Fprintln(stderr, "usage: mxcas fsck [-config FILE] [-repair-from DIR]")
 		return 2
+	}
+	var rep media.FsckReport
+	if from != "" {
+		if from, err = filepath.Abs(from); err != nil {
+			fmt.Fprintln(stderr, "mxcas fsck:", err)
+			return 2
+		}
+		var rr media.RepairReport
+		err = withStore(cfg, logger, "repair", map[string]string{"from": from}, &rr, func(ctx context.Context, st *media.Store) (err error) {
+			rr, err = st.RepairFrom(ctx, from)
+			return err
+		})
+		if err != nil {
+			fmt.Fprintln(stderr, "mxcas fsck:", err)
+			return refusedStatus(err, media.ErrRepairSource)
+		}
+		for _, h := range rr.Copied {
+			fmt.Fprintln(stdout, "repaired: chunk", h, "copied from", from)
+		}
+		for _, h := range rr.Cleared {
+			fmt.Fprintln(stdout, "cleared: chunk", h, "checks out; its damage record is removed")
+		}
+		for _, h := range rr.Unrepaired {
+			fmt.Fprintln(stdout, "not repaired: chunk", h, "is not intact in", from)
+		}
+		rep = rr.After
+	} else {
+		err = withStore(cfg, logger, "fsck", nil, &rep, func(ctx context.Context, st *media.Store) (err error) {
+			rep, err = st.Fsck(ctx)
+			return err
+		})
+		if err != nil {
+			fmt.Fprintln(stderr, "mxcas fsck:", err)
+			return 2
+		}
 	}
 	fmt.Fprintf(stdout, "checked %d media, %d objects, %d chunks (%d bytes); %d orphan chunks\n",
 		rep.Media, rep.Objects, rep.Chunks, rep.Bytes, rep.Orphans)

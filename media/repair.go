@@ -1,0 +1,123 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/mxcas/mxcas/cas"
+)
+
+// ErrRepairSource: the directory to repair from is not a data directory
+// whose chunks can be read.
+var ErrRepairSource = errors.New("media: repair source refused")
+
+// RepairReport says what RepairFrom did.
+type RepairReport struct {
+	// Copied lists the chunks copied back from the source.
+	Copied []cas.Hash `json:"copied,omitempty"`
+	// Cleared lists damage records cleared because the chunk now checks out.
+	Cleared []cas.Hash `json:"cleared,omitempty"`
+	// Unrepaired lists damaged chunks the source did not have intact.
+	Unrepaired []cas.Hash `json:"unrepaired,omitempty"`
+	// After is the Fsck of the store once the repair is done.
+	After FsckReport `json:"after"`
+}
+
+// RepairFrom repairs damaged and missing chunks from src, another data
+// directory holding the same content (a backup made by Backup, say): it
+// runs Fsck, then, for each chunk found corrupt, of the wrong size, missing
+// or recorded as damaged by a read, copies the chunk from src when src has
+// it intact (checked against its hash), writing it through the chunk
+// store's durable write path, and clears its damage record. A recorded chunk
+// that now checks out only has its record cleared. Chunks src lacks or holds
+// damaged stay as they are. Nothing in src is written. It ends with a fresh
+// Fsck, in the report.
+func (s *Store) RepairFrom(ctx context.Context, src string) (RepairReport, error) {
+	var rep RepairReport
+	if s.opts.ReadOnly {
+		return rep, cas.ErrReadOnly
+	}
+	from, err := cas.OpenReadOnly(src)
+	if err != nil {
+		return rep, fmt.Errorf("%w: %s: %w", ErrRepairSource, src, err)
+	}
+	defer from.Close()
+	before, err := s.Fsck(ctx)
+	if err != nil {
+		return rep, err
+	}
+	need := make(map[cas.Hash]struct{})
+	for _, p := range before.Problems {
+		switch p.Kind {
+		case ProblemCorruptChunk, ProblemMissingChunk, ProblemChunkSize, ProblemRecordedDamage:
+			need[p.Chunk] = struct{}{}
+		}
+	}
+	hs := make([]cas.Hash, 0, len(need))
+	for h := range need {
+		hs = append(hs, h)
+	}
+	sort.Slice(hs, func(i, j int) bool { return string(hs[i][:]) < string(hs[j][:]) })
+
+	err = func() error {
+		s.maint.Lock() // no GC deletes what we put back meanwhile
+		defer s.maint.Unlock()
+		var buf []byte
+		for _, h := range hs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if _, err := s.cas.ReadChunk(h, buf); err == nil {
+				if err := s.clearDamage(h); err != nil {
+					return err
+				}
+				rep.Cleared = append(rep.Cleared, h)
+				continue
+			}
+			data, err := from.ReadChunk(h, buf)
+			if err != nil {
+				s.opts.Logger.Warn("repair: source lacks an intact copy", "chunk", h.String(), "err", err)
+				rep.Unrepaired = append(rep.Unrepaired, h)
+				continue
+			}
+			buf = data
+			if err := s.space.reserve(int64(len(data))); err != nil {
+				return err
+			}
+			// The damaged file goes first: Put keeps a file already in place.
+			if err := s.cas.Delete(h); err != nil {
+				return err
+			}
+			if _, err := s.cas.Put(h, data); err != nil {
+				return fmt.Errorf("media: repair chunk %s: %w", h.Short(), err)
+			}
+			if err := s.clearDamage(h); err != nil {
+				return err
+			}
+			s.opts.Logger.Info("repair: chunk copied back", "chunk", h.String(), "from", src)
+			rep.Copied = append(rep.Copied, h)
+		}
+		return nil
+	}()
+	if err != nil {
+		return rep, err
+	}
+	rep.After, err = s.Fsck(ctx)
+	return rep, err
+}
+
+// clearDamage deletes the damage record of h, in the index and in memory.
+func (s *Store) clearDamage(h cas.Hash) error {
+	b := s.idx.NewBatch()
+	defer b.Close()
+	if err := b.DeleteDamaged(h); err != nil {
+		return err
+	}
+	if err := b.Commit(); err != nil {
+		return noSpace(err)
+	}
+	s.damage.forget(h)
+	return nil
+}
