@@ -35,15 +35,15 @@ func newTestAPI(t *testing.T) *httptest.Server {
 	}))
 	t.Cleanup(whoami.Close)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := media.Open(media.Options{Create: true, Dir: t.TempDir(), Logger: quiet})
+	st, err := media.Open(media.Options{Create: true, Dir: t.TempDir(), Logger: quiet, FreezeUnauthenticated: true,
+		Local: func(s string) bool { return s == "hs.test" }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	api, err := New(Options{
-		Store:                 st,
-		Homeservers:           []Homeserver{{Name: "hs.test", ClientAPI: whoami.URL}},
-		FreezeUnauthenticated: true,
-		Logger:                quiet,
+		Store:       st,
+		Homeservers: []Homeserver{{Name: "hs.test", ClientAPI: whoami.URL}},
+		Logger:      quiet,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -241,5 +241,41 @@ func TestThumbnailBombOverHTTP(t *testing.T) {
 	}
 	if h := call(t, srv, "GET", "/healthz", "", ""); h.status != 200 {
 		t.Errorf("healthz after the bomb: %d", h.status)
+	}
+}
+
+// TestThumbnailErrorAnswers: the thumbnail request and thumbnail errors
+// media reports get their Matrix status, errcode and message.
+func TestThumbnailErrorAnswers(t *testing.T) {
+	srv := newTestAPI(t)
+	png, err := os.ReadFile("../thumbgen/testdata/video-001.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var u struct {
+		ContentURI string `json:"content_uri"`
+	}
+	json.Unmarshal([]byte(call(t, srv, "POST", "/_matrix/media/v3/upload", "alice", string(png)).body), &u)
+	img := "/_matrix/client/v1/media/thumbnail/hs.test/" + strings.TrimPrefix(u.ContentURI, "mxc://hs.test/")
+	json.Unmarshal([]byte(call(t, srv, "POST", "/_matrix/media/v3/upload", "alice", "just text").body), &u)
+	txt := "/_matrix/client/v1/media/thumbnail/hs.test/" + strings.TrimPrefix(u.ContentURI, "mxc://hs.test/")
+	for _, tt := range []struct {
+		path    string
+		status  int
+		errcode string
+		msg     string
+	}{
+		{img + "?height=32", 400, "M_MISSING_PARAM", "Missing width"},
+		{img + "?width=32", 400, "M_MISSING_PARAM", "Missing height"},
+		{img + "?width=0&height=32", 400, "M_INVALID_PARAM", "width must be a positive integer"},
+		{img + "?width=32&height=32&method=zoom", 400, "M_INVALID_PARAM", "method must be crop or scale"},
+		{img + "?width=32&height=32&animated=maybe", 400, "M_INVALID_PARAM", "animated must be true or false"},
+		{txt + "?width=32&height=32", 400, "M_UNKNOWN", "Cannot generate a thumbnail of this media"},
+		{"/_matrix/client/v1/media/thumbnail/hs.test/none?width=32&height=32", 404, "M_NOT_FOUND", "Media not found"},
+		// No fetcher: remote media is not available here.
+		{"/_matrix/client/v1/media/thumbnail/far.test/abc?width=32&height=32", 404, "M_NOT_FOUND", "Remote media is not available from this server"},
+		{"/_matrix/client/v1/media/download/far.test/abc", 404, "M_NOT_FOUND", "Remote media is not available from this server"},
+	} {
+		wantMatrixError(t, call(t, srv, "GET", tt.path, "alice", ""), tt.status, tt.errcode, tt.msg)
 	}
 }

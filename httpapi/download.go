@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"context"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -11,12 +9,6 @@ import (
 
 	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
-	"github.com/mxcas/mxcas/thumbgen"
-)
-
-const (
-	defaultWait = 20 * time.Second
-	maxWait     = 60 * time.Second
 )
 
 // download: GET /_matrix/client/v1/media/download/{server}/{id}[/{name}]
@@ -29,53 +21,51 @@ func (a *API) downloadLegacy(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 	return a.serveMedia(w, r, rc, true)
 }
 
-// lookup finds the record of the request's media, waiting up to timeout_ms
-// for a created ID's content.
-func (a *API) lookup(r *http.Request, rc *reqCtx, legacy bool) (media.Record, error) {
+// readOptions says who reads (the client API, or its unauthenticated
+// legacy paths, which alone know allow_remote) and how long to wait for a
+// created ID's content; media decides what the read gets.
+func readOptions(r *http.Request, legacy bool) (media.ReadOptions, error) {
+	wait, err := waitParam(r)
+	if err != nil {
+		return media.ReadOptions{}, err
+	}
+	o := media.ReadOptions{Path: media.ClientRead, Wait: wait}
+	if legacy {
+		o.Path = media.LegacyRead
+		o.NoRemote = r.URL.Query().Get("allow_remote") == "false"
+	}
+	return o, nil
+}
+
+// lookup resolves the request's media (media.Store.ResolveTo, start
+// included: nil, or where uncached remote media is streamed as it is
+// fetched).
+func (a *API) lookup(r *http.Request, rc *reqCtx, legacy bool, start func(media.RemoteMedia) io.Writer) (media.Record, bool, error) {
 	m, err := matrix.NewMXC(rc.param("server"), rc.param("id"))
 	if err != nil {
-		return media.Record{}, err
+		return media.Record{}, false, err
 	}
-	rec, err := a.opts.Store.Stat(m)
-	if errors.Is(err, media.ErrNotFound) && !a.local(m.Server) {
-		if legacy && !a.legacyMayFetch(r) {
-			return rec, err
-		}
-		rec, err = a.opts.Store.FetchRemote(r.Context(), m)
-		if errors.Is(err, media.ErrRemoteDisabled) {
-			return rec, errorf(http.StatusNotFound, "M_NOT_FOUND", "Remote media is not available from this server")
-		}
-	}
+	opt, err := readOptions(r, legacy)
 	if err != nil {
-		return rec, err
+		return media.Record{}, false, err
 	}
-	if rec.Quarantined {
-		return rec, media.ErrNotFound
-	}
-	if rec.Pending {
-		wait, err := waitParam(r)
-		if err != nil {
-			return rec, err
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), wait)
-		defer cancel()
-		if rec, err = a.opts.Store.Wait(ctx, m); err != nil {
-			return rec, err
-		}
-	}
-	// Frozen media is refused on the legacy paths once it has content (a
-	// created ID still answers 504 there, as Synapse does).
-	if legacy && rec.RequiresAuth {
-		return rec, media.ErrNotFound
-	}
-	return rec, nil
+	return a.opts.Store.ResolveTo(r.Context(), m, opt, start)
 }
 
 func (a *API) serveMedia(w http.ResponseWriter, r *http.Request, rc *reqCtx, legacy bool) error {
-	if done, err := a.streamRemote(w, r, rc, legacy); done || err != nil {
-		return err
+	var start func(media.RemoteMedia) io.Writer
+	if r.Method == http.MethodGet && isPlainGet(r) {
+		start = streamStart(w, unescape(rc.params.ByName("name")))
 	}
-	rec, err := a.lookup(r, rc, legacy)
+	rec, streamed, err := a.lookup(r, rc, legacy, start)
+	if streamed {
+		if err != nil {
+			// Headers are gone: all we can do is cut the response short.
+			a.log.Warn("remote download failed while streaming", "media", rc.param("server")+"/"+rc.param("id"), "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		return nil // remote media not cached yet, streamed while fetched
+	}
 	if err != nil {
 		return err
 	}
@@ -120,15 +110,6 @@ func (a *API) serveMedia(w http.ResponseWriter, r *http.Request, rc *reqCtx, leg
 		return nil
 	}
 	return serveContent(w, r, modified, body)
-}
-
-// legacyMayFetch reports whether a request on the unauthenticated legacy
-// paths may fetch remote media: not when it says allow_remote=false, and
-// never under the freeze (what a legacy path may serve predates the freeze;
-// remote media fetched now does not, and Synapse likewise stops fetching
-// for these paths).
-func (a *API) legacyMayFetch(r *http.Request) bool {
-	return !a.opts.FreezeUnauthenticated && r.URL.Query().Get("allow_remote") != "false"
 }
 
 // isPlainGet reports whether r asks for the whole object unconditionally;
@@ -222,11 +203,11 @@ func (a *API) thumbnailLegacy(w http.ResponseWriter, r *http.Request, rc *reqCtx
 // serveThumbnail answers a thumbnail: made on first request (once, however
 // many ask at the same moment), then served from the store.
 func (a *API) serveThumbnail(w http.ResponseWriter, r *http.Request, rc *reqCtx, legacy bool) error {
-	req, err := thumbnailRequest(r)
+	req, err := media.ParseThumbnailRequest(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	rec, err := a.lookup(r, rc, legacy)
+	rec, _, err := a.lookup(r, rc, legacy, nil)
 	if err != nil {
 		return err
 	}
@@ -243,48 +224,12 @@ func (a *API) serveThumbnail(w http.ResponseWriter, r *http.Request, rc *reqCtx,
 	return serveContent(w, r, time.UnixMilli(rec.Created), body)
 }
 
-// thumbnailRequest reads width, height, method and animated.
-func thumbnailRequest(r *http.Request) (thumbgen.Request, error) {
-	q := r.URL.Query()
-	req := thumbgen.Request{Method: q.Get("method"), Animated: q.Get("animated") == "true"}
-	for _, p := range []string{"width", "height"} {
-		if !q.Has(p) {
-			return req, errorf(http.StatusBadRequest, "M_MISSING_PARAM", "Missing %s", p)
-		}
-	}
-	var err error
-	if req.Width, err = strconv.Atoi(q.Get("width")); err != nil || req.Width <= 0 {
-		return req, errorf(http.StatusBadRequest, "M_INVALID_PARAM", "width must be a positive integer")
-	}
-	if req.Height, err = strconv.Atoi(q.Get("height")); err != nil || req.Height <= 0 {
-		return req, errorf(http.StatusBadRequest, "M_INVALID_PARAM", "height must be a positive integer")
-	}
-	if req.Method == "" {
-		req.Method = "scale"
-	}
-	if req.Method != "crop" && req.Method != "scale" {
-		return req, errorf(http.StatusBadRequest, "M_INVALID_PARAM", "method must be crop or scale")
-	}
-	if v := q.Get("animated"); v != "" && v != "true" && v != "false" {
-		return req, errorf(http.StatusBadRequest, "M_INVALID_PARAM", "animated must be true or false")
-	}
-	return req, nil
-}
-
-// streamRemote serves another server's media that is not cached yet while
-// it is being fetched and stored: the client gets the first bytes as soon
-// as they arrive. done reports that the answer was written.
-func (a *API) streamRemote(w http.ResponseWriter, r *http.Request, rc *reqCtx, legacy bool) (done bool, err error) {
-	m, err := matrix.NewMXC(rc.param("server"), rc.param("id"))
-	if err != nil || a.local(m.Server) || (legacy && !a.legacyMayFetch(r)) ||
-		r.Method != http.MethodGet || !isPlainGet(r) {
-		return false, nil // ranges and validators go through the store and ServeContent
-	}
-	if _, err := a.opts.Store.Stat(m); !errors.Is(err, media.ErrNotFound) {
-		return false, nil // cached (or another error lookup reports)
-	}
-	name := unescape(rc.params.ByName("name"))
-	_, streamed, err := a.opts.Store.FetchRemoteTo(r.Context(), m, func(rm media.RemoteMedia) io.Writer {
+// streamStart returns the start callback of media.Store.ResolveTo: it
+// writes the headers of remote media as its server sent them (name, when
+// set, is the file name the request asks for) and passes the bytes on as
+// they arrive.
+func streamStart(w http.ResponseWriter, name string) func(media.RemoteMedia) io.Writer {
+	return func(rm media.RemoteMedia) io.Writer {
 		h := w.Header()
 		h.Set("Content-Type", rm.ContentType)
 		n := rm.UploadName
@@ -298,22 +243,7 @@ func (a *API) streamRemote(w http.ResponseWriter, r *http.Request, rc *reqCtx, l
 		}
 		w.WriteHeader(http.StatusOK)
 		return flushWriter{w}
-	})
-	if streamed {
-		if err != nil {
-			// Headers are gone: all we can do is cut the response short.
-			a.log.Warn("remote download failed while streaming", "media", m.String(), "err", err)
-			panic(http.ErrAbortHandler)
-		}
-		return true, nil
 	}
-	if errors.Is(err, media.ErrRemoteDisabled) {
-		return true, errorf(http.StatusNotFound, "M_NOT_FOUND", "Remote media is not available from this server")
-	}
-	if err != nil {
-		return true, err
-	}
-	return false, nil // another request fetched it: serve it from the store
 }
 
 // flushWriter sends each piece to the client at once.
@@ -326,15 +256,15 @@ func (f flushWriter) Write(p []byte) (int, error) {
 }
 
 // waitParam reads timeout_ms: how long to wait for a created ID's content
-// (default 20 s, at most 60 s).
+// (default media.DefaultWait; media caps it at media.MaxWait).
 func waitParam(r *http.Request) (time.Duration, error) {
 	v := r.URL.Query().Get("timeout_ms")
 	if v == "" {
-		return defaultWait, nil
+		return media.DefaultWait, nil
 	}
 	ms, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || ms < 0 {
 		return 0, errorf(http.StatusBadRequest, "M_INVALID_PARAM", "timeout_ms must be a non-negative integer")
 	}
-	return min(time.Duration(ms)*time.Millisecond, maxWait), nil
+	return time.Duration(min(ms, media.MaxWait.Milliseconds())) * time.Millisecond, nil
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
-	"github.com/mxcas/mxcas/thumbgen"
 )
 
 // Error is a Matrix error answer: status, errcode and message. Handlers
@@ -51,11 +50,13 @@ func toMatrix(err error) *Error {
 		return errorf(http.StatusServiceUnavailable, "M_UNKNOWN", "The media store failed; the server is restarting")
 	case errors.As(err, &mbe), errors.Is(err, media.ErrTooLarge):
 		return errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "The upload is larger than this server allows")
-	case errors.Is(err, thumbgen.ErrTooLarge):
+	case errors.Is(err, media.ErrThumbnailTooLarge):
 		return errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "The image is too large to thumbnail")
-	case errors.Is(err, thumbgen.ErrBadRequest):
-		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%s", err)
-	case errors.Is(err, thumbgen.ErrUnsupported), errors.Is(err, thumbgen.ErrCorrupt):
+	case errors.Is(err, media.ErrMissingParam):
+		return errorf(http.StatusBadRequest, "M_MISSING_PARAM", "Missing %s", detail(err, media.ErrMissingParam))
+	case errors.Is(err, media.ErrBadParam):
+		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%s", detail(err, media.ErrBadParam))
+	case errors.Is(err, media.ErrCannotThumbnail):
 		return errorf(http.StatusBadRequest, "M_UNKNOWN", "Cannot generate a thumbnail of this media")
 	case errors.Is(err, media.ErrBusy):
 		return &Error{Status: http.StatusTooManyRequests, Code: "M_LIMIT_EXCEEDED",
@@ -67,7 +68,9 @@ func toMatrix(err error) *Error {
 	case errors.Is(err, media.ErrRemoteUnavailable):
 		return errorf(http.StatusBadGateway, "M_UNKNOWN", "The remote server is unreachable or failing")
 	case errors.Is(err, matrix.ErrInvalid):
-		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%s", trimPrefix(err))
+		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%s", detail(err, matrix.ErrInvalid))
+	case errors.Is(err, media.ErrRemoteDisabled):
+		return errorf(http.StatusNotFound, "M_NOT_FOUND", "Remote media is not available from this server")
 	case errors.Is(err, media.ErrNotFound):
 		return errorf(http.StatusNotFound, "M_NOT_FOUND", "Media not found")
 	case errors.Is(err, media.ErrForbidden):
@@ -89,9 +92,11 @@ func toMatrix(err error) *Error {
 	return errorf(http.StatusInternalServerError, "M_UNKNOWN", "Internal server error")
 }
 
-func trimPrefix(err error) string {
+// detail is err's message after its sentinel's ("sentinel: detail"), or
+// the whole message when it does not start with it.
+func detail(err, sentinel error) string {
 	s := err.Error()
-	if p := "matrix: invalid identifier: "; len(s) > len(p) && s[:len(p)] == p {
+	if p := sentinel.Error() + ": "; len(s) > len(p) && s[:len(p)] == p {
 		return s[len(p):]
 	}
 	return s

@@ -90,23 +90,13 @@ func (a *API) serveFederation(w http.ResponseWriter, r *http.Request, rc *reqCtx
 	if err != nil {
 		return err
 	}
-	rec, err := a.opts.Store.Stat(m)
+	wait, err := waitParam(r)
 	if err != nil {
 		return err
 	}
-	if rec.Remote || rec.Quarantined {
-		return media.ErrNotFound // only our own media goes out over federation
-	}
-	if rec.Pending {
-		wait, err := waitParam(r)
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), wait)
-		defer cancel()
-		if rec, err = a.opts.Store.Wait(ctx, m); err != nil {
-			return err
-		}
+	rec, err := a.opts.Store.Resolve(r.Context(), m, media.ReadOptions{Path: media.FederationRead, Wait: wait})
+	if err != nil {
+		return err
 	}
 	var (
 		body        *media.Reader
@@ -114,7 +104,7 @@ func (a *API) serveFederation(w http.ResponseWriter, r *http.Request, rc *reqCtx
 		disposition string
 	)
 	if thumb {
-		req, err := thumbnailRequest(r)
+		req, err := media.ParseThumbnailRequest(r.URL.Query())
 		if err != nil {
 			return err
 		}

@@ -130,11 +130,11 @@ func TestLegacyPathsUnderFreezeNeverFetchRemote(t *testing.T) {
 	newAPI := func(t *testing.T, freeze bool) (*httptest.Server, *countingFetcher) {
 		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 		f := &countingFetcher{}
-		st, err := media.Open(media.Options{Dir: t.TempDir(), Create: true, Logger: quiet, Remote: media.RemoteOptions{Fetcher: f, Frozen: freeze}})
+		st, err := media.Open(media.Options{Dir: t.TempDir(), Create: true, Logger: quiet, Remote: media.RemoteOptions{Fetcher: f}, FreezeUnauthenticated: freeze})
 		if err != nil {
 			t.Fatal(err)
 		}
-		api, err := New(Options{Store: st, FreezeUnauthenticated: freeze, Logger: quiet,
+		api, err := New(Options{Store: st, Logger: quiet,
 			Homeservers: []Homeserver{{Name: "hs.test", StaticTokens: map[string]string{"t": "@u:hs.test"}}}})
 		if err != nil {
 			t.Fatal(err)

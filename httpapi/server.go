@@ -17,7 +17,9 @@ import (
 	"github.com/mxcas/mxcas/media"
 )
 
-// Options configure the API.
+// Options configure the API. The legacy freeze and the limits of created
+// IDs are the store's options, as is what a read gets
+// (media.Store.Resolve).
 type Options struct {
 	Store       *media.Store
 	Homeservers []Homeserver
@@ -25,14 +27,7 @@ type Options struct {
 	TrustForwarded bool
 	// MaxUploadBytes caps an upload (default 100 MiB).
 	MaxUploadBytes int64
-	// FreezeUnauthenticated: media stored now is refused on the legacy
-	// unauthenticated download and thumbnail paths.
-	FreezeUnauthenticated bool
-	// UnusedExpires is how long a created ID waits for content (24 h).
-	UnusedExpires time.Duration
-	// MaxPendingPerUser caps created IDs without content (10).
-	MaxPendingPerUser int
-	Auth              AuthOptions
+	Auth           AuthOptions
 	// Keys verifies the X-Matrix signatures of federation requests.
 	Keys   KeySource
 	Logger *slog.Logger
@@ -63,12 +58,6 @@ func New(opts Options) (*API, error) {
 	}
 	if opts.MaxUploadBytes <= 0 {
 		opts.MaxUploadBytes = 100 << 20
-	}
-	if opts.UnusedExpires <= 0 {
-		opts.UnusedExpires = 24 * time.Hour
-	}
-	if opts.MaxPendingPerUser <= 0 {
-		opts.MaxPendingPerUser = 10
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -23,13 +23,12 @@ func (a *API) uploadInfo(r *http.Request, m matrix.MXC, uploader string) (media.
 		ct = "application/octet-stream"
 	}
 	return media.UploadInfo{
-		MXC:          m,
-		ContentType:  ct,
-		UploadName:   name,
-		Uploader:     uploader,
-		Size:         r.ContentLength, // -1 when chunked
-		MaxSize:      a.opts.MaxUploadBytes,
-		RequiresAuth: a.opts.FreezeUnauthenticated,
+		MXC:         m,
+		ContentType: ct,
+		UploadName:  name,
+		Uploader:    uploader,
+		Size:        r.ContentLength, // -1 when chunked
+		MaxSize:     a.opts.MaxUploadBytes,
 	}, nil
 }
 
@@ -71,18 +70,11 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 // create: POST /_matrix/media/v1/create
 func (a *API) create(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	m := matrix.MXC{Server: rc.hs.Name, MediaID: matrix.NewMediaID()}
-	expires := a.opts.Now().Add(a.opts.UnusedExpires)
-	_, err := a.opts.Store.Create(media.CreateInfo{
-		MXC:          m,
-		Uploader:     rc.user.ID,
-		Expires:      expires,
-		MaxPending:   a.opts.MaxPendingPerUser,
-		RequiresAuth: a.opts.FreezeUnauthenticated,
-	})
+	rec, err := a.opts.Store.Create(media.CreateInfo{MXC: m, Uploader: rc.user.ID})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"content_uri": m.String(), "unused_expires_at": expires.UnixMilli()})
+	writeJSON(w, http.StatusOK, map[string]any{"content_uri": m.String(), "unused_expires_at": rec.Expires})
 	return nil
 }
 

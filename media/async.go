@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
 
 	"github.com/mxcas/mxcas/matrix"
 )
@@ -16,15 +15,12 @@ import (
 type CreateInfo struct {
 	MXC      matrix.MXC
 	Uploader string
-	// Expires is when the ID lapses if no content arrives.
-	Expires time.Time
-	// MaxPending caps the user's created IDs without content (0: no cap).
-	MaxPending   int
-	RequiresAuth bool
 }
 
-// Create records a pending media ID. Over the user's cap it is
-// ErrPendingLimit; an ID that exists is ErrExists.
+// Create records a pending media ID, lapsing after
+// Options.UnusedExpires (the returned record's Expires). Over the user's
+// Options.MaxPendingPerUser it is ErrPendingLimit; an ID that exists is
+// ErrExists.
 func (s *Store) Create(info CreateInfo) (Record, error) {
 	if _, err := matrix.NewMXC(info.MXC.Server, info.MXC.MediaID); err != nil {
 		return Record{}, err
@@ -35,12 +31,13 @@ func (s *Store) Create(info CreateInfo) (Record, error) {
 	defer s.claims.release(info.MXC)
 	s.pendingMu.Lock() // count and add as one step per store
 	defer s.pendingMu.Unlock()
-	if info.MaxPending > 0 {
-		n, err := s.idx.CountPending(info.Uploader, s.opts.Now().UnixMilli())
+	now := s.opts.Now()
+	if maxPending := s.opts.MaxPendingPerUser; maxPending > 0 {
+		n, err := s.idx.CountPending(info.Uploader, now.UnixMilli())
 		if err != nil {
 			return Record{}, err
 		}
-		if n >= info.MaxPending {
+		if n >= maxPending {
 			return Record{}, fmt.Errorf("%w: %s has %d", ErrPendingLimit, info.Uploader, n)
 		}
 	}
@@ -51,10 +48,10 @@ func (s *Store) Create(info CreateInfo) (Record, error) {
 		Server:       info.MXC.Server,
 		MediaID:      info.MXC.MediaID,
 		Uploader:     info.Uploader,
-		Created:      s.opts.Now().UnixMilli(),
+		Created:      now.UnixMilli(),
 		Pending:      true,
-		Expires:      info.Expires.UnixMilli(),
-		RequiresAuth: info.RequiresAuth,
+		Expires:      now.Add(s.opts.UnusedExpires).UnixMilli(),
+		RequiresAuth: s.opts.FreezeUnauthenticated,
 	}
 	if err := s.space.reserve(recordBytes); err != nil {
 		return Record{}, err
@@ -115,8 +112,9 @@ func (s *Store) Fill(ctx context.Context, info UploadInfo, user string, body io.
 		return Record{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
 	}
 	info.Uploader = rec.Uploader
-	info.RequiresAuth = rec.RequiresAuth
-	filled, _, err := s.ingest(ctx, info, body, s.newRecord(info), &rec)
+	filled := s.newRecord(info)
+	filled.RequiresAuth = rec.RequiresAuth // as the freeze was when the ID was created
+	filled, _, err = s.ingest(ctx, info, body, filled, &rec)
 	return filled, err
 }
 

@@ -41,12 +41,6 @@ type RemoteOptions struct {
 	// (default 10000): the least recently failed are forgotten first, so
 	// requests naming many servers do not grow memory without bound.
 	BackoffServers int
-	// Local reports whether a server name is one of ours: never fetched.
-	Local func(server string) bool
-	// Frozen marks remote media stored while it is true as RequiresAuth,
-	// as uploads are under the legacy freeze: the unauthenticated legacy
-	// paths then refuse it.
-	Frozen bool
 }
 
 // Remote fetch errors.
@@ -102,7 +96,7 @@ func (s *Store) FetchRemoteTo(ctx context.Context, m matrix.MXC, start func(Remo
 	if r == nil || r.opts.Fetcher == nil {
 		return Record{}, false, fmt.Errorf("%w: %s", ErrRemoteDisabled, m)
 	}
-	if r.opts.Local != nil && r.opts.Local(m.Server) {
+	if s.local(m.Server) {
 		return Record{}, false, fmt.Errorf("%w: %s", ErrNotFound, m) // ours: never over federation
 	}
 	r.mu.Lock()
@@ -237,7 +231,7 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 	rec := Record{
 		Server: m.Server, MediaID: m.MediaID, Object: obj, Size: man.Size, ContentType: rm.ContentType,
 		UploadName: rm.UploadName, Created: s.opts.Now().UnixMilli(), Remote: true,
-		RequiresAuth: s.remote.opts.Frozen,
+		RequiresAuth: s.opts.FreezeUnauthenticated, // as uploads are under the freeze
 	}
 	if err := s.commitRecord(rec, man, known, nil); err != nil {
 		return Record{}, err

@@ -40,8 +40,8 @@ func (f *fetcher) Fetch(_ context.Context, m matrix.MXC) (media.RemoteMedia, err
 func openRemote(t *testing.T, f *fetcher, max int64) *media.Store {
 	t.Helper()
 	s, err := media.Open(media.Options{Create: true, Dir: t.TempDir(), Remote: media.RemoteOptions{
-		Fetcher: f, MaxBytes: max, Local: func(s string) bool { return s == "ours.test" },
-	}})
+		Fetcher: f, MaxBytes: max,
+	}, Local: func(s string) bool { return s == "ours.test" }})
 	if err != nil {
 		t.Fatal(err)
 	}

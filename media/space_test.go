@@ -19,7 +19,6 @@ import (
 
 	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
-	"github.com/mxcas/mxcas/thumbgen"
 )
 
 // disk is a FreeSpace whose answer the test sets, counting the calls.
@@ -100,11 +99,11 @@ func TestFreeSpaceRefusesWrites(t *testing.T) {
 		t.Errorf("re-upload of stored content: %v, want ErrNoSpace", err)
 	}
 	checkNotFound(t, s, "c")
-	if _, err := s.Create(media.CreateInfo{MXC: mxc("d"), Uploader: "@u:s", Expires: clk.Now().Add(time.Hour)}); !errors.Is(err, media.ErrNoSpace) {
+	if _, err := s.Create(media.CreateInfo{MXC: mxc("d"), Uploader: "@u:s"}); !errors.Is(err, media.ErrNoSpace) {
 		t.Errorf("create: %v, want ErrNoSpace", err)
 	}
 	checkNotFound(t, s, "d")
-	if _, _, err := s.Thumbnail(context.Background(), a, thumbgen.Request{Width: 32, Height: 32, Method: "crop"}); !errors.Is(err, media.ErrNoSpace) {
+	if _, _, err := s.Thumbnail(context.Background(), a, media.ThumbnailRequest{Width: 32, Height: 32, Method: "crop"}); !errors.Is(err, media.ErrNoSpace) {
 		t.Errorf("thumbnail: %v, want ErrNoSpace", err)
 	}
 	if _, err := s.FetchRemote(context.Background(), remote); !errors.Is(err, media.ErrNoSpace) {
@@ -121,7 +120,7 @@ func TestFreeSpaceRefusesWrites(t *testing.T) {
 	if _, err := s.FetchRemote(context.Background(), remote); err != nil {
 		t.Errorf("remote fetch once space returned: %v", err)
 	}
-	if _, _, err := s.Thumbnail(context.Background(), a, thumbgen.Request{Width: 32, Height: 32, Method: "crop"}); err != nil {
+	if _, _, err := s.Thumbnail(context.Background(), a, media.ThumbnailRequest{Width: 32, Height: 32, Method: "crop"}); err != nil {
 		t.Errorf("thumbnail once space returned: %v", err)
 	}
 	checkHealthy(t, s)

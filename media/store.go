@@ -58,6 +58,22 @@ type Options struct {
 	Thumbnails ThumbnailOptions
 	// Remote configures fetching other servers' media.
 	Remote RemoteOptions
+	// Local reports whether a server name (as the mxc URI writes it) is one
+	// this store serves media for: its media is never fetched over
+	// federation, and a read of an unknown local ID is not found. nil: no
+	// server is local.
+	Local func(server string) bool
+	// FreezeUnauthenticated marks media stored while it is set (uploads,
+	// created IDs, remote media fetched) as requiring authentication: the
+	// unauthenticated legacy paths refuse it, and under the freeze they
+	// fetch no remote media (see Resolve).
+	FreezeUnauthenticated bool
+	// UnusedExpires is how long a created ID waits for its content
+	// (default 24 h).
+	UnusedExpires time.Duration
+	// MaxPendingPerUser caps a user's created IDs without content
+	// (default 10; negative: no cap).
+	MaxPendingPerUser int
 	// ReadOnly opens an existing store without changing a byte of it
 	// (verification tools); writes fail.
 	ReadOnly bool
@@ -101,6 +117,15 @@ func (o *Options) Validate() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.UnusedExpires == 0 {
+		o.UnusedExpires = 24 * time.Hour
+	}
+	if o.UnusedExpires < 0 {
+		return errors.New("media: Options.UnusedExpires is negative")
+	}
+	if o.MaxPendingPerUser == 0 {
+		o.MaxPendingPerUser = 10
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

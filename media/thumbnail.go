@@ -22,7 +22,7 @@ import (
 // ThumbnailSize is one size generated ahead of requests.
 type ThumbnailSize struct {
 	Width, Height int
-	Method        string // "crop" or "scale"
+	Method        ThumbnailMethod
 }
 
 // DefaultThumbnailSizes are the sizes the Matrix spec suggests.
@@ -74,8 +74,18 @@ func (o *ThumbnailOptions) withDefaults() {
 	o.Limits = o.Limits.WithDefaults()
 }
 
-// ErrBusy means too many thumbnail requests are already waiting.
-var ErrBusy = errors.New("media: too many thumbnail requests")
+// Thumbnail errors; Store.Thumbnail's errors wrap these (and thumbgen's,
+// for detail), never thumbgen's alone.
+var (
+	// ErrBusy means too many thumbnail requests are already waiting.
+	ErrBusy = errors.New("media: too many thumbnail requests")
+	// ErrCannotThumbnail: the media is not an image this server can
+	// thumbnail, or its image data is corrupt.
+	ErrCannotThumbnail = errors.New("media: cannot thumbnail this media")
+	// ErrThumbnailTooLarge: the source is over the thumbnail limits or the
+	// memory budget.
+	ErrThumbnailTooLarge = errors.New("media: too large to thumbnail")
+)
 
 // ThumbRecord describes a stored thumbnail.
 type ThumbRecord = index.ThumbRecord
@@ -170,9 +180,9 @@ func (s *Store) WaitThumbnailQueue() { s.thumbs.pending.Wait() }
 // (not an image, too large).
 func (s *Store) Pregenerate(ctx context.Context, rec Record) error {
 	for _, z := range s.thumbs.opts.Sizes {
-		r, _, err := s.Thumbnail(ctx, rec, thumbgen.Request{Width: z.Width, Height: z.Height, Method: z.Method})
+		r, _, err := s.Thumbnail(ctx, rec, ThumbnailRequest{Width: z.Width, Height: z.Height, Method: z.Method})
 		if err != nil {
-			if errors.Is(err, thumbgen.ErrUnsupported) || errors.Is(err, thumbgen.ErrTooLarge) || errors.Is(err, thumbgen.ErrCorrupt) ||
+			if errors.Is(err, ErrCannotThumbnail) || errors.Is(err, ErrThumbnailTooLarge) ||
 				errors.Is(err, ErrNoSpace) || errors.Is(err, ErrFailed) {
 				return err
 			}
@@ -187,12 +197,18 @@ func (s *Store) Pregenerate(ctx context.Context, rec Record) error {
 // Thumbnail returns a thumbnail of rec's content as req asks, making and
 // storing it on first use: concurrent requests for the same source and size
 // make it once. Thumbnails are keyed by the source object, so identical
-// uploads share them. Errors: thumbgen.ErrBadRequest, ErrUnsupported (not
-// an image), ErrTooLarge (over the limits or the memory budget), ErrCorrupt,
-// ErrBusy (too many waiting), or ctx's error while waiting.
-func (s *Store) Thumbnail(ctx context.Context, rec Record, req thumbgen.Request) (*Reader, ThumbRecord, error) {
+// uploads share them. Errors: ErrBadParam, ErrCannotThumbnail (not an image
+// this server can thumbnail, or corrupt), ErrThumbnailTooLarge (over the
+// limits or the memory budget), ErrBusy (too many waiting), or ctx's error
+// while waiting.
+func (s *Store) Thumbnail(ctx context.Context, rec Record, req ThumbnailRequest) (*Reader, ThumbRecord, error) {
+	r, tr, err := s.thumbnail(ctx, rec, req.thumbgen())
+	return r, tr, thumbnailErr(err)
+}
+
+func (s *Store) thumbnail(ctx context.Context, rec Record, req thumbgen.Request) (*Reader, ThumbRecord, error) {
 	if req.Method == "" {
-		req.Method = "scale"
+		req.Method = string(ThumbnailScale)
 	}
 	// A size over the cap is shrunk keeping its aspect ratio (a crop keeps
 	// its shape).

@@ -39,7 +39,7 @@ func uploadFile(t *testing.T, s *Store, id, path, ct string) Record {
 	return rec
 }
 
-func readThumb(t *testing.T, s *Store, rec Record, req thumbgen.Request) ([]byte, ThumbRecord) {
+func readThumb(t *testing.T, s *Store, rec Record, req ThumbnailRequest) ([]byte, ThumbRecord) {
 	t.Helper()
 	r, tr, err := s.Thumbnail(context.Background(), rec, req)
 	if err != nil {
@@ -57,7 +57,7 @@ func TestThumbnailStoredOnceAndShared(t *testing.T) {
 	s := thumbStore(t, ThumbnailOptions{Disabled: true})
 	a := uploadFile(t, s, "a", "../thumbgen/testdata/video-001.png", "image/png")
 	b := uploadFile(t, s, "b", "../thumbgen/testdata/video-001.png", "image/png") // same content, other ID
-	req := thumbgen.Request{Width: 32, Height: 32, Method: "crop"}
+	req := ThumbnailRequest{Width: 32, Height: 32, Method: "crop"}
 	first, tr := readThumb(t, s, a, req)
 	if tr.ContentType != "image/png" || tr.Width != 32 || tr.Height != 32 {
 		t.Errorf("thumbnail = %+v, want a 32x32 PNG", tr)
@@ -81,7 +81,7 @@ func TestThumbnailSingleFlight(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, _, err := s.Thumbnail(context.Background(), rec, thumbgen.Request{Width: 96, Height: 96, Method: "crop"})
+			r, _, err := s.Thumbnail(context.Background(), rec, ThumbnailRequest{Width: 96, Height: 96, Method: "crop"})
 			if err != nil {
 				t.Error(err)
 				return
@@ -111,7 +111,7 @@ func TestThumbnailPregeneration(t *testing.T) {
 		t.Errorf("pregenerated %d thumbnails, want %d", n, len(DefaultThumbnailSizes))
 	}
 	for _, z := range DefaultThumbnailSizes {
-		readThumb(t, s, rec, thumbgen.Request{Width: z.Width, Height: z.Height, Method: z.Method})
+		readThumb(t, s, rec, ThumbnailRequest{Width: z.Width, Height: z.Height, Method: z.Method})
 	}
 	if n := s.thumbs.made.Load(); n != int64(len(DefaultThumbnailSizes)) {
 		t.Errorf("requests for pregenerated sizes generated again (%d)", n)
@@ -121,7 +121,7 @@ func TestThumbnailPregeneration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Thumbnail(context.Background(), txt, thumbgen.Request{Width: 32, Height: 32, Method: "crop"}); !errors.Is(err, thumbgen.ErrUnsupported) {
+	if _, _, err := s.Thumbnail(context.Background(), txt, ThumbnailRequest{Width: 32, Height: 32, Method: "crop"}); !errors.Is(err, thumbgen.ErrUnsupported) {
 		t.Errorf("thumbnail of text: %v, want ErrUnsupported", err)
 	}
 }
@@ -154,7 +154,7 @@ func TestThumbnailBombRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, _, err = s.Thumbnail(context.Background(), rec, thumbgen.Request{Width: 32, Height: 32, Method: "crop"})
+	_, _, err = s.Thumbnail(context.Background(), rec, ThumbnailRequest{Width: 32, Height: 32, Method: "crop"})
 	if !errors.Is(err, thumbgen.ErrTooLarge) {
 		t.Fatalf("bomb: %v, want ErrTooLarge", err)
 	}
@@ -163,7 +163,7 @@ func TestThumbnailBombRefused(t *testing.T) {
 	}
 	// Still healthy: a real image thumbnails.
 	ok := uploadFile(t, s, "ok", "../thumbgen/testdata/video-001.png", "image/png")
-	readThumb(t, s, ok, thumbgen.Request{Width: 32, Height: 32, Method: "crop"})
+	readThumb(t, s, ok, ThumbnailRequest{Width: 32, Height: 32, Method: "crop"})
 }
 
 func TestGCKeepsThumbnailsOfLiveSources(t *testing.T) {
@@ -175,7 +175,7 @@ func TestGCKeepsThumbnailsOfLiveSources(t *testing.T) {
 	defer s.Close()
 	keep := uploadFile(t, s, "keep", "../thumbgen/testdata/video-001.png", "image/png")
 	drop := uploadFile(t, s, "drop", "../thumbgen/testdata/video-001.jpeg", "image/jpeg")
-	req := thumbgen.Request{Width: 32, Height: 32, Method: "crop"}
+	req := ThumbnailRequest{Width: 32, Height: 32, Method: "crop"}
 	want, _ := readThumb(t, s, keep, req)
 	readThumb(t, s, drop, req)
 	if err := s.Delete(matrix.MXC{Server: "s", MediaID: "drop"}); err != nil {

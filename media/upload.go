@@ -23,8 +23,7 @@ type UploadInfo struct {
 	// ends early is ErrTruncated; one that goes on is ErrTooLarge.
 	Size int64
 	// MaxSize, when positive, caps the body: more is ErrTooLarge.
-	MaxSize      int64
-	RequiresAuth bool
+	MaxSize int64
 }
 
 // Upload streams body into the store and records it as info.MXC. It returns
@@ -51,7 +50,8 @@ func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Re
 	return rec, err
 }
 
-// newRecord is the record of an upload before its content is known.
+// newRecord is the record of an upload before its content is known;
+// media stored under Options.FreezeUnauthenticated requires auth.
 func (s *Store) newRecord(info UploadInfo) Record {
 	return Record{
 		Server:       info.MXC.Server,
@@ -60,7 +60,7 @@ func (s *Store) newRecord(info UploadInfo) Record {
 		UploadName:   info.UploadName,
 		Uploader:     info.Uploader,
 		Created:      s.opts.Now().UnixMilli(),
-		RequiresAuth: info.RequiresAuth,
+		RequiresAuth: s.opts.FreezeUnauthenticated,
 	}
 }
 

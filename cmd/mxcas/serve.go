@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
@@ -55,16 +54,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	mo := mediaOptions(cfg, logger)
 	mo.Create = true // only serve creates a store (in a missing or empty data_dir)
 	mo.KeepBallast = true
-	local := make(map[string]bool)
-	for _, hs := range cfg.Homeservers {
-		local[strings.ToLower(hs.Name)] = true
-	}
 	mo.Remote = media.RemoteOptions{
 		MaxBytes: cfg.Federation.MaxRemoteBytes,
 		Timeout:  cfg.Federation.Timeout.Duration,
 		Backoff:  cfg.Federation.Backoff.Duration,
-		Local:    func(s string) bool { return local[strings.ToLower(s)] },
-		Frozen:   cfg.Server.FreezeUnauthenticated,
 	}
 	if fc != nil {
 		mo.Remote.Fetcher = media.FederationFetcher{Client: fc}
@@ -207,12 +200,9 @@ func federationClient(cfg config.Config, hss []httpapi.Homeserver) (*matrix.FedC
 // apiOptions turns the configuration into the API's options.
 func apiOptions(cfg config.Config, st *media.Store, logger *slog.Logger) (httpapi.Options, error) {
 	o := httpapi.Options{
-		Store:                 st,
-		TrustForwarded:        cfg.Server.TrustForwarded,
-		MaxUploadBytes:        cfg.Server.MaxUploadBytes,
-		FreezeUnauthenticated: cfg.Server.FreezeUnauthenticated,
-		UnusedExpires:         cfg.Uploads.UnusedExpires.Duration,
-		MaxPendingPerUser:     cfg.Uploads.MaxPendingPerUser,
+		Store:          st,
+		TrustForwarded: cfg.Server.TrustForwarded,
+		MaxUploadBytes: cfg.Server.MaxUploadBytes,
 		Auth: httpapi.AuthOptions{
 			CacheTTL:  cfg.Auth.CacheTTL.Duration,
 			CacheSize: cfg.Auth.CacheSize,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/mxcas/mxcas/config"
 	"github.com/mxcas/mxcas/media"
@@ -33,10 +34,18 @@ func loadConfig(name string, args []string, stderr io.Writer, extra func(*flag.F
 // mediaOptions turns the configuration into the store's options.
 func mediaOptions(cfg config.Config, logger *slog.Logger) media.Options {
 	t := cfg.Thumbnails
+	local := make(map[string]bool)
+	for _, hs := range cfg.Homeservers {
+		local[strings.ToLower(hs.Name)] = true
+	}
 	o := media.Options{
-		Dir:     cfg.Server.DataDir,
-		GCGrace: cfg.Storage.GCGrace.Duration,
-		Logger:  logger,
+		Dir:                   cfg.Server.DataDir,
+		GCGrace:               cfg.Storage.GCGrace.Duration,
+		Logger:                logger,
+		Local:                 func(s string) bool { return local[strings.ToLower(s)] },
+		FreezeUnauthenticated: cfg.Server.FreezeUnauthenticated,
+		UnusedExpires:         cfg.Uploads.UnusedExpires.Duration,
+		MaxPendingPerUser:     cfg.Uploads.MaxPendingPerUser,
 		// 0 is the default in both; the file's -1 (none) is negative here.
 		MinFreeBytes: cfg.Storage.MinFreeBytes,
 		BallastBytes: cfg.Storage.BallastBytes,
@@ -49,7 +58,7 @@ func mediaOptions(cfg config.Config, logger *slog.Logger) media.Options {
 		},
 	}
 	for _, z := range t.Sizes {
-		o.Thumbnails.Sizes = append(o.Thumbnails.Sizes, media.ThumbnailSize{Width: z.Width, Height: z.Height, Method: z.Method})
+		o.Thumbnails.Sizes = append(o.Thumbnails.Sizes, media.ThumbnailSize{Width: z.Width, Height: z.Height, Method: media.ThumbnailMethod(z.Method)})
 	}
 	return o
 }
