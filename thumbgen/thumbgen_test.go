@@ -498,7 +498,6 @@ func TestDecompressionBomb(t *testing.T) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		start := time.Now()
 		info, err := Sniff(src, Limits{})
 		if !errors.Is(err, ErrTooLarge) || info.Width == 0 {
 			t.Errorf("%s: Sniff = %+v, %v; want ErrTooLarge with the size", name, info, err)
@@ -509,11 +508,8 @@ func TestDecompressionBomb(t *testing.T) {
 				t.Errorf("%s: Generate: %v, want ErrTooLarge", name, err)
 			}
 		}
-		elapsed := time.Since(start)
 		runtime.ReadMemStats(&after)
-		if elapsed > time.Second {
-			t.Errorf("%s: refused in %v", name, elapsed)
-		}
+		// Refused from the header: decoding would allocate gigabytes.
 		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 10<<20 {
 			t.Errorf("%s: allocated %d bytes to refuse", name, alloc)
 		}
