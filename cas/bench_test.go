@@ -112,7 +112,7 @@ func BenchmarkOpenRead(b *testing.B) {
 	}
 	b.SetBytes(benchChunkSize)
 	for b.Loop() {
-		f, err := s.Open(h)
+		f, err := s.OpenChunk(h)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -42,8 +42,8 @@ func TestStorageConformance(t *testing.T) {
 			MaxChunk: 4 << 20,
 			Damage: func(t *testing.T, s cas.Storage, h cas.Hash) {
 				t.Helper()
-				if !cas.DamageMem(s.(*cas.MemStore), h) {
-					t.Fatalf("DamageMem(%s): not stored", h.Short())
+				if !s.(*cas.MemStore).Damage(h) {
+					t.Fatalf("Damage(%s): not stored", h.Short())
 				}
 			},
 		})

@@ -16,20 +16,21 @@
 // Store, durable) only at Commit. Storage is all of them: what a repository
 // holds. Store is the filesystem implementation above; MemStore is an
 // in-memory one for tests; cas/castest is the conformance suite every
-// implementation passes. OpenChunk and Open return stored bytes unchecked.
+// implementation passes. OpenChunk returns stored bytes unchecked.
 //
 // What is checked when. Every chunk is checked against its name before any
 // of its bytes leave the process: Verifier.Open (used by media's Reader for
 // downloads, ranges, conditional requests, federation downloads and
-// thumbnail sources) fstats the open file, refuses a length other than the
+// thumbnail sources) opens the Chunk, refuses a length other than the
 // manifest's, then reads the whole chunk into the caller's buffer and hashes
 // it; the caller sends from that buffer, so a cold chunk is read once. A
-// chunk that matched is remembered, by hash, with its file's identity
-// (device, inode, size, mtime, ctime) for Verifier's TTL (5 s by default,
-// 4096 entries): while the file under the name still has that identity it
-// is trusted without hashing and handed out as the open *os.File, which an
-// http.ResponseWriter sends with sendfile, so a hot chunk is hashed once per
-// TTL, not per request. Any write to the file, a replacement or a truncation
+// chunk that is a file (Filer) and matched is remembered, by hash, with its
+// file's identity (device, inode, size, mtime, ctime; fstat at open) for
+// Verifier's TTL (5 s by default, 4096 entries): while the file under the
+// name still has that identity it is trusted without hashing and handed out
+// as the open Chunk, whose *os.File an http.ResponseWriter sends with
+// sendfile, so a hot chunk is hashed once per TTL, not per request. A chunk
+// without a file (MemStore's) is read and hashed at every open. Any write to the file, a replacement or a truncation
 // changes its identity and sends it back through a full check; what the
 // cache does not catch is a change made without changing mtime or ctime
 // (the disk itself rotting under a page-cache copy that is still good,

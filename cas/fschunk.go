@@ -1,41 +1,55 @@
 package cas
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // OpenChunk opens chunk h for reading, as a Chunk whose File is the chunk
 // file (Filer). A missing chunk is ErrNotFound. The bytes are not checked.
 func (s *Store) OpenChunk(h Hash) (Chunk, error) {
-	f, err := s.Open(h)
+	f, err := s.open(h)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("cas: stat %s: %w", h.Short(), err)
+		return nil, fmt.Errorf("cas: stat chunk %s: %w", h.Short(), err)
 	}
-	return &fileChunk{f: f, size: fi.Size()}, nil
+	id := identity{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
+	return &fileChunk{f: f, id: id}, nil
+}
+
+// open opens chunk h's file. A missing chunk is ErrNotFound.
+func (s *Store) open(h Hash) (*os.File, error) {
+	f, err := os.Open(s.Path(h))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, h)
+	}
+	return f, err
 }
 
 // BeginBatch starts a batch: NewBatch, as the BatchWriter role.
 func (s *Store) BeginBatch() WriteBatch { return s.NewBatch() }
 
-// fileChunk is the filesystem Store's Chunk: the chunk file and its size
-// when opened.
+// fileChunk is the filesystem Store's Chunk: the chunk file and its
+// identity (size included) when opened.
 type fileChunk struct {
-	f    *os.File
-	size int64
+	f  *os.File
+	id identity
 }
 
 func (c *fileChunk) Read(p []byte) (int, error)                   { return c.f.Read(p) }
 func (c *fileChunk) ReadAt(p []byte, off int64) (int, error)      { return c.f.ReadAt(p, off) }
 func (c *fileChunk) Seek(offset int64, whence int) (int64, error) { return c.f.Seek(offset, whence) }
 func (c *fileChunk) Close() error                                 { return c.f.Close() }
-func (c *fileChunk) Size() int64                                  { return c.size }
+func (c *fileChunk) Size() int64                                  { return c.id.size }
 
 // File returns the chunk file (Filer).
 func (c *fileChunk) File() *os.File { return c.f }

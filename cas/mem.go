@@ -133,6 +133,27 @@ func (m *MemStore) Touch(h Hash, t time.Time) error {
 	return nil
 }
 
+// Damage replaces the stored bytes of chunk h with a copy whose middle
+// byte is flipped (one extra byte for the empty chunk), as a failing disk
+// might, and reports whether h was stored. For tests only (of MemStore's
+// users: damage detection); nothing else may call it.
+func (m *MemStore) Damage(h Hash) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.chunks[h]
+	if !ok {
+		return false
+	}
+	data := append([]byte(nil), e.data...)
+	if len(data) == 0 {
+		data = append(data, 0)
+	} else {
+		data[len(data)/2] ^= 0x01
+	}
+	m.chunks[h] = &memEntry{data: data, mod: e.mod}
+	return true
+}
+
 // Close does nothing: a MemStore holds no resources but memory.
 func (m *MemStore) Close() error { return nil }
 

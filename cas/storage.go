@@ -53,13 +53,6 @@ type (
 		OpenChunk(h Hash) (Chunk, error)
 	}
 
-	// Opener opens a stored chunk as its file: the filesystem Store's
-	// original read role, which media's object reader still uses. Code that
-	// works with any Storage uses ChunkOpener and asks a Chunk for Filer.
-	Opener interface {
-		Open(h Hash) (*os.File, error)
-	}
-
 	// Reader reads a whole chunk and checks it against h: an error wrapping
 	// ErrNotFound when it is not stored, ErrCorrupt when its stored bytes
 	// (including a short or long chunk) do not hash to h. buf is used when
@@ -139,7 +132,6 @@ type (
 
 var (
 	_ Storage     = (*Store)(nil)
-	_ Opener      = (*Store)(nil)
 	_ WriteBatch  = (*Batch)(nil)
 	_ Storage     = (*MemStore)(nil)
 	_ WriteBatch  = (*memBatch)(nil)

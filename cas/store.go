@@ -180,15 +180,6 @@ func (s *Store) Path(h Hash) string {
 	return filepath.Join(s.casDir, x[0:2], x[2:4], x)
 }
 
-// Open opens chunk h for reading. A missing chunk is ErrNotFound.
-func (s *Store) Open(h Hash) (*os.File, error) {
-	f, err := os.Open(s.Path(h))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, h)
-	}
-	return f, err
-}
-
 // Stat returns the file information of chunk h, or ErrNotFound.
 func (s *Store) Stat(h Hash) (fs.FileInfo, error) {
 	fi, err := os.Stat(s.Path(h))
@@ -202,7 +193,7 @@ func (s *Store) Stat(h Hash) (fs.FileInfo, error) {
 // it hashes to h: a mismatch is an error wrapping ErrCorrupt. The returned
 // slice aliases buf when it fits.
 func (s *Store) ReadChunk(h Hash, buf []byte) ([]byte, error) {
-	f, err := s.Open(h)
+	f, err := s.open(h)
 	if err != nil {
 		return nil, err
 	}

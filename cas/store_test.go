@@ -81,9 +81,9 @@ func checkChunk(t testing.TB, s *cas.Store, c chunk) {
 	} else if !bytes.Equal(got, c.data) {
 		t.Errorf("ReadChunk(%s) = %d bytes, want the %d put", c.h.Short(), len(got), len(c.data))
 	}
-	f, err := s.Open(c.h)
+	f, err := s.OpenChunk(c.h)
 	if err != nil {
-		t.Errorf("Open(%s): %v", c.h.Short(), err)
+		t.Errorf("OpenChunk(%s): %v", c.h.Short(), err)
 	} else {
 		got, err := io.ReadAll(cas.VerifyReader(f, c.h))
 		f.Close()
@@ -102,11 +102,11 @@ func checkChunk(t testing.TB, s *cas.Store, c chunk) {
 // checkMissing fails unless every read path reports ErrNotFound for h.
 func checkMissing(t testing.TB, s *cas.Store, h cas.Hash) {
 	t.Helper()
-	if f, err := s.Open(h); !errors.Is(err, cas.ErrNotFound) {
-		if f != nil {
-			f.Close()
+	if c, err := s.OpenChunk(h); !errors.Is(err, cas.ErrNotFound) {
+		if c != nil {
+			c.Close()
 		}
-		t.Errorf("Open(%s) error = %v, want ErrNotFound", h.Short(), err)
+		t.Errorf("OpenChunk(%s) error = %v, want ErrNotFound", h.Short(), err)
 	}
 	if _, err := s.Stat(h); !errors.Is(err, cas.ErrNotFound) {
 		t.Errorf("Stat(%s) error = %v, want ErrNotFound", h.Short(), err)
@@ -389,7 +389,7 @@ func testStore(t *testing.T, open func(t *testing.T) *cas.Store) {
 		if _, err := s.ReadChunk(c.h, nil); !errors.Is(err, cas.ErrCorrupt) {
 			t.Errorf("ReadChunk of a flipped chunk error = %v, want ErrCorrupt", err)
 		}
-		f, err := s.Open(c.h)
+		f, err := s.OpenChunk(c.h)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,11 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// FileOpener opens a stored chunk as a file (the filesystem store does).
-type FileOpener interface {
-	Open(h Hash) (*os.File, error)
-}
-
 // VerifyOptions configure a Verifier.
 type VerifyOptions struct {
 	// TTL is how long a chunk file, once read and found to match its hash,
@@ -31,9 +26,13 @@ type VerifyOptions struct {
 	Now func() time.Time
 }
 
-// Verifier opens chunks checked against their hash. Safe for concurrent use.
+// Verifier opens chunks checked against their hash. A chunk that is a file
+// (Filer) and was found intact is remembered by its file's identity for
+// TTL, and handed out unread while that identity is unchanged; any other
+// chunk (MemStore's, later an object's) is read and hashed at every Open.
+// Safe for concurrent use.
 type Verifier struct {
-	o    FileOpener
+	o    ChunkOpener
 	opts VerifyOptions
 	mu   sync.Mutex
 	seen *simplelru.LRU[Hash, verified]
@@ -53,7 +52,7 @@ type verified struct {
 }
 
 // NewVerifier returns a Verifier of the chunks o opens.
-func NewVerifier(o FileOpener, opts VerifyOptions) *Verifier {
+func NewVerifier(o ChunkOpener, opts VerifyOptions) *Verifier {
 	if opts.TTL == 0 {
 		opts.TTL = 5 * time.Second
 	}
@@ -67,22 +66,23 @@ func NewVerifier(o FileOpener, opts VerifyOptions) *Verifier {
 	return &Verifier{o: o, opts: opts, seen: l}
 }
 
-// VerifiedChunk is a chunk checked against its hash. Exactly one of File
+// VerifiedChunk is a chunk checked against its hash. Exactly one of Chunk
 // and Data is set.
 type VerifiedChunk struct {
-	// File is the chunk file, at offset 0, when it was trusted by its
-	// identity (verified within the TTL, unchanged since): read it or hand
-	// it to sendfile. The caller closes it.
-	File *os.File
+	// Chunk is the open chunk, when it was trusted by its file's identity
+	// (verified within the TTL, unchanged since; only a Filer chunk is):
+	// read it, or ask it for Filer and hand the file to sendfile. Its
+	// offset is unspecified: use ReadAt, or Seek first. Close closes it.
+	Chunk Chunk
 	// Data is the whole chunk, read and hashed now; it aliases the buf
 	// passed to Open when that was large enough.
 	Data []byte
 }
 
-// Close closes File, if any.
+// Close closes Chunk, if any.
 func (c VerifiedChunk) Close() error {
-	if c.File != nil {
-		return c.File.Close()
+	if c.Chunk != nil {
+		return c.Chunk.Close()
 	}
 	return nil
 }
@@ -93,34 +93,37 @@ func (c VerifiedChunk) Close() error {
 // errors are I/O errors. buf (grown when too small) receives the chunk when
 // it has to be read.
 func (v *Verifier) Open(h Hash, size int64, buf []byte) (VerifiedChunk, error) {
-	f, err := v.o.Open(h)
+	c, err := v.o.OpenChunk(h)
 	if err != nil {
 		return VerifiedChunk{}, err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		f.Close()
-		return VerifiedChunk{}, fmt.Errorf("cas: stat chunk %s: %w", h.Short(), err)
+	if c.Size() != size {
+		c.Close()
+		return VerifiedChunk{}, fmt.Errorf("%w: chunk %s has %d bytes, want %d", ErrCorrupt, h.Short(), c.Size(), size)
 	}
-	if st.Size != size {
-		f.Close()
-		return VerifiedChunk{}, fmt.Errorf("%w: chunk %s has %d bytes, want %d", ErrCorrupt, h.Short(), st.Size, size)
-	}
-	id := identity{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
+	var id identity
+	cached := false // whether c is a file whose identity the cache can hold
 	if v.opts.TTL > 0 {
-		v.mu.Lock()
-		e, ok := v.seen.Get(h)
-		v.mu.Unlock()
-		if ok && e.id == id && v.opts.Now().Sub(e.at) < v.opts.TTL {
-			return VerifiedChunk{File: f}, nil
+		if f, ok := c.(Filer); ok {
+			if id, err = fileIdentity(c, f.File()); err != nil {
+				c.Close()
+				return VerifiedChunk{}, fmt.Errorf("cas: stat chunk %s: %w", h.Short(), err)
+			}
+			cached = true
+			v.mu.Lock()
+			e, ok := v.seen.Get(h)
+			v.mu.Unlock()
+			if ok && e.id == id && v.opts.Now().Sub(e.at) < v.opts.TTL {
+				return VerifiedChunk{Chunk: c}, nil
+			}
 		}
 	}
 	if int64(cap(buf)) < size {
 		buf = make([]byte, size)
 	}
 	buf = buf[:size]
-	n, err := f.ReadAt(buf, 0)
-	f.Close()
+	n, err := c.ReadAt(buf, 0)
+	c.Close()
 	if err != nil && !(errors.Is(err, io.EOF) && int64(n) == size) {
 		if errors.Is(err, io.EOF) {
 			return VerifiedChunk{}, fmt.Errorf("%w: chunk %s: read %d of %d bytes", ErrCorrupt, h.Short(), n, size)
@@ -131,12 +134,25 @@ func (v *Verifier) Open(h Hash, size int64, buf []byte) (VerifiedChunk, error) {
 		v.forget(h)
 		return VerifiedChunk{}, fmt.Errorf("%w: chunk %s holds %s", ErrCorrupt, h.Short(), got.Short())
 	}
-	if v.opts.TTL > 0 {
+	if cached {
 		v.mu.Lock()
 		v.seen.Add(h, verified{id: id, at: v.opts.Now()})
 		v.mu.Unlock()
 	}
 	return VerifiedChunk{Data: buf}, nil
+}
+
+// fileIdentity returns the identity of chunk c's file f: the one the
+// filesystem Store took when it opened the file, or an fstat now.
+func fileIdentity(c Chunk, f *os.File) (identity, error) {
+	if fc, ok := c.(*fileChunk); ok {
+		return fc.id, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return identity{}, err
+	}
+	return identity{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}, nil
 }
 
 func (v *Verifier) forget(h Hash) {

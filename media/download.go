@@ -178,7 +178,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 	var n int
 	if r.cur.Data != nil {
 		n = copy(p, r.cur.Data[within:])
-	} else if n, err = r.cur.File.ReadAt(p, within); errors.Is(err, io.EOF) {
+	} else if n, err = r.cur.Chunk.ReadAt(p, within); errors.Is(err, io.EOF) {
 		if n < len(p) {
 			// Shrunk since it was checked: damage after all.
 			err = r.s.damage.found(r.what, r.refs[i].Hash, fmt.Errorf("%w: chunk %s shrank while read", cas.ErrCorrupt, r.refs[i].Hash.Short()))
@@ -209,7 +209,7 @@ func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
-// Close releases the open chunk file and the buffer.
+// Close releases the open chunk and the buffer.
 func (r *Reader) Close() error {
 	err := r.cur.Close()
 	r.cur, r.curIdx = cas.VerifiedChunk{}, -1
@@ -223,9 +223,9 @@ func (r *Reader) Close() error {
 // WriteTo writes the object from the current position to the end, one
 // verified chunk at a time: a chunk read and hashed now is written from the
 // buffer it was read into; one trusted by its file's identity is handed to w
-// as an *os.File (an http.ResponseWriter on a TCP connection then sends it
-// with sendfile, without copying through user space). It stops before the
-// first damaged chunk. It implements io.WriterTo.
+// as its *os.File (cas.Filer; an http.ResponseWriter on a TCP connection
+// then sends it with sendfile, without copying through user space). It
+// stops before the first damaged chunk. It implements io.WriterTo.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for r.pos < r.Size() {
@@ -241,11 +241,16 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 			m, err = w.Write(r.cur.Data[within:])
 			n = int64(m)
 		} else {
-			f := r.cur.File
-			if _, err := f.Seek(within, io.SeekStart); err != nil {
+			// Only an *os.File (in an io.LimitedReader) lets an
+			// http.ResponseWriter on a TCP connection use sendfile.
+			var src io.ReadSeeker = r.cur.Chunk
+			if f, ok := r.cur.Chunk.(cas.Filer); ok {
+				src = f.File()
+			}
+			if _, err := src.Seek(within, io.SeekStart); err != nil {
 				return total, err
 			}
-			n, err = io.Copy(w, io.LimitReader(f, want))
+			n, err = io.Copy(w, io.LimitReader(src, want))
 			if err == nil && n < want {
 				err = r.s.damage.found(r.what, r.refs[i].Hash, fmt.Errorf("%w: chunk %s shrank while read", cas.ErrCorrupt, r.refs[i].Hash.Short()))
 				r.err = cmp.Or(r.err, err)

@@ -90,7 +90,7 @@ func (s *Store) RepairFrom(ctx context.Context, src string) (RepairReport, error
 			if err := s.cas.Delete(h); err != nil {
 				return err
 			}
-			if _, err := s.cas.Put(h, data); err != nil {
+			if err := putChunk(s.cas, h, data); err != nil {
 				return fmt.Errorf("media: repair chunk %s: %w", h.Short(), err)
 			}
 			if err := s.clearDamage(h); err != nil {
@@ -106,6 +106,16 @@ func (s *Store) RepairFrom(ctx context.Context, src string) (RepairReport, error
 	}
 	rep.After, err = s.Fsck(ctx)
 	return rep, err
+}
+
+// putChunk stores one chunk, committed, through a batch of one.
+func putChunk(w cas.BatchWriter, h cas.Hash, data []byte) error {
+	b := w.BeginBatch()
+	if _, err := b.Put(h, data); err != nil {
+		b.Abort()
+		return err
+	}
+	return b.Commit()
 }
 
 // clearDamage deletes the damage record of h, in the index and in memory.

@@ -40,6 +40,14 @@ const HashName = "blake3-256"
 type Options struct {
 	// Dir is the data directory.
 	Dir string
+	// Chunks is where the chunks are stored. nil: the filesystem store
+	// under Dir (cas.Open, or cas.OpenReadOnly with ReadOnly), which also
+	// holds the data directory's lock. Tests give a cas.MemStore; the index,
+	// FORMAT and the free-space checks stay in Dir either way, and Pebble's
+	// own lock then keeps a second process out of the index. The Store owns
+	// it: Close closes it, also when Open fails. ReadOnly does not make a
+	// given Chunks read-only.
+	Chunks cas.Storage
 	// Chunker parameters. Zero means: those recorded in DATA/FORMAT, or
 	// chunker.DefaultParams for a new store. Non-zero parameters that differ
 	// from the store's are an error.
@@ -142,7 +150,7 @@ type Store struct {
 	opts      Options
 	params    chunker.Params
 	format    index.Format
-	cas       *cas.Store
+	cas       cas.Storage
 	idx       *index.DB
 	space     *space // nil when read-only
 	pins      pins
@@ -167,20 +175,27 @@ type Store struct {
 // is set and the directory is missing or empty.
 func Open(opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
+		if opts.Chunks != nil {
+			opts.Chunks.Close()
+		}
 		return nil, err
 	}
 	isNew, err := checkStoreDir(opts.Dir, opts.Create && !opts.ReadOnly)
 	if err != nil {
+		if opts.Chunks != nil {
+			opts.Chunks.Close()
+		}
 		return nil, err
 	}
-	openCAS := cas.Open
 	if opts.ReadOnly {
-		openCAS = cas.OpenReadOnly
 		opts.Thumbnails.Disabled = true
 	} else if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+		if opts.Chunks != nil {
+			opts.Chunks.Close()
+		}
 		return nil, fmt.Errorf("media: open: %w", err)
 	}
-	cs, err := openCAS(opts.Dir)
+	cs, err := openChunks(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -254,6 +269,19 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// openChunks returns opts.Chunks, or opens the filesystem chunk store
+// under opts.Dir.
+func openChunks(opts Options) (cas.Storage, error) {
+	switch {
+	case opts.Chunks != nil:
+		return opts.Chunks, nil
+	case opts.ReadOnly:
+		return cas.OpenReadOnly(opts.Dir)
+	default:
+		return cas.Open(opts.Dir)
+	}
 }
 
 // idFormat reads dir's FORMAT, giving it an ID unless readOnly.

@@ -179,7 +179,7 @@ func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit
 		return cas.Hash{}, m, false, err
 	}
 	defer ck.Release()
-	batch := s.cas.NewBatch()
+	batch := s.cas.BeginBatch()
 	defer batch.Abort()
 	for {
 		data, err := ck.Next()
