@@ -146,6 +146,23 @@ func wantNoSpace(t *testing.T, what string, status int, merr matrixErr) {
 	}
 }
 
+// diskConfig writes the configuration of the disk-full tests: a store in
+// data with the given [storage] min_free_bytes and ballast_bytes.
+func diskConfig(t *testing.T, data, minFree, ballast string) string {
+	t.Helper()
+	return writeConfig(t, data,
+		`shutdown_timeout = "5s"`,
+		"[storage]",
+		"min_free_bytes = "+minFree,
+		"ballast_bytes = "+ballast,
+		"[thumbnails]",
+		"pregenerate = false",
+		"[[homeserver]]",
+		`name = "`+diskHost+`"`,
+		`static_tokens = { "`+diskToken+`" = "@u:`+diskHost+`" }`,
+	)
+}
+
 // TestDiskFull runs a server process on a small tmpfs and fills it: writes
 // are refused with a clear error, never a hang; reads go on; the server
 // stops and starts again on the full disk; once space returns, writes
@@ -153,17 +170,7 @@ func wantNoSpace(t *testing.T, what string, status int, merr matrixErr) {
 func TestDiskFull(t *testing.T) {
 	mnt := mountTmpfs(t, 64<<20)
 	data := filepath.Join(mnt, "data")
-	cfg := writeConfig(t, data,
-		`shutdown_timeout = "5s"`,
-		"[storage]",
-		"min_free_bytes = 8388608",
-		"ballast_bytes = 4194304",
-		"[thumbnails]",
-		"pregenerate = false",
-		"[[homeserver]]",
-		`name = "`+diskHost+`"`,
-		`static_tokens = { "`+diskToken+`" = "@u:`+diskHost+`" }`,
-	)
+	cfg := diskConfig(t, data, "8388608", "4194304")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -329,17 +336,7 @@ func (s *server) wait(t *testing.T, bound time.Duration) int {
 func TestStoreFailureEndsServer(t *testing.T) {
 	mnt := mountTmpfs(t, 32<<20)
 	data := filepath.Join(mnt, "data")
-	cfg := writeConfig(t, data,
-		`shutdown_timeout = "5s"`,
-		"[storage]",
-		"min_free_bytes = 1",
-		"ballast_bytes = -1",
-		"[thumbnails]",
-		"pregenerate = false",
-		"[[homeserver]]",
-		`name = "`+diskHost+`"`,
-		`static_tokens = { "`+diskToken+`" = "@u:`+diskHost+`" }`,
-	)
+	cfg := diskConfig(t, data, "1", "-1")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	srv := startServer(t, ctx, cfg)
