@@ -6,8 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-
-	"golang.org/x/sys/unix"
 )
 
 // OpenChunk opens chunk h for reading, as a Chunk whose File is the chunk
@@ -17,12 +15,11 @@ func (s *Store) OpenChunk(h Hash) (Chunk, error) {
 	if err != nil {
 		return nil, err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	id, err := statIdentity(f)
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("cas: stat chunk %s: %w", h.Short(), err)
 	}
-	id := identity{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
 	return &fileChunk{f: f, id: id}, nil
 }
 

@@ -265,10 +265,13 @@ func (s *Store) Sync() error { return s.syncer.sync() }
 // Put stores one chunk durably: a Batch of one. It reports whether the
 // chunk was new. data must hash to h; Put does not check (the caller just
 // hashed it).
-func (s *Store) Put(h Hash, data []byte) (bool, error) {
-	b := s.NewBatch()
-	added, err := b.Put(h, data)
-	if err != nil {
+func (s *Store) Put(h Hash, data []byte) (bool, error) { return PutOne(s, h, data) }
+
+// PutOne stores one chunk in w through a batch of one, committed; added
+// reports whether it was new.
+func PutOne(w BatchWriter, h Hash, data []byte) (added bool, err error) {
+	b := w.BeginBatch()
+	if added, err = b.Put(h, data); err != nil {
 		b.Abort()
 		return false, err
 	}

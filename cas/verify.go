@@ -148,6 +148,11 @@ func fileIdentity(c Chunk, f *os.File) (identity, error) {
 	if fc, ok := c.(*fileChunk); ok {
 		return fc.id, nil
 	}
+	return statIdentity(f)
+}
+
+// statIdentity reads the identity of the open file f.
+func statIdentity(f *os.File) (identity, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return identity{}, err

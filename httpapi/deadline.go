@@ -321,7 +321,7 @@ func (w *guardedWriter) ReadFrom(src io.Reader) (int64, error) {
 // FlushError lets http.ResponseController flush through the guard.
 func (w *guardedWriter) FlushError() error {
 	w.start()
-	err := http.NewResponseController(w.ResponseWriter).Flush()
+	err := w.rc.Flush()
 	return w.account(0, err)
 }
 

@@ -48,8 +48,8 @@ func (e *RemoteError) Error() string {
 //
 // Outbound connections go through DialContext (give it the guarded dialer
 // of package netguard), except requests to the exact base URL of one of
-// Resolver.Routes, which the operator named and which use
-// RouteDialContext. Redirects are followed (at most MaxRedirects, never
+// Resolver.Routes, which the operator named and which use a plain dialer.
+// Redirects are followed (at most MaxRedirects, never
 // from https to http) and, like Location targets, dialled with
 // DialContext whoever sent them. The connection state is bounded: one
 // set of transports for every remote server, with bounded idle
@@ -65,9 +65,6 @@ type FedClient struct {
 	// DialContext opens every connection except those to routes; nil
 	// means a plain net.Dialer (no address is refused).
 	DialContext DialFunc
-	// RouteDialContext opens connections to the base URLs of
-	// Resolver.Routes; nil means a plain net.Dialer.
-	RouteDialContext DialFunc
 	// TLSConfig is the base TLS configuration (RootCAs, for tests); nil
 	// means the system's. The server name is set per destination.
 	TLSConfig *tls.Config
@@ -82,7 +79,7 @@ type FedClient struct {
 
 func (c *FedClient) init() {
 	c.initOnce.Do(func() {
-		c.transport = newFedTransport(c.DialContext, c.RouteDialContext, c.TLSConfig)
+		c.transport = newFedTransport(c.DialContext, c.TLSConfig)
 		c.resolver = c.Resolver
 		if c.resolver == nil {
 			c.resolver = &Resolver{HTTPClient: &http.Client{Transport: c.transport}}

@@ -90,7 +90,7 @@ type tlsPin struct{ host, name string }
 //     with the guard and tls.Client with that name; no keep-alive, so a
 //     connection checked for one name is never reused for another;
 //   - route: requests to the exact scheme://host of an operator route,
-//     dialled with FedClient.RouteDialContext (trusted). Redirects and
+//     dialled with a plain dialer (trusted). Redirects and
 //     Location targets elsewhere do not get that trust.
 //
 // guarded and pinned send to any host, so they are recycled (see
@@ -100,12 +100,10 @@ type fedTransport struct {
 	route           *http.Transport
 }
 
-func newFedTransport(dial, routeDial DialFunc, tlsConfig *tls.Config) *fedTransport {
+func newFedTransport(dial DialFunc, tlsConfig *tls.Config) *fedTransport {
+	routeDial := (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	if dial == nil {
-		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	}
-	if routeDial == nil {
-		routeDial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		dial = routeDial
 	}
 	var base *tls.Config
 	if tlsConfig != nil {

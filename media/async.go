@@ -53,9 +53,6 @@ func (s *Store) Create(info CreateInfo) (Record, error) {
 		Expires:      now.Add(s.opts.UnusedExpires).UnixMilli(),
 		RequiresAuth: s.opts.FreezeUnauthenticated,
 	}
-	if err := s.space.reserve(recordBytes); err != nil {
-		return Record{}, err
-	}
 	b := s.idx.NewBatch()
 	defer b.Close()
 	if err := b.PutMedia(rec); err != nil {
@@ -65,10 +62,10 @@ func (s *Store) Create(info CreateInfo) (Record, error) {
 		return Record{}, err
 	}
 	s.records.invalidate(info.MXC)
-	err := b.Commit()
+	err := s.commitRecords(b)
 	s.records.invalidate(info.MXC)
 	if err != nil {
-		return Record{}, noSpace(err)
+		return Record{}, err
 	}
 	return rec, nil
 }

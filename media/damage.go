@@ -113,10 +113,8 @@ func (s *Store) dropDeadDamage(live map[cas.Hash]struct{}) error {
 	if err != nil {
 		return err
 	}
-	for _, h := range dead {
-		if err := s.clearDamage(h); err != nil {
-			return err
-		}
+	if len(dead) == 0 {
+		return nil
 	}
-	return nil
+	return s.clearDamage(dead...)
 }

@@ -90,7 +90,7 @@ func (s *Store) RepairFrom(ctx context.Context, src string) (RepairReport, error
 			if err := s.cas.Delete(h); err != nil {
 				return err
 			}
-			if err := putChunk(s.cas, h, data); err != nil {
+			if _, err := cas.PutOne(s.cas, h, data); err != nil {
 				return fmt.Errorf("media: repair chunk %s: %w", h.Short(), err)
 			}
 			if err := s.clearDamage(h); err != nil {
@@ -108,26 +108,21 @@ func (s *Store) RepairFrom(ctx context.Context, src string) (RepairReport, error
 	return rep, err
 }
 
-// putChunk stores one chunk, committed, through a batch of one.
-func putChunk(w cas.BatchWriter, h cas.Hash, data []byte) error {
-	b := w.BeginBatch()
-	if _, err := b.Put(h, data); err != nil {
-		b.Abort()
-		return err
-	}
-	return b.Commit()
-}
-
-// clearDamage deletes the damage record of h, in the index and in memory.
-func (s *Store) clearDamage(h cas.Hash) error {
+// clearDamage deletes the damage records of hs, in the index (one batch)
+// and in memory.
+func (s *Store) clearDamage(hs ...cas.Hash) error {
 	b := s.idx.NewBatch()
 	defer b.Close()
-	if err := b.DeleteDamaged(h); err != nil {
-		return err
+	for _, h := range hs {
+		if err := b.DeleteDamaged(h); err != nil {
+			return err
+		}
 	}
 	if err := b.Commit(); err != nil {
 		return noSpace(err)
 	}
-	s.damage.forget(h)
+	for _, h := range hs {
+		s.damage.forget(h)
+	}
 	return nil
 }

@@ -352,11 +352,8 @@ func (s *Store) makeThumbnail(rec Record, req thumbgen.Request, spec string) (Th
 	if err := b.PutThumbnail(rec.Object, spec, tr); err != nil {
 		return ThumbRecord{}, err
 	}
-	if err := s.space.reserve(recordBytes); err != nil {
+	if err := s.commitRecords(b); err != nil {
 		return ThumbRecord{}, err
-	}
-	if err := b.Commit(); err != nil {
-		return ThumbRecord{}, noSpace(err)
 	}
 	return tr, nil
 }

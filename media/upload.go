@@ -109,9 +109,6 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec
 // batch: the object's manifest unless known, the record, its ownership
 // (local media), the end of its pending state, and usage.
 func (s *Store) commitRecord(rec Record, m index.Manifest, known bool, pending *Record) error {
-	if err := s.space.reserve(recordBytes); err != nil {
-		return err
-	}
 	b := s.idx.NewBatch()
 	defer b.Close()
 	if !known {
@@ -137,9 +134,19 @@ func (s *Store) commitRecord(rec Record, m index.Manifest, known bool, pending *
 	}
 	m0 := matrix.MXC{Server: rec.Server, MediaID: rec.MediaID}
 	s.records.invalidate(m0)
-	err := b.Commit()
+	err := s.commitRecords(b)
 	s.records.invalidate(m0)
-	return noSpace(err)
+	return err
+}
+
+// commitRecords commits a batch of new records: refused with ErrNoSpace
+// while the disk is under the free-space threshold, and a full disk met
+// by the commit itself is ErrNoSpace too.
+func (s *Store) commitRecords(b *index.Batch) error {
+	if err := s.space.reserve(recordBytes); err != nil {
+		return err
+	}
+	return noSpace(b.Commit())
 }
 
 // recordBytes is what one batch of records is counted as against the free

@@ -111,6 +111,7 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if errors.Is(err, sentinel) {
 				status = http.StatusConflict
 				body["refused"] = kind
+				break
 			}
 		}
 	}

@@ -176,8 +176,9 @@ func closeStore(st *media.Store, timeout time.Duration, logger *slog.Logger) err
 func federationClient(cfg config.Config, hss []httpapi.Homeserver) (*matrix.FedClient, *matrix.KeyFetcher) {
 	guard := netguard.New(netguard.Options{Allowed: cfg.Federation.AllowedPrefixes()})
 	// .well-known goes to every server name asked about: its transport is
-	// recycled so that net/http's per-host state stays bounded.
-	wellKnown := &http.Client{Transport: matrix.NewRecyclingTransport(guard.Transport, 0), CheckRedirect: netguard.CheckRedirect}
+	// recycled so that net/http's per-host state stays bounded. The
+	// resolver applies matrix's redirect policy itself.
+	wellKnown := &http.Client{Transport: matrix.NewRecyclingTransport(guard.Transport, 0)}
 	resolver := &matrix.Resolver{Routes: cfg.Federation.Routes, HTTPClient: wellKnown}
 	newClient := func(origin string, key matrix.SigningKey) *matrix.FedClient {
 		return &matrix.FedClient{Resolver: resolver, Origin: origin, Key: key, Timeout: cfg.Federation.Timeout.Duration,
