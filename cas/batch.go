@@ -181,6 +181,7 @@ func (s *Store) openAnonymous(h Hash) (*os.File, error) {
 // chunk first is success: the content is the same.
 func (s *Store) place(st staged) error {
 	dst := s.Path(st.h)
+	defer s.fds.drop(st.h) // a file renamed over is not to be handed out
 	if st.file != nil {
 		defer s.openFiles.Add(-1)
 		defer st.file.Close()

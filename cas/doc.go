@@ -38,4 +38,13 @@
 // (fsck, backup, repair) always reads and hashes; VerifyReader checks a
 // stream (uploads, fetched remote media). Nothing is cached across
 // restarts.
+//
+// Descriptors. Closing a Store Chunk gives its file to a pool of idle chunk
+// files (at most MaxPooledFiles, least recently used closed first), and
+// OpenChunk takes one from there before opening by name: a hot chunk costs
+// an fstat (its identity, and whether the name still links to it) and an
+// lseek, not a path walk, an open and a close. A pooled file is owned by
+// one Chunk at a time, so no two readers share an offset. A file whose name
+// was deleted or renamed over (link count 0) is closed, not handed out;
+// Delete and placing a chunk drop its pooled files at once.
 package cas

@@ -36,6 +36,7 @@ type Store struct {
 	tmpfileOK atomic.Bool  // O_TMPFILE works here
 	openFiles atomic.Int64 // anonymous staged files held open
 	maxOpen   int64        // bound on openFiles
+	fds       *fdPool      // idle chunk files, for OpenChunk
 	// stageFault, set only by tests, fails the write of a chunk.
 	stageFault func(Hash) error
 
@@ -64,6 +65,7 @@ func open(dir string, readOnly bool) (*Store, error) {
 		casDir:  filepath.Join(dir, "cas"),
 		tmpDir:  filepath.Join(dir, "tmp"),
 		renamed: make(map[Hash]int),
+		fds:     newFDPool(poolFiles()),
 	}
 	s.readOnly = readOnly
 	for _, d := range []string{s.casDir, s.tmpDir} {
@@ -123,6 +125,21 @@ func open(dir string, readOnly bool) (*Store, error) {
 	return s, nil
 }
 
+// MaxPooledFiles bounds the idle chunk files a Store keeps open for
+// OpenChunk: enough for the hot chunks of several concurrent large
+// downloads (a 10 MiB file is about 130 chunks).
+const MaxPooledFiles = 1024
+
+// poolFiles is MaxPooledFiles, or an eighth of the open-files limit when
+// that is less.
+func poolFiles() int {
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur/8 < MaxPooledFiles {
+		return int(lim.Cur / 8)
+	}
+	return MaxPooledFiles
+}
+
 // removeStale deletes every temp file: none can belong to a live writer
 // because we hold the lock. That is DATA/tmp/*, and the temp files
 // WriteFileAtomic leaves in DATA itself when interrupted (".NAME-123").
@@ -151,9 +168,11 @@ func (s *Store) removeStale() error {
 	return nil
 }
 
-// Close releases the lock. Batches must be finished first.
+// Close releases the lock and the pooled chunk files. Batches must be
+// finished first.
 func (s *Store) Close() error {
 	s.writers.stop()
+	s.fds.close()
 	var err error
 	if s.syncer != nil {
 		err = s.syncer.close()
@@ -223,6 +242,7 @@ func (s *Store) Delete(h Hash) error {
 		return ErrReadOnly
 	}
 	err := os.Remove(s.Path(h))
+	s.fds.drop(h)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cas: delete %s: %w", h.Short(), err)
 	}

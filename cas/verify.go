@@ -148,16 +148,18 @@ func fileIdentity(c Chunk, f *os.File) (identity, error) {
 	if fc, ok := c.(*fileChunk); ok {
 		return fc.id, nil
 	}
-	return statIdentity(f)
+	id, _, err := statFile(f)
+	return id, err
 }
 
-// statIdentity reads the identity of the open file f.
-func statIdentity(f *os.File) (identity, error) {
+// statFile reads the identity of the open file f and its count of links
+// (0 once its name is deleted or renamed over).
+func statFile(f *os.File) (identity, uint64, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return identity{}, err
+		return identity{}, 0, err
 	}
-	return identity{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}, nil
+	return identity{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}, uint64(st.Nlink), nil
 }
 
 func (v *Verifier) forget(h Hash) {

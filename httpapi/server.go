@@ -246,8 +246,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.router.ServeHTTP(lw, r)
 		r.URL.Path, r.URL.RawPath = path, raw
 	}
-	a.log.Info("request", "method", r.Method, "path", r.URL.Path, "host", r.Host, "status", lw.status,
-		"bytes", lw.bytes, "duration_ms", float64(a.opts.Now().Sub(start).Microseconds())/1000)
+	// LogAttrs with typed attributes: this line is written for every
+	// request, and boxing each value costs a measurable share of a small
+	// download.
+	a.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("method", r.Method),
+		slog.String("path", r.URL.Path), slog.String("host", r.Host), slog.Int("status", lw.status),
+		slog.Int64("bytes", lw.bytes), slog.Float64("duration_ms", float64(a.opts.Now().Sub(start).Microseconds())/1000))
 }
 
 // logWriter records status and size for the request log. It passes

@@ -7,15 +7,17 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/config"
 	"github.com/mxcas/mxcas/httpapi"
 )
 
 // Descriptors kept for the store when sizing the connection cap: Pebble's
-// table cache alone may hold up to 1000 files open. Each connection may
-// hold two more: its socket and a chunk or temporary file.
+// table cache may hold up to 1000 files open, the chunk store's pool of
+// idle chunk files up to cas.MaxPooledFiles. Each connection may hold two
+// more: its socket and a chunk or temporary file.
 const (
-	reservedFiles       = 1024
+	reservedFiles       = 1024 + cas.MaxPooledFiles
 	filesPerConnection  = 2
 	minConnectionsLimit = 16
 )

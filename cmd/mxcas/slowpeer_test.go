@@ -357,9 +357,9 @@ func TestFitConnections(t *testing.T) {
 	}{
 		{4096, 1 << 20, 4096},
 		{4096, 20000, 4096},
-		{4096, 4096, 1536}, // (4096 - 1024) / 2
+		{4096, 4096, 1024}, // (4096 - 2048) / 2
 		{100, 4096, 100},
-		{4096, 1024, 16}, // nothing left after the reserve: a floor
+		{4096, 2048, 16}, // nothing left after the reserve: a floor
 		{8, 1024, 8},
 	} {
 		if got := fitConnections(c.configured, c.nofile, logger); got != c.want {
