@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -49,31 +50,56 @@ func (s *keyServer) set(status int, doc []byte) {
 	s.mu.Unlock()
 }
 
+// ServeHTTP answers GET KeyServerPath with Host testRemote by the document
+// and status set, after release is closed where it is set.
+func (s *keyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
+	if s.release != nil {
+		<-s.release
+	}
+	if r.URL.Path != KeyServerPath || r.Host != testRemote {
+		http.NotFound(w, r)
+		return
+	}
+	s.mu.Lock()
+	status, doc := s.status, s.doc
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(doc)
+}
+
 func newKeyFetcher(t *testing.T, clock *fakeClock) (*KeyFetcher, *keyServer) {
 	t.Helper()
 	ks := &keyServer{status: http.StatusOK}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ks.requests.Add(1)
-		if ks.release != nil {
-			<-ks.release
-		}
-		if r.URL.Path != KeyServerPath || r.Host != testRemote {
-			http.NotFound(w, r)
-			return
-		}
-		ks.mu.Lock()
-		status, doc := ks.status, ks.doc
-		ks.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		w.Write(doc)
-	}))
+	srv := httptest.NewServer(ks)
 	t.Cleanup(srv.Close)
 	f := &KeyFetcher{
 		Client: &FedClient{Resolver: &Resolver{Routes: map[string]string{testRemote: srv.URL}}},
 		Now:    clock.Now,
 	}
 	return f, ks
+}
+
+// newPipeKeyFetcher is newKeyFetcher for a testing/synctest bubble: the key
+// server is a real http.Server and the fetcher's FedClient its real route
+// transport, but they talk over net.Pipe (see pipeListener) instead of
+// loopback TCP, whose reads synctest does not count as durably blocked. Call
+// it inside the bubble; the cleanup closes both ends there.
+func newPipeKeyFetcher(t *testing.T, clock *fakeClock) (*KeyFetcher, *keyServer) {
+	t.Helper()
+	ks := &keyServer{status: http.StatusOK}
+	ln := newPipeListener()
+	srv := &http.Server{Handler: ks}
+	go srv.Serve(ln)
+	client := &FedClient{Resolver: &Resolver{Routes: map[string]string{testRemote: "http://" + testRemote}}}
+	client.init()
+	client.transport.route.DialContext = ln.DialContext // the one change to the real transport
+	t.Cleanup(func() {
+		client.CloseIdleConnections()
+		srv.Close()
+	})
+	return &KeyFetcher{Client: client, Now: clock.Now}, ks
 }
 
 func mustKey(t *testing.T, version string) SigningKey {
@@ -159,35 +185,39 @@ func TestKeyFetcherFetchesAndCaches(t *testing.T) {
 }
 
 func TestKeyFetcherSingleFlight(t *testing.T) {
-	clock := newFakeClock()
-	f, ks := newKeyFetcher(t, clock)
-	k := mustKey(t, "a1")
-	ks.set(200, mustKeyDocument(t, testRemote, k, clock.Now().Add(time.Hour)))
-	ks.release = make(chan struct{})
+	synctest.Test(t, func(t *testing.T) {
+		clock := newFakeClock()
+		f, ks := newPipeKeyFetcher(t, clock)
+		k := mustKey(t, "a1")
+		ks.set(200, mustKeyDocument(t, testRemote, k, clock.Now().Add(time.Hour)))
+		ks.release = make(chan struct{})
 
-	var wg sync.WaitGroup
-	errs := make(chan error, 10)
-	for range 10 {
-		wg.Go(func() {
-			_, err := f.PublicKey(t.Context(), testRemote, k.ID)
-			errs <- err
-		})
-	}
-	for ks.requests.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(20 * time.Millisecond) // let the others join the flight
-	close(ks.release)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
+		var wg sync.WaitGroup
+		errs := make(chan error, 10)
+		for range 10 {
+			wg.Go(func() {
+				_, err := f.PublicKey(t.Context(), testRemote, k.ID)
+				errs <- err
+			})
 		}
-	}
-	if n := ks.requests.Load(); n != 1 {
-		t.Errorf("requests = %d, want 1", n)
-	}
+		// Every caller is now blocked for good: one in the key server,
+		// held by release, the others waiting on its flight.
+		synctest.Wait()
+		if n := ks.requests.Load(); n != 1 {
+			t.Errorf("requests in flight = %d, want 1", n)
+		}
+		close(ks.release)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		if n := ks.requests.Load(); n != 1 {
+			t.Errorf("requests = %d, want 1", n)
+		}
+	})
 }
 
 func TestKeyFetcherOldKeys(t *testing.T) {
