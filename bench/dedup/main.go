@@ -29,6 +29,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mxcas/mxcas/bench/internal/command"
 	"github.com/mxcas/mxcas/bench/machine"
 	"github.com/mxcas/mxcas/bench/paramflag"
 	"github.com/mxcas/mxcas/cas"
@@ -114,8 +115,7 @@ type result struct {
 }
 
 func main() {
-	log.SetFlags(0)
-	log.SetPrefix("dedup: ")
+	command.SetupLog("dedup")
 	corpus := flag.String("corpus", "", "directory of media files to ingest (required)")
 	paramsFlag := flag.String("params", "", `chunker parameter sets "min:avg:max,..." in bytes (K and M suffixes allowed); default `+paramflag.Format(defaultParams))
 	tmp := flag.String("tmp", os.TempDir(), "directory the stores are created in")
@@ -124,10 +124,7 @@ func main() {
 	copies := flag.Int("copies", 0, "upload every file this many extra times under new media IDs (forwarding)")
 	near := flag.Bool("nearcopies", false, fmt.Sprintf("also upload, for every file over %d KiB, a variant with %d bytes prepended and one with %d KiB changed in the middle", nearCopyMin>>10, prependLen, midChangedLen>>10))
 	flag.Parse()
-	if *corpus == "" || flag.NArg() > 0 || *workers < 1 || *copies < 0 {
-		flag.Usage()
-		os.Exit(2)
-	}
+	command.CheckArgs(*corpus != "" && *workers >= 1 && *copies >= 0)
 	params := defaultParams
 	if *paramsFlag != "" {
 		var err error
@@ -160,7 +157,7 @@ func main() {
 	}
 	hashTime := time.Since(t0)
 
-	fmt.Printf("machine: %s\n", machine.String())
+	machine.Note()
 	fmt.Printf("corpus:  %s: %d files, %s; %d distinct whole files, %s (BLAKE3 of every file: %.0f MB/s)\n",
 		*corpus, len(files), mib(logical), distinctFiles, mib(distinct), float64(logical)/1e6/hashTime.Seconds())
 	fmt.Printf("ingest:  media.Store.Upload, %d worker(s), fresh store per parameter set under %s; MB = 10^6 bytes\n\n",

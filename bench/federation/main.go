@@ -20,7 +20,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -28,12 +27,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/mxcas/mxcas/bench/internal/command"
+	"github.com/mxcas/mxcas/bench/internal/target"
 	"github.com/mxcas/mxcas/bench/machine"
 	"github.com/mxcas/mxcas/bench/report"
 	"github.com/mxcas/mxcas/bench/serverproc"
@@ -51,6 +49,7 @@ type server struct {
 	token string // static access token of @bench:<name>
 	addr  string
 	child *serverproc.Child
+	api   *target.Target // its client API as @bench:<name>, set by run
 }
 
 func (s *server) base() string { return "http://" + s.addr }
@@ -62,33 +61,18 @@ type config struct {
 }
 
 func main() {
-	log.SetFlags(0)
-	log.SetPrefix("federation: ")
+	command.SetupLog("federation")
 	dir := flag.String("dir", "", "directory to work in (required; created if missing)")
 	size := flag.Int("size", 50, "MiB of new random content per run")
 	runs := flag.Int("runs", 3, "repetitions of each measurement; the median is reported")
 	flag.Parse()
-	if *dir == "" || flag.NArg() > 0 || *size < 1 || *size > maxBytes>>20 || *runs < 1 {
-		flag.Usage()
-		os.Exit(2)
-	}
-	cfg := config{dir: *dir, size: *size, runs: *runs}
-	if abs, err := filepath.Abs(cfg.dir); err == nil {
-		cfg.dir = abs
-	}
-	if err := os.MkdirAll(cfg.dir, 0o750); err != nil {
-		log.Fatal(err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, cfg)
-	stop()
-	if err != nil {
-		log.Fatal(err)
-	}
+	command.CheckArgs(*dir != "" && *size >= 1 && *size <= maxBytes>>20 && *runs >= 1)
+	cfg := config{dir: command.WorkDir(*dir), size: *size, runs: *runs}
+	command.Run(func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
 func run(ctx context.Context, cfg config) error {
-	fmt.Printf("machine: %s\n", machine.String())
+	machine.Note()
 
 	bin, err := serverproc.Build(cfg.dir)
 	if err != nil {
@@ -121,6 +105,9 @@ func run(ctx context.Context, cfg config) error {
 		Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute},
 		Timeout:   10 * time.Minute,
 	}
+	for _, s := range []*server{a, b} {
+		s.api = &target.Target{Base: s.base(), Host: s.name, Token: s.token, Client: cl}
+	}
 	legs := []struct {
 		name       string
 		via, owner *server
@@ -144,13 +131,13 @@ func run(ctx context.Context, cfg config) error {
 		if _, err := rand.Read(content); err != nil {
 			return err
 		}
-		id, err := upload(ctx, cl, a, content)
+		id, err := a.api.Upload(ctx, "bench.bin", "application/octet-stream", content)
 		if err != nil {
 			return err
 		}
 		for i, l := range legs {
 			path := "/_matrix/client/v1/media/download/" + l.owner.name + "/" + id
-			ttfb, total, err := download(ctx, cl, l.via, path, content, got)
+			ttfb, total, err := download(ctx, l.via, path, content, got)
 			if err != nil {
 				return fmt.Errorf("run %d, %s: %w", r+1, l.name, err)
 			}
@@ -222,64 +209,20 @@ max_remote_bytes = %d
 	return nil
 }
 
-// request makes a request to s as @bench:<s.name>.
-func request(ctx context.Context, s *server, method, path string, body io.Reader) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, method, s.base()+path, body)
-	if err != nil {
-		return nil, err
-	}
-	req.Host = s.name
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	return req, nil
-}
-
-// upload posts b to s as application/octet-stream and returns the media ID.
-func upload(ctx context.Context, cl *http.Client, s *server, b []byte) (string, error) {
-	req, err := request(ctx, s, http.MethodPost, "/_matrix/media/v3/upload?filename=bench.bin", bytes.NewReader(b))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := cl.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("upload to %s: %s: %s", s.name, resp.Status, bytes.TrimSpace(body))
-	}
-	var ans struct {
-		ContentURI string `json:"content_uri"`
-	}
-	if err := json.Unmarshal(body, &ans); err != nil {
-		return "", fmt.Errorf("upload to %s: answer: %w", s.name, err)
-	}
-	id, ok := strings.CutPrefix(ans.ContentURI, "mxc://"+s.name+"/")
-	if !ok || id == "" || strings.Contains(id, "/") {
-		return "", fmt.Errorf("upload to %s: content_uri %q", s.name, ans.ContentURI)
-	}
-	return id, nil
-}
-
 // download GETs path from s into buf, which is longer than want, checks the
 // answer is 200 and exactly want, and returns the time from sending the
 // request to the first byte of the body and to its end.
-func download(ctx context.Context, cl *http.Client, s *server, path string, want, buf []byte) (ttfb, total time.Duration, err error) {
-	req, err := request(ctx, s, http.MethodGet, path, nil)
+func download(ctx context.Context, s *server, path string, want, buf []byte) (ttfb, total time.Duration, err error) {
+	req, err := s.api.Request(ctx, http.MethodGet, path, "", nil)
 	if err != nil {
 		return 0, 0, err
 	}
 	t0 := time.Now()
-	resp, err := cl.Do(req)
+	resp, err := s.api.Send(req)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return 0, 0, fmt.Errorf("GET %s from %s: %s: %s", path, s.name, resp.Status, bytes.TrimSpace(b))
-	}
 	n := 0
 	for n < len(buf) {
 		m, err := resp.Body.Read(buf[n:])

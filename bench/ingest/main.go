@@ -15,13 +15,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -31,6 +29,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mxcas/mxcas/bench/internal/command"
+	"github.com/mxcas/mxcas/bench/internal/randfill"
 	"github.com/mxcas/mxcas/bench/machine"
 	"github.com/mxcas/mxcas/bench/paramflag"
 	"github.com/mxcas/mxcas/bench/report"
@@ -66,8 +66,7 @@ type config struct {
 func main() {
 	code := 0
 	defer func() { os.Exit(code) }() // runs last, after the profile is written
-	log.SetFlags(0)
-	log.SetPrefix("ingest: ")
+	command.SetupLog("ingest")
 	dir := flag.String("dir", "", "directory to measure in, on the disk under test (required; created if missing)")
 	size := flag.Int("size", 256, "MiB written by the disk baseline and by each large upload")
 	runs := flag.Int("runs", 3, "repetitions of each measurement; the median is reported")
@@ -77,13 +76,10 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measurements to this file")
 	flag.Parse()
 	ps, err := paramflag.Parse(*params)
-	if *dir == "" || flag.NArg() > 0 || *size < 1 || *runs < 1 || *small < 1 || *concurrency < 1 || err != nil || len(ps) != 1 {
-		if err != nil {
-			log.Print(err)
-		}
-		flag.Usage()
-		os.Exit(2)
+	if err != nil {
+		log.Print(err)
 	}
+	command.CheckArgs(*dir != "" && *size >= 1 && *runs >= 1 && *small >= 1 && *concurrency >= 1 && err == nil && len(ps) == 1)
 	cfg := config{dir: *dir, size: *size << 20, runs: *runs, small: *small, concurrency: *concurrency, params: ps[0]}
 	if err := os.MkdirAll(cfg.dir, 0o750); err != nil {
 		log.Fatal(err)
@@ -107,7 +103,7 @@ func main() {
 }
 
 func run(cfg config) error {
-	fmt.Printf("machine: %s\n", machine.String())
+	machine.Note()
 	fmt.Printf("dir:     %s; chunker %s; %d MiB per large write or upload, %d runs (median), %d small uploads of %d KiB at concurrency %d; MB = 10^6 bytes\n\n",
 		cfg.dir, paramflag.Label(cfg.params), cfg.size>>20, cfg.runs, cfg.small, smallSize>>10, cfg.concurrency)
 
@@ -144,7 +140,7 @@ func run(cfg config) error {
 		// look better.
 		diskRun := func() error {
 			// (1) The disk's own synced write speed.
-			fill(buf, streamDisk, r)
+			randfill.Fill(buf, streamDisk, r)
 			d, err := measure(ctx, "disk", func() error { return writeSynced(filepath.Join(work, fmt.Sprintf("disk-%d", r)), buf) })
 			if err != nil {
 				return err
@@ -155,7 +151,7 @@ func run(cfg config) error {
 		var d2, d3, d3r time.Duration
 		ingestRun := func() error {
 			// (2) New content, (3) the same again, (3') the same after reopening.
-			fill(buf, streamIngest, r)
+			randfill.Fill(buf, streamIngest, r)
 			return withStore(work, cfg.params, func(dir string, st *media.Store) error {
 				var err error
 				if d2, err = measure(ctx, "ingest", func() error { return uploadBytes(ctx, st, buf) }); err != nil {
@@ -184,7 +180,7 @@ func run(cfg config) error {
 		reopened.Add(mbps(len(buf), d3r))
 
 		// (4) Small uploads of fresh content, concurrently.
-		fill(smallBuf, streamSmall, r)
+		randfill.Fill(smallBuf, streamSmall, r)
 		err := withStore(work, cfg.params, func(dir string, st *media.Store) error {
 			d, err := measure(ctx, "small", func() error { return uploadSmall(ctx, st, smallBuf, cfg.concurrency) })
 			smallRow.Add(float64(cfg.small) / d.Seconds())
@@ -206,15 +202,6 @@ func run(cfg config) error {
 }
 
 func mbps(n int, d time.Duration) float64 { return float64(n) / 1e6 / d.Seconds() }
-
-// fill overwrites b with the ChaCha8 stream of (purpose, run).
-func fill(b []byte, purpose, run int) {
-	var seed [32]byte
-	binary.LittleEndian.PutUint64(seed[0:], uint64(purpose))
-	binary.LittleEndian.PutUint64(seed[8:], uint64(run))
-	binary.LittleEndian.PutUint64(seed[16:], uint64(time.Now().UnixNano())) // fresh across invocations too
-	rand.NewChaCha8(seed).Read(b)
-}
 
 // measure times fn, labelled with phase in the CPU profile.
 func measure(ctx context.Context, phase string, fn func() error) (time.Duration, error) {

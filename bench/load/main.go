@@ -20,28 +20,25 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/mxcas/mxcas/bench/internal/command"
+	"github.com/mxcas/mxcas/bench/internal/parallel"
+	"github.com/mxcas/mxcas/bench/internal/randfill"
+	"github.com/mxcas/mxcas/bench/internal/target"
 	"github.com/mxcas/mxcas/bench/machine"
 	"github.com/mxcas/mxcas/bench/report"
 	"github.com/mxcas/mxcas/bench/serverproc"
@@ -74,8 +71,7 @@ type config struct {
 }
 
 func main() {
-	log.SetFlags(0)
-	log.SetPrefix("load: ")
+	command.SetupLog("load")
 	dir := flag.String("dir", "", "directory to work in, on the disk under test (required; created if missing)")
 	c := flag.Int("c", 8, "concurrent clients in every measurement")
 	runs := flag.Int("runs", 3, "repetitions of each measurement; the median is reported")
@@ -92,23 +88,9 @@ func main() {
 		}
 		return
 	}
-	if *dir == "" || flag.NArg() > 0 || *c < 1 || *runs < 1 || *nSmall < 1 || *nLarge < 1 || *nUpload < 1 {
-		flag.Usage()
-		os.Exit(2)
-	}
-	cfg := config{dir: *dir, c: *c, runs: *runs, nSmall: *nSmall, nLarge: *nLarge, nUpload: *nUpload, perf: *perf}
-	if abs, err := filepath.Abs(cfg.dir); err == nil {
-		cfg.dir = abs
-	}
-	if err := os.MkdirAll(cfg.dir, 0o750); err != nil {
-		log.Fatal(err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, cfg)
-	stop()
-	if err != nil {
-		log.Fatal(err)
-	}
+	command.CheckArgs(*dir != "" && *c >= 1 && *runs >= 1 && *nSmall >= 1 && *nLarge >= 1 && *nUpload >= 1)
+	cfg := config{dir: command.WorkDir(*dir), c: *c, runs: *runs, nSmall: *nSmall, nLarge: *nLarge, nUpload: *nUpload, perf: *perf}
+	command.Run(func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
 // serveFiles is the baseline: the plainest net/http file server.
@@ -122,7 +104,7 @@ func serveFiles(dir, addr string) error {
 }
 
 func run(ctx context.Context, cfg config) error {
-	fmt.Printf("machine: %s\n", machine.String())
+	machine.Note()
 
 	bin, err := serverproc.Build(cfg.dir)
 	if err != nil {
@@ -161,11 +143,11 @@ func run(ctx context.Context, cfg config) error {
 	fmt.Printf("dir:     %s; %d clients, each a fixed count per run: %d x 4 KiB and %d x 10 MiB downloads per server, %d x 256 KiB uploads; %d runs (median); MB = 10^6 bytes\n\n",
 		cfg.dir, cfg.c, cfg.nSmall, cfg.nLarge, cfg.nUpload, cfg.runs)
 
-	mxc := newTarget("http://"+mx.Addr, serverName, mx.Pid(), cfg.c)
-	fsc := newTarget("http://"+fs.Addr, "", fs.Pid(), cfg.c)
+	mxc := newServer("http://"+mx.Addr, serverName, mx.Pid(), cfg.c)
+	fsc := newServer("http://"+fs.Addr, "", fs.Pid(), cfg.c)
 	small, large := make([]byte, smallSize), make([]byte, largeSize)
-	fill(small, streamSmall, 0)
-	fill(large, streamLarge, 0)
+	randfill.Fill(small, streamSmall, 0)
+	randfill.Fill(large, streamLarge, 0)
 	var smallID, largeID string
 	for _, o := range []struct {
 		b    []byte
@@ -183,7 +165,7 @@ func run(ctx context.Context, cfg config) error {
 	mxLarge := "/_matrix/client/v1/media/download/" + serverName + "/" + largeID
 	// Both servers must answer with exactly the uploaded bytes.
 	for _, chk := range []struct {
-		t    *target
+		t    *server
 		path string
 		want []byte
 	}{{mxc, mxSmall, small}, {mxc, mxLarge, large}, {fsc, "/small", small}, {fsc, "/large", large}} {
@@ -250,7 +232,7 @@ func run(ctx context.Context, cfg config) error {
 			return err
 		}
 
-		fill(uploads, streamUpload, r)
+		randfill.Fill(uploads, streamUpload, r)
 		d, err := uploadAll(ctx, mxc, uploads, cfg.c)
 		if err != nil {
 			return err
@@ -286,13 +268,7 @@ func run(ctx context.Context, cfg config) error {
 	fmt.Fprintf(tw, "file server VmHWM, for reference\t%s\tMB\t\n", report.Format(fsPeak))
 	tw.Flush()
 
-	if err := mx.Stop(); err != nil {
-		return fmt.Errorf("mxcas: %w (see %s)", err, mx.LogPath)
-	}
-	if n, first := serverproc.LogErrors(mx.LogPath); n > 0 {
-		return fmt.Errorf("mxcas logged %d errors, the first: %s", n, first)
-	}
-	return nil
+	return mx.StopClean()
 }
 
 func atLeast(goal float64) func(float64) bool { return func(v float64) bool { return v >= goal } }
@@ -306,15 +282,6 @@ func verdict(goal string, ok func(float64) bool, v float64) string {
 		return goal + ": met"
 	}
 	return goal + ": NOT met"
-}
-
-// fill overwrites b with the ChaCha8 stream of (purpose, run).
-func fill(b []byte, purpose, run int) {
-	var seed [32]byte
-	binary.LittleEndian.PutUint64(seed[0:], uint64(purpose))
-	binary.LittleEndian.PutUint64(seed[8:], uint64(run))
-	binary.LittleEndian.PutUint64(seed[16:], uint64(time.Now().UnixNano())) // fresh across invocations too
-	rand.NewChaCha8(seed).Read(b)
 }
 
 // startFileServer runs this binary with -fileserver dir and reads the
@@ -356,69 +323,23 @@ func startPerf(out string, pid int) (func(), error) {
 	}, nil
 }
 
-// target is one server as the clients see it: its base URL, the Host to
-// send (mxcas picks the homeserver by it) and a client whose transport
-// keeps a connection per concurrent client.
-type target struct {
-	base, host string
-	pid        int // of the server process
-	client     *http.Client
+// server is one server under load as the clients see it, and its process.
+type server struct {
+	*target.Target
+	pid int
 }
 
-func newTarget(base, host string, pid, conns int) *target {
-	tr := &http.Transport{
-		Proxy:               nil,
-		MaxIdleConns:        conns,
-		MaxIdleConnsPerHost: conns,
-		IdleConnTimeout:     time.Minute,
-		DisableCompression:  true,
+func newServer(base, host string, pid, conns int) *server {
+	t := &target.Target{Base: base, Host: host, Client: target.NewClient(conns, 0)}
+	if host != "" {
+		t.Token = token
 	}
-	return &target{base: base, host: host, pid: pid, client: &http.Client{Transport: tr}}
-}
-
-func (t *target) request(ctx context.Context, method, path string, body []byte) *http.Request {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, t.base+path, rd)
-	if err != nil {
-		panic(err) // the URLs are ours
-	}
-	if t.host != "" {
-		req.Host = t.host
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/octet-stream")
-	}
-	return req
-}
-
-// statusError describes an answer other than 200, with the start of its body.
-func statusError(req *http.Request, resp *http.Response) error {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	return fmt.Errorf("%s %s (Host %s): %s: %s", req.Method, req.URL.Path, req.Host, resp.Status, bytes.TrimSpace(b))
-}
-
-// do sends a request and returns the answer, which must be 200; the caller
-// closes its body.
-func (t *target) do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
-	req := t.request(ctx, method, path, body)
-	resp, err := t.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		return nil, statusError(req, resp)
-	}
-	return resp, nil
+	return &server{Target: t, pid: pid}
 }
 
 // get downloads path once, reading the body fully; it must be 200 with size bytes.
-func (t *target) get(ctx context.Context, path string, size int) error {
-	resp, err := t.do(ctx, http.MethodGet, path, nil)
+func (t *server) get(ctx context.Context, path string, size int) error {
+	resp, err := t.Do(ctx, http.MethodGet, path, "", nil)
 	if err != nil {
 		return err
 	}
@@ -434,8 +355,8 @@ func (t *target) get(ctx context.Context, path string, size int) error {
 }
 
 // verify checks that path answers exactly want.
-func (t *target) verify(ctx context.Context, path string, want []byte) error {
-	resp, err := t.do(ctx, http.MethodGet, path, nil)
+func (t *server) verify(ctx context.Context, path string, want []byte) error {
+	resp, err := t.Do(ctx, http.MethodGet, path, "", nil)
 	if err != nil {
 		return err
 	}
@@ -445,61 +366,28 @@ func (t *target) verify(ctx context.Context, path string, want []byte) error {
 		return err
 	}
 	if !bytes.Equal(got, want) {
-		return fmt.Errorf("GET %s%s: %d bytes differ from the %d uploaded", t.base, path, len(got), len(want))
+		return fmt.Errorf("GET %s%s: %d bytes differ from the %d uploaded", t.Base, path, len(got), len(want))
 	}
 	return nil
 }
 
 // upload posts b and returns the media ID of the answer.
-func (t *target) upload(ctx context.Context, b []byte) (string, error) {
-	resp, err := t.do(ctx, http.MethodPost, "/_matrix/media/v3/upload", b)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var ans struct {
-		ContentURI string `json:"content_uri"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
-		return "", fmt.Errorf("POST upload: answer: %w", err)
-	}
-	id, ok := strings.CutPrefix(ans.ContentURI, "mxc://"+serverName+"/")
-	if !ok || id == "" || strings.Contains(id, "/") {
-		return "", fmt.Errorf("POST upload: content_uri %q", ans.ContentURI)
-	}
-	io.Copy(io.Discard, resp.Body) // leave the connection reusable
-	return id, nil
-}
-
-// parallel runs fn for clients 0..c-1 at once and times them from a common
-// start to the last one's end.
-func parallel(ctx context.Context, c int, fn func(ctx context.Context, client int) error) (time.Duration, error) {
-	g, gctx := errgroup.WithContext(ctx)
-	start := make(chan struct{})
-	for i := range c {
-		g.Go(func() error {
-			<-start
-			return fn(gctx, i)
-		})
-	}
-	t0 := time.Now()
-	close(start)
-	err := g.Wait()
-	return time.Since(t0), err
+func (t *server) upload(ctx context.Context, b []byte) (string, error) {
+	return t.Upload(ctx, "", "application/octet-stream", b)
 }
 
 // downloads has c clients download path n times each and returns
 // requests per second and the server's CPU seconds per request. One
 // untimed request per client opens the connections first.
-func downloads(ctx context.Context, t *target, path string, size, c, n int) (rate, cpu float64, err error) {
-	if _, err := parallel(ctx, c, func(ctx context.Context, _ int) error { return t.get(ctx, path, size) }); err != nil {
+func downloads(ctx context.Context, t *server, path string, size, c, n int) (rate, cpu float64, err error) {
+	if _, err := parallel.Run(ctx, c, func(ctx context.Context, _ int) error { return t.get(ctx, path, size) }); err != nil {
 		return 0, 0, err
 	}
 	cpu0, err := cpuTime(t.pid)
 	if err != nil {
 		return 0, 0, err
 	}
-	d, err := parallel(ctx, c, func(ctx context.Context, _ int) error {
+	d, err := parallel.Run(ctx, c, func(ctx context.Context, _ int) error {
 		for range n {
 			if err := t.get(ctx, path, size); err != nil {
 				return err
@@ -537,10 +425,10 @@ func cpuTime(pid int) (float64, error) {
 
 // uploadAll uploads b in uploadSize pieces from c clients, client i taking
 // every c-th piece, and then checks one upload per client downloads intact.
-func uploadAll(ctx context.Context, t *target, b []byte, c int) (time.Duration, error) {
+func uploadAll(ctx context.Context, t *server, b []byte, c int) (time.Duration, error) {
 	pieces := len(b) / uploadSize
 	last := make([]string, c)
-	d, err := parallel(ctx, c, func(ctx context.Context, client int) error {
+	d, err := parallel.Run(ctx, c, func(ctx context.Context, client int) error {
 		for p := client; p < pieces; p += c {
 			id, err := t.upload(ctx, b[p*uploadSize:(p+1)*uploadSize])
 			if err != nil {

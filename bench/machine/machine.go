@@ -17,6 +17,10 @@ func String() string {
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), runtime.Version())
 }
 
+// Note prints the line "machine: " String() that heads every bench
+// command's output.
+func Note() { fmt.Printf("machine: %s\n", String()) }
+
 // cpuModel returns the first "model name" of /proc/cpuinfo, or "unknown CPU".
 func cpuModel() string {
 	f, err := os.Open("/proc/cpuinfo")

@@ -24,21 +24,20 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mxcas/mxcas/bench/internal/command"
 	"github.com/mxcas/mxcas/bench/machine"
 	"github.com/mxcas/mxcas/bench/serverproc"
 )
 
 func main() {
+	command.SetupLog("names")
 	dir := flag.String("dir", "", "directory to work in (required; created if missing)")
 	bin := flag.String("bin", "", "mxcas binary to measure (default: build ./cmd/mxcas)")
 	n := flag.Int("n", 60000, "distinct server names, asked for in steps of -step")
 	step := flag.Int("step", 20000, "names between two memory readings")
 	c := flag.Int("c", 16, "concurrent clients")
 	flag.Parse()
-	if *dir == "" || *step <= 0 {
-		flag.Usage()
-		os.Exit(2)
-	}
+	command.CheckArgs(*dir != "" && *step > 0)
 	if err := run(*dir, *bin, *n, *step, *c); err != nil {
 		log.Fatal(err)
 	}
@@ -81,7 +80,8 @@ static_tokens = { %q = "@bench:localhost" }
 	}
 	defer child.Stop()
 
-	fmt.Printf("machine: %s\nserver:  %s\n%d concurrent clients, names h<N>.onion; MB = 10^6 bytes\n\n", machine.String(), bin, c)
+	machine.Note()
+	fmt.Printf("server:  %s\n%d concurrent clients, names h<N>.onion; MB = 10^6 bytes\n\n", bin, c)
 	fmt.Printf("%-8s %10s %10s %10s\n", "names", "VmRSS MB", "VmHWM MB", "req/s")
 	report := func(names int, rate float64) error {
 		rss, hwm, err := serverproc.Memory(child.Pid())

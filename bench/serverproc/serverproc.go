@@ -7,7 +7,6 @@ package serverproc
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mxcas/mxcas/bench/internal/module"
 )
 
 const (
@@ -31,17 +32,13 @@ const (
 
 // Build builds ./cmd/mxcas of this module into dir and returns its path.
 func Build(dir string) (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	root, err := module.Root()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside the mxcas module")
+		return "", err
 	}
 	bin := filepath.Join(dir, "mxcas")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/mxcas")
-	cmd.Dir = filepath.Dir(gomod)
+	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/mxcas: %w", err)
@@ -97,6 +94,18 @@ func (c *Child) Stop() error {
 		return fmt.Errorf("%s did not stop within 45s of SIGTERM", c.Name)
 	}
 	return c.err
+}
+
+// StopClean stops the child as Stop does, then fails if its log at
+// LogPath has level=ERROR lines.
+func (c *Child) StopClean() error {
+	if err := c.Stop(); err != nil {
+		return fmt.Errorf("%s: %w (see %s)", c.Name, err, c.LogPath)
+	}
+	if n, first := LogErrors(c.LogPath); n > 0 {
+		return fmt.Errorf("%s logged %d errors, the first: %s", c.Name, n, first)
+	}
+	return nil
 }
 
 // StartMxcas writes DIR/mxcas.toml on a free port, with data in data and

@@ -32,17 +32,17 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
+	"github.com/mxcas/mxcas/bench/internal/command"
+	"github.com/mxcas/mxcas/bench/internal/module"
 	"github.com/mxcas/mxcas/bench/machine"
 	"github.com/mxcas/mxcas/bench/report"
 )
@@ -64,8 +64,7 @@ type config struct {
 }
 
 func main() {
-	log.SetFlags(0)
-	log.SetPrefix("synimport: ")
+	command.SetupLog("synimport")
 	dir := flag.String("dir", "", "directory to work in (required; created if missing)")
 	files := flag.Int("files", 10000, "files in a newly generated Synapse store")
 	size := flag.String("size", "1GiB", "total size of a newly generated store (B, KiB, MiB, GiB; KB, MB, GB are powers of 10)")
@@ -76,27 +75,13 @@ func main() {
 	if err != nil {
 		log.Print(err)
 	}
-	if *dir == "" || flag.NArg() > 0 || err != nil || *files < 1 || *workers < 1 || *runs < 1 {
-		flag.Usage()
-		os.Exit(2)
-	}
-	cfg := config{dir: *dir, files: *files, size: total, workers: *workers, runs: *runs}
-	if abs, err := filepath.Abs(cfg.dir); err == nil {
-		cfg.dir = abs
-	}
-	if err := os.MkdirAll(cfg.dir, 0o750); err != nil {
-		log.Fatal(err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, cfg)
-	stop()
-	if err != nil {
-		log.Fatal(err)
-	}
+	command.CheckArgs(*dir != "" && err == nil && *files >= 1 && *workers >= 1 && *runs >= 1)
+	cfg := config{dir: command.WorkDir(*dir), files: *files, size: total, workers: *workers, runs: *runs}
+	command.Run(func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
 func run(ctx context.Context, cfg config) error {
-	root, err := moduleRoot()
+	root, err := module.Root()
 	if err != nil {
 		return err
 	}
@@ -134,7 +119,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer os.RemoveAll(data)
 
-	fmt.Printf("machine: %s\n", machine.String())
+	machine.Note()
 	how := "reused"
 	if generated {
 		how = fmt.Sprintf("generated in %.1f s", genTime.Seconds())
@@ -468,19 +453,6 @@ func storeStats(path string) (stats, error) {
 	err = db.QueryRow(`SELECT COALESCE(SUM(media_length), 0) FROM (SELECT media_length FROM local_media_repository
 		ORDER BY media_length DESC LIMIT ?)`, max(1, s.files/50)).Scan(&s.topBytes)
 	return s, err
-}
-
-// moduleRoot returns the directory of this module's go.mod.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside the mxcas module")
-	}
-	return filepath.Dir(gomod), nil
 }
 
 // parseSize reads a byte count such as "1GiB", "512MiB", "100MB" or

@@ -16,7 +16,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"image"
@@ -29,14 +28,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/mxcas/mxcas/bench/internal/command"
+	"github.com/mxcas/mxcas/bench/internal/parallel"
+	"github.com/mxcas/mxcas/bench/internal/target"
 	"github.com/mxcas/mxcas/bench/machine"
 	"github.com/mxcas/mxcas/bench/report"
 	"github.com/mxcas/mxcas/bench/serverproc"
@@ -79,36 +77,21 @@ type config struct {
 }
 
 func main() {
-	log.SetFlags(0)
-	log.SetPrefix("thumbs: ")
+	command.SetupLog("thumbs")
 	dir := flag.String("dir", "", "directory to work in (required; created if missing)")
 	n := flag.Int("n", 20, "distinct thumbnails of each kind per run")
 	runs := flag.Int("runs", 1, "repetitions of each measurement; the median is reported")
 	flag.Parse()
-	if *dir == "" || flag.NArg() > 0 || *n < 1 || *runs < 1 {
-		flag.Usage()
-		os.Exit(2)
-	}
+	command.CheckArgs(*dir != "" && *n >= 1 && *runs >= 1)
 	if w, _ := kinds[0].size(*n**runs - 1); w > maxDimension {
 		log.Fatalf("-n x -runs must be at most %d: larger sizes are clamped to %d and would repeat", maxDimension-800, maxDimension)
 	}
-	cfg := config{dir: *dir, n: *n, runs: *runs}
-	if abs, err := filepath.Abs(cfg.dir); err == nil {
-		cfg.dir = abs
-	}
-	if err := os.MkdirAll(cfg.dir, 0o750); err != nil {
-		log.Fatal(err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, cfg)
-	stop()
-	if err != nil {
-		log.Fatal(err)
-	}
+	cfg := config{dir: command.WorkDir(*dir), n: *n, runs: *runs}
+	command.Run(func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
 func run(ctx context.Context, cfg config) error {
-	fmt.Printf("machine: %s\n", machine.String())
+	machine.Note()
 
 	bin, err := serverproc.Build(cfg.dir)
 	if err != nil {
@@ -135,8 +118,8 @@ func run(ctx context.Context, cfg config) error {
 	fmt.Printf("dir:     %s; a %dx%d JPEG of %.1f MB; %d thumbnail workers, %d clients, %d distinct thumbnails of each kind per run; %d runs (median); MB = 10^6 bytes\n\n",
 		cfg.dir, photoW, photoH, float64(len(photo))/1e6, workers, clients, cfg.n, cfg.runs)
 
-	t := newTarget("http://"+mx.Addr, clients)
-	id, err := t.upload(ctx, photo)
+	t := &target.Target{Base: "http://" + mx.Addr, Host: serverproc.ServerName, Token: serverproc.Token, Client: target.NewClient(clients, 3*time.Minute)}
+	id, err := t.Upload(ctx, "", "image/jpeg", photo)
 	if err != nil {
 		return err
 	}
@@ -153,10 +136,10 @@ func run(ctx context.Context, cfg config) error {
 	)
 	for r := range cfg.runs {
 		for k, kd := range kinds {
-			d, err := parallel(ctx, clients, func(ctx context.Context, client int) error {
+			d, err := parallel.Run(ctx, clients, func(ctx context.Context, client int) error {
 				for i := client; i < cfg.n; i += clients {
 					w, h := kd.size(r*cfg.n + i)
-					if err := t.thumbnail(ctx, path, kd.method, w, h); err != nil {
+					if err := thumbnail(ctx, t, path, kd.method, w, h); err != nil {
 						return err
 					}
 				}
@@ -170,7 +153,7 @@ func run(ctx context.Context, cfg config) error {
 		// The first scale size of this run is stored by now.
 		w, h := kinds[0].size(r * cfg.n)
 		t0 := time.Now()
-		if err := t.thumbnail(ctx, path, kinds[0].method, w, h); err != nil {
+		if err := thumbnail(ctx, t, path, kinds[0].method, w, h); err != nil {
 			return err
 		}
 		stored.Add(float64(time.Since(t0).Microseconds()) / 1e3)
@@ -191,13 +174,7 @@ func run(ctx context.Context, cfg config) error {
 	rows := append(rates, stored, rss, peak)
 	report.Table(os.Stdout, "Thumbnails of a 12 MP JPEG through the server", cfg.runs, rows...)
 
-	if err := mx.Stop(); err != nil {
-		return fmt.Errorf("mxcas: %w (see %s)", err, mx.LogPath)
-	}
-	if n, first := serverproc.LogErrors(mx.LogPath); n > 0 {
-		return fmt.Errorf("mxcas logged %d errors, the first: %s", n, first)
-	}
-	return nil
+	return mx.StopClean()
 }
 
 // makePhoto encodes a 4000x3000 "photo" at JPEG quality 90: smooth luma and
@@ -227,78 +204,12 @@ func makePhoto() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// target is the server as the clients see it, with a connection per client.
-type target struct {
-	base   string
-	client *http.Client
-}
-
-func newTarget(base string, conns int) *target {
-	tr := &http.Transport{
-		Proxy:               nil,
-		MaxIdleConns:        conns,
-		MaxIdleConnsPerHost: conns,
-		IdleConnTimeout:     time.Minute,
-		DisableCompression:  true,
-	}
-	return &target{base: base, client: &http.Client{Transport: tr, Timeout: 3 * time.Minute}}
-}
-
-// do sends a request as @bench:localhost; the answer must be 200, and the
-// caller closes its body.
-func (t *target) do(ctx context.Context, method, path, contentType string, body []byte) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, t.base+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	req.Host = serverproc.ServerName
-	req.Header.Set("Authorization", "Bearer "+serverproc.Token)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := t.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("%s %s: %s: %s", method, req.URL.RequestURI(), resp.Status, bytes.TrimSpace(b))
-	}
-	return resp, nil
-}
-
-// upload posts b as image/jpeg and returns the media ID of the answer.
-func (t *target) upload(ctx context.Context, b []byte) (string, error) {
-	resp, err := t.do(ctx, http.MethodPost, "/_matrix/media/v3/upload", "image/jpeg", b)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var ans struct {
-		ContentURI string `json:"content_uri"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
-		return "", fmt.Errorf("POST upload: answer: %w", err)
-	}
-	id, ok := strings.CutPrefix(ans.ContentURI, "mxc://"+serverproc.ServerName+"/")
-	if !ok || id == "" || strings.Contains(id, "/") {
-		return "", fmt.Errorf("POST upload: content_uri %q", ans.ContentURI)
-	}
-	io.Copy(io.Discard, resp.Body) // leave the connection reusable
-	return id, nil
-}
-
 // thumbnail asks for a w x h thumbnail by method and checks the answer: 200,
 // Content-Type image/*, an image that covers the box (scale: touching it on
 // one side, the size asked for being a minimum; crop: filling it exactly).
-func (t *target) thumbnail(ctx context.Context, path, method string, w, h int) error {
+func thumbnail(ctx context.Context, t *target.Target, path, method string, w, h int) error {
 	q := fmt.Sprintf("%s?width=%d&height=%d&method=%s", path, w, h, method)
-	resp, err := t.do(ctx, http.MethodGet, q, "", nil)
+	resp, err := t.Do(ctx, http.MethodGet, q, "", nil)
 	if err != nil {
 		return err
 	}
@@ -323,21 +234,4 @@ func (t *target) thumbnail(ctx context.Context, path, method string, w, h int) e
 		return fmt.Errorf("GET %s: a %dx%d %s", q, ic.Width, ic.Height, format)
 	}
 	return nil
-}
-
-// parallel runs fn for clients 0..c-1 at once and times them from a common
-// start to the last one's end.
-func parallel(ctx context.Context, c int, fn func(ctx context.Context, client int) error) (time.Duration, error) {
-	g, gctx := errgroup.WithContext(ctx)
-	start := make(chan struct{})
-	for i := range c {
-		g.Go(func() error {
-			<-start
-			return fn(gctx, i)
-		})
-	}
-	t0 := time.Now()
-	close(start)
-	err := g.Wait()
-	return time.Since(t0), err
 }
