@@ -315,78 +315,154 @@ func (e keyError) Error() string { return e.key.String() + ": " + e.msg }
 
 func bad(msg string, key ...string) error { return keyError{key: toml.Key(key), msg: msg} }
 
-// Validate checks every value.
+// Validate checks every value and returns the first problem found, naming
+// its key. The checks run section by section in a fixed order, so a file
+// with several problems always reports the same one.
 func (c *Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
-		return bad(fmt.Sprintf("want host:port, got %q", c.Server.Listen), "server", "listen")
+	checks := []func() error{
+		c.Server.validateServing,
+		c.Server.validateAdminListen,
+		c.Storage.validate,
+		c.Server.validateProcessLimits,
+		c.Server.validateConnectionLimits,
+		c.Auth.validate,
+		c.Uploads.validate,
+		c.Federation.validateFetchLimits,
+		c.Federation.validateAllowedNetworks,
+		c.Thumbnails.validate,
+		func() error { return validateHomeservers(c.Homeservers) },
+		c.Federation.validateRoutes,
 	}
-	if c.Server.DataDir == "" {
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateServing checks where the media API listens, where the store
+// lives and how large an upload may be.
+func (s Server) validateServing() error {
+	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+		return bad(fmt.Sprintf("want host:port, got %q", s.Listen), "server", "listen")
+	}
+	if s.DataDir == "" {
 		return bad("must not be empty", "server", "data_dir")
 	}
-	if c.Server.MaxUploadBytes <= 0 {
+	if s.MaxUploadBytes <= 0 {
 		return bad("must be positive", "server", "max_upload_bytes")
 	}
-	host, _, err := net.SplitHostPort(c.Server.AdminListen)
+	return nil
+}
+
+// validateAdminListen checks that the local admin endpoint is a loopback
+// host:port.
+func (s Server) validateAdminListen() error {
+	host, _, err := net.SplitHostPort(s.AdminListen)
 	if err != nil {
-		return bad(fmt.Sprintf("want host:port, got %q", c.Server.AdminListen), "server", "admin_listen")
+		return bad(fmt.Sprintf("want host:port, got %q", s.AdminListen), "server", "admin_listen")
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return bad("must be a loopback address", "server", "admin_listen")
 	}
-	if c.Storage.GCGrace.Duration < time.Minute {
+	return nil
+}
+
+// validate checks the GC grace period and the free-space reserves.
+func (s Storage) validate() error {
+	if s.GCGrace.Duration < time.Minute {
 		return bad("must be at least 1m: an upload in flight must never look old", "storage", "gc_grace")
 	}
-	if c.Storage.MinFreeBytes < 0 {
+	if s.MinFreeBytes < 0 {
 		return bad("must not be negative (0 picks the default)", "storage", "min_free_bytes")
 	}
-	if c.Storage.BallastBytes < -1 {
+	if s.BallastBytes < -1 {
 		return bad("must be -1 (none), 0 (the default) or a size in bytes", "storage", "ballast_bytes")
 	}
-	if c.Server.SoftMemoryLimit < 0 {
+	return nil
+}
+
+// validateProcessLimits checks the memory limit and the shutdown timeout.
+func (s Server) validateProcessLimits() error {
+	if s.SoftMemoryLimit < 0 {
 		return bad("must not be negative", "server", "soft_memory_limit")
 	}
-	if c.Server.ShutdownTimeout.Duration <= 0 {
+	if s.ShutdownTimeout.Duration <= 0 {
 		return bad("must be positive", "server", "shutdown_timeout")
 	}
-	if c.Server.MinTransferRate < 0 {
+	return nil
+}
+
+// validateConnectionLimits checks the slow-peer rate, its window and the
+// connection cap.
+func (s Server) validateConnectionLimits() error {
+	if s.MinTransferRate < 0 {
 		return bad("must not be negative (0 turns the check off)", "server", "min_transfer_rate")
 	}
-	if w := c.Server.TransferWindow.Duration; w < time.Second || w > time.Hour {
+	if w := s.TransferWindow.Duration; w < time.Second || w > time.Hour {
 		return bad(fmt.Sprintf("must be between 1s and 1h, got %s", w), "server", "transfer_window")
 	}
-	if c.Server.MaxConnections <= 0 {
+	if s.MaxConnections <= 0 {
 		return bad("must be positive", "server", "max_connections")
 	}
-	if c.Auth.CacheTTL.Duration < 0 {
+	return nil
+}
+
+// validate checks the token cache and the whoami timeout.
+func (a Auth) validate() error {
+	if a.CacheTTL.Duration < 0 {
 		return bad("must not be negative", "auth", "cache_ttl")
 	}
-	if c.Auth.CacheSize <= 0 {
+	if a.CacheSize <= 0 {
 		return bad("must be positive", "auth", "cache_size")
 	}
-	if c.Auth.WhoamiTimeout.Duration <= 0 {
+	if a.WhoamiTimeout.Duration <= 0 {
 		return bad("must be positive", "auth", "whoami_timeout")
 	}
-	if c.Uploads.UnusedExpires.Duration < time.Minute {
+	return nil
+}
+
+// validate checks the expiry and per-user cap of asynchronous uploads.
+func (u Uploads) validate() error {
+	if u.UnusedExpires.Duration < time.Minute {
 		return bad("must be at least 1m", "uploads", "unused_expires")
 	}
-	if c.Uploads.MaxPendingPerUser <= 0 {
+	if u.MaxPendingPerUser <= 0 {
 		return bad("must be positive", "uploads", "max_pending_per_user")
 	}
-	if c.Federation.Timeout.Duration <= 0 {
+	return nil
+}
+
+// validateFetchLimits checks the timeout, size cap and backoff of remote
+// media fetches.
+func (f Federation) validateFetchLimits() error {
+	if f.Timeout.Duration <= 0 {
 		return bad("must be positive", "federation", "timeout")
 	}
-	if c.Federation.MaxRemoteBytes <= 0 {
+	if f.MaxRemoteBytes <= 0 {
 		return bad("must be positive", "federation", "max_remote_bytes")
 	}
-	if c.Federation.Backoff.Duration < 0 {
+	if f.Backoff.Duration < 0 {
 		return bad("must not be negative", "federation", "backoff")
 	}
-	for _, n := range c.Federation.AllowedNetworks {
+	return nil
+}
+
+// validateAllowedNetworks checks that every allowed network is a CIDR
+// prefix.
+func (f Federation) validateAllowedNetworks() error {
+	for _, n := range f.AllowedNetworks {
 		if _, err := netip.ParsePrefix(strings.TrimSpace(n)); err != nil {
 			return bad(fmt.Sprintf("want CIDR prefixes such as \"10.0.0.0/8\" or \"fd00::/8\", got %q", n), "federation", "allowed_networks")
 		}
 	}
-	t := c.Thumbnails
+	return nil
+}
+
+// validate checks the thumbnail workers, budgets, source limits and
+// pregenerated sizes.
+func (t Thumbnails) validate() error {
 	if t.Workers < 0 {
 		return bad("must not be negative", "thumbnails", "workers")
 	}
@@ -407,8 +483,15 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("want width > 0, height > 0, method crop or scale; got %dx%d %q", z.Width, z.Height, z.Method), "thumbnails", "sizes")
 		}
 	}
+	return nil
+}
+
+// validateHomeservers checks that every homeserver has a server name, no
+// name is listed twice (names compare case-insensitively) and each one's
+// access settings.
+func validateHomeservers(list []Homeserver) error {
 	seen := make(map[string]bool)
-	for _, hs := range c.Homeservers {
+	for _, hs := range list {
 		if !validServerName(hs.Name) {
 			return bad(fmt.Sprintf("%q is not a server name (host[:port])", hs.Name), "homeserver", "name")
 		}
@@ -416,24 +499,39 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("%q is listed twice", hs.Name), "homeserver", "name")
 		}
 		seen[strings.ToLower(hs.Name)] = true
-		if hs.ClientAPI != "" && !validBaseURL(hs.ClientAPI) {
-			return bad(fmt.Sprintf("want an http:// or https:// URL, got %q", hs.ClientAPI), "homeserver", "client_api")
-		}
-		if hs.ClientAPI == "" && len(hs.StaticTokens) == 0 {
-			return bad("is needed to check access tokens (or set static_tokens)", "homeserver", "client_api")
-		}
-		for _, a := range hs.Admins {
-			if !validUserID(a) {
-				return bad(fmt.Sprintf("%q is not a user ID (@user:server)", a), "homeserver", "admins")
-			}
-		}
-		for tok, user := range hs.StaticTokens {
-			if tok == "" || !validUserID(user) {
-				return bad(fmt.Sprintf("want \"token\" = \"@user:server\", got %q = %q", tok, user), "homeserver", "static_tokens")
-			}
+		if err := hs.validateAccess(); err != nil {
+			return err
 		}
 	}
-	for name, base := range c.Federation.Routes {
+	return nil
+}
+
+// validateAccess checks how a homeserver's tokens are checked (client_api
+// or static_tokens) and that its admins and token users are user IDs.
+func (hs Homeserver) validateAccess() error {
+	if hs.ClientAPI != "" && !validBaseURL(hs.ClientAPI) {
+		return bad(fmt.Sprintf("want an http:// or https:// URL, got %q", hs.ClientAPI), "homeserver", "client_api")
+	}
+	if hs.ClientAPI == "" && len(hs.StaticTokens) == 0 {
+		return bad("is needed to check access tokens (or set static_tokens)", "homeserver", "client_api")
+	}
+	for _, a := range hs.Admins {
+		if !validUserID(a) {
+			return bad(fmt.Sprintf("%q is not a user ID (@user:server)", a), "homeserver", "admins")
+		}
+	}
+	for tok, user := range hs.StaticTokens {
+		if tok == "" || !validUserID(user) {
+			return bad(fmt.Sprintf("want \"token\" = \"@user:server\", got %q = %q", tok, user), "homeserver", "static_tokens")
+		}
+	}
+	return nil
+}
+
+// validateRoutes checks that every route maps a server name to an http://
+// or https:// base URL.
+func (f Federation) validateRoutes() error {
+	for name, base := range f.Routes {
 		if !validServerName(name) {
 			return bad(fmt.Sprintf("%q is not a server name", name), "federation", "routes", name)
 		}

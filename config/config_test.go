@@ -1,13 +1,17 @@
 package config
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/BurntSushi/toml"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -85,16 +89,67 @@ func TestLoadResolvesDataDirNextToFile(t *testing.T) {
 	}
 }
 
+// TestExampleFileParses checks that config.toml.example sets every key and
+// that what it sets equals Default() key by key. Its commented-out lines (a
+// static_tokens entry, a route) are examples, not values, so they are not
+// compared; its empty lists and tables ("admins = []") show keys whose
+// default is unset and compare equal to them.
 func TestExampleFileParses(t *testing.T) {
-	c, err := Load(filepath.Join("..", "config.toml.example"))
+	name := filepath.Join("..", "config.toml.example")
+	b, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ex, err := Parse(string(b), name) // Parse, not Load: data_dir stays as written
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex.Source = ""
 	d := Default()
-	if c.Server.Listen != d.Server.Listen || c.Server.MaxUploadBytes != d.Server.MaxUploadBytes ||
-		c.Server.AdminListen != d.Server.AdminListen || c.Storage.GCGrace != d.Storage.GCGrace ||
-		c.Server.FreezeUnauthenticated != d.Server.FreezeUnauthenticated {
-		t.Errorf("config.toml.example does not show the defaults: %+v", c)
+	d.Source = ""
+	for _, diff := range diffKeys("", reflect.ValueOf(ex), reflect.ValueOf(d), nil) {
+		t.Errorf("config.toml.example differs from Default(): %s", diff)
+	}
+
+	var raw Config
+	md, err := toml.Decode(string(b), &raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := make(map[string]bool)
+	for _, k := range md.Keys() {
+		set[k.String()] = true
+	}
+	for _, key := range configKeys() {
+		if !set[key] {
+			t.Errorf("config.toml.example does not show %s", key)
+		}
+	}
+}
+
+// TestDiffKeysFindsEachField checks that the example comparison is not
+// blind: a change in a nested table, a list element or a table entry is
+// reported by its key.
+func TestDiffKeysFindsEachField(t *testing.T) {
+	for want, mutate := range map[string]func(*Config){
+		"server.transfer_window":      func(c *Config) { c.Server.TransferWindow = Duration{time.Second} },
+		"thumbnails.sizes[3].method":  func(c *Config) { c.Thumbnails.Sizes[3].Method = "crop" },
+		"homeserver[0].admins":        func(c *Config) { c.Homeservers[0].Admins = []string{"@a:b"} },
+		"homeserver[0].static_tokens": func(c *Config) { c.Homeservers[0].StaticTokens = map[string]string{"t": "@a:b"} },
+		"thumbnails.sizes":            func(c *Config) { c.Thumbnails.Sizes = c.Thumbnails.Sizes[:4] },
+		"federation.routes":           func(c *Config) { c.Federation.Routes = map[string]string{"a": "http://a"} },
+	} {
+		c, d := Default(), Default()
+		mutate(&c)
+		diffs := diffKeys("", reflect.ValueOf(c), reflect.ValueOf(d), nil)
+		if len(diffs) != 1 || !strings.HasPrefix(diffs[0], want+":") {
+			t.Errorf("%s changed: diffKeys = %q, want one difference at %s", want, diffs, want)
+		}
+	}
+	c, d := Default(), Default()
+	c.Homeservers[0].Admins, c.Federation.AllowedNetworks, c.Federation.Routes = []string{}, []string{}, map[string]string{}
+	if diffs := diffKeys("", reflect.ValueOf(c), reflect.ValueOf(d), nil); len(diffs) != 0 {
+		t.Errorf("empty lists and tables differ from unset ones: %q", diffs)
 	}
 }
 
@@ -243,4 +298,72 @@ func TestStorageSpaceKeys(t *testing.T) {
 	if ex.Storage != d.Storage {
 		t.Errorf("config.toml.example [storage] = %+v, want the defaults %+v", ex.Storage, d.Storage)
 	}
+}
+
+// configKeys lists every key a file may set, as dotted paths of the toml
+// tags ("server.listen", "thumbnails.sizes.width"); a list of tables adds
+// its tables' keys under its own name, and a table of free-form entries
+// (federation.routes) is one key.
+func configKeys() []string {
+	var keys []string
+	var walk func(prefix string, t reflect.Type)
+	walk = func(prefix string, t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			name := t.Field(i).Tag.Get("toml")
+			if name == "" || name == "-" {
+				continue
+			}
+			key, ft := joinKey(prefix, name), t.Field(i).Type
+			if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+				keys = append(keys, key)
+				ft = ft.Elem()
+			}
+			if isTable(ft) {
+				walk(key, ft)
+				continue
+			}
+			keys = append(keys, key)
+		}
+	}
+	walk("", reflect.TypeFor[Config]())
+	return keys
+}
+
+// diffKeys appends "key: a != b" for every value that differs between a
+// and b, two values of one configuration type, walking tables and lists
+// so the key says where. An empty list or table equals an unset one.
+func diffKeys(key string, a, b reflect.Value, diffs []string) []string {
+	switch {
+	case isTable(a.Type()):
+		for i := 0; i < a.NumField(); i++ {
+			if name := a.Type().Field(i).Tag.Get("toml"); name != "" && name != "-" {
+				diffs = diffKeys(joinKey(key, name), a.Field(i), b.Field(i), diffs)
+			}
+		}
+		return diffs
+	case a.Kind() == reflect.Slice && a.Type().Elem().Kind() == reflect.Struct && a.Len() == b.Len():
+		for i := 0; i < a.Len(); i++ {
+			diffs = diffKeys(fmt.Sprintf("%s[%d]", key, i), a.Index(i), b.Index(i), diffs)
+		}
+		return diffs
+	case (a.Kind() == reflect.Slice || a.Kind() == reflect.Map) && a.Len() == 0 && b.Len() == 0:
+		return diffs
+	}
+	if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+		diffs = append(diffs, fmt.Sprintf("%s: %v != %v", key, a.Interface(), b.Interface()))
+	}
+	return diffs
+}
+
+// isTable reports whether t is decoded from a TOML table key by key (a
+// struct that does not decode itself from text, as Duration does).
+func isTable(t reflect.Type) bool {
+	return t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]())
+}
+
+func joinKey(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + "." + name
 }

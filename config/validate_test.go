@@ -1,0 +1,188 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// validBase is a valid configuration that fills every list and table
+// Validate walks (allowed networks, sizes, two homeservers with admins and
+// static tokens, routes), so each row's mutation is the only fault in it.
+func validBase() Config {
+	c := Default()
+	c.Federation.AllowedNetworks = []string{"10.0.0.0/8", " fd00::/8 "}
+	c.Federation.Routes = map[string]string{"far.example": "http://127.0.0.1:8002", "[::1]:8448": "https://[::1]:8448"}
+	c.Homeservers = []Homeserver{
+		{
+			Name:         "example.org",
+			ClientAPI:    "http://127.0.0.1:8008",
+			SigningKey:   "example.org.signing.key",
+			Admins:       []string{"@admin:example.org"},
+			StaticTokens: map[string]string{"try-me": "@alice:example.org"},
+		},
+		{Name: "other.example:8448", ClientAPI: "https://matrix.other.example"},
+	}
+	return c
+}
+
+// validateRule is one row of TestValidateRules: a mutation of validBase and
+// the whole error Validate must return ("" for none).
+type validateRule struct {
+	name   string
+	mutate func(*Config)
+	want   string
+}
+
+// firstHomeserver and secondHomeserver make a mutation of one homeserver.
+func firstHomeserver(f func(*Homeserver)) func(*Config) {
+	return func(c *Config) { f(&c.Homeservers[0]) }
+}
+
+func secondHomeserver(f func(*Homeserver)) func(*Config) {
+	return func(c *Config) { f(&c.Homeservers[1]) }
+}
+
+func seconds(n float64) Duration { return Duration{time.Duration(n * float64(time.Second))} }
+
+// validateRules has a failing row for every rule Validate enforces (and for
+// each part of a rule with several), and passing rows at the edges the
+// rules allow, so dropping or loosening a rule fails a row.
+var validateRules = []validateRule{
+	{"valid base", func(*Config) {}, ""},
+	{"embedded default", func(c *Config) { *c = Default() }, ""},
+
+	{"server.listen not host:port", func(c *Config) { c.Server.Listen = "nope" }, `server.listen: want host:port, got "nope"`},
+	{"server.data_dir empty", func(c *Config) { c.Server.DataDir = "" }, "server.data_dir: must not be empty"},
+	{"server.max_upload_bytes zero", func(c *Config) { c.Server.MaxUploadBytes = 0 }, "server.max_upload_bytes: must be positive"},
+	{"server.admin_listen not host:port", func(c *Config) { c.Server.AdminListen = "127.0.0.1" }, `server.admin_listen: want host:port, got "127.0.0.1"`},
+	{"server.admin_listen any address", func(c *Config) { c.Server.AdminListen = "0.0.0.0:1" }, "server.admin_listen: must be a loopback address"},
+	{"server.admin_listen a name", func(c *Config) { c.Server.AdminListen = "example.org:1" }, "server.admin_listen: must be a loopback address"},
+	{"server.admin_listen localhost", func(c *Config) { c.Server.AdminListen = "localhost:0" }, ""},
+	{"server.admin_listen IPv6 loopback", func(c *Config) { c.Server.AdminListen = "[::1]:9" }, ""},
+
+	{"storage.gc_grace under 1m", func(c *Config) { c.Storage.GCGrace = seconds(59) }, "storage.gc_grace: must be at least 1m: an upload in flight must never look old"},
+	{"storage.gc_grace 1m", func(c *Config) { c.Storage.GCGrace = seconds(60) }, ""},
+	{"storage.min_free_bytes negative", func(c *Config) { c.Storage.MinFreeBytes = -1 }, "storage.min_free_bytes: must not be negative (0 picks the default)"},
+	{"storage.ballast_bytes below -1", func(c *Config) { c.Storage.BallastBytes = -2 }, "storage.ballast_bytes: must be -1 (none), 0 (the default) or a size in bytes"},
+	{"storage.ballast_bytes -1", func(c *Config) { c.Storage.BallastBytes = -1 }, ""},
+
+	{"server.soft_memory_limit negative", func(c *Config) { c.Server.SoftMemoryLimit = -1 }, "server.soft_memory_limit: must not be negative"},
+	{"server.soft_memory_limit off", func(c *Config) { c.Server.SoftMemoryLimit = 0 }, ""},
+	{"server.shutdown_timeout zero", func(c *Config) { c.Server.ShutdownTimeout = seconds(0) }, "server.shutdown_timeout: must be positive"},
+	{"server.min_transfer_rate negative", func(c *Config) { c.Server.MinTransferRate = -1 }, "server.min_transfer_rate: must not be negative (0 turns the check off)"},
+	{"server.min_transfer_rate off", func(c *Config) { c.Server.MinTransferRate = 0 }, ""},
+	{"server.transfer_window under 1s", func(c *Config) { c.Server.TransferWindow = seconds(0.999) }, "server.transfer_window: must be between 1s and 1h, got 999ms"},
+	{"server.transfer_window over 1h", func(c *Config) { c.Server.TransferWindow = seconds(3601) }, "server.transfer_window: must be between 1s and 1h, got 1h0m1s"},
+	{"server.transfer_window 1s", func(c *Config) { c.Server.TransferWindow = seconds(1) }, ""},
+	{"server.transfer_window 1h", func(c *Config) { c.Server.TransferWindow = seconds(3600) }, ""},
+	{"server.max_connections zero", func(c *Config) { c.Server.MaxConnections = 0 }, "server.max_connections: must be positive"},
+
+	{"auth.cache_ttl negative", func(c *Config) { c.Auth.CacheTTL = seconds(-1) }, "auth.cache_ttl: must not be negative"},
+	{"auth.cache_ttl zero", func(c *Config) { c.Auth.CacheTTL = seconds(0) }, ""},
+	{"auth.cache_size zero", func(c *Config) { c.Auth.CacheSize = 0 }, "auth.cache_size: must be positive"},
+	{"auth.whoami_timeout zero", func(c *Config) { c.Auth.WhoamiTimeout = seconds(0) }, "auth.whoami_timeout: must be positive"},
+
+	{"uploads.unused_expires under 1m", func(c *Config) { c.Uploads.UnusedExpires = seconds(59) }, "uploads.unused_expires: must be at least 1m"},
+	{"uploads.unused_expires 1m", func(c *Config) { c.Uploads.UnusedExpires = seconds(60) }, ""},
+	{"uploads.max_pending_per_user zero", func(c *Config) { c.Uploads.MaxPendingPerUser = 0 }, "uploads.max_pending_per_user: must be positive"},
+
+	{"federation.timeout zero", func(c *Config) { c.Federation.Timeout = seconds(0) }, "federation.timeout: must be positive"},
+	{"federation.max_remote_bytes zero", func(c *Config) { c.Federation.MaxRemoteBytes = 0 }, "federation.max_remote_bytes: must be positive"},
+	{"federation.backoff negative", func(c *Config) { c.Federation.Backoff = seconds(-1) }, "federation.backoff: must not be negative"},
+	{"federation.backoff zero", func(c *Config) { c.Federation.Backoff = seconds(0) }, ""},
+	{"federation.allowed_networks bare address", func(c *Config) {
+		c.Federation.AllowedNetworks = append(c.Federation.AllowedNetworks, "10.0.0.1")
+	}, `federation.allowed_networks: want CIDR prefixes such as "10.0.0.0/8" or "fd00::/8", got "10.0.0.1"`},
+
+	{"thumbnails.workers negative", func(c *Config) { c.Thumbnails.Workers = -1 }, "thumbnails.workers: must not be negative"},
+	{"thumbnails.memory_budget under 16 MiB", func(c *Config) { c.Thumbnails.MemoryBudget = 16<<20 - 1 }, "thumbnails.memory_budget: must be at least 16 MiB"},
+	{"thumbnails.memory_budget 16 MiB", func(c *Config) { c.Thumbnails.MemoryBudget = 16 << 20 }, ""},
+	{"thumbnails.max_pixels zero", func(c *Config) { c.Thumbnails.MaxPixels = 0 }, "thumbnails.max_pixels: must be positive"},
+	{"thumbnails.max_bytes zero", func(c *Config) { c.Thumbnails.MaxBytes = 0 }, "thumbnails.max_bytes: must be positive"},
+	{"thumbnails.max_dimension zero", func(c *Config) { c.Thumbnails.MaxDimension = 0 }, "thumbnails.max_dimension: must be positive"},
+	{"thumbnails.sizes zero width", func(c *Config) { c.Thumbnails.Sizes[1].Width = 0 }, `thumbnails.sizes: want width > 0, height > 0, method crop or scale; got 0x96 "crop"`},
+	{"thumbnails.sizes zero height", func(c *Config) { c.Thumbnails.Sizes[2].Height = 0 }, `thumbnails.sizes: want width > 0, height > 0, method crop or scale; got 320x0 "scale"`},
+	{"thumbnails.sizes unknown method", func(c *Config) { c.Thumbnails.Sizes[4].Method = "fit" }, `thumbnails.sizes: want width > 0, height > 0, method crop or scale; got 800x600 "fit"`},
+
+	{"homeserver.name with a space", firstHomeserver(func(h *Homeserver) { h.Name = "exa mple" }), `homeserver.name: "exa mple" is not a server name (host[:port])`},
+	{"homeserver.name port 0", secondHomeserver(func(h *Homeserver) { h.Name = "other.example:0" }), `homeserver.name: "other.example:0" is not a server name (host[:port])`},
+	{"homeserver.name IPv6", secondHomeserver(func(h *Homeserver) { h.Name = "[::1]:8448" }), ""},
+	{"homeserver.name twice, other case", secondHomeserver(func(h *Homeserver) { h.Name = "EXAMPLE.org" }), `homeserver.name: "EXAMPLE.org" is listed twice`},
+	{"homeserver.client_api not http", secondHomeserver(func(h *Homeserver) { h.ClientAPI = "ftp://x" }), `homeserver.client_api: want an http:// or https:// URL, got "ftp://x"`},
+	{"homeserver.client_api missing", secondHomeserver(func(h *Homeserver) { h.ClientAPI = "" }), "homeserver.client_api: is needed to check access tokens (or set static_tokens)"},
+	{"homeserver.client_api empty with static_tokens", firstHomeserver(func(h *Homeserver) { h.ClientAPI = "" }), ""},
+	{"homeserver.admins not a user ID", firstHomeserver(func(h *Homeserver) { h.Admins = append(h.Admins, "admin") }), `homeserver.admins: "admin" is not a user ID (@user:server)`},
+	{"homeserver.static_tokens empty token", firstHomeserver(func(h *Homeserver) { h.StaticTokens[""] = "@bob:example.org" }), `homeserver.static_tokens: want "token" = "@user:server", got "" = "@bob:example.org"`},
+	{"homeserver.static_tokens not a user ID", firstHomeserver(func(h *Homeserver) { h.StaticTokens["t2"] = "bob" }), `homeserver.static_tokens: want "token" = "@user:server", got "t2" = "bob"`},
+
+	{"federation.routes bad server name", func(c *Config) { c.Federation.Routes["a/b"] = "http://x" }, `federation.routes."a/b": "a/b" is not a server name`},
+	{"federation.routes not a URL", func(c *Config) { c.Federation.Routes["near.example"] = "nope" }, `federation.routes."near.example": want an http:// or https:// URL, got "nope"`},
+}
+
+func TestValidateRules(t *testing.T) {
+	for _, r := range validateRules {
+		t.Run(r.name, func(t *testing.T) {
+			c := validBase()
+			r.mutate(&c)
+			err := c.Validate()
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != r.want {
+				t.Errorf("Validate() = %q, want %q", got, r.want)
+			}
+			var ke keyError
+			if err != nil && !errors.As(err, &ke) {
+				t.Errorf("Validate() = %T, want a keyError (Parse reports its key and line)", err)
+			}
+		})
+	}
+}
+
+// keysWithoutRules are the keys Validate takes as they come, and why.
+var keysWithoutRules = map[string]string{
+	"server.freeze_unauthenticated": "a bool",
+	"server.trust_forwarded":        "a bool",
+	"thumbnails.pregenerate":        "a bool",
+	"homeserver.signing_key":        "any path; the file is read and checked when the server starts",
+}
+
+// TestValidateRulesCoverEveryKey makes a new key choose: a row in
+// validateRules for its rule, or an entry in keysWithoutRules.
+func TestValidateRulesCoverEveryKey(t *testing.T) {
+	ruled := make(map[string]bool)
+	for _, r := range validateRules {
+		c := validBase()
+		r.mutate(&c)
+		var ke keyError
+		if errors.As(c.Validate(), &ke) {
+			ruled[strings.Join(ke.key, ".")] = true
+		}
+	}
+	for _, key := range configKeys() {
+		if _, ok := keysWithoutRules[key]; ok {
+			if ruled[key] {
+				t.Errorf("%s has a rule but is listed in keysWithoutRules", key)
+			}
+			continue
+		}
+		if !ruledUnder(ruled, key) {
+			t.Errorf("%s: no row in validateRules fails on it and it is not in keysWithoutRules", key)
+		}
+	}
+}
+
+// ruledUnder reports whether a failing row names key, a table holding it
+// (thumbnails.sizes holds thumbnails.sizes.width) or an entry of it
+// (federation.routes.far.example is in federation.routes).
+func ruledUnder(ruled map[string]bool, key string) bool {
+	for k := range ruled {
+		if k == key || strings.HasPrefix(key, k+".") || strings.HasPrefix(k, key+".") {
+			return true
+		}
+	}
+	return false
+}
