@@ -1,0 +1,12 @@
+package media
+
+// Exported for media's external tests only.
+
+// StoreFormat is storeFormat, so tests can compare what DATA/FORMAT holds.
+type StoreFormat = storeFormat
+
+// FormatVersion is formatVersion.
+const FormatVersion = formatVersion
+
+// ReadFormat reads DATA/FORMAT (readFormat).
+var ReadFormat = readFormat
