@@ -117,7 +117,7 @@ func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
 		return st, fmt.Errorf("media: backup: place index: %w", err)
 	}
 	os.RemoveAll(ckpt) // the previous backup's index, if any
-	if err := cas.SyncDir(dest); err != nil {
+	if err := syncDir(dest); err != nil {
 		return st, err
 	}
 	s.opts.Logger.Info("backup done", "dest", dest, "chunks_copied", st.ChunksCopied,

@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/mxcas/mxcas/cas"
 )
 
 // formatVersion is the version of the data directory layout this code
@@ -117,7 +115,7 @@ func checkFormat(dir string, want storeFormat) error {
 		if want.ID == "" {
 			want.ID = newStoreID()
 		}
-		if err := cas.WriteFileAtomic(path, want.encode(), 0o600); err != nil {
+		if err := writeFileAtomic(path, want.encode(), 0o600); err != nil {
 			return fmt.Errorf("media: write %s: %w", path, err)
 		}
 		return nil
@@ -153,7 +151,7 @@ func ensureStoreID(dir string) (storeFormat, error) {
 	}
 	f.ID = newStoreID()
 	path := filepath.Join(dir, "FORMAT")
-	if err := cas.WriteFileAtomic(path, f.encode(), 0o600); err != nil {
+	if err := writeFileAtomic(path, f.encode(), 0o600); err != nil {
 		return storeFormat{}, fmt.Errorf("media: write %s: %w", path, err)
 	}
 	return f, nil
