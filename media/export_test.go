@@ -10,3 +10,7 @@ const FormatVersion = formatVersion
 
 // ReadFormat reads DATA/FORMAT (readFormat).
 var ReadFormat = readFormat
+
+// WaitThumbnailQueue returns once every queued background thumbnail job is
+// done.
+func (s *Store) WaitThumbnailQueue() { s.thumbs.pending.Wait() }
