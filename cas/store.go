@@ -141,8 +141,9 @@ func poolFiles() int {
 }
 
 // removeStale deletes every temp file: none can belong to a live writer
-// because we hold the lock. That is DATA/tmp/*, and the temp files
-// WriteFileAtomic leaves in DATA itself when interrupted (".NAME-123").
+// because we hold the lock. That is DATA/tmp/*, and the temp files media's
+// small-file writes (FORMAT, admin.json) leave in DATA itself when
+// interrupted (".NAME-123").
 func (s *Store) removeStale() error {
 	leftovers, _ := filepath.Glob(filepath.Join(s.dir, ".*-*"))
 	for _, p := range leftovers {

@@ -653,8 +653,8 @@ func TestCrashBeforeRename(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	tmp := filepath.Join(dir, "tmp")
-	// A small file's temp file, as WriteFileAtomic leaves it when killed,
-	// and a dot file that is not one.
+	// A small file's temp file, as media's small-file writes leave it when
+	// killed, and a dot file that is not one.
 	if err := os.WriteFile(filepath.Join(dir, ".FORMAT-12345"), []byte("half"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -164,7 +164,7 @@ func (a *authenticator) whoami(ctx context.Context, hs *Homeserver, tok, asUser 
 		if e.Error == "" {
 			e.Error = "The homeserver refused the access token"
 		}
-		me := &Error{Status: resp.StatusCode, Code: e.Errcode, Message: e.Error}
+		me := &matrixError{Status: resp.StatusCode, Code: e.Errcode, Message: e.Error}
 		if e.SoftLogout != nil {
 			me.Extra = map[string]any{"soft_logout": *e.SoftLogout}
 		}

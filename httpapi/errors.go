@@ -13,9 +13,9 @@ import (
 	"github.com/mxcas/mxcas/media"
 )
 
-// Error is a Matrix error answer: status, errcode and message. Handlers
-// return errors; writeError maps any error to one of these.
-type Error struct {
+// matrixError is a Matrix error answer: status, errcode and message.
+// Handlers return errors; writeError maps any error to one of these.
+type matrixError struct {
 	Status  int
 	Code    string
 	Message string
@@ -25,16 +25,16 @@ type Error struct {
 	Extra map[string]any
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+func (e *matrixError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
 
-func errorf(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+func errorf(status int, code, format string, args ...any) *matrixError {
+	return &matrixError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // toMatrix maps an error to the Matrix answer. Unknown errors are 500
 // M_UNKNOWN with a generic message (the detail goes to the log only).
-func toMatrix(err error) *Error {
-	var me *Error
+func toMatrix(err error) *matrixError {
+	var me *matrixError
 	if errors.As(err, &me) {
 		return me
 	}
@@ -59,7 +59,7 @@ func toMatrix(err error) *Error {
 	case errors.Is(err, media.ErrCannotThumbnail):
 		return errorf(http.StatusBadRequest, "M_UNKNOWN", "Cannot generate a thumbnail of this media")
 	case errors.Is(err, media.ErrBusy):
-		return &Error{Status: http.StatusTooManyRequests, Code: "M_LIMIT_EXCEEDED",
+		return &matrixError{Status: http.StatusTooManyRequests, Code: "M_LIMIT_EXCEEDED",
 			Message: "Too many thumbnails are being made; try again shortly", RetryAfter: 2 * time.Second}
 	case errors.Is(err, media.ErrRemoteTooLarge):
 		return errorf(http.StatusBadGateway, "M_TOO_LARGE", "The remote media is larger than this server fetches")
@@ -80,7 +80,7 @@ func toMatrix(err error) *Error {
 	case errors.Is(err, media.ErrNotYetUploaded):
 		return errorf(http.StatusGatewayTimeout, "M_NOT_YET_UPLOADED", "The media has not been uploaded yet")
 	case errors.Is(err, media.ErrPendingLimit):
-		return &Error{Status: http.StatusTooManyRequests, Code: "M_LIMIT_EXCEEDED",
+		return &matrixError{Status: http.StatusTooManyRequests, Code: "M_LIMIT_EXCEEDED",
 			Message: "Too many uploads created and not yet completed", RetryAfter: time.Minute}
 	case errors.Is(err, ErrTooSlow):
 		return errorf(http.StatusRequestTimeout, "M_UNKNOWN", "The request body arrived slower than this server accepts")
@@ -103,7 +103,7 @@ func detail(err, sentinel error) string {
 }
 
 // writeError answers err as Matrix JSON.
-func writeError(w http.ResponseWriter, err error) *Error {
+func writeError(w http.ResponseWriter, err error) *matrixError {
 	me := toMatrix(err)
 	body := map[string]any{"errcode": me.Code, "error": me.Message}
 	for k, v := range me.Extra {

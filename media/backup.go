@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mxcas/mxcas/cas"
-	"github.com/mxcas/mxcas/index"
 )
 
 // BackupStats says what a backup copied.
@@ -56,7 +55,7 @@ func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
 		return st, fmt.Errorf("media: backup to %s: %w", dest, err)
 	}
 	defer dst.Close()
-	if err := index.CheckFormat(dest, s.format); err != nil {
+	if err := checkFormat(dest, s.format); err != nil {
 		return st, fmt.Errorf("media: backup to %s: %w", dest, err)
 	}
 
@@ -118,7 +117,7 @@ func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
 		return st, fmt.Errorf("media: backup: place index: %w", err)
 	}
 	os.RemoveAll(ckpt) // the previous backup's index, if any
-	if err := cas.SyncDir(dest); err != nil {
+	if err := syncDir(dest); err != nil {
 		return st, err
 	}
 	s.opts.Logger.Info("backup done", "dest", dest, "chunks_copied", st.ChunksCopied,
@@ -146,12 +145,12 @@ func (s *Store) checkBackupDest(dest string) error {
 	}
 	switch state {
 	case dirStore:
-		if err := index.CompareFormat(dest, s.format); err != nil {
+		if err := compareFormat(dest, s.format); err != nil {
 			return fmt.Errorf("%w: %s is an mxcas store this one cannot be backed up into: %w", ErrBackupDest, dest, err)
 		}
 		// Only a backup of this very store: its index is about to be
 		// replaced by ours.
-		if f, err := index.ReadFormat(dest); err != nil || f.ID != s.format.ID {
+		if f, err := readFormat(dest); err != nil || f.ID != s.format.ID {
 			return fmt.Errorf("%w: %s is another mxcas store, not a backup of this one (store %s); "+
 				"back up into a missing or empty directory; nothing was changed", ErrBackupDest, dest, s.format.ID)
 		}

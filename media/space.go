@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/index"
 )
 
@@ -242,7 +241,7 @@ func makeBallast(path string, size int64) error {
 		os.Remove(tmp)
 		return err
 	}
-	return cas.SyncDir(filepath.Dir(path))
+	return syncDir(filepath.Dir(path))
 }
 
 func writeZeros(w io.Writer, n int64) error {

@@ -149,7 +149,7 @@ func (o *Options) Validate() error {
 type Store struct {
 	opts      Options
 	params    chunker.Params
-	format    index.Format
+	format    storeFormat
 	cas       cas.Storage
 	idx       *index.DB
 	space     *space // nil when read-only
@@ -202,21 +202,21 @@ func Open(opts Options) (*Store, error) {
 	params := opts.Chunker
 	if params == (chunker.Params{}) {
 		params = chunker.DefaultParams
-		if f, err := index.ReadFormat(opts.Dir); err == nil {
+		if f, err := readFormat(opts.Dir); err == nil {
 			if p, err := chunker.ParseParams(f.Chunker); err == nil {
 				params = p
 			}
 		}
 	}
-	format := index.Format{Version: index.FormatVersion, Hash: HashName, Chunker: params.String()}
-	checkFormat := index.CheckFormat
+	format := storeFormat{Version: formatVersion, Hash: HashName, Chunker: params.String()}
+	check := checkFormat
 	if opts.ReadOnly {
-		checkFormat = index.CompareFormat
+		check = compareFormat
 	}
 	// A new store gets its index before its FORMAT: FORMAT is the mark of a
 	// complete store, so a store with one must have an index too.
 	if !isNew {
-		if err := checkFormat(opts.Dir, format); err != nil {
+		if err := check(opts.Dir, format); err != nil {
 			cs.Close()
 			return nil, err
 		}
@@ -239,7 +239,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	if isNew {
-		if err := checkFormat(opts.Dir, format); err != nil {
+		if err := check(opts.Dir, format); err != nil {
 			idx.Close()
 			cs.Close()
 			return nil, err
@@ -285,11 +285,11 @@ func openChunks(opts Options) (cas.Storage, error) {
 }
 
 // idFormat reads dir's FORMAT, giving it an ID unless readOnly.
-func idFormat(dir string, readOnly bool) (index.Format, error) {
+func idFormat(dir string, readOnly bool) (storeFormat, error) {
 	if readOnly {
-		return index.ReadFormat(dir)
+		return readFormat(dir)
 	}
-	return index.EnsureID(dir)
+	return ensureStoreID(dir)
 }
 
 // Close closes the index and releases the data directory, after any GC,

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/mxcas/mxcas/chunker"
-	"github.com/mxcas/mxcas/index"
 	"github.com/mxcas/mxcas/media"
 )
 
@@ -32,8 +31,8 @@ func TestFormatParams(t *testing.T) {
 			t.Errorf("Open with %v on a store made with %v succeeded", other, first)
 			continue
 		}
-		if !errors.Is(err, index.ErrFormat) {
-			t.Errorf("Open with %v: error %v does not wrap index.ErrFormat", other, err)
+		if !errors.Is(err, media.ErrFormat) {
+			t.Errorf("Open with %v: error %v does not wrap media.ErrFormat", other, err)
 		}
 		for _, p := range []chunker.Params{first, other} {
 			if !strings.Contains(err.Error(), p.String()) {
@@ -50,7 +49,7 @@ func TestFormatParams(t *testing.T) {
 		}
 		closeStore(t, s)
 	}
-	f, err := index.ReadFormat(dir)
+	f, err := media.ReadFormat(dir)
 	if err != nil {
 		t.Fatalf("ReadFormat: %v", err)
 	}
@@ -58,7 +57,7 @@ func TestFormatParams(t *testing.T) {
 		t.Errorf("FORMAT has store ID %q, want 32 hex digits", f.ID)
 	}
 	f.ID = ""
-	if want := (index.Format{Version: index.FormatVersion, Hash: media.HashName, Chunker: first.String()}); f != want {
+	if want := (media.StoreFormat{Version: media.FormatVersion, Hash: media.HashName, Chunker: first.String()}); f != want {
 		t.Errorf("FORMAT = %+v, want %+v", f, want)
 	}
 }

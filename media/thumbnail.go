@@ -171,10 +171,6 @@ func (s *Store) enqueueThumbnails(rec Record) {
 	}
 }
 
-// WaitThumbnailQueue returns once every queued background job is done
-// (for tests and tools).
-func (s *Store) WaitThumbnailQueue() { s.thumbs.pending.Wait() }
-
 // Pregenerate makes every configured size of rec's thumbnails that is not
 // stored yet. It stops at the first error that would repeat for every size
 // (not an image, too large).

@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/httpapi"
 	"github.com/mxcas/mxcas/media"
 )
@@ -145,7 +144,7 @@ func startAdmin(ctx context.Context, addr string, st *media.Store, log *slog.Log
 	a := &adminServer{st: st, secret: hex.EncodeToString(sec[:]), log: log}
 	info, _ := json.Marshal(adminInfo{Addr: ln.Addr().String(), Secret: a.secret, PID: os.Getpid()})
 	path := filepath.Join(st.Dir(), adminFile)
-	if err := cas.WriteFileAtomic(path, info, 0o600); err != nil {
+	if err := st.WriteDataFile(adminFile, info); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("admin endpoint: %w", err)
 	}

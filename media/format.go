@@ -1,4 +1,4 @@
-package index
+package media
 
 import (
 	"bufio"
@@ -12,17 +12,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/mxcas/mxcas/cas"
 )
 
-// FormatVersion is the version of the data directory layout this code
+// formatVersion is the version of the data directory layout this code
 // writes and reads.
-const FormatVersion = 1
+const formatVersion = 1
 
-// Format is the content of DATA/FORMAT: the properties of a store that must
-// never change once data is written.
-type Format struct {
+// storeFormat is the content of DATA/FORMAT: the properties of a store
+// that must never change once data is written.
+type storeFormat struct {
 	Version int
 	Hash    string // "blake3-256"
 	Chunker string // chunker.Params.String()
@@ -33,7 +31,7 @@ type Format struct {
 	ID string
 }
 
-func (f Format) encode() []byte {
+func (f storeFormat) encode() []byte {
 	b := fmt.Appendf(nil, "mxcas-store %d\nhash %s\nchunker %s\n", f.Version, f.Hash, f.Chunker)
 	if f.ID != "" {
 		b = fmt.Appendf(b, "id %s\n", f.ID)
@@ -41,8 +39,8 @@ func (f Format) encode() []byte {
 	return b
 }
 
-// NewStoreID returns a random store ID: 32 hex digits.
-func NewStoreID() string {
+// newStoreID returns a random store ID: 32 hex digits.
+func newStoreID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
@@ -61,8 +59,8 @@ func validStoreID(s string) bool {
 	return true
 }
 
-func parseFormat(b []byte) (Format, error) {
-	var f Format
+func parseFormat(b []byte) (storeFormat, error) {
+	var f storeFormat
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		key, val, _ := strings.Cut(sc.Text(), " ")
@@ -94,36 +92,36 @@ func parseFormat(b []byte) (Format, error) {
 }
 
 // ErrFormat means DATA/FORMAT disagrees with what the caller expects.
-var ErrFormat = errors.New("index: data directory format mismatch")
+var ErrFormat = errors.New("media: data directory format mismatch")
 
-// CompareFormat is CheckFormat for a read-only open: a missing FORMAT is
+// compareFormat is checkFormat for a read-only open: a missing FORMAT is
 // an error instead of being written.
-func CompareFormat(dir string, want Format) error {
+func compareFormat(dir string, want storeFormat) error {
 	if _, err := os.Stat(filepath.Join(dir, "FORMAT")); err != nil {
 		return fmt.Errorf("%w: %v", ErrFormat, err)
 	}
-	return CheckFormat(dir, want)
+	return checkFormat(dir, want)
 }
 
-// CheckFormat writes DATA/FORMAT when dir has none (durably: temp file,
+// checkFormat writes DATA/FORMAT when dir has none (durably: temp file,
 // fsync, rename, fsync dir; with a new ID when want has none), and
 // otherwise compares it with want: any difference is an error wrapping
 // ErrFormat that names both values. IDs are compared only when both have
 // one.
-func CheckFormat(dir string, want Format) error {
+func checkFormat(dir string, want storeFormat) error {
 	path := filepath.Join(dir, "FORMAT")
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if want.ID == "" {
-			want.ID = NewStoreID()
+			want.ID = newStoreID()
 		}
-		if err := cas.WriteFileAtomic(path, want.encode(), 0o600); err != nil {
-			return fmt.Errorf("index: write %s: %w", path, err)
+		if err := writeFileAtomic(path, want.encode(), 0o600); err != nil {
+			return fmt.Errorf("media: write %s: %w", path, err)
 		}
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("index: read %s: %w", path, err)
+		return fmt.Errorf("media: read %s: %w", path, err)
 	}
 	got, err := parseFormat(b)
 	if err != nil {
@@ -144,26 +142,26 @@ func CheckFormat(dir string, want Format) error {
 	return nil
 }
 
-// EnsureID returns dir's FORMAT, giving it an ID first when it has none
-// (rewritten durably, as CheckFormat writes it).
-func EnsureID(dir string) (Format, error) {
-	f, err := ReadFormat(dir)
+// ensureStoreID returns dir's FORMAT, giving it an ID first when it has
+// none (rewritten durably, as checkFormat writes it).
+func ensureStoreID(dir string) (storeFormat, error) {
+	f, err := readFormat(dir)
 	if err != nil || f.ID != "" {
 		return f, err
 	}
-	f.ID = NewStoreID()
+	f.ID = newStoreID()
 	path := filepath.Join(dir, "FORMAT")
-	if err := cas.WriteFileAtomic(path, f.encode(), 0o600); err != nil {
-		return Format{}, fmt.Errorf("index: write %s: %w", path, err)
+	if err := writeFileAtomic(path, f.encode(), 0o600); err != nil {
+		return storeFormat{}, fmt.Errorf("media: write %s: %w", path, err)
 	}
 	return f, nil
 }
 
-// ReadFormat reads DATA/FORMAT.
-func ReadFormat(dir string) (Format, error) {
+// readFormat reads DATA/FORMAT.
+func readFormat(dir string) (storeFormat, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "FORMAT"))
 	if err != nil {
-		return Format{}, fmt.Errorf("index: %w", err)
+		return storeFormat{}, fmt.Errorf("media: %w", err)
 	}
 	f, err := parseFormat(b)
 	if err != nil {

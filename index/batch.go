@@ -1,0 +1,127 @@
+package index
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/mxcas/mxcas/cas"
+)
+
+// Batch is a set of changes committed atomically and durably. Not safe for
+// concurrent use. Close it when done (Commit does not).
+type Batch struct {
+	b    *pebble.Batch
+	fail *failure
+}
+
+// NewBatch starts a batch.
+func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch(), fail: d.fail} }
+
+// PutMedia writes a media record (insert or replace).
+func (b *Batch) PutMedia(rec MediaRecord) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return b.b.Set(mediaKey(rec.Server, rec.MediaID), v, nil)
+}
+
+// DeleteMedia removes a media record.
+func (b *Batch) DeleteMedia(server, id string) error {
+	return b.b.Delete(mediaKey(server, id), nil)
+}
+
+// PutManifest writes the manifest of object h.
+func (b *Batch) PutManifest(h cas.Hash, m Manifest) error {
+	return b.b.Set(objectKey(h), m.encode(), nil)
+}
+
+// DeleteManifest removes the manifest of object h.
+func (b *Batch) DeleteManifest(h cas.Hash) error {
+	return b.b.Delete(objectKey(h), nil)
+}
+
+// PutOwner records that user owns server/id.
+func (b *Batch) PutOwner(user, server, id string) error {
+	return b.b.Set(ownerKey(user, server, id), nil, nil)
+}
+
+// DeleteOwner forgets that user owns server/id.
+func (b *Batch) DeleteOwner(user, server, id string) error {
+	return b.b.Delete(ownerKey(user, server, id), nil)
+}
+
+// AddUsage adds delta to the counters of user (when not empty) and server.
+func (b *Batch) AddUsage(user, server string, delta Usage) error {
+	v := encodeUsage(delta)
+	if user != "" {
+		if err := b.b.Merge(userUsageKey(user), v, nil); err != nil {
+			return err
+		}
+	}
+	return b.b.Merge(serverUsageKey(server), v, nil)
+}
+
+// PutPending records that user created server/id, lapsing at expires (Unix
+// ms), so CountPending can cap a user's created IDs.
+func (b *Batch) PutPending(user, server, id string, expires int64) error {
+	var v [8]byte
+	binary.LittleEndian.PutUint64(v[:], uint64(expires))
+	return b.b.Set(pendingKey(user, server, id), v[:], nil)
+}
+
+// DeletePending forgets a created ID (its content arrived, or it was purged).
+func (b *Batch) DeletePending(user, server, id string) error {
+	return b.b.Delete(pendingKey(user, server, id), nil)
+}
+
+// PutThumbnail records a thumbnail of source object src.
+func (b *Batch) PutThumbnail(src cas.Hash, spec string, tr ThumbRecord) error {
+	v, err := json.Marshal(tr)
+	if err != nil {
+		return err
+	}
+	return b.b.Set(thumbKey(src, spec), v, nil)
+}
+
+// DeleteThumbnail forgets a thumbnail record.
+func (b *Batch) DeleteThumbnail(src cas.Hash, spec string) error {
+	return b.b.Delete(thumbKey(src, spec), nil)
+}
+
+// PutDamaged records that chunk h was found damaged.
+func (b *Batch) PutDamaged(h cas.Hash, d DamageRecord) error {
+	v, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	return b.b.Set(damagedKey(h), v, nil)
+}
+
+// DeleteDamaged forgets the damage record of chunk h (it was repaired).
+func (b *Batch) DeleteDamaged(h cas.Hash) error {
+	return b.b.Delete(damagedKey(h), nil)
+}
+
+// Commit applies the batch and syncs it to disk before returning. Once the
+// index has failed it returns an error wrapping ErrFailed, without trying.
+func (b *Batch) Commit() error {
+	if err := b.fail.get(); err != nil {
+		return err
+	}
+	if err := guarded(func() error { return b.b.Commit(pebble.Sync) }); err != nil {
+		return fmt.Errorf("index: commit: %w", err)
+	}
+	return nil
+}
+
+// Close releases the batch. Once the index has failed the batch is left
+// to the garbage collector: Pebble's wedged commit pipeline may still hold it.
+func (b *Batch) Close() error {
+	if b.fail.get() != nil {
+		return nil
+	}
+	return b.b.Close()
+}

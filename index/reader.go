@@ -1,0 +1,227 @@
+package index
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/mxcas/mxcas/cas"
+)
+
+// reader holds the lookups and scans shared by DB and Snapshot.
+type reader struct{ r pebble.Reader }
+
+func (r reader) get(key []byte, fn func(v []byte) error) error {
+	v, closer, err := r.r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("index: get: %w", err)
+	}
+	defer closer.Close()
+	return fn(v)
+}
+
+// Media returns the record of server/id, or ErrNotFound.
+func (r reader) Media(server, id string) (MediaRecord, error) {
+	var rec MediaRecord
+	err := r.get(mediaKey(server, id), func(v []byte) error { return decodeMedia(v, &rec) })
+	if errors.Is(err, ErrNotFound) {
+		return rec, fmt.Errorf("%w: media %s/%s", ErrNotFound, server, id)
+	}
+	rec.Server, rec.MediaID = server, id
+	return rec, err
+}
+
+func decodeMedia(v []byte, rec *MediaRecord) error {
+	if err := json.Unmarshal(v, rec); err != nil {
+		return fmt.Errorf("%w: media: %v", ErrCorruptRecord, err)
+	}
+	return nil
+}
+
+// Manifest returns the manifest of object h, or ErrNotFound.
+func (r reader) Manifest(h cas.Hash) (Manifest, error) {
+	var m Manifest
+	err := r.get(objectKey(h), func(v []byte) (err error) {
+		m, err = decodeManifest(v)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return m, fmt.Errorf("%w: object %s", ErrNotFound, h.Short())
+	}
+	return m, err
+}
+
+// HasManifest reports whether object h has a manifest.
+func (r reader) HasManifest(h cas.Hash) (bool, error) {
+	err := r.get(objectKey(h), func([]byte) error { return nil })
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// UserUsage returns the counters of a user (zero when none).
+func (r reader) UserUsage(user string) (Usage, error) { return r.usage(userUsageKey(user)) }
+
+// ServerUsage returns the counters of a server name (zero when none).
+func (r reader) ServerUsage(server string) (Usage, error) { return r.usage(serverUsageKey(server)) }
+
+func (r reader) usage(key []byte) (Usage, error) {
+	var u Usage
+	err := r.get(key, func(v []byte) error {
+		var err error
+		u, err = decodeUsage(v)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Usage{}, nil
+	}
+	return u, err
+}
+
+// scan calls fn for every key with prefix, in key order.
+func (r reader) scan(prefix []byte, fn func(k, v []byte) error) error {
+	it, err := r.r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("index: scan: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err == nil {
+			err = fn(it.Key(), v)
+		}
+		if err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("index: scan: %w", err)
+	}
+	return nil
+}
+
+// ScanMedia calls fn for every media record (all servers), in key order. An
+// error from fn, or a record that cannot be decoded, stops the scan and is
+// returned.
+func (r reader) ScanMedia(fn func(MediaRecord) error) error {
+	return r.ScanMediaChecked(func(rec MediaRecord, decodeErr error) error {
+		if decodeErr != nil {
+			return decodeErr
+		}
+		return fn(rec)
+	})
+}
+
+// ScanMediaChecked is ScanMedia for fsck: a record that cannot be decoded is
+// passed with a non-nil decodeErr (and its Server and MediaID filled in
+// when the key is readable) instead of stopping the scan.
+func (r reader) ScanMediaChecked(fn func(rec MediaRecord, decodeErr error) error) error {
+	return r.scan(prefixMedia, func(k, v []byte) error {
+		var rec MediaRecord
+		server, id, err := parseMediaKey(k)
+		if err != nil {
+			return fn(rec, err)
+		}
+		err = decodeMedia(v, &rec)
+		rec.Server, rec.MediaID = server, id
+		if err != nil {
+			return fn(rec, fmt.Errorf("%s/%s: %w", server, id, err))
+		}
+		return fn(rec, nil)
+	})
+}
+
+// ScanManifests calls fn for every object manifest. A manifest that cannot
+// be decoded is passed with a non-nil decodeErr so fsck can report it.
+func (r reader) ScanManifests(fn func(h cas.Hash, m Manifest, decodeErr error) error) error {
+	return r.scan(prefixObject, func(k, v []byte) error {
+		var h cas.Hash
+		if len(k) != len(prefixObject)+cas.HashSize {
+			return fmt.Errorf("%w: object key %q", ErrCorruptRecord, k)
+		}
+		copy(h[:], k[len(prefixObject):])
+		m, err := decodeManifest(v)
+		return fn(h, m, err)
+	})
+}
+
+// ScanOwned calls fn with the server and media ID of every media owned by user.
+func (r reader) ScanOwned(user string, fn func(server, id string) error) error {
+	p := ownerPrefix(user)
+	return r.scan(p, func(k, _ []byte) error {
+		server, id, err := parseMediaKey(append(append([]byte(nil), prefixMedia...), k[len(p):]...))
+		if err != nil {
+			return err
+		}
+		return fn(server, id)
+	})
+}
+
+// CountPending counts user's created IDs without content that have not
+// lapsed at now (Unix ms).
+func (r reader) CountPending(user string, now int64) (int, error) {
+	n := 0
+	err := r.scan(pendingPrefix(user), func(_, v []byte) error {
+		if len(v) == 8 && int64(binary.LittleEndian.Uint64(v)) > now {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Thumbnail returns the thumbnail of source object src for spec, or
+// ErrNotFound.
+func (r reader) Thumbnail(src cas.Hash, spec string) (ThumbRecord, error) {
+	var tr ThumbRecord
+	err := r.get(thumbKey(src, spec), func(v []byte) error {
+		if err := json.Unmarshal(v, &tr); err != nil {
+			return fmt.Errorf("%w: thumbnail: %v", ErrCorruptRecord, err)
+		}
+		return nil
+	})
+	return tr, err
+}
+
+// ScanThumbnails calls fn for every thumbnail record; one that cannot be
+// decoded comes with a non-nil decodeErr.
+func (r reader) ScanThumbnails(fn func(src cas.Hash, spec string, tr ThumbRecord, decodeErr error) error) error {
+	return r.scan(prefixThumb, func(k, v []byte) error {
+		rest := k[len(prefixThumb):]
+		if len(rest) < cas.HashSize+1 {
+			return fn(cas.Hash{}, "", ThumbRecord{}, fmt.Errorf("%w: thumbnail key %q", ErrCorruptRecord, k))
+		}
+		var src cas.Hash
+		copy(src[:], rest)
+		var tr ThumbRecord
+		err := json.Unmarshal(v, &tr)
+		if err != nil {
+			err = fmt.Errorf("%w: thumbnail: %v", ErrCorruptRecord, err)
+		}
+		return fn(src, string(rest[cas.HashSize+1:]), tr, err)
+	})
+}
+
+// ScanDamaged calls fn for every chunk recorded as damaged; a record that
+// cannot be decoded comes with a non-nil decodeErr.
+func (r reader) ScanDamaged(fn func(h cas.Hash, d DamageRecord, decodeErr error) error) error {
+	return r.scan(prefixDamaged, func(k, v []byte) error {
+		var h cas.Hash
+		if len(k) != len(prefixDamaged)+cas.HashSize {
+			return fn(h, DamageRecord{}, fmt.Errorf("%w: damage key %q", ErrCorruptRecord, k))
+		}
+		copy(h[:], k[len(prefixDamaged):])
+		var d DamageRecord
+		err := json.Unmarshal(v, &d)
+		if err != nil {
+			err = fmt.Errorf("%w: damage record: %v", ErrCorruptRecord, err)
+		}
+		return fn(h, d, err)
+	})
+}
