@@ -55,7 +55,10 @@ func fileNameParam(rawQuery string) (string, error) {
 
 // upload: POST /_matrix/media/v3/upload?filename=
 func (a *API) upload(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	m := matrix.MXC{Server: rc.hs.Name, MediaID: matrix.NewMediaID()}
+	m, err := matrix.NewMXC(rc.hs.Name, matrix.NewMediaID())
+	if err != nil {
+		return err
+	}
 	info, err := a.uploadInfo(r, m, rc.user.ID)
 	if err != nil {
 		return err
@@ -69,7 +72,10 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 
 // create: POST /_matrix/media/v1/create
 func (a *API) create(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	m := matrix.MXC{Server: rc.hs.Name, MediaID: matrix.NewMediaID()}
+	m, err := matrix.NewMXC(rc.hs.Name, matrix.NewMediaID())
+	if err != nil {
+		return err
+	}
 	rec, err := a.opts.Store.Create(media.CreateInfo{MXC: m, Uploader: rc.user.ID})
 	if err != nil {
 		return err
@@ -84,7 +90,7 @@ func (a *API) fill(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	if err != nil {
 		return err
 	}
-	if !a.local(m.Server) {
+	if !a.local(m.Server()) {
 		return errorf(http.StatusNotFound, "M_NOT_FOUND", "Media not found")
 	}
 	// The spec's order of checks (unknown, not the creator, already has

@@ -12,10 +12,13 @@ import (
 // ErrInvalid is wrapped by every validation error of this file.
 var ErrInvalid = errors.New("matrix: invalid identifier")
 
-// MXC names one piece of media: mxc://<Server>/<MediaID>.
+// MXC names one piece of media: mxc://<server>/<mediaID>. An MXC is valid
+// by construction: outside this package one is made only by NewMXC or
+// ParseMXC, which validate, so code holding an MXC need not check it again.
+// The zero MXC (IsZero) names nothing. MXC is comparable and may be a map key.
 type MXC struct {
-	Server  string
-	MediaID string
+	server  string
+	mediaID string
 }
 
 // ParseMXC parses and validates an mxc:// URI.
@@ -31,7 +34,8 @@ func ParseMXC(s string) (MXC, error) {
 	return NewMXC(server, id)
 }
 
-// NewMXC validates server and id and returns them as an MXC.
+// NewMXC validates server (ValidateServerName) and id (ValidateMediaID) and
+// returns them as an MXC; an error wraps ErrInvalid.
 func NewMXC(server, id string) (MXC, error) {
 	if err := ValidateServerName(server); err != nil {
 		return MXC{}, err
@@ -39,11 +43,20 @@ func NewMXC(server, id string) (MXC, error) {
 	if err := ValidateMediaID(id); err != nil {
 		return MXC{}, err
 	}
-	return MXC{Server: server, MediaID: id}, nil
+	return MXC{server: server, mediaID: id}, nil
 }
 
+// Server is the server name part.
+func (m MXC) Server() string { return m.server }
+
+// MediaID is the media ID part.
+func (m MXC) MediaID() string { return m.mediaID }
+
+// IsZero reports whether m is the zero MXC.
+func (m MXC) IsZero() bool { return m == MXC{} }
+
 // String returns the mxc:// form.
-func (m MXC) String() string { return "mxc://" + m.Server + "/" + m.MediaID }
+func (m MXC) String() string { return "mxc://" + m.server + "/" + m.mediaID }
 
 // MaxMediaIDLength bounds media IDs we accept (Synapse's are 24 characters;
 // matrix-media-repo's 32).

@@ -25,7 +25,7 @@ func TestParseMXC(t *testing.T) {
 			t.Errorf("ParseMXC(%q): %v", c.in, err)
 			continue
 		}
-		if m.Server != c.server || m.MediaID != c.id || m.String() != c.in {
+		if m.Server() != c.server || m.MediaID() != c.id || m.String() != c.in {
 			t.Errorf("ParseMXC(%q) = %+v (%s)", c.in, m, m)
 		}
 	}
@@ -75,13 +75,13 @@ func FuzzParseMXC(f *testing.F) {
 		if m.String() != s {
 			t.Fatalf("String() = %q, input %q", m.String(), s)
 		}
-		if strings.ContainsAny(m.MediaID, "/\\.%\x00") || strings.ContainsAny(m.Server, "/\\%\x00 ") {
+		if strings.ContainsAny(m.MediaID(), "/\\.%\x00") || strings.ContainsAny(m.Server(), "/\\%\x00 ") {
 			t.Fatalf("unsafe parts accepted: %+v", m)
 		}
-		if _, err := NewMXC(m.Server, m.MediaID); err != nil {
+		if _, err := NewMXC(m.Server(), m.MediaID()); err != nil {
 			t.Fatalf("NewMXC rejects what ParseMXC accepted: %v", err)
 		}
-		checkServerName(t, m.Server)
+		checkServerName(t, m.Server())
 	})
 }
 
@@ -145,6 +145,20 @@ func ExampleParseMXC() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(m.Server, m.MediaID)
+	fmt.Println(m.Server(), m.MediaID())
 	// Output: example.org SEsfnsuifSDFSSEF
+}
+
+func TestMXCZero(t *testing.T) {
+	var zero MXC
+	if !zero.IsZero() || zero.Server() != "" || zero.MediaID() != "" {
+		t.Errorf("zero MXC = %+v, IsZero %v", zero, zero.IsZero())
+	}
+	m, err := NewMXC("example.org", "x")
+	if err != nil || m.IsZero() || m == zero {
+		t.Errorf("NewMXC(example.org, x) = %+v, %v; want a non-zero MXC", m, err)
+	}
+	if m, err := NewMXC("..", "x"); !errors.Is(err, ErrInvalid) || !m.IsZero() {
+		t.Errorf("NewMXC(.., x) = %+v, %v; want the zero MXC and ErrInvalid", m, err)
+	}
 }

@@ -22,9 +22,6 @@ type CreateInfo struct {
 // Options.MaxPendingPerUser it is ErrPendingLimit; an ID that exists is
 // ErrExists.
 func (s *Store) Create(info CreateInfo) (Record, error) {
-	if _, err := matrix.NewMXC(info.MXC.Server, info.MXC.MediaID); err != nil {
-		return Record{}, err
-	}
 	if !s.claims.try(info.MXC) {
 		return Record{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
 	}
@@ -41,12 +38,12 @@ func (s *Store) Create(info CreateInfo) (Record, error) {
 			return Record{}, fmt.Errorf("%w: %s has %d", ErrPendingLimit, info.Uploader, n)
 		}
 	}
-	if _, err := s.idx.Media(info.MXC.Server, info.MXC.MediaID); err == nil {
+	if _, err := s.idx.Media(info.MXC.Server(), info.MXC.MediaID()); err == nil {
 		return Record{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
 	}
 	rec := Record{
-		Server:       info.MXC.Server,
-		MediaID:      info.MXC.MediaID,
+		Server:       info.MXC.Server(),
+		MediaID:      info.MXC.MediaID(),
 		Uploader:     info.Uploader,
 		Created:      now.UnixMilli(),
 		Pending:      true,
@@ -81,9 +78,6 @@ func (s *Store) expired(rec Record) bool {
 // no content yet (else ErrExists); only then is body read. Downloads
 // waiting on the ID are woken when it commits.
 func (s *Store) Fill(ctx context.Context, info UploadInfo, user string, body io.Reader) (Record, error) {
-	if _, err := matrix.NewMXC(info.MXC.Server, info.MXC.MediaID); err != nil {
-		return Record{}, err
-	}
 	rec, err := s.Stat(info.MXC)
 	if err != nil {
 		return Record{}, err

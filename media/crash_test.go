@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
 )
 
@@ -91,7 +90,7 @@ func TestCrashChild(t *testing.T) {
 			for {
 				k := next.Add(1) - 1
 				info := media.UploadInfo{
-					MXC:  matrix.MXC{Server: crashServer, MediaID: crashID(k)},
+					MXC:  mustMXC(crashServer, crashID(k)),
 					Size: crashSize(crashContentSeed(k)),
 				}
 				if k%3 == 0 {
@@ -101,7 +100,7 @@ func TestCrashChild(t *testing.T) {
 					fmt.Fprintf(os.Stderr, "upload %d: %v\n", k, err)
 					os.Exit(3)
 				}
-				line := fmt.Sprintf("ack %d %s\n", k, info.MXC.MediaID)
+				line := fmt.Sprintf("ack %d %s\n", k, info.MXC.MediaID())
 				mu.Lock()
 				_, err := os.Stdout.WriteString(line)
 				mu.Unlock()
@@ -213,7 +212,7 @@ func TestCrashDuringUploads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := matrix.MXC{Server: crashServer, MediaID: id}
+		m := mustMXC(crashServer, id)
 		r, rec, err := st.Open(m)
 		if err != nil {
 			t.Errorf("acked upload %d (%s) lost: %v", k, m, err)

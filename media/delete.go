@@ -17,20 +17,20 @@ func (s *Store) Delete(m matrix.MXC) error {
 	}
 	b := s.idx.NewBatch()
 	defer b.Close()
-	if err := b.DeleteMedia(m.Server, m.MediaID); err != nil {
+	if err := b.DeleteMedia(m.Server(), m.MediaID()); err != nil {
 		return err
 	}
 	if rec.Uploader != "" {
-		if err := b.DeleteOwner(rec.Uploader, m.Server, m.MediaID); err != nil {
+		if err := b.DeleteOwner(rec.Uploader, m.Server(), m.MediaID()); err != nil {
 			return err
 		}
 	}
 	if rec.Pending {
-		if err := b.DeletePending(rec.Uploader, m.Server, m.MediaID); err != nil {
+		if err := b.DeletePending(rec.Uploader, m.Server(), m.MediaID()); err != nil {
 			return err
 		}
 	} else {
-		if err := b.AddUsage(rec.Uploader, m.Server, index.Usage{Bytes: -rec.Size, Count: -1}); err != nil {
+		if err := b.AddUsage(rec.Uploader, m.Server(), index.Usage{Bytes: -rec.Size, Count: -1}); err != nil {
 			return err
 		}
 	}

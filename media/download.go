@@ -19,7 +19,7 @@ func (s *Store) Stat(m matrix.MXC) (Record, error) {
 		return rec, nil
 	}
 	gen := s.records.begin()
-	rec, err := s.idx.Media(m.Server, m.MediaID)
+	rec, err := s.idx.Media(m.Server(), m.MediaID())
 	if err == nil {
 		s.records.add(m, rec, gen)
 	}

@@ -14,3 +14,6 @@ var ReadFormat = readFormat
 // WaitThumbnailQueue returns once every queued background thumbnail job is
 // done.
 func (s *Store) WaitThumbnailQueue() { s.thumbs.pending.Wait() }
+
+// MustMXC is mustMXC, for IDs a test knows are valid.
+var MustMXC = mustMXC

@@ -22,7 +22,7 @@ var _ RemoteFetcher = FederationFetcher{}
 
 // Fetch implements RemoteFetcher.
 func (f FederationFetcher) Fetch(ctx context.Context, m matrix.MXC) (RemoteMedia, error) {
-	part, closer, err := f.Client.DownloadMedia(ctx, m.Server, m.MediaID, nil)
+	part, closer, err := f.Client.DownloadMedia(ctx, m.Server(), m.MediaID(), nil)
 	if errors.Is(err, matrix.ErrFederationUnsupported) {
 		return f.legacy(ctx, m)
 	}
@@ -38,7 +38,7 @@ func (f FederationFetcher) Fetch(ctx context.Context, m matrix.MXC) (RemoteMedia
 }
 
 func (f FederationFetcher) legacy(ctx context.Context, m matrix.MXC) (RemoteMedia, error) {
-	resp, err := f.Client.DownloadLegacy(ctx, m.Server, m.Server, m.MediaID)
+	resp, err := f.Client.DownloadLegacy(ctx, m.Server(), m.Server(), m.MediaID())
 	if err != nil {
 		return RemoteMedia{}, remoteErr(m, err)
 	}

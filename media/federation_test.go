@@ -46,7 +46,7 @@ func TestFederationFetcherLegacyFallback(t *testing.T) {
 	fc := &matrix.FedClient{Resolver: &matrix.Resolver{Routes: map[string]string{"legacy.test": origin.URL}}, Origin: "us.test", Key: key}
 	f := media.FederationFetcher{Client: fc}
 
-	rm, err := f.Fetch(context.Background(), matrix.MXC{Server: "legacy.test", MediaID: "old"})
+	rm, err := f.Fetch(context.Background(), mustMXC("legacy.test", "old"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestFederationFetcherLegacyFallback(t *testing.T) {
 	if !strings.Contains(legacyQuery, "allow_remote=false") {
 		t.Errorf("legacy query %q lacks allow_remote=false", legacyQuery)
 	}
-	rm, err = f.Fetch(context.Background(), matrix.MXC{Server: "legacy.test", MediaID: "moved"})
+	rm, err = f.Fetch(context.Background(), mustMXC("legacy.test", "moved"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestFederationFetcherLegacyFallback(t *testing.T) {
 	if string(b) != "from the CDN" || rm.ContentType != "image/gif" {
 		t.Errorf("Location: %q %q", b, rm.ContentType)
 	}
-	if _, err := f.Fetch(context.Background(), matrix.MXC{Server: "legacy.test", MediaID: "gone"}); !errors.Is(err, media.ErrNotFound) {
+	if _, err := f.Fetch(context.Background(), mustMXC("legacy.test", "gone")); !errors.Is(err, media.ErrNotFound) {
 		t.Errorf("unknown media: %v, want ErrNotFound", err)
 	}
 }

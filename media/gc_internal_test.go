@@ -7,8 +7,6 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
-
-	"github.com/mxcas/mxcas/matrix"
 )
 
 // TestGCSparesUploadCommittedDuringGC: an upload that pins, commits and
@@ -24,8 +22,8 @@ func TestGCSparesUploadCommittedDuringGC(t *testing.T) {
 	data := make([]byte, 600<<10)
 	rand.NewChaCha8([32]byte{7}).Read(data)
 	ctx := context.Background()
-	a := matrix.MXC{Server: "s", MediaID: "A"}
-	b := matrix.MXC{Server: "s", MediaID: "B"}
+	a := mustMXC("s", "A")
+	b := mustMXC("s", "B")
 	if _, err := s.Upload(ctx, UploadInfo{MXC: a, Size: -1}, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,10 @@ var smallParams = chunker.Params{Min: 4096, Avg: 16384, Max: 65536}
 
 const server = "server"
 
-func mxc(id string) matrix.MXC { return matrix.MXC{Server: server, MediaID: id} }
+func mxc(id string) matrix.MXC { return mustMXC(server, id) }
+
+// mustMXC is matrix.NewMXC for an ID the test knows is valid.
+var mustMXC = media.MustMXC
 
 // clock is a controllable Options.Now. It starts at the real time, so chunk
 // files (whose mtimes are real) are young until the clock is advanced.

@@ -39,21 +39,18 @@ type ImportResult struct {
 // Imported media predates the freeze: it is not marked as requiring
 // authentication. Same durability and dedup as Upload.
 func (s *Store) Import(ctx context.Context, info ImportInfo, body io.Reader) (ImportResult, error) {
-	if _, err := matrix.NewMXC(info.MXC.Server, info.MXC.MediaID); err != nil {
-		return ImportResult{}, err
-	}
 	if !s.claims.try(info.MXC) {
 		return ImportResult{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
 	}
 	defer s.claims.release(info.MXC)
-	if rec, err := s.idx.Media(info.MXC.Server, info.MXC.MediaID); err == nil && !rec.Pending {
+	if rec, err := s.idx.Media(info.MXC.Server(), info.MXC.MediaID()); err == nil && !rec.Pending {
 		return ImportResult{Record: rec}, nil
 	} else if err != nil && !errors.Is(err, index.ErrNotFound) {
 		return ImportResult{}, err
 	}
 	rec, stored, err := s.ingest(ctx, UploadInfo{MXC: info.MXC, Size: info.Size}, body, Record{
-		Server:      info.MXC.Server,
-		MediaID:     info.MXC.MediaID,
+		Server:      info.MXC.Server(),
+		MediaID:     info.MXC.MediaID(),
 		ContentType: info.ContentType,
 		UploadName:  info.UploadName,
 		Uploader:    info.Uploader,

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/mxcas/mxcas/cas"
-	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
 )
 
@@ -39,7 +38,7 @@ func TestReadOnlyChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := matrix.MXC{Server: "s", MediaID: "a"}
+	m := mustMXC("s", "a")
 	data := bytes.Repeat([]byte("read only "), 10000)
 	if _, err := s.Upload(context.Background(), media.UploadInfo{MXC: m, Size: -1}, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
@@ -60,7 +59,7 @@ func TestReadOnlyChangesNothing(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Error("read-only store reads back other bytes")
 	}
-	_, err = ro.Upload(context.Background(), media.UploadInfo{MXC: matrix.MXC{Server: "s", MediaID: "b"}, Size: -1}, bytes.NewReader([]byte("new")))
+	_, err = ro.Upload(context.Background(), media.UploadInfo{MXC: mustMXC("s", "b"), Size: -1}, bytes.NewReader([]byte("new")))
 	if !errors.Is(err, cas.ErrReadOnly) {
 		t.Errorf("upload to a read-only store: %v, want cas.ErrReadOnly", err)
 	}

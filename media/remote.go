@@ -96,13 +96,13 @@ func (s *Store) FetchRemoteTo(ctx context.Context, m matrix.MXC, start func(Remo
 	if r == nil || r.opts.Fetcher == nil {
 		return Record{}, false, fmt.Errorf("%w: %s", ErrRemoteDisabled, m)
 	}
-	if s.local(m.Server) {
+	if s.local(m.Server()) {
 		return Record{}, false, fmt.Errorf("%w: %s", ErrNotFound, m) // ours: never over federation
 	}
 	r.mu.Lock()
-	if until, ok := r.failed.Get(m.Server); ok && s.opts.Now().Before(until) {
+	if until, ok := r.failed.Get(m.Server()); ok && s.opts.Now().Before(until) {
 		r.mu.Unlock()
-		return Record{}, false, fmt.Errorf("%w: %s failed recently; retrying after %s", ErrRemoteUnavailable, m.Server, until.Format(time.RFC3339))
+		return Record{}, false, fmt.Errorf("%w: %s failed recently; retrying after %s", ErrRemoteUnavailable, m.Server(), until.Format(time.RFC3339))
 	}
 	// Again under the lock: a fetch that just finished has committed.
 	if rec, err := s.Stat(m); err == nil && !rec.Pending {
@@ -136,7 +136,7 @@ func (s *Store) FetchRemoteTo(ctx context.Context, m matrix.MXC, start func(Remo
 	})
 	r.mu.Lock()
 	if serverDown(f.err) {
-		r.failed.Add(m.Server, s.opts.Now().Add(r.opts.Backoff))
+		r.failed.Add(m.Server(), s.opts.Now().Add(r.opts.Backoff))
 	}
 	delete(r.inflight, m)
 	r.mu.Unlock()
@@ -180,7 +180,7 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrRemoteTooLarge) {
 			return Record{}, err
 		}
-		return Record{}, fmt.Errorf("%w: %s: %w", ErrRemoteUnavailable, m.Server, err)
+		return Record{}, fmt.Errorf("%w: %s: %w", ErrRemoteUnavailable, m.Server(), err)
 	}
 	defer rm.Body.Close()
 	max := s.remote.opts.MaxBytes
@@ -229,7 +229,7 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 		return Record{}, fmt.Errorf("%w: %s: %w", ErrRemoteUnavailable, m, err)
 	}
 	rec := Record{
-		Server: m.Server, MediaID: m.MediaID, Object: obj, Size: man.Size, ContentType: rm.ContentType,
+		Server: m.Server(), MediaID: m.MediaID(), Object: obj, Size: man.Size, ContentType: rm.ContentType,
 		UploadName: rm.UploadName, Created: s.opts.Now().UnixMilli(), Remote: true,
 		RequiresAuth: s.opts.FreezeUnauthenticated, // as uploads are under the freeze
 	}

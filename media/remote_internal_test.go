@@ -30,9 +30,9 @@ func TestBackoffBounded(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	for i := range names {
-		m := matrix.MXC{Server: fmt.Sprintf("down%d.test", i), MediaID: "x"}
+		m := mustMXC(fmt.Sprintf("down%d.test", i), "x")
 		if _, err := s.FetchRemote(ctx, m); !errors.Is(err, ErrRemoteUnavailable) {
-			t.Fatalf("fetch from %s: %v", m.Server, err)
+			t.Fatalf("fetch from %s: %v", m.Server(), err)
 		}
 	}
 	s.remote.mu.Lock()
@@ -42,7 +42,7 @@ func TestBackoffBounded(t *testing.T) {
 		t.Errorf("backoff list holds %d servers, want %d", n, capacity)
 	}
 	before := f.calls.Load()
-	last := matrix.MXC{Server: fmt.Sprintf("down%d.test", names-1), MediaID: "y"}
+	last := mustMXC(fmt.Sprintf("down%d.test", names-1), "y")
 	if _, err := s.FetchRemote(ctx, last); !errors.Is(err, ErrRemoteUnavailable) || f.calls.Load() != before {
 		t.Errorf("a server that just failed was asked again (%v)", err)
 	}

@@ -51,7 +51,7 @@ func openRemote(t *testing.T, f *fetcher, max int64) *media.Store {
 
 func TestFetchRemote(t *testing.T) {
 	content := bytes.Repeat([]byte("remote media "), 20000)
-	m := matrix.MXC{Server: "far.test", MediaID: "abc"}
+	m := mustMXC("far.test", "abc")
 	f := &fetcher{files: map[string][]byte{m.String(): content}, release: make(chan struct{})}
 	s := openRemote(t, f, 1<<20)
 
@@ -87,7 +87,7 @@ func TestFetchRemote(t *testing.T) {
 }
 
 func TestFetchRemoteErrors(t *testing.T) {
-	big := matrix.MXC{Server: "far.test", MediaID: "big"}
+	big := mustMXC("far.test", "big")
 	f := &fetcher{files: map[string][]byte{big.String(): make([]byte, 5000)}}
 	s := openRemote(t, f, 1000)
 	if _, err := s.FetchRemote(context.Background(), big); !errors.Is(err, media.ErrRemoteTooLarge) {
@@ -96,21 +96,21 @@ func TestFetchRemoteErrors(t *testing.T) {
 	if _, err := s.Stat(big); !errors.Is(err, media.ErrNotFound) {
 		t.Errorf("a refused remote file was stored: %v", err)
 	}
-	if _, err := s.FetchRemote(context.Background(), matrix.MXC{Server: "far.test", MediaID: "none"}); !errors.Is(err, media.ErrNotFound) {
+	if _, err := s.FetchRemote(context.Background(), mustMXC("far.test", "none")); !errors.Is(err, media.ErrNotFound) {
 		t.Errorf("remote 404: %v", err)
 	}
 	before := f.calls.Load()
-	if _, err := s.FetchRemote(context.Background(), matrix.MXC{Server: "ours.test", MediaID: "x"}); !errors.Is(err, media.ErrNotFound) || f.calls.Load() != before {
+	if _, err := s.FetchRemote(context.Background(), mustMXC("ours.test", "x")); !errors.Is(err, media.ErrNotFound) || f.calls.Load() != before {
 		t.Errorf("our own server name was fetched: %v", err)
 	}
 	// A failing server is backed off: the second request does not ask it.
 	f.fail = errors.New("connection refused")
-	down := matrix.MXC{Server: "down.test", MediaID: "x"}
+	down := mustMXC("down.test", "x")
 	if _, err := s.FetchRemote(context.Background(), down); !errors.Is(err, media.ErrRemoteUnavailable) {
 		t.Fatalf("fetch from a failing server: %v, want ErrRemoteUnavailable", err)
 	}
 	n := f.calls.Load()
-	if _, err := s.FetchRemote(context.Background(), matrix.MXC{Server: "down.test", MediaID: "y"}); !errors.Is(err, media.ErrRemoteUnavailable) || f.calls.Load() != n {
+	if _, err := s.FetchRemote(context.Background(), mustMXC("down.test", "y")); !errors.Is(err, media.ErrRemoteUnavailable) || f.calls.Load() != n {
 		t.Errorf("backed-off server: %v, fetches %d -> %d", err, n, f.calls.Load())
 	}
 }
@@ -121,11 +121,11 @@ func TestBackoffOnlyForFailingServers(t *testing.T) {
 	f := &fetcher{files: map[string][]byte{"mxc://far.test/ok": []byte("fine")}}
 	s := openRemote(t, f, 1<<20)
 	f.fail = &matrix.RemoteError{StatusCode: 403, ErrCode: "M_FORBIDDEN"}
-	if _, err := s.FetchRemote(context.Background(), matrix.MXC{Server: "far.test", MediaID: "secret"}); err == nil {
+	if _, err := s.FetchRemote(context.Background(), mustMXC("far.test", "secret")); err == nil {
 		t.Fatal("403 from the origin fetched something")
 	}
 	f.fail = nil
-	if _, err := s.FetchRemote(context.Background(), matrix.MXC{Server: "far.test", MediaID: "ok"}); err != nil {
+	if _, err := s.FetchRemote(context.Background(), mustMXC("far.test", "ok")); err != nil {
 		t.Errorf("after a 403 for other media, the server was backed off: %v", err)
 	}
 }

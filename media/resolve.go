@@ -76,9 +76,6 @@ func (s *Store) Resolve(ctx context.Context, m matrix.MXC, opt ReadOptions) (Rec
 // is the stored record. Otherwise the caller serves rec as from Resolve.
 // start may be nil.
 func (s *Store) ResolveTo(ctx context.Context, m matrix.MXC, opt ReadOptions, start func(RemoteMedia) io.Writer) (rec Record, streamed bool, err error) {
-	if _, err := matrix.NewMXC(m.Server, m.MediaID); err != nil {
-		return Record{}, false, err
-	}
 	rec, err = s.Stat(m)
 	if errors.Is(err, ErrNotFound) && s.mayFetch(m, opt) {
 		rec, streamed, err = s.FetchRemoteTo(ctx, m, start)
@@ -115,7 +112,7 @@ func (s *Store) ResolveTo(ctx context.Context, m matrix.MXC, opt ReadOptions, st
 // its server.
 func (s *Store) mayFetch(m matrix.MXC, opt ReadOptions) bool {
 	switch {
-	case s.local(m.Server), opt.NoRemote, opt.Path == FederationRead:
+	case s.local(m.Server()), opt.NoRemote, opt.Path == FederationRead:
 		return false
 	case opt.Path == LegacyRead:
 		return !s.opts.FreezeUnauthenticated

@@ -32,12 +32,21 @@ func (f *filesFetcher) Fetch(_ context.Context, m matrix.MXC) (RemoteMedia, erro
 }
 
 var (
-	ours    = matrix.MXC{Server: "ours.test", MediaID: "local"}
-	theirs  = matrix.MXC{Server: "far.test", MediaID: "remote"}
-	created = matrix.MXC{Server: "ours.test", MediaID: "created"}
+	ours    = mustMXC("ours.test", "local")
+	theirs  = mustMXC("far.test", "remote")
+	created = mustMXC("ours.test", "created")
 	// resolveEpoch is where the clocks of these tests start.
 	resolveEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 )
+
+// mustMXC is matrix.NewMXC for an ID the test knows is valid.
+func mustMXC(server, id string) matrix.MXC {
+	m, err := matrix.NewMXC(server, id)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
 
 // resolveStore is a store serving ours.test, with theirs on far.test
 // behind a fetcher (none when noFetcher), under the freeze or not.
@@ -126,9 +135,9 @@ func TestResolve(t *testing.T) {
 		wantRequiresAuth  bool
 	}{
 		{name: "local media", setup: upl(ours), m: ours},
-		{name: "unknown local media is not fetched", m: matrix.MXC{Server: "ours.test", MediaID: "none"}, wantErr: ErrNotFound},
+		{name: "unknown local media is not fetched", m: mustMXC("ours.test", "none"), wantErr: ErrNotFound},
 		{name: "remote media is fetched", m: theirs, wantFetches: 1},
-		{name: "remote media the remote does not have", m: matrix.MXC{Server: "far.test", MediaID: "none"}, wantErr: ErrNotFound, wantFetches: 1},
+		{name: "remote media the remote does not have", m: mustMXC("far.test", "none"), wantErr: ErrNotFound, wantFetches: 1},
 		{name: "no fetcher", noFetcher: true, m: theirs, wantErr: ErrRemoteDisabled},
 		{name: "NoRemote refuses a fetch", m: theirs, opt: ReadOptions{NoRemote: true}, wantErr: ErrNotFound},
 		{name: "NoRemote serves cached remote media", setup: cached(theirs), m: theirs, opt: ReadOptions{Path: LegacyRead, NoRemote: true}, wantFetches: 1},
@@ -156,7 +165,6 @@ func TestResolve(t *testing.T) {
 			rs.now.Add(int64((24*time.Hour + time.Second) / time.Second))
 		}, m: created, opt: ReadOptions{Wait: MaxWait}, wantErr: ErrNotFound},
 		{name: "quarantined pending", setup: quarantined(crt(created), created), m: created, opt: ReadOptions{Wait: MaxWait}, wantErr: ErrNotFound},
-		{name: "invalid ID", m: matrix.MXC{Server: "..", MediaID: "x"}, wantErr: matrix.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,7 +182,7 @@ func TestResolve(t *testing.T) {
 			} else if err != nil {
 				t.Errorf("Resolve(%s, %+v): %v", tt.m, tt.opt, err)
 			} else {
-				if rec.Server != tt.m.Server || rec.MediaID != tt.m.MediaID || rec.Pending || rec.Object.IsZero() {
+				if rec.Server != tt.m.Server() || rec.MediaID != tt.m.MediaID() || rec.Pending || rec.Object.IsZero() {
 					t.Errorf("Resolve(%s) = %+v, want its record with content", tt.m, rec)
 				}
 				if rec.RequiresAuth != tt.wantRequiresAuth {
@@ -313,7 +321,7 @@ func TestStoreOptionsGovernCreatedAndUploaded(t *testing.T) {
 			}
 			defer s.Close()
 			for i := range 2 {
-				rec, err := s.Create(CreateInfo{MXC: matrix.MXC{Server: "ours.test", MediaID: fmt.Sprint("c", i)}, Uploader: "@u:ours.test"})
+				rec, err := s.Create(CreateInfo{MXC: mustMXC("ours.test", fmt.Sprint("c", i)), Uploader: "@u:ours.test"})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -321,17 +329,17 @@ func TestStoreOptionsGovernCreatedAndUploaded(t *testing.T) {
 					t.Errorf("created: expires %d (want %d), RequiresAuth %v (want %v)", rec.Expires, now.Add(time.Hour).UnixMilli(), rec.RequiresAuth, freeze)
 				}
 			}
-			if _, err := s.Create(CreateInfo{MXC: matrix.MXC{Server: "ours.test", MediaID: "c3"}, Uploader: "@u:ours.test"}); !errors.Is(err, ErrPendingLimit) {
+			if _, err := s.Create(CreateInfo{MXC: mustMXC("ours.test", "c3"), Uploader: "@u:ours.test"}); !errors.Is(err, ErrPendingLimit) {
 				t.Errorf("third created ID: %v, want ErrPendingLimit", err)
 			}
-			if _, err := s.Create(CreateInfo{MXC: matrix.MXC{Server: "ours.test", MediaID: "o1"}, Uploader: "@other:ours.test"}); err != nil {
+			if _, err := s.Create(CreateInfo{MXC: mustMXC("ours.test", "o1"), Uploader: "@other:ours.test"}); err != nil {
 				t.Errorf("another user's created ID: %v", err)
 			}
-			rec, err := s.Upload(context.Background(), UploadInfo{MXC: matrix.MXC{Server: "ours.test", MediaID: "u"}, Size: 1}, bytes.NewReader([]byte("x")))
+			rec, err := s.Upload(context.Background(), UploadInfo{MXC: mustMXC("ours.test", "u"), Size: 1}, bytes.NewReader([]byte("x")))
 			if err != nil || rec.RequiresAuth != freeze {
 				t.Errorf("upload: RequiresAuth %v, %v; want %v", rec.RequiresAuth, err, freeze)
 			}
-			filled, err := s.Fill(context.Background(), UploadInfo{MXC: matrix.MXC{Server: "ours.test", MediaID: "c0"}, Size: 1}, "@u:ours.test", bytes.NewReader([]byte("y")))
+			filled, err := s.Fill(context.Background(), UploadInfo{MXC: mustMXC("ours.test", "c0"), Size: 1}, "@u:ours.test", bytes.NewReader([]byte("y")))
 			if err != nil || filled.RequiresAuth != freeze {
 				t.Errorf("filled: RequiresAuth %v, %v; want %v", filled.RequiresAuth, err, freeze)
 			}

@@ -17,7 +17,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
 )
 
@@ -65,7 +64,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // without waiting for any cache.
 func TestFreeSpaceRefusesWrites(t *testing.T) {
 	d := &disk{free: 64 << 20, total: 1 << 30}
-	remote := matrix.MXC{Server: "far.test", MediaID: "r"}
+	remote := mustMXC("far.test", "r")
 	f := &fetcher{files: map[string][]byte{remote.String(): []byte("remote")}}
 	clk := newClock()
 	dir := filepath.Join(t.TempDir(), "data")

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/thumbgen"
 )
 
@@ -33,7 +32,7 @@ func uploadFile(t *testing.T, s *Store, id, path, ct string) Record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := s.Upload(context.Background(), UploadInfo{MXC: matrix.MXC{Server: "s", MediaID: id}, ContentType: ct, Size: int64(len(data))}, bytes.NewReader(data))
+	rec, err := s.Upload(context.Background(), UploadInfo{MXC: mustMXC("s", id), ContentType: ct, Size: int64(len(data))}, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +117,7 @@ func TestThumbnailPregeneration(t *testing.T) {
 		t.Errorf("requests for pregenerated sizes generated again (%d)", n)
 	}
 	// Not an image: nothing queued, the request is ErrUnsupported.
-	txt, err := s.Upload(context.Background(), UploadInfo{MXC: matrix.MXC{Server: "s", MediaID: "txt"}, ContentType: "text/plain", Size: 5}, bytes.NewReader([]byte("hello")))
+	txt, err := s.Upload(context.Background(), UploadInfo{MXC: mustMXC("s", "txt"), ContentType: "text/plain", Size: 5}, bytes.NewReader([]byte("hello")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +149,7 @@ func bombPNG(w, h uint32) []byte {
 func TestThumbnailBombRefused(t *testing.T) {
 	s := thumbStore(t, ThumbnailOptions{Disabled: true})
 	bomb := bombPNG(30000, 30000)
-	rec, err := s.Upload(context.Background(), UploadInfo{MXC: matrix.MXC{Server: "s", MediaID: "bomb"}, ContentType: "image/png", Size: int64(len(bomb))}, bytes.NewReader(bomb))
+	rec, err := s.Upload(context.Background(), UploadInfo{MXC: mustMXC("s", "bomb"), ContentType: "image/png", Size: int64(len(bomb))}, bytes.NewReader(bomb))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +182,7 @@ func TestGCKeepsThumbnailsOfLiveSources(t *testing.T) {
 	req := ThumbnailRequest{Width: 32, Height: 32, Method: "crop"}
 	want, _ := readThumb(t, s, keep, req)
 	readThumb(t, s, drop, req)
-	if err := s.Delete(matrix.MXC{Server: "s", MediaID: "drop"}); err != nil {
+	if err := s.Delete(mustMXC("s", "drop")); err != nil {
 		t.Fatal(err)
 	}
 	st, err := s.GC(context.Background())

@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"os"
 	"testing"
-
-	"github.com/mxcas/mxcas/matrix"
 )
 
 func TestParseThumbnailRequest(t *testing.T) {
@@ -65,7 +63,7 @@ func TestThumbnailErrorsAreMediaSentinels(t *testing.T) {
 	s := thumbStore(t, ThumbnailOptions{Disabled: true})
 	up := func(id, ct string, data []byte) Record {
 		t.Helper()
-		rec, err := s.Upload(context.Background(), UploadInfo{MXC: matrix.MXC{Server: "s", MediaID: id}, ContentType: ct, Size: int64(len(data))}, bytes.NewReader(data))
+		rec, err := s.Upload(context.Background(), UploadInfo{MXC: mustMXC("s", id), ContentType: ct, Size: int64(len(data))}, bytes.NewReader(data))
 		if err != nil {
 			t.Fatal(err)
 		}

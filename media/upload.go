@@ -30,18 +30,15 @@ type UploadInfo struct {
 // only once the chunks, the manifest and the record are durable. On any
 // error (a read error, a short or long body, a cancelled ctx) no record is
 // written and no chunk is placed; a failure while placing chunks or
-// committing the index may leave some, unreferenced, for GC. An invalid
-// info.MXC is an error wrapping matrix.ErrInvalid. Two uploads to one ID never both succeed. Identical
+// committing the index may leave some, unreferenced, for GC. Two uploads
+// to one ID never both succeed. Identical
 // content is stored once, whoever uploads it.
 func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Record, error) {
-	if _, err := matrix.NewMXC(info.MXC.Server, info.MXC.MediaID); err != nil {
-		return Record{}, err
-	}
 	if !s.claims.try(info.MXC) {
 		return Record{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
 	}
 	defer s.claims.release(info.MXC)
-	if _, err := s.idx.Media(info.MXC.Server, info.MXC.MediaID); err == nil {
+	if _, err := s.idx.Media(info.MXC.Server(), info.MXC.MediaID()); err == nil {
 		return Record{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
 	} else if !errors.Is(err, index.ErrNotFound) {
 		return Record{}, err
@@ -54,8 +51,8 @@ func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Re
 // media stored under Options.FreezeUnauthenticated requires auth.
 func (s *Store) newRecord(info UploadInfo) Record {
 	return Record{
-		Server:       info.MXC.Server,
-		MediaID:      info.MXC.MediaID,
+		Server:       info.MXC.Server(),
+		MediaID:      info.MXC.MediaID(),
 		ContentType:  info.ContentType,
 		UploadName:   info.UploadName,
 		Uploader:     info.Uploader,
@@ -132,7 +129,7 @@ func (s *Store) commitRecord(rec Record, m index.Manifest, known bool, pending *
 	if err := b.AddUsage(rec.Uploader, rec.Server, index.Usage{Bytes: rec.Size, Count: 1}); err != nil {
 		return err
 	}
-	m0 := matrix.MXC{Server: rec.Server, MediaID: rec.MediaID}
+	m0, _ := matrix.NewMXC(rec.Server, rec.MediaID)
 	s.records.invalidate(m0)
 	err := s.commitRecords(b)
 	s.records.invalidate(m0)

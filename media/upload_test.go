@@ -424,8 +424,7 @@ func TestNotFound(t *testing.T) {
 	for _, m := range []string{"absent", "presen", "present2"} {
 		checkNotFound(t, s, m)
 	}
-	other := mxc("present")
-	other.Server = "other.example"
+	other := mustMXC("other.example", "present")
 	if _, err := s.Stat(other); !errors.Is(err, media.ErrNotFound) {
 		t.Errorf("Stat(%s) = %v, want ErrNotFound", other, err)
 	}

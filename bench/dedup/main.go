@@ -297,10 +297,11 @@ func upload(ctx context.Context, st *media.Store, f file, v variant) (media.Reco
 		end := mid + midChangedLen
 		body = io.MultiReader(io.NewSectionReader(fh, 0, mid), bytes.NewReader(patch), io.NewSectionReader(fh, end, f.size-end))
 	}
-	info := media.UploadInfo{
-		MXC:  matrix.MXC{Server: server, MediaID: matrix.NewMediaID()},
-		Size: size,
+	m, err := matrix.NewMXC(server, matrix.NewMediaID())
+	if err != nil {
+		return media.Record{}, err
 	}
+	info := media.UploadInfo{MXC: m, Size: size}
 	return st.Upload(ctx, info, body)
 }
 

@@ -258,11 +258,12 @@ func withStore(parent string, p chunker.Params, fns ...func(dir string, st *medi
 }
 
 func uploadBytes(ctx context.Context, st *media.Store, b []byte) error {
-	info := media.UploadInfo{
-		MXC:  matrix.MXC{Server: server, MediaID: matrix.NewMediaID()},
-		Size: int64(len(b)),
+	m, err := matrix.NewMXC(server, matrix.NewMediaID())
+	if err != nil {
+		return err
 	}
-	_, err := st.Upload(ctx, info, bytes.NewReader(b))
+	info := media.UploadInfo{MXC: m, Size: int64(len(b))}
+	_, err = st.Upload(ctx, info, bytes.NewReader(b))
 	return err
 }
 

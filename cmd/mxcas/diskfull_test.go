@@ -18,7 +18,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
 )
 
@@ -295,7 +294,7 @@ func checkDiskStore(t *testing.T, dir string, bodies map[string][]byte) {
 		t.Errorf("fsck: %v, damaged %v", rep.Problems, rep.Damaged)
 	}
 	for id, want := range bodies {
-		r, _, err := st.Open(matrix.MXC{Server: diskHost, MediaID: id})
+		r, _, err := st.Open(mustMXC(t, diskHost, id))
 		if err != nil {
 			t.Errorf("open %s: %v", id, err)
 			continue

@@ -111,6 +111,16 @@ func writeConfig(t *testing.T, dataDir string, extra ...string) string {
 }
 
 // content returns n deterministic pseudo-random bytes.
+// mustMXC is matrix.NewMXC for an ID the test knows is valid.
+func mustMXC(t testing.TB, server, id string) matrix.MXC {
+	t.Helper()
+	m, err := matrix.NewMXC(server, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func content(seed uint64, n int) []byte {
 	var s [32]byte
 	s[0], s[1] = byte(seed), byte(seed>>8)
@@ -133,7 +143,7 @@ func uploadMedia(t *testing.T, dir string, bodies map[string][]byte) {
 		}
 	}()
 	for id, b := range bodies {
-		info := media.UploadInfo{MXC: matrix.MXC{Server: testServer, MediaID: id}, Size: int64(len(b))}
+		info := media.UploadInfo{MXC: mustMXC(t, testServer, id), Size: int64(len(b))}
 		if _, err := st.Upload(context.Background(), info, bytes.NewReader(b)); err != nil {
 			t.Fatalf("upload %s: %v", id, err)
 		}
@@ -160,7 +170,7 @@ func checkStore(t *testing.T, dir string, bodies map[string][]byte) {
 		t.Errorf("%s: fsck counted %d media, want %d", dir, rep.Media, len(bodies))
 	}
 	for id, want := range bodies {
-		r, _, err := st.Open(matrix.MXC{Server: testServer, MediaID: id})
+		r, _, err := st.Open(mustMXC(t, testServer, id))
 		if err != nil {
 			t.Errorf("%s: open %s: %v", dir, id, err)
 			continue

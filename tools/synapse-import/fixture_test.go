@@ -39,11 +39,17 @@ type mediaRow struct {
 	missing     bool // the row is there, the file is not
 }
 
+// mxc is the row's media ID; the fixture's IDs are all valid.
 func (r mediaRow) mxc() matrix.MXC {
+	server := serverName
 	if r.origin != "" {
-		return matrix.MXC{Server: r.origin, MediaID: r.id}
+		server = r.origin
 	}
-	return matrix.MXC{Server: serverName, MediaID: r.id}
+	m, err := matrix.NewMXC(server, r.id)
+	if err != nil {
+		panic(err)
+	}
+	return m
 }
 
 // importable reports whether the tool should import the row (given its

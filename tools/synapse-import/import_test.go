@@ -69,8 +69,8 @@ func TestImportPostgres(t *testing.T) {
 	srv := startMxcas(t, data)
 	for _, row := range f.rows {
 		m := row.mxc()
-		v1 := "/_matrix/client/v1/media/download/" + m.Server + "/" + m.MediaID
-		legacy := "/_matrix/media/v3/download/" + m.Server + "/" + m.MediaID
+		v1 := "/_matrix/client/v1/media/download/" + m.Server() + "/" + m.MediaID()
+		legacy := "/_matrix/media/v3/download/" + m.Server() + "/" + m.MediaID()
 		resp, body := get(t, srv.Addr, v1, adminToken)
 		if !row.importable() || row.missing || row.quarantined {
 			if resp.StatusCode != http.StatusNotFound {

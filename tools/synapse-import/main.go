@@ -104,11 +104,12 @@ type row struct {
 	quarantined, remote, urlCache                          bool
 }
 
-func (r row) mxc(local string) matrix.MXC {
+// mxc is the row's media ID, validated: an error wraps matrix.ErrInvalid.
+func (r row) mxc(local string) (matrix.MXC, error) {
 	if r.remote {
-		return matrix.MXC{Server: r.origin, MediaID: r.mediaID}
+		return matrix.NewMXC(r.origin, r.mediaID)
 	}
-	return matrix.MXC{Server: local, MediaID: r.mediaID}
+	return matrix.NewMXC(local, r.mediaID)
 }
 
 // path is where Synapse keeps the row's file, relative to media_store.
@@ -234,13 +235,14 @@ func readRows(ctx context.Context, o options, stderr io.Writer) ([]row, error) {
 	return rows, nil
 }
 
-// source opens a row's bytes: the file in media_store, else the homeserver.
+// source opens a row's bytes: the file in media_store, else the homeserver
+// (asked for m, the row's media ID).
 type source struct {
 	o      options
 	client *http.Client
 }
 
-func (s source) open(ctx context.Context, r row) (io.ReadCloser, error) {
+func (s source) open(ctx context.Context, r row, m matrix.MXC) (io.ReadCloser, error) {
 	var fileErr error
 	if s.o.mediaStore != "" {
 		if p, err := r.path(); err != nil {
@@ -254,8 +256,7 @@ func (s source) open(ctx context.Context, r row) (io.ReadCloser, error) {
 	if s.o.baseURL == "" {
 		return nil, fileErr
 	}
-	m := r.mxc(s.o.serverName)
-	u := strings.TrimRight(s.o.baseURL, "/") + "/_matrix/client/v1/media/download/" + url.PathEscape(m.Server) + "/" + url.PathEscape(m.MediaID)
+	u := strings.TrimRight(s.o.baseURL, "/") + "/_matrix/client/v1/media/download/" + url.PathEscape(m.Server()) + "/" + url.PathEscape(m.MediaID())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -398,8 +399,8 @@ func (c countingReader) Read(p []byte) (int, error) {
 }
 
 func importOne(ctx context.Context, o options, st *media.Store, src source, r row, c *counters) error {
-	m := r.mxc(o.serverName)
-	if _, err := matrix.NewMXC(m.Server, m.MediaID); err != nil {
+	m, err := r.mxc(o.serverName)
+	if err != nil {
 		return fmt.Errorf("%w: %v", errUnservable, err)
 	}
 	if st != nil {
@@ -408,7 +409,7 @@ func importOne(ctx context.Context, o options, st *media.Store, src source, r ro
 			return nil
 		}
 	}
-	body, err := src.open(ctx, r)
+	body, err := src.open(ctx, r, m)
 	if err != nil {
 		return err
 	}
@@ -460,8 +461,8 @@ func verify(ctx context.Context, o options, st *media.Store, rows []row, src sou
 		if !r.length.Valid {
 			continue
 		}
-		m := r.mxc(o.serverName)
-		if _, err := matrix.NewMXC(m.Server, m.MediaID); err != nil {
+		m, err := r.mxc(o.serverName)
+		if err != nil {
 			continue // not importable, so not verified (the import said so)
 		}
 		g.Go(func() error {
@@ -475,7 +476,7 @@ func verify(ctx context.Context, o options, st *media.Store, rows []row, src sou
 				report(m, "name or type differs")
 				return nil
 			}
-			want, err := src.open(gctx, r)
+			want, err := src.open(gctx, r, m)
 			if err != nil {
 				report(m, "source unreadable: "+err.Error())
 				return nil
