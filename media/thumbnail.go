@@ -22,7 +22,7 @@ import (
 // ThumbnailSize is one size generated ahead of requests.
 type ThumbnailSize struct {
 	Width, Height int
-	Method        ThumbnailMethod
+	Method        thumbgen.Method
 }
 
 // DefaultThumbnailSizes are the sizes the Matrix spec suggests.
@@ -204,7 +204,7 @@ func (s *Store) Thumbnail(ctx context.Context, rec Record, req ThumbnailRequest)
 
 func (s *Store) thumbnail(ctx context.Context, rec Record, req thumbgen.Request) (*Reader, ThumbRecord, error) {
 	if req.Method == "" {
-		req.Method = string(ThumbnailScale)
+		req.Method = thumbgen.Scale
 	}
 	// A size over the cap is shrunk keeping its aspect ratio (a crop keeps
 	// its shape).

@@ -17,21 +17,10 @@ var (
 	ErrBadParam     = errors.New("media: invalid parameter")
 )
 
-// ThumbnailMethod is how a thumbnail fits its requested size.
-type ThumbnailMethod string
-
-// The thumbnail methods of the Matrix spec.
-const (
-	// ThumbnailCrop fills the size exactly, cropping what does not fit.
-	ThumbnailCrop ThumbnailMethod = "crop"
-	// ThumbnailScale fits the image within the size, keeping its aspect.
-	ThumbnailScale ThumbnailMethod = "scale"
-)
-
 // ThumbnailRequest is the thumbnail a request asks for.
 type ThumbnailRequest struct {
-	Width, Height int // positive; sizes over ThumbnailOptions.MaxDimension are shrunk
-	Method        ThumbnailMethod
+	Width, Height int             // positive; sizes over ThumbnailOptions.MaxDimension are shrunk
+	Method        thumbgen.Method // empty is thumbgen.Scale
 	// Animated asks for an animated thumbnail of an animated source.
 	Animated bool
 }
@@ -41,7 +30,7 @@ type ThumbnailRequest struct {
 // ErrMissingParam or ErrBadParam; they are checked in that order, width
 // before height.
 func ParseThumbnailRequest(q url.Values) (ThumbnailRequest, error) {
-	req := ThumbnailRequest{Method: ThumbnailMethod(q.Get("method")), Animated: q.Get("animated") == "true"}
+	req := ThumbnailRequest{Method: thumbgen.Method(q.Get("method")), Animated: q.Get("animated") == "true"}
 	for _, p := range []string{"width", "height"} {
 		if !q.Has(p) {
 			return req, fmt.Errorf("%w: %s", ErrMissingParam, p)
@@ -55,9 +44,9 @@ func ParseThumbnailRequest(q url.Values) (ThumbnailRequest, error) {
 		return req, fmt.Errorf("%w: height must be a positive integer", ErrBadParam)
 	}
 	if req.Method == "" {
-		req.Method = ThumbnailScale
+		req.Method = thumbgen.Scale
 	}
-	if req.Method != ThumbnailCrop && req.Method != ThumbnailScale {
+	if req.Method, err = thumbgen.ParseMethod(string(req.Method)); err != nil {
 		return req, fmt.Errorf("%w: method must be crop or scale", ErrBadParam)
 	}
 	if v := q.Get("animated"); v != "" && v != "true" && v != "false" {
@@ -68,7 +57,7 @@ func ParseThumbnailRequest(q url.Values) (ThumbnailRequest, error) {
 
 // thumbgen turns req into thumbgen's request.
 func (req ThumbnailRequest) thumbgen() thumbgen.Request {
-	return thumbgen.Request{Width: req.Width, Height: req.Height, Method: string(req.Method), Animated: req.Animated}
+	return thumbgen.Request{Width: req.Width, Height: req.Height, Method: req.Method, Animated: req.Animated}
 }
 
 // thumbnailErr translates thumbgen's errors at this package's boundary:

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"os"
 	"testing"
+
+	"github.com/mxcas/mxcas/thumbgen"
 )
 
 func TestParseThumbnailRequest(t *testing.T) {
@@ -16,10 +18,10 @@ func TestParseThumbnailRequest(t *testing.T) {
 		wantErr error
 		msg     string // the error's text after its sentinel's
 	}{
-		{query: "width=32&height=24", want: ThumbnailRequest{Width: 32, Height: 24, Method: ThumbnailScale}},
-		{query: "width=32&height=24&method=crop&animated=true", want: ThumbnailRequest{Width: 32, Height: 24, Method: ThumbnailCrop, Animated: true}},
-		{query: "width=32&height=24&method=scale&animated=false", want: ThumbnailRequest{Width: 32, Height: 24, Method: ThumbnailScale}},
-		{query: "width=32&height=24&method=", want: ThumbnailRequest{Width: 32, Height: 24, Method: ThumbnailScale}},
+		{query: "width=32&height=24", want: ThumbnailRequest{Width: 32, Height: 24, Method: thumbgen.Scale}},
+		{query: "width=32&height=24&method=crop&animated=true", want: ThumbnailRequest{Width: 32, Height: 24, Method: thumbgen.Crop, Animated: true}},
+		{query: "width=32&height=24&method=scale&animated=false", want: ThumbnailRequest{Width: 32, Height: 24, Method: thumbgen.Scale}},
+		{query: "width=32&height=24&method=", want: ThumbnailRequest{Width: 32, Height: 24, Method: thumbgen.Scale}},
 		{query: "height=24", wantErr: ErrMissingParam, msg: "width"},
 		{query: "width=32", wantErr: ErrMissingParam, msg: "height"},
 		{query: "", wantErr: ErrMissingParam, msg: "width"},
@@ -76,7 +78,7 @@ func TestThumbnailErrorsAreMediaSentinels(t *testing.T) {
 	// A PNG whose pixel data is cut off after its header.
 	corrupt := append(append([]byte{}, png[:200]...), bytes.Repeat([]byte{0xAB}, 100)...)
 	img := up("img", "image/png", png)
-	req := ThumbnailRequest{Width: 32, Height: 32, Method: ThumbnailCrop}
+	req := ThumbnailRequest{Width: 32, Height: 32, Method: thumbgen.Crop}
 	for _, tt := range []struct {
 		name string
 		rec  Record
@@ -86,7 +88,7 @@ func TestThumbnailErrorsAreMediaSentinels(t *testing.T) {
 		{"not an image", up("txt", "text/plain", []byte("hello")), req, ErrCannotThumbnail},
 		{"corrupt image", up("corrupt", "image/png", corrupt), req, ErrCannotThumbnail},
 		{"decompression bomb", up("bomb", "image/png", bombPNG(30000, 30000)), req, ErrThumbnailTooLarge},
-		{"zero width", img, ThumbnailRequest{Width: 0, Height: 32, Method: ThumbnailCrop}, ErrBadParam},
+		{"zero width", img, ThumbnailRequest{Width: 0, Height: 32, Method: thumbgen.Crop}, ErrBadParam},
 		{"unknown method", img, ThumbnailRequest{Width: 32, Height: 32, Method: "zoom"}, ErrBadParam},
 	} {
 		if _, _, err := s.Thumbnail(context.Background(), tt.rec, tt.req); !errors.Is(err, tt.want) {

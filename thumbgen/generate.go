@@ -56,7 +56,7 @@ func Generate(src []byte, req Request, lim Limits) (res Result, err error) {
 	// at its own size: for scale, one side no larger than asked; for crop,
 	// both.
 	small := h.Width <= req.Width && h.Height <= req.Height
-	if req.Method != "crop" {
+	if req.Method != Crop {
 		small = h.Width <= req.Width || h.Height <= req.Height
 	}
 	if small {

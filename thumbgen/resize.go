@@ -22,7 +22,7 @@ type plan struct {
 func planFor(w, h int, req Request) plan {
 	full := image.Rect(0, 0, w, h)
 	rw, rh := req.Width, req.Height
-	if req.Method == "crop" {
+	if req.Method == Crop {
 		cw, ch := rw, rh
 		if cw > w {
 			ch, cw = max(1, ch*w/cw), w

@@ -48,8 +48,8 @@ func (l Limits) WithDefaults() Limits {
 
 // Request is one thumbnail.
 type Request struct {
-	Width, Height int    // positive; the size asked for is a minimum (see rules)
-	Method        string // "crop" or "scale"
+	Width, Height int // positive; the size asked for is a minimum (see rules)
+	Method        Method
 	Animated      bool
 }
 
@@ -61,8 +61,8 @@ func (r Request) Validate() error {
 	if r.Width > maxRequestDim || r.Height > maxRequestDim {
 		return fmt.Errorf("%w: %dx%d is larger than %d", ErrBadRequest, r.Width, r.Height, maxRequestDim)
 	}
-	if r.Method != "crop" && r.Method != "scale" {
-		return fmt.Errorf("%w: method %q is neither crop nor scale", ErrBadRequest, r.Method)
+	if _, err := ParseMethod(string(r.Method)); err != nil {
+		return err
 	}
 	return nil
 }

@@ -148,7 +148,7 @@ func TestGenerateScale(t *testing.T) {
 func TestNeverUpscale(t *testing.T) {
 	for _, tc := range testImages {
 		src := readTestdata(t, tc.name)
-		for _, method := range []string{"crop", "scale"} {
+		for _, method := range []Method{Crop, Scale} {
 			res, err := Generate(src, Request{Width: 1000, Height: 1000, Method: method}, Limits{})
 			if err != nil {
 				t.Fatalf("%s: %v", tc.name, err)

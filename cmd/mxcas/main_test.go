@@ -110,7 +110,6 @@ func writeConfig(t *testing.T, dataDir string, extra ...string) string {
 	return path
 }
 
-// content returns n deterministic pseudo-random bytes.
 // mustMXC is matrix.NewMXC for an ID the test knows is valid.
 func mustMXC(t testing.TB, server, id string) matrix.MXC {
 	t.Helper()
@@ -121,6 +120,7 @@ func mustMXC(t testing.TB, server, id string) matrix.MXC {
 	return m
 }
 
+// content returns n deterministic pseudo-random bytes.
 func content(seed uint64, n int) []byte {
 	var s [32]byte
 	s[0], s[1] = byte(seed), byte(seed>>8)
@@ -238,6 +238,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad duration", []string{"[storage]", `gc_grace = "soon"`}, []string{":5:", `"soon"`}},
 		{"syntax", []string{"max_upload_bytes = "}, []string{":4:"}},
 		{"wrong type", []string{`max_upload_bytes = "lots"`}, []string{"max_upload_bytes"}},
+		{"bad thumbnail method", []string{"[thumbnails]", `sizes = [{width = 32, height = 32, method = "zoom"}]`}, []string{"thumbnails.sizes", ":5:", `"zoom"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

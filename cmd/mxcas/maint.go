@@ -21,7 +21,11 @@ import (
 func withStore(cfg config.Config, logger *slog.Logger, op string, req, res any, local func(context.Context, *media.Store) error) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	st, err := media.Open(mediaOptions(cfg, logger))
+	mo, err := mediaOptions(cfg, logger)
+	if err != nil {
+		return err
+	}
+	st, err := media.Open(mo)
 	if errors.Is(err, media.ErrLocked) {
 		logger.Info("the store is held by a running server; asking it", "op", op)
 		return callAdmin(ctx, cfg.Server.DataDir, op, req, res)

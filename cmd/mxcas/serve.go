@@ -51,7 +51,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	opts.Keys = keys
 	logger.Info("outbound federation refuses internal addresses except routes and allowed_networks",
 		"allowed_networks", cfg.Federation.AllowedNetworks)
-	mo := mediaOptions(cfg, logger)
+	mo, err := mediaOptions(cfg, logger)
+	if err != nil {
+		return err
+	}
 	mo.Create = true // only serve creates a store (in a missing or empty data_dir)
 	mo.KeepBallast = true
 	mo.Remote = media.RemoteOptions{

@@ -31,8 +31,9 @@ func loadConfig(name string, args []string, stderr io.Writer, extra func(*flag.F
 	return cfg, fs.Args(), err
 }
 
-// mediaOptions turns the configuration into the store's options.
-func mediaOptions(cfg config.Config, logger *slog.Logger) media.Options {
+// mediaOptions turns the configuration into the store's options. An error
+// names the configuration key whose value the store cannot take.
+func mediaOptions(cfg config.Config, logger *slog.Logger) (media.Options, error) {
 	t := cfg.Thumbnails
 	local := make(map[string]bool)
 	for _, hs := range cfg.Homeservers {
@@ -58,7 +59,11 @@ func mediaOptions(cfg config.Config, logger *slog.Logger) media.Options {
 		},
 	}
 	for _, z := range t.Sizes {
-		o.Thumbnails.Sizes = append(o.Thumbnails.Sizes, media.ThumbnailSize{Width: z.Width, Height: z.Height, Method: media.ThumbnailMethod(z.Method)})
+		m, err := thumbgen.ParseMethod(z.Method)
+		if err != nil {
+			return media.Options{}, fmt.Errorf("thumbnails.sizes: %dx%d: %w", z.Width, z.Height, err)
+		}
+		o.Thumbnails.Sizes = append(o.Thumbnails.Sizes, media.ThumbnailSize{Width: z.Width, Height: z.Height, Method: m})
 	}
-	return o
+	return o, nil
 }
