@@ -40,14 +40,14 @@ func readOptions(r *http.Request, legacy bool) (media.ReadOptions, error) {
 // lookup resolves the request's media (media.Store.ResolveTo, start
 // included: nil, or where uncached remote media is streamed as it is
 // fetched).
-func (a *API) lookup(r *http.Request, rc *reqCtx, legacy bool, start func(media.RemoteMedia) io.Writer) (media.Record, bool, error) {
+func (a *API) lookup(r *http.Request, rc *reqCtx, legacy bool, start func(media.RemoteMedia) io.Writer) (media.Media, bool, error) {
 	m, err := matrix.NewMXC(rc.param("server"), rc.param("id"))
 	if err != nil {
-		return media.Record{}, false, err
+		return media.Media{}, false, err
 	}
 	opt, err := readOptions(r, legacy)
 	if err != nil {
-		return media.Record{}, false, err
+		return media.Media{}, false, err
 	}
 	return a.opts.Store.ResolveTo(r.Context(), m, opt, start)
 }
@@ -104,7 +104,7 @@ func (a *API) serveMedia(w http.ResponseWriter, r *http.Request, rc *reqCtx, leg
 		if r.Method != http.MethodHead {
 			if _, err := body.WriteTo(w); err != nil {
 				abortIfDamaged(err)
-				a.log.Warn("download cut short", "media", rec.Server+"/"+rec.MediaID, "err", err)
+				a.log.Warn("download cut short", "media", rec.MXC.String(), "err", err)
 			}
 		}
 		return nil

@@ -21,9 +21,9 @@ type CreateInfo struct {
 // Options.UnusedExpires (the returned record's Expires). Over the user's
 // Options.MaxPendingPerUser it is ErrPendingLimit; an ID that exists is
 // ErrExists.
-func (s *Store) Create(info CreateInfo) (Record, error) {
+func (s *Store) Create(info CreateInfo) (Media, error) {
 	if !s.claims.try(info.MXC) {
-		return Record{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
+		return Media{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
 	}
 	defer s.claims.release(info.MXC)
 	s.pendingMu.Lock() // count and add as one step per store
@@ -32,18 +32,17 @@ func (s *Store) Create(info CreateInfo) (Record, error) {
 	if maxPending := s.opts.MaxPendingPerUser; maxPending > 0 {
 		n, err := s.idx.CountPending(info.Uploader, now.UnixMilli())
 		if err != nil {
-			return Record{}, err
+			return Media{}, err
 		}
 		if n >= maxPending {
-			return Record{}, fmt.Errorf("%w: %s has %d", ErrPendingLimit, info.Uploader, n)
+			return Media{}, fmt.Errorf("%w: %s has %d", ErrPendingLimit, info.Uploader, n)
 		}
 	}
-	if _, err := s.idx.Media(info.MXC.Server(), info.MXC.MediaID()); err == nil {
-		return Record{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
+	if _, err := s.readMedia(info.MXC); err == nil {
+		return Media{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
 	}
-	rec := Record{
-		Server:       info.MXC.Server(),
-		MediaID:      info.MXC.MediaID(),
+	rec := Media{
+		MXC:          info.MXC,
 		Uploader:     info.Uploader,
 		Created:      now.UnixMilli(),
 		Pending:      true,
@@ -52,23 +51,23 @@ func (s *Store) Create(info CreateInfo) (Record, error) {
 	}
 	b := s.idx.NewBatch()
 	defer b.Close()
-	if err := b.PutMedia(rec); err != nil {
-		return Record{}, err
+	if err := b.PutMedia(rec.record()); err != nil {
+		return Media{}, err
 	}
-	if err := b.PutPending(rec.Uploader, rec.Server, rec.MediaID, rec.Expires); err != nil {
-		return Record{}, err
+	if err := b.PutPending(rec.Uploader, rec.MXC.Server(), rec.MXC.MediaID(), rec.Expires); err != nil {
+		return Media{}, err
 	}
 	s.records.invalidate(info.MXC)
 	err := s.commitRecords(b)
 	s.records.invalidate(info.MXC)
 	if err != nil {
-		return Record{}, err
+		return Media{}, err
 	}
 	return rec, nil
 }
 
 // expired reports whether a pending record has lapsed.
-func (s *Store) expired(rec Record) bool {
+func (s *Store) expired(rec Media) bool {
 	return rec.Pending && rec.Expires > 0 && s.opts.Now().UnixMilli() >= rec.Expires
 }
 
@@ -77,30 +76,30 @@ func (s *Store) expired(rec Record) bool {
 // expired (else ErrNotFound), user created it (else ErrForbidden), it has
 // no content yet (else ErrExists); only then is body read. Downloads
 // waiting on the ID are woken when it commits.
-func (s *Store) Fill(ctx context.Context, info UploadInfo, user string, body io.Reader) (Record, error) {
+func (s *Store) Fill(ctx context.Context, info UploadInfo, user string, body io.Reader) (Media, error) {
 	rec, err := s.Stat(info.MXC)
 	if err != nil {
-		return Record{}, err
+		return Media{}, err
 	}
 	if s.expired(rec) {
-		return Record{}, fmt.Errorf("%w: %s expired", ErrNotFound, info.MXC)
+		return Media{}, fmt.Errorf("%w: %s expired", ErrNotFound, info.MXC)
 	}
 	if rec.Uploader != user {
-		return Record{}, fmt.Errorf("%w: %s was created by another user", ErrForbidden, info.MXC)
+		return Media{}, fmt.Errorf("%w: %s was created by another user", ErrForbidden, info.MXC)
 	}
 	if !rec.Pending {
-		return Record{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
+		return Media{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
 	}
 	if !s.claims.try(info.MXC) {
-		return Record{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
+		return Media{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
 	}
 	defer s.claims.release(info.MXC)
 	// Again under the claim: another Fill may have finished meanwhile.
 	if rec, err = s.Stat(info.MXC); err != nil {
-		return Record{}, err
+		return Media{}, err
 	}
 	if !rec.Pending {
-		return Record{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
+		return Media{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
 	}
 	info.Uploader = rec.Uploader
 	filled := s.newRecord(info)
@@ -112,7 +111,7 @@ func (s *Store) Fill(ctx context.Context, info UploadInfo, user string, body io.
 // Wait returns the record of m once it has content: at once when it has,
 // else when Fill commits it, or ErrNotYetUploaded when ctx ends first. An
 // unknown or expired ID is ErrNotFound. No polling: Fill wakes the waiters.
-func (s *Store) Wait(ctx context.Context, m matrix.MXC) (Record, error) {
+func (s *Store) Wait(ctx context.Context, m matrix.MXC) (Media, error) {
 	for {
 		e := s.waiters.register(m)
 		rec, err := s.Stat(m)

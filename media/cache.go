@@ -24,15 +24,15 @@ const (
 type recordCache struct {
 	mu  sync.Mutex
 	gen uint64
-	lru *simplelru.LRU[matrix.MXC, Record]
+	lru *simplelru.LRU[matrix.MXC, Media]
 }
 
 func newRecordCache() *recordCache {
-	l, _ := simplelru.NewLRU[matrix.MXC, Record](recordCacheSize, nil)
+	l, _ := simplelru.NewLRU[matrix.MXC, Media](recordCacheSize, nil)
 	return &recordCache{lru: l}
 }
 
-func (c *recordCache) get(m matrix.MXC) (Record, bool) {
+func (c *recordCache) get(m matrix.MXC) (Media, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lru.Get(m)
@@ -44,7 +44,7 @@ func (c *recordCache) begin() uint64 {
 	return c.gen
 }
 
-func (c *recordCache) add(m matrix.MXC, rec Record, gen uint64) {
+func (c *recordCache) add(m matrix.MXC, rec Media, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen == gen {

@@ -14,12 +14,12 @@ import (
 )
 
 // Stat returns the record of m, or an error wrapping ErrNotFound.
-func (s *Store) Stat(m matrix.MXC) (Record, error) {
+func (s *Store) Stat(m matrix.MXC) (Media, error) {
 	if rec, ok := s.records.get(m); ok {
 		return rec, nil
 	}
 	gen := s.records.begin()
-	rec, err := s.idx.Media(m.Server(), m.MediaID())
+	rec, err := s.readMedia(m)
 	if err == nil {
 		s.records.add(m, rec, gen)
 	}
@@ -31,7 +31,7 @@ func (s *Store) Stat(m matrix.MXC) (Record, error) {
 
 // Open returns the record of m and a reader over its content. The reader
 // must be closed.
-func (s *Store) Open(m matrix.MXC) (*Reader, Record, error) {
+func (s *Store) Open(m matrix.MXC) (*Reader, Media, error) {
 	rec, err := s.Stat(m)
 	if err != nil {
 		return nil, rec, err
@@ -52,8 +52,8 @@ func (s *Store) OpenObject(h cas.Hash) (*Reader, error) {
 
 // OpenMedia is OpenObject for the content of rec: damage found while
 // reading is logged and recorded with rec's mxc:// URI.
-func (s *Store) OpenMedia(rec Record) (*Reader, error) {
-	return s.openObject(rec.Object, "mxc://"+rec.Server+"/"+rec.MediaID)
+func (s *Store) OpenMedia(rec Media) (*Reader, error) {
+	return s.openObject(rec.Object, rec.MXC.String())
 }
 
 func (s *Store) openObject(h cas.Hash, what string) (*Reader, error) {

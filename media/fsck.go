@@ -181,10 +181,13 @@ func (s *Store) Fsck(ctx context.Context) (FsckReport, error) {
 
 	// Records: name every damaged media.
 	byObj := make(map[cas.Hash][]string)
-	err = snap.ScanMediaChecked(func(rec Record, decodeErr error) error {
+	err = snap.ScanMediaChecked(func(r index.MediaRecord, decodeErr error) error {
 		rep.Media++
-		mxc := "mxc://" + rec.Server + "/" + rec.MediaID
+		rec, keyErr := scannedMedia(r)
+		mxc := rec.MXC.String()
 		switch {
+		case keyErr != nil: // no MXC to name it by; the detail names its key
+			rep.Problems = append(rep.Problems, Problem{Kind: ProblemBadRecord, Detail: keyErr.Error()})
 		case decodeErr != nil:
 			rep.Problems = append(rep.Problems, Problem{Kind: ProblemBadRecord, Media: []string{mxc}, Detail: decodeErr.Error()})
 			rep.Damaged = append(rep.Damaged, mxc)

@@ -67,7 +67,7 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	defer snap.Close()
 
 	liveObj := make(map[cas.Hash]struct{})
-	err := snap.ScanMedia(func(rec Record) error {
+	err := snap.ScanMedia(func(rec index.MediaRecord) error {
 		if !rec.Object.IsZero() {
 			liveObj[rec.Object] = struct{}{}
 		}

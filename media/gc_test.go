@@ -131,7 +131,7 @@ func TestGCSparesUploadInFlight(t *testing.T) {
 
 	pr, pw := io.Pipe()
 	type result struct {
-		rec media.Record
+		rec media.Media
 		err error
 	}
 	done := make(chan result, 1)

@@ -141,7 +141,7 @@ func randBytes(seed uint64, n int) []byte {
 
 // upload stores data as id with the exact declared size and fails the test
 // on error.
-func upload(t testing.TB, s *media.Store, id, user string, data []byte) media.Record {
+func upload(t testing.TB, s *media.Store, id, user string, data []byte) media.Media {
 	t.Helper()
 	info := media.UploadInfo{MXC: mxc(id), ContentType: "application/octet-stream", Uploader: user, Size: int64(len(data))}
 	rec, err := s.Upload(context.Background(), info, bytes.NewReader(data))

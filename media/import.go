@@ -28,7 +28,7 @@ type ImportInfo struct {
 
 // ImportResult says what Import did.
 type ImportResult struct {
-	Record   Record
+	Record   Media
 	Imported bool  // false: the ID already had content; body was not read
 	Stored   int64 // bytes of new chunks written
 }
@@ -43,14 +43,13 @@ func (s *Store) Import(ctx context.Context, info ImportInfo, body io.Reader) (Im
 		return ImportResult{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
 	}
 	defer s.claims.release(info.MXC)
-	if rec, err := s.idx.Media(info.MXC.Server(), info.MXC.MediaID()); err == nil && !rec.Pending {
+	if rec, err := s.readMedia(info.MXC); err == nil && !rec.Pending {
 		return ImportResult{Record: rec}, nil
 	} else if err != nil && !errors.Is(err, index.ErrNotFound) {
 		return ImportResult{}, err
 	}
-	rec, stored, err := s.ingest(ctx, UploadInfo{MXC: info.MXC, Size: info.Size}, body, Record{
-		Server:      info.MXC.Server(),
-		MediaID:     info.MXC.MediaID(),
+	rec, stored, err := s.ingest(ctx, UploadInfo{MXC: info.MXC, Size: info.Size}, body, Media{
+		MXC:         info.MXC,
 		ContentType: info.ContentType,
 		UploadName:  info.UploadName,
 		Uploader:    info.Uploader,

@@ -76,7 +76,7 @@ func (o *RemoteOptions) withDefaults() {
 // server and storing it (deduplicated like any upload) on first use.
 // Concurrent requests for the same media make one fetch. A server that
 // just failed is not asked again for RemoteOptions.Backoff.
-func (s *Store) FetchRemote(ctx context.Context, m matrix.MXC) (Record, error) {
+func (s *Store) FetchRemote(ctx context.Context, m matrix.MXC) (Media, error) {
 	rec, _, err := s.FetchRemoteTo(ctx, m, nil)
 	return rec, err
 }
@@ -88,21 +88,21 @@ func (s *Store) FetchRemote(ctx context.Context, m matrix.MXC) (Record, error) {
 // whether that happened; if not, the caller serves rec from the store. A
 // writer that fails (a client gone) is dropped; the store still gets every
 // byte.
-func (s *Store) FetchRemoteTo(ctx context.Context, m matrix.MXC, start func(RemoteMedia) io.Writer) (rec Record, streamed bool, err error) {
+func (s *Store) FetchRemoteTo(ctx context.Context, m matrix.MXC, start func(RemoteMedia) io.Writer) (rec Media, streamed bool, err error) {
 	if rec, err := s.Stat(m); err == nil && !rec.Pending {
 		return rec, false, nil
 	}
 	r := s.remote
 	if r == nil || r.opts.Fetcher == nil {
-		return Record{}, false, fmt.Errorf("%w: %s", ErrRemoteDisabled, m)
+		return Media{}, false, fmt.Errorf("%w: %s", ErrRemoteDisabled, m)
 	}
 	if s.local(m.Server()) {
-		return Record{}, false, fmt.Errorf("%w: %s", ErrNotFound, m) // ours: never over federation
+		return Media{}, false, fmt.Errorf("%w: %s", ErrNotFound, m) // ours: never over federation
 	}
 	r.mu.Lock()
 	if until, ok := r.failed.Get(m.Server()); ok && s.opts.Now().Before(until) {
 		r.mu.Unlock()
-		return Record{}, false, fmt.Errorf("%w: %s failed recently; retrying after %s", ErrRemoteUnavailable, m.Server(), until.Format(time.RFC3339))
+		return Media{}, false, fmt.Errorf("%w: %s failed recently; retrying after %s", ErrRemoteUnavailable, m.Server(), until.Format(time.RFC3339))
 	}
 	// Again under the lock: a fetch that just finished has committed.
 	if rec, err := s.Stat(m); err == nil && !rec.Pending {
@@ -113,7 +113,7 @@ func (s *Store) FetchRemoteTo(ctx context.Context, m matrix.MXC, start func(Remo
 		r.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return Record{}, false, ctx.Err()
+			return Media{}, false, ctx.Err()
 		case <-f.done:
 			return f.rec, false, f.err
 		}
@@ -152,7 +152,7 @@ func newBackoff(size int) *simplelru.LRU[string, time.Time] {
 
 type fetchInFlight struct {
 	done chan struct{}
-	rec  Record
+	rec  Media
 	err  error
 }
 
@@ -171,24 +171,24 @@ func (d *dropOnError) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia) io.Writer) (Record, error) {
+func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia) io.Writer) (Media, error) {
 	if err := s.space.reserve(0); err != nil {
-		return Record{}, err // no room to cache it: do not ask the remote
+		return Media{}, err // no room to cache it: do not ask the remote
 	}
 	rm, err := s.remote.opts.Fetcher.Fetch(ctx, m)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrRemoteTooLarge) {
-			return Record{}, err
+			return Media{}, err
 		}
-		return Record{}, fmt.Errorf("%w: %s: %w", ErrRemoteUnavailable, m.Server(), err)
+		return Media{}, fmt.Errorf("%w: %s: %w", ErrRemoteUnavailable, m.Server(), err)
 	}
 	defer rm.Body.Close()
 	max := s.remote.opts.MaxBytes
 	if rm.Size > max {
-		return Record{}, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrRemoteTooLarge, m, rm.Size, max)
+		return Media{}, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrRemoteTooLarge, m, rm.Size, max)
 	}
 	if !s.claims.try(m) {
-		return Record{}, fmt.Errorf("%w: %s", ErrExists, m)
+		return Media{}, fmt.Errorf("%w: %s", ErrExists, m)
 	}
 	defer s.claims.release(m)
 	if rm.ContentType == "" {
@@ -206,10 +206,10 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 		case err == io.EOF || err == io.ErrUnexpectedEOF:
 			rm.Size = int64(n)
 		case err != nil:
-			return Record{}, fmt.Errorf("%w: %s: %w", ErrRemoteUnavailable, m, err)
+			return Media{}, fmt.Errorf("%w: %s: %w", ErrRemoteUnavailable, m, err)
 		}
 		if int64(n) > max {
-			return Record{}, fmt.Errorf("%w: %s is over %d bytes", ErrRemoteTooLarge, m, max)
+			return Media{}, fmt.Errorf("%w: %s is over %d bytes", ErrRemoteTooLarge, m, max)
 		}
 		body = io.MultiReader(bytes.NewReader(head), body)
 	}
@@ -220,21 +220,21 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 	defer pins.release()
 	obj, man, known, err := s.writeObject(ctx, body, -1, max, m.String(), pins)
 	if errors.Is(err, ErrTooLarge) {
-		return Record{}, fmt.Errorf("%w: %s is over %d bytes", ErrRemoteTooLarge, m, max)
+		return Media{}, fmt.Errorf("%w: %s is over %d bytes", ErrRemoteTooLarge, m, max)
 	}
 	if errors.Is(err, ErrNoSpace) {
-		return Record{}, err // ours, not the remote's
+		return Media{}, err // ours, not the remote's
 	}
 	if err != nil {
-		return Record{}, fmt.Errorf("%w: %s: %w", ErrRemoteUnavailable, m, err)
+		return Media{}, fmt.Errorf("%w: %s: %w", ErrRemoteUnavailable, m, err)
 	}
-	rec := Record{
-		Server: m.Server(), MediaID: m.MediaID(), Object: obj, Size: man.Size, ContentType: rm.ContentType,
+	rec := Media{
+		MXC: m, Object: obj, Size: man.Size, ContentType: rm.ContentType,
 		UploadName: rm.UploadName, Created: s.opts.Now().UnixMilli(), Remote: true,
 		RequiresAuth: s.opts.FreezeUnauthenticated, // as uploads are under the freeze
 	}
 	if err := s.commitRecord(rec, man, known, nil); err != nil {
-		return Record{}, err
+		return Media{}, err
 	}
 	return rec, nil
 }

@@ -64,7 +64,7 @@ type ReadOptions struct {
 //
 // A remote fetch that fails is ErrRemoteDisabled (no fetcher configured),
 // ErrRemoteUnavailable, ErrRemoteTooLarge, ErrNotFound or ErrNoSpace.
-func (s *Store) Resolve(ctx context.Context, m matrix.MXC, opt ReadOptions) (Record, error) {
+func (s *Store) Resolve(ctx context.Context, m matrix.MXC, opt ReadOptions) (Media, error) {
 	rec, _, err := s.ResolveTo(ctx, m, opt, nil)
 	return rec, err
 }
@@ -75,7 +75,7 @@ func (s *Store) Resolve(ctx context.Context, m matrix.MXC, opt ReadOptions) (Rec
 // answer has then been written (err says whether all of it was), and rec
 // is the stored record. Otherwise the caller serves rec as from Resolve.
 // start may be nil.
-func (s *Store) ResolveTo(ctx context.Context, m matrix.MXC, opt ReadOptions, start func(RemoteMedia) io.Writer) (rec Record, streamed bool, err error) {
+func (s *Store) ResolveTo(ctx context.Context, m matrix.MXC, opt ReadOptions, start func(RemoteMedia) io.Writer) (rec Media, streamed bool, err error) {
 	rec, err = s.Stat(m)
 	if errors.Is(err, ErrNotFound) && s.mayFetch(m, opt) {
 		rec, streamed, err = s.FetchRemoteTo(ctx, m, start)
@@ -84,26 +84,26 @@ func (s *Store) ResolveTo(ctx context.Context, m matrix.MXC, opt ReadOptions, st
 		}
 	}
 	if err != nil {
-		return Record{}, false, err
+		return Media{}, false, err
 	}
 	if err := refuse(m, rec, opt); err != nil {
-		return Record{}, false, err
+		return Media{}, false, err
 	}
 	if rec.Pending {
 		wctx, cancel := context.WithTimeout(ctx, min(max(opt.Wait, 0), MaxWait))
 		rec, err = s.Wait(wctx, m)
 		cancel()
 		if err != nil {
-			return Record{}, false, err
+			return Media{}, false, err
 		}
 		if err := refuse(m, rec, opt); err != nil {
-			return Record{}, false, err
+			return Media{}, false, err
 		}
 	}
 	// Only once it has content: a created ID still answers
 	// ErrNotYetUploaded on the legacy paths, as Synapse does.
 	if opt.Path == LegacyRead && rec.RequiresAuth {
-		return Record{}, false, fmt.Errorf("%w: %s is stored under the freeze of unauthenticated media", ErrNotFound, m)
+		return Media{}, false, fmt.Errorf("%w: %s is stored under the freeze of unauthenticated media", ErrNotFound, m)
 	}
 	return rec, false, nil
 }
@@ -121,7 +121,7 @@ func (s *Store) mayFetch(m matrix.MXC, opt ReadOptions) bool {
 }
 
 // refuse says why rec is not served to opt's reader, or nil.
-func refuse(m matrix.MXC, rec Record, opt ReadOptions) error {
+func refuse(m matrix.MXC, rec Media, opt ReadOptions) error {
 	if rec.Quarantined {
 		return fmt.Errorf("%w: %s is quarantined", ErrNotFound, m)
 	}

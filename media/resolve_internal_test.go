@@ -109,7 +109,7 @@ func (rs *resolveStore) quarantine(t *testing.T, m matrix.MXC) {
 	rec.Quarantined = true
 	b := rs.s.idx.NewBatch()
 	defer b.Close()
-	if err := b.PutMedia(rec); err != nil {
+	if err := b.PutMedia(rec.record()); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Commit(); err != nil {
@@ -182,7 +182,7 @@ func TestResolve(t *testing.T) {
 			} else if err != nil {
 				t.Errorf("Resolve(%s, %+v): %v", tt.m, tt.opt, err)
 			} else {
-				if rec.Server != tt.m.Server() || rec.MediaID != tt.m.MediaID() || rec.Pending || rec.Object.IsZero() {
+				if rec.MXC.Server() != tt.m.Server() || rec.MXC.MediaID() != tt.m.MediaID() || rec.Pending || rec.Object.IsZero() {
 					t.Errorf("Resolve(%s) = %+v, want its record with content", tt.m, rec)
 				}
 				if rec.RequiresAuth != tt.wantRequiresAuth {
@@ -231,7 +231,7 @@ func TestResolveWaitsForContent(t *testing.T) {
 			rs := newResolveStore(t, tt.freeze, false)
 			rs.create(t, created)
 			type result struct {
-				rec Record
+				rec Media
 				err error
 			}
 			done := make(chan result, 1)

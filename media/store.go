@@ -15,9 +15,6 @@ import (
 	"github.com/mxcas/mxcas/matrix"
 )
 
-// Record is a media record as the index stores it.
-type Record = index.MediaRecord
-
 // Sentinel errors. Callers map them to Matrix errors with errors.Is.
 var (
 	ErrNotFound  = errors.New("media: not found")

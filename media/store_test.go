@@ -121,7 +121,7 @@ func TestRestart(t *testing.T) {
 		"B":     randBytes(151, 10),
 		"empty": nil,
 	}
-	recs := make(map[string]media.Record)
+	recs := make(map[string]media.Media)
 	for id, data := range want {
 		recs[id] = upload(t, s, id, "@u:server", data)
 	}

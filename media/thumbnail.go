@@ -87,9 +87,6 @@ var (
 	ErrThumbnailTooLarge = errors.New("media: too large to thumbnail")
 )
 
-// ThumbRecord describes a stored thumbnail.
-type ThumbRecord = index.ThumbRecord
-
 // thumbnailer is the store's thumbnail machinery: a worker limit, a memory
 // budget, single flight per (source, size), and a background queue.
 type thumbnailer struct {
@@ -99,7 +96,7 @@ type thumbnailer struct {
 	waiting atomic.Int64
 	flight  singleflight.Group
 
-	queue   chan Record
+	queue   chan Media
 	pending sync.WaitGroup // queued, not yet done
 
 	mu     sync.Mutex
@@ -117,7 +114,7 @@ func (s *Store) startThumbnailer() {
 		opts:    o,
 		workers: semaphore.NewWeighted(int64(o.Workers)),
 		memory:  semaphore.NewWeighted(o.MemoryBudget),
-		queue:   make(chan Record, o.Queue),
+		queue:   make(chan Media, o.Queue),
 		done:    make(chan struct{}),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -158,7 +155,7 @@ func (s *Store) stopThumbnailer() {
 
 // enqueueThumbnails asks for rec's thumbnails in the background, never
 // blocking: a full queue skips it.
-func (s *Store) enqueueThumbnails(rec Record) {
+func (s *Store) enqueueThumbnails(rec Media) {
 	t := s.thumbs
 	if t.opts.Disabled || !strings.HasPrefix(strings.ToLower(rec.ContentType), "image/") {
 		return
@@ -174,7 +171,7 @@ func (s *Store) enqueueThumbnails(rec Record) {
 // Pregenerate makes every configured size of rec's thumbnails that is not
 // stored yet. It stops at the first error that would repeat for every size
 // (not an image, too large).
-func (s *Store) Pregenerate(ctx context.Context, rec Record) error {
+func (s *Store) Pregenerate(ctx context.Context, rec Media) error {
 	for _, z := range s.thumbs.opts.Sizes {
 		r, _, err := s.Thumbnail(ctx, rec, ThumbnailRequest{Width: z.Width, Height: z.Height, Method: z.Method})
 		if err != nil {
@@ -182,7 +179,7 @@ func (s *Store) Pregenerate(ctx context.Context, rec Record) error {
 				errors.Is(err, ErrNoSpace) || errors.Is(err, ErrFailed) {
 				return err
 			}
-			s.opts.Logger.Warn("thumbnail pregeneration failed", "media", rec.Server+"/"+rec.MediaID, "err", err)
+			s.opts.Logger.Warn("thumbnail pregeneration failed", "media", rec.MXC.String(), "err", err)
 			continue
 		}
 		r.Close()
@@ -197,12 +194,12 @@ func (s *Store) Pregenerate(ctx context.Context, rec Record) error {
 // this server can thumbnail, or corrupt), ErrThumbnailTooLarge (over the
 // limits or the memory budget), ErrBusy (too many waiting), or ctx's error
 // while waiting.
-func (s *Store) Thumbnail(ctx context.Context, rec Record, req ThumbnailRequest) (*Reader, ThumbRecord, error) {
+func (s *Store) Thumbnail(ctx context.Context, rec Media, req ThumbnailRequest) (*Reader, Thumbnail, error) {
 	r, tr, err := s.thumbnail(ctx, rec, req.thumbgen())
 	return r, tr, thumbnailErr(err)
 }
 
-func (s *Store) thumbnail(ctx context.Context, rec Record, req thumbgen.Request) (*Reader, ThumbRecord, error) {
+func (s *Store) thumbnail(ctx context.Context, rec Media, req thumbgen.Request) (*Reader, Thumbnail, error) {
 	if req.Method == "" {
 		req.Method = thumbgen.Scale
 	}
@@ -213,17 +210,17 @@ func (s *Store) thumbnail(ctx context.Context, rec Record, req thumbgen.Request)
 		req.Height = max(1, int(int64(req.Height)*int64(maxDim)/int64(big)))
 	}
 	if err := req.Validate(); err != nil {
-		return nil, ThumbRecord{}, err
+		return nil, Thumbnail{}, err
 	}
 	if rec.Pending || rec.Object.IsZero() {
-		return nil, ThumbRecord{}, fmt.Errorf("%w: %s/%s has no content", ErrNotFound, rec.Server, rec.MediaID)
+		return nil, Thumbnail{}, fmt.Errorf("%w: %s has no content", ErrNotFound, rec.MXC)
 	}
 	anim := 0
 	if req.Animated {
 		anim = 1
 	}
 	spec := fmt.Sprintf("%dx%d/%s/%d", req.Width, req.Height, req.Method, anim)
-	tr, err := s.idx.Thumbnail(rec.Object, spec)
+	tr, err := s.readThumbnail(rec.Object, spec)
 	if errors.Is(err, index.ErrNotFound) {
 		key := rec.Object.String() + "/" + spec
 		ch := s.thumbs.flight.DoChan(key, func() (any, error) {
@@ -240,16 +237,16 @@ func (s *Store) thumbnail(ctx context.Context, rec Record, req thumbgen.Request)
 		})
 		select {
 		case <-ctx.Done():
-			return nil, ThumbRecord{}, ctx.Err()
+			return nil, Thumbnail{}, ctx.Err()
 		case res := <-ch:
 			if res.Err != nil {
-				return nil, ThumbRecord{}, res.Err
+				return nil, Thumbnail{}, res.Err
 			}
-			tr, err = res.Val.(ThumbRecord), nil
+			tr, err = res.Val.(Thumbnail), nil
 		}
 	}
 	if err != nil {
-		return nil, ThumbRecord{}, err
+		return nil, Thumbnail{}, err
 	}
 	r, err := s.OpenObject(tr.Object)
 	return r, tr, err
@@ -258,40 +255,40 @@ func (s *Store) thumbnail(ctx context.Context, rec Record, req thumbgen.Request)
 // makeThumbnail generates and stores one thumbnail. It runs once per
 // (source, spec) at a time, detached from any one request's context so a
 // client that goes away does not fail the others waiting on it.
-func (s *Store) makeThumbnail(rec Record, req thumbgen.Request, spec string) (ThumbRecord, error) {
+func (s *Store) makeThumbnail(rec Media, req thumbgen.Request, spec string) (Thumbnail, error) {
 	t := s.thumbs
 	// A flight that finished between our caller's lookup and this one
 	// already stored it.
-	if tr, err := s.idx.Thumbnail(rec.Object, spec); err == nil {
+	if tr, err := s.readThumbnail(rec.Object, spec); err == nil {
 		return tr, nil
 	}
 	// No decoding for a thumbnail that could not be stored.
 	if err := s.space.reserve(0); err != nil {
-		return ThumbRecord{}, err
+		return Thumbnail{}, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	lim := t.opts.Limits
 	if t.waiting.Add(1) > int64(t.opts.MaxWaiting) {
 		t.waiting.Add(-1)
-		return ThumbRecord{}, ErrBusy
+		return Thumbnail{}, ErrBusy
 	}
 	err := t.workers.Acquire(ctx, 1)
 	t.waiting.Add(-1)
 	if err != nil {
-		return ThumbRecord{}, err
+		return Thumbnail{}, err
 	}
 	defer t.workers.Release(1)
 
 	// The header tells the cost before the source is read whole.
 	r, err := s.OpenMedia(rec) // verified: never a thumbnail of damaged bytes
 	if err != nil {
-		return ThumbRecord{}, err
+		return Thumbnail{}, err
 	}
 	defer r.Close()
 	head := make([]byte, min(rec.Size, 256<<10))
 	if _, err := io.ReadFull(r, head); err != nil {
-		return ThumbRecord{}, err
+		return Thumbnail{}, err
 	}
 	// Sniff with the size limit lifted: a large file that is not an image
 	// is "cannot thumbnail", not "too large".
@@ -299,33 +296,33 @@ func (s *Store) makeThumbnail(rec Record, req thumbgen.Request, spec string) (Th
 	headLim.MaxBytes = max(lim.MaxBytes, rec.Size)
 	info, err := thumbgen.Sniff(head, headLim)
 	if err != nil && !errors.Is(err, thumbgen.ErrCorrupt) {
-		return ThumbRecord{}, err // not an image, or too many pixels by its header
+		return Thumbnail{}, err // not an image, or too many pixels by its header
 	}
 	if rec.Size > lim.MaxBytes {
-		return ThumbRecord{}, fmt.Errorf("%w: %d bytes", thumbgen.ErrTooLarge, rec.Size)
+		return Thumbnail{}, fmt.Errorf("%w: %d bytes", thumbgen.ErrTooLarge, rec.Size)
 	}
 	need := rec.Size + thumbgen.DecodeMemory(info, req)
 	if err != nil || info.Width == 0 {
 		need = rec.Size + int64(lim.MaxPixels)*4 // header past the prefix: assume the worst allowed
 	}
 	if need > t.opts.MemoryBudget {
-		return ThumbRecord{}, fmt.Errorf("%w: needs %d bytes, budget %d", thumbgen.ErrTooLarge, need, t.opts.MemoryBudget)
+		return Thumbnail{}, fmt.Errorf("%w: needs %d bytes, budget %d", thumbgen.ErrTooLarge, need, t.opts.MemoryBudget)
 	}
 	if err := t.memory.Acquire(ctx, need); err != nil {
-		return ThumbRecord{}, err
+		return Thumbnail{}, err
 	}
 	defer t.memory.Release(need)
 	src := make([]byte, rec.Size)
 	copy(src, head)
 	if _, err := io.ReadFull(r, src[len(head):]); err != nil {
-		return ThumbRecord{}, err
+		return Thumbnail{}, err
 	}
 	res, err := thumbgen.Generate(src, req, lim)
 	if err != nil {
-		return ThumbRecord{}, err
+		return Thumbnail{}, err
 	}
 	t.made.Add(1)
-	tr := ThumbRecord{Size: int64(len(res.Data)), ContentType: res.ContentType, Width: res.Width, Height: res.Height}
+	tr := Thumbnail{Size: int64(len(res.Data)), ContentType: res.ContentType, Width: res.Width, Height: res.Height}
 
 	pins := s.newPinSet()
 	defer pins.release()
@@ -336,20 +333,20 @@ func (s *Store) makeThumbnail(rec Record, req thumbgen.Request, spec string) (Th
 	} else {
 		obj, m, known, err := s.writeObject(ctx, bytes.NewReader(res.Data), int64(len(res.Data)), -1, "thumbnail of "+rec.Object.Short(), pins)
 		if err != nil {
-			return ThumbRecord{}, err
+			return Thumbnail{}, err
 		}
 		tr.Object = obj
 		if !known {
 			if err := b.PutManifest(obj, m); err != nil {
-				return ThumbRecord{}, err
+				return Thumbnail{}, err
 			}
 		}
 	}
-	if err := b.PutThumbnail(rec.Object, spec, tr); err != nil {
-		return ThumbRecord{}, err
+	if err := b.PutThumbnail(rec.Object, spec, tr.record()); err != nil {
+		return Thumbnail{}, err
 	}
 	if err := s.commitRecords(b); err != nil {
-		return ThumbRecord{}, err
+		return Thumbnail{}, err
 	}
 	return tr, nil
 }

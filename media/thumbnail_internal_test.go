@@ -26,7 +26,7 @@ func thumbStore(t *testing.T, o ThumbnailOptions) *Store {
 	return s
 }
 
-func uploadFile(t *testing.T, s *Store, id, path, ct string) Record {
+func uploadFile(t *testing.T, s *Store, id, path, ct string) Media {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -39,7 +39,7 @@ func uploadFile(t *testing.T, s *Store, id, path, ct string) Record {
 	return rec
 }
 
-func readThumb(t *testing.T, s *Store, rec Record, req ThumbnailRequest) ([]byte, ThumbRecord) {
+func readThumb(t *testing.T, s *Store, rec Media, req ThumbnailRequest) ([]byte, Thumbnail) {
 	t.Helper()
 	r, tr, err := s.Thumbnail(context.Background(), rec, req)
 	if err != nil {

@@ -63,7 +63,7 @@ func TestParseThumbnailRequest(t *testing.T) {
 // this package's sentinels, which callers map without knowing thumbgen.
 func TestThumbnailErrorsAreMediaSentinels(t *testing.T) {
 	s := thumbStore(t, ThumbnailOptions{Disabled: true})
-	up := func(id, ct string, data []byte) Record {
+	up := func(id, ct string, data []byte) Media {
 		t.Helper()
 		rec, err := s.Upload(context.Background(), UploadInfo{MXC: mustMXC("s", id), ContentType: ct, Size: int64(len(data))}, bytes.NewReader(data))
 		if err != nil {
@@ -81,7 +81,7 @@ func TestThumbnailErrorsAreMediaSentinels(t *testing.T) {
 	req := ThumbnailRequest{Width: 32, Height: 32, Method: thumbgen.Crop}
 	for _, tt := range []struct {
 		name string
-		rec  Record
+		rec  Media
 		req  ThumbnailRequest
 		want error
 	}{

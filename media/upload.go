@@ -33,15 +33,15 @@ type UploadInfo struct {
 // committing the index may leave some, unreferenced, for GC. Two uploads
 // to one ID never both succeed. Identical
 // content is stored once, whoever uploads it.
-func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Record, error) {
+func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Media, error) {
 	if !s.claims.try(info.MXC) {
-		return Record{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
+		return Media{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
 	}
 	defer s.claims.release(info.MXC)
-	if _, err := s.idx.Media(info.MXC.Server(), info.MXC.MediaID()); err == nil {
-		return Record{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
+	if _, err := s.readMedia(info.MXC); err == nil {
+		return Media{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
 	} else if !errors.Is(err, index.ErrNotFound) {
-		return Record{}, err
+		return Media{}, err
 	}
 	rec, _, err := s.ingest(ctx, info, body, s.newRecord(info), nil)
 	return rec, err
@@ -49,10 +49,9 @@ func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Re
 
 // newRecord is the record of an upload before its content is known;
 // media stored under Options.FreezeUnauthenticated requires auth.
-func (s *Store) newRecord(info UploadInfo) Record {
-	return Record{
-		Server:       info.MXC.Server(),
-		MediaID:      info.MXC.MediaID(),
+func (s *Store) newRecord(info UploadInfo) Media {
+	return Media{
+		MXC:          info.MXC,
 		ContentType:  info.ContentType,
 		UploadName:   info.UploadName,
 		Uploader:     info.Uploader,
@@ -65,9 +64,9 @@ func (s *Store) newRecord(info UploadInfo) Record {
 // rec, its object and size filled in; pending is the record of a created
 // ID being filled, or nil. It returns the record and the bytes of new
 // chunks written. The caller holds info.MXC's claim.
-func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec Record, pending *Record) (Record, int64, error) {
+func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec Media, pending *Media) (Media, int64, error) {
 	if info.MaxSize > 0 && info.Size > info.MaxSize {
-		return Record{}, 0, fmt.Errorf("%w: %s: declared %d bytes, limit %d", ErrTooLarge, info.MXC, info.Size, info.MaxSize)
+		return Media{}, 0, fmt.Errorf("%w: %s: declared %d bytes, limit %d", ErrTooLarge, info.MXC, info.Size, info.MaxSize)
 	}
 	limit := int64(-1)
 	if info.MaxSize > 0 {
@@ -82,18 +81,18 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec
 	}
 
 	if err := s.space.reserve(0); err != nil {
-		return Record{}, 0, err // before reading a byte of the body
+		return Media{}, 0, err // before reading a byte of the body
 	}
 	pins := s.newPinSet()
 	defer pins.release()
 	obj, m, known, err := s.writeObject(ctx, body, info.Size, limit, info.MXC.String(), pins)
 	if err != nil {
-		return Record{}, 0, err
+		return Media{}, 0, err
 	}
 
 	rec.Object, rec.Size = obj, m.Size
 	if err := s.commitRecord(rec, m, known, pending); err != nil {
-		return Record{}, 0, err
+		return Media{}, 0, err
 	}
 	if pending != nil {
 		s.waiters.wake(info.MXC)
@@ -105,7 +104,7 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec
 // commitRecord writes a new media record with content in one synced
 // batch: the object's manifest unless known, the record, its ownership
 // (local media), the end of its pending state, and usage.
-func (s *Store) commitRecord(rec Record, m index.Manifest, known bool, pending *Record) error {
+func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *Media) error {
 	b := s.idx.NewBatch()
 	defer b.Close()
 	if !known {
@@ -113,26 +112,25 @@ func (s *Store) commitRecord(rec Record, m index.Manifest, known bool, pending *
 			return err
 		}
 	}
-	if err := b.PutMedia(rec); err != nil {
+	if err := b.PutMedia(rec.record()); err != nil {
 		return err
 	}
 	if rec.Uploader != "" && !rec.Remote {
-		if err := b.PutOwner(rec.Uploader, rec.Server, rec.MediaID); err != nil {
+		if err := b.PutOwner(rec.Uploader, rec.MXC.Server(), rec.MXC.MediaID()); err != nil {
 			return err
 		}
 	}
 	if pending != nil {
-		if err := b.DeletePending(pending.Uploader, rec.Server, rec.MediaID); err != nil {
+		if err := b.DeletePending(pending.Uploader, rec.MXC.Server(), rec.MXC.MediaID()); err != nil {
 			return err
 		}
 	}
-	if err := b.AddUsage(rec.Uploader, rec.Server, index.Usage{Bytes: rec.Size, Count: 1}); err != nil {
+	if err := b.AddUsage(rec.Uploader, rec.MXC.Server(), index.Usage{Bytes: rec.Size, Count: 1}); err != nil {
 		return err
 	}
-	m0, _ := matrix.NewMXC(rec.Server, rec.MediaID)
-	s.records.invalidate(m0)
+	s.records.invalidate(rec.MXC)
 	err := s.commitRecords(b)
-	s.records.invalidate(m0)
+	s.records.invalidate(rec.MXC)
 	return err
 }
 

@@ -273,10 +273,10 @@ var prefix = func() []byte {
 }()
 
 // upload stores variant v of f under a new media ID.
-func upload(ctx context.Context, st *media.Store, f file, v variant) (media.Record, error) {
+func upload(ctx context.Context, st *media.Store, f file, v variant) (media.Media, error) {
 	fh, err := os.Open(f.path)
 	if err != nil {
-		return media.Record{}, err
+		return media.Media{}, err
 	}
 	defer fh.Close()
 	var body io.Reader = fh
@@ -289,7 +289,7 @@ func upload(ctx context.Context, st *media.Store, f file, v variant) (media.Reco
 		mid := f.size/2 - midChangedLen/2
 		patch := make([]byte, midChangedLen)
 		if _, err := fh.ReadAt(patch, mid); err != nil {
-			return media.Record{}, err
+			return media.Media{}, err
 		}
 		for i := range patch {
 			patch[i] ^= 0xff // every byte differs from the original
@@ -299,7 +299,7 @@ func upload(ctx context.Context, st *media.Store, f file, v variant) (media.Reco
 	}
 	m, err := matrix.NewMXC(server, matrix.NewMediaID())
 	if err != nil {
-		return media.Record{}, err
+		return media.Media{}, err
 	}
 	info := media.UploadInfo{MXC: m, Size: size}
 	return st.Upload(ctx, info, body)

@@ -245,8 +245,8 @@ func checkStore(t *testing.T, dataDir string, rows []mediaRow) {
 		} else if !bytes.Equal(got, row.content) {
 			t.Errorf("%s: content differs (%d bytes, want %d)", m, len(got), len(row.content))
 		}
-		want := media.Record{
-			Server: m.Server(), MediaID: m.MediaID(), Object: rec.Object, Size: int64(len(row.content)),
+		want := media.Media{
+			MXC: m, Object: rec.Object, Size: int64(len(row.content)),
 			ContentType: row.typ, UploadName: row.name, Uploader: row.user, Created: row.created,
 			Quarantined: row.quarantined, Remote: row.origin != "",
 		}
