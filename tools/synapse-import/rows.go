@@ -35,69 +35,100 @@ func (r row) mxc(local string) (matrix.MXC, error) {
 
 // readRows loads every media row from PostgreSQL or SQLite.
 func readRows(ctx context.Context, o options, stderr io.Writer) ([]row, error) {
-	const local = `SELECT media_id, COALESCE(media_type, ''), media_length, COALESCE(created_ts, 0), COALESCE(upload_name, ''),
-		COALESCE(user_id, ''), quarantined_by IS NOT NULL, url_cache IS NOT NULL FROM local_media_repository ORDER BY media_id`
-	const remote = `SELECT media_origin, media_id, COALESCE(media_type, ''), media_length, COALESCE(created_ts, 0),
-		COALESCE(upload_name, ''), COALESCE(filesystem_id, ''), quarantined_by IS NOT NULL FROM remote_media_cache ORDER BY media_origin, media_id`
-	var rows []row
-	// Names and types are stored as valid UTF-8 (as mxcas keeps them), so
-	// -verify compares like with like.
-	clean := func(r *row) {
-		r.uploadName = strings.ToValidUTF8(r.uploadName, "\uFFFD")
-		r.contentType = strings.ToValidUTF8(r.contentType, "\uFFFD")
-	}
-	scanLocal := func(sc func(...any) error) error {
-		var r row
-		err := sc(&r.mediaID, &r.contentType, &r.length, &r.created, &r.uploadName, &r.userID, &r.quarantined, &r.urlCache)
-		clean(&r)
-		rows = append(rows, r)
-		return err
-	}
-	scanRemote := func(sc func(...any) error) error {
-		r := row{remote: true}
-		err := sc(&r.origin, &r.mediaID, &r.contentType, &r.length, &r.created, &r.uploadName, &r.fsID, &r.quarantined)
-		clean(&r)
-		rows = append(rows, r)
-		return err
-	}
 	if o.sqlite != "" {
-		if _, err := os.Stat(o.sqlite); err != nil {
-			return nil, err
-		}
-		db, err := sql.Open("sqlite", "file:"+o.sqlite+"?mode=ro")
-		if err != nil {
-			return nil, err
-		}
-		defer db.Close()
-		for _, q := range []struct {
-			sql  string
-			scan func(func(...any) error) error
-		}{{local, scanLocal}, {remote, scanRemote}} {
-			rs, err := db.QueryContext(ctx, q.sql)
-			if err != nil {
-				return nil, fmt.Errorf("read Synapse's SQLite database: %w", err)
-			}
-			for rs.Next() {
-				if err := q.scan(rs.Scan); err != nil {
-					rs.Close()
-					return nil, err
-				}
-			}
-			if err := rs.Close(); err != nil {
-				return nil, err
-			}
-		}
-		return rows, nil
+		return readSQLite(ctx, o.sqlite)
 	}
-	pw := o.dbPassword
-	if pw == "" && term.IsTerminal(int(os.Stdin.Fd())) {
-		fmt.Fprintf(stderr, "Password for PostgreSQL user %s: ", o.dbUsername)
-		b, err := term.ReadPassword(int(os.Stdin.Fd()))
-		fmt.Fprintln(stderr)
+	return readPostgres(ctx, o, stderr)
+}
+
+// rowQueries are the two media tables' queries, each with the scan that
+// turns one of its result rows into a row.
+var rowQueries = []struct {
+	sql  string
+	scan func(func(...any) error) (row, error)
+}{
+	{`SELECT media_id, COALESCE(media_type, ''), media_length, COALESCE(created_ts, 0), COALESCE(upload_name, ''),
+		COALESCE(user_id, ''), quarantined_by IS NOT NULL, url_cache IS NOT NULL FROM local_media_repository ORDER BY media_id`, scanLocal},
+	{`SELECT media_origin, media_id, COALESCE(media_type, ''), media_length, COALESCE(created_ts, 0),
+		COALESCE(upload_name, ''), COALESCE(filesystem_id, ''), quarantined_by IS NOT NULL FROM remote_media_cache ORDER BY media_origin, media_id`, scanRemote},
+}
+
+// scanLocal reads a row of local_media_repository with sc.
+func scanLocal(sc func(...any) error) (row, error) {
+	var r row
+	err := sc(&r.mediaID, &r.contentType, &r.length, &r.created, &r.uploadName, &r.userID, &r.quarantined, &r.urlCache)
+	r.cleanText()
+	return r, err
+}
+
+// scanRemote reads a row of remote_media_cache with sc.
+func scanRemote(sc func(...any) error) (row, error) {
+	r := row{remote: true}
+	err := sc(&r.origin, &r.mediaID, &r.contentType, &r.length, &r.created, &r.uploadName, &r.fsID, &r.quarantined)
+	r.cleanText()
+	return r, err
+}
+
+// cleanText makes the name and type valid UTF-8 (as mxcas keeps them), so
+// -verify compares like with like.
+func (r *row) cleanText() {
+	r.uploadName = strings.ToValidUTF8(r.uploadName, "\uFFFD")
+	r.contentType = strings.ToValidUTF8(r.contentType, "\uFFFD")
+}
+
+// resultRows is what both drivers' query results offer (*sql.Rows,
+// pgx.Rows).
+type resultRows interface {
+	Next() bool
+	Scan(dest ...any) error
+}
+
+// appendRows appends to rows every result row of rs, turned into a row by
+// scan.
+func appendRows(rows []row, rs resultRows, scan func(func(...any) error) (row, error)) ([]row, error) {
+	for rs.Next() {
+		r, err := scan(rs.Scan)
 		if err != nil {
 			return nil, err
 		}
-		pw = string(b)
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// readSQLite reads every media row from Synapse's SQLite database file,
+// opened read-only.
+func readSQLite(ctx context.Context, file string) ([]row, error) {
+	if _, err := os.Stat(file); err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("sqlite", "file:"+file+"?mode=ro")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var rows []row
+	for _, q := range rowQueries {
+		rs, err := db.QueryContext(ctx, q.sql)
+		if err != nil {
+			return nil, fmt.Errorf("read Synapse's SQLite database: %w", err)
+		}
+		if rows, err = appendRows(rows, rs, q.scan); err != nil {
+			rs.Close()
+			return nil, err
+		}
+		if err := rs.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
+}
+
+// readPostgres reads every media row from Synapse's PostgreSQL database.
+func readPostgres(ctx context.Context, o options, stderr io.Writer) ([]row, error) {
+	pw, err := postgresPassword(o, stderr)
+	if err != nil {
+		return nil, err
 	}
 	u := url.URL{Scheme: "postgres", User: url.UserPassword(o.dbUsername, pw), Host: o.dbHost + ":" + strconv.Itoa(o.dbPort), Path: "/" + o.dbName}
 	conn, err := pgx.Connect(ctx, u.String())
@@ -105,24 +136,36 @@ func readRows(ctx context.Context, o options, stderr io.Writer) ([]row, error) {
 		return nil, fmt.Errorf("connect to Synapse's PostgreSQL database: %w", err)
 	}
 	defer conn.Close(ctx)
-	for _, q := range []struct {
-		sql  string
-		scan func(func(...any) error) error
-	}{{local, scanLocal}, {remote, scanRemote}} {
+	var rows []row
+	for _, q := range rowQueries {
 		rs, err := conn.Query(ctx, q.sql)
 		if err != nil {
 			return nil, fmt.Errorf("read Synapse's database: %w", err)
 		}
-		for rs.Next() {
-			if err := q.scan(rs.Scan); err != nil {
-				rs.Close()
-				return nil, err
-			}
-		}
+		rows, err = appendRows(rows, rs, q.scan)
 		rs.Close()
+		if err != nil {
+			return nil, err
+		}
 		if err := rs.Err(); err != nil {
 			return nil, err
 		}
 	}
 	return rows, nil
+}
+
+// postgresPassword is -dbPassword or, when that is empty and stdin is a
+// terminal, what the user types at the prompt written to stderr.
+func postgresPassword(o options, stderr io.Writer) (string, error) {
+	pw := o.dbPassword
+	if pw == "" && term.IsTerminal(int(os.Stdin.Fd())) {
+		fmt.Fprintf(stderr, "Password for PostgreSQL user %s: ", o.dbUsername)
+		b, err := term.ReadPassword(int(os.Stdin.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", err
+		}
+		pw = string(b)
+	}
+	return pw, nil
 }
