@@ -6,27 +6,9 @@ import (
 	"github.com/julienschmidt/httprouter"
 )
 
-// routes registers every endpoint. Unknown paths are 404 M_UNRECOGNIZED,
-// known paths with another method 405 M_UNRECOGNIZED.
+// routes registers every endpoint on a new router (newRouter).
 func (a *API) routes() {
-	r := httprouter.New()
-	r.RedirectTrailingSlash = false
-	r.RedirectFixedPath = false
-	r.HandleMethodNotAllowed = true
-	r.HandleOPTIONS = false // ServeHTTP answers OPTIONS itself
-	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, errorf(http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request"))
-	})
-	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, errorf(http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Unrecognized request: method not allowed here"))
-	})
-	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
-		if v == http.ErrAbortHandler {
-			panic(v) // a response cut short on purpose: let net/http drop the connection
-		}
-		a.log.Error("panic in handler", "method", req.Method, "path", req.URL.Path, "panic", v)
-		writeError(w, errorf(http.StatusInternalServerError, "M_UNKNOWN", "Internal server error"))
-	}
+	r := a.newRouter()
 	a.router = r
 
 	r.GET("/healthz", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
@@ -71,4 +53,29 @@ func (a *API) routes() {
 	get("/_matrix/federation/v1/media/thumbnail/:id", federation, a.fedThumbnail)
 	get("/_matrix/key/v2/server", federation, a.keyServer)
 	get("/_matrix/key/v2/server/:keyid", federation, a.keyServer) // deprecated form, still asked by some notaries
+}
+
+// newRouter returns a router whose fallbacks answer in Matrix form: unknown
+// paths are 404 M_UNRECOGNIZED, known paths with another method 405
+// M_UNRECOGNIZED, a panic 500 M_UNKNOWN (http.ErrAbortHandler passes on).
+func (a *API) newRouter() *httprouter.Router {
+	r := httprouter.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.HandleOPTIONS = false // ServeHTTP answers OPTIONS itself
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request"))
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, errorf(http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Unrecognized request: method not allowed here"))
+	})
+	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
+		if v == http.ErrAbortHandler {
+			panic(v) // a response cut short on purpose: let net/http drop the connection
+		}
+		a.log.Error("panic in handler", "method", req.Method, "path", req.URL.Path, "panic", v)
+		writeError(w, errorf(http.StatusInternalServerError, "M_UNKNOWN", "Internal server error"))
+	}
+	return r
 }
