@@ -51,6 +51,8 @@ func (a *API) lookup(r *http.Request, rc *reqCtx, legacy bool, start func(media.
 	return a.opts.Store.ResolveTo(r.Context(), m, opt, start)
 }
 
+// serveMedia answers a download: remote media not cached yet is streamed
+// as it is fetched; stored media is served from its chunks.
 func (a *API) serveMedia(w http.ResponseWriter, r *http.Request, rc *reqCtx, legacy bool) error {
 	var start func(media.RemoteMedia) io.Writer
 	if r.Method == http.MethodGet && isPlainGet(r) {
@@ -88,27 +90,32 @@ func (a *API) serveMedia(w http.ResponseWriter, r *http.Request, rc *reqCtx, leg
 	h.Set("ETag", `"`+rec.Object.String()+`"`)
 	modified := time.UnixMilli(rec.Created)
 	if isPlainGet(r) {
-		// The common case, a whole object with no conditions: stream the
-		// chunk files straight to the socket (sendfile).
-		h.Set("Accept-Ranges", "bytes")
-		h.Set("Content-Length", strconv.FormatInt(body.Size(), 10))
-		h.Set("Last-Modified", modified.UTC().Format(http.TimeFormat))
-		if r.Method != http.MethodHead {
-			if err := body.Check(); err != nil {
-				dropMediaHeaders(h)
-				return err // damaged from the start: nothing sent yet
-			}
-		}
-		w.WriteHeader(http.StatusOK)
-		if r.Method != http.MethodHead {
-			if _, err := body.WriteTo(w); err != nil {
-				abortIfDamaged(err)
-				a.log.Warn("download cut short", "media", rec.MXC.String(), "err", err)
-			}
-		}
-		return nil
+		return a.serveWhole(w, r, rec, body, modified)
 	}
 	return serveContent(w, r, modified, body)
+}
+
+// serveWhole answers the common case, a whole object with no conditions:
+// it streams the chunk files straight to the socket (sendfile).
+func (a *API) serveWhole(w http.ResponseWriter, r *http.Request, rec media.Media, body *media.Reader, modified time.Time) error {
+	h := w.Header()
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Length", strconv.FormatInt(body.Size(), 10))
+	h.Set("Last-Modified", modified.UTC().Format(http.TimeFormat))
+	if r.Method != http.MethodHead {
+		if err := body.Check(); err != nil {
+			dropMediaHeaders(h)
+			return err // damaged from the start: nothing sent yet
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		if _, err := body.WriteTo(w); err != nil {
+			abortIfDamaged(err)
+			a.log.Warn("download cut short", "media", rec.MXC.String(), "err", err)
+		}
+	}
+	return nil
 }
 
 // isPlainGet reports whether r asks for the whole object unconditionally;
