@@ -108,7 +108,7 @@ type gcMark struct {
 	liveObj    map[cas.Hash]struct{} // objects a media record or a live thumbnail refers to
 	liveChunk  map[cas.Hash]struct{} // chunks of live objects' manifests
 	deadChunk  map[cas.Hash]struct{} // chunks of dead manifests: known to the index
-	deadObj    []cas.Hash            // manifests no live object is
+	deadObj    []cas.Hash            // manifests of objects not marked live
 	deadThumbs []thumbKey            // thumbnails of sources no media record refers to
 	objects    int                   // live manifests
 }
