@@ -44,33 +44,62 @@ func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
 	s.maint.Lock() // no GC while we copy what the checkpoint refers to
 	defer s.maint.Unlock()
 	var st BackupStats
-	if err := s.checkBackupDest(dest); err != nil {
+	dst, err := s.openBackupDest(dest)
+	if err != nil {
 		return st, err
 	}
-	if err := os.MkdirAll(dest, 0o750); err != nil {
-		return st, fmt.Errorf("media: backup: %w", err)
-	}
-	dst, err := cas.Open(dest)
-	if err != nil {
-		return st, fmt.Errorf("media: backup to %s: %w", dest, err)
-	}
 	defer dst.Close()
-	if err := checkFormat(dest, s.format); err != nil {
-		return st, fmt.Errorf("media: backup to %s: %w", dest, err)
-	}
 
 	// 1. The index as of now. Every chunk it refers to is already in place.
 	ckpt := filepath.Join(dst.TempDir(), "index-new")
 	if err := s.idx.Checkpoint(ckpt); err != nil {
 		return st, err
 	}
-
 	// 2. The chunks, before the index that needs them.
+	if err := s.backupChunks(ctx, dst, &st); err != nil {
+		return st, fmt.Errorf("media: backup chunks: %w", err)
+	}
+	// 3. The index goes in last, swapped atomically with an older one.
+	if err := placeBackupIndex(ckpt, dest); err != nil {
+		return st, err
+	}
+	s.opts.Logger.Info("backup done", "dest", dest, "chunks_copied", st.ChunksCopied,
+		"bytes_copied", st.BytesCopied, "chunks_present", st.ChunksPresent, "chunks_corrupt", st.ChunksCorrupt)
+	if st.ChunksCorrupt > 0 {
+		return st, fmt.Errorf("media: backup: %d corrupt chunks in the source were not copied; run fsck", st.ChunksCorrupt)
+	}
+	return st, nil
+}
+
+// openBackupDest checks dest (see checkBackupDest), creates it when
+// missing, and opens it as a chunk store with this store's FORMAT.
+func (s *Store) openBackupDest(dest string) (*cas.Store, error) {
+	if err := s.checkBackupDest(dest); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dest, 0o750); err != nil {
+		return nil, fmt.Errorf("media: backup: %w", err)
+	}
+	dst, err := cas.Open(dest)
+	if err != nil {
+		return nil, fmt.Errorf("media: backup to %s: %w", dest, err)
+	}
+	if err := checkFormat(dest, s.format); err != nil {
+		dst.Close()
+		return nil, fmt.Errorf("media: backup to %s: %w", dest, err)
+	}
+	return dst, nil
+}
+
+// backupChunks copies every chunk file dst lacks into it, verified on the
+// way, in durable batches of backupBatchChunks. A chunk corrupt in the
+// source is counted in st and not copied.
+func (s *Store) backupChunks(ctx context.Context, dst *cas.Store, st *BackupStats) error {
 	b := dst.NewBatch()
 	defer func() { b.Abort() }()
 	var buf []byte
 	inBatch := 0
-	err = s.cas.Walk(func(h cas.Hash, _ fs.FileInfo) error {
+	err := s.cas.Walk(func(h cas.Hash, _ fs.FileInfo) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -104,28 +133,20 @@ func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
 		}
 		return nil
 	})
-	if err == nil {
-		err = b.Commit()
-	}
 	if err != nil {
-		return st, fmt.Errorf("media: backup chunks: %w", err)
+		return err
 	}
+	return b.Commit()
+}
 
-	// 3. The index goes in last, swapped atomically with an older one.
-	live := filepath.Join(dest, "index")
-	if err := swapDir(ckpt, live); err != nil {
-		return st, fmt.Errorf("media: backup: place index: %w", err)
+// placeBackupIndex swaps the checkpoint ckpt in as dest's index, atomically,
+// removes the index it replaced, and syncs dest.
+func placeBackupIndex(ckpt, dest string) error {
+	if err := swapDir(ckpt, filepath.Join(dest, "index")); err != nil {
+		return fmt.Errorf("media: backup: place index: %w", err)
 	}
 	os.RemoveAll(ckpt) // the previous backup's index, if any
-	if err := syncDir(dest); err != nil {
-		return st, err
-	}
-	s.opts.Logger.Info("backup done", "dest", dest, "chunks_copied", st.ChunksCopied,
-		"bytes_copied", st.BytesCopied, "chunks_present", st.ChunksPresent, "chunks_corrupt", st.ChunksCorrupt)
-	if st.ChunksCorrupt > 0 {
-		return st, fmt.Errorf("media: backup: %d corrupt chunks in the source were not copied; run fsck", st.ChunksCorrupt)
-	}
-	return st, nil
+	return syncDir(dest)
 }
 
 // checkBackupDest refuses a destination Backup must not write into. It

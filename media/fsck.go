@@ -80,11 +80,36 @@ func (s *Store) Fsck(ctx context.Context) (FsckReport, error) {
 	snap := s.idx.Snapshot()
 	defer snap.Close()
 
-	type chunkState struct {
-		size    int64
-		corrupt bool
-		readErr string
+	chunks, err := s.hashChunks(ctx)
+	if err != nil {
+		return rep, err
 	}
+	rep.addChunks(chunks)
+	if err := rep.addRecordedDamage(snap); err != nil {
+		return rep, err
+	}
+	damagedObj, err := rep.checkManifests(ctx, snap, chunks)
+	if err != nil {
+		return rep, err
+	}
+	byObj, err := rep.checkRecords(ctx, snap, damagedObj)
+	if err != nil {
+		return rep, err
+	}
+	rep.attributeProblems(snap, damagedObj, byObj)
+	return rep, nil
+}
+
+// chunkState is what Fsck's walk found of one chunk file.
+type chunkState struct {
+	size    int64
+	corrupt bool
+	readErr string
+}
+
+// hashChunks reads every chunk file in the store and checks it against its
+// name, using all CPUs. A chunk deleted while the walk goes on is left out.
+func (s *Store) hashChunks(ctx context.Context) (map[cas.Hash]chunkState, error) {
 	var mu sync.Mutex
 	chunks := make(map[cas.Hash]chunkState)
 	g, gctx := errgroup.WithContext(ctx)
@@ -117,40 +142,50 @@ func (s *Store) Fsck(ctx context.Context) (FsckReport, error) {
 		return nil
 	})
 	if err := g.Wait(); err != nil {
-		return rep, err
+		return nil, err
 	}
 	if werr != nil {
-		return rep, werr
+		return nil, werr
 	}
+	return chunks, nil
+}
+
+// addChunks counts the chunks hashChunks found and reports the corrupt ones.
+func (r *FsckReport) addChunks(chunks map[cas.Hash]chunkState) {
 	for h, st := range chunks {
-		rep.Chunks++
-		rep.Bytes += st.size
+		r.Chunks++
+		r.Bytes += st.size
 		if st.corrupt {
-			rep.Problems = append(rep.Problems, Problem{Kind: ProblemCorruptChunk, Chunk: h, Detail: st.readErr})
+			r.Problems = append(r.Problems, Problem{Kind: ProblemCorruptChunk, Chunk: h, Detail: st.readErr})
 		}
 	}
+}
 
-	// Damage that reads found and recorded, repaired or not since.
-	err := snap.ScanDamaged(func(h cas.Hash, d index.DamageRecord, decodeErr error) error {
+// addRecordedDamage reports the damage that reads found and recorded,
+// repaired or not since.
+func (r *FsckReport) addRecordedDamage(snap *index.Snapshot) error {
+	return snap.ScanDamaged(func(h cas.Hash, d index.DamageRecord, decodeErr error) error {
 		p := Problem{Kind: ProblemRecordedDamage, Chunk: h, Detail: "found by a read of " + d.Media + ": " + d.Reason}
 		if decodeErr != nil {
 			p.Detail = decodeErr.Error()
 		}
-		rep.Problems = append(rep.Problems, p)
+		r.Problems = append(r.Problems, p)
 		return nil
 	})
-	if err != nil {
-		return rep, err
-	}
+}
 
-	// Objects: damaged when a chunk is missing, corrupt or the wrong size.
+// checkManifests checks every manifest against the chunks found: an object
+// is damaged when a chunk is missing, corrupt or the wrong size. It returns
+// the damaged objects with the kind of their damage, and counts the chunks
+// no manifest needs as orphans.
+func (r *FsckReport) checkManifests(ctx context.Context, snap *index.Snapshot, chunks map[cas.Hash]chunkState) (map[cas.Hash]string, error) {
 	damagedObj := make(map[cas.Hash]string)
 	needed := make(map[cas.Hash]struct{})
-	err = snap.ScanManifests(func(h cas.Hash, m index.Manifest, decodeErr error) error {
-		rep.Objects++
+	err := snap.ScanManifests(func(h cas.Hash, m index.Manifest, decodeErr error) error {
+		r.Objects++
 		if decodeErr != nil {
 			damagedObj[h] = ProblemBadManifest
-			rep.Problems = append(rep.Problems, Problem{Kind: ProblemBadManifest, Object: h, Detail: decodeErr.Error()})
+			r.Problems = append(r.Problems, Problem{Kind: ProblemBadManifest, Object: h, Detail: decodeErr.Error()})
 			return nil
 		}
 		for _, c := range m.Chunks {
@@ -159,69 +194,79 @@ func (s *Store) Fsck(ctx context.Context) (FsckReport, error) {
 			switch {
 			case !ok:
 				damagedObj[h] = ProblemMissingChunk
-				rep.Problems = append(rep.Problems, Problem{Kind: ProblemMissingChunk, Chunk: c.Hash, Object: h})
+				r.Problems = append(r.Problems, Problem{Kind: ProblemMissingChunk, Chunk: c.Hash, Object: h})
 			case st.corrupt:
 				damagedObj[h] = ProblemCorruptChunk
 			case st.size != int64(c.Len):
 				damagedObj[h] = ProblemChunkSize
-				rep.Problems = append(rep.Problems, Problem{Kind: ProblemChunkSize, Chunk: c.Hash, Object: h,
+				r.Problems = append(r.Problems, Problem{Kind: ProblemChunkSize, Chunk: c.Hash, Object: h,
 					Detail: fmt.Sprintf("file has %d bytes, manifest says %d", st.size, c.Len)})
 			}
 		}
 		return ctx.Err()
 	})
 	if err != nil {
-		return rep, err
+		return nil, err
 	}
 	for h := range chunks {
 		if _, ok := needed[h]; !ok {
-			rep.Orphans++
+			r.Orphans++
 		}
 	}
+	return damagedObj, nil
+}
 
-	// Records: name every damaged media.
+// checkRecords checks every media record and names the damaged media: a
+// record that cannot be decoded, whose object has no manifest, or whose
+// object is in damagedObj. It returns the media of each damaged object, to
+// attach to that object's problems.
+func (r *FsckReport) checkRecords(ctx context.Context, snap *index.Snapshot, damagedObj map[cas.Hash]string) (map[cas.Hash][]string, error) {
 	byObj := make(map[cas.Hash][]string)
-	err = snap.ScanMediaChecked(func(r index.MediaRecord, decodeErr error) error {
-		rep.Media++
-		rec, keyErr := scannedMedia(r)
+	err := snap.ScanMediaChecked(func(ir index.MediaRecord, decodeErr error) error {
+		r.Media++
+		rec, keyErr := scannedMedia(ir)
 		mxc := rec.MXC.String()
 		switch {
 		case keyErr != nil: // no MXC to name it by; the detail names its key
-			rep.Problems = append(rep.Problems, Problem{Kind: ProblemBadRecord, Detail: keyErr.Error()})
+			r.Problems = append(r.Problems, Problem{Kind: ProblemBadRecord, Detail: keyErr.Error()})
 		case decodeErr != nil:
-			rep.Problems = append(rep.Problems, Problem{Kind: ProblemBadRecord, Media: []string{mxc}, Detail: decodeErr.Error()})
-			rep.Damaged = append(rep.Damaged, mxc)
+			r.Problems = append(r.Problems, Problem{Kind: ProblemBadRecord, Media: []string{mxc}, Detail: decodeErr.Error()})
+			r.Damaged = append(r.Damaged, mxc)
 		case rec.Pending || rec.Object.IsZero():
 		default:
 			if _, err := snap.Manifest(rec.Object); errors.Is(err, index.ErrNotFound) {
-				rep.Problems = append(rep.Problems, Problem{Kind: ProblemMissingManifest, Object: rec.Object, Media: []string{mxc}})
-				rep.Damaged = append(rep.Damaged, mxc)
+				r.Problems = append(r.Problems, Problem{Kind: ProblemMissingManifest, Object: rec.Object, Media: []string{mxc}})
+				r.Damaged = append(r.Damaged, mxc)
 			} else if _, bad := damagedObj[rec.Object]; bad {
-				rep.Damaged = append(rep.Damaged, mxc)
+				r.Damaged = append(r.Damaged, mxc)
 				byObj[rec.Object] = append(byObj[rec.Object], mxc)
 			}
 		}
 		return ctx.Err()
 	})
 	if err != nil {
-		return rep, err
+		return nil, err
 	}
-	sort.Strings(rep.Damaged)
-	// Attach media names to the chunk and object problems they cause.
-	for i, p := range rep.Problems {
+	sort.Strings(r.Damaged)
+	return byObj, nil
+}
+
+// attributeProblems attaches to each chunk and object problem the media it
+// damages (byObj, from checkRecords), sorted.
+func (r *FsckReport) attributeProblems(snap *index.Snapshot, damagedObj map[cas.Hash]string, byObj map[cas.Hash][]string) {
+	for i, p := range r.Problems {
 		switch {
 		case p.Kind == ProblemCorruptChunk || p.Kind == ProblemRecordedDamage:
 			for obj := range damagedObj {
 				if m, err := snap.Manifest(obj); err == nil && containsChunk(m, p.Chunk) {
-					rep.Problems[i].Media = append(rep.Problems[i].Media, byObj[obj]...)
+					r.Problems[i].Media = append(r.Problems[i].Media, byObj[obj]...)
 				}
 			}
 		case !p.Object.IsZero() && p.Media == nil:
-			rep.Problems[i].Media = byObj[p.Object]
+			r.Problems[i].Media = byObj[p.Object]
 		}
-		sort.Strings(rep.Problems[i].Media)
+		sort.Strings(r.Problems[i].Media)
 	}
-	return rep, nil
 }
 
 func containsChunk(m index.Manifest, h cas.Hash) bool {

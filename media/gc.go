@@ -65,46 +65,109 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	var st GCStats
 	snap := s.idx.Snapshot()
 	defer snap.Close()
-
-	liveObj := make(map[cas.Hash]struct{})
-	err := snap.ScanMedia(func(rec index.MediaRecord) error {
-		if !rec.Object.IsZero() {
-			liveObj[rec.Object] = struct{}{}
-		}
-		return ctx.Err()
-	})
+	mark, err := markLive(ctx, snap)
+	st.Objects = mark.objects
 	if err != nil {
 		return st, err
 	}
-	// Thumbnails of live sources are live; those of dead sources go.
-	type thumbKey struct {
-		src  cas.Hash
-		spec string
+	if s.gcHook != nil {
+		s.gcHook()
 	}
-	var deadThumbs []thumbKey
-	err = snap.ScanThumbnails(func(src cas.Hash, spec string, tr index.ThumbRecord, decodeErr error) error {
-		if _, ok := liveObj[src]; !ok {
-			deadThumbs = append(deadThumbs, thumbKey{src, spec})
+	// Find the candidates before deleting anything, so the sanity check can
+	// refuse with the store untouched.
+	cands, total, err := s.unmarkedChunks(ctx, mark.liveChunk, &st)
+	if err != nil {
+		return st, err
+	}
+	if err := s.checkIndexKnowsChunks(opts, mark, cands, total, &st); err != nil {
+		return st, err
+	}
+	if err := s.sweepIndex(mark, &st); err != nil {
+		return st, err
+	}
+	err = s.sweepChunks(ctx, cands, &st)
+	if err == nil {
+		err = s.dropDeadDamage(mark.liveChunk)
+	}
+	if err == nil {
+		s.opts.Logger.Info("gc done", "objects", st.Objects, "objects_deleted", st.ObjectsDeleted,
+			"chunks", st.Chunks, "chunks_deleted", st.ChunksDeleted, "bytes_deleted", st.BytesDeleted,
+			"chunks_young", st.ChunksYoung)
+	}
+	return st, err
+}
+
+// thumbKey names one thumbnail record: its source object and its spec.
+type thumbKey struct {
+	src  cas.Hash
+	spec string
+}
+
+// gcMark is what GC's mark phase found in one snapshot of the index.
+type gcMark struct {
+	liveObj    map[cas.Hash]struct{} // objects a media record or a live thumbnail refers to
+	liveChunk  map[cas.Hash]struct{} // chunks of live objects' manifests
+	deadChunk  map[cas.Hash]struct{} // chunks of dead manifests: known to the index
+	deadObj    []cas.Hash            // manifests of objects not marked live
+	deadThumbs []thumbKey            // thumbnails of sources no media record refers to
+	objects    int                   // live manifests
+}
+
+// markLive is GC's mark phase: it marks every object a media record refers
+// to, the thumbnails of those objects, and the chunks of every marked
+// object's manifest; the rest of the index is dead. An unreadable thumbnail
+// record of a live source or manifest of a live object is an error: GC must
+// not sweep what it may need. On error the mark is partial.
+func markLive(ctx context.Context, snap *index.Snapshot) (gcMark, error) {
+	m := gcMark{
+		liveObj:   make(map[cas.Hash]struct{}),
+		liveChunk: make(map[cas.Hash]struct{}),
+		deadChunk: make(map[cas.Hash]struct{}),
+	}
+	if err := m.markRecords(ctx, snap); err != nil {
+		return m, err
+	}
+	if err := m.markThumbnails(ctx, snap); err != nil {
+		return m, err
+	}
+	return m, m.markChunks(ctx, snap)
+}
+
+// markRecords marks the object of every media record.
+func (m *gcMark) markRecords(ctx context.Context, snap *index.Snapshot) error {
+	return snap.ScanMedia(func(rec index.MediaRecord) error {
+		if !rec.Object.IsZero() {
+			m.liveObj[rec.Object] = struct{}{}
+		}
+		return ctx.Err()
+	})
+}
+
+// markThumbnails marks the thumbnails of live sources as live; those of
+// dead sources go.
+func (m *gcMark) markThumbnails(ctx context.Context, snap *index.Snapshot) error {
+	return snap.ScanThumbnails(func(src cas.Hash, spec string, tr index.ThumbRecord, decodeErr error) error {
+		if _, ok := m.liveObj[src]; !ok {
+			m.deadThumbs = append(m.deadThumbs, thumbKey{src, spec})
 			return nil
 		}
 		if decodeErr != nil {
 			return decodeErr
 		}
-		liveObj[tr.Object] = struct{}{}
+		m.liveObj[tr.Object] = struct{}{}
 		return ctx.Err()
 	})
-	if err != nil {
-		return st, err
-	}
-	liveChunk := make(map[cas.Hash]struct{})
-	deadChunk := make(map[cas.Hash]struct{}) // chunks of dead manifests: known to the index
-	var deadObj []cas.Hash
-	err = snap.ScanManifests(func(h cas.Hash, m index.Manifest, decodeErr error) error {
-		if _, ok := liveObj[h]; !ok {
-			deadObj = append(deadObj, h)
+}
+
+// markChunks marks the chunks of live objects' manifests, and lists the
+// dead manifests with their chunks.
+func (m *gcMark) markChunks(ctx context.Context, snap *index.Snapshot) error {
+	return snap.ScanManifests(func(h cas.Hash, man index.Manifest, decodeErr error) error {
+		if _, ok := m.liveObj[h]; !ok {
+			m.deadObj = append(m.deadObj, h)
 			if decodeErr == nil {
-				for _, c := range m.Chunks {
-					deadChunk[c.Hash] = struct{}{}
+				for _, c := range man.Chunks {
+					m.deadChunk[c.Hash] = struct{}{}
 				}
 			}
 			return nil
@@ -112,30 +175,29 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 		if decodeErr != nil {
 			return decodeErr // never sweep what an unreadable manifest may need
 		}
-		st.Objects++
-		for _, c := range m.Chunks {
-			liveChunk[c.Hash] = struct{}{}
+		m.objects++
+		for _, c := range man.Chunks {
+			m.liveChunk[c.Hash] = struct{}{}
 		}
 		return ctx.Err()
 	})
-	if err != nil {
-		return st, err
-	}
+}
 
-	if s.gcHook != nil {
-		s.gcHook()
-	}
+// gcCandidate is a chunk file GC may delete.
+type gcCandidate struct {
+	h    cas.Hash
+	size int64
+}
 
-	// Find the candidates before deleting anything, so the sanity check can
-	// refuse with the store untouched.
-	type candidate struct {
-		h    cas.Hash
-		size int64
-	}
-	var cands []candidate
+// unmarkedChunks walks the chunk store and returns the chunk files that
+// are neither live nor younger than the grace period, and how many chunk
+// files there are in all. It counts the kept ones in st and deletes
+// nothing.
+func (s *Store) unmarkedChunks(ctx context.Context, liveChunk map[cas.Hash]struct{}, st *GCStats) ([]gcCandidate, int, error) {
+	var cands []gcCandidate
 	total := 0
 	cutoff := s.opts.Now().Add(-s.opts.GCGrace)
-	err = s.cas.Walk(func(h cas.Hash, info fs.FileInfo) error {
+	err := s.cas.Walk(func(h cas.Hash, info fs.FileInfo) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -148,67 +210,76 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 			st.ChunksYoung++
 			return nil
 		}
-		cands = append(cands, candidate{h, info.Size()})
+		cands = append(cands, gcCandidate{h, info.Size()})
 		return nil
 	})
-	if err != nil {
-		return st, err
-	}
+	return cands, total, err
+}
+
+// checkIndexKnowsChunks is GC's sanity check (see GCOptions.Force): it
+// counts in st the candidates no manifest lists, and returns ErrGCRefused
+// when they are more than half of the total chunk files, unless forced.
+func (s *Store) checkIndexKnowsChunks(opts GCOptions, mark gcMark, cands []gcCandidate, total int, st *GCStats) error {
 	// Unknown chunks an upload in flight protects are not counted: they
 	// are its own, about to be listed by its manifest, and are kept anyway.
 	s.pins.whileLocked(func(pinned func(cas.Hash) bool) error {
 		for _, c := range cands {
-			if _, known := deadChunk[c.h]; !known && !pinned(c.h) {
+			if _, known := mark.deadChunk[c.h]; !known && !pinned(c.h) {
 				st.ChunksUnknown++
 			}
 		}
 		return nil
 	})
-	if !opts.Force && 2*st.ChunksUnknown > total {
-		s.opts.Logger.Error("gc refused: the index does not know most chunks", "chunks", total,
-			"unknown_to_delete", st.ChunksUnknown, "live_objects", len(liveObj))
-		return st, fmt.Errorf("%w: it would delete %d of the %d chunk files, and the index lists %d of them in no manifest: "+
-			"the index may be lost, emptied or replaced; nothing was deleted. Check the index and run fsck; "+
-			"force GC (mxcas gc -force) only if this is expected",
-			ErrGCRefused, len(cands), total, st.ChunksUnknown)
+	if opts.Force || 2*st.ChunksUnknown <= total {
+		return nil
 	}
+	s.opts.Logger.Error("gc refused: the index does not know most chunks", "chunks", total,
+		"unknown_to_delete", st.ChunksUnknown, "live_objects", len(mark.liveObj))
+	return fmt.Errorf("%w: it would delete %d of the %d chunk files, and the index lists %d of them in no manifest: "+
+		"the index may be lost, emptied or replaced; nothing was deleted. Check the index and run fsck; "+
+		"force GC (mxcas gc -force) only if this is expected",
+		ErrGCRefused, len(cands), total, st.ChunksUnknown)
+}
 
-	// Unreferenced manifests go in one batch, decided and committed while
-	// no upload can pin one of them.
-	if len(deadObj) > 0 || len(deadThumbs) > 0 {
-		err := s.pins.whileLocked(func(pinned func(cas.Hash) bool) error {
-			b := s.idx.NewBatch()
-			defer b.Close()
-			for _, k := range deadThumbs {
-				if err := b.DeleteThumbnail(k.src, k.spec); err != nil {
-					return err
-				}
+// sweepIndex removes the dead thumbnail records and the dead manifests in
+// one batch, decided and committed while no upload can pin one of them; a
+// manifest an upload pinned is kept.
+func (s *Store) sweepIndex(mark gcMark, st *GCStats) error {
+	if len(mark.deadObj) == 0 && len(mark.deadThumbs) == 0 {
+		return nil
+	}
+	return s.pins.whileLocked(func(pinned func(cas.Hash) bool) error {
+		b := s.idx.NewBatch()
+		defer b.Close()
+		for _, k := range mark.deadThumbs {
+			if err := b.DeleteThumbnail(k.src, k.spec); err != nil {
+				return err
 			}
-			for _, h := range deadObj {
-				if pinned(h) {
-					st.Objects++
-					continue
-				}
-				if err := b.DeleteManifest(h); err != nil {
-					return err
-				}
-				st.ObjectsDeleted++
-			}
-			return b.Commit()
-		})
-		if err != nil {
-			return st, err
 		}
-	}
+		for _, h := range mark.deadObj {
+			if pinned(h) {
+				st.Objects++
+				continue
+			}
+			if err := b.DeleteManifest(h); err != nil {
+				return err
+			}
+			st.ObjectsDeleted++
+		}
+		return b.Commit()
+	})
+}
 
+// sweepChunks deletes the candidate chunk files no upload has pinned,
+// counting in st what it deleted and what it kept.
+func (s *Store) sweepChunks(ctx context.Context, cands []gcCandidate, st *GCStats) error {
 	for _, c := range cands {
-		if err = ctx.Err(); err != nil {
-			break
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		var deleted bool
-		deleted, err = s.pins.ifUnpinned(c.h, func() error { return s.cas.Delete(c.h) })
+		deleted, err := s.pins.ifUnpinned(c.h, func() error { return s.cas.Delete(c.h) })
 		if err != nil {
-			break
+			return err
 		}
 		if deleted {
 			st.ChunksDeleted++
@@ -217,13 +288,5 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 			st.Chunks++
 		}
 	}
-	if err == nil {
-		err = s.dropDeadDamage(liveChunk)
-	}
-	if err == nil {
-		s.opts.Logger.Info("gc done", "objects", st.Objects, "objects_deleted", st.ObjectsDeleted,
-			"chunks", st.Chunks, "chunks_deleted", st.ChunksDeleted, "bytes_deleted", st.BytesDeleted,
-			"chunks_young", st.ChunksYoung)
-	}
-	return st, err
+	return nil
 }

@@ -196,22 +196,9 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 	}
 	var body io.Reader = io.LimitReader(rm.Body, max+1)
 	if rm.Size < 0 {
-		// Unknown length: read ahead (up to the cap, or peekLimit), so a
-		// small file's size is known and an oversized one refused before
-		// anything is streamed.
-		head := make([]byte, min(max+1, peekLimit))
-		n, err := io.ReadFull(body, head)
-		head = head[:n]
-		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
-			rm.Size = int64(n)
-		case err != nil:
-			return Media{}, fmt.Errorf("%w: %s: %w", ErrRemoteUnavailable, m, err)
+		if body, rm.Size, err = readAhead(body, m, max); err != nil {
+			return Media{}, err
 		}
-		if int64(n) > max {
-			return Media{}, fmt.Errorf("%w: %s is over %d bytes", ErrRemoteTooLarge, m, max)
-		}
-		body = io.MultiReader(bytes.NewReader(head), body)
 	}
 	if w := start(rm); w != nil {
 		body = io.TeeReader(body, w)
@@ -237,6 +224,29 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 		return Media{}, err
 	}
 	return rec, nil
+}
+
+// readAhead reads the start of m's body, of unknown length, up to limit+1
+// bytes or peekLimit, so a small file's size is known and an oversized one
+// refused before anything is streamed. It returns the whole body to read in
+// place of body, and its size: -1 when the body is longer than what was
+// read. Errors: ErrRemoteTooLarge, or ErrRemoteUnavailable when reading
+// fails.
+func readAhead(body io.Reader, m matrix.MXC, limit int64) (io.Reader, int64, error) {
+	head := make([]byte, min(limit+1, peekLimit))
+	n, err := io.ReadFull(body, head)
+	head = head[:n]
+	size := int64(-1)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		size = int64(n)
+	case err != nil:
+		return nil, 0, fmt.Errorf("%w: %s: %w", ErrRemoteUnavailable, m, err)
+	}
+	if int64(n) > limit {
+		return nil, 0, fmt.Errorf("%w: %s is over %d bytes", ErrRemoteTooLarge, m, limit)
+	}
+	return io.MultiReader(bytes.NewReader(head), body), size, nil
 }
 
 // serverDown reports whether err says the remote server itself is failing

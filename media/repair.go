@@ -48,8 +48,18 @@ func (s *Store) RepairFrom(ctx context.Context, src string) (RepairReport, error
 	if err != nil {
 		return rep, err
 	}
+	if err := s.repairChunks(ctx, from, src, chunksToRepair(before), &rep); err != nil {
+		return rep, err
+	}
+	rep.After, err = s.Fsck(ctx)
+	return rep, err
+}
+
+// chunksToRepair lists, sorted, the chunks rep finds corrupt, of the wrong
+// size, missing or recorded as damaged.
+func chunksToRepair(rep FsckReport) []cas.Hash {
 	need := make(map[cas.Hash]struct{})
-	for _, p := range before.Problems {
+	for _, p := range rep.Problems {
 		switch p.Kind {
 		case ProblemCorruptChunk, ProblemMissingChunk, ProblemChunkSize, ProblemRecordedDamage:
 			need[p.Chunk] = struct{}{}
@@ -60,52 +70,59 @@ func (s *Store) RepairFrom(ctx context.Context, src string) (RepairReport, error
 		hs = append(hs, h)
 	}
 	sort.Slice(hs, func(i, j int) bool { return string(hs[i][:]) < string(hs[j][:]) })
+	return hs
+}
 
-	err = func() error {
-		s.maint.Lock() // no GC deletes what we put back meanwhile
-		defer s.maint.Unlock()
-		var buf []byte
-		for _, h := range hs {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if _, err := s.cas.ReadChunk(h, buf); err == nil {
-				if err := s.clearDamage(h); err != nil {
-					return err
-				}
-				rep.Cleared = append(rep.Cleared, h)
-				continue
-			}
-			data, err := from.ReadChunk(h, buf)
-			if err != nil {
-				s.opts.Logger.Warn("repair: source lacks an intact copy", "chunk", h.String(), "err", err)
-				rep.Unrepaired = append(rep.Unrepaired, h)
-				continue
-			}
-			buf = data
-			if err := s.space.reserve(int64(len(data))); err != nil {
-				return err
-			}
-			// The damaged file goes first: Put keeps a file already in place.
-			if err := s.cas.Delete(h); err != nil {
-				return err
-			}
-			if _, err := cas.PutOne(s.cas, h, data); err != nil {
-				return fmt.Errorf("media: repair chunk %s: %w", h.Short(), err)
-			}
+// repairChunks repairs each of hs, recording in rep what it did: a chunk
+// that now checks out only has its damage record cleared; another is
+// copied back from the source from (at path src) when it has the chunk
+// intact, and left as it is when not. No GC runs meanwhile.
+func (s *Store) repairChunks(ctx context.Context, from cas.Reader, src string, hs []cas.Hash, rep *RepairReport) error {
+	s.maint.Lock() // no GC deletes what we put back meanwhile
+	defer s.maint.Unlock()
+	var buf []byte
+	for _, h := range hs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := s.cas.ReadChunk(h, buf); err == nil {
 			if err := s.clearDamage(h); err != nil {
 				return err
 			}
-			s.opts.Logger.Info("repair: chunk copied back", "chunk", h.String(), "from", src)
-			rep.Copied = append(rep.Copied, h)
+			rep.Cleared = append(rep.Cleared, h)
+			continue
 		}
-		return nil
-	}()
-	if err != nil {
-		return rep, err
+		data, err := from.ReadChunk(h, buf)
+		if err != nil {
+			s.opts.Logger.Warn("repair: source lacks an intact copy", "chunk", h.String(), "err", err)
+			rep.Unrepaired = append(rep.Unrepaired, h)
+			continue
+		}
+		buf = data
+		if err := s.replaceChunk(h, data); err != nil {
+			return err
+		}
+		s.opts.Logger.Info("repair: chunk copied back", "chunk", h.String(), "from", src)
+		rep.Copied = append(rep.Copied, h)
 	}
-	rep.After, err = s.Fsck(ctx)
-	return rep, err
+	return nil
+}
+
+// replaceChunk puts data, which the caller checked hashes to h, in place
+// of the damaged or missing chunk file h, through the durable write path,
+// and clears h's damage record.
+func (s *Store) replaceChunk(h cas.Hash, data []byte) error {
+	if err := s.space.reserve(int64(len(data))); err != nil {
+		return err
+	}
+	// The damaged file goes first: Put keeps a file already in place.
+	if err := s.cas.Delete(h); err != nil {
+		return err
+	}
+	if _, err := cas.PutOne(s.cas, h, data); err != nil {
+		return fmt.Errorf("media: repair chunk %s: %w", h.Short(), err)
+	}
+	return s.clearDamage(h)
 }
 
 // clearDamage deletes the damage records of hs, in the index (one batch)

@@ -171,76 +171,20 @@ type Store struct {
 // Open opens the store in opts.Dir, or creates it there when opts.Create
 // is set and the directory is missing or empty.
 func Open(opts Options) (*Store, error) {
-	if err := opts.Validate(); err != nil {
-		if opts.Chunks != nil {
-			opts.Chunks.Close()
-		}
-		return nil, err
-	}
-	isNew, err := checkStoreDir(opts.Dir, opts.Create && !opts.ReadOnly)
+	isNew, err := prepareDir(&opts)
 	if err != nil {
-		if opts.Chunks != nil {
-			opts.Chunks.Close()
-		}
 		return nil, err
-	}
-	if opts.ReadOnly {
-		opts.Thumbnails.Disabled = true
-	} else if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
-		if opts.Chunks != nil {
-			opts.Chunks.Close()
-		}
-		return nil, fmt.Errorf("media: open: %w", err)
 	}
 	cs, err := openChunks(opts)
 	if err != nil {
 		return nil, err
 	}
-	params := opts.Chunker
-	if params == (chunker.Params{}) {
-		params = chunker.DefaultParams
-		if f, err := readFormat(opts.Dir); err == nil {
-			if p, err := chunker.ParseParams(f.Chunker); err == nil {
-				params = p
-			}
-		}
-	}
+	params := storeParams(opts)
 	format := storeFormat{Version: formatVersion, Hash: HashName, Chunker: params.String()}
-	check := checkFormat
-	if opts.ReadOnly {
-		check = compareFormat
-	}
-	// A new store gets its index before its FORMAT: FORMAT is the mark of a
-	// complete store, so a store with one must have an index too.
-	if !isNew {
-		if err := check(opts.Dir, format); err != nil {
-			cs.Close()
-			return nil, err
-		}
-	}
-	iopts := index.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly, MustExist: !isNew}
-	var sp *space
-	if !opts.ReadOnly {
-		sp = newSpace(opts)
-		iopts.OnDiskFull = sp.releaseBallast
-	}
-	idxDir := filepath.Join(opts.Dir, "index")
-	idx, err := index.Open(idxDir, iopts)
-	if errors.Is(err, index.ErrMissing) {
-		err = fmt.Errorf("%w: %s has a FORMAT file but %s holds no index; refusing to start an empty one "+
-			"over the existing chunks. Mount or restore the index (from a backup: mxcas backup copies it), "+
-			"or check data_dir: %w", ErrIndexMissing, opts.Dir, idxDir, err)
-	}
+	idx, sp, err := openIndex(opts, isNew, format)
 	if err != nil {
 		cs.Close()
 		return nil, err
-	}
-	if isNew {
-		if err := check(opts.Dir, format); err != nil {
-			idx.Close()
-			cs.Close()
-			return nil, err
-		}
 	}
 	// The store's ID, given to a store made before IDs at its first
 	// writable open: backups carry it, and only go into a backup of it.
@@ -266,6 +210,85 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// prepareDir validates opts and checks the store's directory, creating it
+// for a writable open, and reports whether the store is new. A read-only
+// store makes no thumbnails in the background. On error it closes
+// opts.Chunks, which Open owns.
+func prepareDir(opts *Options) (isNew bool, err error) {
+	defer func() {
+		if err != nil && opts.Chunks != nil {
+			opts.Chunks.Close()
+		}
+	}()
+	if err := opts.Validate(); err != nil {
+		return false, err
+	}
+	isNew, err = checkStoreDir(opts.Dir, opts.Create && !opts.ReadOnly)
+	if err != nil {
+		return false, err
+	}
+	if opts.ReadOnly {
+		opts.Thumbnails.Disabled = true
+	} else if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+		return false, fmt.Errorf("media: open: %w", err)
+	}
+	return isNew, nil
+}
+
+// storeParams returns the chunker parameters opts asks for, or else those
+// of the store's FORMAT, or else the defaults.
+func storeParams(opts Options) chunker.Params {
+	if opts.Chunker != (chunker.Params{}) {
+		return opts.Chunker
+	}
+	if f, err := readFormat(opts.Dir); err == nil {
+		if p, err := chunker.ParseParams(f.Chunker); err == nil {
+			return p
+		}
+	}
+	return chunker.DefaultParams
+}
+
+// openIndex checks the store's FORMAT against format (compares it, when
+// read-only) and opens its index, with the free-space guard of a writable
+// store (nil when read-only). A new store gets its index before its FORMAT:
+// FORMAT is the mark of a complete store, so a store with one must have an
+// index too, and opening one that lost its index is ErrIndexMissing.
+func openIndex(opts Options, isNew bool, format storeFormat) (*index.DB, *space, error) {
+	check := checkFormat
+	if opts.ReadOnly {
+		check = compareFormat
+	}
+	if !isNew {
+		if err := check(opts.Dir, format); err != nil {
+			return nil, nil, err
+		}
+	}
+	iopts := index.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly, MustExist: !isNew}
+	var sp *space
+	if !opts.ReadOnly {
+		sp = newSpace(opts)
+		iopts.OnDiskFull = sp.releaseBallast
+	}
+	idxDir := filepath.Join(opts.Dir, "index")
+	idx, err := index.Open(idxDir, iopts)
+	if errors.Is(err, index.ErrMissing) {
+		err = fmt.Errorf("%w: %s has a FORMAT file but %s holds no index; refusing to start an empty one "+
+			"over the existing chunks. Mount or restore the index (from a backup: mxcas backup copies it), "+
+			"or check data_dir: %w", ErrIndexMissing, opts.Dir, idxDir, err)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if isNew {
+		if err := check(opts.Dir, format); err != nil {
+			idx.Close()
+			return nil, nil, err
+		}
+	}
+	return idx, sp, nil
 }
 
 // openChunks returns opts.Chunks, or opens the filesystem chunk store

@@ -268,17 +268,11 @@ func (s *Store) makeThumbnail(rec Media, req thumbgen.Request, spec string) (Thu
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	lim := t.opts.Limits
-	if t.waiting.Add(1) > int64(t.opts.MaxWaiting) {
-		t.waiting.Add(-1)
-		return Thumbnail{}, ErrBusy
-	}
-	err := t.workers.Acquire(ctx, 1)
-	t.waiting.Add(-1)
+	release, err := t.admit(ctx)
 	if err != nil {
 		return Thumbnail{}, err
 	}
-	defer t.workers.Release(1)
+	defer release()
 
 	// The header tells the cost before the source is read whole.
 	r, err := s.OpenMedia(rec) // verified: never a thumbnail of damaged bytes
@@ -290,40 +284,84 @@ func (s *Store) makeThumbnail(rec Media, req thumbgen.Request, spec string) (Thu
 	if _, err := io.ReadFull(r, head); err != nil {
 		return Thumbnail{}, err
 	}
-	// Sniff with the size limit lifted: a large file that is not an image
-	// is "cannot thumbnail", not "too large".
-	headLim := lim
-	headLim.MaxBytes = max(lim.MaxBytes, rec.Size)
-	info, err := thumbgen.Sniff(head, headLim)
-	if err != nil && !errors.Is(err, thumbgen.ErrCorrupt) {
-		return Thumbnail{}, err // not an image, or too many pixels by its header
-	}
-	if rec.Size > lim.MaxBytes {
-		return Thumbnail{}, fmt.Errorf("%w: %d bytes", thumbgen.ErrTooLarge, rec.Size)
-	}
-	need := rec.Size + thumbgen.DecodeMemory(info, req)
-	if err != nil || info.Width == 0 {
-		need = rec.Size + int64(lim.MaxPixels)*4 // header past the prefix: assume the worst allowed
-	}
-	if need > t.opts.MemoryBudget {
-		return Thumbnail{}, fmt.Errorf("%w: needs %d bytes, budget %d", thumbgen.ErrTooLarge, need, t.opts.MemoryBudget)
+	need, err := t.memoryNeed(head, rec.Size, req)
+	if err != nil {
+		return Thumbnail{}, err
 	}
 	if err := t.memory.Acquire(ctx, need); err != nil {
 		return Thumbnail{}, err
 	}
 	defer t.memory.Release(need)
-	src := make([]byte, rec.Size)
-	copy(src, head)
-	if _, err := io.ReadFull(r, src[len(head):]); err != nil {
-		return Thumbnail{}, err
-	}
-	res, err := thumbgen.Generate(src, req, lim)
+	src, res, err := generateThumbnail(head, r, rec.Size, req, t.opts.Limits)
 	if err != nil {
 		return Thumbnail{}, err
 	}
 	t.made.Add(1)
-	tr := Thumbnail{Size: int64(len(res.Data)), ContentType: res.ContentType, Width: res.Width, Height: res.Height}
+	return s.storeThumbnail(ctx, rec, spec, src, res)
+}
 
+// admit is thumbnail admission: it waits for a worker, or refuses with
+// ErrBusy when MaxWaiting requests already wait. On success the caller
+// calls release when its work is done.
+func (t *thumbnailer) admit(ctx context.Context) (release func(), err error) {
+	if t.waiting.Add(1) > int64(t.opts.MaxWaiting) {
+		t.waiting.Add(-1)
+		return nil, ErrBusy
+	}
+	err = t.workers.Acquire(ctx, 1)
+	t.waiting.Add(-1)
+	if err != nil {
+		return nil, err
+	}
+	return func() { t.workers.Release(1) }, nil
+}
+
+// memoryNeed is thumbnail costing: from the head of a source of size bytes,
+// it returns the memory a thumbnail of it needs (the source plus its
+// decoded pixels). A header that is not in head is taken to need the most
+// the limits allow. Errors: not an image, over the limits (thumbgen's
+// ErrTooLarge), or over the memory budget.
+func (t *thumbnailer) memoryNeed(head []byte, size int64, req thumbgen.Request) (int64, error) {
+	lim := t.opts.Limits
+	// Sniff with the size limit lifted: a large file that is not an image
+	// is "cannot thumbnail", not "too large".
+	headLim := lim
+	headLim.MaxBytes = max(lim.MaxBytes, size)
+	info, err := thumbgen.Sniff(head, headLim)
+	if err != nil && !errors.Is(err, thumbgen.ErrCorrupt) {
+		return 0, err // not an image, or too many pixels by its header
+	}
+	if size > lim.MaxBytes {
+		return 0, fmt.Errorf("%w: %d bytes", thumbgen.ErrTooLarge, size)
+	}
+	need := size + thumbgen.DecodeMemory(info, req)
+	if err != nil || info.Width == 0 {
+		need = size + int64(lim.MaxPixels)*4 // header past the prefix: assume the worst allowed
+	}
+	if need > t.opts.MemoryBudget {
+		return 0, fmt.Errorf("%w: needs %d bytes, budget %d", thumbgen.ErrTooLarge, need, t.opts.MemoryBudget)
+	}
+	return need, nil
+}
+
+// generateThumbnail reads the rest of a source of size bytes from r, after
+// head, and makes the thumbnail req asks for. It returns the whole source
+// too; the caller's memory reservation covers both.
+func generateThumbnail(head []byte, r io.Reader, size int64, req thumbgen.Request, lim thumbgen.Limits) ([]byte, thumbgen.Result, error) {
+	src := make([]byte, size)
+	copy(src, head)
+	if _, err := io.ReadFull(r, src[len(head):]); err != nil {
+		return nil, thumbgen.Result{}, err
+	}
+	res, err := thumbgen.Generate(src, req, lim)
+	return src, res, err
+}
+
+// storeThumbnail stores res, made from src (rec's content), as rec's
+// thumbnail spec: its object (src's own when res is src unchanged), its
+// manifest when new, and its thumbnail record, committed in one batch.
+func (s *Store) storeThumbnail(ctx context.Context, rec Media, spec string, src []byte, res thumbgen.Result) (Thumbnail, error) {
+	tr := Thumbnail{Size: int64(len(res.Data)), ContentType: res.ContentType, Width: res.Width, Height: res.Height}
 	pins := s.newPinSet()
 	defer pins.release()
 	b := s.idx.NewBatch()
