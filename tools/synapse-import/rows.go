@@ -81,10 +81,11 @@ func (r *row) cleanText() {
 type resultRows interface {
 	Next() bool
 	Scan(dest ...any) error
+	Err() error
 }
 
 // appendRows appends to rows every result row of rs, turned into a row by
-// scan.
+// scan. A read that fails part way is an error, never a shorter list.
 func appendRows(rows []row, rs resultRows, scan func(func(...any) error) (row, error)) ([]row, error) {
 	for rs.Next() {
 		r, err := scan(rs.Scan)
@@ -92,6 +93,9 @@ func appendRows(rows []row, rs resultRows, scan func(func(...any) error) (row, e
 			return nil, err
 		}
 		rows = append(rows, r)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("read Synapse's database: %w", err)
 	}
 	return rows, nil
 }
@@ -145,9 +149,6 @@ func readPostgres(ctx context.Context, o options, stderr io.Writer) ([]row, erro
 		rows, err = appendRows(rows, rs, q.scan)
 		rs.Close()
 		if err != nil {
-			return nil, err
-		}
-		if err := rs.Err(); err != nil {
 			return nil, err
 		}
 	}
