@@ -2,7 +2,10 @@ package testkit
 
 import (
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
+	"testing"
 )
 
 // CountingListener is a net.Listener that counts the connections it
@@ -23,3 +26,15 @@ func (l *CountingListener) Accept() (net.Conn, error) {
 
 // Accepts returns how many connections have been accepted so far.
 func (l *CountingListener) Accepts() int64 { return l.accepts.Load() }
+
+// NewCountingServer starts an httptest server for h on a loopback
+// CountingListener, closed when the test ends.
+func NewCountingServer(t testing.TB, h http.Handler) (*httptest.Server, *CountingListener) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	cl := &CountingListener{Listener: srv.Listener}
+	srv.Listener = cl
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, cl
+}
