@@ -13,6 +13,7 @@ import (
 
 	"github.com/mxcas/mxcas/chunker"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/media/mediatest"
 )
 
 func backup(t testing.TB, s *media.Store, dest string) media.BackupStats {
@@ -36,7 +37,7 @@ func checkCopy(t testing.TB, dir string, params chunker.Params, want map[string]
 	if cp.Params() != params {
 		t.Errorf("backup Params() = %v, want %v", cp.Params(), params)
 	}
-	rep := checkHealthy(t, cp)
+	rep := mediatest.CheckHealthy(t, cp)
 	if rep.Media < len(want) {
 		t.Errorf("backup holds %d media, want at least %d", rep.Media, len(want))
 	}
@@ -223,7 +224,7 @@ func TestBackupDuringUploads(t *testing.T) {
 		want[a.id] = a.data
 	}
 	checkCopy(t, dest, s.Params(), want)
-	checkHealthy(t, s)
+	mediatest.CheckHealthy(t, s)
 }
 
 // TestBackupCorruptSource: a corrupt chunk is not copied, the backup

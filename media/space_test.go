@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/media/mediatest"
 	"github.com/mxcas/mxcas/testkit"
 )
 
@@ -121,7 +122,7 @@ func TestFreeSpaceRefusesWrites(t *testing.T) {
 	if _, _, err := s.Thumbnail(context.Background(), a, media.ThumbnailRequest{Width: 32, Height: 32, Method: "crop"}); err != nil {
 		t.Errorf("thumbnail once space returned: %v", err)
 	}
-	checkHealthy(t, s)
+	mediatest.CheckHealthy(t, s)
 }
 
 // The check is cheap: while there is room, the disk is read again only
@@ -255,7 +256,7 @@ func TestBallastOpensOnFullDisk(t *testing.T) {
 		t.Errorf("ballast once space returned: %v, %v; want 8 MiB", fi, err)
 	}
 	// Fsck and GC leave it alone; a backup does not copy it.
-	checkHealthy(t, s)
+	mediatest.CheckHealthy(t, s)
 	gc(t, s)
 	if _, err := os.Stat(ballast); err != nil {
 		t.Errorf("ballast after gc: %v", err)

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/media/mediatest"
 	"github.com/mxcas/mxcas/testkit"
 )
 
@@ -231,29 +231,10 @@ func TestDiskFull(t *testing.T) {
 // holds bodies (media ID -> content on diskHost), byte for byte.
 func checkDiskStore(t *testing.T, dir string, bodies map[string][]byte) {
 	t.Helper()
-	st, err := media.Open(media.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _ := mediatest.OpenHealthy(t, dir)
 	defer st.Close()
-	rep, err := st.Fsck(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rep.Healthy() {
-		t.Errorf("fsck: %v, damaged %v", rep.Problems, rep.Damaged)
-	}
 	for id, want := range bodies {
-		r, _, err := st.Open(mustMXC(t, diskHost, id))
-		if err != nil {
-			t.Errorf("open %s: %v", id, err)
-			continue
-		}
-		got, err := io.ReadAll(r)
-		r.Close()
-		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s: got %d bytes (err %v), want %d bytes", id, len(got), err, len(want))
-		}
+		mediatest.WantContent(t, st, mustMXC(t, diskHost, id), want)
 	}
 }
 
