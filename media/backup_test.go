@@ -14,6 +14,7 @@ import (
 	"github.com/mxcas/mxcas/chunker"
 	"github.com/mxcas/mxcas/media"
 	"github.com/mxcas/mxcas/media/mediatest"
+	"github.com/mxcas/mxcas/testkit"
 )
 
 func backup(t testing.TB, s *media.Store, dest string) media.BackupStats {
@@ -138,11 +139,11 @@ func TestBackupRefusesAnotherStore(t *testing.T) {
 	}
 	closeStore(t, other)
 	for _, dest := range []string{otherDir, otherBackup} {
-		before := treeState(t, dest)
+		before := testkit.Tree(t, dest)
 		if _, err := s.Backup(context.Background(), dest); !errors.Is(err, media.ErrBackupDest) {
 			t.Errorf("Backup into %s = %v, want ErrBackupDest", dest, err)
 		}
-		sameTree(t, dest, before)
+		testkit.SameTree(t, dest, before)
 		o := openStore(t, media.Options{Dir: dest, Chunker: smallParams})
 		checkContent(t, o, "theirs", theirs)
 		closeStore(t, o)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -247,14 +246,7 @@ func (s *server) wait(t *testing.T, bound time.Duration) int {
 	case <-time.After(bound):
 		t.Fatalf("server still running %v after its store failed:\n%s", bound, s.log)
 	}
-	err := s.cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 0
+	return s.exitStatus(t)
 }
 
 // TestStoreFailureEndsServer drives the index into a failure the
