@@ -1,10 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/binary"
 	"encoding/json"
-	"hash/crc32"
 	"image"
 	_ "image/png"
 	"io"
@@ -16,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/testkit"
 )
 
 // newTestAPI serves the API on loopback for one homeserver "hs.test" whose
@@ -214,22 +212,7 @@ func TestThumbnailEndpoint(t *testing.T) {
 
 func TestThumbnailBombOverHTTP(t *testing.T) {
 	srv := newTestAPI(t)
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(typ string, data []byte) {
-		binary.Write(&b, binary.BigEndian, uint32(len(data)))
-		b.WriteString(typ)
-		b.Write(data)
-		binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(append([]byte(typ), data...)))
-	}
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr[0:], 30000)
-	binary.BigEndian.PutUint32(ihdr[4:], 30000)
-	ihdr[8], ihdr[9] = 8, 6
-	chunk("IHDR", ihdr)
-	chunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
-	chunk("IEND", nil)
-	up := call(t, srv, "POST", "/_matrix/media/v3/upload", "alice", b.String())
+	up := call(t, srv, "POST", "/_matrix/media/v3/upload", "alice", string(testkit.PNGBomb(30000, 30000)))
 	var u struct {
 		ContentURI string `json:"content_uri"`
 	}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mxcas/mxcas/testkit"
 )
 
 // deadlineWriter is a ResponseWriter that records what the guard does with
@@ -54,12 +56,7 @@ func (d *deadlineWriter) readFrom(src io.Reader) (int64, error) {
 	return io.Copy(&d.body, src)
 }
 
-// fakeClock is the guard's clock in these tests.
-type fakeClock struct{ now time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.now }
-
-func newGuard(t *testing.T, h http.Handler, clock *fakeClock) http.Handler {
+func newGuard(t *testing.T, h http.Handler, clock *testkit.Clock) http.Handler {
 	t.Helper()
 	g, err := RateGuard(h, RateOptions{MinRate: 1000, Window: time.Second, Now: clock.Now})
 	if err != nil {
@@ -77,7 +74,7 @@ func TestRateGuardKeepsSendfile(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{now: time.Unix(1000, 0)}
+	clock := testkit.NewClock(time.Unix(1000, 0))
 	g := newGuard(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		f, err := os.Open(path)
 		if err != nil {
@@ -106,7 +103,7 @@ func TestRateGuardKeepsSendfile(t *testing.T) {
 	// Cleared at the start; the window's; one window more for the long
 	// piece; a fresh window after it (the short piece needs none); one for
 	// net/http's final flush.
-	w := clock.now.Add(time.Second)
+	w := clock.Now().Add(time.Second)
 	want := fmt.Sprint([]time.Time{{}, w, w.Add(time.Second), w, w})
 	if got := fmt.Sprint(dw.write); got != want {
 		t.Errorf("write deadlines %s, want %s", got, want)
@@ -117,15 +114,15 @@ func TestRateGuardKeepsSendfile(t *testing.T) {
 // (a long poll) is not cut off, and a window that ran out while the
 // handler, not the peer, was idle is renewed.
 func TestRateGuardStartsAtFirstWrite(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1000, 0)}
+	clock := testkit.NewClock(time.Unix(1000, 0))
 	var dw *deadlineWriter
 	g := newGuard(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if len(dw.write) != 1 || !dw.write[0].IsZero() {
 			t.Errorf("before any write: deadlines %v, want only the cleared one", dw.write)
 		}
-		clock.now = clock.now.Add(30 * time.Second) // waited for content
+		clock.Advance(30 * time.Second) // waited for content
 		w.Write([]byte("first"))
-		if got, want := dw.write[len(dw.write)-1], clock.now.Add(time.Second); !got.Equal(want) {
+		if got, want := dw.write[len(dw.write)-1], clock.Now().Add(time.Second); !got.Equal(want) {
 			t.Errorf("first write: deadline %v, want %v", got, want)
 		}
 		n := len(dw.write)
@@ -133,9 +130,9 @@ func TestRateGuardStartsAtFirstWrite(t *testing.T) {
 		if len(dw.write) != n {
 			t.Errorf("a write within the window moved the deadline: %v", dw.write)
 		}
-		clock.now = clock.now.Add(5 * time.Second) // the handler idled
+		clock.Advance(5 * time.Second) // the handler idled
 		w.Write([]byte("third"))
-		if got, want := dw.write[len(dw.write)-1], clock.now.Add(time.Second); !got.Equal(want) {
+		if got, want := dw.write[len(dw.write)-1], clock.Now().Add(time.Second); !got.Equal(want) {
 			t.Errorf("write after idling: deadline %v, want %v", got, want)
 		}
 	}), clock)
@@ -149,17 +146,17 @@ func TestRateGuardStartsAtFirstWrite(t *testing.T) {
 // The request body is read under a deadline one window ahead, moved by
 // every window's due, and cleared at its end.
 func TestRateGuardBodyDeadlines(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1000, 0)}
+	clock := testkit.NewClock(time.Unix(1000, 0))
 	var dw *deadlineWriter
 	g := newGuard(t, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		buf := make([]byte, 600)
 		io.ReadFull(r.Body, buf) // 600 of 1000: deadline set, not moved
-		if len(dw.read) != 1 || !dw.read[0].Equal(clock.now.Add(time.Second)) {
+		if len(dw.read) != 1 || !dw.read[0].Equal(clock.Now().Add(time.Second)) {
 			t.Errorf("after 600 bytes: read deadlines %v, want [now+1s]", dw.read)
 		}
-		clock.now = clock.now.Add(500 * time.Millisecond)
+		clock.Advance(500 * time.Millisecond)
 		io.ReadFull(r.Body, buf) // 1200: the window's due is met
-		if len(dw.read) != 2 || !dw.read[1].Equal(clock.now.Add(time.Second)) {
+		if len(dw.read) != 2 || !dw.read[1].Equal(clock.Now().Add(time.Second)) {
 			t.Errorf("after 1200 bytes: read deadlines %v, want a second at now+1s", dw.read)
 		}
 		io.Copy(io.Discard, r.Body)

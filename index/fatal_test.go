@@ -7,55 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/mxcas/mxcas/testkit"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes, unmounted when the test ends;
-// it skips the test where mounting is not allowed.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			unix.Unmount(dir, unix.MNT_DETACH)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes to path until the filesystem is full, to the last page.
-func fillDisk(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for _, n := range []int{len(buf), 4096} {
-		for {
-			if _, err := f.Write(buf[:n]); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-}
 
 // commitUntilError commits batches of 64 KiB, up to n bytes in all, and
 // returns the first error. Past a memtable's worth, Pebble starts a new
@@ -106,7 +62,7 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 // returns instead of hanging. Reopened with room, every earlier commit is
 // there.
 func TestFatalCommitFailsTheIndex(t *testing.T) {
-	mnt := mountTmpfs(t, 32<<20)
+	mnt := testkit.MountTmpfs(t, 32<<20)
 	dir := filepath.Join(mnt, "index")
 	db, err := Open(dir, Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -114,7 +70,7 @@ func TestFatalCommitFailsTheIndex(t *testing.T) {
 	}
 	commit(t, db, func(b *Batch) error { return b.PutMedia(MediaRecord{Server: "s", MediaID: "before"}) })
 	filler := filepath.Join(mnt, "filler")
-	fillDisk(t, filler)
+	testkit.FillDisk(t, filler)
 
 	cerr := commitUntilError(t, db, 16<<20)
 	if !errors.Is(cerr, ErrFailed) {
@@ -146,7 +102,7 @@ func TestFatalCommitFailsTheIndex(t *testing.T) {
 // ballast covers the preallocated logs of Pebble's first, growing
 // memtables too.)
 func TestOnDiskFullLetsTheCommitThrough(t *testing.T) {
-	mnt := mountTmpfs(t, 64<<20)
+	mnt := testkit.MountTmpfs(t, 64<<20)
 	ballast := filepath.Join(mnt, "ballast")
 	if err := os.WriteFile(ballast, make([]byte, 40<<20), 0o600); err != nil {
 		t.Fatal(err)
@@ -160,7 +116,7 @@ func TestOnDiskFullLetsTheCommitThrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fillDisk(t, filepath.Join(mnt, "filler"))
+	testkit.FillDisk(t, filepath.Join(mnt, "filler"))
 	if err := commitUntilError(t, db, 5<<20); err != nil {
 		t.Fatalf("commits on a full disk with a ballast to release: %v (OnDiskFull calls: %d)", err, calls)
 	}

@@ -13,27 +13,12 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/mxcas/mxcas/testkit"
 )
 
-// fakeClock is a settable clock for tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.UnixMilli(1_700_000_000_000)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newFakeClock is a settable clock for tests, at a fixed start.
+func newFakeClock() *testkit.Clock { return testkit.NewClock(time.UnixMilli(1_700_000_000_000)) }
 
 // keyServer serves a key document and counts the requests.
 type keyServer struct {
@@ -69,7 +54,7 @@ func (s *keyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(doc)
 }
 
-func newKeyFetcher(t *testing.T, clock *fakeClock) (*KeyFetcher, *keyServer) {
+func newKeyFetcher(t *testing.T, clock *testkit.Clock) (*KeyFetcher, *keyServer) {
 	t.Helper()
 	ks := &keyServer{status: http.StatusOK}
 	srv := httptest.NewServer(ks)
@@ -86,7 +71,7 @@ func newKeyFetcher(t *testing.T, clock *fakeClock) (*KeyFetcher, *keyServer) {
 // transport, but they talk over net.Pipe (see pipeListener) instead of
 // loopback TCP, whose reads synctest does not count as durably blocked. Call
 // it inside the bubble; the cleanup closes both ends there.
-func newPipeKeyFetcher(t *testing.T, clock *fakeClock) (*KeyFetcher, *keyServer) {
+func newPipeKeyFetcher(t *testing.T, clock *testkit.Clock) (*KeyFetcher, *keyServer) {
 	t.Helper()
 	ks := &keyServer{status: http.StatusOK}
 	ln := newPipeListener()

@@ -12,36 +12,19 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/mxcas/mxcas/testkit"
 )
 
 // errRefused stands for the guarded dialer's refusal.
 var errRefused = errors.New("test guard: refused")
 
-// countingListener counts the connections it accepts.
-type countingListener struct {
-	net.Listener
-	accepts atomic.Int64
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.accepts.Add(1)
-	}
-	return c, err
-}
-
 // newInternalServer is an "internal" listener nothing may reach.
-func newInternalServer(t *testing.T) (*httptest.Server, *countingListener) {
+func newInternalServer(t *testing.T) (*httptest.Server, *testkit.CountingListener) {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return testkit.NewCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "SECRET")
 	}))
-	cl := &countingListener{Listener: srv.Listener}
-	srv.Listener = cl
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, cl
 }
 
 // guardDial refuses every address, as the guard refuses loopback.
@@ -92,7 +75,7 @@ func TestFedClientOutboundThroughGuard(t *testing.T) {
 			t.Errorf("%s to an internal address: %v, want the guard's refusal", id, err)
 		}
 	}
-	if n := cl.accepts.Load(); n != 0 {
+	if n := cl.Accepts(); n != 0 {
 		t.Errorf("the internal listener accepted %d connections", n)
 	}
 	if calls.Load() != 2 {
@@ -171,7 +154,7 @@ func TestWellKnownRedirects(t *testing.T) {
 			t.Errorf("%s: %s, want %s", name, d.BaseURL, want)
 		}
 	}
-	if n := cl.accepts.Load(); n != 0 {
+	if n := cl.Accepts(); n != 0 {
 		t.Errorf("https to http redirect followed: %d connections", n)
 	}
 	mu.Lock()

@@ -13,6 +13,8 @@ import (
 
 	"github.com/mxcas/mxcas/chunker"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/media/mediatest"
+	"github.com/mxcas/mxcas/testkit"
 )
 
 func backup(t testing.TB, s *media.Store, dest string) media.BackupStats {
@@ -36,7 +38,7 @@ func checkCopy(t testing.TB, dir string, params chunker.Params, want map[string]
 	if cp.Params() != params {
 		t.Errorf("backup Params() = %v, want %v", cp.Params(), params)
 	}
-	rep := checkHealthy(t, cp)
+	rep := mediatest.CheckHealthy(t, cp)
 	if rep.Media < len(want) {
 		t.Errorf("backup holds %d media, want at least %d", rep.Media, len(want))
 	}
@@ -137,11 +139,11 @@ func TestBackupRefusesAnotherStore(t *testing.T) {
 	}
 	closeStore(t, other)
 	for _, dest := range []string{otherDir, otherBackup} {
-		before := treeState(t, dest)
+		before := testkit.Tree(t, dest)
 		if _, err := s.Backup(context.Background(), dest); !errors.Is(err, media.ErrBackupDest) {
 			t.Errorf("Backup into %s = %v, want ErrBackupDest", dest, err)
 		}
-		sameTree(t, dest, before)
+		testkit.SameTree(t, dest, before)
 		o := openStore(t, media.Options{Dir: dest, Chunker: smallParams})
 		checkContent(t, o, "theirs", theirs)
 		closeStore(t, o)
@@ -223,7 +225,7 @@ func TestBackupDuringUploads(t *testing.T) {
 		want[a.id] = a.data
 	}
 	checkCopy(t, dest, s.Params(), want)
-	checkHealthy(t, s)
+	mediatest.CheckHealthy(t, s)
 }
 
 // TestBackupCorruptSource: a corrupt chunk is not copied, the backup

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/media/mediatest"
 )
 
 // A read stops before the bytes of a damaged chunk with an error wrapping
@@ -98,7 +99,7 @@ func TestDamageRecordedAndRepaired(t *testing.T) {
 		t.Errorf("RepairFrom: %+v, want %s copied and healthy after", rr, bad.Short())
 	}
 	checkContent(t, s, "A", data)
-	checkHealthy(t, s)
+	mediatest.CheckHealthy(t, s)
 }
 
 // GC drops the damage record of a chunk no media needs any more.
@@ -121,5 +122,5 @@ func TestGCDropsDeadDamage(t *testing.T) {
 	}
 	clk.Advance(2 * time.Hour)
 	gc(t, s)
-	checkHealthy(t, s)
+	mediatest.CheckHealthy(t, s)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/index"
+	"github.com/mxcas/mxcas/media/mediatest"
 )
 
 func TestDedupSameContent(t *testing.T) {
@@ -27,7 +28,7 @@ func TestDedupSameContent(t *testing.T) {
 		}
 		checkContent(t, s, fmt.Sprintf("same%d", i), data)
 	}
-	rep := checkHealthy(t, s)
+	rep := mediatest.CheckHealthy(t, s)
 	if rep.Media != 3 || rep.Objects != 1 || rep.Chunks != len(want) {
 		t.Errorf("Fsck: %d media, %d objects, %d chunks; want 3, 1, %d", rep.Media, rep.Objects, rep.Chunks, len(want))
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/media/mediatest"
 )
 
 func TestFsckHealthy(t *testing.T) {
@@ -17,7 +18,7 @@ func TestFsckHealthy(t *testing.T) {
 	upload(t, s, "B", "@a:server", b)
 	upload(t, s, "empty", "", nil)
 
-	rep := checkHealthy(t, s)
+	rep := mediatest.CheckHealthy(t, s)
 	want := hashSet(chunksOf(t, a, s.Params()), chunksOf(t, b, s.Params()))
 	if rep.Media != 4 || rep.Objects != 3 || rep.Chunks != len(want) || rep.Orphans != 0 {
 		t.Errorf("Fsck = %d media, %d objects, %d chunks, %d orphans; want 4, 3, %d, 0",
@@ -38,7 +39,7 @@ func TestFsckHealthy(t *testing.T) {
 		t.Fatalf("Delete: %v", err)
 	}
 	gc(t, s) // removes B's manifest; its chunks are young
-	rep = checkHealthy(t, s)
+	rep = mediatest.CheckHealthy(t, s)
 	if got, want := rep.Orphans, len(hashSet(chunksOf(t, b, s.Params()))); got != want {
 		t.Errorf("Fsck after Delete: Orphans = %d, want %d", got, want)
 	}

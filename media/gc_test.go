@@ -12,6 +12,7 @@ import (
 
 	"github.com/mxcas/mxcas/index"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/media/mediatest"
 )
 
 // pastGrace is far enough to make every chunk written so far old.
@@ -95,7 +96,7 @@ func TestDeleteAndGC(t *testing.T) {
 	}
 	checkContent(t, s, "C", q)
 	checkContent(t, s, "D", r)
-	rep := checkHealthy(t, s)
+	rep := mediatest.CheckHealthy(t, s)
 	if rep.Media != 2 || rep.Objects != 2 || rep.Orphans != 0 {
 		t.Errorf("Fsck after GC: %d media, %d objects, %d orphans; want 2, 2, 0", rep.Media, rep.Objects, rep.Orphans)
 	}
@@ -107,7 +108,7 @@ func TestDeleteAndGC(t *testing.T) {
 	// p can be uploaded again after its chunks and manifest were collected.
 	upload(t, s, "A2", "@a:server", p)
 	checkContent(t, s, "A2", p)
-	checkHealthy(t, s)
+	mediatest.CheckHealthy(t, s)
 	checkUsage(t, s, dir, map[string]index.Usage{
 		"@a:server": {Bytes: int64(len(p)), Count: 1},
 		"@b:server": {},
@@ -159,7 +160,7 @@ func TestGCSparesUploadInFlight(t *testing.T) {
 		t.Errorf("B's object = %s, want %s", got.Short(), want.Short())
 	}
 	checkContent(t, s, "B", x)
-	rep := checkHealthy(t, s)
+	rep := mediatest.CheckHealthy(t, s)
 	if rep.Objects != 1 || rep.Orphans != 0 {
 		t.Errorf("Fsck: %d objects, %d orphans; want 1, 0", rep.Objects, rep.Orphans)
 	}
@@ -237,10 +238,10 @@ func TestGCConcurrentWithUploads(t *testing.T) {
 			checkContent(t, s, fmt.Sprintf("new%d-%d", w, i), data[(w+i)%contents])
 		}
 	}
-	rep := checkHealthy(t, s)
+	rep := mediatest.CheckHealthy(t, s)
 	if got, want := rep.Media, 4*3; got != want {
 		t.Errorf("Fsck: Media = %d, want %d", got, want)
 	}
 	gc(t, s)
-	checkHealthy(t, s)
+	mediatest.CheckHealthy(t, s)
 }

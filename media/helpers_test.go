@@ -21,6 +21,7 @@ import (
 	"github.com/mxcas/mxcas/index"
 	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/testkit"
 )
 
 // smallParams give many chunks from little data, so tests stay fast.
@@ -33,32 +34,9 @@ func mxc(id string) matrix.MXC { return mustMXC(server, id) }
 // mustMXC is matrix.NewMXC for an ID the test knows is valid.
 var mustMXC = media.MustMXC
 
-// clock is a controllable Options.Now. It starts at the real time, so chunk
-// files (whose mtimes are real) are young until the clock is advanced.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
+// newClock is a controllable Options.Now. It starts at the real time, so
+// chunk files (whose mtimes are real) are young until it is advanced.
+func newClock() *testkit.Clock { return testkit.NewClock(time.Now()) }
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
@@ -120,7 +98,7 @@ func checkUsage(t testing.TB, s *media.Store, dir string, users map[string]index
 }
 
 // newStore opens a fresh store with small chunks and clk (nil: real time).
-func newStore(t testing.TB, clk *clock) (*media.Store, string) {
+func newStore(t testing.TB, clk *testkit.Clock) (*media.Store, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
 	opts := media.Options{Create: true, Dir: dir, Chunker: smallParams}
@@ -283,15 +261,6 @@ func fsck(t testing.TB, s *media.Store) media.FsckReport {
 	rep, err := s.Fsck(context.Background())
 	if err != nil {
 		t.Fatalf("Fsck: %v", err)
-	}
-	return rep
-}
-
-func checkHealthy(t testing.TB, s *media.Store) media.FsckReport {
-	t.Helper()
-	rep := fsck(t, s)
-	if !rep.Healthy() {
-		t.Errorf("Fsck: not healthy: problems %v, damaged %v", rep.Problems, rep.Damaged)
 	}
 	return rep
 }

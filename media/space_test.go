@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/media/mediatest"
+	"github.com/mxcas/mxcas/testkit"
 )
 
 // disk is a FreeSpace whose answer the test sets, counting the calls.
@@ -122,7 +122,7 @@ func TestFreeSpaceRefusesWrites(t *testing.T) {
 	if _, _, err := s.Thumbnail(context.Background(), a, media.ThumbnailRequest{Width: 32, Height: 32, Method: "crop"}); err != nil {
 		t.Errorf("thumbnail once space returned: %v", err)
 	}
-	checkHealthy(t, s)
+	mediatest.CheckHealthy(t, s)
 }
 
 // The check is cheap: while there is room, the disk is read again only
@@ -175,57 +175,14 @@ func TestFreeSpaceDefaults(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of size bytes, unmounted when the test ends;
-// it skips the test where mounting is not allowed.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			unix.Unmount(dir, unix.MNT_DETACH)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes to path until the filesystem is full, to the last page.
-func fillDisk(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for _, n := range []int{len(buf), 4096} {
-		for {
-			if _, err := f.Write(buf[:n]); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-}
-
 // A chunk write that meets a full disk (here the free-space reading lies)
 // is ErrNoSpace too, and leaves no record.
 func TestENOSPCIsErrNoSpace(t *testing.T) {
-	mnt := mountTmpfs(t, 16<<20)
+	mnt := testkit.MountTmpfs(t, 16<<20)
 	plenty := func() (uint64, uint64, error) { return 1 << 30, 1 << 30, nil }
 	s := openStore(t, media.Options{Create: true, Dir: filepath.Join(mnt, "data"), Chunker: smallParams, FreeSpace: plenty, BallastBytes: -1})
 	filler := filepath.Join(mnt, "filler")
-	fillDisk(t, filler)
+	testkit.FillDisk(t, filler)
 	t.Cleanup(func() { os.Remove(filler) }) // before the store closes
 	_, err := s.Upload(context.Background(), media.UploadInfo{MXC: mxc("x"), Size: 1 << 20}, bytes.NewReader(randBytes(7, 1<<20)))
 	if !errors.Is(err, media.ErrNoSpace) || !errors.Is(err, syscall.ENOSPC) {
@@ -262,7 +219,7 @@ func openWithin(t *testing.T, opts media.Options) *media.Store {
 // The ballast lets a store open on a full disk; it comes back, before
 // writes resume, once space is freed.
 func TestBallastOpensOnFullDisk(t *testing.T) {
-	mnt := mountTmpfs(t, 48<<20)
+	mnt := testkit.MountTmpfs(t, 48<<20)
 	dir := filepath.Join(mnt, "data")
 	clk := newClock()
 	opts := media.Options{Create: true, Dir: dir, Chunker: smallParams, MinFreeBytes: 1 << 20, BallastBytes: 8 << 20, KeepBallast: true, Now: clk.Now, Logger: quietLogger()}
@@ -276,13 +233,13 @@ func TestBallastOpensOnFullDisk(t *testing.T) {
 	closeStore(t, s)
 
 	filler := filepath.Join(mnt, "filler")
-	fillDisk(t, filler)
+	testkit.FillDisk(t, filler)
 	s = openWithin(t, opts) // only because the ballast was released
 	checkContent(t, s, "a", data)
 	// Opening freed the old write-ahead log, and the ballast may be back
 	// already: take the rest too.
 	filler2 := filepath.Join(mnt, "filler2")
-	fillDisk(t, filler2)
+	testkit.FillDisk(t, filler2)
 	clk.Advance(2 * time.Second)
 	if _, err := s.Upload(context.Background(), media.UploadInfo{MXC: mxc("b"), Size: 10}, bytes.NewReader(make([]byte, 10))); !errors.Is(err, media.ErrNoSpace) {
 		t.Errorf("upload on the full disk: %v, want ErrNoSpace", err)
@@ -299,7 +256,7 @@ func TestBallastOpensOnFullDisk(t *testing.T) {
 		t.Errorf("ballast once space returned: %v, %v; want 8 MiB", fi, err)
 	}
 	// Fsck and GC leave it alone; a backup does not copy it.
-	checkHealthy(t, s)
+	mediatest.CheckHealthy(t, s)
 	gc(t, s)
 	if _, err := os.Stat(ballast); err != nil {
 		t.Errorf("ballast after gc: %v", err)

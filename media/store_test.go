@@ -9,6 +9,7 @@ import (
 
 	"github.com/mxcas/mxcas/chunker"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/media/mediatest"
 )
 
 func TestFormatParams(t *testing.T) {
@@ -144,7 +145,7 @@ func TestRestart(t *testing.T) {
 		}
 		checkContent(t, s, id, data)
 	}
-	checkHealthy(t, s)
+	mediatest.CheckHealthy(t, s)
 	// The reopened store deduplicates against what it held before.
 	before := len(chunkFiles(t, dir))
 	upload(t, s, "A-again", "@v:server", want["A"])

@@ -11,62 +11,8 @@ import (
 	"time"
 
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/testkit"
 )
-
-// treeState records every entry under dir: directories as "dir", files as
-// their content, symlinks as their target.
-func treeState(t testing.TB, dir string) map[string]string {
-	t.Helper()
-	m := make(map[string]string)
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		switch {
-		case d.IsDir():
-			m[rel] = "dir"
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(path)
-			if err != nil {
-				return err
-			}
-			m[rel] = "-> " + target
-		default:
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			m[rel] = "file " + string(b)
-		}
-		return nil
-	})
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// sameTree fails unless the entries under dir are still before.
-func sameTree(t testing.TB, dir string, before map[string]string) {
-	t.Helper()
-	after := treeState(t, dir)
-	for p, v := range before {
-		if a, ok := after[p]; !ok {
-			t.Errorf("%s: %s was removed", dir, p)
-		} else if a != v {
-			t.Errorf("%s: %s changed from %.40q to %.40q", dir, p, v, a)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%s: %s was created", dir, p)
-		}
-	}
-}
 
 // writeTree creates files (path -> content; a path ending in / is a
 // directory) under dir.
@@ -101,7 +47,7 @@ func TestOpenCreatesOnlyWhenAsked(t *testing.T) {
 	writeTree(t, root, map[string]string{"empty/": "", "foreign/notes.txt": "mine", "foreign/tmp/precious": "keep",
 		"foreign/.dotfile-123": "keep"})
 	for _, dir := range []string{missing, empty, foreign} {
-		before := treeState(t, dir)
+		before := testkit.Tree(t, dir)
 		for _, ro := range []bool{false, true} {
 			s, err := media.Open(media.Options{Dir: dir, ReadOnly: ro, Logger: quietLogger()})
 			if err == nil {
@@ -111,7 +57,7 @@ func TestOpenCreatesOnlyWhenAsked(t *testing.T) {
 				t.Errorf("Open(%s, read-only %v) without Create = %v, want ErrNoStore", dir, ro, err)
 			}
 		}
-		sameTree(t, dir, before)
+		testkit.SameTree(t, dir, before)
 		if before == nil {
 			if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("Open without Create created %s", dir)
@@ -119,7 +65,7 @@ func TestOpenCreatesOnlyWhenAsked(t *testing.T) {
 		}
 	}
 
-	before := treeState(t, foreign)
+	before := testkit.Tree(t, foreign)
 	s, err := media.Open(media.Options{Dir: foreign, Create: true, Logger: quietLogger()})
 	if err == nil {
 		s.Close()
@@ -127,7 +73,7 @@ func TestOpenCreatesOnlyWhenAsked(t *testing.T) {
 	if !errors.Is(err, media.ErrNotEmpty) || !strings.Contains(err.Error(), "notes.txt") {
 		t.Errorf("Open(Create) of a directory with other files = %v, want ErrNotEmpty naming notes.txt", err)
 	}
-	sameTree(t, foreign, before)
+	testkit.SameTree(t, foreign, before)
 
 	volume := filepath.Join(root, "volume")
 	writeTree(t, root, map[string]string{"volume/lost+found/": ""})
@@ -161,14 +107,14 @@ func TestOpenFinishesInterruptedCreation(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "FORMAT")); err != nil {
 		t.Fatal(err)
 	}
-	before := treeState(t, dir)
+	before := testkit.Tree(t, dir)
 	if s, err := media.Open(media.Options{Dir: dir, Create: true, Logger: quietLogger()}); !errors.Is(err, media.ErrNotEmpty) {
 		if err == nil {
 			s.Close()
 		}
 		t.Errorf("Open(Create) of a store without FORMAT but with chunks = %v, want ErrNotEmpty", err)
 	}
-	sameTree(t, dir, before)
+	testkit.SameTree(t, dir, before)
 }
 
 // A store whose index directory is gone, or empty (a volume not mounted),
@@ -193,7 +139,7 @@ func TestOpenRefusesLostIndex(t *testing.T) {
 			if err := tc.damage(filepath.Join(dir, "index")); err != nil {
 				t.Fatal(err)
 			}
-			before := treeState(t, dir)
+			before := testkit.Tree(t, dir)
 			for _, o := range []media.Options{{}, {Create: true}, {ReadOnly: true}} {
 				o.Dir, o.Logger = dir, quietLogger()
 				s, err := media.Open(o)
@@ -204,7 +150,7 @@ func TestOpenRefusesLostIndex(t *testing.T) {
 					t.Errorf("Open(%+v) = %v, want ErrIndexMissing naming %s", o, err, dir)
 				}
 			}
-			sameTree(t, dir, before)
+			testkit.SameTree(t, dir, before)
 		})
 	}
 }
@@ -304,16 +250,16 @@ func TestBackupRefusesForeignDest(t *testing.T) {
 	file := filepath.Join(root, "file")
 	writeTree(t, root, map[string]string{"file": "a file"})
 	for _, dest := range []string{foreign, otherFormat, file, dir, filepath.Join(dir, "backup")} {
-		before := treeState(t, dest)
-		beforeRoot := treeState(t, root)
+		before := testkit.Tree(t, dest)
+		beforeRoot := testkit.Tree(t, root)
 		st, err := s.Backup(ctx, dest)
 		if !errors.Is(err, media.ErrBackupDest) || st.ChunksCopied != 0 {
 			t.Errorf("Backup(%s) = %+v, %v; want ErrBackupDest", dest, st, err)
 		}
 		if dest != dir {
-			sameTree(t, dest, before)
+			testkit.SameTree(t, dest, before)
 		}
-		sameTree(t, root, beforeRoot)
+		testkit.SameTree(t, root, beforeRoot)
 	}
 
 	for _, dest := range []string{filepath.Join(root, "missing"), filepath.Join(root, "empty"), filepath.Join(root, "volume")} {

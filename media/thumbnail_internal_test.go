@@ -3,9 +3,7 @@ package media
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"io"
 	"os"
 	"runtime"
@@ -13,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxcas/mxcas/testkit"
 	"github.com/mxcas/mxcas/thumbgen"
 )
 
@@ -126,29 +125,9 @@ func TestThumbnailPregeneration(t *testing.T) {
 	}
 }
 
-// bombPNG is a valid PNG header declaring w x h pixels with a tiny IDAT.
-func bombPNG(w, h uint32) []byte {
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(typ string, data []byte) {
-		binary.Write(&b, binary.BigEndian, uint32(len(data)))
-		b.WriteString(typ)
-		b.Write(data)
-		binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(append([]byte(typ), data...)))
-	}
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr[0:], w)
-	binary.BigEndian.PutUint32(ihdr[4:], h)
-	ihdr[8], ihdr[9] = 8, 6 // 8-bit RGBA
-	chunk("IHDR", ihdr)
-	chunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
-	chunk("IEND", nil)
-	return b.Bytes()
-}
-
 func TestThumbnailBombRefused(t *testing.T) {
 	s := thumbStore(t, ThumbnailOptions{Disabled: true})
-	bomb := bombPNG(30000, 30000)
+	bomb := testkit.PNGBomb(30000, 30000)
 	rec, err := s.Upload(context.Background(), UploadInfo{MXC: mustMXC("s", "bomb"), ContentType: "image/png", Size: int64(len(bomb))}, bytes.NewReader(bomb))
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/mxcas/mxcas/testkit"
 	"github.com/mxcas/mxcas/thumbgen"
 )
 
@@ -87,7 +88,7 @@ func TestThumbnailErrorsAreMediaSentinels(t *testing.T) {
 	}{
 		{"not an image", up("txt", "text/plain", []byte("hello")), req, ErrCannotThumbnail},
 		{"corrupt image", up("corrupt", "image/png", corrupt), req, ErrCannotThumbnail},
-		{"decompression bomb", up("bomb", "image/png", bombPNG(30000, 30000)), req, ErrThumbnailTooLarge},
+		{"decompression bomb", up("bomb", "image/png", testkit.PNGBomb(30000, 30000)), req, ErrThumbnailTooLarge},
 		{"zero width", img, ThumbnailRequest{Width: 0, Height: 32, Method: thumbgen.Crop}, ErrBadParam},
 		{"unknown method", img, ThumbnailRequest{Width: 32, Height: 32, Method: "zoom"}, ErrBadParam},
 	} {

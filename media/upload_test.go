@@ -19,6 +19,7 @@ import (
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/chunker"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/media/mediatest"
 )
 
 func TestUploadOpenRoundTrip(t *testing.T) {
@@ -60,7 +61,7 @@ func TestUploadOpenRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	checkHealthy(t, s)
+	mediatest.CheckHealthy(t, s)
 }
 
 // TestUploadUnknownSize uploads with Size -1 (chunked), read in odd pieces.
@@ -475,7 +476,7 @@ func TestConcurrentUploads(t *testing.T) {
 			all = append(all, chunksOf(t, data, s.Params()))
 		}
 	}
-	rep := checkHealthy(t, s)
+	rep := mediatest.CheckHealthy(t, s)
 	if got, want := rep.Media, workers*perWorker; got != want {
 		t.Errorf("Fsck: Media = %d, want %d", got, want)
 	}

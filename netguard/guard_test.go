@@ -5,13 +5,13 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
+
+	"github.com/mxcas/mxcas/testkit"
 )
 
 func TestInternal(t *testing.T) {
@@ -111,32 +111,8 @@ func TestCheckOptions(t *testing.T) {
 	}
 }
 
-// countingListener counts accepted connections.
-type countingListener struct {
-	net.Listener
-	accepts atomic.Int64
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.accepts.Add(1)
-	}
-	return c, err
-}
-
-func newCountingServer(t *testing.T, h http.Handler) (*httptest.Server, *countingListener) {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	cl := &countingListener{Listener: srv.Listener}
-	srv.Listener = cl
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, cl
-}
-
 func TestDialRefusesLoopback(t *testing.T) {
-	srv, cl := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv, cl := testkit.NewCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	port := srv.Listener.Addr().(*net.TCPAddr).Port
 	for _, host := range []string{"127.0.0.1", "localhost"} {
 		_, err := New(Options{}).DialContext(context.Background(), "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
@@ -151,7 +127,7 @@ func TestDialRefusesLoopback(t *testing.T) {
 	if !errors.Is(err, ErrForbidden) {
 		t.Errorf("GET %s: %v, want ErrForbidden", srv.URL, err)
 	}
-	if n := cl.accepts.Load(); n != 0 {
+	if n := cl.Accepts(); n != 0 {
 		t.Errorf("%d connections reached the loopback listener", n)
 	}
 	allowed := New(Options{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
@@ -160,8 +136,8 @@ func TestDialRefusesLoopback(t *testing.T) {
 		t.Fatalf("allowed GET: %v", err)
 	}
 	resp.Body.Close()
-	if cl.accepts.Load() != 1 {
-		t.Errorf("allowed GET: %d accepts, want 1", cl.accepts.Load())
+	if cl.Accepts() != 1 {
+		t.Errorf("allowed GET: %d accepts, want 1", cl.Accepts())
 	}
 }
 
@@ -200,8 +176,8 @@ func TestCheckRedirect(t *testing.T) {
 // TestRedirectToLoopbackRefused: an allowed server redirecting to a
 // loopback one is refused by the dial, not by the redirect policy.
 func TestRedirectToLoopbackRefused(t *testing.T) {
-	internal, cl := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	public, _ := newCountingServer(t, http.RedirectHandler(internal.URL+"/secret", http.StatusFound))
+	internal, cl := testkit.NewCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	public, _ := testkit.NewCountingServer(t, http.RedirectHandler(internal.URL+"/secret", http.StatusFound))
 	hc := New(Options{}).HTTPClient(0)
 	tr := hc.Transport.(*http.Transport)
 	dial := tr.DialContext
@@ -220,7 +196,7 @@ func TestRedirectToLoopbackRefused(t *testing.T) {
 	if !errors.Is(err, ErrForbidden) {
 		t.Errorf("redirect to loopback: %v, want ErrForbidden", err)
 	}
-	if n := cl.accepts.Load(); n != 0 {
+	if n := cl.Accepts(); n != 0 {
 		t.Errorf("%d connections reached the internal listener", n)
 	}
 }

@@ -3,6 +3,8 @@ package thumbgen
 import (
 	"strings"
 	"testing"
+
+	"github.com/mxcas/mxcas/testkit"
 )
 
 func FuzzGenerate(f *testing.F) {
@@ -10,7 +12,7 @@ func FuzzGenerate(f *testing.F) {
 		f.Add(readTestdata(f, name), uint16(8), uint16(8), true, false)
 	}
 	f.Add(animatedGIF(f), uint16(20), uint16(10), false, true)
-	f.Add(pngBomb(30000, 30000), uint16(32), uint16(32), true, false)
+	f.Add(testkit.PNGBomb(30000, 30000), uint16(32), uint16(32), true, false)
 	f.Fuzz(func(t *testing.T, src []byte, w, h uint16, crop, animated bool) {
 		req := Request{Width: 1 + int(w%300), Height: 1 + int(h%300), Method: "scale", Animated: animated}
 		if crop {

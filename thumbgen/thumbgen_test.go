@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/gif"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mxcas/mxcas/testkit"
 )
 
 func readTestdata(t testing.TB, name string) []byte {
@@ -469,29 +470,9 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
-// pngChunk appends a PNG chunk with its CRC.
-func pngChunk(b []byte, typ string, data []byte) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(data)))
-	start := len(b)
-	b = append(b, typ...)
-	b = append(b, data...)
-	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b[start:]))
-}
-
-// pngBomb is a valid PNG header declaring w×h RGBA pixels, with a tiny IDAT.
-func pngBomb(w, h uint32) []byte {
-	b := []byte("\x89PNG\r\n\x1a\n")
-	ihdr := binary.BigEndian.AppendUint32(nil, w)
-	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	ihdr = append(ihdr, 8, 6, 0, 0, 0) // 8-bit RGBA
-	b = pngChunk(b, "IHDR", ihdr)
-	b = pngChunk(b, "IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
-	return pngChunk(b, "IEND", nil)
-}
-
 func TestDecompressionBomb(t *testing.T) {
 	bombs := map[string][]byte{
-		"png 30000x30000": pngBomb(30000, 30000),
+		"png 30000x30000": testkit.PNGBomb(30000, 30000),
 		"gif 65535x65535": append([]byte("GIF89a\xff\xff\xff\xff\x00\x00\x00"), 0x2c, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 2, 2, 0x4c, 0x01, 0, 0x3b),
 	}
 	for name, src := range bombs {
@@ -635,10 +616,7 @@ func TestAPNGNeverAnimatedUnlessAsked(t *testing.T) {
 	// Insert an acTL chunk (2 frames, loop forever) right after IHDR.
 	ihdrEnd := 8 + 8 + 13 + 4
 	data := []byte{0, 0, 0, 2, 0, 0, 0, 0}
-	chunk := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
-	chunk = append(chunk, "acTL"...)
-	chunk = append(chunk, data...)
-	chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(append([]byte("acTL"), data...)))
+	chunk := testkit.PNGChunk(nil, "acTL", data)
 	apng := append(append(append([]byte(nil), src[:ihdrEnd]...), chunk...), src[ihdrEnd:]...)
 	info, err := Sniff(apng, Limits{})
 	if err != nil || !info.Animated {

@@ -45,6 +45,7 @@ import (
 	"github.com/mxcas/mxcas/bench/internal/module"
 	"github.com/mxcas/mxcas/bench/machine"
 	"github.com/mxcas/mxcas/bench/report"
+	"github.com/mxcas/mxcas/tools/synapse-import/synapsetest"
 )
 
 const (
@@ -246,7 +247,7 @@ func plan(n int, total int64) []file {
 	for i := range files {
 		f := &files[i]
 		for f.id == "" || ids[f.id] {
-			f.id = newID(rng)
+			f.id = synapsetest.MediaID(rng)
 		}
 		ids[f.id] = true
 		created += rng.Int64N(120_000)
@@ -311,16 +312,6 @@ func plan(n int, total int64) []file {
 		files[i].size = files[files[i].src].size
 	}
 	return files
-}
-
-// newID returns a Synapse-style media ID: 24 ASCII letters.
-func newID(rng *rand.Rand) string {
-	const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	b := make([]byte, 24)
-	for i := range b {
-		b[i] = letters[rng.IntN(len(letters))]
-	}
-	return string(b)
 }
 
 // generate writes the media_store, then the database under a temporary

@@ -4,69 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/media/mediatest"
+	"github.com/mxcas/mxcas/testkit"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a fresh directory, unmounted
-// at the end of the test. It skips the test where mounting is not allowed.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			unix.Unmount(dir, unix.MNT_DETACH)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes zeros to path until the filesystem is full.
-func fillDisk(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zeros := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(zeros); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	// The last bytes a page at a time: the disk is full to the byte.
-	for {
-		if _, err := f.Write(zeros[:4096]); err != nil {
-			break
-		}
-	}
-}
 
 // diskClient talks to a server process on a full disk. Its timeout is a
 // deadline for a hang, not a speed check.
@@ -167,7 +116,7 @@ func diskConfig(t *testing.T, data, minFree, ballast string) string {
 // stops and starts again on the full disk; once space returns, writes
 // resume without a restart; every acknowledged upload survives.
 func TestDiskFull(t *testing.T) {
-	mnt := mountTmpfs(t, 64<<20)
+	mnt := testkit.MountTmpfs(t, 64<<20)
 	data := filepath.Join(mnt, "data")
 	cfg := diskConfig(t, data, "8388608", "4194304")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -213,7 +162,7 @@ func TestDiskFull(t *testing.T) {
 
 	// 2. The rest of the disk is taken by someone else, to the last byte.
 	filler := filepath.Join(mnt, "filler")
-	fillDisk(t, filler)
+	testkit.FillDisk(t, filler)
 	d.wantHealthy()
 	for id, b := range acked {
 		d.wantDownload(id, b)
@@ -281,29 +230,10 @@ func TestDiskFull(t *testing.T) {
 // holds bodies (media ID -> content on diskHost), byte for byte.
 func checkDiskStore(t *testing.T, dir string, bodies map[string][]byte) {
 	t.Helper()
-	st, err := media.Open(media.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _ := mediatest.OpenHealthy(t, dir)
 	defer st.Close()
-	rep, err := st.Fsck(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rep.Healthy() {
-		t.Errorf("fsck: %v, damaged %v", rep.Problems, rep.Damaged)
-	}
 	for id, want := range bodies {
-		r, _, err := st.Open(mustMXC(t, diskHost, id))
-		if err != nil {
-			t.Errorf("open %s: %v", id, err)
-			continue
-		}
-		got, err := io.ReadAll(r)
-		r.Close()
-		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s: got %d bytes (err %v), want %d bytes", id, len(got), err, len(want))
-		}
+		mediatest.WantContent(t, st, mustMXC(t, diskHost, id), want)
 	}
 }
 
@@ -316,14 +246,7 @@ func (s *server) wait(t *testing.T, bound time.Duration) int {
 	case <-time.After(bound):
 		t.Fatalf("server still running %v after its store failed:\n%s", bound, s.log)
 	}
-	err := s.cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 0
+	return s.exitStatus(t)
 }
 
 // TestStoreFailureEndsServer drives the index into a failure the
@@ -333,7 +256,7 @@ func (s *server) wait(t *testing.T, bound time.Duration) int {
 // status instead of staying half alive. Restarted with room, it has every
 // acknowledged upload.
 func TestStoreFailureEndsServer(t *testing.T) {
-	mnt := mountTmpfs(t, 32<<20)
+	mnt := testkit.MountTmpfs(t, 32<<20)
 	data := filepath.Join(mnt, "data")
 	cfg := diskConfig(t, data, "1", "-1")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -353,7 +276,7 @@ func TestStoreFailureEndsServer(t *testing.T) {
 	acked := map[string][]byte{id: body}
 
 	filler := filepath.Join(mnt, "filler")
-	fillDisk(t, filler)
+	testkit.FillDisk(t, filler)
 	fi, err := os.Stat(filler)
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/mxcas/mxcas/config"
-	"github.com/mxcas/mxcas/media"
 )
 
 // The two homeservers every end-to-end server hosts, and the tokens their
@@ -406,25 +405,6 @@ func short(b []byte) string {
 		return fmt.Sprintf("%q...", b[:300])
 	}
 	return fmt.Sprintf("%q", b)
-}
-
-// fsckStore opens the store in dir (no server may hold it) and returns its
-// fsck report, which must be healthy.
-func fsckStore(t *testing.T, dir string) media.FsckReport {
-	t.Helper()
-	st, err := media.Open(media.Options{Create: true, Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	rep, err := st.Fsck(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rep.Healthy() {
-		t.Errorf("fsck: %v, damaged %v", rep.Problems, rep.Damaged)
-	}
-	return rep
 }
 
 // wantDisposition checks Content-Disposition: its type ("inline" or

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mxcas/mxcas/config"
+	"github.com/mxcas/mxcas/media/mediatest"
 )
 
 func TestE2EHealthz(t *testing.T) {
@@ -443,7 +444,7 @@ func TestE2EUploadLimit(t *testing.T) {
 	wantConfig(t, r, limit)
 
 	s.stop(t)
-	if rep := fsckStore(t, s.dataDir); rep.Media != 2 {
+	if rep := mediatest.FsckDir(t, s.dataDir); rep.Media != 2 {
 		t.Errorf("store holds %d media, want 2 (the uploads that got 413 must leave no record)", rep.Media)
 	}
 }
@@ -797,7 +798,7 @@ func TestE2EAbortedUpload(t *testing.T) {
 	wantBytes(t, s.download(t, hostA, hostA, id, aliceToken), body)
 
 	s.stop(t)
-	if rep := fsckStore(t, s.dataDir); rep.Media != 1 {
+	if rep := mediatest.FsckDir(t, s.dataDir); rep.Media != 1 {
 		t.Errorf("store holds %d media, want 1 (the aborted upload must leave no record)", rep.Media)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/media/mediatest"
 )
 
 // testServer is the server name of every media the tests store.
@@ -151,35 +151,17 @@ func uploadMedia(t *testing.T, dir string, bodies map[string][]byte) {
 }
 
 // checkStore opens the store in dir and checks that it is healthy and holds
-// bodies, byte for byte.
+// bodies (media ID -> content on testServer), byte for byte, and no other
+// media.
 func checkStore(t *testing.T, dir string, bodies map[string][]byte) {
 	t.Helper()
-	st, err := media.Open(media.Options{Create: true, Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, rep := mediatest.OpenHealthy(t, dir)
 	defer st.Close()
-	rep, err := st.Fsck(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rep.Healthy() {
-		t.Errorf("%s: fsck: %v, damaged %v", dir, rep.Problems, rep.Damaged)
-	}
 	if rep.Media != len(bodies) {
 		t.Errorf("%s: fsck counted %d media, want %d", dir, rep.Media, len(bodies))
 	}
 	for id, want := range bodies {
-		r, _, err := st.Open(mustMXC(t, testServer, id))
-		if err != nil {
-			t.Errorf("%s: open %s: %v", dir, id, err)
-			continue
-		}
-		got, err := io.ReadAll(r)
-		r.Close()
-		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s: %s: got %d bytes (err %v), want %d bytes", dir, id, len(got), err, len(want))
-		}
+		mediatest.WantContent(t, st, mustMXC(t, testServer, id), want)
 	}
 }
 

@@ -100,6 +100,12 @@ func (s *server) stop(t *testing.T) int {
 		t.Fatal(err)
 	}
 	<-s.done
+	return s.exitStatus(t)
+}
+
+// exitStatus reaps the ended process and returns its exit status.
+func (s *server) exitStatus(t *testing.T) int {
+	t.Helper()
 	err := s.cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); ok {
 		return ee.ExitCode()

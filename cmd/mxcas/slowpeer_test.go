@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mxcas/mxcas/config"
+	"github.com/mxcas/mxcas/media/mediatest"
 )
 
 // slowBound is a safety net for the server's reaction to a slow peer (a
@@ -179,7 +180,7 @@ func TestE2ESlowUpload(t *testing.T) {
 	wantBytes(t, s.download(t, hostA, hostA, slowID, aliceToken), slowBody)
 
 	s.stop(t)
-	if rep := fsckStore(t, s.dataDir); rep.Media != 1 {
+	if rep := mediatest.FsckDir(t, s.dataDir); rep.Media != 1 {
 		t.Errorf("store holds %d media, want 1 (the trickling upload must leave no record)", rep.Media)
 	}
 }

@@ -13,32 +13,19 @@ import (
 
 	"github.com/mxcas/mxcas/config"
 	"github.com/mxcas/mxcas/matrix"
+	"github.com/mxcas/mxcas/testkit"
 )
-
-// countingListener counts the connections it accepts.
-type countingListener struct {
-	net.Listener
-	accepts atomic.Int64
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.accepts.Add(1)
-	}
-	return c, err
-}
 
 // internalServer is an internal service (a metadata endpoint, an admin
 // port) on network and addr that federation must never reach; it answers
 // "SECRET" to anything.
-func internalServer(t *testing.T, network, addr string) (*httptest.Server, *countingListener) {
+func internalServer(t *testing.T, network, addr string) (*httptest.Server, *testkit.CountingListener) {
 	t.Helper()
 	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Skipf("cannot listen on %s %s: %v", network, addr, err)
 	}
-	cl := &countingListener{Listener: ln}
+	cl := &testkit.CountingListener{Listener: ln}
 	srv := &httptest.Server{Listener: cl, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "SECRET")
@@ -114,7 +101,7 @@ func TestSSRFLocationAndRedirect(t *testing.T) {
 		if hits.Load() == before {
 			t.Errorf("%s: the origin was not asked", r.what)
 		}
-		if n := cl.accepts.Load(); n != 0 {
+		if n := cl.Accepts(); n != 0 {
 			t.Errorf("%s: the internal listener accepted %d connections", r.what, n)
 		}
 		internal.CloseClientConnections() // no connection to reuse
@@ -130,12 +117,12 @@ func TestSSRFServerNames(t *testing.T) {
 	name4 := cl4.Addr().String()
 	wantError(t, s.download(t, hostA, name4, "x", aliceToken), http.StatusBadGateway, "M_UNKNOWN")
 	if ln6, err := net.Listen("tcp6", "[::1]:0"); err == nil {
-		cl6 := &countingListener{Listener: ln6}
+		cl6 := &testkit.CountingListener{Listener: ln6}
 		srv6 := &httptest.Server{Listener: cl6, Config: &http.Server{Handler: http.NotFoundHandler()}}
 		srv6.Start()
 		defer srv6.Close()
 		wantError(t, s.download(t, hostA, cl6.Addr().String(), "x", aliceToken), http.StatusBadGateway, "M_UNKNOWN")
-		if n := cl6.accepts.Load(); n != 0 {
+		if n := cl6.Accepts(); n != 0 {
 			t.Errorf("the [::1] listener accepted %d connections", n)
 		}
 	} else {
@@ -152,7 +139,7 @@ func TestSSRFServerNames(t *testing.T) {
 	}
 	r := s.do(t, http.MethodGet, hostA, path, "", nil, map[string]string{"Authorization": auth})
 	wantError(t, r, http.StatusUnauthorized, "")
-	if n := cl4.accepts.Load(); n != 0 {
+	if n := cl4.Accepts(); n != 0 {
 		t.Errorf("the 127.0.0.1 listener accepted %d connections", n)
 	}
 }
@@ -169,12 +156,12 @@ func TestSSRFAllowedNetworks(t *testing.T) {
 		c.Federation.AllowedNetworks = []string{"127.0.0.0/8"}
 	})
 	wantBytes(t, s.download(t, hostA, "loc.test", "location", aliceToken), []byte("SECRET"))
-	if n := cl.accepts.Load(); n != 1 {
+	if n := cl.Accepts(); n != 1 {
 		t.Errorf("Location fetch: %d connections, want 1", n)
 	}
 	// Not TLS, so the fetch fails, but only after connecting.
 	wantError(t, s.download(t, hostA, cl.Addr().String(), "x", aliceToken), http.StatusBadGateway, "M_UNKNOWN")
-	if n := cl.accepts.Load(); n != 2 {
+	if n := cl.Accepts(); n != 2 {
 		t.Errorf("mxc://%s: %d connections in all, want 2", cl.Addr(), n)
 	}
 }
@@ -188,7 +175,7 @@ func TestSSRFWellKnownLoopback(t *testing.T) {
 	if err != nil {
 		t.Skipf("cannot listen on 127.0.0.1:443: %v", err)
 	}
-	cl := &countingListener{Listener: ln}
+	cl := &testkit.CountingListener{Listener: ln}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"m.server":"127.0.0.1:1"}`)
 	}))
@@ -197,7 +184,7 @@ func TestSSRFWellKnownLoopback(t *testing.T) {
 	defer srv.Close()
 	s := startE2E(t, withFederation(t, "http://127.0.0.1:1", "unused.test"))
 	wantError(t, s.download(t, hostA, "localhost", "x", aliceToken), http.StatusBadGateway, "M_UNKNOWN")
-	if n := cl.accepts.Load(); n != 0 {
+	if n := cl.Accepts(); n != 0 {
 		t.Errorf("the .well-known listener on 127.0.0.1:443 accepted %d connections", n)
 	}
 }

@@ -10,56 +10,8 @@ import (
 	"time"
 
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/testkit"
 )
-
-// tree records every entry under dir (directories as "dir", files as their
-// content); nil when dir does not exist.
-func tree(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	m := make(map[string]string)
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		if d.IsDir() {
-			m[rel] = "dir"
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		m[rel] = "file " + string(b)
-		return err
-	})
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// sameTree fails unless dir holds exactly what before recorded.
-func sameTree(t *testing.T, what, dir string, before map[string]string) {
-	t.Helper()
-	after := tree(t, dir)
-	if (before == nil) != (after == nil) {
-		t.Errorf("%s: %s existed before: %v, exists now: %v", what, dir, before != nil, after != nil)
-		return
-	}
-	for p, v := range before {
-		if a, ok := after[p]; !ok {
-			t.Errorf("%s: %s was removed", what, filepath.Join(dir, p))
-		} else if a != v {
-			t.Errorf("%s: %s changed", what, filepath.Join(dir, p))
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%s: %s was created", what, filepath.Join(dir, p))
-		}
-	}
-}
 
 // ageChunks sets every chunk file's mtime past the GC grace period, and
 // returns how many there are.
@@ -84,7 +36,7 @@ func ageChunks(t *testing.T, data string) int {
 func countChunks(t *testing.T, data string) int {
 	t.Helper()
 	n := 0
-	for p := range tree(t, filepath.Join(data, "cas")) {
+	for p := range testkit.Tree(t, filepath.Join(data, "cas")) {
 		if len(filepath.Base(p)) == 64 {
 			n++
 		}
@@ -117,7 +69,7 @@ func TestLostIndexRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		before := tree(t, data)
+		before := testkit.Tree(t, data)
 		dest := filepath.Join(t.TempDir(), "backup")
 		for _, c := range []struct {
 			args []string
@@ -138,8 +90,8 @@ func TestLostIndexRefused(t *testing.T) {
 		if n := countChunks(t, data); n != chunks {
 			t.Errorf("index dir empty %v: %d of %d chunk files left", emptyDir, n, chunks)
 		}
-		sameTree(t, "lost index", data, before)
-		sameTree(t, "backup of a store without index", dest, nil)
+		testkit.SameTree(t, data, before)
+		testkit.SameTree(t, dest, nil)
 	}
 }
 
@@ -162,7 +114,7 @@ func TestOnlyServeCreatesStore(t *testing.T) {
 	}
 	for _, data := range []string{missing, foreign} {
 		cfg := writeConfig(t, data)
-		before := tree(t, data)
+		before := testkit.Tree(t, data)
 		dest := filepath.Join(t.TempDir(), "backup")
 		for _, args := range [][]string{{"fsck", "-config", cfg}, {"gc", "-config", cfg}, {"backup", "-config", cfg, dest}} {
 			code, out, stderr := runBinary(t, ctx, args...)
@@ -171,17 +123,17 @@ func TestOnlyServeCreatesStore(t *testing.T) {
 					args[0], data, code, out, stderr)
 			}
 		}
-		sameTree(t, "maintenance without a store", data, before)
-		sameTree(t, "backup without a store", dest, nil)
+		testkit.SameTree(t, data, before)
+		testkit.SameTree(t, dest, nil)
 	}
 
 	cfg := writeConfig(t, foreign)
-	before := tree(t, foreign)
+	before := testkit.Tree(t, foreign)
 	code, _, stderr := runBinary(t, ctx, "serve", "-config", cfg)
 	if code != 1 || !strings.Contains(stderr, "not empty") || !strings.Contains(stderr, "notes.txt") {
 		t.Errorf("serve in a directory of other files: exit %d, want 1 and an error naming notes.txt\n%s", code, stderr)
 	}
-	sameTree(t, "serve in a foreign directory", foreign, before)
+	testkit.SameTree(t, foreign, before)
 
 	volume := filepath.Join(root, "volume")
 	if err := os.MkdirAll(filepath.Join(volume, "lost+found"), 0o700); err != nil {
@@ -278,13 +230,13 @@ func TestBackupDestinationChecked(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := tree(t, foreign)
+	before := testkit.Tree(t, foreign)
 	code, out, stderr := runBinary(t, ctx, "backup", "-config", cfg, foreign)
 	if code != 2 || !strings.Contains(stderr, "backup destination refused") || !strings.Contains(stderr, "other") {
 		t.Errorf("backup into a directory of other files: exit %d, want 2 and a refusal naming its files\nstdout:\n%s\nstderr:\n%s",
 			code, out, stderr)
 	}
-	sameTree(t, "refused backup", foreign, before)
+	testkit.SameTree(t, foreign, before)
 
 	empty := filepath.Join(root, "empty")
 	if err := os.Mkdir(empty, 0o750); err != nil {

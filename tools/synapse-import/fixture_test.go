@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mxcas/mxcas/matrix"
+	"github.com/mxcas/mxcas/tools/synapse-import/synapsetest"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 )
 
@@ -110,16 +111,6 @@ func (f *fixture) missingRow(t *testing.T) mediaRow {
 	return f.find(t, func(r mediaRow) bool { return r.missing })
 }
 
-// newID returns a Synapse-style media ID: 24 ASCII letters.
-func newID(rng *rand.Rand) string {
-	const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	b := make([]byte, 24)
-	for i := range b {
-		b[i] = letters[rng.IntN(len(letters))]
-	}
-	return string(b)
-}
-
 func randBytes(rng *rand.Rand, n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
@@ -140,7 +131,7 @@ func standardRows(t *testing.T, withMissing bool) []mediaRow {
 	next := func() int64 { created += 61_000; return created }
 	var rows []mediaRow
 	local := func(typ, name string, content []byte) *mediaRow {
-		rows = append(rows, mediaRow{id: newID(rng), typ: typ, name: name, user: "@alice:" + serverName,
+		rows = append(rows, mediaRow{id: synapsetest.MediaID(rng), typ: typ, name: name, user: "@alice:" + serverName,
 			created: next(), content: content})
 		return &rows[len(rows)-1]
 	}
@@ -182,7 +173,7 @@ func standardRows(t *testing.T, withMissing bool) []mediaRow {
 	r = local("application/octet-stream", "never-uploaded.bin", nil)
 	r.nullLength = true
 	r = local("image/jpeg", "", randBytes(rng, 5000))
-	r.id = "2024-05-17_" + newID(rng)[:16]
+	r.id = "2024-05-17_" + synapsetest.MediaID(rng)[:16]
 	r.urlCache = "https://example.com/page"
 	r.user = ""
 
@@ -192,7 +183,7 @@ func standardRows(t *testing.T, withMissing bool) []mediaRow {
 		if name == "remote.bin" {
 			content, typ = randBytes(rng, 20000), "application/octet-stream"
 		}
-		rows = append(rows, mediaRow{origin: remoteOrigin, id: newID(rng), fsid: newID(rng), typ: typ,
+		rows = append(rows, mediaRow{origin: remoteOrigin, id: synapsetest.MediaID(rng), fsid: synapsetest.MediaID(rng), typ: typ,
 			name: name, created: next(), content: content})
 	}
 	if withMissing {
@@ -207,7 +198,7 @@ func smallRows(n int) []mediaRow {
 	rng := rand.New(rand.NewPCG(3, 4))
 	rows := make([]mediaRow, n)
 	for i := range rows {
-		rows[i] = mediaRow{id: newID(rng), typ: "application/octet-stream", name: fmt.Sprintf("f%03d.bin", i),
+		rows[i] = mediaRow{id: synapsetest.MediaID(rng), typ: "application/octet-stream", name: fmt.Sprintf("f%03d.bin", i),
 			user: "@bob:" + serverName, created: 1_600_000_000_000 + int64(i),
 			content: randBytes(rng, 100+rng.IntN(3000))}
 	}
