@@ -68,33 +68,12 @@ func open(dir string, readOnly bool) (*Store, error) {
 		fds:     newFDPool(poolFiles()),
 	}
 	s.readOnly = readOnly
-	for _, d := range []string{s.casDir, s.tmpDir} {
-		if readOnly {
-			if _, err := os.Stat(d); err != nil {
-				return nil, fmt.Errorf("cas: open read-only: %w", err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(d, 0o750); err != nil {
-			return nil, fmt.Errorf("cas: open: %w", err)
-		}
+	if err := s.ensureDirs(); err != nil {
+		return nil, err
 	}
-	lockFlags := os.O_CREATE | os.O_RDWR
-	if readOnly {
-		lockFlags = os.O_RDONLY
+	if err := s.takeLock(); err != nil {
+		return nil, err
 	}
-	lock, err := os.OpenFile(filepath.Join(s.tmpDir, "LOCK"), lockFlags, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("cas: open lock: %w", err)
-	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
-		}
-		return nil, fmt.Errorf("cas: lock %s: %w", dir, err)
-	}
-	s.lock = lock
 	if readOnly {
 		sy, err := newSyncer(s.casDir)
 		if err != nil {
@@ -105,14 +84,63 @@ func open(dir string, readOnly bool) (*Store, error) {
 		s.writers.start(0)
 		return s, nil
 	}
-	if err := s.removeStale(); err != nil {
+	if err := s.prepareWrites(); err != nil {
 		s.Close()
 		return nil, err
 	}
+	s.writers.start(numWriters)
+	return s, nil
+}
+
+// ensureDirs creates DATA/cas and DATA/tmp, or, read-only, checks that
+// they exist.
+func (s *Store) ensureDirs() error {
+	for _, d := range []string{s.casDir, s.tmpDir} {
+		if s.readOnly {
+			if _, err := os.Stat(d); err != nil {
+				return fmt.Errorf("cas: open read-only: %w", err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return fmt.Errorf("cas: open: %w", err)
+		}
+	}
+	return nil
+}
+
+// takeLock takes the store's lock, DATA/tmp/LOCK, without waiting:
+// ErrLocked when another process holds it.
+func (s *Store) takeLock() error {
+	lockFlags := os.O_CREATE | os.O_RDWR
+	if s.readOnly {
+		lockFlags = os.O_RDONLY
+	}
+	lock, err := os.OpenFile(filepath.Join(s.tmpDir, "LOCK"), lockFlags, 0o600)
+	if err != nil {
+		return fmt.Errorf("cas: open lock: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("%w: %s", ErrLocked, s.dir)
+		}
+		return fmt.Errorf("cas: lock %s: %w", s.dir, err)
+	}
+	s.lock = lock
+	return nil
+}
+
+// prepareWrites readies a writable store: removes stale temp files, starts
+// the syncer, probes for O_TMPFILE and bounds the staged files held open.
+// The caller closes s when it fails.
+func (s *Store) prepareWrites() error {
+	if err := s.removeStale(); err != nil {
+		return err
+	}
 	sy, err := newSyncer(s.casDir) // where the chunks and their names live
 	if err != nil {
-		s.Close()
-		return nil, err
+		return err
 	}
 	s.syncer = sy
 	s.tmpfileOK.Store(s.probeAnonymous())
@@ -121,8 +149,7 @@ func open(dir string, readOnly bool) (*Store, error) {
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && int64(lim.Cur/4) < s.maxOpen {
 		s.maxOpen = int64(lim.Cur / 4)
 	}
-	s.writers.start(numWriters)
-	return s, nil
+	return nil
 }
 
 // MaxPooledFiles bounds the idle chunk files a Store keeps open for
