@@ -56,11 +56,17 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "POST only"})
 		return
 	}
+	res, ok, err := a.operate(w, r)
+	if !ok {
+		return
+	}
+	writeAdminResult(w, res, err)
+}
+
+// operate runs the operation r names and returns its result; ok is false
+// when it ran none and has already written the refusal.
+func (a *adminServer) operate(w http.ResponseWriter, r *http.Request) (res any, ok bool, err error) {
 	ctx := r.Context()
-	var (
-		res any
-		err error
-	)
 	switch r.URL.Path {
 	case "/fsck":
 		res, err = a.st.Fsck(ctx)
@@ -71,7 +77,7 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// An empty or "null" body (older clients) means an unforced GC.
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"force\": bool} or no body"})
-			return
+			return nil, false, nil
 		}
 		if req.Force {
 			a.log.Warn("admin: forced gc requested")
@@ -83,7 +89,7 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || !filepath.IsAbs(req.Dest) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"dest\": absolute path}"})
-			return
+			return nil, false, nil
 		}
 		a.log.Info("admin: backup requested", "dest", req.Dest)
 		res, err = a.st.Backup(ctx, req.Dest)
@@ -93,14 +99,20 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || !filepath.IsAbs(req.From) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"from\": absolute path}"})
-			return
+			return nil, false, nil
 		}
 		a.log.Info("admin: repair requested", "from", req.From)
 		res, err = a.st.RepairFrom(ctx, req.From)
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown admin operation"})
-		return
+		return nil, false, nil
 	}
+	return res, true, err
+}
+
+// writeAdminResult writes an operation's result, with its error and, when
+// the operation refused to run, the kind of refusal.
+func writeAdminResult(w http.ResponseWriter, res any, err error) {
 	status := http.StatusOK
 	var body = map[string]any{"result": res}
 	if err != nil {

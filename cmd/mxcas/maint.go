@@ -70,23 +70,10 @@ func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "mxcas fsck:", err)
 			return 2
 		}
-		var rr media.RepairReport
-		err = withStore(cfg, logger, "repair", map[string]string{"from": from}, &rr, func(ctx context.Context, st *media.Store) (err error) {
-			rr, err = st.RepairFrom(ctx, from)
-			return err
-		})
+		rr, err := repairStore(cfg, logger, from, stdout)
 		if err != nil {
 			fmt.Fprintln(stderr, "mxcas fsck:", err)
 			return refusedStatus(err, media.ErrRepairSource)
-		}
-		for _, h := range rr.Copied {
-			fmt.Fprintln(stdout, "repaired: chunk", h, "copied from", from)
-		}
-		for _, h := range rr.Cleared {
-			fmt.Fprintln(stdout, "cleared: chunk", h, "checks out; its damage record is removed")
-		}
-		for _, h := range rr.Unrepaired {
-			fmt.Fprintln(stdout, "not repaired: chunk", h, "is not intact in", from)
 		}
 		rep = rr.After
 	} else {
@@ -99,6 +86,35 @@ func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	return printFsckReport(rep, stdout)
+}
+
+// repairStore copies damaged or missing chunks back from the data
+// directory from and prints what it did to each chunk.
+func repairStore(cfg config.Config, logger *slog.Logger, from string, stdout io.Writer) (media.RepairReport, error) {
+	var rr media.RepairReport
+	err := withStore(cfg, logger, "repair", map[string]string{"from": from}, &rr, func(ctx context.Context, st *media.Store) (err error) {
+		rr, err = st.RepairFrom(ctx, from)
+		return err
+	})
+	if err != nil {
+		return rr, err
+	}
+	for _, h := range rr.Copied {
+		fmt.Fprintln(stdout, "repaired: chunk", h, "copied from", from)
+	}
+	for _, h := range rr.Cleared {
+		fmt.Fprintln(stdout, "cleared: chunk", h, "checks out; its damage record is removed")
+	}
+	for _, h := range rr.Unrepaired {
+		fmt.Fprintln(stdout, "not repaired: chunk", h, "is not intact in", from)
+	}
+	return rr, nil
+}
+
+// printFsckReport prints rep and returns the exit status: 1 when the store
+// is damaged.
+func printFsckReport(rep media.FsckReport, stdout io.Writer) int {
 	fmt.Fprintf(stdout, "checked %d media, %d objects, %d chunks (%d bytes); %d orphan chunks\n",
 		rep.Media, rep.Objects, rep.Chunks, rep.Bytes, rep.Orphans)
 	for _, p := range rep.Problems {

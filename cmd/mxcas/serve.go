@@ -37,36 +37,10 @@ func cmdServe(args []string, logger *slog.Logger, stderr io.Writer) int {
 // serve runs until ctx ends. ready, when not nil, gets the listening
 // address once requests can be served.
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(addr string)) (err error) {
-	logger.Info("mxcas starting", "version", versionString(), "config", cfg.Source,
-		"listen", cfg.Server.Listen, "data_dir", cfg.Server.DataDir)
-	if lim := cfg.Server.SoftMemoryLimit; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(lim)
-		logger.Info("soft memory limit", "bytes", lim)
-	}
-	opts, err := apiOptions(cfg, nil, logger)
+	logStart(cfg, logger)
+	opts, mo, err := serveOptions(cfg, logger)
 	if err != nil {
 		return err
-	}
-	fc, keys := federationClient(cfg, opts.Homeservers)
-	opts.Keys = keys
-	logger.Info("outbound federation refuses internal addresses except routes and allowed_networks",
-		"allowed_networks", cfg.Federation.AllowedNetworks)
-	mo, err := mediaOptions(cfg, logger)
-	if err != nil {
-		return err
-	}
-	mo.Create = true // only serve creates a store (in a missing or empty data_dir)
-	mo.KeepBallast = true
-	mo.Remote = media.RemoteOptions{
-		MaxBytes: cfg.Federation.MaxRemoteBytes,
-		Timeout:  cfg.Federation.Timeout.Duration,
-		Backoff:  cfg.Federation.Backoff.Duration,
-	}
-	if fc != nil {
-		mo.Remote.Fetcher = media.FederationFetcher{Client: fc}
-		logger.Info("remote media is fetched over federation", "origin", fc.Origin, "routes", len(cfg.Federation.Routes))
-	} else {
-		logger.Warn("no homeserver has a signing_key: remote media cannot be fetched")
 	}
 	st, err := media.Open(mo)
 	if err != nil {
@@ -92,14 +66,88 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	}
 	defer stopAdmin()
 
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	opts.Store = st
-	api, err := httpapi.New(opts)
+	as, err := startAPI(cfg, opts, logger)
 	if err != nil {
 		return err
+	}
+	if ready != nil {
+		ready(as.addr)
+	}
+	failed, err := waitForEnd(ctx, as, st, logger)
+	if err != nil {
+		return err
+	}
+	timeout := cfg.Server.ShutdownTimeout.Duration
+	start := time.Now()
+	end = start.Add(timeout)
+	if err := as.shutdown(start, timeout, logger); err != nil {
+		return err
+	}
+	return failed
+}
+
+// logStart logs the start and applies the soft memory limit when the
+// environment sets none.
+func logStart(cfg config.Config, logger *slog.Logger) {
+	logger.Info("mxcas starting", "version", versionString(), "config", cfg.Source,
+		"listen", cfg.Server.Listen, "data_dir", cfg.Server.DataDir)
+	if lim := cfg.Server.SoftMemoryLimit; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(lim)
+		logger.Info("soft memory limit", "bytes", lim)
+	}
+}
+
+// serveOptions turns the configuration into the API's options (without
+// the store) and the options of the store serve opens: created when
+// missing, fetching remote media over federation when a homeserver can sign.
+func serveOptions(cfg config.Config, logger *slog.Logger) (httpapi.Options, media.Options, error) {
+	opts, err := apiOptions(cfg, nil, logger)
+	if err != nil {
+		return opts, media.Options{}, err
+	}
+	fc, keys := federationClient(cfg, opts.Homeservers)
+	opts.Keys = keys
+	logger.Info("outbound federation refuses internal addresses except routes and allowed_networks",
+		"allowed_networks", cfg.Federation.AllowedNetworks)
+	mo, err := mediaOptions(cfg, logger)
+	if err != nil {
+		return opts, mo, err
+	}
+	mo.Create = true // only serve creates a store (in a missing or empty data_dir)
+	mo.KeepBallast = true
+	mo.Remote = media.RemoteOptions{
+		MaxBytes: cfg.Federation.MaxRemoteBytes,
+		Timeout:  cfg.Federation.Timeout.Duration,
+		Backoff:  cfg.Federation.Backoff.Duration,
+	}
+	if fc != nil {
+		mo.Remote.Fetcher = media.FederationFetcher{Client: fc}
+		logger.Info("remote media is fetched over federation", "origin", fc.Origin, "routes", len(cfg.Federation.Routes))
+	} else {
+		logger.Warn("no homeserver has a signing_key: remote media cannot be fetched")
+	}
+	return opts, mo, nil
+}
+
+// apiServer is the API serving on its listener.
+type apiServer struct {
+	srv  *http.Server
+	api  *httpapi.API
+	addr string     // the listening address
+	errc chan error // gets Serve's error when it ends
+}
+
+// startAPI listens on the configured address and serves the API there
+// until shutdown.
+func startAPI(cfg config.Config, opts httpapi.Options, logger *slog.Logger) (*apiServer, error) {
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	api, err := httpapi.New(opts)
+	if err != nil {
+		return nil, err
 	}
 	for _, hs := range cfg.Homeservers {
 		logger.Info("serving homeserver", "name", hs.Name, "client_api", hs.ClientAPI, "static_tokens", len(hs.StaticTokens))
@@ -107,45 +155,54 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	handler, limited, err := limitSlowPeers(cfg.Server, api, ln, logger)
 	if err != nil {
 		ln.Close()
-		return err
+		return nil, err
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(limited) }()
-	logger.Info("listening", "addr", ln.Addr().String())
-	if ready != nil {
-		ready(ln.Addr().String())
+	as := &apiServer{
+		srv:  &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
+		api:  api,
+		addr: ln.Addr().String(),
+		errc: make(chan error, 1),
 	}
-	var failed error
+	go func() { as.errc <- as.srv.Serve(limited) }()
+	logger.Info("listening", "addr", as.addr)
+	return as, nil
+}
+
+// waitForEnd waits for ctx to end or the store to fail, and returns the
+// store's failure. err is the server's, when it stopped by itself.
+func waitForEnd(ctx context.Context, as *apiServer, st *media.Store, logger *slog.Logger) (failed, err error) {
 	select {
-	case err := <-errc:
-		return err
+	case err := <-as.errc:
+		return nil, err
 	case <-ctx.Done():
 	case <-st.Failed():
 		// Never a half-alive process: a store that cannot write ends it.
 		failed = fmt.Errorf("the store failed: %w", st.Err())
 		logger.Error("the store failed; shutting down", "err", st.Err())
 	}
-	timeout := cfg.Server.ShutdownTimeout.Duration
-	start := time.Now()
-	end = start.Add(timeout)
+	return failed, nil
+}
+
+// shutdown stops the server, started at start with timeout for the whole
+// shutdown: three quarters of the time for requests to finish, an eighth
+// for those cut off to leave the store (the last eighth is the store's,
+// to close).
+func (as *apiServer) shutdown(start time.Time, timeout time.Duration, logger *slog.Logger) error {
 	logger.Info("shutting down: finishing in-flight requests", "timeout", timeout)
-	// Three quarters of the time for requests to finish, an eighth for
-	// those cut off to leave the store, an eighth to close it.
 	sctx, cancel := context.WithDeadline(context.Background(), start.Add(timeout*3/4))
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := as.srv.Shutdown(sctx); err != nil {
 		logger.Error("shutdown: in-flight requests did not finish in time; closing them", "err", err)
-		srv.Close()
+		as.srv.Close()
 	}
 	// Handlers cut off by Close may still be running: wait for them to
 	// leave the store before it is closed.
 	actx, acancel := context.WithDeadline(context.Background(), start.Add(timeout*7/8))
 	defer acancel()
-	if err := api.Close(actx); err != nil {
+	if err := as.api.Close(actx); err != nil {
 		return fmt.Errorf("requests still using the store %s after the signal: %w", time.Since(start).Round(time.Millisecond), err)
 	}
-	return failed
+	return nil
 }
 
 // closeStore closes st, giving up after timeout: a store wedged on a
