@@ -143,8 +143,37 @@ func run(ctx context.Context, cfg config) error {
 	fmt.Printf("dir:     %s; %d clients, each a fixed count per run: %d x 4 KiB and %d x 10 MiB downloads per server, %d x 256 KiB uploads; %d runs (median); MB = 10^6 bytes\n\n",
 		cfg.dir, cfg.c, cfg.nSmall, cfg.nLarge, cfg.nUpload, cfg.runs)
 
-	mxc := newServer("http://"+mx.Addr, serverName, mx.Pid(), cfg.c)
-	fsc := newServer("http://"+fs.Addr, "", fs.Pid(), cfg.c)
+	t, err := seedFiles(ctx, newServer("http://"+mx.Addr, serverName, mx.Pid(), cfg.c), newServer("http://"+fs.Addr, "", fs.Pid(), cfg.c), files)
+	if err != nil {
+		return err
+	}
+	rows := newLoadRows(cfg.c)
+	if err := rows.measure(ctx, cfg, t, mx.Pid()); err != nil {
+		return err
+	}
+	end, peak, err := serverproc.Memory(mx.Pid())
+	if err != nil {
+		return err
+	}
+	_, fsPeak, _ := serverproc.Memory(fs.Pid())
+
+	rows.print(cfg.runs)
+	printMemory(idle, end, peak, fsPeak)
+	return mx.StopClean()
+}
+
+// targets are the two servers under load and the download paths of the
+// seeded files on mxcas (the file server has them as /small and /large).
+type targets struct {
+	mxc, fsc         *server
+	mxSmall, mxLarge string
+}
+
+// seedFiles uploads the small and the large file to mxcas, writes them
+// into files for the file server, and checks that both servers answer with
+// exactly those bytes.
+func seedFiles(ctx context.Context, mxc, fsc *server, files string) (targets, error) {
+	t := targets{mxc: mxc, fsc: fsc}
 	small, large := make([]byte, smallSize), make([]byte, largeSize)
 	randfill.Fill(small, streamSmall, 0)
 	randfill.Fill(large, streamLarge, 0)
@@ -154,111 +183,144 @@ func run(ctx context.Context, cfg config) error {
 		id   *string
 		file string
 	}{{small, &smallID, "small"}, {large, &largeID, "large"}} {
+		var err error
 		if *o.id, err = mxc.upload(ctx, o.b); err != nil {
-			return err
+			return t, err
 		}
 		if err := os.WriteFile(filepath.Join(files, o.file), o.b, 0o640); err != nil {
-			return err
+			return t, err
 		}
 	}
-	mxSmall := "/_matrix/client/v1/media/download/" + serverName + "/" + smallID
-	mxLarge := "/_matrix/client/v1/media/download/" + serverName + "/" + largeID
+	t.mxSmall = "/_matrix/client/v1/media/download/" + serverName + "/" + smallID
+	t.mxLarge = "/_matrix/client/v1/media/download/" + serverName + "/" + largeID
 	// Both servers must answer with exactly the uploaded bytes.
 	for _, chk := range []struct {
 		t    *server
 		path string
 		want []byte
-	}{{mxc, mxSmall, small}, {mxc, mxLarge, large}, {fsc, "/small", small}, {fsc, "/large", large}} {
+	}{{mxc, t.mxSmall, small}, {mxc, t.mxLarge, large}, {fsc, "/small", small}, {fsc, "/large", large}} {
 		if err := chk.t.verify(ctx, chk.path, chk.want); err != nil {
-			return err
+			return t, err
 		}
 	}
+	return t, nil
+}
 
-	var (
-		smallMx = &report.Row{Name: "(1) 4 KiB downloads, mxcas", Unit: "req/s"}
-		smallFs = &report.Row{Name: "(1') 4 KiB downloads, file server", Unit: "req/s"}
-		smallR  = &report.Row{Name: "    (1)/(1')", Goal: ">= 0.7"}
-		largeMx = &report.Row{Name: "(2) 10 MiB downloads, mxcas", Unit: "MB/s"}
-		largeFs = &report.Row{Name: "(2') 10 MiB downloads, file server", Unit: "MB/s"}
-		largeR  = &report.Row{Name: "    (2)/(2')", Goal: ">= 0.7"}
+// pairRows are the rows of one download size measured on both servers.
+type pairRows struct {
+	mx, fs, ratio, mxCPU, fsCPU *report.Row
+}
 
-		smallMxCPU = &report.Row{Name: "mxcas CPU per 4 KiB download", Unit: "us"}
-		smallFsCPU = &report.Row{Name: "file server CPU per 4 KiB download", Unit: "us"}
-		largeMxCPU = &report.Row{Name: "mxcas CPU per 10 MiB download", Unit: "ms"}
-		largeFsCPU = &report.Row{Name: "file server CPU per 10 MiB download", Unit: "ms"}
-		upReq      = &report.Row{Name: fmt.Sprintf("(3) 256 KiB uploads, new content, %d clients", cfg.c), Unit: "uploads/s"}
-		upMB       = &report.Row{Name: "    the same in MB/s", Unit: "MB/s"}
-		rssRun     = &report.Row{Name: "mxcas VmRSS after the run", Unit: "MB", Goal: "<= 100"}
-	)
+// loadRows are the rows of the first two tables, filled run by run.
+type loadRows struct {
+	small, large pairRows
+	upReq, upMB  *report.Row
+	rssRun       *report.Row
+	checks       map[*report.Row]func(median float64) bool
+}
+
+func newLoadRows(c int) *loadRows {
+	rows := &loadRows{
+		small: pairRows{
+			mx:    &report.Row{Name: "(1) 4 KiB downloads, mxcas", Unit: "req/s"},
+			fs:    &report.Row{Name: "(1') 4 KiB downloads, file server", Unit: "req/s"},
+			ratio: &report.Row{Name: "    (1)/(1')", Goal: ">= 0.7"},
+			mxCPU: &report.Row{Name: "mxcas CPU per 4 KiB download", Unit: "us"},
+			fsCPU: &report.Row{Name: "file server CPU per 4 KiB download", Unit: "us"},
+		},
+		large: pairRows{
+			mx:    &report.Row{Name: "(2) 10 MiB downloads, mxcas", Unit: "MB/s"},
+			fs:    &report.Row{Name: "(2') 10 MiB downloads, file server", Unit: "MB/s"},
+			ratio: &report.Row{Name: "    (2)/(2')", Goal: ">= 0.7"},
+			mxCPU: &report.Row{Name: "mxcas CPU per 10 MiB download", Unit: "ms"},
+			fsCPU: &report.Row{Name: "file server CPU per 10 MiB download", Unit: "ms"},
+		},
+		upReq:  &report.Row{Name: fmt.Sprintf("(3) 256 KiB uploads, new content, %d clients", c), Unit: "uploads/s"},
+		upMB:   &report.Row{Name: "    the same in MB/s", Unit: "MB/s"},
+		rssRun: &report.Row{Name: "mxcas VmRSS after the run", Unit: "MB", Goal: "<= 100"},
+	}
 	// The goals checked against the medians before printing.
-	checks := map[*report.Row]func(median float64) bool{smallR: atLeast(0.7), largeR: atLeast(0.7), rssRun: atMost(100)}
+	rows.checks = map[*report.Row]func(median float64) bool{rows.small.ratio: atLeast(0.7), rows.large.ratio: atLeast(0.7), rows.rssRun: atMost(100)}
+	return rows
+}
+
+// measure does cfg.runs runs of every measurement against t, recording
+// mxcas (process pid) with perf when cfg asks.
+func (rows *loadRows) measure(ctx context.Context, cfg config, t targets, pid int) error {
 	uploads := make([]byte, cfg.c*cfg.nUpload*uploadSize)
 	if cfg.perf != "" {
-		stopPerf, err := startPerf(cfg.perf, mx.Pid())
+		stopPerf, err := startPerf(cfg.perf, pid)
 		if err != nil {
 			return err
 		}
 		defer stopPerf()
 	}
 	for r := range cfg.runs {
-		// mxcas and the file server alternate which goes first.
-		// scale turns requests per second into the row's unit, cpuScale
-		// CPU seconds per request into the CPU rows' unit.
-		pair := func(mxRow, fsRow, ratio, mxCPU, fsCPU *report.Row, path, fsPath string, size, n int, scale, cpuScale float64) error {
-			var vMx, vFs, cMx, cFs float64
-			both := []func() error{
-				func() (err error) { vMx, cMx, err = downloads(ctx, mxc, path, size, cfg.c, n); return err },
-				func() (err error) { vFs, cFs, err = downloads(ctx, fsc, fsPath, size, cfg.c, n); return err },
-			}
-			if r%2 == 1 {
-				both[0], both[1] = both[1], both[0]
-			}
-			for _, fn := range both {
-				if err := fn(); err != nil {
-					return err
-				}
-			}
-			mxRow.Add(vMx * scale)
-			fsRow.Add(vFs * scale)
-			ratio.Add(vMx / vFs)
-			mxCPU.Add(cMx * cpuScale)
-			fsCPU.Add(cFs * cpuScale)
-			return nil
-		}
-		if err := pair(smallMx, smallFs, smallR, smallMxCPU, smallFsCPU, mxSmall, "/small", smallSize, cfg.nSmall, 1, 1e6); err != nil {
+		if err := rows.small.measure(ctx, t, r, cfg.c, t.mxSmall, "/small", smallSize, cfg.nSmall, 1, 1e6); err != nil {
 			return err
 		}
-		if err := pair(largeMx, largeFs, largeR, largeMxCPU, largeFsCPU, mxLarge, "/large", largeSize, cfg.nLarge, largeSize/1e6, 1e3); err != nil {
+		if err := rows.large.measure(ctx, t, r, cfg.c, t.mxLarge, "/large", largeSize, cfg.nLarge, largeSize/1e6, 1e3); err != nil {
 			return err
 		}
 
 		randfill.Fill(uploads, streamUpload, r)
-		d, err := uploadAll(ctx, mxc, uploads, cfg.c)
+		d, err := uploadAll(ctx, t.mxc, uploads, cfg.c)
 		if err != nil {
 			return err
 		}
-		upReq.Add(float64(len(uploads)/uploadSize) / d.Seconds())
-		upMB.Add(float64(len(uploads)) / 1e6 / d.Seconds())
+		rows.upReq.Add(float64(len(uploads)/uploadSize) / d.Seconds())
+		rows.upMB.Add(float64(len(uploads)) / 1e6 / d.Seconds())
 
-		rss, _, err := serverproc.Memory(mx.Pid())
+		rss, _, err := serverproc.Memory(pid)
 		if err != nil {
 			return err
 		}
-		rssRun.Add(rss)
+		rows.rssRun.Add(rss)
 		log.Printf("run %d of %d done", r+1, cfg.runs)
 	}
-	end, peak, err := serverproc.Memory(mx.Pid())
-	if err != nil {
-		return err
-	}
-	_, fsPeak, _ := serverproc.Memory(fs.Pid())
+	return nil
+}
 
-	for r, ok := range checks {
+// measure downloads path from mxcas and fsPath from the file server, c
+// clients n times each, in run r: mxcas and the file server alternate which
+// goes first. scale turns requests per second into the row's unit,
+// cpuScale CPU seconds per request into the CPU rows' unit.
+func (p pairRows) measure(ctx context.Context, t targets, r, c int, path, fsPath string, size, n int, scale, cpuScale float64) error {
+	var vMx, vFs, cMx, cFs float64
+	both := []func() error{
+		func() (err error) { vMx, cMx, err = downloads(ctx, t.mxc, path, size, c, n); return err },
+		func() (err error) { vFs, cFs, err = downloads(ctx, t.fsc, fsPath, size, c, n); return err },
+	}
+	if r%2 == 1 {
+		both[0], both[1] = both[1], both[0]
+	}
+	for _, fn := range both {
+		if err := fn(); err != nil {
+			return err
+		}
+	}
+	p.mx.Add(vMx * scale)
+	p.fs.Add(vFs * scale)
+	p.ratio.Add(vMx / vFs)
+	p.mxCPU.Add(cMx * cpuScale)
+	p.fsCPU.Add(cFs * cpuScale)
+	return nil
+}
+
+// print checks the goals against the medians and prints the load and the
+// CPU tables.
+func (rows *loadRows) print(runs int) {
+	for r, ok := range rows.checks {
 		r.Goal = verdict(r.Goal, ok, r.Median())
 	}
-	report.Table(os.Stdout, "Load over loopback", cfg.runs, smallMx, smallFs, smallR, largeMx, largeFs, largeR, upReq, upMB, rssRun)
-	report.Table(os.Stdout, "Server CPU time (user+system, /proc/PID/stat) per download", cfg.runs, smallMxCPU, smallFsCPU, largeMxCPU, largeFsCPU)
+	sm, lg := rows.small, rows.large
+	report.Table(os.Stdout, "Load over loopback", runs, sm.mx, sm.fs, sm.ratio, lg.mx, lg.fs, lg.ratio, rows.upReq, rows.upMB, rows.rssRun)
+	report.Table(os.Stdout, "Server CPU time (user+system, /proc/PID/stat) per download", runs, sm.mxCPU, sm.fsCPU, lg.mxCPU, lg.fsCPU)
+}
 
+// printMemory prints the table of mxcas's memory, in MB: idle after start,
+// at the end of the load and at its peak, with the file server's peak.
+func printMemory(idle, end, peak, fsPeak float64) {
 	fmt.Println("Memory of the mxcas process (/proc/PID/status)")
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "measurement\tvalue\tunit\tgoal")
@@ -267,8 +329,6 @@ func run(ctx context.Context, cfg config) error {
 	fmt.Fprintf(tw, "(4'') VmHWM (peak)\t%s\tMB\t%s\n", report.Format(peak), verdict("<= 100", atMost(100), peak))
 	fmt.Fprintf(tw, "file server VmHWM, for reference\t%s\tMB\t\n", report.Format(fsPeak))
 	tw.Flush()
-
-	return mx.StopClean()
 }
 
 func atLeast(goal float64) func(float64) bool { return func(v float64) bool { return v >= goal } }
