@@ -88,30 +88,18 @@ func run(ctx context.Context, cfg config) error {
 	}
 	db := filepath.Join(cfg.dir, "synapse.db")
 	mediaStore := filepath.Join(cfg.dir, "media_store")
-	generated := false
-	var genTime time.Duration
-	if _, err := os.Stat(db); err == nil {
-		log.Printf("reusing the Synapse store in %s (-files and -size do not apply)", cfg.dir)
-	} else {
-		log.Printf("generating %d files, %s, in %s", cfg.files, mib(cfg.size), cfg.dir)
-		t0 := time.Now()
-		if err := generate(ctx, cfg, root, db, mediaStore); err != nil {
-			return err
-		}
-		genTime = time.Since(t0)
-		generated = true
+	genTime, generated, err := ensureStore(ctx, cfg, root, db, mediaStore)
+	if err != nil {
+		return err
 	}
 	st, err := storeStats(db)
 	if err != nil {
 		return err
 	}
 
-	bin := filepath.Join(cfg.dir, "synapse-import")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./tools/synapse-import")
-	build.Dir = root
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build ./tools/synapse-import: %w", err)
+	bin, err := buildTool(ctx, root, cfg.dir)
+	if err != nil {
+		return err
 	}
 	data := filepath.Join(cfg.dir, "data")
 	conf := filepath.Join(cfg.dir, "mxcas.toml")
@@ -121,6 +109,41 @@ func run(ctx context.Context, cfg config) error {
 	defer os.RemoveAll(data)
 
 	machine.Note()
+	printHeader(cfg, st, generated, genTime)
+	args := []string{"-config", conf, "-serverName", serverName, "-sqlite", db, "-mediaStore", mediaStore,
+		"-workers", strconv.Itoa(cfg.workers)}
+	return importRuns(ctx, cfg, st, bin, args, data)
+}
+
+// ensureStore generates the Synapse store in cfg.dir unless there is one
+// already, and says how long generating it took.
+func ensureStore(ctx context.Context, cfg config, root, db, mediaStore string) (genTime time.Duration, generated bool, err error) {
+	if _, err := os.Stat(db); err == nil {
+		log.Printf("reusing the Synapse store in %s (-files and -size do not apply)", cfg.dir)
+		return 0, false, nil
+	}
+	log.Printf("generating %d files, %s, in %s", cfg.files, mib(cfg.size), cfg.dir)
+	t0 := time.Now()
+	if err := generate(ctx, cfg, root, db, mediaStore); err != nil {
+		return 0, false, err
+	}
+	return time.Since(t0), true, nil
+}
+
+// buildTool builds tools/synapse-import from the module at root into dir.
+func buildTool(ctx context.Context, root, dir string) (string, error) {
+	bin := filepath.Join(dir, "synapse-import")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./tools/synapse-import")
+	build.Dir = root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("go build ./tools/synapse-import: %w", err)
+	}
+	return bin, nil
+}
+
+// printHeader describes the store and the measurement.
+func printHeader(cfg config, st stats, generated bool, genTime time.Duration) {
 	how := "reused"
 	if generated {
 		how = fmt.Sprintf("generated in %.1f s", genTime.Seconds())
@@ -136,7 +159,12 @@ func run(ctx context.Context, cfg config) error {
 		fmt.Println("cache:   not known for run 1 (store reused, not just written); warm after it")
 	}
 	fmt.Println()
+}
 
+// importRuns runs bin with args cfg.runs times, each into a fresh data
+// directory, checks that every file of st was imported and prints the
+// table and each run's summary line.
+func importRuns(ctx context.Context, cfg config, st stats, bin string, args []string, data string) error {
 	var (
 		files   = &report.Row{Name: "files imported", Unit: "files"}
 		read    = &report.Row{Name: "read", Unit: "MiB"}
@@ -147,22 +175,8 @@ func run(ctx context.Context, cfg config) error {
 		mbps    = &report.Row{Name: "throughput (read)", Unit: "MB/s"}
 		summary []string
 	)
-	args := []string{"-config", conf, "-serverName", serverName, "-sqlite", db, "-mediaStore", mediaStore,
-		"-workers", strconv.Itoa(cfg.workers)}
 	for r := range cfg.runs {
-		if err := os.RemoveAll(data); err != nil {
-			return err
-		}
-		var out bytes.Buffer
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Stdout, cmd.Stderr = &out, os.Stderr
-		t0 := time.Now()
-		err := cmd.Run()
-		d := time.Since(t0)
-		if err != nil {
-			return fmt.Errorf("synapse-import: %w\n%s", err, out.String())
-		}
-		line, s, err := parseSummary(out.String())
+		line, s, d, err := importOnce(ctx, bin, args, data)
 		if err != nil {
 			return err
 		}
@@ -185,6 +199,25 @@ func run(ctx context.Context, cfg config) error {
 		fmt.Printf("run %d: %s\n", i+1, line)
 	}
 	return nil
+}
+
+// importOnce empties data, runs bin with args and returns its summary line
+// and values and the wall time of the process.
+func importOnce(ctx context.Context, bin string, args []string, data string) (string, map[string]int64, time.Duration, error) {
+	if err := os.RemoveAll(data); err != nil {
+		return "", nil, 0, err
+	}
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	t0 := time.Now()
+	err := cmd.Run()
+	d := time.Since(t0)
+	if err != nil {
+		return "", nil, d, fmt.Errorf("synapse-import: %w\n%s", err, out.String())
+	}
+	line, s, err := parseSummary(out.String())
+	return line, s, d, err
 }
 
 // parseSummary finds the tool's "summary: k=v ..." line and returns it with
@@ -228,68 +261,99 @@ type file struct {
 // their own index and duplicates after their original's, so the names tell
 // duplicates apart (storeStats counts them so).
 func plan(n int, total int64) []file {
-	rng := rand.New(rand.NewChaCha8([32]byte{'s', 'y', 'n', 'i', 'm', 'p', 'o', 'r', 't'}))
-	logUniform := func(lo, hi float64) float64 {
-		return math.Exp(math.Log(lo) + rng.Float64()*(math.Log(hi)-math.Log(lo)))
+	p := &planner{
+		rng:    rand.New(rand.NewChaCha8([32]byte{'s', 'y', 'n', 'i', 'm', 'p', 'o', 'r', 't'})),
+		files:  make([]file, n),
+		class:  make([]int, n),
+		weight: make([]float64, n),
+		mult:   make([]int64, n),
 	}
-	const (
-		small = iota
-		medium
-		large
-	)
-	files := make([]file, n)
-	class := make([]int, n)
-	weight := make([]float64, n) // large originals: share of the large budget
-	mult := make([]int64, n)     // how many files hold each original's content
 	ids := make(map[string]bool, n)
 	created := time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
-	var origs []int
-	for i := range files {
-		f := &files[i]
+	for i := range p.files {
+		f := &p.files[i]
 		for f.id == "" || ids[f.id] {
-			f.id = synapsetest.MediaID(rng)
+			f.id = synapsetest.MediaID(p.rng)
 		}
 		ids[f.id] = true
-		created += rng.Int64N(120_000)
+		created += p.rng.Int64N(120_000)
 		f.created = created
-		f.user = fmt.Sprintf("@user%02d:%s", rng.IntN(50), serverName)
-		if len(origs) > 0 && rng.Float64() < dupShare {
-			o := origs[rng.IntN(len(origs))]
-			f.src, f.typ, f.name = o, files[o].typ, files[o].name
-			mult[o]++
+		f.user = fmt.Sprintf("@user%02d:%s", p.rng.IntN(50), serverName)
+		if len(p.origs) > 0 && p.rng.Float64() < dupShare {
+			o := p.origs[p.rng.IntN(len(p.origs))]
+			f.src, f.typ, f.name = o, p.files[o].typ, p.files[o].name
+			p.mult[o]++
 			continue
 		}
-		f.src = i
-		origs = append(origs, i)
-		mult[i]++
-		jpeg := 0.7
-		switch p := rng.Float64(); {
-		case p < 0.80:
-			class[i] = small
-			f.size = int64(logUniform(512, smallMax))
-		case p < 0.98:
-			class[i] = medium
-			f.size = int64(logUniform(smallMax, mediumMax))
-		default:
-			class[i] = large
-			weight[i] = logUniform(1, 64)
-			jpeg = 0.3
-		}
-		if rng.Float64() < jpeg {
-			f.typ, f.name = "image/jpeg", fmt.Sprintf("IMG_%06d.jpg", i)
-		} else {
-			f.typ, f.name = "application/octet-stream", fmt.Sprintf("file_%06d.bin", i)
-		}
+		p.original(i)
 	}
-	// Large files take what the others leave: largeMin each, the rest by
-	// weight. When nothing is left, every size scales to fit instead.
+	p.sizeLarge(total)
+	for i := range p.files {
+		p.files[i].size = p.files[p.files[i].src].size
+	}
+	return p.files
+}
+
+// The size classes of the files plan lays out.
+const (
+	classSmall = iota
+	classMedium
+	classLarge
+)
+
+// planner is plan's state while it lays the files out.
+type planner struct {
+	rng    *rand.Rand
+	files  []file
+	class  []int
+	weight []float64 // large originals: share of the large budget
+	mult   []int64   // how many files hold each original's content
+	origs  []int
+}
+
+func (p *planner) logUniform(lo, hi float64) float64 {
+	return math.Exp(math.Log(lo) + p.rng.Float64()*(math.Log(hi)-math.Log(lo)))
+}
+
+// original makes file i an original: its size class and, for all but the
+// large ones (sized by sizeLarge), its size; its type and name.
+func (p *planner) original(i int) {
+	f := &p.files[i]
+	f.src = i
+	p.origs = append(p.origs, i)
+	p.mult[i]++
+	jpeg := 0.7
+	switch r := p.rng.Float64(); {
+	case r < 0.80:
+		p.class[i] = classSmall
+		f.size = int64(p.logUniform(512, smallMax))
+	case r < 0.98:
+		p.class[i] = classMedium
+		f.size = int64(p.logUniform(smallMax, mediumMax))
+	default:
+		p.class[i] = classLarge
+		p.weight[i] = p.logUniform(1, 64)
+		jpeg = 0.3
+	}
+	if p.rng.Float64() < jpeg {
+		f.typ, f.name = "image/jpeg", fmt.Sprintf("IMG_%06d.jpg", i)
+	} else {
+		f.typ, f.name = "application/octet-stream", fmt.Sprintf("file_%06d.bin", i)
+	}
+}
+
+// sizeLarge sizes the large originals: they take what the others leave of
+// total, largeMin each, the rest by weight. When nothing is left, every
+// size scales to fit instead.
+func (p *planner) sizeLarge(total int64) {
+	files, origs := p.files, p.origs
 	budget, weights := total, 0.0
 	for _, o := range origs {
-		if class[o] == large {
-			budget -= mult[o] * largeMin
-			weights += weight[o] * float64(mult[o])
+		if p.class[o] == classLarge {
+			budget -= p.mult[o] * largeMin
+			weights += p.weight[o] * float64(p.mult[o])
 		} else {
-			budget -= mult[o] * files[o].size
+			budget -= p.mult[o] * files[o].size
 		}
 	}
 	unit := float64(budget) / weights
@@ -298,20 +362,16 @@ func plan(n int, total int64) []file {
 	}
 	var sum int64
 	for _, o := range origs {
-		if class[o] == large {
-			files[o].size = largeMin + int64(unit*weight[o])
+		if p.class[o] == classLarge {
+			files[o].size = largeMin + int64(unit*p.weight[o])
 		}
-		sum += mult[o] * files[o].size
+		sum += p.mult[o] * files[o].size
 	}
 	if budget <= 0 || weights == 0 {
 		for _, o := range origs {
 			files[o].size = max(1, int64(float64(files[o].size)*float64(total)/float64(sum)))
 		}
 	}
-	for i := range files {
-		files[i].size = files[files[i].src].size
-	}
-	return files
 }
 
 // generate writes the media_store, then the database under a temporary
