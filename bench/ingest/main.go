@@ -107,20 +107,7 @@ func run(cfg config) error {
 	fmt.Printf("dir:     %s; chunker %s; %d MiB per large write or upload, %d runs (median), %d small uploads of %d KiB at concurrency %d; MB = 10^6 bytes\n\n",
 		cfg.dir, paramflag.Label(cfg.params), cfg.size>>20, cfg.runs, cfg.small, smallSize>>10, cfg.concurrency)
 
-	var (
-		disk     = &report.Row{Name: "(1) disk: 1 MiB writes + fsync", Unit: "MB/s"}
-		ingest   = &report.Row{Name: "(2) upload, new content", Unit: "MB/s", Goal: ">= 0.7 x (1)"}
-		ratio    = &report.Row{Name: "    (2)/(1)", Unit: "", Goal: ">= 0.7"}
-		reingest = &report.Row{Name: "(3) re-upload, same store handle", Unit: "MB/s", Goal: ">= 800"}
-		reopened = &report.Row{Name: "(3') re-upload, store reopened", Unit: "MB/s", Goal: ">= 800"}
-		smallRow = &report.Row{Name: fmt.Sprintf("(4) %d KiB uploads, concurrency %d", smallSize>>10, cfg.concurrency), Unit: "uploads/s"}
-		sChunk   = &report.Row{Name: "chunker only", Unit: "MB/s"}
-		sHash    = &report.Row{Name: "BLAKE3 of the whole buffer", Unit: "MB/s"}
-		sCPU     = &report.Row{Name: "chunk + BLAKE3 per chunk + whole BLAKE3", Unit: "MB/s"}
-		sPut     = &report.Row{Name: "chunk + BLAKE3 + cas.Batch.Put (temp files)", Unit: "MB/s"}
-		sCommit  = &report.Row{Name: "cas.Batch.Commit (syncfs, rename, syncfs)", Unit: "s"}
-		sSync    = &report.Row{Name: "syncfs with nothing dirty", Unit: "ms"}
-	)
+	rows := newIngestRows(cfg.concurrency)
 	// Everything goes in work and is deleted only at the end, so no
 	// measurement pays for the deletions of an earlier one (on ext4 without
 	// a journal, creating files right after deleting many is slow).
@@ -135,55 +122,15 @@ func run(cfg config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	for r := range cfg.runs {
-		// (1) and (2) alternate which goes first: this VM's disk takes a
-		// burst fast and then slows down, so whichever runs first would
-		// look better.
-		diskRun := func() error {
-			// (1) The disk's own synced write speed.
-			randfill.Fill(buf, streamDisk, r)
-			d, err := measure(ctx, "disk", func() error { return writeSynced(filepath.Join(work, fmt.Sprintf("disk-%d", r)), buf) })
-			if err != nil {
-				return err
-			}
-			disk.Add(mbps(len(buf), d))
-			return nil
+		if err := rows.measureLarge(ctx, cfg, work, r, buf); err != nil {
+			return err
 		}
-		var d2, d3, d3r time.Duration
-		ingestRun := func() error {
-			// (2) New content, (3) the same again, (3') the same after reopening.
-			randfill.Fill(buf, streamIngest, r)
-			return withStore(work, cfg.params, func(dir string, st *media.Store) error {
-				var err error
-				if d2, err = measure(ctx, "ingest", func() error { return uploadBytes(ctx, st, buf) }); err != nil {
-					return err
-				}
-				d3, err = measure(ctx, "reingest", func() error { return uploadBytes(ctx, st, buf) })
-				return err
-			}, func(dir string, st *media.Store) error {
-				var err error
-				d3r, err = measure(ctx, "reopened", func() error { return uploadBytes(ctx, st, buf) })
-				return err
-			})
-		}
-		order := []func() error{diskRun, ingestRun}
-		if r%2 == 1 {
-			order[0], order[1] = order[1], order[0]
-		}
-		for _, fn := range order {
-			if err := fn(); err != nil {
-				return err
-			}
-		}
-		ingest.Add(mbps(len(buf), d2))
-		ratio.Add(mbps(len(buf), d2) / disk.Vals[r])
-		reingest.Add(mbps(len(buf), d3))
-		reopened.Add(mbps(len(buf), d3r))
 
 		// (4) Small uploads of fresh content, concurrently.
 		randfill.Fill(smallBuf, streamSmall, r)
 		err := withStore(work, cfg.params, func(dir string, st *media.Store) error {
 			d, err := measure(ctx, "small", func() error { return uploadSmall(ctx, st, smallBuf, cfg.concurrency) })
-			smallRow.Add(float64(cfg.small) / d.Seconds())
+			rows.small.Add(float64(cfg.small) / d.Seconds())
 			return err
 		})
 		if err != nil {
@@ -191,13 +138,93 @@ func run(cfg config) error {
 		}
 
 		// Stages, on the data of (2), into a fresh chunk store.
-		if err := stages(ctx, work, cfg.params, buf, sChunk, sHash, sCPU, sPut, sCommit, sSync); err != nil {
+		if err := stages(ctx, work, cfg.params, buf, &rows.stages); err != nil {
 			return err
 		}
 		log.Printf("run %d of %d done", r+1, cfg.runs)
 	}
-	report.Table(os.Stdout, "Ingest", cfg.runs, disk, ingest, ratio, reingest, reopened, smallRow)
-	report.Table(os.Stdout, fmt.Sprintf("Stages of an upload, on the %d MiB of (2)", cfg.size>>20), cfg.runs, sChunk, sHash, sCPU, sPut, sCommit, sSync)
+	report.Table(os.Stdout, "Ingest", cfg.runs, rows.disk, rows.ingest, rows.ratio, rows.reingest, rows.reopened, rows.small)
+	sr := rows.stages
+	report.Table(os.Stdout, fmt.Sprintf("Stages of an upload, on the %d MiB of (2)", cfg.size>>20), cfg.runs, sr.chunk, sr.hash, sr.cpu, sr.put, sr.commit, sr.idle)
+	return nil
+}
+
+// ingestRows are the rows of both tables, filled run by run.
+type ingestRows struct {
+	disk, ingest, ratio, reingest, reopened, small *report.Row
+	stages                                         stageRows
+}
+
+// stageRows are the rows stages fills.
+type stageRows struct {
+	chunk, hash, cpu, put, commit, idle *report.Row
+}
+
+func newIngestRows(concurrency int) *ingestRows {
+	return &ingestRows{
+		disk:     &report.Row{Name: "(1) disk: 1 MiB writes + fsync", Unit: "MB/s"},
+		ingest:   &report.Row{Name: "(2) upload, new content", Unit: "MB/s", Goal: ">= 0.7 x (1)"},
+		ratio:    &report.Row{Name: "    (2)/(1)", Unit: "", Goal: ">= 0.7"},
+		reingest: &report.Row{Name: "(3) re-upload, same store handle", Unit: "MB/s", Goal: ">= 800"},
+		reopened: &report.Row{Name: "(3') re-upload, store reopened", Unit: "MB/s", Goal: ">= 800"},
+		small:    &report.Row{Name: fmt.Sprintf("(4) %d KiB uploads, concurrency %d", smallSize>>10, concurrency), Unit: "uploads/s"},
+		stages: stageRows{
+			chunk:  &report.Row{Name: "chunker only", Unit: "MB/s"},
+			hash:   &report.Row{Name: "BLAKE3 of the whole buffer", Unit: "MB/s"},
+			cpu:    &report.Row{Name: "chunk + BLAKE3 per chunk + whole BLAKE3", Unit: "MB/s"},
+			put:    &report.Row{Name: "chunk + BLAKE3 + cas.Batch.Put (temp files)", Unit: "MB/s"},
+			commit: &report.Row{Name: "cas.Batch.Commit (syncfs, rename, syncfs)", Unit: "s"},
+			idle:   &report.Row{Name: "syncfs with nothing dirty", Unit: "ms"},
+		},
+	}
+}
+
+// measureLarge does run r of (1) the disk baseline and (2), (3), (3') the
+// large uploads, on buf, in work.
+func (rows *ingestRows) measureLarge(ctx context.Context, cfg config, work string, r int, buf []byte) error {
+	// (1) and (2) alternate which goes first: this VM's disk takes a
+	// burst fast and then slows down, so whichever runs first would
+	// look better.
+	diskRun := func() error {
+		// (1) The disk's own synced write speed.
+		randfill.Fill(buf, streamDisk, r)
+		d, err := measure(ctx, "disk", func() error { return writeSynced(filepath.Join(work, fmt.Sprintf("disk-%d", r)), buf) })
+		if err != nil {
+			return err
+		}
+		rows.disk.Add(mbps(len(buf), d))
+		return nil
+	}
+	var d2, d3, d3r time.Duration
+	ingestRun := func() error {
+		// (2) New content, (3) the same again, (3') the same after reopening.
+		randfill.Fill(buf, streamIngest, r)
+		return withStore(work, cfg.params, func(dir string, st *media.Store) error {
+			var err error
+			if d2, err = measure(ctx, "ingest", func() error { return uploadBytes(ctx, st, buf) }); err != nil {
+				return err
+			}
+			d3, err = measure(ctx, "reingest", func() error { return uploadBytes(ctx, st, buf) })
+			return err
+		}, func(dir string, st *media.Store) error {
+			var err error
+			d3r, err = measure(ctx, "reopened", func() error { return uploadBytes(ctx, st, buf) })
+			return err
+		})
+	}
+	order := []func() error{diskRun, ingestRun}
+	if r%2 == 1 {
+		order[0], order[1] = order[1], order[0]
+	}
+	for _, fn := range order {
+		if err := fn(); err != nil {
+			return err
+		}
+	}
+	rows.ingest.Add(mbps(len(buf), d2))
+	rows.ratio.Add(mbps(len(buf), d2) / rows.disk.Vals[r])
+	rows.reingest.Add(mbps(len(buf), d3))
+	rows.reopened.Add(mbps(len(buf), d3r))
 	return nil
 }
 
@@ -278,7 +305,15 @@ func uploadSmall(ctx context.Context, st *media.Store, b []byte, concurrency int
 
 // stages times the parts of an upload on their own: the CPU work on b, then
 // the chunk files in a fresh cas.Store under parent.
-func stages(ctx context.Context, parent string, p chunker.Params, b []byte, chunk, hash, cpu, put, commit, idle *report.Row) error {
+func stages(ctx context.Context, parent string, p chunker.Params, b []byte, sr *stageRows) error {
+	if err := stagesCPU(ctx, p, b, sr); err != nil {
+		return err
+	}
+	return stagesStore(ctx, parent, p, b, sr)
+}
+
+// stagesCPU times chunking b, hashing it whole, and both together.
+func stagesCPU(ctx context.Context, p chunker.Params, b []byte, sr *stageRows) error {
 	d, err := measure(ctx, "stage-chunk", func() error {
 		ck, err := chunker.New(bytes.NewReader(b), p)
 		if err != nil {
@@ -296,10 +331,10 @@ func stages(ctx context.Context, parent string, p chunker.Params, b []byte, chun
 	if err != nil {
 		return err
 	}
-	chunk.Add(mbps(len(b), d))
+	sr.chunk.Add(mbps(len(b), d))
 
 	d, _ = measure(ctx, "stage-hash", func() error { cas.Sum(b); return nil })
-	hash.Add(mbps(len(b), d))
+	sr.hash.Add(mbps(len(b), d))
 
 	d, err = measure(ctx, "stage-cpu", func() error {
 		whole := cas.NewHasher()
@@ -314,8 +349,13 @@ func stages(ctx context.Context, parent string, p chunker.Params, b []byte, chun
 	if err != nil {
 		return err
 	}
-	cpu.Add(mbps(len(b), d))
+	sr.cpu.Add(mbps(len(b), d))
+	return nil
+}
 
+// stagesStore times putting b's chunks into a fresh cas.Store under
+// parent, committing them, and a sync with nothing left to write.
+func stagesStore(ctx context.Context, parent string, p chunker.Params, b []byte, sr *stageRows) error {
 	dir, err := os.MkdirTemp(parent, "cas-")
 	if err != nil {
 		return err
@@ -327,7 +367,7 @@ func stages(ctx context.Context, parent string, p chunker.Params, b []byte, chun
 	defer cs.Close()
 	batch := cs.NewBatch()
 	defer batch.Abort()
-	d, err = measure(ctx, "stage-put", func() error {
+	d, err := measure(ctx, "stage-put", func() error {
 		return chunker.Split(b, p, func(c []byte) error {
 			_, err := batch.Put(cas.Sum(c), c)
 			return err
@@ -336,16 +376,16 @@ func stages(ctx context.Context, parent string, p chunker.Params, b []byte, chun
 	if err != nil {
 		return err
 	}
-	put.Add(mbps(len(b), d))
+	sr.put.Add(mbps(len(b), d))
 	d, err = measure(ctx, "stage-commit", batch.Commit)
 	if err != nil {
 		return err
 	}
-	commit.Add(d.Seconds())
+	sr.commit.Add(d.Seconds())
 	d, err = measure(ctx, "stage-sync", cs.Sync)
 	if err != nil {
 		return err
 	}
-	idle.Add(float64(d.Microseconds()) / 1000)
+	sr.idle.Add(float64(d.Microseconds()) / 1000)
 	return nil
 }
