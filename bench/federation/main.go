@@ -82,21 +82,12 @@ func run(ctx context.Context, cfg config) error {
 
 	a := &server{key: "a", name: "a.test", token: "bench-token-a"}
 	b := &server{key: "b", name: "b.test", token: "bench-token-b"}
-	for _, s := range []*server{a, b} {
-		if s.addr, err = serverproc.FreeAddr(); err != nil {
-			return err
-		}
-	}
-	for _, p := range [][2]*server{{a, b}, {b, a}} {
-		s, other := p[0], p[1]
-		if err := start(ctx, cfg.dir, bin, s, other); err != nil {
-			return err
-		}
-		defer s.child.Stop()
-		defer os.RemoveAll(filepath.Join(cfg.dir, s.key, "data"))
+	cleanup, err := startPair(ctx, cfg.dir, bin, a, b)
+	defer cleanup()
+	if err != nil {
+		return err
 	}
 
-	n := cfg.size << 20
 	fmt.Printf("server:  %s", version)
 	fmt.Printf("dir:     %s; A (a.test) on %s, B (b.test) on %s, routed to each other; %d MiB of new random content per run; %d runs (median); MB = 10^6 bytes\n\n",
 		cfg.dir, a.addr, b.addr, cfg.size, cfg.runs)
@@ -108,6 +99,43 @@ func run(ctx context.Context, cfg config) error {
 	for _, s := range []*server{a, b} {
 		s.api = &target.Target{Base: s.base(), Host: s.name, Token: s.token, Client: cl}
 	}
+	all, err := measureLegs(ctx, cfg, a, b)
+	if err != nil {
+		return err
+	}
+	report.Table(os.Stdout, fmt.Sprintf("Download of %d MiB of A's media, through B over federation and straight from A", cfg.size), cfg.runs, all...)
+	return stopPair(a, b)
+}
+
+// startPair starts a and b on free addresses, each routed to the other.
+// cleanup, to be called whatever the error, stops them and removes their
+// data directories.
+func startPair(ctx context.Context, dir, bin string, a, b *server) (cleanup func(), err error) {
+	var undo []func()
+	cleanup = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	for _, s := range []*server{a, b} {
+		if s.addr, err = serverproc.FreeAddr(); err != nil {
+			return cleanup, err
+		}
+	}
+	for _, p := range [][2]*server{{a, b}, {b, a}} {
+		s, other := p[0], p[1]
+		if err := start(ctx, dir, bin, s, other); err != nil {
+			return cleanup, err
+		}
+		undo = append(undo, func() { s.child.Stop() }, func() { os.RemoveAll(filepath.Join(dir, s.key, "data")) })
+	}
+	return cleanup, nil
+}
+
+// measureLegs uploads new content to A each run and times its download
+// through B (cold, then cached) and straight from A; it returns the rows.
+func measureLegs(ctx context.Context, cfg config, a, b *server) ([]*report.Row, error) {
+	n := cfg.size << 20
 	legs := []struct {
 		name       string
 		via, owner *server
@@ -129,17 +157,17 @@ func run(ctx context.Context, cfg config) error {
 	got := make([]byte, n+1) // one more, to notice a longer answer
 	for r := range cfg.runs {
 		if _, err := rand.Read(content); err != nil {
-			return err
+			return nil, err
 		}
 		id, err := a.api.Upload(ctx, "bench.bin", "application/octet-stream", content)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for i, l := range legs {
 			path := "/_matrix/client/v1/media/download/" + l.owner.name + "/" + id
 			ttfb, total, err := download(ctx, l.via, path, content, got)
 			if err != nil {
-				return fmt.Errorf("run %d, %s: %w", r+1, l.name, err)
+				return nil, fmt.Errorf("run %d, %s: %w", r+1, l.name, err)
 			}
 			rs[i].ttfb.Add(ms(ttfb))
 			rs[i].total.Add(ms(total))
@@ -151,8 +179,12 @@ func run(ctx context.Context, cfg config) error {
 	for _, r := range rs {
 		all = append(all, r.ttfb, r.total, r.rate)
 	}
-	report.Table(os.Stdout, fmt.Sprintf("Download of %d MiB of A's media, through B over federation and straight from A", cfg.size), cfg.runs, all...)
+	return all, nil
+}
 
+// stopPair stops B, then A, and fails if either did not stop cleanly or
+// logged an error.
+func stopPair(a, b *server) error {
 	for _, s := range []*server{b, a} {
 		if err := s.child.Stop(); err != nil {
 			return fmt.Errorf("%s: %w (see %s)", s.name, err, s.child.LogPath)
