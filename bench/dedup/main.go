@@ -116,52 +116,12 @@ type result struct {
 
 func main() {
 	command.SetupLog("dedup")
-	corpus := flag.String("corpus", "", "directory of media files to ingest (required)")
-	paramsFlag := flag.String("params", "", `chunker parameter sets "min:avg:max,..." in bytes (K and M suffixes allowed); default `+paramflag.Format(defaultParams))
-	tmp := flag.String("tmp", os.TempDir(), "directory the stores are created in")
-	workers := flag.Int("workers", 1, "concurrent uploads")
-	keep := flag.Bool("keep", false, "keep the stores")
-	copies := flag.Int("copies", 0, "upload every file this many extra times under new media IDs (forwarding)")
-	near := flag.Bool("nearcopies", false, fmt.Sprintf("also upload, for every file over %d KiB, a variant with %d bytes prepended and one with %d KiB changed in the middle", nearCopyMin>>10, prependLen, midChangedLen>>10))
-	flag.Parse()
-	command.CheckArgs(*corpus != "" && *workers >= 1 && *copies >= 0)
-	params := defaultParams
-	if *paramsFlag != "" {
-		var err error
-		if params, err = paramflag.Parse(*paramsFlag); err != nil {
-			log.Fatal(err)
-		}
-	}
-	cfg := config{tmp: *tmp, workers: *workers, keep: *keep, copies: *copies, near: *near}
+	corpus, cfg, params := parseFlags()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	files, err := listFiles(*corpus)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if len(files) == 0 {
-		log.Fatalf("no regular files under %s", *corpus)
-	}
-	// Hashing every file first also brings the corpus into the page cache,
-	// so that every parameter set reads it alike.
-	var logical int64
-	for _, f := range files {
-		logical += f.size
-	}
-	t0 := time.Now()
-	distinct, distinctFiles, err := wholeFileDistinct(files)
-	if err != nil {
-		log.Fatal(err)
-	}
-	hashTime := time.Since(t0)
-
-	machine.Note()
-	fmt.Printf("corpus:  %s: %d files, %s; %d distinct whole files, %s (BLAKE3 of every file: %.0f MB/s)\n",
-		*corpus, len(files), mib(logical), distinctFiles, mib(distinct), float64(logical)/1e6/hashTime.Seconds())
-	fmt.Printf("ingest:  media.Store.Upload, %d worker(s), fresh store per parameter set under %s; MB = 10^6 bytes\n\n",
-		cfg.workers, cfg.tmp)
+	files, logical, distinct := surveyCorpus(corpus, cfg)
 
 	var results []result
 	for _, p := range params {
@@ -181,8 +141,59 @@ func main() {
 	}
 }
 
-// run ingests the corpus (and the copies and variants asked for) into a
-// fresh store with parameters p.
+// parseFlags reads the command line: the corpus directory, the
+// configuration and the chunker parameter sets to compare.
+func parseFlags() (corpus string, cfg config, params []chunker.Params) {
+	corpusFlag := flag.String("corpus", "", "directory of media files to ingest (required)")
+	paramsFlag := flag.String("params", "", `chunker parameter sets "min:avg:max,..." in bytes (K and M suffixes allowed); default `+paramflag.Format(defaultParams))
+	tmp := flag.String("tmp", os.TempDir(), "directory the stores are created in")
+	workers := flag.Int("workers", 1, "concurrent uploads")
+	keep := flag.Bool("keep", false, "keep the stores")
+	copies := flag.Int("copies", 0, "upload every file this many extra times under new media IDs (forwarding)")
+	near := flag.Bool("nearcopies", false, fmt.Sprintf("also upload, for every file over %d KiB, a variant with %d bytes prepended and one with %d KiB changed in the middle", nearCopyMin>>10, prependLen, midChangedLen>>10))
+	flag.Parse()
+	command.CheckArgs(*corpusFlag != "" && *workers >= 1 && *copies >= 0)
+	params = defaultParams
+	if *paramsFlag != "" {
+		var err error
+		if params, err = paramflag.Parse(*paramsFlag); err != nil {
+			log.Fatal(err)
+		}
+	}
+	cfg = config{tmp: *tmp, workers: *workers, keep: *keep, copies: *copies, near: *near}
+	return *corpusFlag, cfg, params
+}
+
+// surveyCorpus lists the files under corpus, hashes each whole (which also
+// brings the corpus into the page cache, so that every parameter set reads
+// it alike) and prints the header; it returns the files with their total
+// and distinct bytes.
+func surveyCorpus(corpus string, cfg config) (files []file, logical, distinct int64) {
+	files, err := listFiles(corpus)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if len(files) == 0 {
+		log.Fatalf("no regular files under %s", corpus)
+	}
+	for _, f := range files {
+		logical += f.size
+	}
+	t0 := time.Now()
+	distinct, distinctFiles, err := wholeFileDistinct(files)
+	if err != nil {
+		log.Fatal(err)
+	}
+	hashTime := time.Since(t0)
+
+	machine.Note()
+	fmt.Printf("corpus:  %s: %d files, %s; %d distinct whole files, %s (BLAKE3 of every file: %.0f MB/s)\n",
+		corpus, len(files), mib(logical), distinctFiles, mib(distinct), float64(logical)/1e6/hashTime.Seconds())
+	fmt.Printf("ingest:  media.Store.Upload, %d worker(s), fresh store per parameter set under %s; MB = 10^6 bytes\n\n",
+		cfg.workers, cfg.tmp)
+	return files, logical, distinct
+}
+
 func run(ctx context.Context, cfg config, p chunker.Params, files []file) (result, error) {
 	res := result{params: p}
 	dir, err := os.MkdirTemp(cfg.tmp, "mxcas-dedup-")
@@ -200,69 +211,86 @@ func run(ctx context.Context, cfg config, p chunker.Params, files []file) (resul
 	}
 	defer st.Close()
 
-	objects := make(map[cas.Hash]struct{})
-	var objBytes int64
-	last := usage{}
-	do := func(name string, n int, v variant, pick func(file) bool) error {
-		ph := phase{name: name, before: last}
-		var mu sync.Mutex
-		t0 := time.Now()
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(cfg.workers)
-		for range n {
-			for _, f := range files {
-				if !pick(f) {
-					continue
-				}
-				g.Go(func() error {
-					rec, err := upload(gctx, st, f, v)
-					if err != nil {
-						return fmt.Errorf("%s (%s): %w", f.path, v, err)
-					}
-					mu.Lock()
-					defer mu.Unlock()
-					ph.uploads++
-					ph.logical += rec.Size
-					if _, ok := objects[rec.Object]; !ok {
-						objects[rec.Object] = struct{}{}
-						objBytes += rec.Size
-						ph.objNew += rec.Size
-					}
-					return nil
-				})
-			}
-		}
-		if err := g.Wait(); err != nil {
-			return err
-		}
-		ph.elapsed = time.Since(t0)
-		ph.objAfter = objBytes
-		if ph.after, err = casUsage(dir); err != nil {
-			return err
-		}
-		last = ph.after
-		res.phases = append(res.phases, ph)
-		log.Printf("%s: %s: %d uploads, %s in %.1fs", paramflag.Label(p), name, ph.uploads, mib(ph.logical), ph.elapsed.Seconds())
-		return nil
-	}
+	in := &ingest{cfg: cfg, params: p, dir: dir, st: st, files: files, objects: make(map[cas.Hash]struct{}), res: &res}
 	all := func(file) bool { return true }
 	large := func(f file) bool { return f.size > nearCopyMin }
-	if err := do("corpus", 1, original, all); err != nil {
+	if err := in.phase(ctx, "corpus", 1, original, all); err != nil {
 		return res, err
 	}
 	if cfg.copies > 0 {
-		if err := do("copies", cfg.copies, original, all); err != nil {
+		if err := in.phase(ctx, "copies", cfg.copies, original, all); err != nil {
 			return res, err
 		}
 	}
 	if cfg.near {
 		for _, v := range []variant{prepended, midChanged} {
-			if err := do(v.String(), 1, v, large); err != nil {
+			if err := in.phase(ctx, v.String(), 1, v, large); err != nil {
 				return res, err
 			}
 		}
 	}
 	return res, nil
+}
+
+// ingest is one store being filled phase by phase, with the whole objects
+// it holds so far.
+type ingest struct {
+	cfg    config
+	params chunker.Params
+	dir    string
+	st     *media.Store
+	files  []file
+
+	objects  map[cas.Hash]struct{}
+	objBytes int64
+	last     usage // DATA/cas after the last phase
+	res      *result
+}
+
+// phase uploads n times variant v of every file pick accepts and adds the
+// phase, with what the store holds after it, to the result.
+func (in *ingest) phase(ctx context.Context, name string, n int, v variant, pick func(file) bool) error {
+	ph := phase{name: name, before: in.last}
+	var mu sync.Mutex
+	t0 := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(in.cfg.workers)
+	for range n {
+		for _, f := range in.files {
+			if !pick(f) {
+				continue
+			}
+			g.Go(func() error {
+				rec, err := upload(gctx, in.st, f, v)
+				if err != nil {
+					return fmt.Errorf("%s (%s): %w", f.path, v, err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				ph.uploads++
+				ph.logical += rec.Size
+				if _, ok := in.objects[rec.Object]; !ok {
+					in.objects[rec.Object] = struct{}{}
+					in.objBytes += rec.Size
+					ph.objNew += rec.Size
+				}
+				return nil
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	ph.elapsed = time.Since(t0)
+	ph.objAfter = in.objBytes
+	var err error
+	if ph.after, err = casUsage(in.dir); err != nil {
+		return err
+	}
+	in.last = ph.after
+	in.res.phases = append(in.res.phases, ph)
+	log.Printf("%s: %s: %d uploads, %s in %.1fs", paramflag.Label(in.params), name, ph.uploads, mib(ph.logical), ph.elapsed.Seconds())
+	return nil
 }
 
 // prefix is what the prepended variants start with.
