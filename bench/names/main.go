@@ -44,37 +44,7 @@ func main() {
 }
 
 func run(dir, bin string, n, step, c int) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	if bin == "" {
-		var err error
-		if bin, err = serverproc.Build(dir); err != nil {
-			return err
-		}
-	}
-	key := filepath.Join(dir, "signing.key")
-	os.Remove(key)
-	if out, err := exec.Command(bin, "keygen", key).CombinedOutput(); err != nil {
-		return fmt.Errorf("keygen: %v: %s", err, out)
-	}
-	data := filepath.Join(dir, "data")
-	os.RemoveAll(data)
-	addr, err := serverproc.FreeAddr()
-	if err != nil {
-		return err
-	}
-	conf := fmt.Sprintf(`[server]
-listen = %q
-data_dir = %q
-soft_memory_limit = 0
-[[homeserver]]
-name = %q
-client_api = "http://127.0.0.1:9"
-signing_key = %q
-static_tokens = { %q = "@bench:localhost" }
-`, addr, data, serverproc.ServerName, key, serverproc.Token)
-	child, err := serverproc.StartMxcasConfig(context.Background(), dir, bin, addr, conf)
+	child, addr, bin, err := startServer(dir, bin)
 	if err != nil {
 		return err
 	}
@@ -83,15 +53,7 @@ static_tokens = { %q = "@bench:localhost" }
 	machine.Note()
 	fmt.Printf("server:  %s\n%d concurrent clients, names h<N>.onion; MB = 10^6 bytes\n\n", bin, c)
 	fmt.Printf("%-8s %10s %10s %10s\n", "names", "VmRSS MB", "VmHWM MB", "req/s")
-	report := func(names int, rate float64) error {
-		rss, hwm, err := serverproc.Memory(child.Pid())
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%-8d %10.1f %10.1f %10.0f\n", names, rss, hwm, rate)
-		return nil
-	}
-	if err := report(0, 0); err != nil {
+	if err := printMemory(child, 0, 0); err != nil {
 		return err
 	}
 	cl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c}, Timeout: 2 * time.Minute}
@@ -104,10 +66,59 @@ static_tokens = { %q = "@bench:localhost" }
 		if codes[http.StatusBadGateway] == 0 {
 			return fmt.Errorf("no 502 among the answers %v: the names were not looked up", codes)
 		}
-		if err := report(done+min(step, n-done), float64(min(step, n-done))/time.Since(t0).Seconds()); err != nil {
+		if err := printMemory(child, done+min(step, n-done), float64(min(step, n-done))/time.Since(t0).Seconds()); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// startServer starts bin (built from this module into dir when empty) on
+// a fresh data directory and signing key in dir, on a free address; it
+// returns the process, its address and the binary.
+func startServer(dir, bin string) (*serverproc.Child, string, string, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, "", bin, err
+	}
+	if bin == "" {
+		var err error
+		if bin, err = serverproc.Build(dir); err != nil {
+			return nil, "", bin, err
+		}
+	}
+	key := filepath.Join(dir, "signing.key")
+	os.Remove(key)
+	if out, err := exec.Command(bin, "keygen", key).CombinedOutput(); err != nil {
+		return nil, "", bin, fmt.Errorf("keygen: %v: %s", err, out)
+	}
+	data := filepath.Join(dir, "data")
+	os.RemoveAll(data)
+	addr, err := serverproc.FreeAddr()
+	if err != nil {
+		return nil, "", bin, err
+	}
+	conf := fmt.Sprintf(`[server]
+listen = %q
+data_dir = %q
+soft_memory_limit = 0
+[[homeserver]]
+name = %q
+client_api = "http://127.0.0.1:9"
+signing_key = %q
+static_tokens = { %q = "@bench:localhost" }
+`, addr, data, serverproc.ServerName, key, serverproc.Token)
+	child, err := serverproc.StartMxcasConfig(context.Background(), dir, bin, addr, conf)
+	return child, addr, bin, err
+}
+
+// printMemory prints one line of the table: the names asked for so far,
+// the server's memory and the rate of the last step.
+func printMemory(child *serverproc.Child, names int, rate float64) error {
+	rss, hwm, err := serverproc.Memory(child.Pid())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%-8d %10.1f %10.1f %10.0f\n", names, rss, hwm, rate)
 	return nil
 }
 
