@@ -147,6 +147,7 @@ func startAPI(cfg config.Config, opts httpapi.Options, logger *slog.Logger) (*ap
 	}
 	api, err := httpapi.New(opts)
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
 	for _, hs := range cfg.Homeservers {
