@@ -10,6 +10,34 @@
 //
 //	go run ./bench/thumbs -dir /tmp/thumbs [-n 20] [-runs 1]
 //
+// With -photos PHOTOS it measures instead what a Matrix room sees: the wait
+// for the first thumbnail of a photo, which every member's client asks for
+// seconds after the upload. For each JPEG of 5 to 16 megapixels (by its
+// header) in PHOTOS, in name order, it uploads the photo to mxcas running
+// with the default thumbnail settings (pregeneration on, a worker per CPU)
+// and, as soon as the upload is answered, asks for the 800x600 scale
+// thumbnail; then it uploads the photo again with one byte appended after
+// its end (other content, so nothing is stored for it) and asks for the
+// 96x96 crop. Each wait is timed from sending the request to its last byte;
+// each thumbnail must decode to the size asked for. Before the next upload
+// it asks for every pregenerated size, so the server is idle again. Each run
+// is a fresh server; the table gives every photo's waits, their medians and
+// the server's peak RSS (VmHWM) over the run.
+//
+//	go run ./bench/thumbs -dir /tmp/thumbs -photos /tmp/photos [-runs 1]
+//
+// The photos of the README's figures are seven wallpapers from Debian 12's
+// plasma-workspace-wallpapers (4:5.27.5-2) and mate-backgrounds (1.26.0-1):
+//
+//	apt-get download plasma-workspace-wallpapers mate-backgrounds
+//	for f in *.deb; do dpkg -x "$f" x; done
+//	mkdir /tmp/photos
+//	for w in Flow Honeywave SafeLanding Shell Volna; do
+//		cp x/usr/share/wallpapers/$w/contents/images/5120x2880.jpg /tmp/photos/$w.jpg
+//	done
+//	cp x/usr/share/wallpapers/Flow/contents/images_dark/5120x2880.jpg /tmp/photos/FlowDark.jpg
+//	cp x/usr/share/backgrounds/mate/abstract/Elephants_3840x2160.jpg /tmp/photos/
+//
 // The server's log goes to DIR/mxcas.log.
 package main
 
@@ -81,8 +109,14 @@ func main() {
 	dir := flag.String("dir", "", "directory to work in (required; created if missing)")
 	n := flag.Int("n", 20, "distinct thumbnails of each kind per run")
 	runs := flag.Int("runs", 1, "repetitions of each measurement; the median is reported")
+	photos := flag.String("photos", "", "measure instead the first thumbnail of each 5-16 MP JPEG in this directory")
 	flag.Parse()
 	command.CheckArgs(*dir != "" && *n >= 1 && *runs >= 1)
+	if *photos != "" {
+		cfg := config{dir: command.WorkDir(*dir), runs: *runs}
+		command.Run(func(ctx context.Context) error { return runFirst(ctx, cfg, *photos) })
+		return
+	}
 	if w, _ := kinds[0].size(*n**runs - 1); w > maxDimension {
 		log.Fatalf("-n x -runs must be at most %d: larger sizes are clamped to %d and would repeat", maxDimension-800, maxDimension)
 	}
@@ -93,11 +127,10 @@ func main() {
 func run(ctx context.Context, cfg config) error {
 	machine.Note()
 
-	bin, err := serverproc.Build(cfg.dir)
+	bin, version, err := buildServer(cfg.dir)
 	if err != nil {
 		return err
 	}
-	version, _ := exec.Command(bin, "version").Output()
 	data := filepath.Join(cfg.dir, "data") // fresh every invocation; removed at the end
 	if err := os.RemoveAll(data); err != nil {
 		return err
@@ -177,6 +210,17 @@ func run(ctx context.Context, cfg config) error {
 	return mx.StopClean()
 }
 
+// buildServer builds mxcas into dir and returns its path and the
+// output of its version command.
+func buildServer(dir string) (bin, version string, err error) {
+	bin, err = serverproc.Build(dir)
+	if err != nil {
+		return "", "", err
+	}
+	out, _ := exec.Command(bin, "version").Output()
+	return bin, string(out), nil
+}
+
 // makePhoto encodes a 4000x3000 "photo" at JPEG quality 90: smooth luma and
 // chroma gradients with sensor-like noise from a fixed seed, so every run
 // uploads the same bytes.
@@ -204,34 +248,54 @@ func makePhoto() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// thumbnail asks for a w x h thumbnail by method and checks the answer: 200,
-// Content-Type image/*, an image that covers the box (scale: touching it on
-// one side, the size asked for being a minimum; crop: filling it exactly).
+// thumbnail asks for a w x h thumbnail by method and checks the answer as
+// fetchThumbnail does, and that its header gives a size that fits.
 func thumbnail(ctx context.Context, t *target.Target, path, method string, w, h int) error {
-	q := fmt.Sprintf("%s?width=%d&height=%d&method=%s", path, w, h, method)
-	resp, err := t.Do(ctx, http.MethodGet, q, "", nil)
+	q := thumbnailQuery(path, method, w, h)
+	body, err := fetchThumbnail(ctx, t, q)
 	if err != nil {
 		return err
+	}
+	ic, format, err := image.DecodeConfig(bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("GET %s: %d bytes: %w", q, len(body), err)
+	}
+	if !fits(method, w, h, ic.Width, ic.Height) {
+		return fmt.Errorf("GET %s: a %dx%d %s", q, ic.Width, ic.Height, format)
+	}
+	return nil
+}
+
+// thumbnailQuery returns the thumbnail request of media path for a w x h
+// thumbnail by method.
+func thumbnailQuery(path, method string, w, h int) string {
+	return fmt.Sprintf("%s?width=%d&height=%d&method=%s", path, w, h, method)
+}
+
+// fetchThumbnail GETs q and returns the whole body of the answer, which must
+// be 200 with Content-Type image/*.
+func fetchThumbnail(ctx context.Context, t *target.Target, q string) ([]byte, error) {
+	resp, err := t.Do(ctx, http.MethodGet, q, "", nil)
+	if err != nil {
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", q, err)
+		return nil, fmt.Errorf("GET %s: %w", q, err)
 	}
-	ct := resp.Header.Get("Content-Type")
-	if !strings.HasPrefix(ct, "image/") {
-		return fmt.Errorf("GET %s: Content-Type %q, want image/*", q, ct)
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "image/") {
+		return nil, fmt.Errorf("GET %s: Content-Type %q, want image/*", q, ct)
 	}
-	ic, format, err := image.DecodeConfig(bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("GET %s: %s, %d bytes: %w", q, ct, len(body), err)
-	}
-	fits := ic.Width >= w && ic.Height >= h && (ic.Width == w || ic.Height == h)
+	return body, nil
+}
+
+// fits reports whether a gotW x gotH thumbnail answers a w x h request by
+// method: a scale covers the box, touching it on one side (the size asked
+// for being a minimum); a crop fills it exactly.
+func fits(method string, w, h, gotW, gotH int) bool {
 	if method == "crop" {
-		fits = ic.Width == w && ic.Height == h
+		return gotW == w && gotH == h
 	}
-	if !fits {
-		return fmt.Errorf("GET %s: a %dx%d %s", q, ic.Width, ic.Height, format)
-	}
-	return nil
+	return gotW >= w && gotH >= h && (gotW == w || gotH == h)
 }
