@@ -779,13 +779,34 @@ func Decode(r io.Reader, denom int) (image.Image, error) {
 	return d.decode(r, false)
 }
 
+// Header is what a JPEG's frame header says.
+type Header struct {
+	image.Config
+	// Progressive: decoding keeps every block's 64 coefficients, 4 bytes
+	// each, until the last scan, at any denom.
+	Progressive bool
+}
+
+// ReadHeader reads the frame header of a JPEG image: DecodeConfig's answer
+// and whether the image is progressive.
+func ReadHeader(r io.Reader) (Header, error) {
+	var d decoder
+	if _, err := d.decode(r, true); err != nil {
+		return Header{}, err
+	}
+	cfg, err := d.config()
+	return Header{Config: cfg, Progressive: d.progressive}, err
+}
+
 // DecodeConfig returns the color model and dimensions of a JPEG image without
 // decoding the entire image.
 func DecodeConfig(r io.Reader) (image.Config, error) {
-	var d decoder
-	if _, err := d.decode(r, true); err != nil {
-		return image.Config{}, err
-	}
+	h, err := ReadHeader(r)
+	return h.Config, err
+}
+
+// config is the image.Config of the frame header d has read.
+func (d *decoder) config() (image.Config, error) {
 	switch d.nComp {
 	case 1:
 		return image.Config{
