@@ -46,7 +46,7 @@ var photo12MP = sync.OnceValue(func() []byte {
 	return b.Bytes()
 })
 
-func BenchmarkThumbnail12MP(b *testing.B) {
+func BenchmarkGenerateJPEG12MP(b *testing.B) {
 	src := photo12MP()
 	for _, bc := range []struct {
 		name string

@@ -48,7 +48,7 @@
 // skipping the prefilter (ApproxBiLinear alone, or to 2x) aliases. BiLinear
 // as the last step saves about 30 ms of the ~360 ms a 12 MP thumbnail takes
 // (JPEG decoding is ~240 ms of it) for a slightly softer result, so
-// CatmullRom stays. Whole thumbnails (BenchmarkThumbnail12MP, one core):
+// CatmullRom stays. Whole thumbnails (BenchmarkGenerateJPEG12MP, one core):
 // 2.7 to 3.0 a second to 800x600 and 4.6 to 4.8 a second to a 96x96 crop,
 // allocating 68 MiB and 18 MiB each in all (with the GC off, so this bounds
 // the peak; DecodeMemory estimates 97 and 58 MiB). In the 800x600 case

@@ -9,6 +9,7 @@ import (
 	"image/jpeg"
 	"image/png"
 
+	"github.com/mxcas/mxcas/thumbgen/jpegscale"
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 	"golang.org/x/image/webp"
@@ -77,11 +78,15 @@ func Generate(src []byte, req Request, lim Limits) (res Result, err error) {
 	if animated {
 		return animateGIF(&h, p, animatedFrames(h.Width, h.Height, lim))
 	}
-	img, err := decodeStill(src, &h)
+	denom := 1
+	if h.Format == "jpeg" {
+		denom = jpegDenom(p)
+	}
+	img, err := decodeStill(src, &h, denom)
 	if err != nil {
 		return Result{}, err
 	}
-	sr := storedRect(h.orientation, p.region, h.storedW, h.storedH).Add(img.Bounds().Min)
+	sr := scaleRect(storedRect(h.orientation, p.region, h.storedW, h.storedH), denom).Add(img.Bounds().Min)
 	dw, dh := p.outW, p.outH
 	if h.orientation >= 5 {
 		dw, dh = dh, dw
@@ -91,8 +96,29 @@ func Generate(src []byte, req Request, lim Limits) (res Result, err error) {
 	return encodeStill(m, asPNG)
 }
 
-// decodeStill decodes the first frame of src, whose header is h.
-func decodeStill(src []byte, h *header) (image.Image, error) {
+// jpegDenom is the largest scale, of 8, 4, 2 and 1, at which a JPEG can be
+// decoded (jpegscale) for plan p: the region shown, so scaled, still covers
+// the output size (as Pillow's draft mode chooses).
+func jpegDenom(p plan) int {
+	for _, d := range []int{8, 4, 2} {
+		if p.region.Dx()/d >= p.outW && p.region.Dy()/d >= p.outH {
+			return d
+		}
+	}
+	return 1
+}
+
+// scaleRect maps r, in a source's pixels, to that source decoded at 1/denom:
+// the scaled pixels r touches.
+func scaleRect(r image.Rectangle, denom int) image.Rectangle {
+	return image.Rect(r.Min.X/denom, r.Min.Y/denom, ceilDiv(r.Max.X, denom), ceilDiv(r.Max.Y, denom))
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// decodeStill decodes the first frame of src, whose header is h; a JPEG at
+// 1/denom of its size (other formats need denom 1).
+func decodeStill(src []byte, h *header, denom int) (image.Image, error) {
 	var (
 		m   image.Image
 		err error
@@ -100,7 +126,7 @@ func decodeStill(src []byte, h *header) (image.Image, error) {
 	r := bytes.NewReader(src)
 	switch h.Format {
 	case "jpeg":
-		m, err = jpeg.Decode(r)
+		m, err = jpegscale.Decode(r, denom)
 	case "png":
 		m, err = png.Decode(r)
 	case "gif":
@@ -126,8 +152,8 @@ func decodeStill(src []byte, h *header) (image.Image, error) {
 	if err != nil {
 		return nil, decodeError(h.Format, err)
 	}
-	if b := m.Bounds(); b.Dx() != h.storedW || b.Dy() != h.storedH {
-		return nil, fmt.Errorf("%w: %s decodes to %v, header says %dx%d", ErrCorrupt, h.Format, b, h.storedW, h.storedH)
+	if b := m.Bounds(); b.Dx() != ceilDiv(h.storedW, denom) || b.Dy() != ceilDiv(h.storedH, denom) {
+		return nil, fmt.Errorf("%w: %s decodes to %v at 1/%d, header says %dx%d", ErrCorrupt, h.Format, b, denom, h.storedW, h.storedH)
 	}
 	return m, nil
 }
@@ -210,12 +236,37 @@ func DecodeMemory(info Info, req Request) int64 {
 	}
 	p := planFor(w, h, req)
 	out := pixels(p.outW, p.outH)
-	resampling := resampleMemory(p.region.Dx(), p.region.Dy(), p.outW, p.outH)
+	sw, sh := p.region.Dx(), p.region.Dy()
+	if info.Format == "jpeg" && !info.Animated {
+		r := scaleRect(p.region, jpegDenom(p))
+		sw, sh = r.Dx(), r.Dy()
+	}
+	resampling := resampleMemory(sw, sh, p.outW, p.outH)
 	if info.Animated && req.Animated {
 		canvas := 2*bytesPerPixel*src + gifBytesPerPixel*src
 		n := animatedFrames(w, h, Limits{}.WithDefaults())
 		frames := int64(n) * gifBytesPerPixel * out
 		return canvas + resampling + 2*frames
 	}
+	if info.Format == "jpeg" {
+		return jpegDecodeMemory(info, p) + resampling + bytesPerPixel*out
+	}
 	return bytesPerPixel*src + resampling + bytesPerPixel*out
+}
+
+// jpegDecodeMemory bounds what jpegscale allocates decoding a JPEG for plan
+// p: the planes, padded to whole MCUs (up to 32x16), at 1/denom, and the
+// image they are converted into (CMYK and RGB JPEGs) at up to
+// jpegBytesPerPixel; for a progressive JPEG also the coefficients of up to
+// 4 components, 4 bytes a coefficient (so 4 bytes a pixel), at full size;
+// and the decoder's own state (Huffman tables, buffers), under 64 KiB.
+func jpegDecodeMemory(info Info, p plan) int64 {
+	const jpegBytesPerPixel, coefficientBytes, decoderBytes = 8, 4 * 4, 64 << 10
+	d := jpegDenom(p)
+	padW, padH := info.Width+31, info.Height+31
+	m := decoderBytes + jpegBytesPerPixel*pixels(ceilDiv(padW, d), ceilDiv(padH, d))
+	if info.Progressive {
+		m += coefficientBytes * pixels(padW, padH)
+	}
+	return m
 }

@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"image"
 	"image/gif"
-	"image/jpeg"
 	"image/png"
 	"math"
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 	"golang.org/x/image/webp"
+
+	"github.com/mxcas/mxcas/thumbgen/jpegscale"
 )
 
 // header is what Sniff learns, plus what Generate needs beyond Info.
@@ -72,7 +73,9 @@ func sniff(src []byte, lim Limits, gifFrames int) (header, error) {
 	r := bytes.NewReader(src)
 	switch h.Format {
 	case "jpeg":
-		cfg, err = jpeg.DecodeConfig(r)
+		var jh jpegscale.Header
+		jh, err = jpegscale.ReadHeader(r)
+		cfg, h.Progressive = jh.Config, jh.Progressive
 		h.orientation = jpegOrientation(src)
 	case "png":
 		cfg, err = png.DecodeConfig(r)
@@ -129,7 +132,7 @@ func pixels(w, h int) int64 {
 // decoder does not implement, ErrCorrupt for anything else.
 func decodeError(format string, err error) error {
 	var (
-		jpegUnsupported jpeg.UnsupportedError
+		jpegUnsupported jpegscale.UnsupportedError
 		pngUnsupported  png.UnsupportedError
 		tiffUnsupported tiff.UnsupportedError
 	)

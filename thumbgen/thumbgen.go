@@ -72,6 +72,7 @@ type Info struct {
 	Format        string // "jpeg", "png", "gif", "webp", "bmp", "tiff"
 	Width, Height int    // as displayed: for JPEG, after the EXIF orientation
 	Animated      bool   // GIF with more than one frame; also an animated WebP, which Sniff then refuses with ErrUnsupported
+	Progressive   bool   // progressive JPEG: decoding holds all its coefficients (DecodeMemory counts them)
 }
 
 // Result is an encoded thumbnail.

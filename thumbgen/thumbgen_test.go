@@ -6,6 +6,7 @@ import (
 	"errors"
 	"image"
 	"image/color"
+	stddraw "image/draw"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
@@ -86,7 +87,7 @@ var testImages = []struct {
 func TestSniff(t *testing.T) {
 	for _, tc := range testImages {
 		got, err := Sniff(readTestdata(t, tc.name), Limits{})
-		want := Info{Format: tc.format, Width: tc.w, Height: tc.h}
+		want := Info{Format: tc.format, Width: tc.w, Height: tc.h, Progressive: strings.Contains(tc.name, "progressive")}
 		if err != nil || got != want {
 			t.Errorf("Sniff(%s) = %+v, %v; want %+v", tc.name, got, err, want)
 		}
@@ -568,7 +569,8 @@ func TestRequestValidate(t *testing.T) {
 func TestDecodeMemory(t *testing.T) {
 	info := Info{Format: "jpeg", Width: 4000, Height: 3000}
 	still := DecodeMemory(info, Request{Width: 800, Height: 600, Method: "scale"})
-	if still < 4*4000*3000 || still > 200<<20 {
+	// Decoded at 1/4 (1000x750 covers 800x600): well under the full 48 MB.
+	if still < 8*1000*750 || still > 40<<20 {
 		t.Errorf("12 MP still: %d bytes", still)
 	}
 	info = Info{Format: "gif", Width: 400, Height: 300, Animated: true}
@@ -633,4 +635,97 @@ func TestAPNGNeverAnimatedUnlessAsked(t *testing.T) {
 	if err != nil || !bytes.Equal(anim.Data, apng) {
 		t.Errorf("animated=true on a small APNG: %v, want the original bytes", err)
 	}
+}
+
+// TestDecodeMemoryBoundsJPEG checks that DecodeMemory is not below what
+// Generate allocates in all (which bounds its peak) for JPEGs decoded at
+// each scale, baseline and progressive.
+func TestDecodeMemoryBoundsJPEG(t *testing.T) {
+	var big bytes.Buffer
+	if err := jpeg.Encode(&big, noisyImage(1203, 905), &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		src []byte
+		req Request
+	}{
+		{big.Bytes(), Request{Width: 100, Height: 100, Method: Crop}},
+		{big.Bytes(), Request{Width: 200, Height: 150, Method: Scale}},
+		{big.Bytes(), Request{Width: 500, Height: 400, Method: Scale}},
+		{big.Bytes(), Request{Width: 900, Height: 700, Method: Scale}},
+		{readTestdata(t, "video-001.progressive.jpeg"), Request{Width: 16, Height: 16, Method: Crop}},
+		{readTestdata(t, "video-001.cmyk.jpeg"), Request{Width: 30, Height: 20, Method: Scale}},
+	} {
+		info, err := Sniff(tc.src, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if _, err := Generate(tc.src, tc.req, Limits{}); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		got, est := after.TotalAlloc-before.TotalAlloc, DecodeMemory(info, tc.req)
+		if int64(got) > est {
+			t.Errorf("%+v of %dx%d: allocated %d bytes, DecodeMemory says %d", tc.req, info.Width, info.Height, got, est)
+		}
+	}
+}
+
+// noisyImage is a w×h gradient with deterministic noise.
+func noisyImage(w, h int) *image.RGBA {
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range m.Pix {
+		m.Pix[i] = uint8(i/4%w*255/w + i*7919%31)
+	}
+	return m
+}
+
+// TestScaledDecodeLooksTheSame compares thumbnails made from a JPEG decoded
+// at the scale Generate picks with those from the full-size decode, as
+// served (JPEG encoded): at least minScaledPSNR dB. The noise of this image
+// is in every channel, so its chroma detail, which a scaled 4:2:0 decode
+// halves again, is the worst case: measured 32.7 dB (1/2, 500x400) to
+// 48 dB (1/8, 96x96 crop).
+func TestScaledDecodeLooksTheSame(t *testing.T) {
+	const minScaledPSNR = 30
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, noisyImage(1203, 905), &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	src := b.Bytes()
+	h, err := sniff(src, Limits{}.WithDefaults(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []Request{{Width: 96, Height: 96, Method: Crop}, {Width: 280, Height: 200, Method: Scale}, {Width: 500, Height: 400, Method: Scale}} {
+		p := planFor(h.Width, h.Height, req)
+		thumb := func(denom int) *image.RGBA {
+			m, err := decodeStill(src, &h, denom)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := encodeStill(resample(m, scaleRect(p.region, denom), p.outW, p.outH), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return toRGBA(decodeResult(t, res))
+		}
+		denom := jpegDenom(p)
+		if denom == 1 {
+			t.Fatalf("%+v: denom 1", req)
+		}
+		if got := psnr(thumb(denom), thumb(1)); got < minScaledPSNR {
+			t.Errorf("%+v at 1/%d: PSNR %.1f dB against the full decode, want >= %d", req, denom, got, minScaledPSNR)
+		} else {
+			t.Logf("%+v at 1/%d: %.1f dB", req, denom, got)
+		}
+	}
+}
+
+func toRGBA(m image.Image) *image.RGBA {
+	out := image.NewRGBA(image.Rectangle{Max: m.Bounds().Size()})
+	stddraw.Draw(out, out.Rect, m, m.Bounds().Min, stddraw.Src)
+	return out
 }
