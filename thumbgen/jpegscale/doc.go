@@ -8,9 +8,11 @@
 // It is a fork of the standard library's image/jpeg decoder (Go 1.26),
 // reduced to decoding: reader.go, scan.go, huffman.go and dct.go are copied
 // from it under Go's BSD license, with these changes: the decoder carries a
-// denom; makeImg allocates planes of 8/denom pixels a block;
-// reconstructBlock writes the DC term alone (denom 8), a reduced inverse DCT
-// (denom 4 and 2, idctred.go) or image/jpeg's inverse DCT (denom 1);
+// denom, and processDQT keeps each quantization table in natural order too;
+// makeImg allocates planes of 8/denom pixels a block; reconstructBlock
+// writes the DC term alone (denom 8), a reduced inverse DCT that
+// dequantizes the coefficients it reads (denom 4 and 2, idctred.go) or
+// image/jpeg's inverse DCT (denom 1);
 // YCbCrK goes through image/draw instead of image/internal/imageutil; the
 // encoder, the forward DCT and the image.RegisterFormat call are gone.
 // At denom 1 Decode returns exactly what image/jpeg.Decode returns.

@@ -1,92 +1,119 @@
 package jpegscale
 
-import "math"
-
-// Reduced inverse DCTs, after libjpeg's jidctred.c. Averaging the 8 samples
-// that an 8-point inverse DCT gives into n groups of 8/n is linear, so each
-// group's mean is a weighted sum of the 8 coefficients: the weights are the
-// cosines of the inverse DCT averaged over the group. Some weights vanish
-// (for n = 4 those of coefficient 4, for n = 2 those of the even ones but
-// the DC), so fewer coefficients are read. Applied to the columns and then
-// the rows of a block this gives the mean of each (8/n)×(8/n) square of the
-// full inverse DCT, without computing it.
+// Reduced inverse DCTs, shaped like libjpeg's jidctred.c but computing the
+// box average. Averaging the 8 samples that an 8-point inverse DCT gives
+// into n groups of 8/n is linear, so each group's mean is a weighted sum of
+// the 8 coefficients, the weight of coefficient k in group j being
+//
+//	0.5·c(k)·mean over x in group j of cos((2x+1)kπ/16),  c(0) = 1/√2.
+//
+// Applied to the columns and then the rows of a block this gives the mean of
+// each (8/n)×(8/n) square of the full inverse DCT, without computing it.
+//
+// For n = 4 (pairs) the mean of a pair is cos(kπ/16)·cos((2j+1)kπ/8): a
+// 4-point inverse DCT of the coefficients k and 8-k folded together
+// (coefficient 4 drops out), so each 1-D pass is 11 multiplications
+// instead of 28. For n = 2 the even coefficients but the DC drop out and
+// the two halves are the DC plus and minus one odd sum. The weights are
+// divided by the DC's, 0.5/√2, so the DC needs no multiplication; the 2-D
+// result is then 8 times too large, which the last shift takes back.
 //
 // The arithmetic is integer, as in libjpeg: weights scaled by 1<<fixBits,
 // passBits of extra precision kept between the two passes, so every
-// platform gives the same pixels.
+// platform gives the same pixels. TestReducedWeights checks the constants
+// against the formula above.
 const (
 	fixBits  = 13
 	passBits = 2
+
+	// The 4-point pass: wK = √2·cos(kπ/16), c1 = cos(π/8), c2 = cos(π/4),
+	// c3 = cos(3π/8), all times 1<<fixBits.
+	c1w1, c3w1 = 10498, 4348
+	c1w7, c3w7 = 2088, 865
+	c1w3, c3w3 = 8900, 3686
+	c1w5, c3w5 = 5946, 2463
+	c2w2, c2w6 = 7568, 3135
+
+	// The 2-point pass: vK = √2·mean of cos((2x+1)kπ/16) over x = 0..3,
+	// times 1<<fixBits.
+	v1, v3, v5, v7 = 7423, -2607, 1742, -1477
+
+	// pass1Shift and pass2Shift take the fixed-point sums of the first pass
+	// to passBits of fraction, and those of the second to integers (the 3
+	// undoes the factor 8 of the DC-relative weights).
+	pass1Shift = fixBits - passBits
+	pass2Shift = fixBits + passBits + 3
+	round1     = 1 << (pass1Shift - 1)
+	round2     = 1 << (pass2Shift - 1)
 )
 
-// reduction is the reduced inverse DCT to n samples a side.
-type reduction struct {
-	n    int
-	used []int       // the coefficient indexes with a non-zero weight
-	m    [4][8]int32 // m[j][k]: the weight of coefficient k in sample j
-}
-
-// reducedIDCT holds the reductions by denom: 2 gives 4x4 samples a block, 4
-// gives 2x2. (Denom 8 is the DC term alone; denom 1 is the full idct.)
-var reducedIDCT = [5]reduction{2: newReduction(4), 4: newReduction(2)}
-
-// newReduction computes the weights of the reduction to n samples.
-func newReduction(n int) reduction {
-	r := reduction{n: n}
-	g := 8 / n
-	for k := range 8 {
-		ck := 1.0
-		if k == 0 {
-			ck = 1 / math.Sqrt2
-		}
-		nonZero := false
-		for j := range n {
-			var sum float64
-			for x := j * g; x < (j+1)*g; x++ {
-				sum += 0.5 * ck * math.Cos(float64((2*x+1)*k)*math.Pi/16)
-			}
-			r.m[j][k] = int32(math.Round(sum / float64(g) * (1 << fixBits)))
-			nonZero = nonZero || r.m[j][k] != 0
-		}
-		if nonZero {
-			r.used = append(r.used, k)
-		}
-	}
-	return r
-}
-
-// idctReduced writes the r.n×r.n means of the inverse DCT of b (dequantized
-// coefficients in natural order), level shifted and clipped, to dst.
-func idctReduced(b *block, dst []byte, stride int, r *reduction) {
-	// ws[j*8+u]: column u of the coefficients reduced to sample j.
+// idct4x4 writes the 4x4 means of the inverse DCT of b (quantized
+// coefficients in natural order, dequantized here by q, the quantization
+// table in natural order), level shifted and clipped, to dst.
+func idct4x4(b, q *block, dst []byte, stride int) {
+	// ws[j*8+u]: column u of the coefficients reduced to sample j, with
+	// passBits of fraction. Column 4 has no weight.
 	var ws [4 * 8]int32
-	const round1, round2 = 1 << (fixBits - passBits - 1), 1 << (fixBits + passBits - 1)
-	for _, u := range r.used {
-		col := acColumn(b, u)
-		for j := range r.n {
-			s := r.m[j][0] * b[u]
-			if col != 0 {
-				for _, v := range r.used[1:] {
-					s += r.m[j][v] * b[v*8+u]
-				}
-			}
-			ws[j*8+u] = (s + round1) >> (fixBits - passBits)
+	for _, u := range [...]int{0, 1, 2, 3, 5, 6, 7} {
+		c, qc := (*[57]int32)(b[u:]), (*[57]int32)(q[u:])
+		dc := c[0] * qc[0]
+		if c[8]|c[16]|c[24]|c[40]|c[48]|c[56] == 0 {
+			dc <<= passBits
+			ws[u], ws[8+u], ws[16+u], ws[24+u] = dc, dc, dc, dc
+			continue
 		}
+		y0, y1, y2, y3 := reduce4(dc, c[8]*qc[8], c[16]*qc[16], c[24]*qc[24], c[40]*qc[40], c[48]*qc[48], c[56]*qc[56])
+		ws[u] = (y0 + round1) >> pass1Shift
+		ws[8+u] = (y1 + round1) >> pass1Shift
+		ws[16+u] = (y2 + round1) >> pass1Shift
+		ws[24+u] = (y3 + round1) >> pass1Shift
 	}
-	for j := range r.n {
-		row := dst[j*stride : j*stride+r.n]
-		for i := range row {
-			var s int32
-			for _, u := range r.used {
-				s += r.m[i][u] * ws[j*8+u]
-			}
-			row[i] = levelShift((s + round2) >> (fixBits + passBits))
-		}
+	for j := range 4 {
+		r := (*[8]int32)(ws[j*8:])
+		d := (*[4]byte)(dst[j*stride:])
+		y0, y1, y2, y3 := reduce4(r[0], r[1], r[2], r[3], r[5], r[6], r[7])
+		d[0] = levelShift((y0 + round2) >> pass2Shift)
+		d[1] = levelShift((y1 + round2) >> pass2Shift)
+		d[2] = levelShift((y2 + round2) >> pass2Shift)
+		d[3] = levelShift((y3 + round2) >> pass2Shift)
 	}
 }
 
-// acColumn is non-zero when column u of b has a non-zero coefficient below
-// the first row (most columns of most blocks have none).
-func acColumn(b *block, u int) int32 {
-	return b[8+u] | b[16+u] | b[24+u] | b[32+u] | b[40+u] | b[48+u] | b[56+u]
+// reduce4 is the 4-point pass: the pair means of the 8-point inverse DCT of
+// x0..x7 (x4 has no weight), times 1<<fixBits and divided by the DC weight.
+func reduce4(x0, x1, x2, x3, x5, x6, x7 int32) (y0, y1, y2, y3 int32) {
+	x0 <<= fixBits
+	even := c2w2*x2 - c2w6*x6
+	odd0 := c1w1*x1 - c1w7*x7 + c3w3*x3 - c3w5*x5
+	odd1 := c3w1*x1 - c3w7*x7 - c1w3*x3 + c1w5*x5
+	return x0 + even + odd0, x0 - even + odd1, x0 - even - odd1, x0 + even - odd0
+}
+
+// idct2x2 is idct4x4 for 2x2 means: only the DC and the odd coefficients
+// have a weight.
+func idct2x2(b, q *block, dst []byte, stride int) {
+	// ws[j*8+u] as in idct4x4, for the columns with a weight.
+	var ws [2 * 8]int32
+	for _, u := range [...]int{0, 1, 3, 5, 7} {
+		c, qc := (*[57]int32)(b[u:]), (*[57]int32)(q[u:])
+		dc := c[0] * qc[0] << fixBits
+		odd := reduce2(c[8]*qc[8], c[24]*qc[24], c[40]*qc[40], c[56]*qc[56])
+		ws[u] = (dc + odd + round1) >> pass1Shift
+		ws[8+u] = (dc - odd + round1) >> pass1Shift
+	}
+	for j := range 2 {
+		r := (*[8]int32)(ws[j*8:])
+		d := (*[2]byte)(dst[j*stride:])
+		dc := r[0] << fixBits
+		odd := reduce2(r[1], r[3], r[5], r[7])
+		d[0] = levelShift((dc + odd + round2) >> pass2Shift)
+		d[1] = levelShift((dc - odd + round2) >> pass2Shift)
+	}
+}
+
+// reduce2 is the odd half of the 2-point pass: the first half's mean less
+// the DC, times 1<<fixBits and divided by the DC weight (the second half's
+// is its negation).
+func reduce2(x1, x3, x5, x7 int32) int32 {
+	return v1*x1 + v3*x3 + v5*x5 + v7*x7
 }

@@ -488,18 +488,22 @@ func (d *decoder) reconstructBlock(b *block, bx, by, compIndex int) error {
 			return UnsupportedError("too many components")
 		}
 	}
-	qt := &d.quant[d.comp[compIndex].tq]
-	if d.denom == 8 {
+	tq := d.comp[compIndex].tq
+	qt := &d.quant[tq]
+	switch d.denom {
+	case 8:
 		// The DC term alone: the block's mean, as libjpeg's jpeg_idct_1x1.
 		dst[0] = levelShift((b[0]*qt[0] + 4) >> 3)
+		return nil
+	case 4:
+		idct2x2(b, &d.quantNat[tq], dst, stride)
+		return nil
+	case 2:
+		idct4x4(b, &d.quantNat[tq], dst, stride)
 		return nil
 	}
 	for zig := 0; zig < blockSize; zig++ {
 		b[unzig[zig]] *= qt[zig]
-	}
-	if d.denom != 1 {
-		idctReduced(b, dst, stride, &reducedIDCT[d.denom])
-		return nil
 	}
 	idct(b)
 	// Level shift by +128, clip to [0, 255], and write to dst.
