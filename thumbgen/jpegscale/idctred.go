@@ -55,22 +55,29 @@ func idct4x4(b, q *block, dst []byte, stride int) {
 	// passBits of fraction. Column 4 has no weight.
 	var ws [4 * 8]int32
 	for _, u := range [...]int{0, 1, 2, 3, 5, 6, 7} {
-		c, qc := (*[57]int32)(b[u:]), (*[57]int32)(q[u:])
+		c, qc, w := (*[57]int32)(b[u:]), (*[57]int32)(q[u:]), (*[25]int32)(ws[u:])
 		dc := c[0] * qc[0]
+		// A column (below, a row) without AC coefficients is its DC
+		// throughout: the full pass gives the same, at more cost.
 		if c[8]|c[16]|c[24]|c[40]|c[48]|c[56] == 0 {
 			dc <<= passBits
-			ws[u], ws[8+u], ws[16+u], ws[24+u] = dc, dc, dc, dc
+			w[0], w[8], w[16], w[24] = dc, dc, dc, dc
 			continue
 		}
 		y0, y1, y2, y3 := reduce4(dc, c[8]*qc[8], c[16]*qc[16], c[24]*qc[24], c[40]*qc[40], c[48]*qc[48], c[56]*qc[56])
-		ws[u] = (y0 + round1) >> pass1Shift
-		ws[8+u] = (y1 + round1) >> pass1Shift
-		ws[16+u] = (y2 + round1) >> pass1Shift
-		ws[24+u] = (y3 + round1) >> pass1Shift
+		w[0] = (y0 + round1) >> pass1Shift
+		w[8] = (y1 + round1) >> pass1Shift
+		w[16] = (y2 + round1) >> pass1Shift
+		w[24] = (y3 + round1) >> pass1Shift
 	}
 	for j := range 4 {
 		r := (*[8]int32)(ws[j*8:])
 		d := (*[4]byte)(dst[j*stride:])
+		if r[1]|r[2]|r[3]|r[5]|r[6]|r[7] == 0 {
+			v := levelShift((r[0] + round2>>fixBits) >> (pass2Shift - fixBits))
+			d[0], d[1], d[2], d[3] = v, v, v, v
+			continue
+		}
 		y0, y1, y2, y3 := reduce4(r[0], r[1], r[2], r[3], r[5], r[6], r[7])
 		d[0] = levelShift((y0 + round2) >> pass2Shift)
 		d[1] = levelShift((y1 + round2) >> pass2Shift)
@@ -95,11 +102,11 @@ func idct2x2(b, q *block, dst []byte, stride int) {
 	// ws[j*8+u] as in idct4x4, for the columns with a weight.
 	var ws [2 * 8]int32
 	for _, u := range [...]int{0, 1, 3, 5, 7} {
-		c, qc := (*[57]int32)(b[u:]), (*[57]int32)(q[u:])
+		c, qc, w := (*[57]int32)(b[u:]), (*[57]int32)(q[u:]), (*[9]int32)(ws[u:])
 		dc := c[0] * qc[0] << fixBits
 		odd := reduce2(c[8]*qc[8], c[24]*qc[24], c[40]*qc[40], c[56]*qc[56])
-		ws[u] = (dc + odd + round1) >> pass1Shift
-		ws[8+u] = (dc - odd + round1) >> pass1Shift
+		w[0] = (dc + odd + round1) >> pass1Shift
+		w[8] = (dc - odd + round1) >> pass1Shift
 	}
 	for j := range 2 {
 		r := (*[8]int32)(ws[j*8:])
