@@ -5,7 +5,8 @@
 // does, and encodes JPEG, PNG or, for animated GIFs, GIF. It is a leaf: it
 // knows nothing of storage or HTTP, imports no project package, keeps no
 // state and starts no goroutines; callers bound concurrency themselves, with
-// DecodeMemory as the weight. It must never panic on any input, never
+// DecodeMemory (DecodeMemoryAll for GenerateAll, which makes several
+// thumbnails of one source from one decode) as the weight. It must never panic on any input, never
 // upscale, and never let the same source and request produce different
 // bytes: federation peers compare thumbnails.
 //
