@@ -129,3 +129,30 @@ func TestDecodeMemoryAllBounds(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGenerateAll12MP makes media's default sizes of a 12 MP JPEG:
+// with GenerateAll (one decode, at the largest size's scale) and with one
+// Generate a size (a decode each, each at its own scale).
+func BenchmarkGenerateAll12MP(b *testing.B) {
+	src := photo12MP()
+	b.Run("GenerateAll", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, o := range GenerateAll(src, defaultSizes, Limits{}) {
+				if o.Err != nil {
+					b.Fatal(o.Err)
+				}
+			}
+		}
+	})
+	b.Run("Generate", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, req := range defaultSizes {
+				if _, err := Generate(src, req, Limits{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+}
