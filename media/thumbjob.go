@@ -160,6 +160,9 @@ func (s *Store) runJob(j *thumbJob) error {
 		reqs[i] = sl.req
 	}
 	src, release, err := s.loadSource(ctx, j.rec, func(info thumbgen.Info) int64 { return thumbgen.DecodeMemoryAll(info, reqs) })
+	if errors.Is(err, thumbgen.ErrTooLarge) && len(todo) > 1 {
+		return s.makeEachSize(j.rec, todo) // the set is over the budget; a size alone may not be
+	}
 	if err != nil {
 		return err
 	}
@@ -177,6 +180,21 @@ func (s *Store) runJob(j *thumbJob) error {
 			s.opts.Logger.Warn("thumbnail pregeneration failed", "media", j.rec.MXC.String(), "size", todo[i].spec, "err", err)
 		}
 		todo[i].resolve(tr, err)
+	}
+	return shared
+}
+
+// makeEachSize makes the sizes in todo one at a time, each with its own
+// read and decode, as requests do. It returns the first error that would
+// fail every size.
+func (s *Store) makeEachSize(rec Media, todo []*thumbSlot) error {
+	var shared error
+	for _, sl := range todo {
+		tr, err := s.makeThumbnail(rec, sl.req, sl.spec)
+		if err != nil && failsEverySize(thumbnailErr(err)) {
+			shared = cmp.Or(shared, err)
+		}
+		sl.resolve(tr, err)
 	}
 	return shared
 }

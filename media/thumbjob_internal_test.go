@@ -3,7 +3,10 @@ package media
 import (
 	"bytes"
 	"context"
+	"os"
 	"testing"
+
+	"github.com/mxcas/mxcas/thumbgen"
 )
 
 // TestPregenerationDecodesOnce: one upload's pregeneration reads and
@@ -100,5 +103,34 @@ func TestRequestStartsQueuedJob(t *testing.T) {
 	// Asked again, nothing is left to make.
 	if err := s.Pregenerate(context.Background(), c); err != nil || s.thumbs.decodes.Load() != 3 {
 		t.Errorf("Pregenerate of a done upload: %v, %d decodes, want none more", err, s.thumbs.decodes.Load())
+	}
+}
+
+// TestPregenerationOverBudgetMakesEachSize: when the sizes together need
+// more memory than the budget, the job makes those that fit one at a time.
+func TestPregenerationOverBudgetMakesEachSize(t *testing.T) {
+	const path = "../thumbgen/testdata/video-001.jpeg"
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := thumbgen.Sniff(src, thumbgen.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []thumbgen.Request
+	for _, z := range DefaultThumbnailSizes {
+		all = append(all, ThumbnailRequest{Width: z.Width, Height: z.Height, Method: z.Method}.thumbgen())
+	}
+	one := int64(len(src)) + thumbgen.DecodeMemory(info, all[1])
+	s := thumbStore(t, ThumbnailOptions{MemoryBudget: one, Disabled: true})
+	if int64(len(src))+thumbgen.DecodeMemoryAll(info, all) <= one {
+		t.Fatal("the set fits the budget: the test needs another budget")
+	}
+	rec := uploadFile(t, s, "a", path, "image/jpeg")
+	s.Pregenerate(context.Background(), rec)
+	_, spec := s.thumbs.thumbSpec(all[1])
+	if _, err := s.readThumbnail(rec.Object, spec); err != nil {
+		t.Errorf("size %s, which fits the budget alone, not made: %v", spec, err)
 	}
 }
