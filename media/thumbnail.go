@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/index"
 	"github.com/mxcas/mxcas/thumbgen"
 )
@@ -88,7 +89,8 @@ var (
 )
 
 // thumbnailer is the store's thumbnail machinery: a worker limit, a memory
-// budget, single flight per (source, size), and a background queue.
+// budget, single flight per (source, size), and a background queue of
+// pregeneration jobs, one per source object.
 type thumbnailer struct {
 	opts    ThumbnailOptions
 	workers *semaphore.Weighted
@@ -96,15 +98,22 @@ type thumbnailer struct {
 	waiting atomic.Int64
 	flight  singleflight.Group
 
-	queue   chan Media
-	pending sync.WaitGroup // queued, not yet done
+	queue   chan *thumbJob
+	pending sync.WaitGroup // queued jobs not yet done
 
-	mu     sync.Mutex
-	closed bool
-	active sync.WaitGroup // makeThumbnail calls running
-	made   atomic.Int64   // thumbnails generated (not served from the store)
-	stop   context.CancelFunc
-	done   chan struct{}
+	mu      sync.Mutex
+	closed  bool
+	jobs    map[cas.Hash]*thumbJob // pregeneration jobs queued or running, by source object
+	active  sync.WaitGroup         // makeThumbnail calls and jobs running
+	made    atomic.Int64           // thumbnails generated (not served from the store)
+	decodes atomic.Int64           // sources read and decoded
+	stop    context.CancelFunc
+	done    chan struct{}
+
+	// hookRun, for tests, is called as a job starts running.
+	hookRun func(Media)
+	// hookJoin, for tests, is called when a request joins a job.
+	hookJoin func(Media, string)
 }
 
 func (s *Store) startThumbnailer() {
@@ -114,7 +123,8 @@ func (s *Store) startThumbnailer() {
 		opts:    o,
 		workers: semaphore.NewWeighted(int64(o.Workers)),
 		memory:  semaphore.NewWeighted(o.MemoryBudget),
-		queue:   make(chan Media, o.Queue),
+		queue:   make(chan *thumbJob, o.Queue),
+		jobs:    make(map[cas.Hash]*thumbJob),
 		done:    make(chan struct{}),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -126,15 +136,21 @@ func (s *Store) startThumbnailer() {
 			select {
 			case <-ctx.Done():
 				return
-			case rec := <-t.queue:
-				s.Pregenerate(ctx, rec)
-				t.pending.Done()
+			case j := <-t.queue:
+				if !j.started.Load() { // else a request started it
+					s.startJob(j)
+					select {
+					case <-j.done:
+					case <-ctx.Done():
+					}
+				}
 			}
 		}
 	}()
 }
 
-// stopThumbnailer ends the background work; queued items are dropped.
+// stopThumbnailer ends the background work; queued jobs not started are
+// dropped.
 func (s *Store) stopThumbnailer() {
 	t := s.thumbs
 	t.stop()
@@ -145,46 +161,58 @@ func (s *Store) stopThumbnailer() {
 	t.active.Wait() // generations detached from their requests
 	for {
 		select {
-		case <-t.queue:
-			t.pending.Done()
+		case j := <-t.queue:
+			if j.started.CompareAndSwap(false, true) {
+				t.finishJob(j, errClosing)
+			}
 		default:
 			return
 		}
 	}
 }
 
-// enqueueThumbnails asks for rec's thumbnails in the background, never
-// blocking: a full queue skips it.
+// enqueueThumbnails queues the pregeneration of rec's thumbnails, never
+// blocking: a full queue skips it, as does a job for the same content
+// already queued or running. The job is registered at once, so requests for
+// its sizes join it from now on.
 func (s *Store) enqueueThumbnails(rec Media) {
 	t := s.thumbs
 	if t.opts.Disabled || !strings.HasPrefix(strings.ToLower(rec.ContentType), "image/") {
 		return
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || t.jobs[rec.Object] != nil {
+		return
+	}
+	j := t.newJob(rec)
+	j.queued = true
 	t.pending.Add(1)
 	select {
-	case t.queue <- rec:
+	case t.queue <- j:
+		t.jobs[rec.Object] = j
 	default:
 		t.pending.Done()
 	}
 }
 
 // Pregenerate makes every configured size of rec's thumbnails that is not
-// stored yet. It stops at the first error that would repeat for every size
-// (not an image, too large).
+// stored yet, reading and decoding the source once for all of them (or
+// waits for the job already doing so). It returns the error that failed
+// every size (not an image, too large, no space, damaged); other failures
+// of one size are logged.
 func (s *Store) Pregenerate(ctx context.Context, rec Media) error {
-	for _, z := range s.thumbs.opts.Sizes {
-		r, _, err := s.Thumbnail(ctx, rec, ThumbnailRequest{Width: z.Width, Height: z.Height, Method: z.Method})
-		if err != nil {
-			if errors.Is(err, ErrCannotThumbnail) || errors.Is(err, ErrThumbnailTooLarge) ||
-				errors.Is(err, ErrNoSpace) || errors.Is(err, ErrFailed) {
-				return err
-			}
-			s.opts.Logger.Warn("thumbnail pregeneration failed", "media", rec.MXC.String(), "err", err)
-			continue
-		}
-		r.Close()
+	if rec.Pending || rec.Object.IsZero() {
+		return fmt.Errorf("%w: %s has no content", ErrNotFound, rec.MXC)
 	}
-	return nil
+	j := s.thumbs.registerJob(rec)
+	s.startJob(j)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-j.done:
+		return thumbnailErr(j.err)
+	}
 }
 
 // Thumbnail returns a thumbnail of rec's content as req asks, making and
@@ -200,56 +228,74 @@ func (s *Store) Thumbnail(ctx context.Context, rec Media, req ThumbnailRequest) 
 }
 
 func (s *Store) thumbnail(ctx context.Context, rec Media, req thumbgen.Request) (*Reader, Thumbnail, error) {
-	if req.Method == "" {
-		req.Method = thumbgen.Scale
-	}
-	// A size over the cap is shrunk keeping its aspect ratio (a crop keeps
-	// its shape).
-	if maxDim, big := s.thumbs.opts.MaxDimension, max(req.Width, req.Height); big > maxDim {
-		req.Width = max(1, int(int64(req.Width)*int64(maxDim)/int64(big)))
-		req.Height = max(1, int(int64(req.Height)*int64(maxDim)/int64(big)))
-	}
+	req, spec := s.thumbs.thumbSpec(req)
 	if err := req.Validate(); err != nil {
 		return nil, Thumbnail{}, err
 	}
 	if rec.Pending || rec.Object.IsZero() {
 		return nil, Thumbnail{}, fmt.Errorf("%w: %s has no content", ErrNotFound, rec.MXC)
 	}
-	anim := 0
-	if req.Animated {
-		anim = 1
-	}
-	spec := fmt.Sprintf("%dx%d/%s/%d", req.Width, req.Height, req.Method, anim)
 	tr, err := s.readThumbnail(rec.Object, spec)
 	if errors.Is(err, index.ErrNotFound) {
-		key := rec.Object.String() + "/" + spec
-		ch := s.thumbs.flight.DoChan(key, func() (any, error) {
-			t := s.thumbs
-			t.mu.Lock()
-			if t.closed {
-				t.mu.Unlock()
-				return nil, errors.New("media: store is closing")
-			}
-			t.active.Add(1)
-			t.mu.Unlock()
-			defer t.active.Done()
-			return s.makeThumbnail(rec, req, spec)
-		})
-		select {
-		case <-ctx.Done():
-			return nil, Thumbnail{}, ctx.Err()
-		case res := <-ch:
-			if res.Err != nil {
-				return nil, Thumbnail{}, res.Err
-			}
-			tr, err = res.Val.(Thumbnail), nil
-		}
+		tr, err = s.awaitThumbnail(ctx, rec, req, spec)
 	}
 	if err != nil {
 		return nil, Thumbnail{}, err
 	}
 	r, err := s.OpenObject(tr.Object)
 	return r, tr, err
+}
+
+// thumbSpec fills req's method and shrinks a size over the cap, keeping its
+// aspect ratio (a crop keeps its shape); it returns req with its spec, the
+// key of its thumbnail record.
+func (t *thumbnailer) thumbSpec(req thumbgen.Request) (thumbgen.Request, string) {
+	if req.Method == "" {
+		req.Method = thumbgen.Scale
+	}
+	if maxDim, big := t.opts.MaxDimension, max(req.Width, req.Height); big > maxDim {
+		req.Width = max(1, int(int64(req.Width)*int64(maxDim)/int64(big)))
+		req.Height = max(1, int(int64(req.Height)*int64(maxDim)/int64(big)))
+	}
+	anim := 0
+	if req.Animated {
+		anim = 1
+	}
+	return req, fmt.Sprintf("%dx%d/%s/%d", req.Width, req.Height, req.Method, anim)
+}
+
+// awaitThumbnail waits for thumbnail spec of rec, not stored yet: from the
+// pregeneration job that makes it (started now if still queued), or else
+// from a single flight of its own.
+func (s *Store) awaitThumbnail(ctx context.Context, rec Media, req thumbgen.Request, spec string) (Thumbnail, error) {
+	t := s.thumbs
+	if j, sl := t.jobSlot(rec.Object, spec); sl != nil {
+		s.startJob(j)
+		if t.hookJoin != nil {
+			t.hookJoin(rec, spec)
+		}
+		return sl.wait(ctx)
+	}
+	ch := t.flight.DoChan(rec.Object.String()+"/"+spec, func() (any, error) {
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			return nil, errClosing
+		}
+		t.active.Add(1)
+		t.mu.Unlock()
+		defer t.active.Done()
+		return s.makeThumbnail(rec, req, spec)
+	})
+	select {
+	case <-ctx.Done():
+		return Thumbnail{}, ctx.Err()
+	case res := <-ch:
+		if res.Err != nil {
+			return Thumbnail{}, res.Err
+		}
+		return res.Val.(Thumbnail), nil
+	}
 }
 
 // makeThumbnail generates and stores one thumbnail. It runs once per
@@ -268,36 +314,58 @@ func (s *Store) makeThumbnail(rec Media, req thumbgen.Request, spec string) (Thu
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	release, err := t.admit(ctx)
+	src, release, err := s.loadSource(ctx, rec, func(info thumbgen.Info) int64 { return thumbgen.DecodeMemory(info, req) })
 	if err != nil {
 		return Thumbnail{}, err
 	}
 	defer release()
-
-	// The header tells the cost before the source is read whole.
-	r, err := s.OpenMedia(rec) // verified: never a thumbnail of damaged bytes
-	if err != nil {
-		return Thumbnail{}, err
-	}
-	defer r.Close()
-	head := make([]byte, min(rec.Size, 256<<10))
-	if _, err := io.ReadFull(r, head); err != nil {
-		return Thumbnail{}, err
-	}
-	need, err := t.memoryNeed(head, rec.Size, req)
-	if err != nil {
-		return Thumbnail{}, err
-	}
-	if err := t.memory.Acquire(ctx, need); err != nil {
-		return Thumbnail{}, err
-	}
-	defer t.memory.Release(need)
-	src, res, err := generateThumbnail(head, r, rec.Size, req, t.opts.Limits)
+	res, err := thumbgen.Generate(src, req, t.opts.Limits)
 	if err != nil {
 		return Thumbnail{}, err
 	}
 	t.made.Add(1)
 	return s.storeThumbnail(ctx, rec, spec, src, res)
+}
+
+// loadSource is the admitted, budgeted read of rec's content for
+// thumbnailing: it waits for a worker, reads the head (verified: never a
+// thumbnail of damaged bytes), reserves what memoryNeed says with cost for
+// the decoding, and reads the rest. On success the caller calls release
+// when done with src, which returns the worker and the memory.
+func (s *Store) loadSource(ctx context.Context, rec Media, cost func(thumbgen.Info) int64) (src []byte, release func(), err error) {
+	t := s.thumbs
+	releaseWorker, err := t.admit(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			releaseWorker()
+		}
+	}()
+	// The header tells the cost before the source is read whole.
+	r, err := s.OpenMedia(rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Close()
+	head := make([]byte, min(rec.Size, 256<<10))
+	if _, err := io.ReadFull(r, head); err != nil {
+		return nil, nil, err
+	}
+	need, err := t.memoryNeed(head, rec.Size, cost)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := t.memory.Acquire(ctx, need); err != nil {
+		return nil, nil, err
+	}
+	if src, err = readRest(head, r, rec.Size); err != nil {
+		t.memory.Release(need)
+		return nil, nil, err
+	}
+	t.decodes.Add(1)
+	return src, func() { t.memory.Release(need); releaseWorker() }, nil
 }
 
 // admit is thumbnail admission: it waits for a worker, or refuses with
@@ -317,11 +385,11 @@ func (t *thumbnailer) admit(ctx context.Context) (release func(), err error) {
 }
 
 // memoryNeed is thumbnail costing: from the head of a source of size bytes,
-// it returns the memory a thumbnail of it needs (the source plus its
-// decoded pixels). A header that is not in head is taken to need the most
+// it returns the memory its thumbnails need (the source plus what cost says
+// of decoding it). A header that is not in head is taken to need the most
 // the limits allow. Errors: not an image, over the limits (thumbgen's
 // ErrTooLarge), or over the memory budget.
-func (t *thumbnailer) memoryNeed(head []byte, size int64, req thumbgen.Request) (int64, error) {
+func (t *thumbnailer) memoryNeed(head []byte, size int64, cost func(thumbgen.Info) int64) (int64, error) {
 	lim := t.opts.Limits
 	// Sniff with the size limit lifted: a large file that is not an image
 	// is "cannot thumbnail", not "too large".
@@ -334,7 +402,7 @@ func (t *thumbnailer) memoryNeed(head []byte, size int64, req thumbgen.Request) 
 	if size > lim.MaxBytes {
 		return 0, fmt.Errorf("%w: %d bytes", thumbgen.ErrTooLarge, size)
 	}
-	need := size + thumbgen.DecodeMemory(info, req)
+	need := size + cost(info)
 	if err != nil || info.Width == 0 {
 		need = size + int64(lim.MaxPixels)*4 // header past the prefix: assume the worst allowed
 	}
@@ -344,17 +412,15 @@ func (t *thumbnailer) memoryNeed(head []byte, size int64, req thumbgen.Request) 
 	return need, nil
 }
 
-// generateThumbnail reads the rest of a source of size bytes from r, after
-// head, and makes the thumbnail req asks for. It returns the whole source
-// too; the caller's memory reservation covers both.
-func generateThumbnail(head []byte, r io.Reader, size int64, req thumbgen.Request, lim thumbgen.Limits) ([]byte, thumbgen.Result, error) {
+// readRest reads the rest of a source of size bytes from r, after head,
+// and returns the whole source.
+func readRest(head []byte, r io.Reader, size int64) ([]byte, error) {
 	src := make([]byte, size)
 	copy(src, head)
 	if _, err := io.ReadFull(r, src[len(head):]); err != nil {
-		return nil, thumbgen.Result{}, err
+		return nil, err
 	}
-	res, err := thumbgen.Generate(src, req, lim)
-	return src, res, err
+	return src, nil
 }
 
 // storeThumbnail stores res, made from src (rec's content), as rec's

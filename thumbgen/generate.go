@@ -2,12 +2,14 @@ package thumbgen
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"image"
 	"image/color"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"slices"
 
 	"github.com/mxcas/mxcas/thumbgen/jpegscale"
 	"golang.org/x/image/bmp"
@@ -34,66 +36,161 @@ const (
 // (a GIF only when its animation is wanted or it has none), a PNG at the
 // original size for WebP, BMP and TIFF. Generate never panics; it does not
 // keep src, and the returned Data may alias src.
-func Generate(src []byte, req Request, lim Limits) (res Result, err error) {
+func Generate(src []byte, req Request, lim Limits) (Result, error) {
+	o := GenerateAll(src, []Request{req}, lim)[0]
+	return o.Result, o.Err
+}
+
+// Outcome is what GenerateAll made of one request: a Result or an error.
+type Outcome struct {
+	Result Result
+	Err    error
+}
+
+// GenerateAll makes a thumbnail of src for each of reqs, as Generate would,
+// from one header read and one decode: a still image is decoded once, at the
+// scale the most demanding request needs, and every still thumbnail is made
+// from it, largest first. An output is byte-identical to Generate's for the
+// same request when that request alone would have picked the same scale
+// (always, except for a JPEG whose requests differ in scale); otherwise it is
+// resampled from a larger decode. Animated GIF output keeps its own path.
+// Outcomes are in the order of reqs; an invalid request fails alone, a source
+// that cannot be read fails them all. GenerateAll never panics; it does not
+// keep src, and Data may alias src.
+func GenerateAll(src []byte, reqs []Request, lim Limits) (out []Outcome) {
+	out = make([]Outcome, len(reqs))
 	defer func() {
 		if p := recover(); p != nil {
-			res, err = Result{}, fmt.Errorf("%w: thumbnail panicked: %v", ErrCorrupt, p)
+			failUnfinished(out, fmt.Errorf("%w: thumbnail panicked: %v", ErrCorrupt, p))
 		}
 	}()
-	if err := req.Validate(); err != nil {
-		return Result{}, err
-	}
 	lim = lim.WithDefaults()
 	frames := 2
-	if req.Animated {
-		frames = max(frames, lim.MaxFrames)
+	for i, req := range reqs {
+		if out[i].Err = req.Validate(); out[i].Err == nil && req.Animated {
+			frames = max(frames, lim.MaxFrames)
+		}
 	}
 	h, err := sniff(src, lim, frames)
 	if err != nil {
-		return Result{}, err
+		failUnfinished(out, err)
+		return out
 	}
-	animated := req.Animated && h.Animated && h.Format == "gif"
-	// A source that cannot cover the request without upscaling comes back
-	// at its own size: for scale, one side no larger than asked; for crop,
-	// both.
+	var stills []still
+	for i, req := range reqs {
+		if out[i].Err != nil {
+			continue
+		}
+		if res, ok := passThrough(src, &h, req); ok {
+			out[i].Result = res
+			continue
+		}
+		s := still{i: i, p: planFor(h.Width, h.Height, req)}
+		if s.small = h.Width <= req.Width || h.Height <= req.Height; req.Method == Crop {
+			s.small = h.Width <= req.Width && h.Height <= req.Height
+		}
+		if s.small {
+			s.p = plan{region: image.Rect(0, 0, h.Width, h.Height), outW: h.Width, outH: h.Height}
+		}
+		if req.Animated && h.Animated && h.Format == "gif" {
+			out[i].Result, out[i].Err = animateGIF(&h, s.p, animatedFrames(h.Width, h.Height, lim))
+			continue
+		}
+		stills = append(stills, s)
+	}
+	makeStills(src, &h, stills, out)
+	return out
+}
+
+// failUnfinished sets err on every outcome that has neither a result nor
+// an error yet.
+func failUnfinished(out []Outcome, err error) {
+	for i := range out {
+		if out[i].Err == nil && out[i].Result.Data == nil {
+			out[i].Err = err
+		}
+	}
+}
+
+// passThrough returns src itself when it already answers req: a source that
+// cannot cover the request without upscaling (for scale, one side no larger
+// than asked; for crop, both), in a format served as it is (JPEG; PNG and
+// GIF unless their animation would be shown unasked).
+func passThrough(src []byte, h *header, req Request) (Result, bool) {
 	small := h.Width <= req.Width && h.Height <= req.Height
 	if req.Method != Crop {
 		small = h.Width <= req.Width || h.Height <= req.Height
 	}
-	if small {
-		switch {
-		case h.Format == "jpeg":
-			return Result{Data: src, ContentType: contentTypeJPEG, Width: h.Width, Height: h.Height}, nil
-		case h.Format == "png" && (!h.Animated || req.Animated):
-			// An APNG comes back as it is only when animation is wanted.
-			return Result{Data: src, ContentType: contentTypePNG, Width: h.Width, Height: h.Height}, nil
-		case h.Format == "gif" && (!h.Animated || animated):
-			return Result{Data: src, ContentType: contentTypeGIF, Width: h.Width, Height: h.Height}, nil
-		}
+	res := Result{Data: src, Width: h.Width, Height: h.Height}
+	switch {
+	case !small:
+		return Result{}, false
+	case h.Format == "jpeg":
+		res.ContentType = contentTypeJPEG
+	case h.Format == "png" && (!h.Animated || req.Animated):
+		// An APNG comes back as it is only when animation is wanted.
+		res.ContentType = contentTypePNG
+	case h.Format == "gif" && (!h.Animated || req.Animated):
+		res.ContentType = contentTypeGIF
+	default:
+		return Result{}, false
 	}
-	p := planFor(h.Width, h.Height, req)
-	if small {
-		p = plan{region: image.Rect(0, 0, h.Width, h.Height), outW: h.Width, outH: h.Height}
+	return res, true
+}
+
+// still is one still thumbnail of GenerateAll: the index of its request,
+// its plan, and whether the source is returned at its own size.
+type still struct {
+	i     int
+	p     plan
+	small bool
+}
+
+// makeStills decodes src once, at the largest scale any of stills needs,
+// and makes each of them from it, the largest output first, into out.
+func makeStills(src []byte, h *header, stills []still, out []Outcome) {
+	if len(stills) == 0 {
+		return
 	}
-	if animated {
-		return animateGIF(&h, p, animatedFrames(h.Width, h.Height, lim))
+	plans := make([]plan, len(stills))
+	for k, s := range stills {
+		plans[k] = s.p
 	}
-	denom := 1
-	if h.Format == "jpeg" {
-		denom = jpegDenom(p)
-	}
-	img, err := decodeStill(src, &h, denom)
+	denom := sharedDenom(h.Format, plans)
+	img, err := decodeStill(src, h, denom)
 	if err != nil {
-		return Result{}, err
+		for _, s := range stills {
+			out[s.i].Err = err
+		}
+		return
 	}
-	sr := scaleRect(storedRect(h.orientation, p.region, h.storedW, h.storedH), denom).Add(img.Bounds().Min)
-	dw, dh := p.outW, p.outH
-	if h.orientation >= 5 {
-		dw, dh = dh, dw
+	slices.SortStableFunc(stills, func(a, b still) int {
+		return cmp.Compare(pixels(b.p.outW, b.p.outH), pixels(a.p.outW, a.p.outH))
+	})
+	for _, s := range stills {
+		sr := scaleRect(storedRect(h.orientation, s.p.region, h.storedW, h.storedH), denom).Add(img.Bounds().Min)
+		dw, dh := s.p.outW, s.p.outH
+		if h.orientation >= 5 {
+			dw, dh = dh, dw
+		}
+		m := reorient(h.orientation, resample(img, sr, dw, dh))
+		asPNG := s.small || h.Format == "png" || h.Format == "gif" || (h.Format != "jpeg" && !m.Opaque())
+		out[s.i].Result, out[s.i].Err = encodeStill(m, asPNG)
 	}
-	m := reorient(h.orientation, resample(img, sr, dw, dh))
-	asPNG := small || h.Format == "png" || h.Format == "gif" || (h.Format != "jpeg" && !m.Opaque())
-	return encodeStill(m, asPNG)
+}
+
+// sharedDenom is the scale, of 8, 4, 2 and 1, at which one decode serves
+// every plan: the smallest of the JPEG scales each needs (jpegDenom), and
+// 1 for other formats.
+func sharedDenom(format string, plans []plan) int {
+	if format != "jpeg" {
+		return 1
+	}
+	denom := 8
+	for _, p := range plans {
+		denom = min(denom, jpegDenom(p))
+	}
+	return denom
 }
 
 // jpegDenom is the largest scale, of 8, 4, 2 and 1, at which a JPEG can be
@@ -229,40 +326,83 @@ const animatedPixelBudget = 8
 // frame count), twice: as images and encoded. The
 // estimate is an upper bound in the usual cases, not a guarantee.
 func DecodeMemory(info Info, req Request) int64 {
-	w, h := max(info.Width, 1), max(info.Height, 1)
-	src := pixels(w, h)
-	if req.Validate() != nil {
-		return bytesPerPixel * src
-	}
-	p := planFor(w, h, req)
-	out := pixels(p.outW, p.outH)
-	sw, sh := p.region.Dx(), p.region.Dy()
-	if info.Format == "jpeg" && !info.Animated {
-		r := scaleRect(p.region, jpegDenom(p))
-		sw, sh = r.Dx(), r.Dy()
-	}
-	resampling := resampleMemory(sw, sh, p.outW, p.outH)
-	if info.Animated && req.Animated {
-		canvas := 2*bytesPerPixel*src + gifBytesPerPixel*src
-		n := animatedFrames(w, h, Limits{}.WithDefaults())
-		frames := int64(n) * gifBytesPerPixel * out
-		return canvas + resampling + 2*frames
-	}
-	if info.Format == "jpeg" {
-		return jpegDecodeMemory(info, p) + resampling + bytesPerPixel*out
-	}
-	return bytesPerPixel*src + resampling + bytesPerPixel*out
+	return DecodeMemoryAll(info, []Request{req})
 }
 
-// jpegDecodeMemory bounds what jpegscale allocates decoding a JPEG for plan
-// p: the planes, padded to whole MCUs (up to 32x16), at 1/denom, and the
-// image they are converted into (CMYK and RGB JPEGs) at up to
+// DecodeMemoryAll is DecodeMemory for GenerateAll: one decode, at the scale
+// GenerateAll picks, plus the resampling buffers and output of every still
+// request (all counted, though GenerateAll holds one request's buffers at a
+// time), plus DecodeMemory of each animated one. For one request it is
+// DecodeMemory.
+func DecodeMemoryAll(info Info, reqs []Request) int64 {
+	w, h := max(info.Width, 1), max(info.Height, 1)
+	var (
+		total int64
+		plans []plan
+	)
+	for _, req := range reqs {
+		switch {
+		case req.Validate() != nil:
+			total += bytesPerPixel * pixels(w, h)
+		case info.Animated && req.Animated:
+			total += animatedMemory(info, planFor(w, h, req))
+		default:
+			plans = append(plans, planFor(w, h, req))
+		}
+	}
+	if len(plans) == 0 {
+		return total
+	}
+	denom := 1
+	if !info.Animated {
+		denom = sharedDenom(info.Format, plans)
+	}
+	encoder := int64(pngEncoderBytes)
+	if info.Format == "jpeg" {
+		total += jpegDecodeMemory(info, denom)
+		encoder = jpegEncoderBytes
+	} else {
+		total += decoderBytes + bytesPerPixel*pixels(w, h)
+	}
+	for _, p := range plans {
+		r := scaleRect(p.region, denom)
+		out := bytesPerPixel * pixels(p.outW, p.outH)
+		// The resampled image, then its reoriented copy and the growing
+		// encoded buffer, each at most as large.
+		total += resampleMemory(r.Dx(), r.Dy(), p.outW, p.outH) + 2*out + encoder
+	}
+	return total
+}
+
+// What decoders and encoders allocate beyond pixels, measured on Go 1.26:
+// image/png's decoder (zlib, rows) about 65 KiB; its encoder (a flate
+// compressor) 1.25 MiB; image/jpeg's encoder under 8 KiB.
+const (
+	decoderBytes     = 128 << 10
+	pngEncoderBytes  = 3 << 19
+	jpegEncoderBytes = 16 << 10
+)
+
+// animatedMemory is DecodeMemory of an animated GIF thumbnail of plan p:
+// the canvas, a saved canvas and one frame, the resampling buffers, and the
+// output frames twice (as images and encoded).
+func animatedMemory(info Info, p plan) int64 {
+	w, h := max(info.Width, 1), max(info.Height, 1)
+	src := pixels(w, h)
+	canvas := 2*bytesPerPixel*src + gifBytesPerPixel*src
+	n := animatedFrames(w, h, Limits{}.WithDefaults())
+	frames := int64(n) * gifBytesPerPixel * pixels(p.outW, p.outH)
+	return canvas + resampleMemory(p.region.Dx(), p.region.Dy(), p.outW, p.outH) + 2*frames
+}
+
+// jpegDecodeMemory bounds what jpegscale allocates decoding a JPEG at
+// 1/denom: the planes, padded to whole MCUs (up to 32x16), at 1/denom, and
+// the image they are converted into (CMYK and RGB JPEGs) at up to
 // jpegBytesPerPixel; for a progressive JPEG also the coefficients of up to
 // 4 components, 4 bytes a coefficient (so 4 bytes a pixel), at full size;
-// and the decoder's own state (Huffman tables, buffers), under 64 KiB.
-func jpegDecodeMemory(info Info, p plan) int64 {
-	const jpegBytesPerPixel, coefficientBytes, decoderBytes = 8, 4 * 4, 64 << 10
-	d := jpegDenom(p)
+// and the decoder's own state (Huffman tables, buffers), under decoderBytes.
+func jpegDecodeMemory(info Info, d int) int64 {
+	const jpegBytesPerPixel, coefficientBytes = 8, 4 * 4
 	padW, padH := info.Width+31, info.Height+31
 	m := decoderBytes + jpegBytesPerPixel*pixels(ceilDiv(padW, d), ceilDiv(padH, d))
 	if info.Progressive {
