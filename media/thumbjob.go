@@ -39,6 +39,9 @@ type thumbSlot struct {
 	done chan struct{}
 	tr   Thumbnail
 	err  error
+	// waiting counts the requests waiting for this size: the job makes a
+	// size someone waits for before the others.
+	waiting atomic.Int32
 }
 
 func (sl *thumbSlot) resolve(tr Thumbnail, err error) {
@@ -168,10 +171,17 @@ func (s *Store) runJob(j *thumbJob) error {
 	}
 	defer release()
 	var shared error
-	for i, o := range thumbgen.GenerateAll(src, reqs, t.opts.Limits) {
+	// A size a client is waiting for is made first; each is stored and
+	// handed to its waiters as soon as it is made.
+	thumbgen.GenerateEach(src, reqs, t.opts.Limits, func(left []int) int {
+		return mostAwaited(todo, left)
+	}, func(i int, o thumbgen.Outcome) {
 		tr, err := Thumbnail{}, o.Err
 		if err == nil {
 			t.made.Add(1)
+			if t.hookMade != nil {
+				t.hookMade(todo[i].spec)
+			}
 			tr, err = s.storeThumbnail(ctx, j.rec, todo[i].spec, src, o.Result)
 		}
 		if err != nil && failsEverySize(thumbnailErr(err)) {
@@ -180,8 +190,21 @@ func (s *Store) runJob(j *thumbJob) error {
 			s.opts.Logger.Warn("thumbnail pregeneration failed", "media", j.rec.MXC.String(), "size", todo[i].spec, "err", err)
 		}
 		todo[i].resolve(tr, err)
-	}
+	})
 	return shared
+}
+
+// mostAwaited returns the one of left (indexes into slots, in the order
+// they would be made) that the most requests wait for; the first if none
+// is awaited.
+func mostAwaited(slots []*thumbSlot, left []int) int {
+	best, most := left[0], int32(0)
+	for _, i := range left {
+		if n := slots[i].waiting.Load(); n > most {
+			best, most = i, n
+		}
+	}
+	return best
 }
 
 // makeEachSize makes the sizes in todo one at a time, each with its own

@@ -3,7 +3,11 @@ package media
 import (
 	"bytes"
 	"context"
+	"image"
+	"image/color"
+	"image/jpeg"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/mxcas/mxcas/thumbgen"
@@ -133,4 +137,55 @@ func TestPregenerationOverBudgetMakesEachSize(t *testing.T) {
 	if _, err := s.readThumbnail(rec.Object, spec); err != nil {
 		t.Errorf("size %s, which fits the budget alone, not made: %v", spec, err)
 	}
+}
+
+// TestJobMakesAwaitedSizeFirst: a job makes the size a client waits for
+// before the sizes nobody has asked for yet (by default it goes largest
+// first, and the smallest would come last).
+func TestJobMakesAwaitedSizeFirst(t *testing.T) {
+	s := thumbStore(t, ThumbnailOptions{})
+	started, joined, release := holdJobs(s, "a")
+	var made []string // written by the job's goroutine, read after it is done
+	s.thumbs.hookMade = func(spec string) { made = append(made, spec) }
+	rec := uploadFile(t, s, "a", writeGradientJPEG(t, 1000, 800), "image/jpeg")
+	<-started
+	req := ThumbnailRequest{Width: 32, Height: 32, Method: "crop"}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := readThumb(t, s, rec, req)
+		got <- b
+	}()
+	<-joined
+	close(release)
+	if b := <-got; len(b) == 0 {
+		t.Fatal("the waiting request got no thumbnail")
+	}
+	s.WaitThumbnailQueue()
+	if len(made) != len(DefaultThumbnailSizes) {
+		t.Fatalf("made %v, want all %d sizes", made, len(DefaultThumbnailSizes))
+	}
+	if made[0] != "32x32/crop/0" {
+		t.Errorf("made %v: the awaited 32x32 crop was not first", made)
+	}
+}
+
+// writeGradientJPEG writes a w×h JPEG large enough that every default size
+// is made from it (none is the source itself) and returns its path.
+func writeGradientJPEG(t *testing.T, w, h int) string {
+	t.Helper()
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			m.Set(x, y, color.RGBA{uint8(x), uint8(y), uint8(x + y), 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "gradient.jpeg")
+	if err := os.WriteFile(p, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -114,6 +114,8 @@ type thumbnailer struct {
 	hookRun func(Media)
 	// hookJoin, for tests, is called when a request joins a job.
 	hookJoin func(Media, string)
+	// hookMade, for tests, is called as a job has made a size (by spec).
+	hookMade func(string)
 }
 
 func (s *Store) startThumbnailer() {
@@ -270,6 +272,8 @@ func (t *thumbnailer) thumbSpec(req thumbgen.Request) (thumbgen.Request, string)
 func (s *Store) awaitThumbnail(ctx context.Context, rec Media, req thumbgen.Request, spec string) (Thumbnail, error) {
 	t := s.thumbs
 	if j, sl := t.jobSlot(rec.Object, spec); sl != nil {
+		sl.waiting.Add(1) // before the job can choose what to make next
+		defer sl.waiting.Add(-1)
 		s.startJob(j)
 		if t.hookJoin != nil {
 			t.hookJoin(rec, spec)

@@ -57,13 +57,42 @@ type Outcome struct {
 // Outcomes are in the order of reqs; an invalid request fails alone, a source
 // that cannot be read fails them all. GenerateAll never panics; it does not
 // keep src, and Data may alias src.
-func GenerateAll(src []byte, reqs []Request, lim Limits) (out []Outcome) {
-	out = make([]Outcome, len(reqs))
+func GenerateAll(src []byte, reqs []Request, lim Limits) []Outcome {
+	out := make([]Outcome, len(reqs))
+	GenerateEach(src, reqs, lim, nil, func(i int, o Outcome) { out[i] = o })
+	return out
+}
+
+// GenerateEach is GenerateAll handing each outcome to emit as soon as it is
+// made, so a caller can store and serve one size while the next is being
+// resampled. emit is called exactly once for each request, from the
+// calling goroutine. When several still thumbnails are left to make from
+// the shared decode, next (if not nil) chooses which comes next from their
+// request indexes (it returns one of them, for example the one a client is
+// waiting for); by default the largest output comes first.
+func GenerateEach(src []byte, reqs []Request, lim Limits, next func(left []int) int, emit func(i int, o Outcome)) {
+	out := make([]Outcome, len(reqs))
+	emitted := make([]bool, len(reqs))
+	send := func(i int) {
+		if !emitted[i] {
+			emitted[i] = true
+			emit(i, out[i])
+		}
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			failUnfinished(out, fmt.Errorf("%w: thumbnail panicked: %v", ErrCorrupt, p))
 		}
+		for i := range out {
+			send(i)
+		}
 	}()
+	generateEach(src, reqs, lim, out, next, send)
+}
+
+// generateEach is GenerateEach's work, writing outcomes into out and
+// calling send(i) once out[i] is final (send ignores repeats).
+func generateEach(src []byte, reqs []Request, lim Limits, out []Outcome, next func(left []int) int, send func(i int)) {
 	lim = lim.WithDefaults()
 	frames := 2
 	for i, req := range reqs {
@@ -74,7 +103,7 @@ func GenerateAll(src []byte, reqs []Request, lim Limits) (out []Outcome) {
 	h, err := sniff(src, lim, frames)
 	if err != nil {
 		failUnfinished(out, err)
-		return out
+		return
 	}
 	var stills []still
 	for i, req := range reqs {
@@ -98,8 +127,12 @@ func GenerateAll(src []byte, reqs []Request, lim Limits) (out []Outcome) {
 		}
 		stills = append(stills, s)
 	}
-	makeStills(src, &h, stills, out)
-	return out
+	for i := range out {
+		if out[i].Err != nil || out[i].Result.Data != nil {
+			send(i) // decided without a decode
+		}
+	}
+	makeStills(src, &h, stills, out, next, send)
 }
 
 // failUnfinished sets err on every outcome that has neither a result nor
@@ -147,8 +180,9 @@ type still struct {
 }
 
 // makeStills decodes src once, at the largest scale any of stills needs,
-// and makes each of them from it, the largest output first, into out.
-func makeStills(src []byte, h *header, stills []still, out []Outcome) {
+// and makes each of them from it into out, in the order next chooses (by
+// default the largest output first), calling send as each is done.
+func makeStills(src []byte, h *header, stills []still, out []Outcome, next func(left []int) int, send func(i int)) {
 	if len(stills) == 0 {
 		return
 	}
@@ -161,13 +195,20 @@ func makeStills(src []byte, h *header, stills []still, out []Outcome) {
 	if err != nil {
 		for _, s := range stills {
 			out[s.i].Err = err
+			send(s.i)
 		}
 		return
 	}
 	slices.SortStableFunc(stills, func(a, b still) int {
 		return cmp.Compare(pixels(b.p.outW, b.p.outH), pixels(a.p.outW, a.p.outH))
 	})
-	for _, s := range stills {
+	for len(stills) > 0 {
+		k := 0
+		if next != nil && len(stills) > 1 {
+			k = pickStill(stills, next)
+		}
+		s := stills[k]
+		stills = slices.Delete(stills, k, k+1)
 		sr := scaleRect(storedRect(h.orientation, s.p.region, h.storedW, h.storedH), denom).Add(img.Bounds().Min)
 		dw, dh := s.p.outW, s.p.outH
 		if h.orientation >= 5 {
@@ -176,7 +217,24 @@ func makeStills(src []byte, h *header, stills []still, out []Outcome) {
 		m := reorient(h.orientation, resample(img, sr, dw, dh))
 		asPNG := s.small || h.Format == "png" || h.Format == "gif" || (h.Format != "jpeg" && !m.Opaque())
 		out[s.i].Result, out[s.i].Err = encodeStill(m, asPNG)
+		send(s.i)
 	}
+}
+
+// pickStill returns the position in stills of the request next chooses
+// (the first, if next names none of them).
+func pickStill(stills []still, next func(left []int) int) int {
+	left := make([]int, len(stills))
+	for k, s := range stills {
+		left[k] = s.i
+	}
+	want := next(left)
+	for k, s := range stills {
+		if s.i == want {
+			return k
+		}
+	}
+	return 0
 }
 
 // sharedDenom is the scale, of 8, 4, 2 and 1, at which one decode serves
