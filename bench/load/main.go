@@ -32,6 +32,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -328,7 +329,11 @@ func (rows *loadRows) print(runs int) {
 		r.Goal = verdict(r.Goal, ok, r.Median())
 	}
 	sm, lg := rows.small, rows.large
-	report.Table(os.Stdout, "Load over loopback", runs, sm.mx, sm.fs, sm.ratio, lg.mx, lg.fs, lg.ratio, rows.upReq, rows.upMB, rows.rssRun)
+	load := []*report.Row{sm.mx, sm.fs, sm.ratio, lg.mx, lg.fs, lg.ratio, rows.upReq, rows.upMB, rows.rssRun}
+	if len(rows.upReq.Vals) == 0 {
+		load = slices.DeleteFunc(load, func(r *report.Row) bool { return r == rows.upReq || r == rows.upMB })
+	}
+	report.Table(os.Stdout, "Load over loopback", runs, load...)
 	report.Table(os.Stdout, "Server CPU time (user+system, /proc/PID/stat) per download", runs, sm.mxCPU, sm.fsCPU, lg.mxCPU, lg.fsCPU)
 }
 
