@@ -47,8 +47,8 @@ type (
 		File() *os.File
 	}
 
-	// ChunkOpener opens a stored chunk for reading: an error wrapping
-	// ErrNotFound when it is not stored.
+	// ChunkOpener opens a stored chunk for reading, positioned at its
+	// start: an error wrapping ErrNotFound when it is not stored.
 	ChunkOpener interface {
 		OpenChunk(h Hash) (Chunk, error)
 	}

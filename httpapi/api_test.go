@@ -20,6 +20,13 @@ import (
 // whoami answers: alice (user), gus (guest), gone (401 soft logout).
 func newTestAPI(t *testing.T) *httptest.Server {
 	t.Helper()
+	return newTestAPIStore(t, media.Options{Dir: t.TempDir()})
+}
+
+// newTestAPIStore is newTestAPI over a store opened with o (created, quiet,
+// legacy paths frozen, hs.test local).
+func newTestAPIStore(t *testing.T, o media.Options) *httptest.Server {
+	t.Helper()
 	whoami := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Header.Get("Authorization") {
 		case "Bearer alice":
@@ -33,8 +40,9 @@ func newTestAPI(t *testing.T) *httptest.Server {
 	}))
 	t.Cleanup(whoami.Close)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := media.Open(media.Options{Create: true, Dir: t.TempDir(), Logger: quiet, FreezeUnauthenticated: true,
-		Local: func(s string) bool { return s == "hs.test" }})
+	o.Create, o.Logger, o.FreezeUnauthenticated = true, quiet, true
+	o.Local = func(s string) bool { return s == "hs.test" }
+	st, err := media.Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}

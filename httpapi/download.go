@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/mxcas/mxcas/matrix"
@@ -108,6 +109,9 @@ func (a *API) serveWhole(w http.ResponseWriter, r *http.Request, rec media.Media
 			return err // damaged from the start: nothing sent yet
 		}
 	}
+	if r.Method != http.MethodHead && body.Size() <= smallBody {
+		return writeSmall(w, body)
+	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		if _, err := body.WriteTo(w); err != nil {
@@ -115,6 +119,31 @@ func (a *API) serveWhole(w http.ResponseWriter, r *http.Request, rec media.Media
 			a.log.Warn("download cut short", "media", rec.MXC.String(), "err", err)
 		}
 	}
+	return nil
+}
+
+// smallBody is the largest whole object written from memory (writeSmall)
+// rather than with sendfile: below it, a copy costs less than the
+// sniffing copy, header flush and sendfile of the file path, and the
+// headers go out in the same write as the body's first bytes.
+const smallBody = 64 << 10
+
+// smallBufs holds the buffers of writeSmall.
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBody); return &b }}
+
+// writeSmall answers 200 with the whole of body, read (and so verified)
+// into memory first: damage anywhere in it is an error answer, nothing
+// sent yet.
+func writeSmall(w http.ResponseWriter, body *media.Reader) error {
+	buf := smallBufs.Get().(*[]byte)
+	defer smallBufs.Put(buf)
+	b := (*buf)[:body.Size()]
+	if _, err := io.ReadFull(body, b); err != nil {
+		dropMediaHeaders(w.Header())
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	w.Write(b) // a client gone away is no error of ours
 	return nil
 }
 

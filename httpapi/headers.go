@@ -5,12 +5,40 @@ import (
 	"strings"
 )
 
+// mediaHeaders is what every media answer carries.
+var mediaHeaders = newFixedHeaders(
+	"Content-Security-Policy", "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; media-src 'self'; object-src 'self';",
+	"Cross-Origin-Resource-Policy", "cross-origin",
+	"X-Content-Type-Options", "nosniff",
+	"Cache-Control", "private, max-age=31536000, immutable",
+)
+
 // setMediaHeaders adds what every media answer carries.
-func setMediaHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; media-src 'self'; object-src 'self';")
-	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "private, max-age=31536000, immutable")
+func setMediaHeaders(h http.Header) { mediaHeaders.set(h) }
+
+// fixedHeaders are header fields whose values never change, set on every
+// answer of a kind without canonicalising a key or allocating a value.
+type fixedHeaders []struct {
+	key   string
+	value []string
+}
+
+// newFixedHeaders takes pairs of key and value.
+func newFixedHeaders(kv ...string) fixedHeaders {
+	f := make(fixedHeaders, len(kv)/2)
+	for i := range f {
+		f[i].key, f[i].value = http.CanonicalHeaderKey(kv[2*i]), []string{kv[2*i+1]}
+	}
+	return f
+}
+
+// set sets the fields in h. The value slices are shared by all answers,
+// which is safe: net/http only reads them, and Set or Add on one of these
+// keys replaces the slice or appends to a full one (a copy).
+func (f fixedHeaders) set(h http.Header) {
+	for _, kv := range f {
+		h[kv.key] = kv.value
+	}
 }
 
 // inlineTypes may be shown in a browser; everything else is a download.

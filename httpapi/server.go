@@ -230,10 +230,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer a.inflight.Done()
 	start := a.opts.Now()
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
+	corsHeaders.set(w.Header())
 	lw := &logWriter{ResponseWriter: w, status: http.StatusOK}
 	if r.Method == http.MethodOptions {
 		// CORS preflight: never runs the endpoint.
@@ -253,6 +250,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("path", r.URL.Path), slog.String("host", r.Host), slog.Int("status", lw.status),
 		slog.Int64("bytes", lw.bytes), slog.Float64("duration_ms", float64(a.opts.Now().Sub(start).Microseconds())/1000))
 }
+
+// corsHeaders are on every answer.
+var corsHeaders = newFixedHeaders(
+	"Access-Control-Allow-Origin", "*",
+	"Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS",
+	"Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization",
+)
 
 // logWriter records status and size for the request log. It passes
 // io.ReaderFrom through so file bodies can still use sendfile.

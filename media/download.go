@@ -84,6 +84,7 @@ type Reader struct {
 	pos     int64
 	cur     cas.VerifiedChunk
 	curIdx  int
+	curOff  int64   // the offset of cur's file (0 when opened: see cas.Store.OpenChunk); only WriteTo moves it
 	buf     *[]byte // from chunkBufs, returned at Close
 	err     error   // the first damage found
 }
@@ -158,7 +159,7 @@ func (r *Reader) load(pos int64) (int, error) {
 	if c.Data != nil && cap(c.Data) > cap(*r.buf) {
 		*r.buf = c.Data[:0]
 	}
-	r.cur, r.curIdx = c, i
+	r.cur, r.curIdx, r.curOff = c, i, 0
 	return i, nil
 }
 
@@ -247,10 +248,13 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 			if f, ok := r.cur.Chunk.(cas.Filer); ok {
 				src = f.File()
 			}
-			if _, err := src.Seek(within, io.SeekStart); err != nil {
-				return total, err
+			if within != r.curOff {
+				if _, err := src.Seek(within, io.SeekStart); err != nil {
+					return total, err
+				}
 			}
 			n, err = io.Copy(w, io.LimitReader(src, want))
+			r.curOff = within + n
 			if err == nil && n < want {
 				err = r.s.damage.found(r.what, r.refs[i].Hash, fmt.Errorf("%w: chunk %s shrank while read", cas.ErrCorrupt, r.refs[i].Hash.Short()))
 				r.err = cmp.Or(r.err, err)

@@ -42,6 +42,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	switch args[0] {
 	case "serve":
+		// The server logs a line per request: buffered (logBuffer).
+		logger, lb := bufferedLogger(stderr, logFlushDelay)
+		defer lb.Close()
 		return cmdServe(args[1:], logger, stderr)
 	case "fsck":
 		return cmdFsck(args[1:], logger, stdout, stderr)
