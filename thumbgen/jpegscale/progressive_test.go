@@ -98,4 +98,3 @@ func TestProgressiveGolden(t *testing.T) {
 		}
 	}
 }
-
