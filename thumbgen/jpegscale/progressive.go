@@ -21,17 +21,32 @@ func (d *decoder) progBlockLen() int {
 }
 
 // loadProgBlock returns block k of component c as the earlier scans left it.
-func (d *decoder) loadProgBlock(c uint8, k int) (b block) {
-	n := d.progBlockLen()
-	copy(b[:n], d.progCoeffs[c][k*n:])
-	return b
+func (d *decoder) loadProgBlock(c uint8, k int) block {
+	if d.progBlockLen() == 1 {
+		return block{0: d.progCoeffs[c][k]}
+	}
+	return *(*block)(d.progCoeffs[c][k*blockSize:])
 }
 
 // saveProgBlock keeps the coefficients of b that later scans and the
 // reconstruction read as block k of component c.
 func (d *decoder) saveProgBlock(c uint8, k int, b *block) {
-	n := d.progBlockLen()
-	copy(d.progCoeffs[c][k*n:(k+1)*n], b[:n])
+	if d.progBlockLen() == 1 {
+		d.progCoeffs[c][k] = b[0]
+		return
+	}
+	*(*block)(d.progCoeffs[c][k*blockSize:]) = *b
+}
+
+// progBlock is loadProgBlock for the reconstruction, which may change the
+// block: the kept coefficients themselves, or a copy in scratch when a
+// block keeps fewer than 64.
+func (d *decoder) progBlock(c uint8, k int, scratch *block) *block {
+	if d.progBlockLen() == 1 {
+		*scratch = d.loadProgBlock(c, k)
+		return scratch
+	}
+	return (*block)(d.progCoeffs[c][k*blockSize:])
 }
 
 // skipsScan reports whether a progressive scan starting at zig-zag index

@@ -451,6 +451,7 @@ func (d *decoder) reconstructProgressiveImage() error {
 	// processSOS method.
 	h0 := d.comp[0].h
 	mxx := (d.width + 8*h0 - 1) / (8 * h0)
+	var scratch block
 	for i := 0; i < d.nComp; i++ {
 		if d.progCoeffs[i] == nil {
 			continue
@@ -460,8 +461,7 @@ func (d *decoder) reconstructProgressiveImage() error {
 		stride := mxx * d.comp[i].h
 		for by := 0; by*v < d.height; by++ {
 			for bx := 0; bx*h < d.width; bx++ {
-				b := d.loadProgBlock(uint8(i), by*stride+bx)
-				if err := d.reconstructBlock(&b, bx, by, i); err != nil {
+				if err := d.reconstructBlock(d.progBlock(uint8(i), by*stride+bx, &scratch), bx, by, i); err != nil {
 					return err
 				}
 			}
