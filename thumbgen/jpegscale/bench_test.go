@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/jpeg"
 	"math"
+	"os"
 	"sync"
 	"testing"
 )
@@ -101,5 +102,25 @@ func BenchmarkReducedIDCT(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkDecodeProgressive decodes an 800x600 progressive 4:2:0 JPEG
+// (testdata/progressive/420-800x600.jpg) at each denom.
+func BenchmarkDecodeProgressive(b *testing.B) {
+	src, err := os.ReadFile("testdata/progressive/420-800x600.jpg")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, denom := range []int{1, 2, 4, 8} {
+		b.Run(fmt.Sprintf("denom%d", denom), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(src)))
+			for b.Loop() {
+				if _, err := Decode(bytes.NewReader(src), denom); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -14,7 +14,9 @@ import (
 // MCUs (32x16 at most), plus a fixed overhead.
 func FuzzDecode(f *testing.F) {
 	// The seed corpus, in testdata/fuzz/FuzzDecode, is image/jpeg's test
-	// images: progressive 4:2:0, restart intervals, 2x2 gray, CMYK, 4:1:0.
+	// images: progressive 4:2:0, restart intervals, 2x2 gray, CMYK, 4:1:0;
+	// and testdata/restart-ac-420.jpg at denom 8, whose AC scans (with
+	// restart markers) are skipped.
 	f.Fuzz(func(t *testing.T, src []byte, d uint8) {
 		denom := 1 << (d % 4)
 		cfg, err := DecodeConfig(bytes.NewReader(src))

@@ -137,7 +137,7 @@ type decoder struct {
 	eobRun              uint16 // End-of-Band run, specified in section G.1.2.2.
 
 	comp       [maxComponents]component
-	progCoeffs [maxComponents][]block // Saved state between progressive-mode scans.
+	progCoeffs [maxComponents][]int32 // Saved state between progressive-mode scans (progressive.go).
 	huff       [maxTc + 1][maxTh + 1]huffman
 	quant      [maxTq + 1]block // Quantization tables, in zig-zag order.
 	quantNat   [maxTq + 1]block // The same in natural order, for the reduced IDCTs.
@@ -789,7 +789,8 @@ func Decode(r io.Reader, denom int) (image.Image, error) {
 type Header struct {
 	image.Config
 	// Progressive: decoding keeps every block's 64 coefficients, 4 bytes
-	// each, until the last scan, at any denom.
+	// each, until the last scan, at denom 1, 2 and 4; at denom 8 only the
+	// DC term, and the AC scans are skipped.
 	Progressive bool
 }
 

@@ -158,9 +158,12 @@ func (d *decoder) processSOS(n int) error {
 		for i := 0; i < nComp; i++ {
 			compIndex := scan[i].compIndex
 			if d.progCoeffs[compIndex] == nil {
-				d.progCoeffs[compIndex] = make([]block, mxx*myy*d.comp[compIndex].h*d.comp[compIndex].v)
+				d.progCoeffs[compIndex] = make([]int32, mxx*myy*d.comp[compIndex].h*d.comp[compIndex].v*d.progBlockLen())
 			}
 		}
+	}
+	if d.skipsScan(zigStart) {
+		return d.skipScan(scan[0].ta)
 	}
 
 	d.bits = bits{}
@@ -221,7 +224,7 @@ func (d *decoder) processSOS(n int) error {
 
 					// Load the previous partially decoded coefficients, if applicable.
 					if d.progressive {
-						b = d.progCoeffs[compIndex][by*mxx*hi+bx]
+						b = d.loadProgBlock(compIndex, by*mxx*hi+bx)
 					} else {
 						b = block{}
 					}
@@ -293,7 +296,7 @@ func (d *decoder) processSOS(n int) error {
 
 					if d.progressive {
 						// Save the coefficients.
-						d.progCoeffs[compIndex][by*mxx*hi+bx] = b
+						d.saveProgBlock(compIndex, by*mxx*hi+bx, &b)
 						// At this point, we could call reconstructBlock to dequantize and perform the
 						// inverse DCT, to save early stages of a progressive image to the *image.YCbCr
 						// buffers (the whole point of progressive encoding), but in Go, the jpeg.Decode
@@ -448,6 +451,7 @@ func (d *decoder) reconstructProgressiveImage() error {
 	// processSOS method.
 	h0 := d.comp[0].h
 	mxx := (d.width + 8*h0 - 1) / (8 * h0)
+	var scratch block
 	for i := 0; i < d.nComp; i++ {
 		if d.progCoeffs[i] == nil {
 			continue
@@ -457,7 +461,7 @@ func (d *decoder) reconstructProgressiveImage() error {
 		stride := mxx * d.comp[i].h
 		for by := 0; by*v < d.height; by++ {
 			for bx := 0; bx*h < d.width; bx++ {
-				if err := d.reconstructBlock(&d.progCoeffs[i][by*stride+bx], bx, by, i); err != nil {
+				if err := d.reconstructBlock(d.progBlock(uint8(i), by*stride+bx, &scratch), bx, by, i); err != nil {
 					return err
 				}
 			}
