@@ -50,7 +50,9 @@ type Outcome struct {
 // GenerateAll makes a thumbnail of src for each of reqs, as Generate would,
 // from one header read and one decode: a still image is decoded once, at the
 // scale the most demanding request needs, and every still thumbnail is made
-// from it, largest first. An output is byte-identical to Generate's for the
+// from it, largest first. A progressive JPEG is the exception: it is decoded
+// once per scale its requests need, because its smaller scales skip most of
+// the work (at 1/8 every AC scan), so each of its outputs is Generate's. An output is byte-identical to Generate's for the
 // same request when that request alone would have picked the same scale
 // (always, except for a JPEG whose requests differ in scale); otherwise it is
 // resampled from a larger decode. Animated GIF output keeps its own path.
@@ -179,18 +181,60 @@ type still struct {
 	small bool
 }
 
-// makeStills decodes src once, at the largest scale any of stills needs,
-// and makes each of them from it into out, in the order next chooses (by
-// default the largest output first), calling send as each is done.
+// makeStills makes stills into out, calling send as each is done: from one
+// decode at the scale the most demanding needs, or, for a progressive JPEG,
+// from one decode per scale, the group of the size next chooses first.
 func makeStills(src []byte, h *header, stills []still, out []Outcome, next func(left []int) int, send func(i int)) {
-	if len(stills) == 0 {
-		return
+	slices.SortStableFunc(stills, func(a, b still) int {
+		return cmp.Compare(pixels(b.p.outW, b.p.outH), pixels(a.p.outW, a.p.outH))
+	})
+	for len(stills) > 0 {
+		plans := make([]plan, len(stills))
+		for k, s := range stills {
+			plans[k] = s.p
+		}
+		denom, group, rest := sharedDenom(h.Format, plans), stills, []still(nil)
+		if h.Format == "jpeg" && h.Progressive {
+			// A progressive JPEG decodes far faster at 1/8 (its AC scans are
+			// skipped): one decode per scale, the next wanted size's first.
+			k := 0
+			if next != nil && len(stills) > 1 {
+				k = pickStill(stills, next)
+			}
+			denom = jpegDenom(stills[k].p)
+			group, rest = nil, nil
+			for _, s := range stills {
+				if jpegDenom(s.p) == denom {
+					group = append(group, s)
+				} else {
+					rest = append(rest, s)
+				}
+			}
+		}
+		makeGroup(src, h, group, denom, out, next, send)
+		stills = rest
 	}
-	plans := make([]plan, len(stills))
-	for k, s := range stills {
-		plans[k] = s.p
+}
+
+// jpegDecodes returns the scales a JPEG is decoded at to make plans: one
+// shared scale, or for a progressive JPEG each scale a plan needs.
+func jpegDecodes(progressive bool, plans []plan) []int {
+	if !progressive {
+		return []int{sharedDenom("jpeg", plans)}
 	}
-	denom := sharedDenom(h.Format, plans)
+	var ds []int
+	for _, p := range plans {
+		if d := jpegDenom(p); !slices.Contains(ds, d) {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// makeGroup decodes src once, at scale 1/denom, and makes each of stills
+// from it into out, in the order next chooses (by default the order of
+// stills), calling send as each is done.
+func makeGroup(src []byte, h *header, stills []still, denom int, out []Outcome, next func(left []int) int, send func(i int)) {
 	img, err := decodeStill(src, h, denom)
 	if err != nil {
 		for _, s := range stills {
@@ -199,9 +243,6 @@ func makeStills(src []byte, h *header, stills []still, out []Outcome, next func(
 		}
 		return
 	}
-	slices.SortStableFunc(stills, func(a, b still) int {
-		return cmp.Compare(pixels(b.p.outW, b.p.outH), pixels(a.p.outW, a.p.outH))
-	})
 	for len(stills) > 0 {
 		k := 0
 		if next != nil && len(stills) > 1 {
@@ -417,7 +458,9 @@ func DecodeMemoryAll(info Info, reqs []Request) int64 {
 	}
 	encoder := int64(pngEncoderBytes)
 	if info.Format == "jpeg" {
-		total += jpegDecodeMemory(info, denom)
+		for _, d := range jpegDecodes(info.Progressive, plans) {
+			total += jpegDecodeMemory(info, d)
+		}
 		encoder = jpegEncoderBytes
 	} else {
 		total += decoderBytes + bytesPerPixel*pixels(w, h)

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"image/jpeg"
+	"os"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -155,4 +157,35 @@ func BenchmarkGenerateAll12MP(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestProgressiveDecodesPerScale: for a progressive JPEG each size is made
+// from a decode at its own scale (a 1/8 or 1/4 decode skips most of the
+// work), so every output is the very one Generate makes alone, and the size
+// chosen first comes first.
+func TestProgressiveDecodesPerScale(t *testing.T) {
+	src, err := os.ReadFile("jpegscale/testdata/progressive/420-800x600.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 320x240 needs 1/2 of 800x600; a 96x96 crop of its 600x600 centre 1/4.
+	reqs := []Request{{Width: 320, Height: 240, Method: Scale}, {Width: 96, Height: 96, Method: Crop}}
+	var order []int
+	var out [2]Outcome
+	GenerateEach(src, reqs, Limits{}, func(left []int) int { return left[len(left)-1] }, func(i int, o Outcome) {
+		order = append(order, i)
+		out[i] = o
+	})
+	if !slices.Equal(order, []int{1, 0}) {
+		t.Errorf("emitted in order %v, want the chosen 96x96 first", order)
+	}
+	for i, req := range reqs {
+		alone, err := Generate(src, req, Limits{})
+		if err != nil || out[i].Err != nil {
+			t.Fatalf("%+v: %v / %v", req, err, out[i].Err)
+		}
+		if !bytes.Equal(out[i].Result.Data, alone.Data) {
+			t.Errorf("%+v: not the bytes Generate makes alone (made from another scale's decode)", req)
+		}
+	}
 }
