@@ -500,11 +500,11 @@ func animatedMemory(info Info, p plan) int64 {
 // 1/denom: the planes, padded to whole MCUs (up to 32x16), at 1/denom, and
 // the image they are converted into (CMYK and RGB JPEGs) at up to
 // jpegBytesPerPixel; for a progressive JPEG also the coefficients of up to
-// 4 components, 4 bytes a coefficient (so 4 bytes a pixel), at full size,
+// 4 components, 2 bytes a coefficient (so 2 bytes a pixel), at full size,
 // or at 1/8 only the DC term of each 8x8 block;
 // and the decoder's own state (Huffman tables, buffers), under decoderBytes.
 func jpegDecodeMemory(info Info, d int) int64 {
-	const jpegBytesPerPixel, coefficientBytes = 8, 4 * 4
+	const jpegBytesPerPixel, coefficientBytes = 8, 4 * 2
 	padW, padH := info.Width+31, info.Height+31
 	m := decoderBytes + jpegBytesPerPixel*pixels(ceilDiv(padW, d), ceilDiv(padH, d))
 	if info.Progressive && d == 8 {

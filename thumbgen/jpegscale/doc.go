@@ -13,8 +13,9 @@
 // writes the DC term alone (denom 8), a reduced inverse DCT that
 // dequantizes the coefficients it reads (denom 4 and 2, idctred.go) or
 // image/jpeg's inverse DCT (denom 1);
-// at denom 8 a progressive decode keeps only each block's DC term between
-// scans and skips the AC scans unread (progressive.go);
+// a progressive decode keeps coefficients between scans as int16, and at
+// denom 8 only each block's DC term, skipping the AC scans unread
+// (progressive.go);
 // YCbCrK goes through image/draw instead of image/internal/imageutil; the
 // encoder, the forward DCT and the image.RegisterFormat call are gone.
 // At denom 1 Decode returns exactly what image/jpeg.Decode returns.

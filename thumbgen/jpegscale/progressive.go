@@ -4,7 +4,13 @@ import "bytes"
 
 // What a progressive decode keeps and skips at a scale. Between scans the
 // decoder keeps each block's coefficients in progCoeffs, progBlockLen of
-// them a block, in natural order. At denom 8 only the DC term is ever read
+// them a block, in natural order, as int16 (libjpeg's JCOEF): the decode
+// and refine code work on an int32 block, which loadProgBlock and
+// saveProgBlock convert from and to. The quantized coefficients of a valid
+// 8-bit JPEG fit in int16 (DC magnitudes under 2^11, AC under 2^10; a
+// point transform only clears low bits); a corrupt file's larger values
+// wrap, as Go's conversion and libjpeg do, so its output may change but
+// nothing panics. At denom 8 only the DC term is ever read
 // (reconstructBlock writes the block's mean), so a block keeps one
 // coefficient and every AC scan (Ss > 0), first pass or refinement, is
 // skipped unread: no scan carries DC and AC together, and DC scans read
@@ -23,30 +29,27 @@ func (d *decoder) progBlockLen() int {
 // loadProgBlock returns block k of component c as the earlier scans left it.
 func (d *decoder) loadProgBlock(c uint8, k int) block {
 	if d.progBlockLen() == 1 {
-		return block{0: d.progCoeffs[c][k]}
+		return block{0: int32(d.progCoeffs[c][k])}
 	}
-	return *(*block)(d.progCoeffs[c][k*blockSize:])
+	var b block
+	for i, v := range (*[blockSize]int16)(d.progCoeffs[c][k*blockSize:]) {
+		b[i] = int32(v)
+	}
+	return b
 }
 
 // saveProgBlock keeps the coefficients of b that later scans and the
-// reconstruction read as block k of component c.
+// reconstruction read as block k of component c, wrapping any outside
+// int16.
 func (d *decoder) saveProgBlock(c uint8, k int, b *block) {
 	if d.progBlockLen() == 1 {
-		d.progCoeffs[c][k] = b[0]
+		d.progCoeffs[c][k] = int16(b[0])
 		return
 	}
-	*(*block)(d.progCoeffs[c][k*blockSize:]) = *b
-}
-
-// progBlock is loadProgBlock for the reconstruction, which may change the
-// block: the kept coefficients themselves, or a copy in scratch when a
-// block keeps fewer than 64.
-func (d *decoder) progBlock(c uint8, k int, scratch *block) *block {
-	if d.progBlockLen() == 1 {
-		*scratch = d.loadProgBlock(c, k)
-		return scratch
+	kept := (*[blockSize]int16)(d.progCoeffs[c][k*blockSize:])
+	for i, v := range b {
+		kept[i] = int16(v)
 	}
-	return (*block)(d.progCoeffs[c][k*blockSize:])
 }
 
 // skipsScan reports whether a progressive scan starting at zig-zag index

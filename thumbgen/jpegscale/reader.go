@@ -137,7 +137,7 @@ type decoder struct {
 	eobRun              uint16 // End-of-Band run, specified in section G.1.2.2.
 
 	comp       [maxComponents]component
-	progCoeffs [maxComponents][]int32 // Saved state between progressive-mode scans (progressive.go).
+	progCoeffs [maxComponents][]int16 // Saved state between progressive-mode scans (progressive.go).
 	huff       [maxTc + 1][maxTh + 1]huffman
 	quant      [maxTq + 1]block // Quantization tables, in zig-zag order.
 	quantNat   [maxTq + 1]block // The same in natural order, for the reduced IDCTs.

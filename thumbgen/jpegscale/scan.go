@@ -158,7 +158,7 @@ func (d *decoder) processSOS(n int) error {
 		for i := 0; i < nComp; i++ {
 			compIndex := scan[i].compIndex
 			if d.progCoeffs[compIndex] == nil {
-				d.progCoeffs[compIndex] = make([]int32, mxx*myy*d.comp[compIndex].h*d.comp[compIndex].v*d.progBlockLen())
+				d.progCoeffs[compIndex] = make([]int16, mxx*myy*d.comp[compIndex].h*d.comp[compIndex].v*d.progBlockLen())
 			}
 		}
 	}
@@ -451,7 +451,6 @@ func (d *decoder) reconstructProgressiveImage() error {
 	// processSOS method.
 	h0 := d.comp[0].h
 	mxx := (d.width + 8*h0 - 1) / (8 * h0)
-	var scratch block
 	for i := 0; i < d.nComp; i++ {
 		if d.progCoeffs[i] == nil {
 			continue
@@ -461,7 +460,8 @@ func (d *decoder) reconstructProgressiveImage() error {
 		stride := mxx * d.comp[i].h
 		for by := 0; by*v < d.height; by++ {
 			for bx := 0; bx*h < d.width; bx++ {
-				if err := d.reconstructBlock(d.progBlock(uint8(i), by*stride+bx, &scratch), bx, by, i); err != nil {
+				b := d.loadProgBlock(uint8(i), by*stride+bx)
+				if err := d.reconstructBlock(&b, bx, by, i); err != nil {
 					return err
 				}
 			}
