@@ -10,11 +10,11 @@ import (
 // catmullRom scales region sr of src to a new dw×dh image with the same
 // Catmull-Rom kernel as x/image/draw's CatmullRom (support 2, widened by the
 // ratio when shrinking, taps outside sr dropped and the rest renormalised),
-// in fixed point: each source pixel is converted to RGB once, filtered
-// across its row into a ring of rows, and the rows are filtered down the
-// columns. It knows *image.YCbCr (any subsampling), *image.RGBA (alpha
-// premultiplied, as draw treats it) and *image.Gray; other types, or an sr
-// not inside src, go to draw.CatmullRom.
+// in fixed point: each source row is converted once to 8-bit planes (R, G,
+// B and, for RGBA, premultiplied A; one plane for Gray), filtered across
+// into a ring of rows, and the rows are filtered down the columns. It knows
+// *image.YCbCr (any subsampling), *image.RGBA and *image.Gray; other types,
+// or an sr not inside src, go to draw.CatmullRom.
 //
 // Weights carry weightBits fractional bits. A row-filtered value is an int16
 // with rowFracBits fractional bits: Catmull-Rom's overshoot keeps it within
@@ -29,17 +29,26 @@ func catmullRom(src image.Image, sr image.Rectangle, dw, dh int) *image.RGBA {
 	}
 	h := kernelWeights(dw, sr.Dx())
 	v := kernelWeights(dh, sr.Dy())
-	ring := newRowRing(v.span(), dw*nc)
-	acc := make([]int32, dw*nc)
+	ring := newRowRing(v.n, nc*dw)
+	acc := make([]int32, nc*dw)
 	next := 0 // the next source row (relative to sr) to filter into ring
 	for y := range dh {
-		coords, weights := v.taps(y)
-		for ; next <= int(coords[len(coords)-1]); next++ {
-			h.filterRow(ring.row(next), rows(sr.Min.Y+next), nc)
+		first, weights := v.taps(y)
+		for ; next < first+v.n; next++ {
+			row, planes := ring.row(next), rows(sr.Min.Y+next)
+			if nc == 3 {
+				h.filterRGB(row[:dw], row[dw:2*dw], row[2*dw:], planes[0], planes[1], planes[2])
+				continue
+			}
+			for c, plane := range planes {
+				h.filterPlane(row[c*dw:][:dw], plane)
+			}
 		}
 		clear(acc)
-		for i, c := range coords {
-			addWeighted(acc, ring.row(int(c)), weights[i])
+		for i, k := range weights {
+			if k != 0 {
+				addWeighted(acc, ring.row(first+i), k)
+			}
 		}
 		storeRow(dst.Pix[y*dst.Stride:][:4*dw], acc, nc)
 	}
@@ -52,64 +61,75 @@ const (
 )
 
 // sourceRows returns a function giving row y of src, the columns of sr only,
-// as 8-bit pixels of nc channels: RGB (nc 3) for opaque types, premultiplied
-// RGBA (nc 4) for RGBA. The returned slice is only valid until the next call.
-// It returns nil for the types it does not know.
-func sourceRows(src image.Image, sr image.Rectangle) (rows func(y int) []uint8, nc int) {
+// as nc planes of 8-bit samples: R, G, B for YCbCr; R, G, B, A
+// (premultiplied) for RGBA; the one plane of Gray. The planes are only valid
+// until the next call. It returns nil for the types it does not know.
+func sourceRows(src image.Image, sr image.Rectangle) (rows func(y int) [][]uint8, nc int) {
 	if sr.Empty() || !sr.In(src.Bounds()) {
 		return nil, 0
 	}
+	sw := sr.Dx()
 	switch m := src.(type) {
 	case *image.YCbCr:
 		return ycbcrRows(m, sr), 3
 	case *image.RGBA:
-		return func(y int) []uint8 {
-			i := m.PixOffset(sr.Min.X, y)
-			return m.Pix[i : i+4*sr.Dx()]
+		planes := newPlanes(4, sw)
+		return func(y int) [][]uint8 {
+			pix := m.Pix[m.PixOffset(sr.Min.X, y):][:4*sw]
+			r, g, b, a := planes[0], planes[1], planes[2], planes[3][:len(planes[0])]
+			for i := range r {
+				p := pix[4*i : 4*i+4 : 4*i+4]
+				r[i], g[i], b[i], a[i] = p[0], p[1], p[2], p[3]
+			}
+			return planes
 		}, 4
 	case *image.Gray:
-		buf := make([]uint8, 3*sr.Dx())
-		return func(y int) []uint8 {
-			i := m.PixOffset(sr.Min.X, y)
-			for x, g := range m.Pix[i : i+sr.Dx()] {
-				buf[3*x], buf[3*x+1], buf[3*x+2] = g, g, g
-			}
-			return buf
-		}, 3
+		return func(y int) [][]uint8 {
+			return [][]uint8{m.Pix[m.PixOffset(sr.Min.X, y):][:sw]}
+		}, 1
 	}
 	return nil, 0
 }
 
+// newPlanes makes n planes of w samples.
+func newPlanes(n, w int) [][]uint8 {
+	buf := make([]uint8, n*w)
+	planes := make([][]uint8, n)
+	for i := range planes {
+		planes[i] = buf[i*w : (i+1)*w : (i+1)*w]
+	}
+	return planes
+}
+
 // ycbcrRows converts the rows of sr to RGB, taking each pixel's chroma from
 // the sample covering it (as image.YCbCr.At and x/image/draw do).
-func ycbcrRows(m *image.YCbCr, sr image.Rectangle) func(y int) []uint8 {
+func ycbcrRows(m *image.YCbCr, sr image.Rectangle) func(y int) [][]uint8 {
 	sw := sr.Dx()
 	colC := make([]int, sw) // chroma column offsets; COffset adds the row's
 	for i := range colC {
 		colC[i] = m.COffset(sr.Min.X+i, m.Rect.Min.Y)
 	}
-	buf := make([]uint8, 3*sw)
-	return func(y int) []uint8 {
+	planes := newPlanes(3, sw)
+	return func(y int) [][]uint8 {
 		luma := m.Y[m.YOffset(sr.Min.X, y):][:sw]
 		crow := m.COffset(m.Rect.Min.X, y)
 		cb, cr := m.Cb[crow:], m.Cr[crow:]
-		out := buf[:3*sw]
+		r, g, b := planes[0][:sw], planes[1][:sw], planes[2][:sw]
+		last, dr, dg, db := -1, int32(0), int32(0), int32(0)
 		for i, c := range colC {
-			p := out[3*i : 3*i+3 : 3*i+3]
-			p[0], p[1], p[2] = ycbcrToRGB(luma[i], cb[c], cr[c])
+			if c != last { // subsampled chroma: neighbours share the terms
+				cb1, cr1 := int32(cb[c])-128, int32(cr[c])-128
+				dr, dg, db, last = 91881*cr1, -22554*cb1-46802*cr1, 116130*cb1, c
+			}
+			yy := int32(luma[i]) * 0x10101
+			r[i], g[i], b[i] = clampRGB(yy+dr), clampRGB(yy+dg), clampRGB(yy+db)
 		}
-		return buf
+		return planes
 	}
 }
 
-// ycbcrToRGB is color.YCbCrToRGB, small enough here to be inlined.
-func ycbcrToRGB(y, cb, cr uint8) (uint8, uint8, uint8) {
-	yy := int32(y) * 0x10101
-	cb1, cr1 := int32(cb)-128, int32(cr)-128
-	return clampRGB(yy + 91881*cr1), clampRGB(yy - 22554*cb1 - 46802*cr1), clampRGB(yy + 116130*cb1)
-}
-
-// clampRGB turns a 16.16 fixed-point channel into a byte, clamping.
+// clampRGB turns a 16.16 fixed-point channel into a byte, clamping, as
+// color.YCbCrToRGB does.
 func clampRGB(v int32) uint8 {
 	if uint32(v)&0xff000000 == 0 {
 		return uint8(v >> 16)
@@ -117,12 +137,12 @@ func clampRGB(v int32) uint8 {
 	return uint8(^(v >> 31))
 }
 
-// weights holds the taps of every output column (or row): the source
-// coordinates (relative to sr) and fixed-point weights of output i are
-// coord[start[i]:start[i+1]] and weight[start[i]:start[i+1]].
+// weights holds the taps of every output column (or row): n consecutive
+// source coordinates (relative to sr) from start[i], with fixed-point
+// weights weight[i*n:(i+1)*n], zero where the kernel does not reach.
 type weights struct {
-	start  []int32
-	coord  []int32
+	n      int
+	start  []int
 	weight []int32
 }
 
@@ -135,28 +155,30 @@ func kernelWeights(dw, sw int) weights {
 	if scale > 1 { // shrinking: widen the kernel to cover every source sample
 		halfWidth, argScale = 2*scale, 1/scale
 	}
-	w := weights{start: make([]int32, 1, dw+1)}
-	var f []float64
+	w := weights{n: 1, start: make([]int, dw)}
+	lo, hi, center := make([]int, dw), make([]int, dw), make([]float64, dw)
 	for x := range dw {
-		center := (float64(x)+0.5)*scale - 0.5
-		lo := max(0, int(math.Floor(center-halfWidth)))
-		hi := min(sw, int(math.Ceil(center+halfWidth)))
-		f = f[:0]
+		center[x] = (float64(x)+0.5)*scale - 0.5
+		lo[x] = min(sw-1, max(0, int(math.Floor(center[x]-halfWidth))))
+		hi[x] = max(lo[x]+1, min(sw, int(math.Ceil(center[x]+halfWidth))))
+		w.n = max(w.n, hi[x]-lo[x])
+	}
+	w.weight = make([]int32, dw*w.n)
+	f := make([]float64, w.n)
+	for x := range dw {
+		w.start[x] = min(lo[x], sw-w.n)
+		clear(f)
 		total := 0.0
-		first := len(w.coord)
-		for c := lo; c < hi; c++ {
-			if k := catmullRomAt(math.Abs((center - float64(c)) * argScale)); k != 0 {
-				w.coord = append(w.coord, int32(c))
-				f = append(f, k)
-				total += k
-			}
+		for c := lo[x]; c < hi[x]; c++ {
+			k := catmullRomAt(math.Abs((center[x] - float64(c)) * argScale))
+			f[c-w.start[x]] = k
+			total += k
 		}
-		if total == 0 { // no tap in range: take the nearest sample
-			w.coord = append(w.coord[:first], int32(min(max(0, int(math.Round(center))), sw-1)))
-			f, total = append(f[:0], 1), 1
+		if total == 0 { // no tap in reach: take the nearest sample
+			c := min(max(0, int(math.Round(center[x]))), sw-1)
+			f[c-w.start[x]], total = 1, 1
 		}
-		w.weight = append(w.weight, quantise(f, total)...)
-		w.start = append(w.start, int32(len(w.coord)))
+		quantise(w.weight[x*w.n:(x+1)*w.n], f, total)
 	}
 	return w
 }
@@ -172,10 +194,10 @@ func catmullRomAt(t float64) float64 {
 	return 0
 }
 
-// quantise normalises f by total into weightBits fixed point, giving the
-// rounding remainder to the largest weight so that the sum is exact.
-func quantise(f []float64, total float64) []int32 {
-	q := make([]int32, len(f))
+// quantise stores f normalised by total into q in weightBits fixed point,
+// giving the rounding remainder to the largest weight so that the sum is
+// exact.
+func quantise(q []int32, f []float64, total float64) {
 	sum, big := int32(0), 0
 	for i, v := range f {
 		q[i] = int32(math.Round(v / total * (1 << weightBits)))
@@ -185,60 +207,42 @@ func quantise(f []float64, total float64) []int32 {
 		}
 	}
 	q[big] += 1<<weightBits - sum
-	return q
 }
 
-// taps returns the source coordinates and weights of output i.
-func (w *weights) taps(i int) (coords, weights []int32) {
-	a, b := w.start[i], w.start[i+1]
-	return w.coord[a:b], w.weight[a:b]
+// taps returns the first source coordinate and the n weights of output i.
+func (w *weights) taps(i int) (first int, weights []int32) {
+	return w.start[i], w.weight[i*w.n : (i+1)*w.n]
 }
 
-// span is the most source samples one output reaches, first tap to last.
-func (w *weights) span() int {
-	n := 1
-	for i := range len(w.start) - 1 {
-		c, _ := w.taps(i)
-		n = max(n, int(c[len(c)-1]-c[0])+1)
+// filterPlane filters one plane of a source row across to the outputs,
+// into dst with rowFracBits fractional bits.
+func (w *weights) filterPlane(dst []int16, src []uint8) {
+	const shift = weightBits - rowFracBits
+	for x := range dst {
+		first, weights := w.taps(x)
+		s := src[first:][:len(weights)]
+		sum := int32(1 << (shift - 1))
+		for i, k := range weights {
+			sum += k * int32(s[i])
+		}
+		dst[x] = int16(sum >> shift)
 	}
-	return n
 }
 
-// filterRow filters one source row of nc-channel pixels across to the
-// len(w.start)-1 output columns, into dst with rowFracBits fractional bits.
-func (w *weights) filterRow(dst []int16, src []uint8, nc int) {
-	const half = 1 << (weightBits - rowFracBits - 1)
-	for x := range len(w.start) - 1 {
-		coords, weights := w.taps(x)
-		if nc == 3 {
-			var r, g, b int32
-			for i, c := range coords {
-				p := src[3*c : 3*c+3 : 3*c+3]
-				k := weights[i]
-				r += k * int32(p[0])
-				g += k * int32(p[1])
-				b += k * int32(p[2])
-			}
-			d := dst[3*x : 3*x+3 : 3*x+3]
-			d[0] = int16((r + half) >> (weightBits - rowFracBits))
-			d[1] = int16((g + half) >> (weightBits - rowFracBits))
-			d[2] = int16((b + half) >> (weightBits - rowFracBits))
-			continue
+// filterRGB is filterPlane for three planes at once, sharing the weights.
+func (w *weights) filterRGB(dr, dg, db []int16, r, g, b []uint8) {
+	const shift = weightBits - rowFracBits
+	dg, db = dg[:len(dr)], db[:len(dr)]
+	for x := range dr {
+		first, weights := w.taps(x)
+		sr, sg, sb := r[first:][:len(weights)], g[first:][:len(weights)], b[first:][:len(weights)]
+		vr, vg, vb := int32(1<<(shift-1)), int32(1<<(shift-1)), int32(1<<(shift-1))
+		for i, k := range weights {
+			vr += k * int32(sr[i])
+			vg += k * int32(sg[i])
+			vb += k * int32(sb[i])
 		}
-		var r, g, b, a int32
-		for i, c := range coords {
-			p := src[4*c : 4*c+4 : 4*c+4]
-			k := weights[i]
-			r += k * int32(p[0])
-			g += k * int32(p[1])
-			b += k * int32(p[2])
-			a += k * int32(p[3])
-		}
-		d := dst[4*x : 4*x+4 : 4*x+4]
-		d[0] = int16((r + half) >> (weightBits - rowFracBits))
-		d[1] = int16((g + half) >> (weightBits - rowFracBits))
-		d[2] = int16((b + half) >> (weightBits - rowFracBits))
-		d[3] = int16((a + half) >> (weightBits - rowFracBits))
+		dr[x], dg[x], db[x] = int16(vr>>shift), int16(vg>>shift), int16(vb>>shift)
 	}
 }
 
@@ -267,23 +271,31 @@ func addWeighted(acc []int32, row []int16, k int32) {
 	}
 }
 
-// storeRow rounds the column sums in acc to bytes in dst, an RGBA row:
-// opaque RGB (nc 3) gets alpha 0xff; premultiplied RGBA (nc 4) has its
-// colour clamped to its alpha, as draw does.
+// storeRow rounds the column sums in acc, nc planes, to bytes in dst, an
+// RGBA row: Gray (nc 1) and RGB (nc 3) are opaque; premultiplied RGBA (nc 4)
+// has its colour clamped to its alpha, as draw does.
 func storeRow(dst []uint8, acc []int32, nc int) {
-	if nc == 3 {
-		for x := range len(dst) / 4 {
-			s := acc[3*x : 3*x+3 : 3*x+3]
+	w := len(dst) / 4
+	switch nc {
+	case 1:
+		for x, s := range acc[:w] {
+			v := toByte(s)
 			d := dst[4*x : 4*x+4 : 4*x+4]
-			d[0], d[1], d[2], d[3] = toByte(s[0]), toByte(s[1]), toByte(s[2]), 0xff
+			d[0], d[1], d[2], d[3] = v, v, v, 0xff
 		}
-		return
-	}
-	for x := range len(dst) / 4 {
-		s := acc[4*x : 4*x+4 : 4*x+4]
-		d := dst[4*x : 4*x+4 : 4*x+4]
-		a := toByte(s[3])
-		d[0], d[1], d[2], d[3] = min(toByte(s[0]), a), min(toByte(s[1]), a), min(toByte(s[2]), a), a
+	case 3:
+		r, g, b := acc[:w], acc[w : 2*w][:w], acc[2*w : 3*w][:w]
+		for x := range r {
+			d := dst[4*x : 4*x+4 : 4*x+4]
+			d[0], d[1], d[2], d[3] = toByte(r[x]), toByte(g[x]), toByte(b[x]), 0xff
+		}
+	case 4:
+		r, g, b, a := acc[:w], acc[w : 2*w][:w], acc[2*w : 3*w][:w], acc[3*w : 4*w][:w]
+		for x := range r {
+			d := dst[4*x : 4*x+4 : 4*x+4]
+			ax := toByte(a[x])
+			d[0], d[1], d[2], d[3] = min(toByte(r[x]), ax), min(toByte(g[x]), ax), min(toByte(b[x]), ax), ax
+		}
 	}
 }
 
