@@ -31,7 +31,8 @@ func catmullRom(src image.Image, sr image.Rectangle, dw, dh int) *image.RGBA {
 	v := kernelWeights(dh, sr.Dy())
 	ring := newRowRing(v.n, nc*dw)
 	acc := make([]int32, nc*dw)
-	next := 0 // the next source row (relative to sr) to filter into ring
+	rowsY, weightsY := make([][]int16, 0, v.n), make([]int32, 0, v.n) // the taps of one output row
+	next := 0                                                         // the next source row (relative to sr) to filter into ring
 	for y := range dh {
 		first, weights := v.taps(y)
 		for ; next < first+v.n; next++ {
@@ -44,12 +45,14 @@ func catmullRom(src image.Image, sr image.Rectangle, dw, dh int) *image.RGBA {
 				h.filterPlane(row[c*dw:][:dw], plane)
 			}
 		}
-		clear(acc)
+		rowsY, weightsY = rowsY[:0], weightsY[:0]
 		for i, k := range weights {
 			if k != 0 {
-				addWeighted(acc, ring.row(first+i), k)
+				rowsY, weightsY = append(rowsY, ring.row(first+i)), append(weightsY, k)
 			}
 		}
+		clear(acc)
+		addWeighted(acc, rowsY, weightsY)
 		storeRow(dst.Pix[y*dst.Stride:][:4*dw], acc, nc)
 	}
 	return dst
@@ -163,6 +166,9 @@ func kernelWeights(dw, sw int) weights {
 		hi[x] = max(lo[x]+1, min(sw, int(math.Ceil(center[x]+halfWidth))))
 		w.n = max(w.n, hi[x]-lo[x])
 	}
+	if n4 := (w.n + 3) &^ 3; n4 <= sw { // whole groups of four for filterRGB
+		w.n = n4
+	}
 	w.weight = make([]int32, dw*w.n)
 	f := make([]float64, w.n)
 	for x := range dw {
@@ -229,18 +235,26 @@ func (w *weights) filterPlane(dst []int16, src []uint8) {
 	}
 }
 
-// filterRGB is filterPlane for three planes at once, sharing the weights.
+// filterRGB is filterPlane for three planes at once, sharing the weights,
+// four taps a step.
 func (w *weights) filterRGB(dr, dg, db []int16, r, g, b []uint8) {
 	const shift = weightBits - rowFracBits
 	dg, db = dg[:len(dr)], db[:len(dr)]
 	for x := range dr {
-		first, weights := w.taps(x)
-		sr, sg, sb := r[first:][:len(weights)], g[first:][:len(weights)], b[first:][:len(weights)]
+		first, k := w.taps(x)
+		sr, sg, sb := r[first:][:len(k)], g[first:][:len(k)], b[first:][:len(k)]
 		vr, vg, vb := int32(1<<(shift-1)), int32(1<<(shift-1)), int32(1<<(shift-1))
-		for i, k := range weights {
-			vr += k * int32(sr[i])
-			vg += k * int32(sg[i])
-			vb += k * int32(sb[i])
+		i := 0
+		for ; i+4 <= len(k); i += 4 {
+			k4, r4, g4, b4 := k[i:i+4:i+4], sr[i:i+4:i+4], sg[i:i+4:i+4], sb[i:i+4:i+4]
+			vr += k4[0]*int32(r4[0]) + k4[1]*int32(r4[1]) + k4[2]*int32(r4[2]) + k4[3]*int32(r4[3])
+			vg += k4[0]*int32(g4[0]) + k4[1]*int32(g4[1]) + k4[2]*int32(g4[2]) + k4[3]*int32(g4[3])
+			vb += k4[0]*int32(b4[0]) + k4[1]*int32(b4[1]) + k4[2]*int32(b4[2]) + k4[3]*int32(b4[3])
+		}
+		for ; i < len(k); i++ {
+			vr += k[i] * int32(sr[i])
+			vg += k[i] * int32(sg[i])
+			vb += k[i] * int32(sb[i])
 		}
 		dr[x], dg[x], db[x] = int16(vr>>shift), int16(vg>>shift), int16(vb>>shift)
 	}
@@ -263,11 +277,20 @@ func (r rowRing) row(y int) []int16 {
 	return r.buf[i : i+r.len]
 }
 
-// addWeighted adds k times row to acc.
-func addWeighted(acc []int32, row []int16, k int32) {
-	row = row[:len(acc)]
-	for i, v := range row {
-		acc[i] += k * int32(v)
+// addWeighted adds k[i] times rows[i] to acc for each i, four rows a pass.
+func addWeighted(acc []int32, rows [][]int16, k []int32) {
+	for ; len(rows) >= 4; rows, k = rows[4:], k[4:] {
+		r0, r1, r2, r3 := rows[0][:len(acc)], rows[1][:len(acc)], rows[2][:len(acc)], rows[3][:len(acc)]
+		k0, k1, k2, k3 := k[0], k[1], k[2], k[3]
+		for i := range acc {
+			acc[i] += k0*int32(r0[i]) + k1*int32(r1[i]) + k2*int32(r2[i]) + k3*int32(r3[i])
+		}
+	}
+	for j, row := range rows {
+		row, kj := row[:len(acc)], k[j]
+		for i, v := range row {
+			acc[i] += kj * int32(v)
+		}
 	}
 }
 
