@@ -64,8 +64,8 @@ const (
 )
 
 // sourceRows returns a function giving row y of src, the columns of sr only,
-// as nc planes of 8-bit samples: R, G, B for YCbCr; R, G, B, A
-// (premultiplied) for RGBA; the one plane of Gray. The planes are only valid
+// as nc planes of 8-bit samples: R, G, B for YCbCr and opaque RGBA;
+// R, G, B, A (premultiplied) for other RGBA; the one plane of Gray. The planes are only valid
 // until the next call. It returns nil for the types it does not know.
 func sourceRows(src image.Image, sr image.Rectangle) (rows func(y int) [][]uint8, nc int) {
 	if sr.Empty() || !sr.In(src.Bounds()) {
@@ -76,6 +76,10 @@ func sourceRows(src image.Image, sr image.Rectangle) (rows func(y int) [][]uint8
 	case *image.YCbCr:
 		return ycbcrRows(m, sr), 3
 	case *image.RGBA:
+		nc := 4
+		if m.SubImage(sr).(*image.RGBA).Opaque() { // alpha is all 0xff: filter RGB only
+			nc = 3
+		}
 		planes := newPlanes(4, sw)
 		return func(y int) [][]uint8 {
 			pix := m.Pix[m.PixOffset(sr.Min.X, y):][:4*sw]
@@ -84,8 +88,8 @@ func sourceRows(src image.Image, sr image.Rectangle) (rows func(y int) [][]uint8
 				p := pix[4*i : 4*i+4 : 4*i+4]
 				r[i], g[i], b[i], a[i] = p[0], p[1], p[2], p[3]
 			}
-			return planes
-		}, 4
+			return planes[:nc]
+		}, nc
 	case *image.Gray:
 		return func(y int) [][]uint8 {
 			return [][]uint8{m.Pix[m.PixOffset(sr.Min.X, y):][:sw]}

@@ -14,7 +14,8 @@ import (
 )
 
 // photoLike is a w×h test image: gradients, a hard edge, fine stripes and
-// noise, as YCbCr of the given subsampling, RGBA with varying alpha, or Gray.
+// noise, as YCbCr of the given subsampling, RGBA with varying alpha, opaque
+// RGBA, or Gray.
 func photoLike(kind string, r image.Rectangle) image.Image {
 	rng := rand.New(rand.NewPCG(3, 4))
 	at := func(x, y, ch int) uint8 {
@@ -29,11 +30,14 @@ func photoLike(kind string, r image.Rectangle) image.Image {
 		return uint8(min(max(v+rng.NormFloat64()*8, 0), 255))
 	}
 	switch kind {
-	case "rgba":
+	case "rgba", "opaque":
 		m := image.NewRGBA(r)
 		for y := r.Min.Y; y < r.Max.Y; y++ {
 			for x := r.Min.X; x < r.Max.X; x++ {
-				a := uint16(at(x, y, 3))
+				a := uint16(255)
+				if kind == "rgba" {
+					a = uint16(at(x, y, 3))
+				}
 				m.SetRGBA(x, y, color.RGBA{
 					uint8(uint16(at(x, y, 0)) * a / 255), uint8(uint16(at(x, y, 1)) * a / 255),
 					uint8(uint16(at(x, y, 2)) * a / 255), uint8(a),
@@ -84,7 +88,7 @@ func psnrRGBA(a, b *image.RGBA) float64 {
 // by small and odd ratios, from regions and images not at the origin.
 func TestCatmullRomMatchesDraw(t *testing.T) {
 	const minPSNR = 40
-	kinds := []string{"444", "422", "420", "440", "411", "410", "rgba", "gray"}
+	kinds := []string{"444", "422", "420", "440", "411", "410", "rgba", "opaque", "gray"}
 	cases := []struct {
 		bounds, sr image.Rectangle
 		dw, dh     int

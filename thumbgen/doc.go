@@ -54,7 +54,18 @@
 // allocating 68 MiB and 18 MiB each in all (with the GC off, so this bounds
 // the peak; DecodeMemory estimates 97 and 58 MiB). In the 800x600 case
 // x/image/draw's scratch buffer, a [4]float64 per destination column and
-// source row, is 38 MB of it.
+// source row, was 38 MB of it.
+//
+// The last step is now our own Catmull-Rom (catmullrom.go) for YCbCr, RGBA
+// and Gray sources: the same kernel and edge handling as draw.CatmullRom, in
+// fixed point, converting each YCbCr pixel to RGB once rather than once per
+// tap, with a ring of a few filtered rows instead of draw's scratch buffer.
+// It is within 53 dB of draw.CatmullRom on every subsampling and on RGBA with
+// alpha (TestCatmullRomMatchesDraw). On a 1280x720 4:2:0 image to 800x450
+// (BenchmarkResample720p, the same machine under load): 34 ms and 1.6 MB
+// against draw's 95 ms and 20 MB; box k×k + CatmullRom above became 190 ms
+// and 14 MB, 52.9 dB (it was 79 MB), and 39 ms, 48.5 dB for the crop. Whole
+// 800x600 thumbnails allocate 3.3 MB instead of 22.5 MB.
 //
 // GenerateAll makes every size from its one decode (BenchmarkGenerateAll12MP,
 // media's five default sizes of the same photo, decoded once at 1/4): 0.54 s
