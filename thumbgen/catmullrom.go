@@ -31,8 +31,9 @@ func catmullRom(src image.Image, sr image.Rectangle, dw, dh int) *image.RGBA {
 	v := kernelWeights(dh, sr.Dy())
 	ring := newRowRing(v.n, nc*dw)
 	acc := make([]int32, nc*dw)
-	rowsY, weightsY := make([][]int16, 0, v.n), make([]int32, 0, v.n) // the taps of one output row
-	next := 0                                                         // the next source row (relative to sr) to filter into ring
+	// The non-zero taps of one output row.
+	rowsY, weightsY := make([][]int16, 0, v.n), make([]int32, 0, v.n)
+	next := 0 // the next source row (relative to sr) to filter into ring
 	for y := range dh {
 		first, weights := v.taps(y)
 		for ; next < first+v.n; next++ {
