@@ -54,7 +54,21 @@
 // allocating 68 MiB and 18 MiB each in all (with the GC off, so this bounds
 // the peak; DecodeMemory estimates 97 and 58 MiB). In the 800x600 case
 // x/image/draw's scratch buffer, a [4]float64 per destination column and
-// source row, is 38 MB of it.
+// source row, was 38 MB of it.
+//
+// The last step is now our own Catmull-Rom (catmullrom.go) for YCbCr, RGBA
+// and Gray sources: the same kernel and edge handling as draw.CatmullRom, in
+// fixed point, converting each YCbCr pixel to RGB once rather than once per
+// tap and skipping the alpha of opaque RGBA, with a ring of a few filtered
+// rows instead of draw's scratch buffer. It is within 53 dB of
+// draw.CatmullRom on every subsampling and on RGBA with alpha
+// (TestCatmullRomMatchesDraw). Measured on a loaded 2-core machine, so
+// compare within a line: a 1280x720 4:2:0 image to 800x450
+// (BenchmarkResample720p) takes 34 ms and 1.6 MB against draw's 95 ms and
+// 20 MB; box k×k + CatmullRom above went from ~215 ms, 53 MB, 51.6 dB to
+// ~112 ms, 14 MB, 52.9 dB (96x96: ~30 ms either way, 48.5 dB). In a whole
+// 800x600 thumbnail resampling drops from about 68 to 32 ms of CPU and the
+// allocations from 22.5 to 3.3 MB; the 1/4 decode is the rest.
 //
 // GenerateAll makes every size from its one decode (BenchmarkGenerateAll12MP,
 // media's five default sizes of the same photo, decoded once at 1/4): 0.54 s
