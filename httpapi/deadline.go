@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/mxcas/mxcas/media"
 )
 
 // ErrTooSlow is what a request body read or a response write returns,
@@ -278,6 +280,9 @@ func (w *guardedWriter) ReadFrom(src io.Reader) (int64, error) {
 	if !ok {
 		return io.Copy(writerOnly{w}, src)
 	}
+	if sp, ok := src.(*media.Spans); ok {
+		return w.readSpans(rf, sp)
+	}
 	inner, limit := src, int64(-1)
 	if lr, ok := src.(*io.LimitedReader); ok {
 		if lr.N <= 0 {
@@ -316,6 +321,46 @@ func (w *guardedWriter) ReadFrom(src io.Reader) (int64, error) {
 		}
 	}
 	return total, nil
+}
+
+// readSpans hands an object's verified spans to the connection (splice),
+// which reports each write back (guardedSpans.moved): the deadline moves
+// as bytes reach the socket, as on the Write path.
+func (w *guardedWriter) readSpans(rf io.ReaderFrom, sp *media.Spans) (int64, error) {
+	w.start()
+	gs := &guardedSpans{Spans: sp, w: w}
+	n, err := rf.ReadFrom(gs)
+	return n, w.account(n-gs.reported, err)
+}
+
+// guardedSpans is an object's spans under the write guard. When they are
+// copied through Read instead of spliced (TLS), each Read first reports
+// the bytes the previous one gave (written since) and gives at most the
+// window's due, as Write does.
+type guardedSpans struct {
+	*media.Spans
+	w        *guardedWriter
+	reported int64
+	pending  int64
+}
+
+// moved accounts n bytes written.
+func (g *guardedSpans) moved(n int64) {
+	g.reported += n
+	g.w.account(n, nil)
+}
+
+func (g *guardedSpans) Read(p []byte) (int, error) {
+	if g.pending > 0 {
+		g.moved(g.pending)
+		g.pending = 0
+	}
+	if due := g.w.start(); int64(len(p)) > due {
+		p = p[:max(due, 1)]
+	}
+	n, err := g.Spans.Read(p)
+	g.pending = int64(n)
+	return n, err
 }
 
 // FlushError lets http.ResponseController flush through the guard.

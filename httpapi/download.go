@@ -97,7 +97,7 @@ func (a *API) serveMedia(w http.ResponseWriter, r *http.Request, rc *reqCtx, leg
 }
 
 // serveWhole answers the common case, a whole object with no conditions:
-// it streams the chunk files straight to the socket (sendfile).
+// it streams the chunk files straight to the socket (splice).
 func (a *API) serveWhole(w http.ResponseWriter, r *http.Request, rec media.Media, body *media.Reader, modified time.Time) error {
 	h := w.Header()
 	h.Set("Accept-Ranges", "bytes")

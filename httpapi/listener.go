@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/mxcas/mxcas/media"
 )
 
 // LimitListener returns a listener that holds at most n accepted
@@ -72,8 +74,19 @@ func (c *limitedConn) Close() error {
 	return err
 }
 
-// ReadFrom reaches the TCP connection's ReadFrom (sendfile for files).
+// ReadFrom splices an object's spans to the socket (spliceSpans) and
+// otherwise reaches the TCP connection's ReadFrom (sendfile for files).
 func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) {
+	if gs, ok := r.(*guardedSpans); ok {
+		if n, ok, err := spliceSpans(c.Conn, gs.Spans, gs.moved); ok {
+			return n, err
+		}
+	}
+	if sp, ok := r.(*media.Spans); ok {
+		if n, ok, err := spliceSpans(c.Conn, sp, nil); ok {
+			return n, err
+		}
+	}
 	if rf, ok := c.Conn.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/mxcas/mxcas/cas"
@@ -126,48 +127,89 @@ type readFromRecorder struct {
 }
 
 func (w *readFromRecorder) ReadFrom(src io.Reader) (int64, error) {
-	typ := fmt.Sprintf("%T", src)
-	if lr, ok := src.(*io.LimitedReader); ok {
-		typ = fmt.Sprintf("limited %T", lr.R)
-	}
-	w.from = append(w.from, typ)
+	w.from = append(w.from, fmt.Sprintf("%T", src))
 	return io.Copy(&w.Buffer, src)
 }
 
-// On the filesystem store, WriteTo hands each chunk verified within the
-// TTL to the writer as an *io.LimitedReader over its *os.File, which is
-// what lets net/http use sendfile; a cold chunk is written from the buffer
-// it was hashed in.
-func TestWriteToSendsChunkFiles(t *testing.T) {
+// WriteTo hands an io.ReaderFrom (an http.ResponseWriter) the rest once, as
+// Spans; a plain writer gets the bytes too.
+func TestWriteToHandsSpans(t *testing.T) {
+	clk := newClock()
+	s, _ := newStore(t, clk)
+	data := randBytes(2, 200<<10)
+	upload(t, s, "A", "@u:server", data)
+	r, _, err := s.Open(mxc("A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var w readFromRecorder
+	if n, err := r.WriteTo(&w); err != nil || !bytes.Equal(w.Bytes(), data) {
+		t.Fatalf("WriteTo: %d bytes, %v; want the %d uploaded", n, err, len(data))
+	}
+	if len(w.from) != 1 || w.from[0] != "*media.Spans" {
+		t.Errorf("WriteTo: ReadFrom called with %v, want once with *media.Spans", w.from)
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	var plain bytes.Buffer
+	if n, err := r.WriteTo(struct{ io.Writer }{&plain}); err != nil || !bytes.Equal(plain.Bytes(), data) {
+		t.Errorf("WriteTo to a plain writer: %d bytes, %v; want the %d uploaded", n, err, len(data))
+	}
+}
+
+// On the filesystem store, Spans gives each chunk verified within the TTL
+// as its *os.File (for splice), at most max bytes at a time; a cold chunk
+// comes as the buffer it was hashed in.
+func TestSpansGiveChunkFiles(t *testing.T) {
 	clk := newClock()
 	s, _ := newStore(t, clk)
 	data := randBytes(2, 200<<10)
 	upload(t, s, "A", "@u:server", data)
 	nchunks := len(chunksOf(t, data, smallParams))
 
-	writeTo := func() []string {
+	spans := func(max int64) (kinds []string) {
 		t.Helper()
 		r, _, err := s.Open(mxc("A"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		var w readFromRecorder
-		if n, err := r.WriteTo(&w); err != nil || !bytes.Equal(w.Bytes(), data) {
-			t.Fatalf("WriteTo: %d bytes, %v; want the %d uploaded", n, err, len(data))
+		var got []byte
+		for sp := r.Spans(); ; {
+			span, err := sp.Next(max)
+			if err == io.EOF {
+				break
+			}
+			if err != nil || span.N > max {
+				t.Fatalf("Next(%d): %d bytes, %v", max, span.N, err)
+			}
+			switch {
+			case span.Data != nil:
+				kinds, got = append(kinds, "data"), append(got, span.Data...)
+			case span.File != nil:
+				b := make([]byte, span.N)
+				if _, err := span.File.ReadAt(b, span.Off); err != nil {
+					t.Fatal(err)
+				}
+				kinds, got = append(kinds, "file"), append(got, b...)
+			default:
+				t.Fatalf("span %d neither data nor file", len(kinds))
+			}
 		}
-		return w.from
-	}
-	if got := writeTo(); len(got) != 0 {
-		t.Errorf("cold WriteTo: ReadFrom called with %v, want plain writes from the buffer", got)
-	}
-	got := writeTo()
-	if len(got) != nchunks {
-		t.Fatalf("hot WriteTo: ReadFrom called %d times (%v), want once per chunk (%d)", len(got), got, nchunks)
-	}
-	for i, typ := range got {
-		if typ != "limited *os.File" {
-			t.Errorf("hot WriteTo, chunk %d: ReadFrom got %s, want limited *os.File", i, typ)
+		if !bytes.Equal(got, data) {
+			t.Fatalf("spans: %d bytes, want the %d uploaded", len(got), len(data))
 		}
+		return kinds
+	}
+	if got := spans(1 << 20); len(got) != nchunks || slices.Contains(got, "file") {
+		t.Errorf("cold spans: %v, want %d from buffers", got, nchunks)
+	}
+	if got := spans(1 << 20); len(got) != nchunks || slices.Contains(got, "data") {
+		t.Errorf("hot spans: %v, want %d files", got, nchunks)
+	}
+	if got := spans(1000); len(got) < len(data)/1000 {
+		t.Errorf("spans of at most 1000 bytes: %d of them for %d bytes", len(got), len(data))
 	}
 }

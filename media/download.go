@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"sync"
 
@@ -72,8 +73,8 @@ func (s *Store) openObject(h cas.Hash, what string) (*Reader, error) {
 // http.ServeContent (ranges). Each chunk it reads from is first checked
 // against its hash (cas.Verifier): read whole into the reader's buffer and
 // hashed, then served from that buffer, or, when the same file was verified
-// within the last seconds and has not changed, read from (or sent with
-// sendfile from) the file. A damaged chunk (wrong content, short, missing)
+// within the last seconds and has not changed, read from (or spliced
+// from) the file. A damaged chunk (wrong content, short, missing)
 // gives an error wrapping ErrDamaged before any of its bytes, and Err keeps
 // it. Not safe for concurrent use.
 type Reader struct {
@@ -222,12 +223,16 @@ func (r *Reader) Close() error {
 }
 
 // WriteTo writes the object from the current position to the end, one
-// verified chunk at a time: a chunk read and hashed now is written from the
-// buffer it was read into; one trusted by its file's identity is handed to w
-// as its *os.File (cas.Filer; an http.ResponseWriter on a TCP connection
-// then sends it with sendfile, without copying through user space). It
-// stops before the first damaged chunk. It implements io.WriterTo.
+// verified chunk at a time, and stops before the first damaged chunk. An
+// io.ReaderFrom (an http.ResponseWriter) is given the rest as Spans, so
+// that the connection can splice the chunk files to the socket in large
+// writes. Otherwise a chunk read and hashed now is written from the buffer
+// it was read into, and one trusted by its file's identity is copied from
+// its *os.File (cas.Filer). It implements io.WriterTo.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	if rf, ok := w.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r.Spans())
+	}
 	var total int64
 	for r.pos < r.Size() {
 		i, err := r.load(r.pos)
@@ -242,8 +247,8 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 			m, err = w.Write(r.cur.Data[within:])
 			n = int64(m)
 		} else {
-			// Only an *os.File (in an io.LimitedReader) lets an
-			// http.ResponseWriter on a TCP connection use sendfile.
+			// A writer without ReadFrom: an *os.File (in an
+			// io.LimitedReader) still lets io.Copy use its fastest path.
 			var src io.ReadSeeker = r.cur.Chunk
 			if f, ok := r.cur.Chunk.(cas.Filer); ok {
 				src = f.File()
@@ -267,4 +272,61 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	return total, nil
+}
+
+// Span is a verified piece of an object ready to send: N bytes of File
+// from Off, or Data. A span with neither is to be read with Spans.Read.
+type Span struct {
+	File *os.File
+	Off  int64
+	N    int64
+	Data []byte
+}
+
+// Spans is the rest of a Reader as verified spans, for a writer that
+// sends files itself (splice). It reads as the Reader does too.
+type Spans struct{ r *Reader }
+
+// Spans returns the reader's rest as spans.
+func (r *Reader) Spans() *Spans { return &Spans{r: r} }
+
+// Read implements io.Reader.
+func (s *Spans) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+// Remaining returns the bytes from the current position to the end.
+func (s *Spans) Remaining() int64 { return s.r.Size() - s.r.pos }
+
+// Next verifies the chunk at the current position and returns the next
+// span of at most max bytes from it, counted as read (except a span to be
+// read with Read). At the end it returns io.EOF.
+func (s *Spans) Next(max int64) (Span, error) {
+	r := s.r
+	if r.pos >= r.Size() {
+		return Span{}, io.EOF
+	}
+	i, err := r.load(r.pos)
+	if err != nil {
+		return Span{}, err
+	}
+	within := r.pos - r.offsets[i]
+	n := min(r.offsets[i+1]-r.pos, max)
+	sp := Span{Off: within, N: n}
+	if r.cur.Data != nil {
+		sp.Data = r.cur.Data[within : within+n]
+	} else if f, ok := r.cur.Chunk.(cas.Filer); ok {
+		sp.File = f.File()
+	} else {
+		return sp, nil
+	}
+	r.pos += n
+	return sp, nil
+}
+
+// Shrank records the damage of a span's file that ended before the span.
+func (s *Spans) Shrank(sp Span) error {
+	r := s.r
+	i := sort.Search(len(r.refs), func(i int) bool { return r.offsets[i+1] >= r.pos }) // r.pos is past sp
+	err := r.s.damage.found(r.what, r.refs[i].Hash, fmt.Errorf("%w: chunk %s shrank while read", cas.ErrCorrupt, r.refs[i].Hash.Short()))
+	r.err = cmp.Or(r.err, err)
+	return err
 }
