@@ -10,8 +10,8 @@
 // still needed is the caller's job.
 //
 // Its roles are small interfaces (storage.go): a ChunkOpener opens a chunk as
-// a seekable Chunk (also a Filer when the bytes are a file, for the sendfile
-// path), a Reader reads a whole chunk and verifies it, a Stater, a Deleter, a
+// a seekable Chunk (also a Filer when the bytes are a file, for the
+// zero-copy path), a Reader reads a whole chunk and verifies it, a Stater, a Deleter, a
 // Walker, and a BatchWriter whose WriteBatch makes chunks visible (and, for
 // Store, durable) only at Commit. Storage is all of them: what a repository
 // holds. Store is the filesystem implementation above; MemStore is an
@@ -28,8 +28,9 @@
 // file's identity (device, inode, size, mtime, ctime; fstat at open) for
 // Verifier's TTL (5 s by default, 4096 entries): while the file under the
 // name still has that identity it is trusted without hashing and handed out
-// as the open Chunk, whose *os.File an http.ResponseWriter sends with
-// sendfile, so a hot chunk is hashed once per TTL, not per request. A chunk
+// as the open Chunk, whose *os.File httpapi splices to the socket without
+// copying it through user space, so a hot chunk is hashed once per TTL, not
+// per request. A chunk
 // without a file (MemStore's) is read and hashed at every open. Any write to the file, a replacement or a truncation
 // changes its identity and sends it back through a full check; what the
 // cache does not catch is a change made without changing mtime or ctime
