@@ -16,6 +16,9 @@
 // a progressive decode keeps coefficients between scans as int16, and at
 // denom 8 only each block's DC term, skipping the AC scans unread
 // (progressive.go);
+// the entropy decoder keeps 64 bits, refilled eight bytes at a time where
+// no 0xff is near, and gives whole unused bytes back before the next marker
+// (huffman.go), so it reads and fails exactly where image/jpeg's does;
 // YCbCrK goes through image/draw instead of image/internal/imageutil; the
 // encoder, the forward DCT and the image.RegisterFormat call are gone.
 // At denom 1 Decode returns exactly what image/jpeg.Decode returns.

@@ -7,6 +7,7 @@
 package jpegscale
 
 import (
+	"encoding/binary"
 	"io"
 )
 
@@ -44,42 +45,65 @@ type huffman struct {
 // Huffman data.
 var errShortHuffmanData = FormatError("short Huffman data")
 
-// ensureNBits reads bytes from the byte buffer to ensure that d.bits.n is at
-// least n. For best performance (avoiding function calls inside hot loops),
-// the caller is the one responsible for first checking that d.bits.n < n.
-func (d *decoder) ensureNBits(n int32) error {
-	for {
+// fillBits tops d.bits up to more than 56 bits: eight bytes at a time when
+// the next eight buffered bytes hold no 0xff, otherwise one byte-stuffed byte
+// at a time, stopping before a marker or the end of the input, whose bytes it
+// gives back. It reports the error that stopped it if d.bits still holds
+// fewer than need bits, as image/jpeg's ensureNBits would have failed.
+func (d *decoder) fillBits(need int32) error {
+	for d.bits.n <= 56 {
+		if d.bytes.i+8 <= d.bytes.j {
+			w := binary.BigEndian.Uint64(d.bytes.buf[d.bytes.i:])
+			if x := ^w; (x-0x0101010101010101)&^x&0x8080808080808080 == 0 {
+				k := (64 - d.bits.n) >> 3
+				d.bits.a = d.bits.a<<(8*k) | w>>(64-8*k)
+				d.bits.n += 8 * k
+				d.bytes.i += int(k)
+				return nil
+			}
+		}
 		c, err := d.readByteStuffedByte()
 		if err != nil {
+			// readByteStuffedByte leaves nUnreadable at the number of
+			// bytes it took before failing.
+			d.bytes.i -= d.bytes.nUnreadable
+			d.bytes.nUnreadable = 0
+			if d.bits.n >= need {
+				return nil
+			}
 			if err == io.ErrUnexpectedEOF {
 				return errShortHuffmanData
 			}
 			return err
 		}
-		d.bits.a = d.bits.a<<8 | uint32(c)
+		d.bits.a = d.bits.a<<8 | uint64(c)
 		d.bits.n += 8
-		if d.bits.m == 0 {
-			d.bits.m = 1 << 7
-		} else {
-			d.bits.m <<= 8
-		}
-		if d.bits.n >= n {
-			break
-		}
 	}
 	return nil
+}
+
+// unreadBits gives the whole bytes of d.bits that no one has used back to
+// d.bytes, undoing their byte stuffing, so that the input continues where
+// image/jpeg's would after the entropy-coded data. fill keeps the last 16
+// bytes read, as many as d.bits can hold stuffed.
+func (d *decoder) unreadBits() {
+	for ; d.bits.n >= 8; d.bits.n -= 8 {
+		d.bytes.i--
+		if d.bytes.buf[d.bytes.i] == 0x00 && d.bytes.i > 0 && d.bytes.buf[d.bytes.i-1] == 0xff {
+			d.bytes.i--
+		}
+	}
 }
 
 // receiveExtend is the composition of RECEIVE and EXTEND, specified in section
 // F.2.2.1.
 func (d *decoder) receiveExtend(t uint8) (int32, error) {
 	if d.bits.n < int32(t) {
-		if err := d.ensureNBits(int32(t)); err != nil {
+		if err := d.fillBits(int32(t)); err != nil {
 			return 0, err
 		}
 	}
 	d.bits.n -= int32(t)
-	d.bits.m >>= t
 	s := int32(1) << t
 	x := int32(d.bits.a>>uint8(d.bits.n)) & (s - 1)
 	if x < s>>1 {
@@ -179,40 +203,29 @@ func (d *decoder) decodeHuffman(h *huffman) (uint8, error) {
 	if h.nCodes == 0 {
 		return 0, FormatError("uninitialized Huffman table")
 	}
-
-	if d.bits.n < 8 {
-		if err := d.ensureNBits(8); err != nil {
-			if err != errMissingFF00 && err != errShortHuffmanData {
-				return 0, err
-			}
-			// There are no more bytes of data in this segment, but we may still
-			// be able to read the next symbol out of the previously read bits.
-			// First, undo the readByte that the ensureNBits call made.
-			if d.bytes.nUnreadable != 0 {
-				d.unreadByteStuffedByte()
-			}
-			goto slowPath
+	if d.bits.n < maxCodeLength {
+		if err := d.fillBits(maxCodeLength); err != nil {
+			return d.decodeHuffmanBits(h, err)
 		}
 	}
 	if v := h.lut[(d.bits.a>>uint32(d.bits.n-lutSize))&0xff]; v != 0 {
-		n := (v & 0xff) - 1
-		d.bits.n -= int32(n)
-		d.bits.m >>= n
+		d.bits.n -= int32(v&0xff) - 1
 		return uint8(v >> 8), nil
 	}
+	return d.decodeHuffmanBits(h, nil)
+}
 
-slowPath:
+// decodeHuffmanBits decodes the next value one bit at a time, for codes
+// longer than lutSize and at the end of the data, where errEnd is why
+// d.bits cannot be filled further and is returned if the code runs past
+// the bits left.
+func (d *decoder) decodeHuffmanBits(h *huffman, errEnd error) (uint8, error) {
 	for i, code := 0, int32(0); i < maxCodeLength; i++ {
 		if d.bits.n == 0 {
-			if err := d.ensureNBits(1); err != nil {
-				return 0, err
-			}
-		}
-		if d.bits.a&d.bits.m != 0 {
-			code |= 1
+			return 0, errEnd
 		}
 		d.bits.n--
-		d.bits.m >>= 1
+		code |= int32(d.bits.a>>uint32(d.bits.n)) & 1
 		if code <= h.maxCodes[i] {
 			return h.vals[h.valsIndices[i]+code-h.minCodes[i]], nil
 		}
@@ -223,25 +236,20 @@ slowPath:
 
 func (d *decoder) decodeBit() (bool, error) {
 	if d.bits.n == 0 {
-		if err := d.ensureNBits(1); err != nil {
+		if err := d.fillBits(1); err != nil {
 			return false, err
 		}
 	}
-	ret := d.bits.a&d.bits.m != 0
 	d.bits.n--
-	d.bits.m >>= 1
-	return ret, nil
+	return d.bits.a>>uint32(d.bits.n)&1 != 0, nil
 }
 
 func (d *decoder) decodeBits(n int32) (uint32, error) {
 	if d.bits.n < n {
-		if err := d.ensureNBits(n); err != nil {
+		if err := d.fillBits(n); err != nil {
 			return 0, err
 		}
 	}
-	ret := d.bits.a >> uint32(d.bits.n-n)
-	ret &= (1 << uint32(n)) - 1
 	d.bits.n -= n
-	d.bits.m >>= uint32(n)
-	return ret, nil
+	return uint32(d.bits.a>>uint32(d.bits.n)) & (1<<uint32(n) - 1), nil
 }
