@@ -18,7 +18,9 @@
 // (progressive.go);
 // the entropy decoder keeps 64 bits, refilled eight bytes at a time where
 // no 0xff is near, and gives whole unused bytes back before the next marker
-// (huffman.go), so it reads and fails exactly where image/jpeg's does;
+// (huffman.go), so it reads and fails exactly where image/jpeg's does, and
+// decodes an AC code together with its extra bits from one table look-up
+// when both fit in 10 bits (decodeACRun);
 // YCbCrK goes through image/draw instead of image/internal/imageutil; the
 // encoder, the forward DCT and the image.RegisterFormat call are gone.
 // At denom 1 Decode returns exactly what image/jpeg.Decode returns.

@@ -20,6 +20,10 @@ const maxNCodes = 256
 // lutSize is the log-2 size of the Huffman decoder's look-up table.
 const lutSize = 8
 
+// valLutSize is the log-2 size of the Huffman decoder's look-up table of
+// codes together with their extra bits (huffman.valLut).
+const valLutSize = 10
+
 // huffman is a Huffman decoder, specified in section C.
 type huffman struct {
 	// length is the number of codes in the tree.
@@ -39,6 +43,13 @@ type huffman struct {
 	maxCodes [maxCodeLength]int32
 	// valsIndices[i] is the index into vals of minCodes[i].
 	valsIndices [maxCodeLength]int32
+	// valLut is the look-up table for the next valLutSize bits when they
+	// hold a code whose value has 1 to 15 extra bits and those bits
+	// too, as libjpeg-turbo's: bits 16-31 hold the extended extra bits
+	// (signed), 8-15 the value's high nibble (the run of zeroes before an
+	// AC coefficient), 4-7 the code length and 0-3 the number of extra
+	// bits. Any other entry is 0.
+	valLut [1 << valLutSize]int32
 }
 
 // errShortHuffmanData means that an unexpected EOF occurred while decoding
@@ -177,6 +188,8 @@ func (d *decoder) processDHT(n int) error {
 			}
 		}
 
+		h.deriveValLut(&nCodes)
+
 		// Derive minCodes, maxCodes, and valsIndices.
 		var c, index int32
 		for i, n := range nCodes {
@@ -195,6 +208,63 @@ func (d *decoder) processDHT(n int) error {
 		}
 	}
 	return nil
+}
+
+// deriveValLut fills h.valLut from h.vals and nCodes, the number of codes
+// of each length.
+func (h *huffman) deriveValLut(nCodes *[maxCodeLength]int32) {
+	clear(h.valLut[:])
+	var x, code int32
+	for l := int32(1); l <= valLutSize; l++ {
+		for j := int32(0); j < nCodes[l-1]; j, code, x = j+1, code+1, x+1 {
+			s := int32(h.vals[x] & 0x0f)
+			if s == 0 || l+s > valLutSize {
+				continue
+			}
+			for extra := int32(0); extra < 1<<s; extra++ {
+				v := extra
+				if v < 1<<(s-1) {
+					v += -1<<s + 1
+				}
+				e := v<<16 | int32(h.vals[x]>>4)<<8 | l<<4 | s
+				free := valLutSize - l - s
+				base := (code<<s | extra) << free
+				for k := int32(0); k < 1<<free; k++ {
+					h.valLut[base|k] = e
+				}
+			}
+		}
+		code <<= 1
+	}
+}
+
+// decodeACRun decodes the AC coefficients of b from zig-zag index zig on,
+// shifted left by al, for as long as each code and its extra bits are in
+// h.valLut and in d.bits. It returns the index of the next coefficient, to
+// decode the slow way, or one past zigEnd or more when the block ended,
+// with a run past zigEnd consuming its code alone as processSOS does.
+func (d *decoder) decodeACRun(b *block, h *huffman, zig, zigEnd int32, al uint32) int32 {
+	for zig <= zigEnd {
+		if d.bits.n < valLutSize {
+			_ = d.fillBits(0)
+			if d.bits.n < valLutSize {
+				return zig
+			}
+		}
+		e := h.valLut[d.bits.a>>uint32(d.bits.n-valLutSize)&(1<<valLutSize-1)]
+		if e == 0 {
+			return zig
+		}
+		zig += e >> 8 & 0xff
+		d.bits.n -= e >> 4 & 0x0f
+		if zig > zigEnd {
+			return zig
+		}
+		d.bits.n -= e & 0x0f
+		b[unzig[zig]] = e >> 16 << al
+		zig++
+	}
+	return zig
 }
 
 // decodeHuffman returns the next Huffman-coded value from the bit-stream,

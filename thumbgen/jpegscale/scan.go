@@ -259,6 +259,9 @@ func (d *decoder) processSOS(n int) error {
 							// Decode the AC coefficients, as specified in section F.2.2.2.
 							huff := &d.huff[acTable][scan[i].ta]
 							for ; zig <= zigEnd; zig++ {
+								if zig = d.decodeACRun(&b, huff, zig, zigEnd, al); zig > zigEnd {
+									break
+								}
 								value, err := d.decodeHuffman(huff)
 								if err != nil {
 									return err
