@@ -54,7 +54,7 @@ type huffman struct {
 
 // errShortHuffmanData means that an unexpected EOF occurred while decoding
 // Huffman data.
-var errShortHuffmanData = FormatError("short Huffman data")
+var errShortHuffmanData error = FormatError("short Huffman data")
 
 // fillBits tops d.bits up to more than 56 bits: eight bytes at a time when
 // the next eight buffered bytes hold no 0xff, otherwise one byte-stuffed byte
