@@ -244,26 +244,31 @@ func (h *huffman) deriveValLut(nCodes *[maxCodeLength]int32) {
 // decode the slow way, or one past zigEnd or more when the block ended,
 // with a run past zigEnd consuming its code alone as processSOS does.
 func (d *decoder) decodeACRun(b *block, h *huffman, zig, zigEnd int32, al uint32) int32 {
+	// The bits stay in locals in the loop: d.bits.a only changes in fillBits.
+	a, n := d.bits.a, d.bits.n
 	for zig <= zigEnd {
-		if d.bits.n < valLutSize {
+		if n < valLutSize {
+			d.bits.n = n
 			_ = d.fillBits(0)
-			if d.bits.n < valLutSize {
-				return zig
+			a, n = d.bits.a, d.bits.n
+			if n < valLutSize {
+				break
 			}
 		}
-		e := h.valLut[d.bits.a>>uint32(d.bits.n-valLutSize)&(1<<valLutSize-1)]
+		e := h.valLut[a>>((n-valLutSize)&63)&(1<<valLutSize-1)]
 		if e == 0 {
-			return zig
+			break
 		}
 		zig += e >> 8 & 0xff
-		d.bits.n -= e >> 4 & 0x0f
+		n -= e >> 4 & 0x0f
 		if zig > zigEnd {
-			return zig
+			break
 		}
-		d.bits.n -= e & 0x0f
-		b[unzig[zig]] = e >> 16 << al
+		n -= e & 0x0f
+		b[unzig[zig&(blockSize-1)]] = e >> 16 << al
 		zig++
 	}
+	d.bits.n = n
 	return zig
 }
 
