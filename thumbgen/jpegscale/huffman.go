@@ -48,7 +48,8 @@ type huffman struct {
 	// too, as libjpeg-turbo's: bits 16-31 hold the extended extra bits
 	// (signed), 8-15 the value's high nibble (the run of zeroes before an
 	// AC coefficient), 4-7 the code length and 0-3 the number of extra
-	// bits. Any other entry is 0.
+	// bits. The end-of-block code has its own entries (eobRun). Any
+	// other entry is 0.
 	valLut [1 << valLutSize]int32
 }
 
@@ -218,6 +219,9 @@ func (h *huffman) deriveValLut(nCodes *[maxCodeLength]int32) {
 	for l := int32(1); l <= valLutSize; l++ {
 		for j := int32(0); j < nCodes[l-1]; j, code, x = j+1, code+1, x+1 {
 			s := int32(h.vals[x] & 0x0f)
+			if h.vals[x] == 0x00 {
+				h.setValLut(code<<(valLutSize-l), valLutSize-l, eobRun<<8|l<<4)
+			}
 			if s == 0 || l+s > valLutSize {
 				continue
 			}
@@ -226,15 +230,24 @@ func (h *huffman) deriveValLut(nCodes *[maxCodeLength]int32) {
 				if v < 1<<(s-1) {
 					v += -1<<s + 1
 				}
-				e := v<<16 | int32(h.vals[x]>>4)<<8 | l<<4 | s
 				free := valLutSize - l - s
-				base := (code<<s | extra) << free
-				for k := int32(0); k < 1<<free; k++ {
-					h.valLut[base|k] = e
-				}
+				h.setValLut((code<<s|extra)<<free, free, v<<16|int32(h.vals[x]>>4)<<8|l<<4|s)
 			}
 		}
 		code <<= 1
+	}
+}
+
+// eobRun is the run valLut gives an AC table's end-of-block code (value
+// 0x00): more than any block has left, so that decodeACRun ends the block
+// after consuming the code alone, as processSOS does for it when no
+// end-of-band run is pending.
+const eobRun = 0x80
+
+// setValLut sets the 1<<free entries of h.valLut from base to e.
+func (h *huffman) setValLut(base, free, e int32) {
+	for k := int32(0); k < 1<<free; k++ {
+		h.valLut[base|k] = e
 	}
 }
 
