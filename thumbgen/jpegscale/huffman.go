@@ -215,6 +215,9 @@ func (d *decoder) processDHT(n int) error {
 // of each length.
 func (h *huffman) deriveValLut(nCodes *[maxCodeLength]int32) {
 	clear(h.valLut[:])
+	if oversubscribed(nCodes) {
+		return // decodeACRun leaves every code to decodeHuffman.
+	}
 	var x, code int32
 	for l := int32(1); l <= valLutSize; l++ {
 		for j := int32(0); j < nCodes[l-1]; j, code, x = j+1, code+1, x+1 {
@@ -236,6 +239,20 @@ func (h *huffman) deriveValLut(nCodes *[maxCodeLength]int32) {
 		}
 		code <<= 1
 	}
+}
+
+// oversubscribed reports whether nCodes, the number of codes of each
+// length, holds more codes than there are bit strings for (a corrupt
+// table, whose codes image/jpeg's look-up table and bit-by-bit decoding
+// read differently).
+func oversubscribed(nCodes *[maxCodeLength]int32) bool {
+	left := int32(1)
+	for _, n := range nCodes {
+		if left = left*2 - n; left < 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // eobRun is the run valLut gives an AC table's end-of-block code (value
@@ -291,16 +308,19 @@ func (d *decoder) decodeHuffman(h *huffman) (uint8, error) {
 	if h.nCodes == 0 {
 		return 0, FormatError("uninitialized Huffman table")
 	}
+	var errEnd error
 	if d.bits.n < maxCodeLength {
-		if err := d.fillBits(maxCodeLength); err != nil {
-			return d.decodeHuffmanBits(h, err)
+		// As image/jpeg, look up h.lut whenever lutSize bits are left:
+		// an oversubscribed table's h.lut disagrees with its codes.
+		if errEnd = d.fillBits(maxCodeLength); errEnd != nil && d.bits.n < lutSize {
+			return d.decodeHuffmanBits(h, errEnd)
 		}
 	}
 	if v := h.lut[(d.bits.a>>uint32(d.bits.n-lutSize))&0xff]; v != 0 {
 		d.bits.n -= int32(v&0xff) - 1
 		return uint8(v >> 8), nil
 	}
-	return d.decodeHuffmanBits(h, nil)
+	return d.decodeHuffmanBits(h, errEnd)
 }
 
 // decodeHuffmanBits decodes the next value one bit at a time, for codes
