@@ -2,11 +2,9 @@ package cas_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mxcas/mxcas/cas"
+	"github.com/mxcas/mxcas/cas/castest"
 )
 
 func TestStore(t *testing.T) {
@@ -41,17 +40,6 @@ func openStore(t testing.TB, dir string) *cas.Store {
 	return s
 }
 
-// chunkData returns size deterministic pseudo-random bytes, distinct for
-// every seed.
-func chunkData(seed uint64, size int) []byte {
-	var key [32]byte
-	binary.LittleEndian.PutUint64(key[:], seed)
-	binary.LittleEndian.PutUint64(key[8:], uint64(size))
-	b := make([]byte, size)
-	rand.NewChaCha8(key).Read(b)
-	return b
-}
-
 type chunk struct {
 	h    cas.Hash
 	data []byte
@@ -59,8 +47,8 @@ type chunk struct {
 
 func newChunk(seed uint64) chunk {
 	// Sizes vary so length bugs show; some are empty-ish, none are equal.
-	data := chunkData(seed, 1+int(seed*7919%5000))
-	return chunk{cas.Sum(data), data}
+	c := castest.NewChunk(seed, 1+int(seed*7919%5000))
+	return chunk{c.Hash, c.Data}
 }
 
 func put(t testing.TB, s *cas.Store, c chunk) bool {
@@ -75,45 +63,13 @@ func put(t testing.TB, s *cas.Store, c chunk) bool {
 // checkChunk fails unless every read path returns c's content.
 func checkChunk(t testing.TB, s *cas.Store, c chunk) {
 	t.Helper()
-	got, err := s.ReadChunk(c.h, nil)
-	if err != nil {
-		t.Errorf("ReadChunk(%s): %v", c.h.Short(), err)
-	} else if !bytes.Equal(got, c.data) {
-		t.Errorf("ReadChunk(%s) = %d bytes, want the %d put", c.h.Short(), len(got), len(c.data))
-	}
-	f, err := s.OpenChunk(c.h)
-	if err != nil {
-		t.Errorf("OpenChunk(%s): %v", c.h.Short(), err)
-	} else {
-		got, err := io.ReadAll(cas.VerifyReader(f, c.h))
-		f.Close()
-		if err != nil || !bytes.Equal(got, c.data) {
-			t.Errorf("Open(%s) then read = %d bytes, %v; want the %d put", c.h.Short(), len(got), err, len(c.data))
-		}
-	}
-	fi, err := s.Stat(c.h)
-	if err != nil {
-		t.Errorf("Stat(%s): %v", c.h.Short(), err)
-	} else if fi.Size() != int64(len(c.data)) {
-		t.Errorf("Stat(%s).Size() = %d, want %d", c.h.Short(), fi.Size(), len(c.data))
-	}
+	castest.CheckChunk(t, s, castest.Chunk{Hash: c.h, Data: c.data})
 }
 
 // checkMissing fails unless every read path reports ErrNotFound for h.
 func checkMissing(t testing.TB, s *cas.Store, h cas.Hash) {
 	t.Helper()
-	if c, err := s.OpenChunk(h); !errors.Is(err, cas.ErrNotFound) {
-		if c != nil {
-			c.Close()
-		}
-		t.Errorf("OpenChunk(%s) error = %v, want ErrNotFound", h.Short(), err)
-	}
-	if _, err := s.Stat(h); !errors.Is(err, cas.ErrNotFound) {
-		t.Errorf("Stat(%s) error = %v, want ErrNotFound", h.Short(), err)
-	}
-	if _, err := s.ReadChunk(h, nil); !errors.Is(err, cas.ErrNotFound) {
-		t.Errorf("ReadChunk(%s) error = %v, want ErrNotFound", h.Short(), err)
-	}
+	castest.CheckMissing(t, s, h)
 	if err := s.Touch(h, time.Now()); !errors.Is(err, cas.ErrNotFound) {
 		t.Errorf("Touch(%s) error = %v, want ErrNotFound", h.Short(), err)
 	}
