@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,13 +37,12 @@ func main() {
 	c := flag.Int("c", 16, "concurrent clients")
 	flag.Parse()
 	command.CheckArgs(*dir != "" && *step > 0)
-	if err := run(*dir, *bin, *n, *step, *c); err != nil {
-		log.Fatal(err)
-	}
+	work := command.WorkDir(*dir)
+	command.Run(func(ctx context.Context) error { return run(ctx, work, *bin, *n, *step, *c) })
 }
 
-func run(dir, bin string, n, step, c int) error {
-	child, addr, bin, err := startServer(dir, bin)
+func run(ctx context.Context, dir, bin string, n, step, c int) error {
+	child, addr, bin, err := startServer(ctx, dir, bin)
 	if err != nil {
 		return err
 	}
@@ -76,10 +74,7 @@ func run(dir, bin string, n, step, c int) error {
 // startServer starts bin (built from this module into dir when empty) on
 // a fresh data directory and signing key in dir, on a free address; it
 // returns the process, its address and the binary.
-func startServer(dir, bin string) (*serverproc.Child, string, string, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, "", bin, err
-	}
+func startServer(ctx context.Context, dir, bin string) (*serverproc.Child, string, string, error) {
 	if bin == "" {
 		var err error
 		if bin, err = serverproc.Build(dir); err != nil {
@@ -107,7 +102,7 @@ client_api = "http://127.0.0.1:9"
 signing_key = %q
 static_tokens = { %q = "@bench:localhost" }
 `, addr, data, serverproc.ServerName, key, serverproc.Token)
-	child, err := serverproc.StartMxcasConfig(context.Background(), dir, bin, addr, conf)
+	child, err := serverproc.StartMxcasConfig(ctx, dir, bin, addr, conf)
 	return child, addr, bin, err
 }
 
