@@ -267,16 +267,22 @@ func testAbort(t *testing.T, s cas.Storage, _ Options) {
 		t.Fatalf("Put: %v", err)
 	}
 	b.Abort()
-	CheckMissing(t, s, drop.Hash)
+	checkGone(t, s, drop, keep, "an aborted Put")
+}
+
+// checkGone fails unless gone is missing after what while keep is still
+// stored and alone in Walk, and gone can then be stored again.
+func checkGone(t *testing.T, s cas.Storage, gone, keep Chunk, what string) {
+	t.Helper()
+	CheckMissing(t, s, gone.Hash)
 	CheckChunk(t, s, keep)
 	if got, want := Walked(t, s), sortedHashes(keep); !slices.Equal(got, want) {
-		t.Errorf("Walk after Abort = %v, want %v", got, want)
+		t.Errorf("Walk after %s = %v, want %v", what, got, want)
 	}
-	// The aborted chunk can be stored later.
-	if added := putCommit(t, s, drop); !added[0] {
-		t.Error("Put after an aborted Put: added = false, want true")
+	if added := putCommit(t, s, gone); !added[0] {
+		t.Errorf("Put after %s: added = false, want true", what)
 	}
-	CheckChunk(t, s, drop)
+	CheckChunk(t, s, gone)
 }
 
 // testPutCopiesData: the caller may reuse data once Put returns.
@@ -415,16 +421,7 @@ func testDelete(t *testing.T, s cas.Storage, _ Options) {
 	if err := s.Delete(c.Hash); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	CheckMissing(t, s, c.Hash)
-	CheckChunk(t, s, keep)
-	if got, want := Walked(t, s), sortedHashes(keep); !slices.Equal(got, want) {
-		t.Errorf("Walk after Delete = %v, want %v", got, want)
-	}
-	// A deleted chunk can be stored again.
-	if added := putCommit(t, s, c); !added[0] {
-		t.Error("Put after Delete: added = false, want true")
-	}
-	CheckChunk(t, s, c)
+	checkGone(t, s, c, keep, "Delete")
 }
 
 // testDeleteMissing: deleting a chunk that is not stored is nil (the
