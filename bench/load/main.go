@@ -216,6 +216,19 @@ type pairRows struct {
 	mx, fs, ratio, mxCPU, fsCPU *report.Row
 }
 
+// newPairRows names the rows of table line n, downloads of size over conns
+// connections: the rates in unit, CPU per download in cpuUnit, and the
+// mxcas/file server ratio with its goal.
+func newPairRows(n int, size string, conns int, unit, cpuUnit, goal string) pairRows {
+	return pairRows{
+		mx:    &report.Row{Name: fmt.Sprintf("(%d) %s downloads, mxcas, %d connections", n, size, conns), Unit: unit},
+		fs:    &report.Row{Name: fmt.Sprintf("(%d') %s downloads, file server, same", n, size), Unit: unit},
+		ratio: &report.Row{Name: fmt.Sprintf("    (%d)/(%d')", n, n), Goal: goal},
+		mxCPU: &report.Row{Name: "mxcas CPU per " + size + " download", Unit: cpuUnit},
+		fsCPU: &report.Row{Name: "file server CPU per " + size + " download", Unit: cpuUnit},
+	}
+}
+
 // loadRows are the rows of the first two tables, filled run by run.
 type loadRows struct {
 	small, large pairRows
@@ -226,20 +239,8 @@ type loadRows struct {
 
 func newLoadRows(conns, c int) *loadRows {
 	rows := &loadRows{
-		small: pairRows{
-			mx:    &report.Row{Name: fmt.Sprintf("(1) 4 KiB downloads, mxcas, %d connections", conns), Unit: "req/s"},
-			fs:    &report.Row{Name: "(1') 4 KiB downloads, file server, same", Unit: "req/s"},
-			ratio: &report.Row{Name: "    (1)/(1')", Goal: ">= 0.7"},
-			mxCPU: &report.Row{Name: "mxcas CPU per 4 KiB download", Unit: "us"},
-			fsCPU: &report.Row{Name: "file server CPU per 4 KiB download", Unit: "us"},
-		},
-		large: pairRows{
-			mx:    &report.Row{Name: fmt.Sprintf("(2) 10 MiB downloads, mxcas, %d connections", conns), Unit: "MB/s"},
-			fs:    &report.Row{Name: "(2') 10 MiB downloads, file server, same", Unit: "MB/s"},
-			ratio: &report.Row{Name: "    (2)/(2')", Goal: ">= 0.8"},
-			mxCPU: &report.Row{Name: "mxcas CPU per 10 MiB download", Unit: "ms"},
-			fsCPU: &report.Row{Name: "file server CPU per 10 MiB download", Unit: "ms"},
-		},
+		small:  newPairRows(1, "4 KiB", conns, "req/s", "us", ">= 0.7"),
+		large:  newPairRows(2, "10 MiB", conns, "MB/s", "ms", ">= 0.8"),
 		upReq:  &report.Row{Name: fmt.Sprintf("(3) 256 KiB uploads, new content, %d clients", c), Unit: "uploads/s"},
 		upMB:   &report.Row{Name: "    the same in MB/s", Unit: "MB/s"},
 		rssRun: &report.Row{Name: "mxcas VmRSS after the run", Unit: "MB", Goal: "<= 100"},
