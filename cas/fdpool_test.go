@@ -28,16 +28,32 @@ func readAll(t *testing.T, c Chunk) string {
 	return string(b)
 }
 
+// putString stores data as a chunk and returns its hash.
+func putString(t *testing.T, s *Store, data string) Hash {
+	t.Helper()
+	h := Sum([]byte(data))
+	if _, err := s.Put(h, []byte(data)); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// wantClosed fails the test unless f was already closed; what says which
+// file, and by whom.
+func wantClosed(t *testing.T, f *os.File, what string) {
+	t.Helper()
+	if err := f.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("%s: Close = %v, want it already closed", what, err)
+	}
+}
+
 // TestOpenChunkReusesClosedFile: a chunk opened again after Close gets the
 // same descriptor back, rewound, and two Chunks open at once never share
 // one (their offsets are their own).
 func TestOpenChunkReusesClosedFile(t *testing.T) {
 	s := openInternal(t)
 	data := "reused chunk file"
-	h := Sum([]byte(data))
-	if _, err := s.Put(h, []byte(data)); err != nil {
-		t.Fatal(err)
-	}
+	h := putString(t, s, data)
 	c, fd := openFile(t, s, h)
 	if got := readAll(t, c); got != data {
 		t.Fatalf("first read = %q", got)
@@ -71,10 +87,7 @@ func TestOpenChunkReusesClosedFile(t *testing.T) {
 func TestOpenChunkSkipsUnlinkedFile(t *testing.T) {
 	s := openInternal(t)
 	data := "original bytes"
-	h := Sum([]byte(data))
-	if _, err := s.Put(h, []byte(data)); err != nil {
-		t.Fatal(err)
-	}
+	h := putString(t, s, data)
 	c, _ := openFile(t, s, h)
 	c.Close() // pooled
 
@@ -108,10 +121,7 @@ func TestOpenChunkSkipsUnlinkedFile(t *testing.T) {
 // space of an erased chunk is freed at once and no descriptor of it stays.
 func TestDeleteDropsPooledFiles(t *testing.T) {
 	s := openInternal(t)
-	h := Sum([]byte("to erase"))
-	if _, err := s.Put(h, []byte("to erase")); err != nil {
-		t.Fatal(err)
-	}
+	h := putString(t, s, "to erase")
 	c, _ := openFile(t, s, h)
 	f := c.(Filer).File()
 	c.Close()
@@ -121,9 +131,7 @@ func TestDeleteDropsPooledFiles(t *testing.T) {
 	if s.fds.n != 0 {
 		t.Errorf("pool holds %d files after Delete, want 0", s.fds.n)
 	}
-	if err := f.Close(); !errors.Is(err, os.ErrClosed) {
-		t.Errorf("the pooled file after Delete: Close = %v, want it already closed", err)
-	}
+	wantClosed(t, f, "the pooled file after Delete")
 }
 
 // TestFDPoolBound: the pool never keeps more than max idle files; the
@@ -147,9 +155,7 @@ func TestFDPoolBound(t *testing.T) {
 	if p.n != 2 {
 		t.Fatalf("pool holds %d files, want 2", p.n)
 	}
-	if err := fa.Close(); !errors.Is(err, os.ErrClosed) {
-		t.Errorf("least recently returned file not closed on eviction (Close = %v)", err)
-	}
+	wantClosed(t, fa, "the least recently returned file, on eviction")
 	if p.take(a) != nil {
 		t.Error("take of an evicted chunk returned a file")
 	}
@@ -157,11 +163,7 @@ func TestFDPoolBound(t *testing.T) {
 		t.Errorf("take(b) = %v, want the file given", got)
 	}
 	p.close()
-	if err := fc.Close(); !errors.Is(err, os.ErrClosed) {
-		t.Errorf("pooled file not closed by close (Close = %v)", err)
-	}
+	wantClosed(t, fc, "a pooled file, by close")
 	p.give(b, fb)
-	if err := fb.Close(); !errors.Is(err, os.ErrClosed) {
-		t.Errorf("file given to a closed pool not closed (Close = %v)", err)
-	}
+	wantClosed(t, fb, "a file given to a closed pool")
 }

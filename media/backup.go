@@ -84,7 +84,7 @@ func (s *Store) openBackupDest(dest string) (*cas.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: backup to %s: %w", dest, err)
 	}
-	if err := checkFormat(dest, s.format); err != nil {
+	if _, err := checkFormat(dest, s.format); err != nil {
 		dst.Close()
 		return nil, fmt.Errorf("media: backup to %s: %w", dest, err)
 	}
@@ -166,12 +166,13 @@ func (s *Store) checkBackupDest(dest string) error {
 	}
 	switch state {
 	case dirStore:
-		if err := compareFormat(dest, s.format); err != nil {
+		f, err := compareFormat(dest, s.format)
+		if err != nil {
 			return fmt.Errorf("%w: %s is an mxcas store this one cannot be backed up into: %w", ErrBackupDest, dest, err)
 		}
 		// Only a backup of this very store: its index is about to be
 		// replaced by ours.
-		if f, err := readFormat(dest); err != nil || f.ID != s.format.ID {
+		if f.ID != s.format.ID {
 			return fmt.Errorf("%w: %s is another mxcas store, not a backup of this one (store %s); "+
 				"back up into a missing or empty directory; nothing was changed", ErrBackupDest, dest, s.format.ID)
 		}

@@ -11,13 +11,22 @@ import (
 // rename, fsync of the directory. The chunk store's own files use its
 // Batch; this is for the store's other small files (FORMAT, admin.json).
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return replaceFile(path, perm, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// replaceFile is writeFileAtomic with fill writing the temp file's
+// content (the ballast allocates its space rather than writing bytes).
+func replaceFile(path string, perm os.FileMode, fill func(*os.File) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
 	if err != nil {
 		return err
 	}
 	err = tmp.Chmod(perm)
 	if err == nil {
-		_, err = tmp.Write(data)
+		err = fill(tmp)
 	}
 	if err == nil {
 		err = tmp.Sync()

@@ -96,58 +96,63 @@ var ErrFormat = errors.New("media: data directory format mismatch")
 
 // compareFormat is checkFormat for a read-only open: a missing FORMAT is
 // an error instead of being written.
-func compareFormat(dir string, want storeFormat) error {
-	if _, err := os.Stat(filepath.Join(dir, "FORMAT")); err != nil {
-		return fmt.Errorf("%w: %v", ErrFormat, err)
-	}
-	return checkFormat(dir, want)
+func compareFormat(dir string, want storeFormat) (storeFormat, error) {
+	return matchFormat(dir, want, false)
 }
 
 // checkFormat writes DATA/FORMAT when dir has none (durably: temp file,
 // fsync, rename, fsync dir; with a new ID when want has none), and
 // otherwise compares it with want: any difference is an error wrapping
 // ErrFormat that names both values. IDs are compared only when both have
-// one.
-func checkFormat(dir string, want storeFormat) error {
+// one. It returns what FORMAT holds (or now holds), so callers need not
+// read it again for its ID.
+func checkFormat(dir string, want storeFormat) (storeFormat, error) {
+	return matchFormat(dir, want, true)
+}
+
+// matchFormat is checkFormat, or compareFormat when !create.
+func matchFormat(dir string, want storeFormat, create bool) (storeFormat, error) {
 	path := filepath.Join(dir, "FORMAT")
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if !create {
+			return storeFormat{}, fmt.Errorf("%w: %v", ErrFormat, err)
+		}
 		if want.ID == "" {
 			want.ID = newStoreID()
 		}
 		if err := writeFileAtomic(path, want.encode(), 0o600); err != nil {
-			return fmt.Errorf("media: write %s: %w", path, err)
+			return storeFormat{}, fmt.Errorf("media: write %s: %w", path, err)
 		}
-		return nil
+		return want, nil
 	}
 	if err != nil {
-		return fmt.Errorf("media: read %s: %w", path, err)
+		return storeFormat{}, fmt.Errorf("media: read %s: %w", path, err)
 	}
 	got, err := parseFormat(b)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrFormat, path, err)
+		return storeFormat{}, fmt.Errorf("%w: %s: %v", ErrFormat, path, err)
 	}
 	switch {
 	case got.Version != want.Version:
-		return fmt.Errorf("%w: %s is store version %d, this mxcas reads version %d", ErrFormat, path, got.Version, want.Version)
+		return storeFormat{}, fmt.Errorf("%w: %s is store version %d, this mxcas reads version %d", ErrFormat, path, got.Version, want.Version)
 	case got.Hash != want.Hash:
-		return fmt.Errorf("%w: %s uses hash %s, this mxcas uses %s", ErrFormat, path, got.Hash, want.Hash)
+		return storeFormat{}, fmt.Errorf("%w: %s uses hash %s, this mxcas uses %s", ErrFormat, path, got.Hash, want.Hash)
 	case got.Chunker != want.Chunker:
-		return fmt.Errorf("%w: %s was created with chunker parameters %s but was opened with %s; "+
+		return storeFormat{}, fmt.Errorf("%w: %s was created with chunker parameters %s but was opened with %s; "+
 			"chunk parameters are a property of the store and cannot change (it would stop deduplication)",
 			ErrFormat, path, got.Chunker, want.Chunker)
 	case got.ID != "" && want.ID != "" && got.ID != want.ID:
-		return fmt.Errorf("%w: %s belongs to store %s, not %s", ErrFormat, path, got.ID, want.ID)
+		return storeFormat{}, fmt.Errorf("%w: %s belongs to store %s, not %s", ErrFormat, path, got.ID, want.ID)
 	}
-	return nil
+	return got, nil
 }
 
-// ensureStoreID returns dir's FORMAT, giving it an ID first when it has
-// none (rewritten durably, as checkFormat writes it).
-func ensureStoreID(dir string) (storeFormat, error) {
-	f, err := readFormat(dir)
-	if err != nil || f.ID != "" {
-		return f, err
+// ensureStoreID returns f, the content of dir's FORMAT, giving it an ID
+// first when it has none (rewritten durably, as checkFormat writes it).
+func ensureStoreID(dir string, f storeFormat) (storeFormat, error) {
+	if f.ID != "" {
+		return f, nil
 	}
 	f.ID = newStoreID()
 	path := filepath.Join(dir, "FORMAT")

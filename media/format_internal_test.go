@@ -11,10 +11,10 @@ import (
 func TestFormat(t *testing.T) {
 	dir := t.TempDir()
 	f := storeFormat{Version: formatVersion, Hash: "blake3-256", Chunker: "min=16384 avg=65536 max=262144"}
-	if err := checkFormat(dir, f); err != nil {
+	if _, err := checkFormat(dir, f); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkFormat(dir, f); err != nil {
+	if _, err := checkFormat(dir, f); err != nil {
 		t.Fatalf("same format again: %v", err)
 	}
 	got, err := readFormat(dir)
@@ -26,33 +26,35 @@ func TestFormat(t *testing.T) {
 	}
 	other := f
 	other.Chunker = "min=4096 avg=16384 max=65536"
-	err = checkFormat(dir, other)
+	_, err = checkFormat(dir, other)
 	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), f.Chunker) || !strings.Contains(err.Error(), other.Chunker) {
 		t.Errorf("other chunker params: got %v, want ErrFormat naming both", err)
 	}
 	other = f
 	other.Version = 99
-	if err := checkFormat(dir, other); !errors.Is(err, ErrFormat) {
+	if _, err := checkFormat(dir, other); !errors.Is(err, ErrFormat) {
 		t.Errorf("other version: got %v, want ErrFormat", err)
 	}
 	mine, _ := readFormat(dir)
-	if err := checkFormat(dir, mine); err != nil {
+	if _, err := checkFormat(dir, mine); err != nil {
 		t.Errorf("own ID: %v", err)
 	}
 	other = mine
 	other.ID = newStoreID()
-	if err := checkFormat(dir, other); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), mine.ID) {
+	if _, err := checkFormat(dir, other); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), mine.ID) {
 		t.Errorf("another store's ID: got %v, want ErrFormat naming %s", err, mine.ID)
 	}
 
 	// A FORMAT from before store IDs gets one, once.
 	old := t.TempDir()
 	os.WriteFile(filepath.Join(old, "FORMAT"), f.encode(), 0o600)
-	e1, err := ensureStoreID(old)
+	noID, _ := readFormat(old)
+	e1, err := ensureStoreID(old, noID)
 	if err != nil || !validStoreID(e1.ID) {
 		t.Fatalf("ensureStoreID = %+v, %v", e1, err)
 	}
-	if e2, err := ensureStoreID(old); err != nil || e2 != e1 {
+	cur, _ := readFormat(old)
+	if e2, err := ensureStoreID(old, cur); err != nil || e2 != e1 {
 		t.Errorf("ensureStoreID again = %+v, %v; want %+v", e2, err, e1)
 	}
 	for _, bad := range []string{"id xyz\n", "id " + strings.Repeat("A", 32) + "\n", "id \n"} {
@@ -63,7 +65,7 @@ func TestFormat(t *testing.T) {
 	}
 
 	os.WriteFile(filepath.Join(dir, "FORMAT"), []byte("garbage\n"), 0o600)
-	if err := checkFormat(dir, f); !errors.Is(err, ErrFormat) {
+	if _, err := checkFormat(dir, f); !errors.Is(err, ErrFormat) {
 		t.Errorf("garbage FORMAT: got %v, want ErrFormat", err)
 	}
 }

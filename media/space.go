@@ -218,30 +218,13 @@ func (sp *space) releaseBallast() {
 // makeBallast creates path with size bytes actually allocated (fallocate,
 // or zeros where the filesystem cannot), durably.
 func makeBallast(path string, size int64) error {
-	// A name the chunk store's open removes if we crash before the rename.
-	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s-%d", filepath.Base(path), os.Getpid()))
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
+	return replaceFile(path, 0o600, func(f *os.File) error {
+		err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+			err = writeZeros(f, size)
+		}
 		return err
-	}
-	err = unix.Fallocate(int(f.Fd()), 0, 0, size)
-	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
-		err = writeZeros(f, size)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	})
 }
 
 func writeZeros(w io.Writer, n int64) error {

@@ -181,14 +181,16 @@ func Open(opts Options) (*Store, error) {
 	}
 	params := storeParams(opts)
 	format := storeFormat{Version: formatVersion, Hash: HashName, Chunker: params.String()}
-	idx, sp, err := openIndex(opts, isNew, format)
+	idx, sp, f, err := openIndex(opts, isNew, format)
 	if err != nil {
 		cs.Close()
 		return nil, err
 	}
 	// The store's ID, given to a store made before IDs at its first
 	// writable open: backups carry it, and only go into a backup of it.
-	f, err := idFormat(opts.Dir, opts.ReadOnly)
+	if !opts.ReadOnly {
+		f, err = ensureStoreID(opts.Dir, f)
+	}
 	if err != nil {
 		idx.Close()
 		cs.Close()
@@ -255,15 +257,18 @@ func storeParams(opts Options) chunker.Params {
 // read-only) and opens its index, with the free-space guard of a writable
 // store (nil when read-only). A new store gets its index before its FORMAT:
 // FORMAT is the mark of a complete store, so a store with one must have an
-// index too, and opening one that lost its index is ErrIndexMissing.
-func openIndex(opts Options, isNew bool, format storeFormat) (*index.DB, *space, error) {
+// index too, and opening one that lost its index is ErrIndexMissing. It
+// also returns what FORMAT holds.
+func openIndex(opts Options, isNew bool, format storeFormat) (*index.DB, *space, storeFormat, error) {
 	check := checkFormat
 	if opts.ReadOnly {
 		check = compareFormat
 	}
+	var got storeFormat
 	if !isNew {
-		if err := check(opts.Dir, format); err != nil {
-			return nil, nil, err
+		var err error
+		if got, err = check(opts.Dir, format); err != nil {
+			return nil, nil, got, err
 		}
 	}
 	iopts := index.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly, MustExist: !isNew}
@@ -280,15 +285,15 @@ func openIndex(opts Options, isNew bool, format storeFormat) (*index.DB, *space,
 			"or check data_dir: %w", ErrIndexMissing, opts.Dir, idxDir, err)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, got, err
 	}
 	if isNew {
-		if err := check(opts.Dir, format); err != nil {
+		if got, err = check(opts.Dir, format); err != nil {
 			idx.Close()
-			return nil, nil, err
+			return nil, nil, got, err
 		}
 	}
-	return idx, sp, nil
+	return idx, sp, got, nil
 }
 
 // openChunks returns opts.Chunks, or opens the filesystem chunk store
@@ -302,14 +307,6 @@ func openChunks(opts Options) (cas.Storage, error) {
 	default:
 		return cas.Open(opts.Dir)
 	}
-}
-
-// idFormat reads dir's FORMAT, giving it an ID unless readOnly.
-func idFormat(dir string, readOnly bool) (storeFormat, error) {
-	if readOnly {
-		return readFormat(dir)
-	}
-	return ensureStoreID(dir)
 }
 
 // Close closes the index and releases the data directory, after any GC,

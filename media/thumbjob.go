@@ -102,18 +102,26 @@ func (s *Store) startJob(j *thumbJob) {
 		return
 	}
 	t := s.thumbs
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
+	if !t.begin() {
 		t.finishJob(j, errClosing)
 		return
 	}
-	t.active.Add(1)
-	t.mu.Unlock()
 	go func() {
 		defer t.active.Done()
 		t.finishJob(j, s.runJob(j))
 	}()
+}
+
+// begin counts work detached from any request in t.active, so Close
+// waits for it; it reports false, counting nothing, once t is closing.
+func (t *thumbnailer) begin() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.active.Add(1)
+	return true
 }
 
 // finishJob fails j's unresolved sizes with err (or, if err is nil, with

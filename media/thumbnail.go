@@ -281,13 +281,9 @@ func (s *Store) awaitThumbnail(ctx context.Context, rec Media, req thumbgen.Requ
 		return sl.wait(ctx)
 	}
 	ch := t.flight.DoChan(rec.Object.String()+"/"+spec, func() (any, error) {
-		t.mu.Lock()
-		if t.closed {
-			t.mu.Unlock()
+		if !t.begin() {
 			return nil, errClosing
 		}
-		t.active.Add(1)
-		t.mu.Unlock()
 		defer t.active.Done()
 		return s.makeThumbnail(rec, req, spec)
 	})
