@@ -106,34 +106,34 @@ func (c *FedClient) CloseIdleConnections() {
 	c.transport.CloseIdleConnections()
 }
 
-// newRequest resolves destination and builds a GET for pathAndQuery. route
-// reports whether destination is one of the operator's routes.
-func (c *FedClient) newRequest(ctx context.Context, destination, pathAndQuery string) (req *http.Request, route bool, err error) {
+// newRequest resolves destination and builds a GET for pathAndQuery. When
+// destination is one of the operator's routes, the request's context holds
+// routeKey.
+func (c *FedClient) newRequest(ctx context.Context, destination, pathAndQuery string) (*http.Request, error) {
 	c.init()
 	if !strings.HasPrefix(pathAndQuery, "/") {
-		return nil, false, fmt.Errorf("%w: path %q does not start with /", ErrInvalid, pathAndQuery)
+		return nil, fmt.Errorf("%w: path %q does not start with /", ErrInvalid, pathAndQuery)
 	}
 	d, err := c.resolver.Resolve(ctx, destination)
 	if err != nil {
-		return nil, false, fmt.Errorf("resolve %s: %w", destination, err)
+		return nil, fmt.Errorf("resolve %s: %w", destination, err)
 	}
 	u, err := url.Parse(d.BaseURL)
 	if err != nil {
-		return nil, false, fmt.Errorf("destination %q: %w", d.BaseURL, err)
+		return nil, fmt.Errorf("destination %q: %w", d.BaseURL, err)
 	}
-	_, route = c.resolver.Routes[destination]
-	switch {
+	switch _, route := c.resolver.Routes[destination]; {
 	case route:
 		ctx = context.WithValue(ctx, routeKey{}, u.Scheme+"://"+u.Host)
 	case u.Scheme == "https" && d.TLSServerName != "" && d.TLSServerName != u.Hostname():
 		ctx = context.WithValue(ctx, tlsNameKey{}, tlsPin{host: u.Host, name: d.TLSServerName})
 	}
-	req, err = http.NewRequestWithContext(ctx, http.MethodGet, d.BaseURL+pathAndQuery, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.BaseURL+pathAndQuery, nil)
 	if err != nil {
-		return nil, false, fmt.Errorf("request to %s: %w", destination, err)
+		return nil, fmt.Errorf("request to %s: %w", destination, err)
 	}
 	req.Host = d.Host
-	return req, route, nil
+	return req, nil
 }
 
 // Get sends a GET for pathAndQuery (from "/_matrix/", query included) to
@@ -141,31 +141,25 @@ func (c *FedClient) newRequest(ctx context.Context, destination, pathAndQuery st
 // status; the caller closes its body. The signed uri is exactly the request
 // target sent on the wire.
 func (c *FedClient) Get(ctx context.Context, destination, pathAndQuery string) (*http.Response, error) {
-	resp, _, err := c.get(ctx, destination, pathAndQuery)
-	return resp, err
-}
-
-// get is Get that also reports whether destination is a route.
-func (c *FedClient) get(ctx context.Context, destination, pathAndQuery string) (*http.Response, bool, error) {
-	req, route, err := c.newRequest(ctx, destination, pathAndQuery)
+	req, err := c.newRequest(ctx, destination, pathAndQuery)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	auth, err := SignRequest(http.MethodGet, req.URL.RequestURI(), c.Origin, destination, nil, c.Key)
 	if err != nil {
-		return nil, false, fmt.Errorf("sign request to %s: %w", destination, err)
+		return nil, fmt.Errorf("sign request to %s: %w", destination, err)
 	}
 	req.Header.Set("Authorization", auth)
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return nil, false, fmt.Errorf("GET %s from %s: %w", req.URL.Path, destination, err)
+		return nil, fmt.Errorf("GET %s from %s: %w", req.URL.Path, destination, err)
 	}
-	return resp, route, nil
+	return resp, nil
 }
 
 // getUnsigned is Get without the X-Matrix header.
 func (c *FedClient) getUnsigned(ctx context.Context, destination, pathAndQuery string) (*http.Response, error) {
-	req, _, err := c.newRequest(ctx, destination, pathAndQuery)
+	req, err := c.newRequest(ctx, destination, pathAndQuery)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +194,7 @@ func (c *FedClient) DownloadMedia(ctx context.Context, destination, mediaID stri
 			p += "?" + q
 		}
 	}
-	resp, route, err := c.get(ctx, destination, p)
+	resp, err := c.Get(ctx, destination, p)
 	if err != nil {
 		return MediaPart{}, nil, err
 	}
@@ -219,10 +213,11 @@ func (c *FedClient) DownloadMedia(ctx context.Context, destination, mediaID stri
 	resp.Body.Close()
 	// The route's trust goes along: a Location on the route's own base URL
 	// is the operator's host, as a redirect there is.
-	if v := resp.Request.Context().Value(routeKey{}); v != nil {
+	v := resp.Request.Context().Value(routeKey{})
+	if v != nil {
 		ctx = context.WithValue(ctx, routeKey{}, v)
 	}
-	return c.followLocation(ctx, part.Location, route)
+	return c.followLocation(ctx, part.Location, v != nil)
 }
 
 // followLocation fetches the URL of a Location media part; http is

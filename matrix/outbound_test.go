@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -228,5 +229,37 @@ func TestRecyclingTransport(t *testing.T) {
 	}
 	if hosts, renewed := r.stats(); hosts != 5 || renewed != 3 || made != 4 {
 		t.Errorf("after 35 hosts with a cap of 10: %d hosts, renewed %d times, %d transports made; want 5, 3, 4", hosts, renewed, made)
+	}
+}
+
+func TestCheckRedirect(t *testing.T) {
+	req := func(s string) *http.Request {
+		u, _ := url.Parse(s)
+		return &http.Request{URL: u}
+	}
+	tests := []struct {
+		name string
+		to   string
+		via  []string
+		ok   bool
+	}{
+		{"http to https", "https://b/", []string{"http://a/"}, true},
+		{"https to https", "https://b/", []string{"https://a/"}, true},
+		{"http to http", "http://b/", []string{"http://a/"}, true},
+		{"https to http", "http://b/", []string{"https://a/"}, false},
+		{"https, http, then http", "http://c/", []string{"https://a/", "http://b/"}, false},
+		{"ftp", "ftp://b/", []string{"https://a/"}, false},
+		{"too many", "https://g/", []string{"https://a/", "https://b/", "https://c/", "https://d/", "https://e/", "https://f/"}, false},
+		{"just enough", "https://f/", []string{"https://a/", "https://b/", "https://c/", "https://d/", "https://e/"}, true},
+	}
+	for _, tt := range tests {
+		var via []*http.Request
+		for _, v := range tt.via {
+			via = append(via, req(v))
+		}
+		err := checkRedirect(req(tt.to), via)
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrRedirectRefused)) {
+			t.Errorf("%s: %v, want ok %v", tt.name, err, tt.ok)
+		}
 	}
 }

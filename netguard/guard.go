@@ -15,12 +15,6 @@ import (
 // and not in Options.Allowed.
 var ErrForbidden = errors.New("netguard: connection to an internal address refused")
 
-// ErrRedirect is wrapped when CheckRedirect refuses a redirect.
-var ErrRedirect = errors.New("netguard: redirect refused")
-
-// MaxRedirects is how many redirects CheckRedirect follows.
-const MaxRedirects = 5
-
 // Options configure a Guard.
 type Options struct {
 	// Allowed are the operator's exceptions, checked first: an address in
@@ -124,31 +118,4 @@ func (g *Guard) Transport() *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-}
-
-// HTTPClient returns a client over g.Transport() that follows redirects as
-// CheckRedirect allows. timeout 0 means none.
-func (g *Guard) HTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{Transport: g.Transport(), CheckRedirect: CheckRedirect, Timeout: timeout}
-}
-
-// CheckRedirect is an http.Client CheckRedirect policy: at most
-// MaxRedirects, only to http or https, and never from https to http.
-// Where a redirect goes is checked by the dialer, like any connection.
-func CheckRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) > MaxRedirects {
-		return fmt.Errorf("%w: more than %d redirects", ErrRedirect, MaxRedirects)
-	}
-	switch req.URL.Scheme {
-	case "https":
-	case "http":
-		for _, v := range via {
-			if v.URL.Scheme == "https" {
-				return fmt.Errorf("%w: https to http (%s)", ErrRedirect, req.URL.Redacted())
-			}
-		}
-	default:
-		return fmt.Errorf("%w: scheme %q", ErrRedirect, req.URL.Scheme)
-	}
-	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -120,7 +119,7 @@ func TestDialRefusesLoopback(t *testing.T) {
 			t.Errorf("dial %s: %v, want ErrForbidden", host, err)
 		}
 	}
-	resp, err := New(Options{}).HTTPClient(0).Get(srv.URL)
+	resp, err := (&http.Client{Transport: New(Options{}).Transport()}).Get(srv.URL)
 	if err == nil {
 		resp.Body.Close()
 	}
@@ -131,7 +130,7 @@ func TestDialRefusesLoopback(t *testing.T) {
 		t.Errorf("%d connections reached the loopback listener", n)
 	}
 	allowed := New(Options{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	resp, err = allowed.HTTPClient(0).Get(srv.URL)
+	resp, err = (&http.Client{Transport: allowed.Transport()}).Get(srv.URL)
 	if err != nil {
 		t.Fatalf("allowed GET: %v", err)
 	}
@@ -141,45 +140,13 @@ func TestDialRefusesLoopback(t *testing.T) {
 	}
 }
 
-func TestCheckRedirect(t *testing.T) {
-	req := func(s string) *http.Request {
-		u, _ := url.Parse(s)
-		return &http.Request{URL: u}
-	}
-	tests := []struct {
-		name string
-		to   string
-		via  []string
-		ok   bool
-	}{
-		{"http to https", "https://b/", []string{"http://a/"}, true},
-		{"https to https", "https://b/", []string{"https://a/"}, true},
-		{"http to http", "http://b/", []string{"http://a/"}, true},
-		{"https to http", "http://b/", []string{"https://a/"}, false},
-		{"https, http, then http", "http://c/", []string{"https://a/", "http://b/"}, false},
-		{"ftp", "ftp://b/", []string{"https://a/"}, false},
-		{"too many", "https://g/", []string{"https://a/", "https://b/", "https://c/", "https://d/", "https://e/", "https://f/"}, false},
-		{"just enough", "https://f/", []string{"https://a/", "https://b/", "https://c/", "https://d/", "https://e/"}, true},
-	}
-	for _, tt := range tests {
-		var via []*http.Request
-		for _, v := range tt.via {
-			via = append(via, req(v))
-		}
-		err := CheckRedirect(req(tt.to), via)
-		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrRedirect)) {
-			t.Errorf("%s: %v, want ok %v", tt.name, err, tt.ok)
-		}
-	}
-}
-
 // TestRedirectToLoopbackRefused: an allowed server redirecting to a
 // loopback one is refused by the dial, not by the redirect policy.
 func TestRedirectToLoopbackRefused(t *testing.T) {
 	internal, cl := testkit.NewCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	public, _ := testkit.NewCountingServer(t, http.RedirectHandler(internal.URL+"/secret", http.StatusFound))
-	hc := New(Options{}).HTTPClient(0)
-	tr := hc.Transport.(*http.Transport)
+	tr := New(Options{}).Transport()
+	hc := &http.Client{Transport: tr}
 	dial := tr.DialContext
 	publicAddr := public.Listener.Addr().String()
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -29,8 +29,7 @@ type logBuffer struct {
 	w      io.Writer
 	buf    []byte
 	delay  time.Duration
-	timer  *time.Timer
-	armed  bool
+	timer  *time.Timer // running while buf holds bytes
 	closed bool
 }
 
@@ -49,12 +48,12 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	if b.closed {
 		return b.w.Write(p)
 	}
+	first := len(b.buf) == 0
 	b.buf = append(b.buf, p...)
 	if len(b.buf) >= logBufferMax {
 		return len(p), b.flushLocked()
 	}
-	if !b.armed {
-		b.armed = true
+	if first {
 		b.timer.Reset(b.delay)
 	}
 	return len(p), nil
@@ -68,13 +67,10 @@ func (b *logBuffer) Flush() error {
 }
 
 func (b *logBuffer) flushLocked() error {
-	if b.armed {
-		b.timer.Stop()
-		b.armed = false
-	}
 	if len(b.buf) == 0 {
 		return nil
 	}
+	b.timer.Stop()
 	_, err := b.w.Write(b.buf)
 	b.buf = b.buf[:0]
 	return err

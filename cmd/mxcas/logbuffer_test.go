@@ -72,3 +72,22 @@ func TestLogBufferWritesWarningsAtOnce(t *testing.T) {
 		t.Fatal("a line after Close is not written")
 	}
 }
+
+// TestLogBufferFlushesAfterDelay: an info line is written by itself, with
+// no warning or Close after it, once its delay has passed, and again for
+// a line logged after that write.
+func TestLogBufferFlushesAfterDelay(t *testing.T) {
+	var out e2eLog
+	logger, lb := bufferedLogger(&out, 10*time.Millisecond)
+	defer lb.Close()
+	for _, msg := range []string{"first", "second"} {
+		logger.Info(msg)
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(out.String(), "msg="+msg) {
+			if time.Now().After(deadline) {
+				t.Fatalf("info line %q not written after its delay: %q", msg, out.String())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}

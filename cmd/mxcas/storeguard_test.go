@@ -48,6 +48,16 @@ func storeBodies() map[string][]byte {
 	return map[string][]byte{"a": content(20, 300<<10), "b": content(21, 2<<20), "c": content(22, 5000)}
 }
 
+// newStoredMedia writes a config for a fresh data directory, uploads
+// bodies into it and returns the directory and the config's path.
+func newStoredMedia(t *testing.T, bodies map[string][]byte) (data, cfg string) {
+	t.Helper()
+	data = filepath.Join(t.TempDir(), "data")
+	cfg = writeConfig(t, data)
+	uploadMedia(t, data, bodies)
+	return data, cfg
+}
+
 // With its index removed, or an empty index directory in its place (an
 // unmounted volume), no command opens the store: fsck, gc and backup exit 2
 // and serve exits 1, each saying the index is missing, and the store is
@@ -57,9 +67,7 @@ func TestLostIndexRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), processBound)
 	defer cancel()
 	for _, emptyDir := range []bool{false, true} {
-		data := filepath.Join(t.TempDir(), "data")
-		cfg := writeConfig(t, data)
-		uploadMedia(t, data, storeBodies())
+		data, cfg := newStoredMedia(t, storeBodies())
 		chunks := ageChunks(t, data)
 		if err := os.RemoveAll(filepath.Join(data, "index")); err != nil {
 			t.Fatal(err)
@@ -175,9 +183,7 @@ func TestGCRefusesMassDelete(t *testing.T) {
 	mxcasBinary(t) // built before the deadline starts
 	ctx, cancel := context.WithTimeout(context.Background(), processBound)
 	defer cancel()
-	data := filepath.Join(t.TempDir(), "data")
-	cfg := writeConfig(t, data)
-	uploadMedia(t, data, storeBodies())
+	data, cfg := newStoredMedia(t, storeBodies())
 	replaceIndex(t, data)
 	chunks := ageChunks(t, data)
 
@@ -216,10 +222,8 @@ func TestBackupDestinationChecked(t *testing.T) {
 	mxcasBinary(t) // built before the deadline starts
 	ctx, cancel := context.WithTimeout(context.Background(), processBound)
 	defer cancel()
-	data := filepath.Join(t.TempDir(), "data")
-	cfg := writeConfig(t, data)
 	bodies := storeBodies()
-	uploadMedia(t, data, bodies)
+	_, cfg := newStoredMedia(t, bodies)
 
 	root := t.TempDir()
 	foreign := filepath.Join(root, "foreign")
