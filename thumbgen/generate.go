@@ -188,27 +188,31 @@ func makeStills(src []byte, h *header, stills []still, out []Outcome, next func(
 	slices.SortStableFunc(stills, func(a, b still) int {
 		return cmp.Compare(pixels(b.p.outW, b.p.outH), pixels(a.p.outW, a.p.outH))
 	})
-	for len(stills) > 0 {
+	if len(stills) == 0 {
+		return
+	}
+	if h.Format != "jpeg" || !h.Progressive {
 		plans := make([]plan, len(stills))
 		for k, s := range stills {
 			plans[k] = s.p
 		}
-		denom, group, rest := sharedDenom(h.Format, plans), stills, []still(nil)
-		if h.Format == "jpeg" && h.Progressive {
-			// A progressive JPEG decodes far faster at 1/8 (its AC scans are
-			// skipped): one decode per scale, the next wanted size's first.
-			k := 0
-			if next != nil && len(stills) > 1 {
-				k = pickStill(stills, next)
-			}
-			denom = jpegDenom(stills[k].p)
-			group, rest = nil, nil
-			for _, s := range stills {
-				if jpegDenom(s.p) == denom {
-					group = append(group, s)
-				} else {
-					rest = append(rest, s)
-				}
+		makeGroup(src, h, stills, sharedDenom(h.Format, plans), out, next, send)
+		return
+	}
+	// A progressive JPEG decodes far faster at 1/8 (its AC scans are
+	// skipped): one decode per scale, the next wanted size's first.
+	for len(stills) > 0 {
+		k := 0
+		if next != nil && len(stills) > 1 {
+			k = pickStill(stills, next)
+		}
+		denom := jpegDenom(stills[k].p)
+		var group, rest []still
+		for _, s := range stills {
+			if jpegDenom(s.p) == denom {
+				group = append(group, s)
+			} else {
+				rest = append(rest, s)
 			}
 		}
 		makeGroup(src, h, group, denom, out, next, send)
