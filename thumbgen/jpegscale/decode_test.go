@@ -31,19 +31,25 @@ func testJPEGs(t testing.TB) map[string][]byte {
 	dirs[0] = filepath.Join(dirs[0], "src", "image")
 	files := map[string][]byte{}
 	for _, dir := range dirs {
-		names, _ := filepath.Glob(filepath.Join(dir, "testdata", "*.jp*g"))
-		for _, name := range names {
-			b, err := os.ReadFile(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			files[filepath.Base(name)] = b
-		}
+		readGlob(t, files, filepath.Join(dir, "testdata", "*.jp*g"))
 	}
 	if len(files) < 20 {
 		t.Fatalf("found %d test JPEGs in %v", len(files), dirs)
 	}
 	return files
+}
+
+// readGlob reads every file matching pattern into files, by file name.
+func readGlob(t testing.TB, files map[string][]byte, pattern string) {
+	t.Helper()
+	names, _ := filepath.Glob(pattern)
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[filepath.Base(name)] = b
+	}
 }
 
 // encodedJPEGs returns JPEGs made by image/jpeg.Encode (4:2:0 colour and
