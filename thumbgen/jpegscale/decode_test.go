@@ -2,6 +2,7 @@ package jpegscale
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
@@ -13,22 +14,33 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 )
+
+// stdTestdataDirs are the directories of the standard library's image and
+// x/image packages, asked of the go command once per test binary.
+var stdTestdataDirs = sync.OnceValues(func() ([]string, error) {
+	var dirs []string
+	for _, args := range [][]string{{"env", "GOROOT"}, {"list", "-m", "-f", "{{.Dir}}", "golang.org/x/image"}} {
+		out, err := exec.Command("go", args...).Output()
+		if err != nil {
+			return nil, fmt.Errorf("go %s: %v", strings.Join(args, " "), err)
+		}
+		dirs = append(dirs, strings.TrimSpace(string(out)))
+	}
+	dirs[0] = filepath.Join(dirs[0], "src", "image")
+	return dirs, nil
+})
 
 // testJPEGs returns the JPEGs of the standard library's and x/image's
 // testdata, by file name.
 func testJPEGs(t testing.TB) map[string][]byte {
 	t.Helper()
-	var dirs []string
-	for _, args := range [][]string{{"env", "GOROOT"}, {"list", "-m", "-f", "{{.Dir}}", "golang.org/x/image"}} {
-		out, err := exec.Command("go", args...).Output()
-		if err != nil {
-			t.Fatalf("go %s: %v", strings.Join(args, " "), err)
-		}
-		dirs = append(dirs, strings.TrimSpace(string(out)))
+	dirs, err := stdTestdataDirs()
+	if err != nil {
+		t.Fatal(err)
 	}
-	dirs[0] = filepath.Join(dirs[0], "src", "image")
 	files := map[string][]byte{}
 	for _, dir := range dirs {
 		readGlob(t, files, filepath.Join(dir, "testdata", "*.jp*g"))
