@@ -116,10 +116,7 @@ func generateEach(src []byte, reqs []Request, lim Limits, out []Outcome, next fu
 			out[i].Result = res
 			continue
 		}
-		s := still{i: i, p: planFor(h.Width, h.Height, req)}
-		if s.small = h.Width <= req.Width || h.Height <= req.Height; req.Method == Crop {
-			s.small = h.Width <= req.Width && h.Height <= req.Height
-		}
+		s := still{i: i, p: planFor(h.Width, h.Height, req), small: tooSmall(&h, req)}
 		if s.small {
 			s.p = plan{region: image.Rect(0, 0, h.Width, h.Height), outW: h.Width, outH: h.Height}
 		}
@@ -152,13 +149,9 @@ func failUnfinished(out []Outcome, err error) {
 // than asked; for crop, both), in a format served as it is (JPEG; PNG and
 // GIF unless their animation would be shown unasked).
 func passThrough(src []byte, h *header, req Request) (Result, bool) {
-	small := h.Width <= req.Width && h.Height <= req.Height
-	if req.Method != Crop {
-		small = h.Width <= req.Width || h.Height <= req.Height
-	}
 	res := Result{Data: src, Width: h.Width, Height: h.Height}
 	switch {
-	case !small:
+	case !tooSmall(h, req):
 		return Result{}, false
 	case h.Format == "jpeg":
 		res.ContentType = contentTypeJPEG
@@ -171,6 +164,15 @@ func passThrough(src []byte, h *header, req Request) (Result, bool) {
 		return Result{}, false
 	}
 	return res, true
+}
+
+// tooSmall reports whether the source cannot cover req without upscaling:
+// for scale, one side no larger than asked; for crop, both.
+func tooSmall(h *header, req Request) bool {
+	if req.Method == Crop {
+		return h.Width <= req.Width && h.Height <= req.Height
+	}
+	return h.Width <= req.Width || h.Height <= req.Height
 }
 
 // still is one still thumbnail of GenerateAll: the index of its request,
