@@ -47,14 +47,19 @@
 // with ApproxBiLinear, which at exactly 2:1 is the same box filter), then
 // CatmullRom. Direct CatmullRom is 3 to 15 times slower for no visible gain;
 // skipping the prefilter (ApproxBiLinear alone, or to 2x) aliases. BiLinear
-// as the last step saves about 30 ms of the ~360 ms a 12 MP thumbnail takes
-// (JPEG decoding is ~240 ms of it) for a slightly softer result, so
-// CatmullRom stays. Whole thumbnails (BenchmarkGenerateJPEG12MP, one core):
-// 2.7 to 3.0 a second to 800x600 and 4.6 to 4.8 a second to a 96x96 crop,
-// allocating 68 MiB and 18 MiB each in all (with the GC off, so this bounds
-// the peak; DecodeMemory estimates 97 and 58 MiB). In the 800x600 case
-// x/image/draw's scratch buffer, a [4]float64 per destination column and
-// source row, was 38 MB of it.
+// as the last step saved about 30 ms of the ~360 ms a 12 MP thumbnail took
+// (a full-size JPEG decode was ~240 ms of it) for a slightly softer result,
+// so CatmullRom stays. Whole thumbnails (BenchmarkGenerateJPEG12MP, one
+// core), with that full-size decode and draw.CatmullRom: 2.7 to 3.0 a second
+// to 800x600 and 4.6 to 4.8 a second to a 96x96 crop, allocating 68 MiB and
+// 18 MiB each in all (with the GC off, so this bounds the peak; DecodeMemory
+// estimated 97 and 58 MiB). In the 800x600 case x/image/draw's scratch
+// buffer, a [4]float64 per destination column and source row, was 38 MB of
+// it. Now, decoded at 1/4 and 1/8 (jpegscale) and resampled as below
+// (GOGC=off go test -run '^$' -bench GenerateJPEG12MP -benchmem -cpu 1
+// ./thumbgen): 9.4 to 11.5 a second to 800x600 and 15 to 19 a second to the
+// 96x96 crop, allocating 3.3 MB and 0.5 MB (DecodeMemory estimates 30 and
+// 2.8 MiB).
 //
 // The last step is now our own Catmull-Rom (catmullrom.go) for YCbCr, RGBA
 // and Gray sources: the same kernel and edge handling as draw.CatmullRom, in

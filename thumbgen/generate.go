@@ -116,10 +116,7 @@ func generateEach(src []byte, reqs []Request, lim Limits, out []Outcome, next fu
 			out[i].Result = res
 			continue
 		}
-		s := still{i: i, p: planFor(h.Width, h.Height, req)}
-		if s.small = h.Width <= req.Width || h.Height <= req.Height; req.Method == Crop {
-			s.small = h.Width <= req.Width && h.Height <= req.Height
-		}
+		s := still{i: i, p: planFor(h.Width, h.Height, req), small: tooSmall(&h, req)}
 		if s.small {
 			s.p = plan{region: image.Rect(0, 0, h.Width, h.Height), outW: h.Width, outH: h.Height}
 		}
@@ -152,13 +149,9 @@ func failUnfinished(out []Outcome, err error) {
 // than asked; for crop, both), in a format served as it is (JPEG; PNG and
 // GIF unless their animation would be shown unasked).
 func passThrough(src []byte, h *header, req Request) (Result, bool) {
-	small := h.Width <= req.Width && h.Height <= req.Height
-	if req.Method != Crop {
-		small = h.Width <= req.Width || h.Height <= req.Height
-	}
 	res := Result{Data: src, Width: h.Width, Height: h.Height}
 	switch {
-	case !small:
+	case !tooSmall(h, req):
 		return Result{}, false
 	case h.Format == "jpeg":
 		res.ContentType = contentTypeJPEG
@@ -171,6 +164,15 @@ func passThrough(src []byte, h *header, req Request) (Result, bool) {
 		return Result{}, false
 	}
 	return res, true
+}
+
+// tooSmall reports whether the source cannot cover req without upscaling:
+// for scale, one side no larger than asked; for crop, both.
+func tooSmall(h *header, req Request) bool {
+	if req.Method == Crop {
+		return h.Width <= req.Width && h.Height <= req.Height
+	}
+	return h.Width <= req.Width || h.Height <= req.Height
 }
 
 // still is one still thumbnail of GenerateAll: the index of its request,
@@ -188,27 +190,31 @@ func makeStills(src []byte, h *header, stills []still, out []Outcome, next func(
 	slices.SortStableFunc(stills, func(a, b still) int {
 		return cmp.Compare(pixels(b.p.outW, b.p.outH), pixels(a.p.outW, a.p.outH))
 	})
-	for len(stills) > 0 {
+	if len(stills) == 0 {
+		return
+	}
+	if h.Format != "jpeg" || !h.Progressive {
 		plans := make([]plan, len(stills))
 		for k, s := range stills {
 			plans[k] = s.p
 		}
-		denom, group, rest := sharedDenom(h.Format, plans), stills, []still(nil)
-		if h.Format == "jpeg" && h.Progressive {
-			// A progressive JPEG decodes far faster at 1/8 (its AC scans are
-			// skipped): one decode per scale, the next wanted size's first.
-			k := 0
-			if next != nil && len(stills) > 1 {
-				k = pickStill(stills, next)
-			}
-			denom = jpegDenom(stills[k].p)
-			group, rest = nil, nil
-			for _, s := range stills {
-				if jpegDenom(s.p) == denom {
-					group = append(group, s)
-				} else {
-					rest = append(rest, s)
-				}
+		makeGroup(src, h, stills, sharedDenom(h.Format, plans), out, next, send)
+		return
+	}
+	// A progressive JPEG decodes far faster at 1/8 (its AC scans are
+	// skipped): one decode per scale, the next wanted size's first.
+	for len(stills) > 0 {
+		k := 0
+		if next != nil && len(stills) > 1 {
+			k = pickStill(stills, next)
+		}
+		denom := jpegDenom(stills[k].p)
+		var group, rest []still
+		for _, s := range stills {
+			if jpegDenom(s.p) == denom {
+				group = append(group, s)
+			} else {
+				rest = append(rest, s)
 			}
 		}
 		makeGroup(src, h, group, denom, out, next, send)

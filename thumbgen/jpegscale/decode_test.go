@@ -2,6 +2,7 @@ package jpegscale
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
@@ -13,37 +14,54 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 )
+
+// stdTestdataDirs are the directories of the standard library's image and
+// x/image packages, asked of the go command once per test binary.
+var stdTestdataDirs = sync.OnceValues(func() ([]string, error) {
+	var dirs []string
+	for _, args := range [][]string{{"env", "GOROOT"}, {"list", "-m", "-f", "{{.Dir}}", "golang.org/x/image"}} {
+		out, err := exec.Command("go", args...).Output()
+		if err != nil {
+			return nil, fmt.Errorf("go %s: %v", strings.Join(args, " "), err)
+		}
+		dirs = append(dirs, strings.TrimSpace(string(out)))
+	}
+	dirs[0] = filepath.Join(dirs[0], "src", "image")
+	return dirs, nil
+})
 
 // testJPEGs returns the JPEGs of the standard library's and x/image's
 // testdata, by file name.
 func testJPEGs(t testing.TB) map[string][]byte {
 	t.Helper()
-	var dirs []string
-	for _, args := range [][]string{{"env", "GOROOT"}, {"list", "-m", "-f", "{{.Dir}}", "golang.org/x/image"}} {
-		out, err := exec.Command("go", args...).Output()
-		if err != nil {
-			t.Fatalf("go %s: %v", strings.Join(args, " "), err)
-		}
-		dirs = append(dirs, strings.TrimSpace(string(out)))
+	dirs, err := stdTestdataDirs()
+	if err != nil {
+		t.Fatal(err)
 	}
-	dirs[0] = filepath.Join(dirs[0], "src", "image")
 	files := map[string][]byte{}
 	for _, dir := range dirs {
-		names, _ := filepath.Glob(filepath.Join(dir, "testdata", "*.jp*g"))
-		for _, name := range names {
-			b, err := os.ReadFile(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			files[filepath.Base(name)] = b
-		}
+		readGlob(t, files, filepath.Join(dir, "testdata", "*.jp*g"))
 	}
 	if len(files) < 20 {
 		t.Fatalf("found %d test JPEGs in %v", len(files), dirs)
 	}
 	return files
+}
+
+// readGlob reads every file matching pattern into files, by file name.
+func readGlob(t testing.TB, files map[string][]byte, pattern string) {
+	t.Helper()
+	names, _ := filepath.Glob(pattern)
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[filepath.Base(name)] = b
+	}
 }
 
 // encodedJPEGs returns JPEGs made by image/jpeg.Encode (4:2:0 colour and

@@ -26,14 +26,7 @@ func progressiveJPEGs(t testing.TB) map[string][]byte {
 			files[name] = src
 		}
 	}
-	names, _ := filepath.Glob(filepath.Join("testdata", "progressive", "*.jpg"))
-	for _, name := range names {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[filepath.Base(name)] = b
-	}
+	readGlob(t, files, filepath.Join("testdata", "progressive", "*.jpg"))
 	if len(files) < 15 {
 		t.Fatalf("found %d progressive test JPEGs", len(files))
 	}
