@@ -53,6 +53,8 @@ func (a *API) routes() {
 	get("/_matrix/federation/v1/media/thumbnail/:id", federation, a.fedThumbnail)
 	get("/_matrix/key/v2/server", federation, a.keyServer)
 	get("/_matrix/key/v2/server/:keyid", federation, a.keyServer) // deprecated form, still asked by some notaries
+
+	a.routeAdmin(r)
 }
 
 // newRouter returns a router whose fallbacks answer in Matrix form: unknown

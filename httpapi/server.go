@@ -109,6 +109,7 @@ type reqCtx struct {
 	hs     *Homeserver
 	user   user
 	params httprouter.Params
+	result []slog.Attr // an admin action's figures, for its log line
 }
 
 // param returns a path parameter, percent-decoded.
@@ -121,15 +122,21 @@ const (
 	authenticated        // any user, guests too (download, thumbnail)
 	member               // no guests (upload, create, config)
 	federation           // another server: X-Matrix checked by the handler
+	admin                // an admin of the Host's homeserver (admin.go)
 )
 
 // handle registers h for method and path with the given access.
 func (a *API) handle(method, path string, acc access, h handler) {
-	a.router.Handle(method, path, func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	a.router.Handle(method, path, a.wrap(acc, h))
+}
+
+// wrap is h behind the checks acc asks for, answering its error.
+func (a *API) wrap(acc access, h handler) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		rc := &reqCtx{params: ps}
 		tok := token(r)
 		var err error
-		if (acc == authenticated || acc == member) && tok == "" {
+		if (acc == authenticated || acc == member || acc == admin) && tok == "" {
 			// No token: 401 before anything else is looked at.
 			err = errorf(http.StatusUnauthorized, "M_MISSING_TOKEN", "Missing access token")
 		}
@@ -145,6 +152,9 @@ func (a *API) handle(method, path string, acc access, h handler) {
 		if err == nil && acc == member && rc.user.Guest {
 			err = errorf(http.StatusForbidden, "M_GUEST_ACCESS_FORBIDDEN", "Guest access is not allowed here")
 		}
+		if err == nil && acc == admin && (rc.user.Guest || !hs.isAdmin(rc.user.ID)) {
+			err = errorf(http.StatusForbidden, "M_FORBIDDEN", "You are not a server admin")
+		}
 		rc.hs = hs
 		if err == nil {
 			err = h(w, r, rc)
@@ -155,7 +165,7 @@ func (a *API) handle(method, path string, acc access, h handler) {
 				a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
 		}
-	})
+	}
 }
 
 // homeserver picks the homeserver by the request's host, port removed.

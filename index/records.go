@@ -26,6 +26,11 @@ type MediaRecord struct {
 	Remote       bool  `json:"remote,omitempty"`  // cached copy of another server's media
 	Pending      bool  `json:"pending,omitempty"` // created, content not yet uploaded
 	Expires      int64 `json:"expires,omitempty"` // when a pending ID lapses
+	// Admin state.
+	QuarantinedBy string `json:"qby,omitempty"`       // the admin who quarantined it
+	Protected     bool   `json:"protected,omitempty"` // safe from bulk quarantine
+	Deleted       bool   `json:"deleted,omitempty"`   // a tombstone: the ID is never served or reused
+	LastAccess    int64  `json:"access,omitempty"`    // last read, Unix ms, kept to within an hour
 }
 
 // ChunkRef is one chunk of an object, in order.

@@ -28,6 +28,17 @@ type Media struct {
 	// Pending: created, its content not yet uploaded; it lapses at Expires.
 	Pending bool
 	Expires int64
+	// QuarantinedBy is the admin who quarantined it, when known.
+	QuarantinedBy string
+	// Protected media is never quarantined by the bulk calls (a user's
+	// media, content).
+	Protected bool
+	// Deleted: a tombstone. Deleted media is never served, and its ID is
+	// never given out again.
+	Deleted bool
+	// LastAccess is when it was last read (Unix ms; 0: never), updated at
+	// most once an hour so reads do not become writes.
+	LastAccess int64
 }
 
 // Thumbnail describes a stored thumbnail.
@@ -46,7 +57,8 @@ func mediaOf(m matrix.MXC, r index.MediaRecord) Media {
 	return Media{
 		MXC: m, Object: r.Object, Size: r.Size, ContentType: r.ContentType, UploadName: r.UploadName,
 		Uploader: r.Uploader, Created: r.Created, Quarantined: r.Quarantined, RequiresAuth: r.RequiresAuth,
-		Remote: r.Remote, Pending: r.Pending, Expires: r.Expires,
+		Remote: r.Remote, Pending: r.Pending, Expires: r.Expires, QuarantinedBy: r.QuarantinedBy,
+		Protected: r.Protected, Deleted: r.Deleted, LastAccess: r.LastAccess,
 	}
 }
 
@@ -68,7 +80,8 @@ func (rec Media) record() index.MediaRecord {
 		Server: rec.MXC.Server(), MediaID: rec.MXC.MediaID(), Object: rec.Object, Size: rec.Size,
 		ContentType: rec.ContentType, UploadName: rec.UploadName, Uploader: rec.Uploader, Created: rec.Created,
 		Quarantined: rec.Quarantined, RequiresAuth: rec.RequiresAuth, Remote: rec.Remote, Pending: rec.Pending,
-		Expires: rec.Expires,
+		Expires: rec.Expires, QuarantinedBy: rec.QuarantinedBy, Protected: rec.Protected, Deleted: rec.Deleted,
+		LastAccess: rec.LastAccess,
 	}
 }
 
