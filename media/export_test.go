@@ -1,5 +1,7 @@
 package media
 
+import "github.com/mxcas/mxcas/matrix"
+
 // Exported for media's external tests only.
 
 // StoreFormat is storeFormat, so tests can compare what DATA/FORMAT holds.
@@ -17,3 +19,20 @@ func (s *Store) WaitThumbnailQueue() { s.thumbs.pending.Wait() }
 
 // MustMXC is mustMXC, for IDs a test knows are valid.
 var MustMXC = mustMXC
+
+// UpdateRecord changes m's record with fn and writes it back: for tests of
+// state that other calls set (last access, protection, who quarantined).
+func (s *Store) UpdateRecord(m matrix.MXC, fn func(*Media)) error {
+	rec, err := s.readMedia(m)
+	if err != nil {
+		return err
+	}
+	fn(&rec)
+	b := s.idx.NewBatch()
+	defer b.Close()
+	if err := b.PutMedia(rec.record()); err != nil {
+		return err
+	}
+	s.records.invalidate(m)
+	return b.Commit()
+}
