@@ -171,4 +171,3 @@ func TestUsageCancelled(t *testing.T) {
 		t.Errorf("UserMedia with a cancelled context: %v", err)
 	}
 }
-
