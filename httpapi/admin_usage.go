@@ -66,8 +66,13 @@ func (a *API) parseUserMediaPage(r *http.Request, rc *reqCtx) (p userMediaPage, 
 	return p, err
 }
 
-// userMedia is the page of the user's media p asks for, and their total.
-func (a *API) userMedia(r *http.Request, p userMediaPage) (items []media.Media, total int64, next *int64, err error) {
+// requestedUserMedia is the page of a user's media the request asks for
+// (see parseUserMediaPage), their total, and the next_token.
+func (a *API) requestedUserMedia(r *http.Request, rc *reqCtx) (items []media.Media, total int64, next *int64, err error) {
+	p, err := a.parseUserMediaPage(r, rc)
+	if err != nil {
+		return nil, 0, nil, err
+	}
 	list, err := a.opts.Store.UserMedia(r.Context(), p.user, p.order, p.desc)
 	if err != nil {
 		return nil, 0, nil, err
@@ -115,11 +120,7 @@ func userMediaOf(m media.Media) userMediaJSON {
 // user with no media gets an empty list (Synapse: 404 for a user it does
 // not know; mxcas knows no users).
 func (a *API) adminListUserMedia(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	p, err := a.parseUserMediaPage(r, rc)
-	if err != nil {
-		return err
-	}
-	list, total, next, err := a.userMedia(r, p)
+	list, total, next, err := a.requestedUserMedia(r, rc)
 	if err != nil {
 		return err
 	}
@@ -141,11 +142,7 @@ func (a *API) adminListUserMedia(w http.ResponseWriter, r *http.Request, rc *req
 // same parameters (there is no next_token: what is left has moved up).
 // Media deleted meanwhile by another call is left out of deleted_media.
 func (a *API) adminDeleteUserMedia(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	p, err := a.parseUserMediaPage(r, rc)
-	if err != nil {
-		return err
-	}
-	list, _, _, err := a.userMedia(r, p)
+	list, _, _, err := a.requestedUserMedia(r, rc)
 	if err != nil {
 		return err
 	}

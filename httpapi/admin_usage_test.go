@@ -141,17 +141,23 @@ func TestAdminUsageAuth(t *testing.T) {
 	}
 }
 
-// userMediaList is the answer of the user media list.
-type userMediaList struct {
+// adminList is a paginated answer: the user media list ("media") or the
+// users' media statistics ("users").
+type adminList struct {
 	Media     []map[string]any `json:"media"`
+	Users     []map[string]any `json:"users"`
 	NextToken *int64           `json:"next_token"`
 	Total     int64            `json:"total"`
 }
 
-func (l userMediaList) ids() []string {
+// ids are the media IDs or user IDs listed, in order.
+func (l adminList) ids() []string {
 	var out []string
 	for _, m := range l.Media {
 		out = append(out, m["media_id"].(string))
+	}
+	for _, u := range l.Users {
+		out = append(out, u["user_id"].(string))
 	}
 	return out
 }
@@ -163,7 +169,7 @@ func TestAdminListUserMedia(t *testing.T) {
 	third := u.upload(t, "alice", "three", "application/pdf", "333333")
 	u.upload(t, "bob", "bobs", "text/plain", "bob")
 
-	var l userMediaList
+	var l adminList
 	u.getJSON(t, "GET", userMediaPath, "admin", &l)
 	if got, want := l.ids(), []string{third, second, first}; !slices.Equal(got, want) || l.Total != 3 || l.NextToken != nil {
 		t.Errorf("default list: %v total %d next %v; want %v (newest first), 3, no next_token", got, l.Total, l.NextToken, want)
@@ -207,7 +213,7 @@ func TestAdminListUserMedia(t *testing.T) {
 		{"?order_by=upload_name", []string{first, third, second}, nil}, // NULL last
 	}
 	for _, p := range pages {
-		var l userMediaList
+		var l adminList
 		u.getJSON(t, "GET", userMediaPath+p.query, "admin", &l)
 		if got := l.ids(); !slices.Equal(got, p.want) || l.Total != 3 || !samePtr(l.NextToken, p.next) {
 			t.Errorf("%s: %v total %d next %v; want %v, 3, %v", p.query, got, l.Total, show(l.NextToken), p.want, show(p.next))
@@ -219,7 +225,7 @@ func TestAdminListUserMedia(t *testing.T) {
 	}
 
 	// A user with no media: an empty list (mxcas knows no users to 404).
-	var empty userMediaList
+	var empty adminList
 	u.getJSON(t, "GET", "/_synapse/admin/v1/users/@nobody:hs.test/media", "admin", &empty)
 	if empty.Media == nil || len(empty.Media) != 0 || empty.Total != 0 || empty.NextToken != nil {
 		t.Errorf("no media: %+v", empty)
@@ -248,7 +254,7 @@ func TestAdminDeleteUserMedia(t *testing.T) {
 	if !slices.Equal(d.DeletedMedia, []string{third, second}) || d.Total != 2 || d.NextToken != nil {
 		t.Errorf("delete newest two: %+v, want [%s %s] total 2, no next_token", d, third, second)
 	}
-	var l userMediaList
+	var l adminList
 	u.getJSON(t, "GET", userMediaPath, "admin", &l)
 	if got := l.ids(); !slices.Equal(got, []string{first}) || l.Total != 1 {
 		t.Errorf("after delete: %v total %d", got, l.Total)
@@ -267,21 +273,6 @@ func TestAdminDeleteUserMedia(t *testing.T) {
 	}
 }
 
-// userStats is the answer of the users' media statistics.
-type userStats struct {
-	Users     []map[string]any `json:"users"`
-	NextToken *int64           `json:"next_token"`
-	Total     int64            `json:"total"`
-}
-
-func (s userStats) ids() []string {
-	var out []string
-	for _, u := range s.Users {
-		out = append(out, u["user_id"].(string))
-	}
-	return out
-}
-
 func TestAdminUserMediaStats(t *testing.T) {
 	u := newUsageAPI(t)
 	u.upload(t, "alice", "", "text/plain", "12345")
@@ -289,7 +280,7 @@ func TestAdminUserMediaStats(t *testing.T) {
 	u.upload(t, "alice", "", "text/plain", "123") // at 1_700_000_003_000
 	u.upload(t, "admin", "", "text/plain", "1")
 
-	var s userStats
+	var s adminList
 	u.getJSON(t, "GET", statsPath, "admin", &s)
 	const a, b, adm = "@alice:hs.test", "@bob:hs.test", "@admin:hs.test"
 	if got := s.ids(); !slices.Equal(got, []string{adm, a, b}) || s.Total != 3 || s.NextToken != nil {
@@ -319,13 +310,13 @@ func TestAdminUserMediaStats(t *testing.T) {
 		{"?search_term=hs.test", nil, nil}, // Synapse's pattern needs a ":" after the term
 	}
 	for _, p := range pages {
-		var s userStats
+		var s adminList
 		u.getJSON(t, "GET", statsPath+p.query, "admin", &s)
 		if got := s.ids(); !slices.Equal(got, p.want) || !samePtr(s.NextToken, p.next) {
 			t.Errorf("%s: %v next %v; want %v, %v", p.query, got, show(s.NextToken), p.want, show(p.next))
 		}
 	}
-	var s2 userStats
+	var s2 adminList
 	u.getJSON(t, "GET", statsPath+"?from_ts=1700000003000", "admin", &s2)
 	if s2.Total != 2 || s2.Users[1]["media_count"] != float64(1) || s2.Users[1]["media_length"] != float64(3) {
 		t.Errorf("from_ts: %+v", s2)

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"math/rand/v2"
 	"net/http"
 	"testing"
 
@@ -11,15 +9,6 @@ import (
 	"github.com/mxcas/mxcas/chunker"
 	"github.com/mxcas/mxcas/config"
 )
-
-// usageBytes returns n deterministic pseudo-random bytes, distinct per seed.
-func usageBytes(seed uint64, n int) []byte {
-	var key [32]byte
-	binary.LittleEndian.PutUint64(key[:], seed)
-	b := make([]byte, n)
-	rand.NewChaCha8(key).Read(b)
-	return b
-}
 
 // uniqueChunkBytes is the size of the unique chunks of contents, cut as a
 // new store cuts them.
@@ -50,10 +39,10 @@ func TestE2EAdminUsage(t *testing.T) {
 		c.Homeservers[0].Admins = []string{"@alice:a.test"}
 		c.Homeservers[1].Admins = []string{"@carol:b.test"}
 	})
-	a := usageBytes(1, 3<<20)
-	b := append(append([]byte(nil), a[:2<<20]...), usageBytes(2, 1<<20)...) // shares a's first chunks
-	c := usageBytes(3, 100<<10)
-	d := usageBytes(4, 50<<10)
+	a := content(1, 3<<20)
+	b := append(append([]byte(nil), a[:2<<20]...), content(2, 1<<20)...) // shares a's first chunks
+	c := content(3, 100<<10)
+	d := content(4, 50<<10)
 	s.upload(t, hostA, aliceToken, "a.bin", "application/octet-stream", a)
 	s.upload(t, hostA, aliceToken, "a-again.bin", "application/octet-stream", a)
 	s.upload(t, hostA, aliceToken, "b.bin", "application/octet-stream", b)
