@@ -117,6 +117,19 @@ func (b *Batch) Commit() error {
 	return nil
 }
 
+// CommitNoSync applies the batch without waiting for it to reach the
+// disk: for changes a crash may lose (a last-access time). Once the index
+// has failed it returns an error wrapping ErrFailed, without trying.
+func (b *Batch) CommitNoSync() error {
+	if err := b.fail.get(); err != nil {
+		return err
+	}
+	if err := guarded(func() error { return b.b.Commit(pebble.NoSync) }); err != nil {
+		return fmt.Errorf("index: commit: %w", err)
+	}
+	return nil
+}
+
 // Close releases the batch. Once the index has failed the batch is left
 // to the garbage collector: Pebble's wedged commit pipeline may still hold it.
 func (b *Batch) Close() error {
