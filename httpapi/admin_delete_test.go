@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -40,26 +39,6 @@ func adminServers(t *testing.T, clk *testkit.Clock) (*httptest.Server, *media.St
 	srv := httptest.NewServer(api)
 	t.Cleanup(func() { srv.Close(); st.Close() })
 	return srv, st
-}
-
-// callHost is call with a Host.
-func callHost(t *testing.T, srv *httptest.Server, method, host, path, tok string) answer {
-	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = host
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, string(b)}
 }
 
 func storeMedia(t *testing.T, st *media.Store, server, id string, size int) {
@@ -119,10 +98,10 @@ func TestAdminDeleteEndpoints(t *testing.T) {
 		{http.MethodPost, v1 + "/purge_media_cache?before_ts=" + cutoff},
 	} {
 		what := c.method + " " + c.path
-		wantAnswer(t, callHost(t, srv, c.method, "hs.test", c.path, ""), what+" without token", 401, "M_MISSING_TOKEN")
-		wantAnswer(t, callHost(t, srv, c.method, "hs.test", c.path, "usr"), what+" by a user", 403, "M_FORBIDDEN")
+		wantAnswer(t, callHost(t, srv, c.method, "hs.test", c.path, "", ""), what+" without token", 401, "M_MISSING_TOKEN")
+		wantAnswer(t, callHost(t, srv, c.method, "hs.test", c.path, "usr", ""), what+" by a user", 403, "M_FORBIDDEN")
 		if strings.Contains(c.path, "hs.test") {
-			wantAnswer(t, callHost(t, srv, c.method, "other.test", c.path, "oadm"), what+" by other.test's admin", 403, "M_FORBIDDEN")
+			wantAnswer(t, callHost(t, srv, c.method, "other.test", c.path, "oadm", ""), what+" by other.test's admin", 403, "M_FORBIDDEN")
 		}
 	}
 
@@ -152,17 +131,17 @@ func TestAdminDeleteEndpoints(t *testing.T) {
 		if c.host == "other.test" {
 			tok = "oadm"
 		}
-		wantAnswer(t, callHost(t, srv, c.method, c.host, c.path, tok), c.what, c.status, c.want)
+		wantAnswer(t, callHost(t, srv, c.method, c.host, c.path, tok, ""), c.what, c.status, c.want)
 	}
 	for _, id := range []string{"one", "big", "small"} {
-		a := callHost(t, srv, http.MethodGet, "hs.test", "/_matrix/client/v1/media/download/hs.test/"+id, "usr")
+		a := callHost(t, srv, http.MethodGet, "hs.test", "/_matrix/client/v1/media/download/hs.test/"+id, "usr", "")
 		wantAnswer(t, a, "download of deleted "+id, 404, "M_NOT_FOUND")
 		m, _ := matrix.NewMXC("hs.test", id)
 		if _, err := st.Create(media.CreateInfo{MXC: m, Uploader: "@usr:hs.test"}); !errors.Is(err, media.ErrExists) {
 			t.Errorf("Create of deleted %s = %v, want ErrExists", id, err)
 		}
 	}
-	a := callHost(t, srv, http.MethodGet, "other.test", "/_matrix/client/v1/media/download/other.test/theirs", "oadm")
+	a := callHost(t, srv, http.MethodGet, "other.test", "/_matrix/client/v1/media/download/other.test/theirs", "oadm", "")
 	if a.status != http.StatusOK || len(a.body) != 100 {
 		t.Errorf("other.test's media: %d with %d bytes, want it whole", a.status, len(a.body))
 	}
