@@ -156,6 +156,11 @@ func (f Federation) AllowedPrefixes() []netip.Prefix {
 type Storage struct {
 	// GCGrace keeps unreferenced chunks younger than this.
 	GCGrace Duration `toml:"gc_grace"`
+	// GCInterval is how often `mxcas serve` runs GC by itself, so deleted
+	// media is erased within gc_grace + gc_interval; the first run comes
+	// one interval after the start. "0s" turns it off (`mxcas gc` then
+	// does it).
+	GCInterval Duration `toml:"gc_interval"`
 	// MinFreeBytes: writes are refused (507) while the data directory's
 	// filesystem has less free space. 0: the smaller of 2% of the
 	// filesystem and 512 MiB.
@@ -221,7 +226,7 @@ func Default() Config {
 			MaxBytes:     64 << 20,
 			MaxDimension: 1600,
 		},
-		Storage: Storage{GCGrace: Duration{time.Hour}},
+		Storage: Storage{GCGrace: Duration{time.Hour}, GCInterval: Duration{time.Hour}},
 		Homeservers: []Homeserver{{
 			Name:      "localhost",
 			ClientAPI: "http://127.0.0.1:8008",
@@ -369,10 +374,14 @@ func (s Server) validateAdminListen() error {
 	return nil
 }
 
-// validate checks the GC grace period and the free-space reserves.
+// validate checks the GC grace period and interval and the free-space
+// reserves.
 func (s Storage) validate() error {
 	if s.GCGrace.Duration < time.Minute {
 		return bad("must be at least 1m: an upload in flight must never look old", "storage", "gc_grace")
+	}
+	if s.GCInterval.Duration < 0 {
+		return bad(`must be "0s" (no automatic GC) or positive`, "storage", "gc_interval")
 	}
 	if s.MinFreeBytes < 0 {
 		return bad("must not be negative (0 picks the default)", "storage", "min_free_bytes")

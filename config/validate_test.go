@@ -64,6 +64,8 @@ var validateRules = []validateRule{
 
 	{"storage.gc_grace under 1m", func(c *Config) { c.Storage.GCGrace = seconds(59) }, "storage.gc_grace: must be at least 1m: an upload in flight must never look old"},
 	{"storage.gc_grace 1m", func(c *Config) { c.Storage.GCGrace = seconds(60) }, ""},
+	{"storage.gc_interval negative", func(c *Config) { c.Storage.GCInterval = seconds(-1) }, `storage.gc_interval: must be "0s" (no automatic GC) or positive`},
+	{"storage.gc_interval off", func(c *Config) { c.Storage.GCInterval = seconds(0) }, ""},
 	{"storage.min_free_bytes negative", func(c *Config) { c.Storage.MinFreeBytes = -1 }, "storage.min_free_bytes: must not be negative (0 picks the default)"},
 	{"storage.ballast_bytes below -1", func(c *Config) { c.Storage.BallastBytes = -2 }, "storage.ballast_bytes: must be -1 (none), 0 (the default) or a size in bytes"},
 	{"storage.ballast_bytes -1", func(c *Config) { c.Storage.BallastBytes = -1 }, ""},

@@ -67,11 +67,17 @@ type answer struct {
 
 func call(t *testing.T, srv *httptest.Server, method, path, tok, body string) answer {
 	t.Helper()
+	return callHost(t, srv, method, "hs.test", path, tok, body)
+}
+
+// callHost is call with another Host.
+func callHost(t *testing.T, srv *httptest.Server, method, host, path, tok, body string) answer {
+	t.Helper()
 	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Host = "hs.test"
+	req.Host = host
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}

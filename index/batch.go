@@ -107,11 +107,17 @@ func (b *Batch) DeleteDamaged(h cas.Hash) error {
 
 // Commit applies the batch and syncs it to disk before returning. Once the
 // index has failed it returns an error wrapping ErrFailed, without trying.
-func (b *Batch) Commit() error {
+func (b *Batch) Commit() error { return b.commit(pebble.Sync) }
+
+// CommitNoSync is Commit without waiting for the batch to reach the disk:
+// for changes a crash may lose (a last-access time).
+func (b *Batch) CommitNoSync() error { return b.commit(pebble.NoSync) }
+
+func (b *Batch) commit(o *pebble.WriteOptions) error {
 	if err := b.fail.get(); err != nil {
 		return err
 	}
-	if err := guarded(func() error { return b.b.Commit(pebble.Sync) }); err != nil {
+	if err := guarded(func() error { return b.b.Commit(o) }); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
 	}
 	return nil

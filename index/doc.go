@@ -8,7 +8,9 @@
 // Key schema (prefix, then fields; "/" separates fields that cannot contain
 // "/", 0x00 separates those that can; hashes are 32 raw bytes):
 //
-//	m/<server>/<mediaID>                  MediaRecord, JSON (see MediaRecord)
+//	m/<server>/<mediaID>                  MediaRecord, JSON (see MediaRecord);
+//	                                      deleted local media keeps a
+//	                                      tombstone here (deleted, no object)
 //	o/<objectHash>                        Manifest, binary: version byte 1,
 //	                                      uvarint total size, uvarint chunk
 //	                                      count, then per chunk 32-byte hash
@@ -26,7 +28,9 @@
 //
 // Usage counters are written with Pebble merges (the merger named
 // "mxcas.usage.v1" adds two little-endian int64s: bytes, then count), so
-// concurrent uploads never read-modify-write them under a lock.
+// concurrent uploads never read-modify-write them under a lock. Every
+// batch is synced except the one that records a media's last access
+// (Batch.CommitNoSync): losing that to a crash is harmless.
 // Quarantine by hash (q/) and the rest arrive with the issues that need
 // them; new prefixes must be added here first.
 package index

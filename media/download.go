@@ -14,20 +14,26 @@ import (
 	"github.com/mxcas/mxcas/matrix"
 )
 
-// Stat returns the record of m, or an error wrapping ErrNotFound.
+// Stat returns the record of m, or an error wrapping ErrNotFound: also
+// for deleted media (a tombstone), so no read path serves it.
 func (s *Store) Stat(m matrix.MXC) (Media, error) {
-	if rec, ok := s.records.get(m); ok {
-		return rec, nil
-	}
-	gen := s.records.begin()
-	rec, err := s.readMedia(m)
-	if err == nil {
+	rec, ok := s.records.get(m)
+	if !ok {
+		gen := s.records.begin()
+		var err error
+		rec, err = s.readMedia(m)
+		if errors.Is(err, index.ErrNotFound) {
+			return rec, fmt.Errorf("%w: %s", ErrNotFound, m)
+		}
+		if err != nil {
+			return rec, err
+		}
 		s.records.add(m, rec, gen)
 	}
-	if errors.Is(err, index.ErrNotFound) {
-		return rec, fmt.Errorf("%w: %s", ErrNotFound, m)
+	if rec.Deleted {
+		return Media{}, fmt.Errorf("%w: %s was deleted", ErrNotFound, m)
 	}
-	return rec, err
+	return rec, nil
 }
 
 // Open returns the record of m and a reader over its content. The reader

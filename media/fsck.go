@@ -52,7 +52,7 @@ func (p Problem) String() string {
 
 // FsckReport is the result of Fsck. Healthy when Problems is empty.
 type FsckReport struct {
-	Media    int       `json:"media"`
+	Media    int       `json:"media"` // records, tombstones of deleted media not counted
 	Objects  int       `json:"objects"`
 	Chunks   int       `json:"chunks"`
 	Bytes    int64     `json:"bytes"`
@@ -223,8 +223,10 @@ func (r *FsckReport) checkManifests(ctx context.Context, snap *index.Snapshot, c
 func (r *FsckReport) checkRecords(ctx context.Context, snap *index.Snapshot, damagedObj map[cas.Hash]string) (map[cas.Hash][]string, error) {
 	byObj := make(map[cas.Hash][]string)
 	err := snap.ScanMediaChecked(func(ir index.MediaRecord, decodeErr error) error {
-		r.Media++
 		rec, keyErr := scannedMedia(ir)
+		if !rec.Deleted {
+			r.Media++ // a tombstone is no media: nothing to check
+		}
 		mxc := rec.MXC.String()
 		switch {
 		case keyErr != nil: // no MXC to name it by; the detail names its key

@@ -133,10 +133,11 @@ func markLive(ctx context.Context, snap *index.Snapshot) (gcMark, error) {
 	return m, m.markChunks(ctx, snap)
 }
 
-// markRecords marks the object of every media record.
+// markRecords marks the object of every media record but tombstones
+// (deleted media, whose content is GC's to erase).
 func (m *gcMark) markRecords(ctx context.Context, snap *index.Snapshot) error {
 	return snap.ScanMedia(func(rec index.MediaRecord) error {
-		if !rec.Object.IsZero() {
+		if !rec.Object.IsZero() && !rec.Deleted {
 			m.liveObj[rec.Object] = struct{}{}
 		}
 		return ctx.Err()

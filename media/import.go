@@ -33,8 +33,9 @@ type ImportResult struct {
 	Stored   int64 // bytes of new chunks written
 }
 
-// Import stores body as info.MXC unless that ID already has content, in
-// which case it reads nothing and reports Imported false: running an import
+// Import stores body as info.MXC unless that ID already has content or was
+// deleted here (a tombstone: deleted media is not brought back), in which
+// case it reads nothing and reports Imported false: running an import
 // again, or after a crash, finishes the job without duplicating anything.
 // Imported media predates the freeze: it is not marked as requiring
 // authentication. Same durability and dedup as Upload.

@@ -60,7 +60,10 @@ type ReadOptions struct {
 //   - a created ID without content is waited for up to opt.Wait, then
 //     ErrNotYetUploaded (an expired one is ErrNotFound);
 //   - media with content stored under the freeze (RequiresAuth) is
-//     ErrNotFound on a LegacyRead.
+//     ErrNotFound on a LegacyRead;
+//   - deleted media is ErrNotFound (Stat).
+//
+// A read it answers with a record notes the access (noteAccess).
 //
 // A remote fetch that fails is ErrRemoteDisabled (no fetcher configured),
 // ErrRemoteUnavailable, ErrRemoteTooLarge, ErrNotFound or ErrNoSpace.
@@ -105,6 +108,7 @@ func (s *Store) ResolveTo(ctx context.Context, m matrix.MXC, opt ReadOptions, st
 	if opt.Path == LegacyRead && rec.RequiresAuth {
 		return Media{}, false, fmt.Errorf("%w: %s is stored under the freeze of unauthenticated media", ErrNotFound, m)
 	}
+	s.noteAccess(rec)
 	return rec, false, nil
 }
 

@@ -65,6 +65,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 		return err
 	}
 	defer stopAdmin()
+	stopGC := startAutoGC(ctx, st, cfg.Storage.GCInterval.Duration, logger)
+	defer stopGC() // before the store closes: a GC in progress is cancelled
 
 	opts.Store = st
 	as, err := startAPI(cfg, opts, logger)
