@@ -92,6 +92,9 @@ func TestQuarantineUncachedRemote(t *testing.T) {
 		t.Errorf("fsck with a placeholder: %v", r.Problems)
 	}
 	gc(t, s)
+	if su, err := s.ServerUsage(context.Background(), server); err != nil || su.RemoteMedia != 0 {
+		t.Errorf("usage counts the placeholder: %+v, %v", su, err)
+	}
 	if err := s.Unquarantine(m); err != nil {
 		t.Fatal(err)
 	}
