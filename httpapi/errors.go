@@ -73,6 +73,8 @@ func toMatrix(err error) *matrixError {
 		return errorf(http.StatusNotFound, "M_NOT_FOUND", "Remote media is not available from this server")
 	case errors.Is(err, media.ErrNotFound):
 		return errorf(http.StatusNotFound, "M_NOT_FOUND", "Media not found")
+	case errors.Is(err, media.ErrQuarantinedContent):
+		return errorf(http.StatusForbidden, "M_FORBIDDEN", "This content has been quarantined on this server")
 	case errors.Is(err, media.ErrForbidden):
 		return errorf(http.StatusForbidden, "M_FORBIDDEN", "This media ID was created by another user")
 	case errors.Is(err, media.ErrExists):

@@ -25,12 +25,14 @@
 //	d/<chunkHash>                         DamageRecord, JSON: a chunk a read
 //	                                      found damaged (wrong content, short
 //	                                      or missing); cleared by a repair
+//	q/<objectHash>/<homeserver>           QuarantineRecord, JSON: content
+//	                                      quarantined for that homeserver's
+//	                                      media and every cached remote media
 //
 // Usage counters are written with Pebble merges (the merger named
 // "mxcas.usage.v1" adds two little-endian int64s: bytes, then count), so
 // concurrent uploads never read-modify-write them under a lock. Every
 // batch is synced except the one that records a media's last access
 // (Batch.CommitNoSync): losing that to a crash is harmless.
-// Quarantine by hash (q/) and the rest arrive with the issues that need
-// them; new prefixes must be added here first.
+// New prefixes must be added here first.
 package index

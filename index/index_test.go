@@ -281,6 +281,7 @@ func TestKeyLayoutGolden(t *testing.T) {
 		{"user usage", userUsageKey("@alice:example.org")},
 		{"server usage", serverUsageKey("example.org")},
 		{"damaged chunk", damagedKey(h)},
+		{"quarantined content", quarantineKey(h, "example.org")},
 	}
 	var sb strings.Builder
 	for _, k := range keys {

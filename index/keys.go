@@ -16,7 +16,15 @@ var (
 	prefixUserUse = []byte("s/u/")
 	prefixSiteUse = []byte("s/s/")
 	prefixDamaged = []byte("d/")
+	prefixQuarant = []byte("q/")
 )
+
+// quarantineKey is q/<object hash>/<homeserver>: content quarantined for
+// one homeserver's media (and the shared remote cache).
+func quarantineKey(h cas.Hash, homeserver string) []byte {
+	k := append(append([]byte(nil), prefixQuarant...), h[:]...)
+	return append(append(k, '/'), homeserver...)
+}
 
 func damagedKey(h cas.Hash) []byte {
 	return append(append([]byte(nil), prefixDamaged...), h[:]...)

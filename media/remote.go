@@ -200,8 +200,10 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 			return Media{}, err
 		}
 	}
+	var held *holdLast
 	if w := start(rm); w != nil {
-		body = io.TeeReader(body, w)
+		held = &holdLast{w: w}
+		body = io.TeeReader(body, held)
 	}
 	pins := s.newPinSet()
 	defer pins.release()
@@ -220,10 +222,46 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 		UploadName: rm.UploadName, Created: s.opts.Now().UnixMilli(), Remote: true,
 		RequiresAuth: s.opts.FreezeUnauthenticated, // as uploads are under the freeze
 	}
-	if err := s.commitRecord(rec, man, known, nil); err != nil {
-		return Media{}, err
+	err = s.quarantine.commitUnless(obj, m.Server(), true, func() error {
+		return s.commitRecord(rec, man, known, nil)
+	}, func(by string) error { return s.quarantinedFetch(m, by) })
+	if err != nil {
+		return Media{}, err // the streamed answer lacks its last byte
 	}
+	held.release()
 	return rec, nil
+}
+
+// holdLast passes writes on but the last byte written so far, which
+// release sends: the client of a streamed fetch gets a complete answer only
+// once the fetched content is known not to be quarantined and is stored.
+// A nil holdLast releases nothing.
+type holdLast struct {
+	w    io.Writer
+	last []byte // 0 or 1 byte
+}
+
+func (h *holdLast) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(h.last) > 0 {
+		if _, err := h.w.Write(h.last); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := h.w.Write(p[:len(p)-1]); err != nil {
+		return 0, err
+	}
+	h.last = append(h.last[:0], p[len(p)-1])
+	return len(p), nil
+}
+
+func (h *holdLast) release() {
+	if h != nil && len(h.last) > 0 {
+		h.w.Write(h.last)
+		h.last = nil
+	}
 }
 
 // readAhead reads the start of m's body, of unknown length, up to limit+1
@@ -254,7 +292,8 @@ func readAhead(body io.Reader, m matrix.MXC, limit int64) (io.Reader, int64, err
 // about one media (404, 403, too large, a malformed reply) does not.
 func serverDown(err error) bool {
 	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrRemoteTooLarge) || errors.Is(err, ErrExists) ||
-		errors.Is(err, matrix.ErrBadMultipart) || errors.Is(err, ErrNoSpace) || errors.Is(err, ErrFailed) {
+		errors.Is(err, matrix.ErrBadMultipart) || errors.Is(err, ErrNoSpace) || errors.Is(err, ErrFailed) ||
+		errors.Is(err, ErrQuarantinedContent) {
 		return false
 	}
 	var re *matrix.RemoteError

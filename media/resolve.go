@@ -55,8 +55,8 @@ type ReadOptions struct {
 //     unless the server is local (Options.Local), the read comes over
 //     federation, asks for NoRemote, or is a LegacyRead under
 //     Options.FreezeUnauthenticated;
-//   - quarantined media is ErrNotFound, as is remote media read over
-//     federation;
+//   - quarantined media (by ID or by content, see quarantine.go) is
+//     ErrNotFound, as is remote media read over federation;
 //   - a created ID without content is waited for up to opt.Wait, then
 //     ErrNotYetUploaded (an expired one is ErrNotFound);
 //   - media with content stored under the freeze (RequiresAuth) is
@@ -89,7 +89,7 @@ func (s *Store) ResolveTo(ctx context.Context, m matrix.MXC, opt ReadOptions, st
 	if err != nil {
 		return Media{}, false, err
 	}
-	if err := refuse(m, rec, opt); err != nil {
+	if err := s.refuse(m, rec, opt); err != nil {
 		return Media{}, false, err
 	}
 	if rec.Pending {
@@ -99,7 +99,7 @@ func (s *Store) ResolveTo(ctx context.Context, m matrix.MXC, opt ReadOptions, st
 		if err != nil {
 			return Media{}, false, err
 		}
-		if err := refuse(m, rec, opt); err != nil {
+		if err := s.refuse(m, rec, opt); err != nil {
 			return Media{}, false, err
 		}
 	}
@@ -125,9 +125,9 @@ func (s *Store) mayFetch(m matrix.MXC, opt ReadOptions) bool {
 }
 
 // refuse says why rec is not served to opt's reader, or nil.
-func refuse(m matrix.MXC, rec Media, opt ReadOptions) error {
-	if rec.Quarantined {
-		return fmt.Errorf("%w: %s is quarantined", ErrNotFound, m)
+func (s *Store) refuse(m matrix.MXC, rec Media, opt ReadOptions) error {
+	if err := s.refuseQuarantined(m, rec); err != nil {
+		return err
 	}
 	if opt.Path == FederationRead && rec.Remote {
 		return fmt.Errorf("%w: %s is not ours to serve over federation", ErrNotFound, m)

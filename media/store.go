@@ -159,6 +159,8 @@ type Store struct {
 	manifests *manifestCache
 	verifier  *cas.Verifier
 	damage    damage
+	// quarantine is the content quarantine (quarantine.go).
+	quarantine contentQuarantine
 	// pendingMu makes counting and adding a user's created IDs one step.
 	pendingMu sync.Mutex
 	// maint serialises GC, Fsck, Backup and Close: each needs the chunk set
@@ -208,6 +210,10 @@ func Open(opts Options) (*Store, error) {
 	s.verifier = cas.NewVerifier(cs, cas.VerifyOptions{TTL: opts.VerifyTTL, Now: opts.Now})
 	s.damage.s = s
 	if err := s.damage.load(idx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.quarantine.load(idx); err != nil {
 		s.Close()
 		return nil, err
 	}

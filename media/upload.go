@@ -91,7 +91,10 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec
 	}
 
 	rec.Object, rec.Size = obj, m.Size
-	if err := s.commitRecord(rec, m, known, pending); err != nil {
+	err = s.quarantine.commitUnless(obj, rec.MXC.Server(), rec.Remote, func() error {
+		return s.commitRecord(rec, m, known, pending)
+	}, nil)
+	if err != nil {
 		return Media{}, 0, err
 	}
 	if pending != nil {

@@ -50,8 +50,8 @@ type ServerUsage struct {
 }
 
 // counted reports whether rec is in usage figures and lists: it has
-// content and is not deleted.
-func counted(rec Media) bool { return !rec.Pending && !rec.Deleted }
+// content (not pending, not a quarantine placeholder) and is not deleted.
+func counted(rec Media) bool { return !rec.Pending && !rec.Placeholder() && !rec.Deleted }
 
 // usageCounter adds media to a Usage, reading manifests and thumbnails
 // from one snapshot. It holds the sets of objects, chunks and thumbnail
