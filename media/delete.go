@@ -33,7 +33,7 @@ func (s *Store) Delete(m matrix.MXC) error {
 
 // dropRecord adds to b the deletion of rec: a tombstone in its place (a
 // local record) or nothing (a remote one), its ownership, its pending
-// state, and its share of the usage counters. The caller holds rec's
+// state, and its share of the usage counters (a placeholder has none). The caller holds rec's
 // claim and read rec under it.
 func dropRecord(b *index.Batch, rec Media) error {
 	m := rec.MXC
@@ -52,8 +52,11 @@ func dropRecord(b *index.Batch, rec Media) error {
 			return err
 		}
 	}
-	if rec.Pending {
+	switch {
+	case rec.Pending:
 		return b.DeletePending(rec.Uploader, m.Server(), m.MediaID())
+	case rec.Placeholder():
+		return nil // a quarantined ID without content: never counted
 	}
 	return b.AddUsage(rec.Uploader, m.Server(), index.Usage{Bytes: -rec.Size, Count: -1})
 }

@@ -36,3 +36,9 @@ func (s *Store) UpdateRecord(m matrix.MXC, fn func(*Media)) error {
 	s.records.invalidate(m)
 	return b.Commit()
 }
+
+// UsageCounters reads the merged usage counters of server.
+func (s *Store) UsageCounters(server string) (bytes, count int64, err error) {
+	u, err := s.idx.ServerUsage(server)
+	return u.Bytes, u.Count, err
+}

@@ -104,6 +104,22 @@ func TestQuarantineUncachedRemote(t *testing.T) {
 	}
 }
 
+// Deleting a placeholder takes nothing off the usage counters: none was
+// added for it.
+func TestDeletePlaceholderKeepsCounters(t *testing.T) {
+	m := mustMXC("far.test", "abc")
+	s := openQuarantineStore(t, t.TempDir(), &fetcher{})
+	if err := s.Quarantine(m, "@root:server"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(m); err != nil {
+		t.Fatal(err)
+	}
+	if b, n, err := s.UsageCounters("far.test"); err != nil || b != 0 || n != 0 {
+		t.Errorf("far.test counters after deleting a placeholder: %d bytes, %d media, %v; want 0, 0", b, n, err)
+	}
+}
+
 func TestQuarantineUser(t *testing.T) {
 	s := openQuarantineStore(t, t.TempDir(), nil)
 	upload(t, s, "a1", "@alice:server", []byte("one"))
