@@ -12,11 +12,11 @@ import (
 func (a *API) adminDeleteRoutes() []adminRoute {
 	const v1 = "/_synapse/admin/v1"
 	return []adminRoute{
-		{http.MethodDelete, v1 + "/media/:server/:id", "delete media", a.adminDeleteMedia},
-		{http.MethodPost, v1 + "/media/delete", "delete media by date and size", a.adminDeleteOld},
+		{http.MethodDelete, v1 + "/media/:server/:id", "delete_media", a.adminDeleteMedia},
+		{http.MethodPost, v1 + "/media/delete", "delete_media_by_date_and_size", a.adminDeleteOld},
 		// The older form, kept by Synapse for old tools.
-		{http.MethodPost, v1 + "/media/:server/delete", "delete media by date and size", a.adminDeleteOld},
-		{http.MethodPost, v1 + "/purge_media_cache", "purge remote media cache", a.adminPurgeCache},
+		{http.MethodPost, v1 + "/media/:server/delete", "delete_media_by_date_and_size", a.adminDeleteOld},
+		{http.MethodPost, v1 + "/purge_media_cache", "purge_remote_media_cache", a.adminPurgeCache},
 	}
 }
 

@@ -11,14 +11,14 @@ import (
 func (a *API) adminMediaRoutes() []adminRoute {
 	const syn, own = "/_synapse/admin/v1", "/_mxcas/admin/v1"
 	return []adminRoute{
-		{http.MethodGet, syn + "/media/:server/:id", "query media", a.adminQueryMedia},
-		{http.MethodPost, syn + "/media/quarantine/:server/:id", "quarantine media", a.adminQuarantine(true)},
-		{http.MethodPost, syn + "/media/unquarantine/:server/:id", "unquarantine media", a.adminQuarantine(false)},
-		{http.MethodPost, syn + "/user/:user_id/media/quarantine", "quarantine user media", a.adminQuarantineUser},
-		{http.MethodPost, syn + "/media/protect/:id", "protect media", a.adminProtect(true)},
-		{http.MethodPost, syn + "/media/unprotect/:id", "unprotect media", a.adminProtect(false)},
-		{http.MethodPost, own + "/quarantine/content/:server/:id", "quarantine content", a.adminQuarantineContent(true)},
-		{http.MethodDelete, own + "/quarantine/content/:server/:id", "unquarantine content", a.adminQuarantineContent(false)},
+		{http.MethodGet, syn + "/media/:server/:id", "query_media", a.adminQueryMedia},
+		{http.MethodPost, syn + "/media/quarantine/:server/:id", "quarantine_media", a.adminQuarantine(true)},
+		{http.MethodPost, syn + "/media/unquarantine/:server/:id", "unquarantine_media", a.adminQuarantine(false)},
+		{http.MethodPost, syn + "/user/:user_id/media/quarantine", "quarantine_user_media", a.adminQuarantineUser},
+		{http.MethodPost, syn + "/media/protect/:id", "protect_media", a.adminProtect(true)},
+		{http.MethodPost, syn + "/media/unprotect/:id", "unprotect_media", a.adminProtect(false)},
+		{http.MethodPost, own + "/quarantine/content/:server/:id", "quarantine_content", a.adminQuarantineContent(true)},
+		{http.MethodDelete, own + "/quarantine/content/:server/:id", "unquarantine_content", a.adminQuarantineContent(false)},
 	}
 }
 
