@@ -16,19 +16,20 @@ func lastUse(rec Media) int64 { return max(rec.LastAccess, rec.Created) }
 // when its record is more than AccessGranularity stale. It never blocks
 // or fails the read: when someone holds rec's claim (an upload, a
 // deletion, an admin change) it does nothing, and a failed write is only
-// logged, and a disk short of space is not written to. Under the claim it reads the record again and changes only
-// LastAccess, so it never undoes a concurrent change. The write is not
-// synced: a lost access time is harmless.
+// logged, and a disk short of space is not written to. Under the claim
+// it reads the record again and changes only LastAccess, so it never
+// undoes a concurrent change. The write is not synced: a lost access time
+// is harmless.
 func (s *Store) noteAccess(rec Media) {
 	now := s.opts.Now().UnixMilli()
 	stale := func(r Media) bool { return now-lastUse(r) >= AccessGranularity.Milliseconds() }
 	if s.opts.ReadOnly || !stale(rec) || !s.claims.try(rec.MXC) {
 		return
 	}
+	defer s.claims.release(rec.MXC)
 	if s.space.reserve(recordBytes) != nil {
 		return // a disk under its free-space threshold takes no optional writes
 	}
-	defer s.claims.release(rec.MXC)
 	cur, err := s.readMedia(rec.MXC)
 	if err != nil || cur.Deleted || cur.Pending || !stale(cur) {
 		return

@@ -3,6 +3,7 @@ package media
 import (
 	"bytes"
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,6 +53,40 @@ func TestLastAccessThrottled(t *testing.T) {
 	read(5*time.Hour, 151*time.Minute)
 	s.claims.release(m)
 	read(5*time.Hour, 5*time.Hour)
+}
+
+// TestLastAccessDiskFull: a read that finds the disk under its free-space
+// threshold records no access, and leaves the media's claim free (a
+// leaked claim would block every later change of the media).
+func TestLastAccessDiskFull(t *testing.T) {
+	t0 := time.Now()
+	clk := testkit.NewClock(t0)
+	var free atomic.Uint64
+	free.Store(64 << 20)
+	s, err := Open(Options{Create: true, Dir: t.TempDir(), Now: clk.Now, Local: func(string) bool { return true },
+		MinFreeBytes: 1 << 20, BallastBytes: -1,
+		FreeSpace: func() (uint64, uint64, error) { return free.Load(), 1 << 30, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	m := mustMXC("s", "A")
+	if _, err := s.Upload(ctx, UploadInfo{MXC: m, Size: 3}, bytes.NewReader([]byte("abc"))); err != nil {
+		t.Fatal(err)
+	}
+	free.Store(512 << 10)
+	clk.Set(t0.Add(2 * time.Hour))
+	if _, err := s.Resolve(ctx, m, ReadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := s.readMedia(m); err != nil || rec.LastAccess != 0 {
+		t.Errorf("read on a full disk: LastAccess %d, %v; want 0", rec.LastAccess, err)
+	}
+	if !s.claims.try(m) {
+		t.Fatal("the read left the media's claim taken")
+	}
+	s.claims.release(m)
 }
 
 // TestDeleteOldSelection: delete by date and size takes the local media of
