@@ -2,98 +2,10 @@ package httpapi
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/mxcas/mxcas/media"
-	"github.com/mxcas/mxcas/testkit"
 )
-
-// usageAPI serves two homeservers from one store: hs.test, whose admin is
-// @admin:hs.test, and other.test, whose admin @oadmin:other.test also
-// holds a token hs.test knows. alice and bob are users of hs.test. The
-// store's clock moves only when a test advances it.
-type usageAPI struct {
-	srv *httptest.Server
-	clk *testkit.Clock
-}
-
-func newUsageAPI(t *testing.T) *usageAPI {
-	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	clk := testkit.NewClock(time.UnixMilli(1_700_000_000_000))
-	st, err := media.Open(media.Options{Dir: t.TempDir(), Create: true, Logger: quiet, Now: clk.Now,
-		Local: func(s string) bool { return s == "hs.test" || s == "other.test" }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := New(Options{Store: st, Logger: quiet, Homeservers: []Homeserver{
-		{Name: "hs.test", Admins: []string{"@admin:hs.test"}, StaticTokens: map[string]string{
-			"admin": "@admin:hs.test", "alice": "@alice:hs.test", "bob": "@bob:hs.test", "oadmin": "@oadmin:other.test"}},
-		{Name: "other.test", Admins: []string{"@oadmin:other.test"}, StaticTokens: map[string]string{
-			"oadmin": "@oadmin:other.test"}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api)
-	t.Cleanup(func() { srv.Close(); st.Close() })
-	return &usageAPI{srv: srv, clk: clk}
-}
-
-// upload stores body as tok's media, a second after the last, and returns
-// its media ID.
-func (u *usageAPI) upload(t *testing.T, tok, name, ctype, body string) string {
-	t.Helper()
-	u.clk.Advance(time.Second)
-	path := "/_matrix/media/v3/upload"
-	if name != "" {
-		path += "?filename=" + name
-	}
-	req := httptest.NewRequest("POST", u.srv.URL+path, strings.NewReader(body))
-	req.RequestURI, req.Host = "", "hs.test"
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", ctype)
-	resp, err := u.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		ContentURI string `json:"content_uri"`
-	}
-	json.NewDecoder(resp.Body).Decode(&out)
-	id, ok := strings.CutPrefix(out.ContentURI, "mxc://hs.test/")
-	if resp.StatusCode != 200 || !ok {
-		t.Fatalf("upload: %d %q", resp.StatusCode, out.ContentURI)
-	}
-	return id
-}
-
-// getJSON calls path as tok on hs.test, wants a 200 and decodes the body.
-func (u *usageAPI) getJSON(t *testing.T, method, path, tok string, v any) {
-	t.Helper()
-	a := call(t, u.srv, method, path, tok, "")
-	if a.status != 200 {
-		t.Fatalf("%s %s: %d %s", method, path, a.status, a.body)
-	}
-	if err := json.Unmarshal([]byte(a.body), v); err != nil {
-		t.Fatalf("%s %s: %v in %s", method, path, err, a.body)
-	}
-}
-
-// wantCallError wants the Matrix error status/errcode for method path.
-func wantCallError(t *testing.T, srv *httptest.Server, method, path, tok string, status int, code string) {
-	t.Helper()
-	if a := call(t, srv, method, path, tok, ""); a.status != status || errcode(t, a) != code {
-		t.Errorf("%s %s as %q: %d %s, want %d %s", method, path, tok, a.status, a.body, status, code)
-	}
-}
 
 const (
 	userMediaPath = "/_synapse/admin/v1/users/@alice:hs.test/media"
@@ -101,8 +13,8 @@ const (
 )
 
 func TestAdminUsageAuth(t *testing.T) {
-	u := newUsageAPI(t)
-	u.upload(t, "alice", "a.txt", "text/plain", "keep")
+	at := newAdminTest(t)
+	at.uploadAs(t, "alice", "a.txt", "text/plain", "keep")
 	endpoints := []struct{ method, path string }{
 		{"GET", userMediaPath},
 		{"DELETE", userMediaPath},
@@ -111,19 +23,19 @@ func TestAdminUsageAuth(t *testing.T) {
 		{"GET", "/_mxcas/admin/v1/usage/users/@alice:hs.test"},
 	}
 	for _, e := range endpoints {
-		wantCallError(t, u.srv, e.method, e.path, "", 401, "M_MISSING_TOKEN")
-		wantCallError(t, u.srv, e.method, e.path, "alice", 403, "M_FORBIDDEN")
+		wantMatrixError(t, at.hs(t, e.method, e.path, ""), 401, "M_MISSING_TOKEN", "")
+		wantMatrixError(t, at.hs(t, e.method, e.path, "alice"), 403, "M_FORBIDDEN", "")
 		// An admin of other.test, known to hs.test, is no admin of it.
-		wantCallError(t, u.srv, e.method, e.path, "oadmin", 403, "M_FORBIDDEN")
+		wantMatrixError(t, at.hs(t, e.method, e.path, "oadmin"), 403, "M_FORBIDDEN", "")
 	}
 	// Nothing was deleted by the refused calls.
 	var list struct{ Total int }
-	u.getJSON(t, "GET", userMediaPath, "admin", &list)
+	at.getJSON(t, "GET", userMediaPath, "admin", &list)
 	if list.Total != 1 {
 		t.Fatalf("after refused calls alice has %d media, want 1", list.Total)
 	}
 	for _, e := range endpoints {
-		if a := call(t, u.srv, e.method, e.path, "admin", ""); a.status != 200 {
+		if a := at.hs(t, e.method, e.path, "admin"); a.status != 200 {
 			t.Errorf("%s %s as admin: %d %s", e.method, e.path, a.status, a.body)
 		}
 	}
@@ -133,10 +45,10 @@ func TestAdminUsageAuth(t *testing.T) {
 			if m == "DELETE" && strings.HasPrefix(p, "/_mxcas") {
 				continue
 			}
-			at := func(user string) string { return strings.Replace(p, "%s", user, 1) }
-			wantCallError(t, u.srv, m, at("@bob:other.test"), "admin", 403, "M_FORBIDDEN")
-			wantCallError(t, u.srv, m, at("@bob:far.test"), "admin", 400, "M_UNKNOWN")
-			wantCallError(t, u.srv, m, at("bob"), "admin", 400, "M_INVALID_PARAM")
+			forUser := func(user string) string { return strings.Replace(p, "%s", user, 1) }
+			wantMatrixError(t, at.hs(t, m, forUser("@bob:other.test"), "admin"), 403, "M_FORBIDDEN", "")
+			wantMatrixError(t, at.hs(t, m, forUser("@bob:far.test"), "admin"), 400, "M_UNKNOWN", "")
+			wantMatrixError(t, at.hs(t, m, forUser("bob"), "admin"), 400, "M_INVALID_PARAM", "")
 		}
 	}
 }
@@ -163,14 +75,14 @@ func (l adminList) ids() []string {
 }
 
 func TestAdminListUserMedia(t *testing.T) {
-	u := newUsageAPI(t)
-	first := u.upload(t, "alice", "one.png", "image/png", "1111111111")
-	second := u.upload(t, "alice", "", "text/plain", "22")
-	third := u.upload(t, "alice", "three", "application/pdf", "333333")
-	u.upload(t, "bob", "bobs", "text/plain", "bob")
+	at := newAdminTest(t)
+	first := at.uploadAs(t, "alice", "one.png", "image/png", "1111111111")
+	second := at.uploadAs(t, "alice", "", "text/plain", "22")
+	third := at.uploadAs(t, "alice", "three", "application/pdf", "333333")
+	at.uploadAs(t, "bob", "bobs", "text/plain", "bob")
 
 	var l adminList
-	u.getJSON(t, "GET", userMediaPath, "admin", &l)
+	at.getJSON(t, "GET", userMediaPath, "admin", &l)
 	if got, want := l.ids(), []string{third, second, first}; !slices.Equal(got, want) || l.Total != 3 || l.NextToken != nil {
 		t.Errorf("default list: %v total %d next %v; want %v (newest first), 3, no next_token", got, l.Total, l.NextToken, want)
 	}
@@ -214,74 +126,74 @@ func TestAdminListUserMedia(t *testing.T) {
 	}
 	for _, p := range pages {
 		var l adminList
-		u.getJSON(t, "GET", userMediaPath+p.query, "admin", &l)
+		at.getJSON(t, "GET", userMediaPath+p.query, "admin", &l)
 		if got := l.ids(); !slices.Equal(got, p.want) || l.Total != 3 || !samePtr(l.NextToken, p.next) {
 			t.Errorf("%s: %v total %d next %v; want %v, 3, %v", p.query, got, l.Total, show(l.NextToken), p.want, show(p.next))
 		}
 	}
 
 	for _, q := range []string{"?from=-1", "?limit=-1", "?from=x", "?limit=1.5", "?order_by=size", "?dir=up", "?order_by=media_id&dir=B"} {
-		wantCallError(t, u.srv, "GET", userMediaPath+q, "admin", 400, "M_INVALID_PARAM")
+		wantMatrixError(t, at.hs(t, "GET", userMediaPath+q, "admin"), 400, "M_INVALID_PARAM", "")
 	}
 
 	// A user with no media: an empty list (mxcas knows no users to 404).
 	var empty adminList
-	u.getJSON(t, "GET", "/_synapse/admin/v1/users/@nobody:hs.test/media", "admin", &empty)
+	at.getJSON(t, "GET", "/_synapse/admin/v1/users/@nobody:hs.test/media", "admin", &empty)
 	if empty.Media == nil || len(empty.Media) != 0 || empty.Total != 0 || empty.NextToken != nil {
 		t.Errorf("no media: %+v", empty)
 	}
-	if a := call(t, u.srv, "GET", "/_synapse/admin/v1/users/@nobody:hs.test/media", "admin", ""); !strings.Contains(a.body, `"media":[]`) {
+	if a := at.hs(t, "GET", "/_synapse/admin/v1/users/@nobody:hs.test/media", "admin"); !strings.Contains(a.body, `"media":[]`) {
 		t.Errorf("no media: body %s, want \"media\":[]", a.body)
 	}
 }
 
 func TestAdminDeleteUserMedia(t *testing.T) {
-	u := newUsageAPI(t)
-	first := u.upload(t, "alice", "", "text/plain", "one")
-	second := u.upload(t, "alice", "", "text/plain", "two")
-	third := u.upload(t, "alice", "", "text/plain", "three")
-	bobs := u.upload(t, "bob", "", "text/plain", "one") // the same bytes as alice's first
+	at := newAdminTest(t)
+	first := at.uploadAs(t, "alice", "", "text/plain", "one")
+	second := at.uploadAs(t, "alice", "", "text/plain", "two")
+	third := at.uploadAs(t, "alice", "", "text/plain", "three")
+	bobs := at.uploadAs(t, "bob", "", "text/plain", "one") // the same bytes as alice's first
 
 	for _, q := range []string{"?from=-1", "?limit=x", "?order_by=nope", "?dir=x"} {
-		wantCallError(t, u.srv, "DELETE", userMediaPath+q, "admin", 400, "M_INVALID_PARAM")
+		wantMatrixError(t, at.hs(t, "DELETE", userMediaPath+q, "admin"), 400, "M_INVALID_PARAM", "")
 	}
 	var d struct {
 		DeletedMedia []string `json:"deleted_media"`
 		Total        int      `json:"total"`
 		NextToken    *int64   `json:"next_token"`
 	}
-	u.getJSON(t, "DELETE", userMediaPath+"?limit=2", "admin", &d)
+	at.getJSON(t, "DELETE", userMediaPath+"?limit=2", "admin", &d)
 	if !slices.Equal(d.DeletedMedia, []string{third, second}) || d.Total != 2 || d.NextToken != nil {
 		t.Errorf("delete newest two: %+v, want [%s %s] total 2, no next_token", d, third, second)
 	}
 	var l adminList
-	u.getJSON(t, "GET", userMediaPath, "admin", &l)
+	at.getJSON(t, "GET", userMediaPath, "admin", &l)
 	if got := l.ids(); !slices.Equal(got, []string{first}) || l.Total != 1 {
 		t.Errorf("after delete: %v total %d", got, l.Total)
 	}
 	for id, status := range map[string]int{first: 200, second: 404, third: 404, bobs: 200} {
-		if a := call(t, u.srv, "GET", "/_matrix/client/v1/media/download/hs.test/"+id, "alice", ""); a.status != status {
+		if a := at.hs(t, "GET", "/_matrix/client/v1/media/download/hs.test/"+id, "alice"); a.status != status {
 			t.Errorf("download %s: %d, want %d", id, a.status, status)
 		}
 	}
-	u.getJSON(t, "DELETE", userMediaPath+"?order_by=media_id", "admin", &d)
+	at.getJSON(t, "DELETE", userMediaPath+"?order_by=media_id", "admin", &d)
 	if !slices.Equal(d.DeletedMedia, []string{first}) || d.Total != 1 {
 		t.Errorf("delete the rest: %+v", d)
 	}
-	if a := call(t, u.srv, "DELETE", userMediaPath, "admin", ""); a.body != "{\"deleted_media\":[],\"total\":0}\n" {
+	if a := at.hs(t, "DELETE", userMediaPath, "admin"); a.body != "{\"deleted_media\":[],\"total\":0}\n" {
 		t.Errorf("delete with nothing left: %s", a.body)
 	}
 }
 
 func TestAdminUserMediaStats(t *testing.T) {
-	u := newUsageAPI(t)
-	u.upload(t, "alice", "", "text/plain", "12345")
-	u.upload(t, "bob", "", "text/plain", "1234567890")
-	u.upload(t, "alice", "", "text/plain", "123") // at 1_700_000_003_000
-	u.upload(t, "admin", "", "text/plain", "1")
+	at := newAdminTest(t)
+	at.uploadAs(t, "alice", "", "text/plain", "12345")
+	at.uploadAs(t, "bob", "", "text/plain", "1234567890")
+	at.uploadAs(t, "alice", "", "text/plain", "123") // at 1_700_000_003_000
+	at.uploadAs(t, "admin", "", "text/plain", "1")
 
 	var s adminList
-	u.getJSON(t, "GET", statsPath, "admin", &s)
+	at.getJSON(t, "GET", statsPath, "admin", &s)
 	const a, b, adm = "@alice:hs.test", "@bob:hs.test", "@admin:hs.test"
 	if got := s.ids(); !slices.Equal(got, []string{adm, a, b}) || s.Total != 3 || s.NextToken != nil {
 		t.Errorf("default: %v total %d next %v", got, s.Total, show(s.NextToken))
@@ -311,44 +223,35 @@ func TestAdminUserMediaStats(t *testing.T) {
 	}
 	for _, p := range pages {
 		var s adminList
-		u.getJSON(t, "GET", statsPath+p.query, "admin", &s)
+		at.getJSON(t, "GET", statsPath+p.query, "admin", &s)
 		if got := s.ids(); !slices.Equal(got, p.want) || !samePtr(s.NextToken, p.next) {
 			t.Errorf("%s: %v next %v; want %v, %v", p.query, got, show(s.NextToken), p.want, show(p.next))
 		}
 	}
 	var s2 adminList
-	u.getJSON(t, "GET", statsPath+"?from_ts=1700000003000", "admin", &s2)
+	at.getJSON(t, "GET", statsPath+"?from_ts=1700000003000", "admin", &s2)
 	if s2.Total != 2 || s2.Users[1]["media_count"] != float64(1) || s2.Users[1]["media_length"] != float64(3) {
 		t.Errorf("from_ts: %+v", s2)
 	}
 
 	for _, q := range []string{"?from=-1", "?limit=x", "?from_ts=-1", "?until_ts=-5", "?until_ts=0",
 		"?from_ts=10&until_ts=10", "?search_term=", "?order_by=media_id", "?dir=x"} {
-		wantCallError(t, u.srv, "GET", statsPath+q, "admin", 400, "M_INVALID_PARAM")
+		wantMatrixError(t, at.hs(t, "GET", statsPath+q, "admin"), 400, "M_INVALID_PARAM", "")
 	}
 	// Only hs.test's users: other.test's admin sees none of them.
-	req := httptest.NewRequest("GET", u.srv.URL+statsPath, nil)
-	req.RequestURI, req.Host = "", "other.test"
-	req.Header.Set("Authorization", "Bearer oadmin")
-	resp, err := u.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || string(body) != "{\"users\":[],\"total\":0}\n" {
-		t.Errorf("other.test's statistics: %d %s", resp.StatusCode, body)
+	if a := at.call(t, "GET", "other.test", statsPath, "oadmin", nil, false); a.status != 200 || a.body != "{\"users\":[],\"total\":0}\n" {
+		t.Errorf("other.test's statistics: %d %s", a.status, a.body)
 	}
 }
 
 func TestAdminUsage(t *testing.T) {
-	u := newUsageAPI(t)
-	u.upload(t, "alice", "", "text/plain", "same bytes")
-	u.upload(t, "alice", "", "text/plain", "same bytes")
-	u.upload(t, "bob", "", "text/plain", "other")
+	at := newAdminTest(t)
+	at.uploadAs(t, "alice", "", "text/plain", "same bytes")
+	at.uploadAs(t, "alice", "", "text/plain", "same bytes")
+	at.uploadAs(t, "bob", "", "text/plain", "other")
 
 	var got map[string]any
-	u.getJSON(t, "GET", "/_mxcas/admin/v1/usage", "admin", &got)
+	at.getJSON(t, "GET", "/_mxcas/admin/v1/usage", "admin", &got)
 	want := map[string]any{"server_name": "hs.test", "media_count": float64(3), "logical_bytes": float64(25),
 		"stored_bytes": float64(15), "dedup_ratio": float64(25) / 15, "thumbnail_count": float64(0),
 		"thumbnail_bytes": float64(0),
@@ -357,7 +260,7 @@ func TestAdminUsage(t *testing.T) {
 		t.Errorf("usage:\n %v, want\n %v", got, want)
 	}
 	got = nil
-	u.getJSON(t, "GET", "/_mxcas/admin/v1/usage/users/@alice:hs.test", "admin", &got)
+	at.getJSON(t, "GET", "/_mxcas/admin/v1/usage/users/@alice:hs.test", "admin", &got)
 	want = map[string]any{"user_id": "@alice:hs.test", "media_count": float64(2), "logical_bytes": float64(20),
 		"stored_bytes": float64(10), "dedup_ratio": float64(2), "thumbnail_count": float64(0), "thumbnail_bytes": float64(0)}
 	if !sameMap(got, want) {

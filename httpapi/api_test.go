@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"image"
 	_ "image/png"
 	"io"
@@ -59,10 +60,13 @@ func newTestAPIStore(t *testing.T, o media.Options) *httptest.Server {
 	return srv
 }
 
+// answer is a response read in full; what says which request it answers,
+// for failure messages.
 type answer struct {
 	status int
 	header http.Header
 	body   string
+	what   string
 }
 
 func call(t *testing.T, srv *httptest.Server, method, path, tok, body string) answer {
@@ -81,13 +85,23 @@ func callHost(t *testing.T, srv *httptest.Server, method, host, path, tok, body 
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
+	return roundTrip(t, srv, req)
+}
+
+// roundTrip sends req to srv and reads the whole answer.
+func roundTrip(t *testing.T, srv *httptest.Server, req *http.Request) answer {
+	t.Helper()
+	what := fmt.Sprintf("%s %s (Host %s, %s)", req.Method, req.URL.RequestURI(), req.Host, req.Header.Get("Authorization"))
 	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, string(b)}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s: reading body: %v", what, err)
+	}
+	return answer{resp.StatusCode, resp.Header, string(b), what}
 }
 
 func errcode(t *testing.T, a answer) string {
@@ -97,6 +111,17 @@ func errcode(t *testing.T, a answer) string {
 	}
 	json.Unmarshal([]byte(a.body), &e)
 	return e.Errcode
+}
+
+// wantMatrixError wants the Matrix error status errcode, whose message
+// contains msg.
+func wantMatrixError(t *testing.T, a answer, status int, errcode, msg string) {
+	t.Helper()
+	var e struct{ Errcode, Error string }
+	json.Unmarshal([]byte(a.body), &e)
+	if a.status != status || e.Errcode != errcode || !strings.Contains(e.Error, msg) {
+		t.Errorf("%s: got %d %s; want %d %s %q", a.what, a.status, a.body, status, errcode, msg)
+	}
 }
 
 func TestAPIBehaviours(t *testing.T) {

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -105,14 +104,5 @@ func callWith(t *testing.T, srv *httptest.Server, path, key, value string) answe
 	req.Host = "hs.test"
 	req.Header.Set("Authorization", "Bearer alice")
 	req.Header.Set(key, value)
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{resp.StatusCode, resp.Header, string(b)}
+	return roundTrip(t, srv, req)
 }

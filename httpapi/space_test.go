@@ -43,15 +43,6 @@ func spaceAPI(t *testing.T, dir string, free, secs *atomic.Uint64, ballast int64
 	return srv, st
 }
 
-func wantMatrixError(t *testing.T, a answer, status int, errcode, msg string) {
-	t.Helper()
-	var e struct{ Errcode, Error string }
-	json.Unmarshal([]byte(a.body), &e)
-	if a.status != status || e.Errcode != errcode || !strings.Contains(e.Error, msg) {
-		t.Errorf("got %d %s; want %d %s %q", a.status, a.body, status, errcode, msg)
-	}
-}
-
 // A write refused for lack of space is 507 M_UNKNOWN with a message that
 // says so; the server stays healthy and downloads go on.
 func TestNoSpaceAnswer(t *testing.T) {

@@ -19,13 +19,18 @@ type Batch struct {
 // NewBatch starts a batch.
 func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch(), fail: d.fail} }
 
-// PutMedia writes a media record (insert or replace).
-func (b *Batch) PutMedia(rec MediaRecord) error {
-	v, err := json.Marshal(rec)
+// setJSON sets key to v as JSON.
+func (b *Batch) setJSON(key []byte, v any) error {
+	j, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return b.b.Set(mediaKey(rec.Server, rec.MediaID), v, nil)
+	return b.b.Set(key, j, nil)
+}
+
+// PutMedia writes a media record (insert or replace).
+func (b *Batch) PutMedia(rec MediaRecord) error {
+	return b.setJSON(mediaKey(rec.Server, rec.MediaID), rec)
 }
 
 // DeleteMedia removes a media record.
@@ -79,11 +84,7 @@ func (b *Batch) DeletePending(user, server, id string) error {
 
 // PutThumbnail records a thumbnail of source object src.
 func (b *Batch) PutThumbnail(src cas.Hash, spec string, tr ThumbRecord) error {
-	v, err := json.Marshal(tr)
-	if err != nil {
-		return err
-	}
-	return b.b.Set(thumbKey(src, spec), v, nil)
+	return b.setJSON(thumbKey(src, spec), tr)
 }
 
 // DeleteThumbnail forgets a thumbnail record.
@@ -93,11 +94,7 @@ func (b *Batch) DeleteThumbnail(src cas.Hash, spec string) error {
 
 // PutDamaged records that chunk h was found damaged.
 func (b *Batch) PutDamaged(h cas.Hash, d DamageRecord) error {
-	v, err := json.Marshal(d)
-	if err != nil {
-		return err
-	}
-	return b.b.Set(damagedKey(h), v, nil)
+	return b.setJSON(damagedKey(h), d)
 }
 
 // DeleteDamaged forgets the damage record of chunk h (it was repaired).

@@ -16,11 +16,7 @@ type QuarantineRecord struct {
 
 // PutQuarantine records that content h is quarantined for homeserver.
 func (b *Batch) PutQuarantine(h cas.Hash, homeserver string, q QuarantineRecord) error {
-	v, err := json.Marshal(q)
-	if err != nil {
-		return err
-	}
-	return b.b.Set(quarantineKey(h, homeserver), v, nil)
+	return b.setJSON(quarantineKey(h, homeserver), q)
 }
 
 // DeleteQuarantine lifts the quarantine of content h for homeserver.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/chunker"
-	"github.com/mxcas/mxcas/config"
 )
 
 // uniqueChunkBytes is the size of the unique chunks of contents, cut as a
@@ -35,10 +34,7 @@ func uniqueChunkBytes(t *testing.T, contents ...[]byte) int64 {
 // uploaded, the same bytes and shared chunks stored once; each homeserver
 // sees its own; the user media list and statistics agree.
 func TestE2EAdminUsage(t *testing.T) {
-	s := startE2E(t, func(c *config.Config) {
-		c.Homeservers[0].Admins = []string{"@alice:a.test"}
-		c.Homeservers[1].Admins = []string{"@carol:b.test"}
-	})
+	s := startE2E(t, withAdmins)
 	a := content(1, 3<<20)
 	b := append(append([]byte(nil), a[:2<<20]...), content(2, 1<<20)...) // shares a's first chunks
 	c := content(3, 100<<10)

@@ -18,14 +18,6 @@ import (
 	"github.com/mxcas/mxcas/matrix"
 )
 
-// withAdmins makes alice an admin of a.test and carol of b.test, and
-// turns background thumbnails off (their chunks would blur the counts).
-func withAdmins(c *config.Config) {
-	c.Homeservers[0].Admins = []string{"@alice:a.test"}
-	c.Homeservers[1].Admins = []string{"@carol:b.test"}
-	c.Thumbnails.Pregenerate = false
-}
-
 // TestServeGCErasesDeletedMedia: media deleted through the admin API is
 // erased by serve's own GC (nobody runs mxcas gc): the chunk files only it
 // used are gone from DATA/cas, those it shared stay, the other media reads
@@ -33,6 +25,7 @@ func withAdmins(c *config.Config) {
 func TestServeGCErasesDeletedMedia(t *testing.T) {
 	s := startE2E(t, func(c *config.Config) {
 		withAdmins(c)
+		c.Thumbnails.Pregenerate = false // their chunks would blur the counts
 		c.Storage.GCInterval = config.Duration{Duration: 50 * time.Millisecond}
 	})
 	shared := content(1, 512<<10)
@@ -108,7 +101,7 @@ func farOrigin(t *testing.T) (*httptest.Server, map[string]*atomic.Int64) {
 func TestPurgeMediaCache(t *testing.T) {
 	origin, hits := farOrigin(t)
 	fed := withFederation(t, origin.URL, "far.test")
-	s := startE2E(t, func(c *config.Config) { fed(c); withAdmins(c) })
+	s := startE2E(t, func(c *config.Config) { fed(c); withAdmins(c); c.Thumbnails.Pregenerate = false })
 	get := func(id string) {
 		t.Helper()
 		wantBytes(t, s.download(t, hostA, "far.test", id, bobToken), []byte("media "+id))

@@ -187,6 +187,13 @@ func startE2E(t *testing.T, mutate func(*config.Config)) *e2eServer {
 	return s
 }
 
+// withAdmins makes alice the admin of a.test (bob stays a user) and carol
+// the admin of b.test, for the admin API's tests.
+func withAdmins(c *config.Config) {
+	c.Homeservers[0].Admins = []string{"@alice:a.test"}
+	c.Homeservers[1].Admins = []string{"@carol:b.test"}
+}
+
 // stop cancels serve and waits for it to return; it must return nil. Later
 // calls do nothing.
 func (s *e2eServer) stop(t *testing.T) {

@@ -19,10 +19,7 @@ import (
 // admin of b.test has no say over a.test's media.
 func TestQuarantineE2E(t *testing.T) {
 	dir := t.TempDir()
-	keyB, err := matrix.GenerateSigningKey("kb")
-	if err != nil {
-		t.Fatal(err)
-	}
+	keyB := mustKey(t, "kb")
 	keyFiles := map[string]string{}
 	for name, k := range map[string]matrix.SigningKey{hostA: mustKey(t, "ka"), hostB: keyB} {
 		keyFiles[name] = filepath.Join(dir, name+".key")
@@ -34,9 +31,8 @@ func TestQuarantineE2E(t *testing.T) {
 	s := startE2E(t, func(c *config.Config) {
 		c.Server.Listen = fmt.Sprintf("127.0.0.1:%d", port)
 		c.Server.FreezeUnauthenticated = false // the legacy paths serve new media
-		c.Homeservers[0].Admins = []string{"@bob:a.test"}
+		withAdmins(c)
 		c.Homeservers[0].SigningKey = keyFiles[hostA]
-		c.Homeservers[1].Admins = []string{"@carol:b.test"}
 		c.Homeservers[1].SigningKey = keyFiles[hostB]
 		// b.test's key is fetched from this very server.
 		c.Federation.Routes = map[string]string{hostB: fmt.Sprintf("http://127.0.0.1:%d", port)}
@@ -45,7 +41,7 @@ func TestQuarantineE2E(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := s.upload(t, hostA, aliceToken, "pic.png", "image/png", png)
+	id := s.upload(t, hostA, bobToken, "pic.png", "image/png", png)
 
 	const thumb = "?width=32&height=32&method=crop"
 	paths := []string{
@@ -59,7 +55,7 @@ func TestQuarantineE2E(t *testing.T) {
 	read := func(path string) *e2eResp {
 		t.Helper()
 		if !strings.HasPrefix(path, "/_matrix/federation/") {
-			return s.do(t, http.MethodGet, hostA, path, aliceToken, nil, nil)
+			return s.do(t, http.MethodGet, hostA, path, bobToken, nil, nil)
 		}
 		auth, err := matrix.SignRequest(http.MethodGet, path, hostB, hostA, nil, keyB)
 		if err != nil {
@@ -85,24 +81,24 @@ func TestQuarantineE2E(t *testing.T) {
 	served(true)
 
 	// By ID.
-	admin(http.MethodPost, "/_synapse/admin/v1/media/quarantine/a.test/"+id, bobToken, http.StatusOK)
+	admin(http.MethodPost, "/_synapse/admin/v1/media/quarantine/a.test/"+id, aliceToken, http.StatusOK)
 	served(false)
-	admin(http.MethodPost, "/_synapse/admin/v1/media/unquarantine/a.test/"+id, bobToken, http.StatusOK)
+	admin(http.MethodPost, "/_synapse/admin/v1/media/unquarantine/a.test/"+id, aliceToken, http.StatusOK)
 	served(true)
 
 	// Not by a user, nor by b.test's admin, from either Host.
-	admin(http.MethodPost, "/_mxcas/admin/v1/quarantine/content/a.test/"+id, aliceToken, http.StatusForbidden)
+	admin(http.MethodPost, "/_mxcas/admin/v1/quarantine/content/a.test/"+id, bobToken, http.StatusForbidden)
 	wantError(t, s.do(t, http.MethodPost, hostB, "/_mxcas/admin/v1/quarantine/content/a.test/"+id, carolToken, nil, nil),
 		http.StatusForbidden, "M_FORBIDDEN")
 	served(true)
 
 	// By content.
-	admin(http.MethodPost, "/_mxcas/admin/v1/quarantine/content/a.test/"+id, bobToken, http.StatusOK)
+	admin(http.MethodPost, "/_mxcas/admin/v1/quarantine/content/a.test/"+id, aliceToken, http.StatusOK)
 	served(false)
-	wantError(t, s.do(t, http.MethodPost, hostA, "/_matrix/media/v3/upload", aliceToken, png, nil), http.StatusForbidden, "M_FORBIDDEN")
+	wantError(t, s.do(t, http.MethodPost, hostA, "/_matrix/media/v3/upload", bobToken, png, nil), http.StatusForbidden, "M_FORBIDDEN")
 	// b.test is not affected: its users may upload the same content.
 	s.upload(t, hostB, carolToken, "pic.png", "image/png", png)
-	admin(http.MethodDelete, "/_mxcas/admin/v1/quarantine/content/a.test/"+id, bobToken, http.StatusOK)
+	admin(http.MethodDelete, "/_mxcas/admin/v1/quarantine/content/a.test/"+id, aliceToken, http.StatusOK)
 	served(true)
 }
 
