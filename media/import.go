@@ -20,6 +20,14 @@ type ImportInfo struct {
 	Uploader    string
 	Created     time.Time
 	Quarantined bool
+	// QuarantinedBy is the admin who quarantined it, when known; kept
+	// only with Quarantined.
+	QuarantinedBy string
+	// Protected media is exempt from the bulk quarantines (see
+	// Media.Protected).
+	Protected bool
+	// LastAccess is when it was last read; zero: never (or not known).
+	LastAccess time.Time
 	// Remote marks a cached copy of another server's media.
 	Remote bool
 	// Size is the declared length (-1: unknown).
@@ -38,7 +46,9 @@ type ImportResult struct {
 // case it reads nothing and reports Imported false: running an import
 // again, or after a crash, finishes the job without duplicating anything.
 // Imported media predates the freeze: it is not marked as requiring
-// authentication. Same durability and dedup as Upload.
+// authentication; it keeps the admin state given in info (quarantine and
+// who set it, protection, last access). Same durability and dedup as
+// Upload.
 func (s *Store) Import(ctx context.Context, info ImportInfo, body io.Reader) (ImportResult, error) {
 	if !s.claims.try(info.MXC) {
 		return ImportResult{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
@@ -49,7 +59,7 @@ func (s *Store) Import(ctx context.Context, info ImportInfo, body io.Reader) (Im
 	} else if err != nil && !errors.Is(err, index.ErrNotFound) {
 		return ImportResult{}, err
 	}
-	rec, stored, err := s.ingest(ctx, UploadInfo{MXC: info.MXC, Size: info.Size}, body, Media{
+	rec := Media{
 		MXC:         info.MXC,
 		ContentType: info.ContentType,
 		UploadName:  info.UploadName,
@@ -57,9 +67,23 @@ func (s *Store) Import(ctx context.Context, info ImportInfo, body io.Reader) (Im
 		Created:     info.Created.UnixMilli(),
 		Quarantined: info.Quarantined,
 		Remote:      info.Remote,
-	}, nil)
+		Protected:   info.Protected,
+		LastAccess:  unixMilliOrZero(info.LastAccess),
+	}
+	if info.Quarantined {
+		rec.QuarantinedBy = info.QuarantinedBy
+	}
+	rec, stored, err := s.ingest(ctx, UploadInfo{MXC: info.MXC, Size: info.Size}, body, rec, nil)
 	if err != nil {
 		return ImportResult{}, err
 	}
 	return ImportResult{Record: rec, Imported: true, Stored: stored}, nil
+}
+
+// unixMilliOrZero is t in Unix milliseconds, 0 for the zero time.
+func unixMilliOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
 }

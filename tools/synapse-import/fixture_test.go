@@ -33,8 +33,10 @@ type mediaRow struct {
 	name        string // "" is NULL
 	user        string // local only
 	created     int64
-	nullLength  bool // media_length NULL: created, never uploaded; no file
-	quarantined bool
+	nullLength  bool   // media_length NULL: created, never uploaded; no file
+	quarantined bool   // by adminUser
+	protected   bool   // local only: safe_from_quarantine
+	lastAccess  int64  // last_access_ts; 0 is NULL
 	urlCache    string // local only: the previewed URL; "" is NULL
 	content     []byte
 	missing     bool // the row is there, the file is not
@@ -121,9 +123,10 @@ func randBytes(rng *rand.Rand, n int) []byte {
 
 // standardRows returns the rows of the main fixture: the real images of
 // thumbgen/testdata, random files of a few sizes (one over several chunks),
-// duplicates of both, a NULL media_length row, a quarantined row, a URL
-// preview, two remote files, a non-ASCII upload name, and, when
-// withMissing, a row whose file is not there.
+// duplicates of both, a NULL media_length row, a quarantined row, a
+// protected row, a row never accessed, a URL preview, two remote files
+// (one quarantined), a non-ASCII upload name, and, when withMissing, a row
+// whose file is not there.
 func standardRows(t *testing.T, withMissing bool) []mediaRow {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -131,8 +134,9 @@ func standardRows(t *testing.T, withMissing bool) []mediaRow {
 	next := func() int64 { created += 61_000; return created }
 	var rows []mediaRow
 	local := func(typ, name string, content []byte) *mediaRow {
+		c := next()
 		rows = append(rows, mediaRow{id: synapsetest.MediaID(rng), typ: typ, name: name, user: "@alice:" + serverName,
-			created: next(), content: content})
+			created: c, lastAccess: c + 3_600_000, content: content})
 		return &rows[len(rows)-1]
 	}
 
@@ -162,8 +166,8 @@ func standardRows(t *testing.T, withMissing bool) []mediaRow {
 	local("image/png", "фото 📷.png", png) // duplicate content, non-ASCII name
 	small := randBytes(rng, 10<<10)
 	big := randBytes(rng, 3<<20+12345) // several chunks
-	local("application/octet-stream", "small.bin", small)
-	local("application/octet-stream", "", randBytes(rng, 300<<10)) // no upload name
+	local("application/octet-stream", "small.bin", small).protected = true
+	local("application/octet-stream", "", randBytes(rng, 300<<10)).lastAccess = 0 // no upload name, never read
 	local("application/pdf", "report.pdf", big)
 	local("application/octet-stream", "report copy.pdf", big) // duplicate
 	local("application/octet-stream", "small-again.bin", small)
@@ -183,8 +187,9 @@ func standardRows(t *testing.T, withMissing bool) []mediaRow {
 		if name == "remote.bin" {
 			content, typ = randBytes(rng, 20000), "application/octet-stream"
 		}
+		c := next()
 		rows = append(rows, mediaRow{origin: remoteOrigin, id: synapsetest.MediaID(rng), fsid: synapsetest.MediaID(rng), typ: typ,
-			name: name, created: next(), content: content})
+			name: name, created: c, lastAccess: c + 5, quarantined: name == "remote.bin", content: content})
 	}
 	if withMissing {
 		r = local("image/jpeg", "lost.jpeg", randBytes(rng, 7000))
@@ -199,7 +204,7 @@ func smallRows(n int) []mediaRow {
 	rows := make([]mediaRow, n)
 	for i := range rows {
 		rows[i] = mediaRow{id: synapsetest.MediaID(rng), typ: "application/octet-stream", name: fmt.Sprintf("f%03d.bin", i),
-			user: "@bob:" + serverName, created: 1_600_000_000_000 + int64(i),
+			user: "@bob:" + serverName, created: 1_600_000_000_000 + int64(i), lastAccess: 1_600_000_000_000 + int64(i),
 			content: randBytes(rng, 100+rng.IntN(3000))}
 	}
 	return rows
@@ -322,12 +327,6 @@ func firstLine(s string) string {
 // them, as Synapse would.
 func (s *synapseDB) insert(t *testing.T, f *fixture) {
 	t.Helper()
-	null := func(v string) any {
-		if v == "" {
-			return nil
-		}
-		return v
-	}
 	for _, r := range f.rows {
 		var length any = int64(len(r.content))
 		if r.nullLength {
@@ -341,16 +340,17 @@ func (s *synapseDB) insert(t *testing.T, f *fixture) {
 			s.exec(t, `INSERT INTO remote_media_cache (media_origin, media_id, media_type, created_ts,
 				upload_name, media_length, filesystem_id, last_access_ts, quarantined_by)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				r.origin, r.id, r.typ, r.created, null(r.name), length, r.fsid, r.created+5, quarantinedBy)
+				r.origin, r.id, r.typ, r.created, null(r.name), length, r.fsid, null(r.lastAccess), quarantinedBy)
 			s.exec(t, `INSERT INTO remote_media_cache_thumbnails (media_origin, media_id, thumbnail_width,
 				thumbnail_height, thumbnail_method, thumbnail_type, thumbnail_length, filesystem_id)
 				VALUES ($1, $2, 32, 32, 'crop', 'image/png', 22, $3)`, r.origin, r.id, r.fsid)
 			continue
 		}
 		s.exec(t, `INSERT INTO local_media_repository (media_id, media_type, media_length, created_ts,
-			upload_name, user_id, quarantined_by, url_cache, last_access_ts)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			r.id, r.typ, length, r.created, null(r.name), null(r.user), quarantinedBy, null(r.urlCache), r.created+5)
+			upload_name, user_id, quarantined_by, url_cache, last_access_ts, safe_from_quarantine)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			r.id, r.typ, length, r.created, null(r.name), null(r.user), quarantinedBy, null(r.urlCache), null(r.lastAccess),
+			r.protected)
 		switch {
 		case r.urlCache != "":
 			s.exec(t, `INSERT INTO local_media_repository_url_cache (url, response_code, etag, expires_ts,
@@ -361,6 +361,24 @@ func (s *synapseDB) insert(t *testing.T, f *fixture) {
 				thumbnail_height, thumbnail_type, thumbnail_method, thumbnail_length)
 				VALUES ($1, 32, 32, 'image/png', 'crop', 22)`, r.id)
 		}
+	}
+}
+
+// null is v, or SQL NULL for v's zero value.
+func null[T comparable](v T) any {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return v
+}
+
+// dropColumns drops columns of table, making the database look like one
+// of an older Synapse that never had them.
+func (s *synapseDB) dropColumns(t *testing.T, table string, columns ...string) {
+	t.Helper()
+	for _, c := range columns {
+		s.exec(t, "ALTER TABLE "+table+" DROP COLUMN "+c)
 	}
 }
 
@@ -375,7 +393,7 @@ func (s *synapseDB) insertMany(t *testing.T, rows []mediaRow) {
 	q := s.rebind(`INSERT INTO local_media_repository (media_id, media_type, media_length, created_ts,
 		upload_name, user_id, last_access_ts) VALUES ($1, $2, $3, $4, $5, $6, $7)`)
 	for _, r := range rows {
-		if _, err := tx.Exec(q, r.id, r.typ, len(r.content), r.created, r.name, r.user, r.created); err != nil {
+		if _, err := tx.Exec(q, r.id, r.typ, len(r.content), r.created, r.name, r.user, null(r.lastAccess)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -238,14 +238,17 @@ func importOne(ctx context.Context, o options, st *media.Store, src source, r ro
 		return nil
 	}
 	res, err := st.Import(ctx, media.ImportInfo{
-		MXC:         m,
-		ContentType: r.contentType,
-		UploadName:  r.uploadName,
-		Uploader:    r.userID,
-		Created:     time.UnixMilli(r.created),
-		Quarantined: r.quarantined,
-		Remote:      r.remote,
-		Size:        -1, // the file is the truth; media_length may be stale
+		MXC:           m,
+		ContentType:   r.contentType,
+		UploadName:    r.uploadName,
+		Uploader:      r.userID,
+		Created:       time.UnixMilli(r.created),
+		Quarantined:   r.quarantined,
+		QuarantinedBy: r.quarantinedBy,
+		Protected:     r.protected,
+		LastAccess:    r.lastAccessTime(),
+		Remote:        r.remote,
+		Size:          -1, // the file is the truth; media_length may be stale
 	}, countingReader{body, &c.bytesRead})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 // Command synapse-import moves a Synapse media store into mxcas: every
 // local and cached remote media row with its media ID, name, type, creation
-// time, uploader and quarantine state, its bytes read from Synapse's
+// time, uploader, quarantine state (and who set it), protection from
+// quarantine and last access time, its bytes read from Synapse's
 // media_store (or, when missing there, fetched from the homeserver),
 // deduplicated into the mxcas data directory. It runs while mxcas is
 // stopped, is idempotent (media already imported is skipped) and so also

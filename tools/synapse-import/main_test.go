@@ -248,7 +248,10 @@ func checkStore(t *testing.T, dataDir string, rows []mediaRow) {
 		want := media.Media{
 			MXC: m, Object: rec.Object, Size: int64(len(row.content)),
 			ContentType: row.typ, UploadName: row.name, Uploader: row.user, Created: row.created,
-			Quarantined: row.quarantined, Remote: row.origin != "",
+			Quarantined: row.quarantined, Remote: row.origin != "", Protected: row.protected, LastAccess: row.lastAccess,
+		}
+		if row.quarantined {
+			want.QuarantinedBy = adminUser
 		}
 		if row.origin != "" {
 			want.Uploader = rec.Uploader // remote_media_cache does not say

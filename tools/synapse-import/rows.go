@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/term"
@@ -23,6 +24,9 @@ type row struct {
 	length                                                 sql.NullInt64
 	created                                                int64
 	quarantined, remote, urlCache                          bool
+	quarantinedBy                                          string // "" when not quarantined
+	protected                                              bool   // safe_from_quarantine (local media only)
+	lastAccess                                             int64  // last_access_ts, Unix ms; 0: never
 }
 
 // mxc is the row's media ID, validated: an error wraps matrix.ErrInvalid.
@@ -33,6 +37,14 @@ func (r row) mxc(local string) (matrix.MXC, error) {
 	return matrix.NewMXC(local, r.mediaID)
 }
 
+// lastAccessTime is the row's last_access_ts, the zero time for never.
+func (r row) lastAccessTime() time.Time {
+	if r.lastAccess <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(r.lastAccess)
+}
+
 // readRows loads every media row from PostgreSQL or SQLite.
 func readRows(ctx context.Context, o options, stderr io.Writer) ([]row, error) {
 	if o.sqlite != "" {
@@ -41,22 +53,32 @@ func readRows(ctx context.Context, o options, stderr io.Writer) ([]row, error) {
 	return readPostgres(ctx, o, stderr)
 }
 
-// rowQueries are the two media tables' queries, each with the scan that
-// turns one of its result rows into a row.
-var rowQueries = []struct {
-	sql  string
-	scan func(func(...any) error) (row, error)
-}{
-	{`SELECT media_id, COALESCE(media_type, ''), media_length, COALESCE(created_ts, 0), COALESCE(upload_name, ''),
-		COALESCE(user_id, ''), quarantined_by IS NOT NULL, url_cache IS NOT NULL FROM local_media_repository ORDER BY media_id`, scanLocal},
-	{`SELECT media_origin, media_id, COALESCE(media_type, ''), media_length, COALESCE(created_ts, 0),
-		COALESCE(upload_name, ''), COALESCE(filesystem_id, ''), quarantined_by IS NOT NULL FROM remote_media_cache ORDER BY media_origin, media_id`, scanRemote},
+// mediaTables are the media tables the importer reads (see mediaTable);
+// each optional column is commented with the Synapse schema delta that
+// added it.
+var mediaTables = []mediaTable{
+	{"local_media_repository", `SELECT media_id, COALESCE(media_type, ''), media_length, COALESCE(created_ts, 0),
+		COALESCE(upload_name, ''), COALESCE(user_id, ''), quarantined_by IS NOT NULL, COALESCE(quarantined_by, ''),
+		url_cache IS NOT NULL, COALESCE(last_access_ts, 0), COALESCE(safe_from_quarantine, false)
+		FROM %s ORDER BY media_id`, scanLocal, []column{
+		{"quarantined_by", "TEXT"},          // schema delta 43
+		{"url_cache", "TEXT"},               // 43
+		{"last_access_ts", "BIGINT"},        // 47
+		{"safe_from_quarantine", "BOOLEAN"}, // 58
+	}},
+	{"remote_media_cache", `SELECT media_origin, media_id, COALESCE(media_type, ''), media_length, COALESCE(created_ts, 0),
+		COALESCE(upload_name, ''), COALESCE(filesystem_id, ''), quarantined_by IS NOT NULL, COALESCE(quarantined_by, ''),
+		COALESCE(last_access_ts, 0) FROM %s ORDER BY media_origin, media_id`, scanRemote, []column{
+		{"last_access_ts", "BIGINT"}, // 33
+		{"quarantined_by", "TEXT"},   // 43
+	}},
 }
 
 // scanLocal reads a row of local_media_repository with sc.
 func scanLocal(sc func(...any) error) (row, error) {
 	var r row
-	err := sc(&r.mediaID, &r.contentType, &r.length, &r.created, &r.uploadName, &r.userID, &r.quarantined, &r.urlCache)
+	err := sc(&r.mediaID, &r.contentType, &r.length, &r.created, &r.uploadName, &r.userID, &r.quarantined, &r.quarantinedBy,
+		&r.urlCache, &r.lastAccess, &r.protected)
 	r.cleanText()
 	return r, err
 }
@@ -64,7 +86,8 @@ func scanLocal(sc func(...any) error) (row, error) {
 // scanRemote reads a row of remote_media_cache with sc.
 func scanRemote(sc func(...any) error) (row, error) {
 	r := row{remote: true}
-	err := sc(&r.origin, &r.mediaID, &r.contentType, &r.length, &r.created, &r.uploadName, &r.fsID, &r.quarantined)
+	err := sc(&r.origin, &r.mediaID, &r.contentType, &r.length, &r.created, &r.uploadName, &r.fsID, &r.quarantined,
+		&r.quarantinedBy, &r.lastAccess)
 	r.cleanText()
 	return r, err
 }
@@ -95,7 +118,7 @@ func appendRows(rows []row, rs resultRows, scan func(func(...any) error) (row, e
 		rows = append(rows, r)
 	}
 	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("read Synapse's database: %w", err)
+		return nil, err
 	}
 	return rows, nil
 }
@@ -111,19 +134,15 @@ func readSQLite(ctx context.Context, file string) ([]row, error) {
 		return nil, err
 	}
 	defer db.Close()
-	var rows []row
-	for _, q := range rowQueries {
-		rs, err := db.QueryContext(ctx, q.sql)
+	rows, err := readTables(ctx, func(ctx context.Context, q string) (cursor, error) {
+		rs, err := db.QueryContext(ctx, q)
 		if err != nil {
-			return nil, fmt.Errorf("read Synapse's SQLite database: %w", err)
-		}
-		if rows, err = appendRows(rows, rs, q.scan); err != nil {
-			rs.Close()
 			return nil, err
 		}
-		if err := rs.Close(); err != nil {
-			return nil, err
-		}
+		return rs, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read Synapse's SQLite database: %w", err)
 	}
 	return rows, nil
 }
@@ -140,17 +159,15 @@ func readPostgres(ctx context.Context, o options, stderr io.Writer) ([]row, erro
 		return nil, fmt.Errorf("connect to Synapse's PostgreSQL database: %w", err)
 	}
 	defer conn.Close(ctx)
-	var rows []row
-	for _, q := range rowQueries {
-		rs, err := conn.Query(ctx, q.sql)
-		if err != nil {
-			return nil, fmt.Errorf("read Synapse's database: %w", err)
-		}
-		rows, err = appendRows(rows, rs, q.scan)
-		rs.Close()
+	rows, err := readTables(ctx, func(ctx context.Context, q string) (cursor, error) {
+		rs, err := conn.Query(ctx, q)
 		if err != nil {
 			return nil, err
 		}
+		return pgxCursor{rs}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read Synapse's database: %w", err)
 	}
 	return rows, nil
 }
