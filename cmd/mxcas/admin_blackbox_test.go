@@ -12,13 +12,12 @@ import (
 	"github.com/mxcas/mxcas/matrix"
 )
 
-// TestAdminSharedContentE2E: two media with the same content, both read
-// on all six serving paths first (so their thumbnails exist). Quarantining
-// one by ID, then deleting it, makes that one 404 M_NOT_FOUND on every
-// path, HEAD included, while the other, sharing its object and
-// thumbnails, is still served everywhere; the admin API answers HEAD as
-// GET.
-func TestAdminSharedContentE2E(t *testing.T) {
+// startFederatedE2E is startE2E with the legacy paths unfrozen and a
+// signing key for each homeserver; b.test's key, returned for signing
+// federation requests, is fetched from this very server. mutate, when not
+// nil, changes the configuration last.
+func startFederatedE2E(t *testing.T, mutate func(*config.Config)) (*e2eServer, matrix.SigningKey) {
+	t.Helper()
 	keyB := mustKey(t, "kb")
 	keyFiles := map[string]string{}
 	for name, k := range map[string]matrix.SigningKey{hostA: mustKey(t, "ka"), hostB: keyB} {
@@ -30,12 +29,26 @@ func TestAdminSharedContentE2E(t *testing.T) {
 	port := freePort(t)
 	s := startE2E(t, func(c *config.Config) {
 		c.Server.Listen = fmt.Sprintf("127.0.0.1:%d", port)
-		c.Server.FreezeUnauthenticated = false
-		c.Homeservers[0].Admins = []string{"@bob:a.test"}
+		c.Server.FreezeUnauthenticated = false // the legacy paths serve new media
 		c.Homeservers[0].SigningKey = keyFiles[hostA]
 		c.Homeservers[1].SigningKey = keyFiles[hostB]
-		// b.test's key is fetched from this very server.
 		c.Federation.Routes = map[string]string{hostB: fmt.Sprintf("http://127.0.0.1:%d", port)}
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	return s, keyB
+}
+
+// TestAdminSharedContentE2E: two media with the same content, both read
+// on all six serving paths first (so their thumbnails exist). Quarantining
+// one by ID, then deleting it, makes that one 404 M_NOT_FOUND on every
+// path, HEAD included, while the other, sharing its object and
+// thumbnails, is still served everywhere; the admin API answers HEAD as
+// GET.
+func TestAdminSharedContentE2E(t *testing.T) {
+	s, keyB := startFederatedE2E(t, func(c *config.Config) {
+		c.Homeservers[0].Admins = []string{"@bob:a.test"}
 	})
 	png, err := os.ReadFile("../../thumbgen/testdata/video-001.png")
 	if err != nil {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,28 +16,9 @@ import (
 // a re-upload of quarantined content is 403 and stores nothing, and an
 // admin of b.test has no say over a.test's media.
 func TestQuarantineE2E(t *testing.T) {
-	dir := t.TempDir()
-	keyB, err := matrix.GenerateSigningKey("kb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFiles := map[string]string{}
-	for name, k := range map[string]matrix.SigningKey{hostA: mustKey(t, "ka"), hostB: keyB} {
-		keyFiles[name] = filepath.Join(dir, name+".key")
-		if err := os.WriteFile(keyFiles[name], k.MarshalFile(), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	port := freePort(t)
-	s := startE2E(t, func(c *config.Config) {
-		c.Server.Listen = fmt.Sprintf("127.0.0.1:%d", port)
-		c.Server.FreezeUnauthenticated = false // the legacy paths serve new media
+	s, keyB := startFederatedE2E(t, func(c *config.Config) {
 		c.Homeservers[0].Admins = []string{"@bob:a.test"}
-		c.Homeservers[0].SigningKey = keyFiles[hostA]
 		c.Homeservers[1].Admins = []string{"@carol:b.test"}
-		c.Homeservers[1].SigningKey = keyFiles[hostB]
-		// b.test's key is fetched from this very server.
-		c.Federation.Routes = map[string]string{hostB: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	})
 	png, err := os.ReadFile("../../thumbgen/testdata/video-001.png")
 	if err != nil {
