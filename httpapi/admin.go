@@ -49,7 +49,8 @@ var adminPrefixes = []string{"/_synapse/admin/v1", "/_mxcas/admin/v1"}
 func (a *API) routeAdmin(r *httprouter.Router) {
 	routes := a.adminRouteTable()
 	for _, prefix := range adminPrefixes {
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		// HEAD is answered as GET, as Synapse does.
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete} {
 			r.Handle(m, prefix+"/*rest", a.adminDispatch(prefix, routes))
 		}
 	}
@@ -124,7 +125,7 @@ func (a *API) audited(action string, h handler) handler {
 		for _, p := range rc.params {
 			target = append(target, p.Key+"="+unescape(p.Value))
 		}
-		if q := r.URL.RawQuery; q != "" {
+		if q := auditQuery(r); q != "" {
 			target = append(target, q)
 		}
 		attrs = append(attrs, slog.String("target", strings.Join(target, " ")))
@@ -139,6 +140,17 @@ func (a *API) audited(action string, h handler) handler {
 		a.log.LogAttrs(r.Context(), slog.LevelInfo, "admin action", attrs...)
 		return err
 	}
+}
+
+// auditQuery is the request's query as the audit log shows it: the
+// access_token parameter, a credential, is left out.
+func auditQuery(r *http.Request) string {
+	q := r.URL.Query()
+	if !q.Has("access_token") {
+		return r.URL.RawQuery
+	}
+	q.Del("access_token")
+	return q.Encode()
 }
 
 // noteResult adds figures to the admin action's log line.

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/mxcas/mxcas/config"
 	"github.com/mxcas/mxcas/matrix"
 )
 
@@ -18,25 +15,7 @@ import (
 // a re-upload of quarantined content is 403 and stores nothing, and an
 // admin of b.test has no say over a.test's media.
 func TestQuarantineE2E(t *testing.T) {
-	dir := t.TempDir()
-	keyB := mustKey(t, "kb")
-	keyFiles := map[string]string{}
-	for name, k := range map[string]matrix.SigningKey{hostA: mustKey(t, "ka"), hostB: keyB} {
-		keyFiles[name] = filepath.Join(dir, name+".key")
-		if err := os.WriteFile(keyFiles[name], k.MarshalFile(), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	port := freePort(t)
-	s := startE2E(t, func(c *config.Config) {
-		c.Server.Listen = fmt.Sprintf("127.0.0.1:%d", port)
-		c.Server.FreezeUnauthenticated = false // the legacy paths serve new media
-		withAdmins(c)
-		c.Homeservers[0].SigningKey = keyFiles[hostA]
-		c.Homeservers[1].SigningKey = keyFiles[hostB]
-		// b.test's key is fetched from this very server.
-		c.Federation.Routes = map[string]string{hostB: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	})
+	s, keyB := startFederatedE2E(t, withAdmins)
 	png, err := os.ReadFile("../../thumbgen/testdata/video-001.png")
 	if err != nil {
 		t.Fatal(err)
