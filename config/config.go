@@ -25,6 +25,7 @@ type Config struct {
 	Thumbnails  Thumbnails   `toml:"thumbnails"`
 	Homeservers []Homeserver `toml:"homeserver"`
 	Federation  Federation   `toml:"federation"`
+	URLPreviews URLPreviews  `toml:"url_previews"`
 
 	// Source is where the configuration came from: a file name, or
 	// "embedded default".
@@ -142,15 +143,7 @@ type Federation struct {
 
 // AllowedPrefixes returns AllowedNetworks parsed and masked; entries that
 // do not parse are skipped (Validate refuses them).
-func (f Federation) AllowedPrefixes() []netip.Prefix {
-	var ps []netip.Prefix
-	for _, n := range f.AllowedNetworks {
-		if p, err := netip.ParsePrefix(strings.TrimSpace(n)); err == nil {
-			ps = append(ps, p.Masked())
-		}
-	}
-	return ps
-}
+func (f Federation) AllowedPrefixes() []netip.Prefix { return prefixes(f.AllowedNetworks) }
 
 // Storage is the [storage] table.
 type Storage struct {
@@ -226,7 +219,8 @@ func Default() Config {
 			MaxBytes:     64 << 20,
 			MaxDimension: 1600,
 		},
-		Storage: Storage{GCGrace: Duration{time.Hour}, GCInterval: Duration{time.Hour}},
+		Storage:     Storage{GCGrace: Duration{time.Hour}, GCInterval: Duration{time.Hour}},
+		URLPreviews: defaultURLPreviews(),
 		Homeservers: []Homeserver{{
 			Name:      "localhost",
 			ClientAPI: "http://127.0.0.1:8008",
@@ -334,6 +328,7 @@ func (c *Config) Validate() error {
 		c.Uploads.validate,
 		c.Federation.validateFetchLimits,
 		c.Federation.validateAllowedNetworks,
+		c.URLPreviews.validate,
 		c.Thumbnails.validate,
 		func() error { return validateHomeservers(c.Homeservers) },
 		c.Federation.validateRoutes,
@@ -461,12 +456,7 @@ func (f Federation) validateFetchLimits() error {
 // validateAllowedNetworks checks that every allowed network is a CIDR
 // prefix.
 func (f Federation) validateAllowedNetworks() error {
-	for _, n := range f.AllowedNetworks {
-		if _, err := netip.ParsePrefix(strings.TrimSpace(n)); err != nil {
-			return bad(fmt.Sprintf("want CIDR prefixes such as \"10.0.0.0/8\" or \"fd00::/8\", got %q", n), "federation", "allowed_networks")
-		}
-	}
-	return nil
+	return validateNetworks(f.AllowedNetworks, "federation", "allowed_networks")
 }
 
 // validate checks the thumbnail workers, budgets, source limits and

@@ -98,6 +98,33 @@ var validateRules = []validateRule{
 		c.Federation.AllowedNetworks = append(c.Federation.AllowedNetworks, "10.0.0.1")
 	}, `federation.allowed_networks: want CIDR prefixes such as "10.0.0.0/8" or "fd00::/8", got "10.0.0.1"`},
 
+	{"url_previews.denied_networks bare address", func(c *Config) { c.URLPreviews.DeniedNetworks = []string{"10.0.0.1"} },
+		`url_previews.denied_networks: want CIDR prefixes such as "10.0.0.0/8" or "fd00::/8", got "10.0.0.1"`},
+	{"url_previews.allowed_networks not a prefix", func(c *Config) { c.URLPreviews.AllowedNetworks = []string{"localhost"} },
+		`url_previews.allowed_networks: want CIDR prefixes such as "10.0.0.0/8" or "fd00::/8", got "localhost"`},
+	{"url_previews networks", func(c *Config) {
+		c.URLPreviews.AllowedNetworks, c.URLPreviews.DeniedNetworks = []string{"127.0.0.1/32"}, []string{" 203.0.113.0/24 "}
+	}, ""},
+	{"url_previews.denied_domains bad glob", func(c *Config) { c.URLPreviews.DeniedDomains = []string{"[a-"} },
+		`url_previews.denied_domains: want host name globs such as "*.example.org", got "[a-"`},
+	{"url_previews.allowed_domains a URL", func(c *Config) { c.URLPreviews.AllowedDomains = []string{"https://example.org"} },
+		`url_previews.allowed_domains: want host name globs such as "*.example.org", got "https://example.org"`},
+	{"url_previews.allowed_domains empty", func(c *Config) { c.URLPreviews.AllowedDomains = []string{""} },
+		`url_previews.allowed_domains: want host name globs such as "*.example.org", got ""`},
+	{"url_previews domains", func(c *Config) {
+		c.URLPreviews.DeniedDomains, c.URLPreviews.AllowedDomains = []string{"*.example.org"}, []string{"ok.example.org"}
+	}, ""},
+	{"url_previews.max_bytes zero", func(c *Config) { c.URLPreviews.MaxBytes = 0 }, "url_previews.max_bytes: must be positive"},
+	{"url_previews.timeout zero", func(c *Config) { c.URLPreviews.Timeout = seconds(0) }, "url_previews.timeout: must be positive"},
+	{"url_previews.max_redirects zero", func(c *Config) { c.URLPreviews.MaxRedirects = 0 }, "url_previews.max_redirects: must be between 1 and 20"},
+	{"url_previews.max_redirects 21", func(c *Config) { c.URLPreviews.MaxRedirects = 21 }, "url_previews.max_redirects: must be between 1 and 20"},
+	{"url_previews.max_redirects 20", func(c *Config) { c.URLPreviews.MaxRedirects = 20 }, ""},
+	{"url_previews.user_agent empty", func(c *Config) { c.URLPreviews.UserAgent = " " }, "url_previews.user_agent: must not be empty"},
+	{"url_previews.user_agent header injection", func(c *Config) { c.URLPreviews.UserAgent = "a\r\nX-Evil: 1" },
+		"url_previews.user_agent: must not hold control characters"},
+	{"url_previews disabled still checked", func(c *Config) { c.URLPreviews.Enabled, c.URLPreviews.MaxBytes = false, -1 },
+		"url_previews.max_bytes: must be positive"},
+
 	{"thumbnails.workers negative", func(c *Config) { c.Thumbnails.Workers = -1 }, "thumbnails.workers: must not be negative"},
 	{"thumbnails.memory_budget under 16 MiB", func(c *Config) { c.Thumbnails.MemoryBudget = 16<<20 - 1 }, "thumbnails.memory_budget: must be at least 16 MiB"},
 	{"thumbnails.memory_budget 16 MiB", func(c *Config) { c.Thumbnails.MemoryBudget = 16 << 20 }, ""},
@@ -149,6 +176,7 @@ var keysWithoutRules = map[string]string{
 	"server.freeze_unauthenticated": "a bool",
 	"server.trust_forwarded":        "a bool",
 	"thumbnails.pregenerate":        "a bool",
+	"url_previews.enabled":          "a bool",
 	"homeserver.signing_key":        "any path; the file is read and checked when the server starts",
 }
 

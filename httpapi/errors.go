@@ -67,6 +67,14 @@ func toMatrix(err error) *matrixError {
 		return errorf(http.StatusGatewayTimeout, "M_UNKNOWN", "The remote server did not answer in time")
 	case errors.Is(err, media.ErrRemoteUnavailable):
 		return errorf(http.StatusBadGateway, "M_UNKNOWN", "The remote server is unreachable or failing")
+	case errors.Is(err, media.ErrPreviewsDisabled):
+		return errorf(http.StatusNotFound, "M_UNRECOGNIZED", "URL previews are disabled on this server")
+	case errors.Is(err, media.ErrPreviewBadURL):
+		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%s", detail(err, media.ErrPreviewBadURL))
+	case errors.Is(err, media.ErrPreviewForbidden):
+		return errorf(http.StatusForbidden, "M_FORBIDDEN", "This URL may not be previewed")
+	case errors.Is(err, media.ErrPreviewUnavailable):
+		return errorf(http.StatusBadGateway, "M_UNKNOWN", "The URL could not be previewed: the site is unreachable or failing")
 	case errors.Is(err, matrix.ErrInvalid):
 		return errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%s", detail(err, matrix.ErrInvalid))
 	case errors.Is(err, media.ErrRemoteDisabled):

@@ -37,6 +37,7 @@ func (a *API) routes() {
 		get(legacy+"/download/:server/:id/", public, a.downloadLegacy)
 		get(legacy+"/download/:server/:id/:name", public, a.downloadLegacy)
 		get(legacy+"/thumbnail/:server/:id", public, a.thumbnailLegacy)
+		get(legacy+"/preview_url", member, a.previewURL)
 		if v != "r0" {
 			a.handle(http.MethodPost, legacy+"/create", member, a.create)
 		}
@@ -47,6 +48,7 @@ func (a *API) routes() {
 	get(client+"/download/:server/:id/", authenticated, a.download)
 	get(client+"/download/:server/:id/:name", authenticated, a.download)
 	get(client+"/thumbnail/:server/:id", authenticated, a.thumbnail)
+	get(client+"/preview_url", member, a.previewURL)
 
 	// Federation: signed by the origin server, checked in the handler.
 	get("/_matrix/federation/v1/media/download/:id", federation, a.fedDownload)

@@ -28,6 +28,11 @@
 //	q/<objectHash>/<homeserver>           QuarantineRecord, JSON: content
 //	                                      quarantined for that homeserver's
 //	                                      media and every cached remote media
+//	l/<server>/<url>\x00<hour>            PreviewRecord, JSON: a URL preview
+//	                                      made for a homeserver in that hour
+//	                                      (its start, Unix ms, 8 bytes
+//	                                      big-endian); the image it names is
+//	                                      that homeserver's local media
 //
 // Usage counters are written with Pebble merges (the merger named
 // "mxcas.usage.v1" adds two little-endian int64s: bytes, then count), so

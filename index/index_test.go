@@ -282,6 +282,7 @@ func TestKeyLayoutGolden(t *testing.T) {
 		{"server usage", serverUsageKey("example.org")},
 		{"damaged chunk", damagedKey(h)},
 		{"quarantined content", quarantineKey(h, "example.org")},
+		{"url preview", previewKey("example.org", "https://example.org/a?b=c", 1_700_000_000_000-1_700_000_000_000%3_600_000)},
 	}
 	var sb strings.Builder
 	for _, k := range keys {

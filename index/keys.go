@@ -17,6 +17,7 @@ var (
 	prefixSiteUse = []byte("s/s/")
 	prefixDamaged = []byte("d/")
 	prefixQuarant = []byte("q/")
+	prefixPreview = []byte("l/")
 )
 
 // quarantineKey is q/<object hash>/<homeserver>: content quarantined for

@@ -13,6 +13,7 @@ import (
 	"github.com/mxcas/mxcas/chunker"
 	"github.com/mxcas/mxcas/index"
 	"github.com/mxcas/mxcas/matrix"
+	"github.com/mxcas/mxcas/preview"
 )
 
 // Sentinel errors. Callers map them to Matrix errors with errors.Is.
@@ -63,6 +64,8 @@ type Options struct {
 	Thumbnails ThumbnailOptions
 	// Remote configures fetching other servers' media.
 	Remote RemoteOptions
+	// Previews makes URL previews (PreviewURL); nil: previews are off.
+	Previews preview.Previewer
 	// Local reports whether a server name (as the mxc URI writes it) is one
 	// this store serves media for: its media is never fetched over
 	// federation, and a read of an unknown local ID is not found. nil: no
@@ -155,6 +158,7 @@ type Store struct {
 	waiters   waiters
 	thumbs    *thumbnailer
 	remote    *remote
+	previews  *previewFlights
 	records   *recordCache
 	manifests *manifestCache
 	verifier  *cas.Verifier
@@ -206,6 +210,7 @@ func Open(opts Options) (*Store, error) {
 	ro := opts.Remote
 	ro.withDefaults()
 	s.remote = &remote{opts: ro, failed: newBackoff(ro.BackoffServers), inflight: make(map[matrix.MXC]*fetchInFlight)}
+	s.previews = newPreviewFlights()
 	s.pins.n = make(map[cas.Hash]int)
 	s.verifier = cas.NewVerifier(cs, cas.VerifyOptions{TTL: opts.VerifyTTL, Now: opts.Now})
 	s.damage.s = s

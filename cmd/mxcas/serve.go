@@ -102,7 +102,8 @@ func logStart(cfg config.Config, logger *slog.Logger) {
 
 // serveOptions turns the configuration into the API's options (without
 // the store) and the options of the store serve opens: created when
-// missing, fetching remote media over federation when a homeserver can sign.
+// missing, fetching remote media over federation when a homeserver can sign,
+// making URL previews unless they are off.
 func serveOptions(cfg config.Config, logger *slog.Logger) (httpapi.Options, media.Options, error) {
 	opts, err := apiOptions(cfg, nil, logger)
 	if err != nil {
@@ -117,6 +118,7 @@ func serveOptions(cfg config.Config, logger *slog.Logger) (httpapi.Options, medi
 		return opts, mo, err
 	}
 	mo.Create = true // only serve creates a store (in a missing or empty data_dir)
+	mo.Previews = previewer(cfg.URLPreviews, logger)
 	mo.KeepBallast = true
 	mo.Remote = media.RemoteOptions{
 		MaxBytes: cfg.Federation.MaxRemoteBytes,
