@@ -28,9 +28,10 @@ type URLPreviews struct {
 	AllowedDomains []string `toml:"allowed_domains"`
 	// MaxBytes caps what is read of one page or image.
 	MaxBytes int64 `toml:"max_bytes"`
-	// Timeout bounds one preview, redirects and image included.
+	// Timeout bounds fetching a page (redirects and oEmbed included), and
+	// separately its image.
 	Timeout Duration `toml:"timeout"`
-	// MaxRedirects followed per fetch (1 to 20).
+	// MaxRedirects followed per fetch (0 to 20; 0: none).
 	MaxRedirects int `toml:"max_redirects"`
 	// UserAgent is sent with every preview request.
 	UserAgent string `toml:"user_agent"`
@@ -74,8 +75,8 @@ func (u URLPreviews) validate() error {
 		return bad("must be positive", "url_previews", "max_bytes")
 	case u.Timeout.Duration <= 0:
 		return bad("must be positive", "url_previews", "timeout")
-	case u.MaxRedirects < 1 || u.MaxRedirects > 20:
-		return bad("must be between 1 and 20", "url_previews", "max_redirects")
+	case u.MaxRedirects < 0 || u.MaxRedirects > 20:
+		return bad("must be between 0 and 20", "url_previews", "max_redirects")
 	case strings.TrimSpace(u.UserAgent) == "":
 		return bad("must not be empty", "url_previews", "user_agent")
 	case strings.ContainsFunc(u.UserAgent, func(r rune) bool { return r < 0x20 || r == 0x7f }):

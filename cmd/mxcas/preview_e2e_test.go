@@ -3,38 +3,17 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"image"
 	"image/png"
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 
 	"github.com/mxcas/mxcas/config"
 	"github.com/mxcas/mxcas/matrix"
-	"github.com/mxcas/mxcas/netguard"
-	"github.com/mxcas/mxcas/preview"
 	"github.com/mxcas/mxcas/testkit"
 )
-
-// needPreviewPackage skips the test while preview.New is the stub of the
-// package's contract (it says "not implemented"): these tests need the
-// real fetcher, and run by themselves once it is there.
-func needPreviewPackage(t *testing.T) {
-	t.Helper()
-	_, err := preview.New(preview.Options{
-		DialContext: netguard.New(netguard.Options{}).DialContext,
-		Refused:     func(err error) bool { return errors.Is(err, netguard.ErrForbidden) },
-	})
-	if err != nil && strings.Contains(err.Error(), "not implemented") {
-		t.Skip("needs the preview package: preview.New says " + err.Error())
-	}
-	if err != nil {
-		t.Fatalf("preview.New: %v", err)
-	}
-}
 
 // previewSite is a site on loopback: /page is an OpenGraph page whose
 // image is the relative /img.png, a 6x4 PNG. It counts connections.
@@ -72,7 +51,6 @@ func previewPath(u string) string {
 // it: the OpenGraph object, its image stored as a.test's media with type,
 // size and dimensions, downloadable by the client.
 func TestPreviewE2E(t *testing.T) {
-	needPreviewPackage(t)
 	base, pic, _ := previewSite(t)
 	s := startE2E(t, func(c *config.Config) { c.URLPreviews.AllowedNetworks = []string{"127.0.0.1/32"} })
 	r := s.do(t, http.MethodGet, hostA, previewPath(base+"/page"), aliceToken, nil, nil)
@@ -106,7 +84,6 @@ func TestPreviewE2E(t *testing.T) {
 // With the default configuration the loopback site is refused before a
 // connection is made.
 func TestPreviewE2EDefaultRefusesLoopback(t *testing.T) {
-	needPreviewPackage(t)
 	base, _, cl := previewSite(t)
 	s := startE2E(t, nil)
 	wantError(t, s.do(t, http.MethodGet, hostA, previewPath(base+"/page"), aliceToken, nil, nil), http.StatusForbidden, "M_FORBIDDEN")

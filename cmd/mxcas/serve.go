@@ -118,7 +118,9 @@ func serveOptions(cfg config.Config, logger *slog.Logger) (httpapi.Options, medi
 		return opts, mo, err
 	}
 	mo.Create = true // only serve creates a store (in a missing or empty data_dir)
-	mo.Previews = previewer(cfg.URLPreviews, logger)
+	if mo.Previews, err = previewer(cfg.URLPreviews, logger); err != nil {
+		return opts, mo, err
+	}
 	mo.KeepBallast = true
 	mo.Remote = media.RemoteOptions{
 		MaxBytes: cfg.Federation.MaxRemoteBytes,
