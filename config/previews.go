@@ -35,16 +35,21 @@ type URLPreviews struct {
 	MaxRedirects int `toml:"max_redirects"`
 	// UserAgent is sent with every preview request.
 	UserAgent string `toml:"user_agent"`
+	// CacheDuration is how long after the end of its hour a preview is
+	// kept (at least 1h): GC then removes it, and a request for that hour
+	// gets the current hour's. The images stay as media.
+	CacheDuration Duration `toml:"cache_duration"`
 }
 
 // defaultURLPreviews is the [url_previews] of Default.
 func defaultURLPreviews() URLPreviews {
 	return URLPreviews{
-		Enabled:      true,
-		MaxBytes:     10 << 20,
-		Timeout:      Duration{10 * time.Second},
-		MaxRedirects: 5,
-		UserAgent:    "mxcas (bot; URL previews)",
+		Enabled:       true,
+		MaxBytes:      10 << 20,
+		Timeout:       Duration{10 * time.Second},
+		MaxRedirects:  5,
+		UserAgent:     "mxcas (bot; URL previews)",
+		CacheDuration: Duration{24 * time.Hour},
 	}
 }
 
@@ -81,6 +86,8 @@ func (u URLPreviews) validate() error {
 		return bad("must not be empty", "url_previews", "user_agent")
 	case strings.ContainsFunc(u.UserAgent, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 		return bad("must not hold control characters", "url_previews", "user_agent")
+	case u.CacheDuration.Duration < time.Hour:
+		return bad("must be at least 1h", "url_previews", "cache_duration")
 	}
 	return nil
 }

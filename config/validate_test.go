@@ -123,6 +123,9 @@ var validateRules = []validateRule{
 	{"url_previews.user_agent empty", func(c *Config) { c.URLPreviews.UserAgent = " " }, "url_previews.user_agent: must not be empty"},
 	{"url_previews.user_agent header injection", func(c *Config) { c.URLPreviews.UserAgent = "a\r\nX-Evil: 1" },
 		"url_previews.user_agent: must not hold control characters"},
+	{"url_previews.cache_duration under an hour", func(c *Config) { c.URLPreviews.CacheDuration = seconds(3599) },
+		"url_previews.cache_duration: must be at least 1h"},
+	{"url_previews.cache_duration an hour", func(c *Config) { c.URLPreviews.CacheDuration = seconds(3600) }, ""},
 	{"url_previews disabled still checked", func(c *Config) { c.URLPreviews.Enabled, c.URLPreviews.MaxBytes = false, -1 },
 		"url_previews.max_bytes: must be positive"},
 

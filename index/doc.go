@@ -32,7 +32,8 @@
 //	                                      made for a homeserver in that hour
 //	                                      (its start, Unix ms, 8 bytes
 //	                                      big-endian); the image it names is
-//	                                      that homeserver's local media
+//	                                      that homeserver's local media;
+//	                                      media's GC removes it once expired
 //
 // Usage counters are written with Pebble merges (the merger named
 // "mxcas.usage.v1" adds two little-endian int64s: bytes, then count), so

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -47,4 +48,35 @@ func (r reader) Preview(server, url string, hour int64) (PreviewRecord, error) {
 		return nil
 	})
 	return p, err
+}
+
+// DeletePreview forgets server's preview of url for the hour starting at
+// hour.
+func (b *Batch) DeletePreview(server, url string, hour int64) error {
+	return b.b.Delete(previewKey(server, url, hour), nil)
+}
+
+// ScanPreviews calls fn with the server, URL and hour of every preview
+// record, in key order, without decoding the records. A key that does not
+// parse stops the scan with an error wrapping ErrCorruptRecord; so does an
+// error from fn.
+func (r reader) ScanPreviews(fn func(server, url string, hour int64) error) error {
+	return r.scan(prefixPreview, func(k, _ []byte) error {
+		server, url, hour, err := parsePreviewKey(k)
+		if err != nil {
+			return err
+		}
+		return fn(server, url, hour)
+	})
+}
+
+// parsePreviewKey is the inverse of previewKey.
+func parsePreviewKey(k []byte) (server, url string, hour int64, err error) {
+	rest := k[len(prefixPreview):]
+	i := bytes.IndexByte(rest, '/')
+	if i < 0 || len(rest)-i < 1+1+8 || rest[len(rest)-9] != 0 {
+		return "", "", 0, fmt.Errorf("%w: preview key %q", ErrCorruptRecord, k)
+	}
+	h := rest[len(rest)-8:]
+	return string(rest[:i]), string(rest[i+1 : len(rest)-9]), int64(binary.BigEndian.Uint64(h)), nil
 }

@@ -22,6 +22,9 @@ type GCStats struct {
 	// index lists, live or dead: leftovers of failed uploads, or, when it
 	// is most of the store, an index that lost track of the chunks.
 	ChunksUnknown int
+	// PreviewsExpired counts the URL preview records removed for being
+	// older than Options.PreviewCacheFor (their images stay).
+	PreviewsExpired int
 }
 
 // ErrGCRefused: GC found the index suspiciously empty for the chunk store
@@ -51,7 +54,8 @@ func (s *Store) GC(ctx context.Context) (GCStats, error) { return s.RunGC(ctx, G
 
 // RunGC is mark and sweep: it marks every object a media record refers to
 // and every chunk of those objects, then removes manifests and chunk files
-// that are not marked. Chunk files younger than the grace period and
+// that are not marked, and the URL preview records that have expired (see
+// Options.PreviewCacheFor). Chunk files younger than the grace period and
 // anything an upload in flight has pinned are kept, so GC may run while
 // uploads go on. Before it deletes anything it checks that the index knows
 // the chunks it would delete (see GCOptions.Force); when not, it returns
@@ -85,6 +89,9 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	if err := s.sweepIndex(mark, &st); err != nil {
 		return st, err
 	}
+	if err := s.expirePreviews(ctx, snap, &st); err != nil {
+		return st, err
+	}
 	err = s.sweepChunks(ctx, cands, &st)
 	if err == nil {
 		err = s.dropDeadDamage(mark.liveChunk)
@@ -92,7 +99,7 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	if err == nil {
 		s.opts.Logger.Info("gc done", "objects", st.Objects, "objects_deleted", st.ObjectsDeleted,
 			"chunks", st.Chunks, "chunks_deleted", st.ChunksDeleted, "bytes_deleted", st.BytesDeleted,
-			"chunks_young", st.ChunksYoung)
+			"chunks_young", st.ChunksYoung, "previews_expired", st.PreviewsExpired)
 	}
 	return st, err
 }

@@ -57,7 +57,8 @@ func (s *Store) PreviewsEnabled() bool { return s.opts.Previews != nil }
 // the current hour's, made now when missing (a past hour never gets a new
 // preview: it would not be what the page said then, and a client naming
 // many hours would make many fetches). An hour's preview is never served
-// for a later hour. Concurrent calls for one server, URL and hour make one
+// for a later hour, nor once expired (Options.PreviewCacheFor): a ts in an
+// expired hour gets the current hour's. Concurrent calls for one server, URL and hour make one
 // fetch; a failure (ErrPreviewForbidden, ErrPreviewUnavailable) is
 // answered again for previewFailureTTL without a fetch. The image is
 // stored as server's local media (see previewImage). Safe for concurrent
@@ -75,6 +76,9 @@ func (s *Store) PreviewURL(ctx context.Context, server, rawURL string, ts int64)
 	}
 	hour, current := hourOf(ts), hourOf(now.UnixMilli())
 	for _, h := range []int64{hour, current} {
+		if s.previewExpired(h, now.UnixMilli()) {
+			continue // as if GC had removed it already
+		}
 		rec, err := s.idx.Preview(server, rawURL, h)
 		if err == nil {
 			return objectOf(rec), nil

@@ -85,6 +85,16 @@ func previewStore(t *testing.T, p preview.Previewer, clock *testkit.Clock) *medi
 	return openStore(t, media.Options{Dir: t.TempDir(), Create: true, Chunker: smallParams, Now: clock.Now, Previews: p})
 }
 
+// pageAt1005 opens a store on a clock at 10:05 on 2 Jan 2026 whose
+// previewer has pageURL titled title.
+func pageAt1005(t *testing.T, title string) (*testPreviewer, *testkit.Clock, *media.Store) {
+	t.Helper()
+	p := newTestPreviewer()
+	p.setPage(pageURL, titled(title))
+	clock := testkit.NewClock(time.Date(2026, 1, 2, 10, 5, 0, 0, time.UTC))
+	return p, clock, previewStore(t, p, clock)
+}
+
 func titled(title string) preview.Result {
 	return preview.Result{OG: map[string]string{"og:title": title}}
 }
@@ -112,10 +122,7 @@ func mustPreview(t *testing.T, s *media.Store, url string, ts int64) media.Previ
 // fetches again; a ts in a past hour gets that hour's preview; a ts in an
 // hour without one gets the current hour's, without a fetch.
 func TestPreviewCachedByHour(t *testing.T) {
-	p := newTestPreviewer()
-	p.setPage(pageURL, titled("first"))
-	clock := testkit.NewClock(time.Date(2026, 1, 2, 10, 5, 0, 0, time.UTC))
-	s := previewStore(t, p, clock)
+	p, clock, s := pageAt1005(t, "first")
 	first := clock.Now().UnixMilli()
 
 	if got := mustPreview(t, s, pageURL, 0)["og:title"]; got != "first" {

@@ -66,6 +66,10 @@ type Options struct {
 	Remote RemoteOptions
 	// Previews makes URL previews (PreviewURL); nil: previews are off.
 	Previews preview.Previewer
+	// PreviewCacheFor is how long after the end of its hour a preview
+	// record is kept (default 24 h, at least 1 h): GC removes older ones,
+	// and PreviewURL no longer serves them. Their images are media and stay.
+	PreviewCacheFor time.Duration
 	// Local reports whether a server name (as the mxc URI writes it) is one
 	// this store serves media for: its media is never fetched over
 	// federation, and a read of an unknown local ID is not found. nil: no
@@ -125,6 +129,12 @@ func (o *Options) Validate() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.PreviewCacheFor == 0 {
+		o.PreviewCacheFor = 24 * time.Hour
+	}
+	if o.PreviewCacheFor < time.Hour {
+		return errors.New("media: Options.PreviewCacheFor is under an hour")
 	}
 	if o.UnusedExpires == 0 {
 		o.UnusedExpires = 24 * time.Hour

@@ -149,8 +149,8 @@ func cmdGC(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mxcas gc:", err)
 		return refusedStatus(err, media.ErrGCRefused)
 	}
-	fmt.Fprintf(stdout, "kept %d objects and %d chunks (%d young); removed %d objects and %d chunks (%d bytes)\n",
-		gs.Objects, gs.Chunks, gs.ChunksYoung, gs.ObjectsDeleted, gs.ChunksDeleted, gs.BytesDeleted)
+	fmt.Fprintf(stdout, "kept %d objects and %d chunks (%d young); removed %d objects and %d chunks (%d bytes) and %d expired url previews\n",
+		gs.Objects, gs.Chunks, gs.ChunksYoung, gs.ObjectsDeleted, gs.ChunksDeleted, gs.BytesDeleted, gs.PreviewsExpired)
 	return 0
 }
 

@@ -46,6 +46,7 @@ func mediaOptions(cfg config.Config, logger *slog.Logger) (media.Options, error)
 		Local:                 func(s string) bool { return local[strings.ToLower(s)] },
 		FreezeUnauthenticated: cfg.Server.FreezeUnauthenticated,
 		UnusedExpires:         cfg.Uploads.UnusedExpires.Duration,
+		PreviewCacheFor:       cfg.URLPreviews.CacheDuration.Duration,
 		MaxPendingPerUser:     cfg.Uploads.MaxPendingPerUser,
 		// 0 is the default in both; the file's -1 (none) is negative here.
 		MinFreeBytes: cfg.Storage.MinFreeBytes,
