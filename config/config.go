@@ -22,6 +22,7 @@ type Config struct {
 	Storage     Storage      `toml:"storage"`
 	Auth        Auth         `toml:"auth"`
 	Uploads     Uploads      `toml:"uploads"`
+	Quotas      []Quota      `toml:"quotas"`
 	Thumbnails  Thumbnails   `toml:"thumbnails"`
 	Homeservers []Homeserver `toml:"homeserver"`
 	Federation  Federation   `toml:"federation"`
@@ -326,6 +327,7 @@ func (c *Config) Validate() error {
 		c.Server.validateConnectionLimits,
 		c.Auth.validate,
 		c.Uploads.validate,
+		func() error { return validateQuotas(c.Quotas) },
 		c.Federation.validateFetchLimits,
 		c.Federation.validateAllowedNetworks,
 		c.URLPreviews.validate,

@@ -44,6 +44,9 @@ func toMatrix(err error) *matrixError {
 		// 507 says what it is; Synapse answers 500 M_UNKNOWN to disk errors,
 		// and clients retry either like any 5xx.
 		return errorf(http.StatusInsufficientStorage, "M_UNKNOWN", "no space left on the media store")
+	case errors.Is(err, media.ErrQuotaExceeded):
+		// Before ErrTruncated: a body cut at the quota is wrapped in it.
+		return errorf(http.StatusForbidden, "M_FORBIDDEN", "%s", quotaMessage(err))
 	case errors.Is(err, media.ErrDamaged):
 		return errorf(http.StatusInternalServerError, "M_UNKNOWN", "stored content is damaged")
 	case errors.Is(err, media.ErrFailed):
@@ -100,6 +103,16 @@ func toMatrix(err error) *matrixError {
 		return errorf(http.StatusGatewayTimeout, "M_UNKNOWN", "Timed out")
 	}
 	return errorf(http.StatusInternalServerError, "M_UNKNOWN", "Internal server error")
+}
+
+// quotaMessage says which limit an upload would pass: "upload quota
+// exceeded: max_bytes 1000 (@u:example.org has 900)".
+func quotaMessage(err error) string {
+	var qe *media.QuotaError
+	if errors.As(err, &qe) {
+		return "upload quota exceeded: " + detail(qe, media.ErrQuotaExceeded)
+	}
+	return "upload quota exceeded"
 }
 
 // detail is err's message after its sentinel's ("sentinel: detail"), or

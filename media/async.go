@@ -19,7 +19,8 @@ type CreateInfo struct {
 
 // Create records a pending media ID, lapsing after
 // Options.UnusedExpires (the returned record's Expires). Over the user's
-// Options.MaxPendingPerUser it is ErrPendingLimit; an ID that exists is
+// Options.MaxPendingPerUser, or the max_pending of the first quota naming
+// the user when it sets one, it is ErrPendingLimit; an ID that exists is
 // ErrExists.
 func (s *Store) Create(info CreateInfo) (Media, error) {
 	if !s.claims.try(info.MXC) {
@@ -29,13 +30,13 @@ func (s *Store) Create(info CreateInfo) (Media, error) {
 	s.pendingMu.Lock() // count and add as one step per store
 	defer s.pendingMu.Unlock()
 	now := s.opts.Now()
-	if maxPending := s.opts.MaxPendingPerUser; maxPending > 0 {
+	if maxPending, what := s.pendingCap(info.Uploader); maxPending > 0 {
 		n, err := s.idx.CountPending(info.Uploader, now.UnixMilli())
 		if err != nil {
 			return Media{}, err
 		}
 		if n >= maxPending {
-			return Media{}, fmt.Errorf("%w: %s has %d", ErrPendingLimit, info.Uploader, n)
+			return Media{}, fmt.Errorf("%w: %s has %d (%s %d)", ErrPendingLimit, info.Uploader, n, what, maxPending)
 		}
 	}
 	if _, err := s.readMedia(info.MXC); err == nil {

@@ -86,6 +86,9 @@ type Options struct {
 	// MaxPendingPerUser caps a user's created IDs without content
 	// (default 10; negative: no cap).
 	MaxPendingPerUser int
+	// Quotas bound what users upload, first match wins (see Quota);
+	// SetQuotas replaces them while the store runs.
+	Quotas []Quota
 	// ReadOnly opens an existing store without changing a byte of it
 	// (verification tools); writes fail.
 	ReadOnly bool
@@ -148,6 +151,9 @@ func (o *Options) Validate() error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if err := validateQuotas(o.Quotas); err != nil {
+		return err
+	}
 	if o.Chunker != (chunker.Params{}) {
 		return o.Chunker.Validate()
 	}
@@ -175,6 +181,9 @@ type Store struct {
 	damage    damage
 	// quarantine is the content quarantine (quarantine.go).
 	quarantine contentQuarantine
+	// quotas are the quotas in force and the reservations of uploads in
+	// flight (quota.go).
+	quotas quotas
 	// pendingMu makes counting and adding a user's created IDs one step.
 	pendingMu sync.Mutex
 	// maint serialises GC, Fsck, Backup and Close: each needs the chunk set
@@ -216,6 +225,7 @@ func Open(opts Options) (*Store, error) {
 	sp.ready() // after opening the index, which wrote to the disk
 	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx, space: sp,
 		records: newRecordCache(), manifests: newManifestCache()}
+	s.quotas.list = newRules(opts.Quotas)
 	s.startThumbnailer()
 	ro := opts.Remote
 	ro.withDefaults()

@@ -32,7 +32,10 @@ type UploadInfo struct {
 // written and no chunk is placed; a failure while placing chunks or
 // committing the index may leave some, unreferenced, for GC. Two uploads
 // to one ID never both succeed. Identical
-// content is stored once, whoever uploads it.
+// content is stored once, whoever uploads it. An upload that would take
+// info.Uploader past the first quota naming them is a *QuotaError
+// (ErrQuotaExceeded): before the body is read when the declared size is
+// over what is left, else when the body passes it.
 func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Media, error) {
 	if !s.claims.try(info.MXC) {
 		return Media{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
@@ -80,6 +83,15 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec
 		body = io.LimitReader(body, limit+1)
 	}
 
+	// The uploader's quota: a declared size over it fails here, before a
+	// byte of the body is read; an undeclared one is cut where it passes.
+	hold, err := s.reserveQuota(info.Uploader, info.Size)
+	if err != nil {
+		return Media{}, 0, err
+	}
+	defer hold.release() // when the upload fails before its commit
+	body = hold.reader(body)
+
 	if err := s.space.reserve(0); err != nil {
 		return Media{}, 0, err // before reading a byte of the body
 	}
@@ -92,7 +104,7 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec
 
 	rec.Object, rec.Size = obj, m.Size
 	err = s.quarantine.commitUnless(obj, rec.MXC.Server(), rec.Remote, func() error {
-		return s.commitRecord(rec, m, known, pending)
+		return hold.commit(func() error { return s.commitRecord(rec, m, known, pending) })
 	}, nil)
 	if err != nil {
 		return Media{}, 0, err

@@ -48,6 +48,7 @@ func mediaOptions(cfg config.Config, logger *slog.Logger) (media.Options, error)
 		UnusedExpires:         cfg.Uploads.UnusedExpires.Duration,
 		PreviewCacheFor:       cfg.URLPreviews.CacheDuration.Duration,
 		MaxPendingPerUser:     cfg.Uploads.MaxPendingPerUser,
+		Quotas:                mediaQuotas(cfg.Quotas),
 		// 0 is the default in both; the file's -1 (none) is negative here.
 		MinFreeBytes: cfg.Storage.MinFreeBytes,
 		BallastBytes: cfg.Storage.BallastBytes,
