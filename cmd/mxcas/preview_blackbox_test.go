@@ -20,9 +20,9 @@ import (
 // tests/rest/media/test_url_preview.py makes them: a page whose
 // http-equiv names its charset against the header's (test_non_ascii_preview_httpequiv),
 // an image inlined as a data: URL stored as our media with int dimensions
-// (test_inline_data_url), and, with 127.0.0.1 allowed, hosts that reach it
-// without saying so refused with 403 M_FORBIDDEN on the client and legacy
-// paths before any connection.
+// (test_inline_data_url), and, with 127.0.0.1 allowed, IPv4 hosts in other
+// forms than dotted decimal refused with 403 M_FORBIDDEN on the client and
+// legacy paths before any connection.
 func TestPreviewBlackboxE2E(t *testing.T) {
 	var b bytes.Buffer
 	if err := png.Encode(&b, image.NewNRGBA(image.Rect(0, 0, 3, 2))); err != nil {
@@ -79,7 +79,7 @@ func TestPreviewBlackboxE2E(t *testing.T) {
 	before := cl.Accepts()
 	_, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
 	for _, u := range []string{"http://2130706433:" + port + "/charset", "http://0177.0.0.1:" + port + "/charset",
-		"http://127.1:" + port + "/charset", "http://localhost:" + port + "/charset", "http://localhost.:" + port + "/charset"} {
+		"http://127.1:" + port + "/charset", "http://127.0.0.1.:" + port + "/charset"} {
 		for _, path := range []string{client, legacy, "/_matrix/media/r0/preview_url"} {
 			wantError(t, s.do(t, http.MethodGet, hostA, path+"?url="+u, aliceToken, nil, nil), http.StatusForbidden, "M_FORBIDDEN")
 		}
