@@ -51,6 +51,8 @@ func TestBlackboxSynapsePages(t *testing.T) {
 			map[string]string{"og:title": "дка", "og:description": "hi"}},
 		{"meta charset beats the header", "text/html; charset=iso-8859-1", "<meta charset=\"Shift_JIS\"><title>\x93\xfa\x96\x7b</title>",
 			map[string]string{"og:title": "日本"}},
+		{"malformed header's charset", `text/html; charset="windows-1251;`, "<title>\xe4\xea\xe0</title>",
+			map[string]string{"og:title": "дка"}},
 		{"XML declaration", html, `<?xml version="1.0" encoding="windows-1251"?>` + "<html><title>\xe4\xea\xe0</title></html>",
 			map[string]string{"og:title": "дка"}},
 		{"overlong title dropped", `text/html; charset="windows-1251"`,

@@ -17,6 +17,9 @@ import (
 var (
 	metaCharset = regexp.MustCompile(`(?i)<\s*meta[^>]*charset\s*=\s*"?([a-z0-9_-]+)"?`)
 	xmlEncoding = regexp.MustCompile(`(?i)^\s*<\s*\?\s*xml[^>]*encoding\s*=\s*["']([a-z0-9_-]+)["']`)
+	// headerCharset finds the charset of a Content-Type that does not
+	// parse (charset="ascii; with its quote unclosed, ...).
+	headerCharset = regexp.MustCompile(`(?i);\s*charset\s*=\s*"?([^";\s]+)`)
 )
 
 const prescanBytes = 1024
@@ -67,6 +70,8 @@ func charsetCandidates(body []byte, contentType string) []string {
 	}
 	if _, params, err := mime.ParseMediaType(contentType); err == nil && params["charset"] != "" {
 		labels = append(labels, params["charset"])
+	} else if m := headerCharset.FindStringSubmatch(contentType); err != nil && m != nil {
+		labels = append(labels, m[1]) // a malformed header: read as Synapse does
 	}
 	return append(labels, "utf-8", "windows-1252")
 }
