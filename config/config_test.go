@@ -327,4 +327,3 @@ func configKeys() []string {
 	walk("", reflect.TypeFor[Config]())
 	return keys
 }
-
