@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,61 +19,11 @@ import (
 // check.
 const processBound = 30 * time.Second
 
-// lockedBuffer collects a process's log for failure messages.
-type lockedBuffer struct {
-	mu      sync.Mutex
-	b       strings.Builder
-	changed chan struct{} // closed at the next write (see waitCount)
-}
-
-func (l *lockedBuffer) WriteString(s string) {
-	l.mu.Lock()
-	l.b.WriteString(s)
-	if l.changed != nil {
-		close(l.changed)
-		l.changed = nil
-	}
-	l.mu.Unlock()
-}
-
-// waitCount waits until the log holds sub n times (or more), failing the
-// test when done closes first (the process ended) or after processBound.
-func (l *lockedBuffer) waitCount(t *testing.T, done <-chan struct{}, sub string, n int) {
-	t.Helper()
-	bound := time.NewTimer(processBound)
-	defer bound.Stop()
-	for {
-		l.mu.Lock()
-		if strings.Count(l.b.String(), sub) >= n {
-			l.mu.Unlock()
-			return
-		}
-		if l.changed == nil {
-			l.changed = make(chan struct{})
-		}
-		ch := l.changed
-		l.mu.Unlock()
-		select {
-		case <-ch:
-		case <-done:
-			t.Fatalf("the server ended before logging %q %d times:\n%s", sub, n, l)
-		case <-bound.C:
-			t.Fatalf("no %q %d times in the log after %v:\n%s", sub, n, processBound, l)
-		}
-	}
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // server is a running `mxcas serve`.
 type server struct {
 	cmd  *exec.Cmd
 	addr string
-	log  *lockedBuffer
+	log  *e2eLog
 	done chan struct{} // closed when its stderr is drained
 }
 
@@ -92,13 +41,13 @@ func startServer(t *testing.T, ctx context.Context, cfg string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, log: new(lockedBuffer), done: make(chan struct{})}
+	s := &server{cmd: cmd, log: new(e2eLog), done: make(chan struct{})}
 	ready := make(chan string, 1)
 	go func() {
 		defer close(s.done)
 		sc := bufio.NewScanner(pipe)
 		for sc.Scan() {
-			s.log.WriteString(sc.Text() + "\n")
+			s.log.Write([]byte(sc.Text() + "\n"))
 			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case ready <- m[1]:
