@@ -42,6 +42,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	if err != nil {
 		return err
 	}
+	var m *metrics
+	if cfg.Metrics.Listen != "" {
+		m = newMetrics()
+		mo.CountChunks = true // chunk files and stored bytes are metrics
+		mo.Thumbnails.Observe = m.observeThumbnail
+		opts.Observe = m.observeRequest
+	}
 	st, err := media.Open(mo)
 	if err != nil {
 		return err
@@ -68,10 +75,20 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	stopGC := startAutoGC(ctx, st, cfg.Storage.GCInterval.Duration, logger)
 	defer stopGC() // before the store closes: a GC in progress is cancelled
 
+	if m != nil {
+		stopMetrics, err := startMetrics(cfg.Metrics, m, logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	opts.Store = st
 	as, err := startAPI(cfg, opts, logger)
 	if err != nil {
 		return err
+	}
+	if m != nil {
+		m.watch(st, as.api) // the store's metrics appear from here on
 	}
 	if ready != nil {
 		ready(as.addr)
