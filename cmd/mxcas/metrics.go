@@ -59,7 +59,7 @@ func newMetrics() *metrics {
 		}),
 		downloads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mxcas_downloads_total",
-			Help: "Downloads answered with content (200 or 206) on the client, legacy and federation download routes.",
+			Help: "GET downloads answered with content (200 or 206) on the client, legacy and federation download routes.",
 		}),
 		thumbTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mxcas_thumbnail_generation_seconds",
@@ -89,7 +89,8 @@ func (m *metrics) observeRequest(ri httpapi.RequestInfo) {
 	if ri.BytesOut > 0 {
 		m.sent.Add(float64(ri.BytesOut))
 	}
-	if (ri.Status == http.StatusOK || ri.Status == http.StatusPartialContent) && strings.Contains(ri.Route, "/download/") {
+	if ri.Method == http.MethodGet && (ri.Status == http.StatusOK || ri.Status == http.StatusPartialContent) &&
+		strings.Contains(ri.Route, "/download/") {
 		m.downloads.Inc()
 	}
 }
