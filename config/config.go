@@ -26,6 +26,7 @@ type Config struct {
 	Homeservers []Homeserver `toml:"homeserver"`
 	Federation  Federation   `toml:"federation"`
 	URLPreviews URLPreviews  `toml:"url_previews"`
+	Metrics     Metrics      `toml:"metrics"`
 
 	// Source is where the configuration came from: a file name, or
 	// "embedded default".
@@ -334,6 +335,7 @@ func (c *Config) Validate() error {
 		c.Federation.validateFetchLimits,
 		c.Federation.validateAllowedNetworks,
 		c.URLPreviews.validate,
+		c.Metrics.validate,
 		c.Thumbnails.validate,
 		func() error { return validateHomeservers(c.Homeservers) },
 		c.Federation.validateRoutes,

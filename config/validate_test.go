@@ -153,6 +153,9 @@ var validateRules = []validateRule{
 
 	{"federation.routes bad server name", func(c *Config) { c.Federation.Routes["a/b"] = "http://x" }, `federation.routes."a/b": "a/b" is not a server name`},
 	{"federation.routes not a URL", func(c *Config) { c.Federation.Routes["near.example"] = "nope" }, `federation.routes."near.example": want an http:// or https:// URL, got "nope"`},
+
+	{"metrics.listen not host:port", func(c *Config) { c.Metrics.Listen = "9100" }, `metrics.listen: want host:port or "" (off), got "9100"`},
+	{"metrics.pprof without listen", func(c *Config) { c.Metrics.Pprof = true }, `metrics.pprof: needs [metrics] listen: /debug/pprof/ is served on the metrics listener`},
 }
 
 func TestValidateRules(t *testing.T) {

@@ -12,6 +12,7 @@ func (a *API) routes() {
 	a.router = r
 
 	r.GET("/healthz", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+		setRoute(w, "/healthz")
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := a.opts.Store.Err(); err != nil {
 			// The store takes no more writes; the process is ending.

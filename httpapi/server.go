@@ -33,6 +33,11 @@ type Options struct {
 	Keys   KeySource
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Observe, when set, is called once for every request the API answered,
+	// as it ends, from the request's goroutine: many at once. It must
+	// return quickly (it updates metrics) and keep nothing of the
+	// RequestInfo's but copies.
+	Observe func(RequestInfo)
 }
 
 // API is the HTTP handler of the media API. Close waits for requests in
@@ -124,12 +129,14 @@ const (
 
 // handle registers h for method and path with the given access.
 func (a *API) handle(method, path string, acc access, h handler) {
-	a.router.Handle(method, path, a.wrap(acc, h))
+	a.router.Handle(method, path, a.wrap(path, acc, h))
 }
 
-// wrap is h behind the checks acc asks for, answering its error.
-func (a *API) wrap(acc access, h handler) httprouter.Handle {
+// wrap is h, the endpoint of pattern route, behind the checks acc asks
+// for, answering its error.
+func (a *API) wrap(route string, acc access, h handler) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		setRoute(w, route)
 		rc := &reqCtx{params: ps}
 		tok := token(r)
 		var err error
@@ -234,14 +241,22 @@ func (a *API) local(server string) bool {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !a.enter() {
 		w.Header().Set("Connection", "close")
-		writeError(w, errorf(http.StatusServiceUnavailable, "M_UNKNOWN", "The server is shutting down"))
+		me := writeError(w, errorf(http.StatusServiceUnavailable, "M_UNKNOWN", "The server is shutting down"))
+		if a.opts.Observe != nil {
+			a.opts.Observe(RequestInfo{Route: RouteClosed, Method: methodLabel(r.Method), Status: me.Status})
+		}
 		return
 	}
 	defer a.inflight.Done()
 	start := a.opts.Now()
 	corsHeaders.set(w.Header())
 	lw := &logWriter{ResponseWriter: w, status: http.StatusOK}
+	if r.Body != nil && r.Body != http.NoBody {
+		lw.body.rc = r.Body
+		r.Body = &lw.body
+	}
 	if r.Method == http.MethodOptions {
+		lw.route = RoutePreflight
 		// CORS preflight: never runs the endpoint.
 		lw.Header().Set("Content-Type", "application/json")
 		lw.WriteHeader(http.StatusOK)
@@ -255,9 +270,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// LogAttrs with typed attributes: this line is written for every
 	// request, and boxing each value costs a measurable share of a small
 	// download.
+	took := a.opts.Now().Sub(start)
+	a.observe(r, lw, took) // before the log line: once it is written, metrics count the request
 	a.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("method", r.Method),
 		slog.String("path", r.URL.Path), slog.String("host", r.Host), slog.Int("status", lw.status),
-		slog.Int64("bytes", lw.bytes), slog.Float64("duration_ms", float64(a.opts.Now().Sub(start).Microseconds())/1000))
+		slog.Int64("bytes", lw.bytes), slog.Float64("duration_ms", float64(took.Microseconds())/1000))
 }
 
 // corsHeaders are on every answer.
@@ -267,13 +284,16 @@ var corsHeaders = newFixedHeaders(
 	"Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization",
 )
 
-// logWriter records status and size for the request log. It passes
+// logWriter records status and size for the request log and metrics,
+// with the route that answered and the request body's count. It passes
 // io.ReaderFrom through so file bodies can still use sendfile.
 type logWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
 	wrote  bool
+	route  string       // the endpoint's pattern (setRoute)
+	body   countingBody // the request body, counted
 }
 
 func (l *logWriter) WriteHeader(code int) {

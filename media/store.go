@@ -115,6 +115,10 @@ type Options struct {
 	// FreeSpace returns the free and total bytes of the store's filesystem
 	// (default: statfs of Dir).
 	FreeSpace func() (free, total uint64, err error)
+	// CountChunks makes Open count the chunk files (one walk of the chunk
+	// store) so that Stats reports Chunks and StoredBytes: for the server,
+	// whose metrics show them. Tools that open a store skip the walk.
+	CountChunks bool
 }
 
 // Validate fills defaults and checks the options.
@@ -177,6 +181,8 @@ type Store struct {
 	damage    damage
 	// quarantine is the content quarantine (quarantine.go).
 	quarantine contentQuarantine
+	// stats are the figures Stats reports (stats.go).
+	stats storeStats
 	// pendingMu makes counting and adding a user's created IDs one step.
 	pendingMu sync.Mutex
 	// maint serialises GC, Fsck, Backup and Close: each needs the chunk set
@@ -232,6 +238,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.quarantine.load(idx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.loadStats(); err != nil {
 		s.Close()
 		return nil, err
 	}

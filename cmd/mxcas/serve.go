@@ -68,6 +68,13 @@ func serveWith(ctx context.Context, cfg config.Config, logger *slog.Logger, hook
 	if err != nil {
 		return err
 	}
+	var m *metrics
+	if cfg.Metrics.Listen != "" {
+		m = newMetrics()
+		mo.CountChunks = true // chunk files and stored bytes are metrics
+		mo.Thumbnails.Observe = m.observeThumbnail
+		opts.Observe = m.observeRequest
+	}
 	as, err := startListener(cfg, logger)
 	if err != nil {
 		return err
@@ -102,9 +109,19 @@ func serveWith(ctx context.Context, cfg config.Config, logger *slog.Logger, hook
 	stopGC := startAutoGC(ctx, st, cfg.Storage.GCInterval.Duration, logger)
 	defer stopGC() // before the store closes: a GC in progress is cancelled
 
+	if m != nil {
+		stopMetrics, err := startMetrics(cfg.Metrics, m, logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	opts.Store = st
 	if err := as.open(cfg, opts, st, logger); err != nil {
 		return err
+	}
+	if m != nil {
+		m.watch(st, as.api) // the store's metrics appear from here on
 	}
 	if hooks.ready != nil {
 		hooks.ready(as.addr)
