@@ -28,6 +28,8 @@ type Options struct {
 	// MaxUploadBytes caps an upload (default 100 MiB).
 	MaxUploadBytes int64
 	Auth           AuthOptions
+	// RateLimits are the initial limits (SetRateLimits replaces them).
+	RateLimits RateLimits
 	// Keys verifies the X-Matrix signatures of federation requests.
 	Keys   KeySource
 	Logger *slog.Logger
@@ -40,6 +42,7 @@ type API struct {
 	opts   Options
 	hosts  map[string]*Homeserver // lower-case name -> homeserver
 	auth   *authenticator
+	rates  *rateLimiter
 	router *httprouter.Router
 	log    *slog.Logger
 
@@ -65,7 +68,11 @@ func New(opts Options) (*API, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &API{opts: opts, hosts: make(map[string]*Homeserver), auth: newAuthenticator(opts.Auth), log: opts.Logger}
+	rates, err := newRateLimiter(opts.RateLimits)
+	if err != nil {
+		return nil, err
+	}
+	a := &API{opts: opts, hosts: make(map[string]*Homeserver), auth: newAuthenticator(opts.Auth), rates: rates, log: opts.Logger}
 	for i := range opts.Homeservers {
 		hs := &opts.Homeservers[i]
 		a.hosts[strings.ToLower(hs.Name)] = hs
