@@ -65,6 +65,9 @@ type Server struct {
 	// MaxConnections caps the client connections open at once (more wait
 	// to be accepted); never more than the descriptor limit allows.
 	MaxConnections int `toml:"max_connections"`
+	// LogLevel is the least level logged: debug, info, warn or error.
+	// SIGHUP applies a change (loglevel.go).
+	LogLevel string `toml:"log_level"`
 }
 
 // Auth is the [auth] table.
@@ -196,6 +199,7 @@ func Default() Config {
 			MinTransferRate:       1024,
 			TransferWindow:        Duration{time.Minute},
 			MaxConnections:        4096,
+			LogLevel:              "info",
 		},
 		Auth: Auth{
 			CacheTTL:      Duration{2 * time.Minute},
@@ -327,6 +331,7 @@ func (c *Config) Validate() error {
 		c.Storage.validate,
 		c.Server.validateProcessLimits,
 		c.Server.validateConnectionLimits,
+		c.Server.validateLogLevel,
 		c.Auth.validate,
 		c.Uploads.validate,
 		c.Federation.validateFetchLimits,

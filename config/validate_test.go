@@ -80,6 +80,7 @@ var validateRules = []validateRule{
 	{"server.transfer_window 1s", func(c *Config) { c.Server.TransferWindow = seconds(1) }, ""},
 	{"server.transfer_window 1h", func(c *Config) { c.Server.TransferWindow = seconds(3600) }, ""},
 	{"server.max_connections zero", func(c *Config) { c.Server.MaxConnections = 0 }, "server.max_connections: must be positive"},
+	{"server.log_level unknown", func(c *Config) { c.Server.LogLevel = "loud" }, "server.log_level: want debug, info, warn or error, got \"loud\""},
 
 	{"auth.cache_ttl negative", func(c *Config) { c.Auth.CacheTTL = seconds(-1) }, "auth.cache_ttl: must not be negative"},
 	{"auth.cache_ttl zero", func(c *Config) { c.Auth.CacheTTL = seconds(0) }, ""},

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -40,7 +41,7 @@ type Options struct {
 // flight to leave the store.
 type API struct {
 	opts   Options
-	hosts  map[string]*Homeserver // lower-case name -> homeserver
+	hosts  atomic.Pointer[map[string]*Homeserver] // lower-case name -> homeserver (SetHomeservers)
 	auth   *authenticator
 	rates  *rateLimiter
 	router *httprouter.Router
@@ -56,9 +57,6 @@ func New(opts Options) (*API, error) {
 	if opts.Store == nil {
 		return nil, errors.New("httpapi: Options.Store is nil")
 	}
-	if len(opts.Homeservers) == 0 {
-		return nil, errors.New("httpapi: no homeserver configured")
-	}
 	if opts.MaxUploadBytes <= 0 {
 		opts.MaxUploadBytes = 100 << 20
 	}
@@ -72,10 +70,9 @@ func New(opts Options) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &API{opts: opts, hosts: make(map[string]*Homeserver), auth: newAuthenticator(opts.Auth), rates: rates, log: opts.Logger}
-	for i := range opts.Homeservers {
-		hs := &opts.Homeservers[i]
-		a.hosts[strings.ToLower(hs.Name)] = hs
+	a := &API{opts: opts, auth: newAuthenticator(opts.Auth), rates: rates, log: opts.Logger}
+	if err := a.SetHomeservers(opts.Homeservers); err != nil {
+		return nil, err
 	}
 	a.routes()
 	return a, nil
@@ -190,11 +187,12 @@ func (a *API) homeserver(r *http.Request) (*Homeserver, error) {
 			host = "[" + h + "]" // IPv6 server names keep their brackets
 		}
 	}
-	if hs, ok := a.hosts[strings.ToLower(host)]; ok {
+	hosts := *a.hosts.Load()
+	if hs, ok := hosts[strings.ToLower(host)]; ok {
 		return hs, nil
 	}
 	// A name with a port ("example.org:8448") is matched as written too.
-	if hs, ok := a.hosts[strings.ToLower(r.Host)]; ok {
+	if hs, ok := hosts[strings.ToLower(r.Host)]; ok {
 		return hs, nil
 	}
 	return nil, errorf(http.StatusNotFound, "M_NOT_FOUND", "This server does not serve media for host %q", host)
@@ -206,7 +204,7 @@ func (a *API) homeserver(r *http.Request) (*Homeserver, error) {
 // Host, else the only homeserver with a signing key, else the only one.
 func (a *API) federationHomeserver(r *http.Request) (*Homeserver, error) {
 	if x, err := matrix.ParseXMatrix(r.Header.Get("Authorization")); err == nil && x.Destination != "" {
-		if hs, ok := a.hosts[strings.ToLower(x.Destination)]; ok {
+		if hs, ok := (*a.hosts.Load())[strings.ToLower(x.Destination)]; ok {
 			return hs, nil
 		}
 	}
@@ -215,7 +213,8 @@ func (a *API) federationHomeserver(r *http.Request) (*Homeserver, error) {
 	}
 	var keyed, any *Homeserver
 	nKeyed := 0
-	for _, hs := range a.hosts {
+	hosts := *a.hosts.Load()
+	for _, hs := range hosts {
 		any = hs
 		if hs.SigningKey != nil {
 			keyed = hs
@@ -225,7 +224,7 @@ func (a *API) federationHomeserver(r *http.Request) (*Homeserver, error) {
 	switch {
 	case nKeyed == 1:
 		return keyed, nil
-	case len(a.hosts) == 1:
+	case len(hosts) == 1:
 		return any, nil
 	}
 	return a.homeserver(r)
@@ -233,7 +232,7 @@ func (a *API) federationHomeserver(r *http.Request) (*Homeserver, error) {
 
 // local reports whether server is one of the homeservers we serve.
 func (a *API) local(server string) bool {
-	_, ok := a.hosts[strings.ToLower(server)]
+	_, ok := (*a.hosts.Load())[strings.ToLower(server)]
 	return ok
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mxcas/mxcas/cas"
@@ -169,6 +170,7 @@ type Store struct {
 	thumbs    *thumbnailer
 	remote    *remote
 	previews  *previewFlights
+	previewer atomic.Pointer[previewerBox] // Options.Previews, then SetPreviewer's
 	records   *recordCache
 	manifests *manifestCache
 	verifier  *cas.Verifier
@@ -221,6 +223,7 @@ func Open(opts Options) (*Store, error) {
 	ro.withDefaults()
 	s.remote = &remote{opts: ro, failed: newBackoff(ro.BackoffServers), inflight: make(map[matrix.MXC]*fetchInFlight)}
 	s.previews = newPreviewFlights()
+	s.previewer.Store(&previewerBox{opts.Previews})
 	s.pins.n = make(map[cas.Hash]int)
 	s.verifier = cas.NewVerifier(cs, cas.VerifyOptions{TTL: opts.VerifyTTL, Now: opts.Now})
 	s.damage.s = s

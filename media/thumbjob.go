@@ -62,7 +62,7 @@ func (sl *thumbSlot) wait(ctx context.Context) (Thumbnail, error) {
 // newJob is a job for rec's configured sizes.
 func (t *thumbnailer) newJob(rec Media) *thumbJob {
 	j := &thumbJob{rec: rec, sizes: make(map[string]*thumbSlot), done: make(chan struct{})}
-	for _, z := range t.opts.Sizes {
+	for _, z := range *t.sizes.Load() {
 		req, spec := t.thumbSpec(thumbgen.Request{Width: z.Width, Height: z.Height, Method: z.Method})
 		if req.Validate() == nil {
 			j.sizes[spec] = &thumbSlot{spec: spec, req: req, done: make(chan struct{})}

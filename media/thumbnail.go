@@ -93,6 +93,7 @@ var (
 // pregeneration jobs, one per source object.
 type thumbnailer struct {
 	opts    ThumbnailOptions
+	sizes   atomic.Pointer[[]ThumbnailSize] // opts.Sizes, then SetThumbnailSizes's
 	workers *semaphore.Weighted
 	memory  *semaphore.Weighted
 	waiting atomic.Int64
@@ -129,6 +130,7 @@ func (s *Store) startThumbnailer() {
 		jobs:    make(map[cas.Hash]*thumbJob),
 		done:    make(chan struct{}),
 	}
+	t.sizes.Store(&o.Sizes)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.stop = cancel
 	s.thumbs = t
