@@ -27,6 +27,7 @@ type Config struct {
 	Federation  Federation   `toml:"federation"`
 	URLPreviews URLPreviews  `toml:"url_previews"`
 	Metrics     Metrics      `toml:"metrics"`
+	RateLimits  RateLimits   `toml:"ratelimits"`
 
 	// Source is where the configuration came from: a file name, or
 	// "embedded default".
@@ -44,8 +45,9 @@ type Server struct {
 	// AdminListen is the loopback address of the local admin endpoint used
 	// by `mxcas fsck|gc|backup` while the server runs. Port 0 picks one.
 	AdminListen string `toml:"admin_listen"`
-	// TrustForwarded: take the host from X-Forwarded-Host (behind a proxy
-	// that sets it).
+	// TrustForwarded: take the host from X-Forwarded-Host and the client
+	// IP (for rate limits) from X-Forwarded-For (behind a proxy that sets
+	// them).
 	TrustForwarded bool `toml:"trust_forwarded"`
 	// ShutdownTimeout bounds how long in-flight requests may run after
 	// SIGINT or SIGTERM.
@@ -226,6 +228,7 @@ func Default() Config {
 		},
 		Storage:     Storage{GCGrace: Duration{time.Hour}, GCInterval: Duration{time.Hour}},
 		URLPreviews: defaultURLPreviews(),
+		RateLimits:  defaultRateLimits(),
 		Homeservers: []Homeserver{{
 			Name:      "localhost",
 			ClientAPI: "http://127.0.0.1:8008",
@@ -336,6 +339,7 @@ func (c *Config) Validate() error {
 		c.Federation.validateAllowedNetworks,
 		c.URLPreviews.validate,
 		c.Metrics.validate,
+		c.RateLimits.validate,
 		c.Thumbnails.validate,
 		func() error { return validateHomeservers(c.Homeservers) },
 		c.Federation.validateRoutes,

@@ -29,6 +29,8 @@ type Options struct {
 	// MaxUploadBytes caps an upload (default 100 MiB).
 	MaxUploadBytes int64
 	Auth           AuthOptions
+	// RateLimits are the initial limits (SetRateLimits replaces them).
+	RateLimits RateLimits
 	// Keys verifies the X-Matrix signatures of federation requests.
 	Keys   KeySource
 	Logger *slog.Logger
@@ -46,6 +48,7 @@ type API struct {
 	opts   Options
 	hosts  atomic.Pointer[map[string]*Homeserver] // lower-case name -> homeserver (SetHomeservers)
 	auth   *authenticator
+	rates  *rateLimiter
 	router *httprouter.Router
 	log    *slog.Logger
 
@@ -68,7 +71,11 @@ func New(opts Options) (*API, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &API{opts: opts, auth: newAuthenticator(opts.Auth), log: opts.Logger}
+	rates, err := newRateLimiter(opts.RateLimits)
+	if err != nil {
+		return nil, err
+	}
+	a := &API{opts: opts, auth: newAuthenticator(opts.Auth), rates: rates, log: opts.Logger}
 	if err := a.SetHomeservers(opts.Homeservers); err != nil {
 		return nil, err
 	}

@@ -357,7 +357,8 @@ func apiOptions(cfg config.Config, st *media.Store, logger *slog.Logger) (httpap
 			CacheSize: cfg.Auth.CacheSize,
 			Timeout:   cfg.Auth.WhoamiTimeout.Duration,
 		},
-		Logger: logger,
+		RateLimits: rateLimits(cfg.RateLimits),
+		Logger:     logger,
 	}
 	if o.Auth.CacheTTL == 0 {
 		o.Auth.CacheTTL = -1 // 0 in the file means: no cache
