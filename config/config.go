@@ -27,6 +27,8 @@ type Config struct {
 	Homeservers []Homeserver `toml:"homeserver"`
 	Federation  Federation   `toml:"federation"`
 	URLPreviews URLPreviews  `toml:"url_previews"`
+	Metrics     Metrics      `toml:"metrics"`
+	RateLimits  RateLimits   `toml:"ratelimits"`
 
 	// Source is where the configuration came from: a file name, or
 	// "embedded default".
@@ -44,8 +46,9 @@ type Server struct {
 	// AdminListen is the loopback address of the local admin endpoint used
 	// by `mxcas fsck|gc|backup` while the server runs. Port 0 picks one.
 	AdminListen string `toml:"admin_listen"`
-	// TrustForwarded: take the host from X-Forwarded-Host (behind a proxy
-	// that sets it).
+	// TrustForwarded: take the host from X-Forwarded-Host and the client
+	// IP (for rate limits) from X-Forwarded-For (behind a proxy that sets
+	// them).
 	TrustForwarded bool `toml:"trust_forwarded"`
 	// ShutdownTimeout bounds how long in-flight requests may run after
 	// SIGINT or SIGTERM.
@@ -64,6 +67,9 @@ type Server struct {
 	// MaxConnections caps the client connections open at once (more wait
 	// to be accepted); never more than the descriptor limit allows.
 	MaxConnections int `toml:"max_connections"`
+	// LogLevel is the least level logged: debug, info, warn or error.
+	// SIGHUP applies a change (loglevel.go).
+	LogLevel string `toml:"log_level"`
 }
 
 // Auth is the [auth] table.
@@ -195,6 +201,7 @@ func Default() Config {
 			MinTransferRate:       1024,
 			TransferWindow:        Duration{time.Minute},
 			MaxConnections:        4096,
+			LogLevel:              "info",
 		},
 		Auth: Auth{
 			CacheTTL:      Duration{2 * time.Minute},
@@ -222,6 +229,7 @@ func Default() Config {
 		},
 		Storage:     Storage{GCGrace: Duration{time.Hour}, GCInterval: Duration{time.Hour}},
 		URLPreviews: defaultURLPreviews(),
+		RateLimits:  defaultRateLimits(),
 		Homeservers: []Homeserver{{
 			Name:      "localhost",
 			ClientAPI: "http://127.0.0.1:8008",
@@ -325,12 +333,15 @@ func (c *Config) Validate() error {
 		c.Storage.validate,
 		c.Server.validateProcessLimits,
 		c.Server.validateConnectionLimits,
+		c.Server.validateLogLevel,
 		c.Auth.validate,
 		c.Uploads.validate,
 		func() error { return validateQuotas(c.Quotas) },
 		c.Federation.validateFetchLimits,
 		c.Federation.validateAllowedNetworks,
 		c.URLPreviews.validate,
+		c.Metrics.validate,
+		c.RateLimits.validate,
 		c.Thumbnails.validate,
 		func() error { return validateHomeservers(c.Homeservers) },
 		c.Federation.validateRoutes,

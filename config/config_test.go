@@ -1,7 +1,6 @@
 package config
 
 import (
-	"encoding"
 	"errors"
 	"fmt"
 	"os"
@@ -107,7 +106,7 @@ func TestExampleFileParses(t *testing.T) {
 	ex.Source = ""
 	d := Default()
 	d.Source = ""
-	for _, diff := range diffKeys("", reflect.ValueOf(ex), reflect.ValueOf(d), nil) {
+	for _, diff := range Diff(d, ex) {
 		t.Errorf("config.toml.example differs from Default(): %s", diff)
 	}
 
@@ -141,14 +140,14 @@ func TestDiffKeysFindsEachField(t *testing.T) {
 	} {
 		c, d := Default(), Default()
 		mutate(&c)
-		diffs := diffKeys("", reflect.ValueOf(c), reflect.ValueOf(d), nil)
-		if len(diffs) != 1 || !strings.HasPrefix(diffs[0], want+":") {
+		diffs := Diff(d, c)
+		if len(diffs) != 1 || diffs[0].Key != want {
 			t.Errorf("%s changed: diffKeys = %q, want one difference at %s", want, diffs, want)
 		}
 	}
 	c, d := Default(), Default()
 	c.Homeservers[0].Admins, c.Federation.AllowedNetworks, c.Federation.Routes = []string{}, []string{}, map[string]string{}
-	if diffs := diffKeys("", reflect.ValueOf(c), reflect.ValueOf(d), nil); len(diffs) != 0 {
+	if diffs := Diff(d, c); len(diffs) != 0 {
 		t.Errorf("empty lists and tables differ from unset ones: %q", diffs)
 	}
 }
@@ -327,43 +326,4 @@ func configKeys() []string {
 	}
 	walk("", reflect.TypeFor[Config]())
 	return keys
-}
-
-// diffKeys appends "key: a != b" for every value that differs between a
-// and b, two values of one configuration type, walking tables and lists
-// so the key says where. An empty list or table equals an unset one.
-func diffKeys(key string, a, b reflect.Value, diffs []string) []string {
-	switch {
-	case isTable(a.Type()):
-		for i := 0; i < a.NumField(); i++ {
-			if name := a.Type().Field(i).Tag.Get("toml"); name != "" && name != "-" {
-				diffs = diffKeys(joinKey(key, name), a.Field(i), b.Field(i), diffs)
-			}
-		}
-		return diffs
-	case a.Kind() == reflect.Slice && a.Type().Elem().Kind() == reflect.Struct && a.Len() == b.Len():
-		for i := 0; i < a.Len(); i++ {
-			diffs = diffKeys(fmt.Sprintf("%s[%d]", key, i), a.Index(i), b.Index(i), diffs)
-		}
-		return diffs
-	case (a.Kind() == reflect.Slice || a.Kind() == reflect.Map) && a.Len() == 0 && b.Len() == 0:
-		return diffs
-	}
-	if !reflect.DeepEqual(a.Interface(), b.Interface()) {
-		diffs = append(diffs, fmt.Sprintf("%s: %v != %v", key, a.Interface(), b.Interface()))
-	}
-	return diffs
-}
-
-// isTable reports whether t is decoded from a TOML table key by key (a
-// struct that does not decode itself from text, as Duration does).
-func isTable(t reflect.Type) bool {
-	return t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]())
-}
-
-func joinKey(prefix, name string) string {
-	if prefix == "" {
-		return name
-	}
-	return prefix + "." + name
 }

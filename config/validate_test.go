@@ -80,6 +80,7 @@ var validateRules = []validateRule{
 	{"server.transfer_window 1s", func(c *Config) { c.Server.TransferWindow = seconds(1) }, ""},
 	{"server.transfer_window 1h", func(c *Config) { c.Server.TransferWindow = seconds(3600) }, ""},
 	{"server.max_connections zero", func(c *Config) { c.Server.MaxConnections = 0 }, "server.max_connections: must be positive"},
+	{"server.log_level unknown", func(c *Config) { c.Server.LogLevel = "loud" }, "server.log_level: want debug, info, warn or error, got \"loud\""},
 
 	{"auth.cache_ttl negative", func(c *Config) { c.Auth.CacheTTL = seconds(-1) }, "auth.cache_ttl: must not be negative"},
 	{"auth.cache_ttl zero", func(c *Config) { c.Auth.CacheTTL = seconds(0) }, ""},
@@ -152,6 +153,9 @@ var validateRules = []validateRule{
 
 	{"federation.routes bad server name", func(c *Config) { c.Federation.Routes["a/b"] = "http://x" }, `federation.routes."a/b": "a/b" is not a server name`},
 	{"federation.routes not a URL", func(c *Config) { c.Federation.Routes["near.example"] = "nope" }, `federation.routes."near.example": want an http:// or https:// URL, got "nope"`},
+
+	{"metrics.listen not host:port", func(c *Config) { c.Metrics.Listen = "9100" }, `metrics.listen: want host:port or "" (off), got "9100"`},
+	{"metrics.pprof without listen", func(c *Config) { c.Metrics.Pprof = true }, `metrics.pprof: needs [metrics] listen: /debug/pprof/ is served on the metrics listener`},
 }
 
 func TestValidateRules(t *testing.T) {

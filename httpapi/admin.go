@@ -63,7 +63,7 @@ func (a *API) routeAdmin(r *httprouter.Router) {
 func (a *API) adminDispatch(prefix string, routes []adminRoute) httprouter.Handle {
 	wrapped := make([]httprouter.Handle, len(routes))
 	for i, rt := range routes {
-		wrapped[i] = a.wrap(admin, a.audited(rt.action, rt.h))
+		wrapped[i] = a.wrap(rt.pattern, admin, a.audited(rt.action, rt.h))
 	}
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		segs := strings.Split(strings.TrimPrefix(ps.ByName("rest"), "/"), "/")

@@ -52,7 +52,8 @@ type adminTest struct {
 // adminEpoch is where the admin tests' clock starts.
 var adminEpoch = time.UnixMilli(1_700_000_000_000)
 
-func newAdminTest(t *testing.T) *adminTest {
+// newAdminTest builds the harness; tweaks change the API's options first.
+func newAdminTest(t *testing.T, tweaks ...func(*Options)) *adminTest {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	at := &adminTest{remote: remoteFiles{}, clk: testkit.NewClock(adminEpoch), log: newLogRecorder()}
@@ -65,7 +66,7 @@ func newAdminTest(t *testing.T) *adminTest {
 		t.Fatal(err)
 	}
 	at.st = st
-	api, err := New(Options{
+	opts := Options{
 		Store: st,
 		Homeservers: []Homeserver{
 			{Name: "hs.test", Admins: []string{"@admin:hs.test"}, SigningKey: &ours, StaticTokens: map[string]string{
@@ -75,7 +76,11 @@ func newAdminTest(t *testing.T) *adminTest {
 		},
 		Keys:   keyTable{"origin.test " + at.origin.ID: at.origin.Public()},
 		Logger: slog.New(at.log),
-	})
+	}
+	for _, tweak := range tweaks {
+		tweak(&opts)
+	}
+	api, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,6 +52,7 @@ type cacheKey struct{ server, token, asUser string }
 type authenticator struct {
 	opts  AuthOptions
 	cache *expirable.LRU[cacheKey, user]
+	authCounters
 }
 
 func newAuthenticator(o AuthOptions) *authenticator {
@@ -102,9 +103,11 @@ func (a *authenticator) check(ctx context.Context, hs *Homeserver, tok, asUser s
 	key := cacheKey{hs.Name, tok, asUser}
 	if a.cache != nil {
 		if u, ok := a.cache.Get(key); ok {
+			a.hits.Add(1)
 			return u, nil
 		}
 	}
+	a.misses.Add(1)
 	u, err := a.whoami(ctx, hs, tok, asUser)
 	if err != nil {
 		return user{}, err

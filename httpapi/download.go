@@ -49,6 +49,11 @@ func (a *API) lookup(r *http.Request, rc *reqCtx, legacy bool, start func(media.
 	if err != nil {
 		return media.Media{}, false, err
 	}
+	if !a.local(m.Server()) && a.opts.Store.WillFetch(m, opt) {
+		if err := a.limit(r, rc, RateRemoteFetch); err != nil {
+			return media.Media{}, false, err
+		}
+	}
 	return a.opts.Store.ResolveTo(r.Context(), m, opt, start)
 }
 

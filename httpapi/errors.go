@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -133,8 +134,10 @@ func writeError(w http.ResponseWriter, err error) *matrixError {
 		body[k] = v
 	}
 	if me.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(me.RetryAfter.Seconds())))
-		body["retry_after_ms"] = me.RetryAfter.Milliseconds()
+		// Rounded up: a client waiting this long finds the request passes
+		// (Retry-After: 0 would say "now").
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(me.RetryAfter.Seconds())), 10))
+		body["retry_after_ms"] = int64(math.Ceil(float64(me.RetryAfter) / float64(time.Millisecond)))
 	}
 	writeJSON(w, me.Status, body)
 	return me

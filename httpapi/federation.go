@@ -83,7 +83,15 @@ func (a *API) fedThumbnail(w http.ResponseWriter, r *http.Request, rc *reqCtx) e
 }
 
 func (a *API) serveFederation(w http.ResponseWriter, r *http.Request, rc *reqCtx, thumb bool) error {
-	if _, err := a.federationAuth(r, rc.hs); err != nil {
+	origin, err := a.federationAuth(r, rc.hs)
+	if err != nil {
+		return err
+	}
+	kind := RateDownload
+	if thumb {
+		kind = RateThumbnail
+	}
+	if err := a.limitServer(origin, kind); err != nil {
 		return err
 	}
 	m, err := matrix.NewMXC(rc.hs.Name, rc.param("id"))

@@ -6,12 +6,10 @@ import (
 )
 
 func TestHomeserverByHost(t *testing.T) {
-	a := &API{hosts: map[string]*Homeserver{
-		"example.org":      {Name: "example.org"},
-		"other.test:8448":  {Name: "other.test:8448"},
-		"[2001:db8::1]":    {Name: "[2001:db8::1]"},
-		"media.other.test": {Name: "media.other.test"},
-	}}
+	a := &API{}
+	a.SetHomeservers([]Homeserver{
+		{Name: "example.org"}, {Name: "other.test:8448"}, {Name: "[2001:db8::1]"}, {Name: "media.other.test"},
+	})
 	cases := []struct {
 		host, forwarded string
 		trust           bool

@@ -12,6 +12,7 @@ func (a *API) routes() {
 	a.router = r
 
 	r.GET("/healthz", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+		setRoute(w, "/healthz")
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := a.opts.Store.Err(); err != nil {
 			// The store takes no more writes; the process is ending.
@@ -30,25 +31,25 @@ func (a *API) routes() {
 	}
 	for _, v := range []string{"r0", "v1", "v3"} {
 		legacy := "/_matrix/media/" + v
-		a.handle(http.MethodPost, legacy+"/upload", member, a.upload)
-		a.handle(http.MethodPut, legacy+"/upload/:server/:id", member, a.fill)
+		a.handle(http.MethodPost, legacy+"/upload", member, a.limited(RateUpload, a.upload))
+		a.handle(http.MethodPut, legacy+"/upload/:server/:id", member, a.limited(RateUpload, a.fill))
 		get(legacy+"/config", member, a.config)
-		get(legacy+"/download/:server/:id", public, a.downloadLegacy)
-		get(legacy+"/download/:server/:id/", public, a.downloadLegacy)
-		get(legacy+"/download/:server/:id/:name", public, a.downloadLegacy)
-		get(legacy+"/thumbnail/:server/:id", public, a.thumbnailLegacy)
-		get(legacy+"/preview_url", member, a.previewURL)
+		get(legacy+"/download/:server/:id", public, a.limited(RateDownload, a.downloadLegacy))
+		get(legacy+"/download/:server/:id/", public, a.limited(RateDownload, a.downloadLegacy))
+		get(legacy+"/download/:server/:id/:name", public, a.limited(RateDownload, a.downloadLegacy))
+		get(legacy+"/thumbnail/:server/:id", public, a.limited(RateThumbnail, a.thumbnailLegacy))
+		get(legacy+"/preview_url", member, a.limited(RatePreview, a.previewURL))
 		if v != "r0" {
-			a.handle(http.MethodPost, legacy+"/create", member, a.create)
+			a.handle(http.MethodPost, legacy+"/create", member, a.limited(RateUpload, a.create))
 		}
 	}
 	const client = "/_matrix/client/v1/media"
 	get(client+"/config", member, a.config)
-	get(client+"/download/:server/:id", authenticated, a.download)
-	get(client+"/download/:server/:id/", authenticated, a.download)
-	get(client+"/download/:server/:id/:name", authenticated, a.download)
-	get(client+"/thumbnail/:server/:id", authenticated, a.thumbnail)
-	get(client+"/preview_url", member, a.previewURL)
+	get(client+"/download/:server/:id", authenticated, a.limited(RateDownload, a.download))
+	get(client+"/download/:server/:id/", authenticated, a.limited(RateDownload, a.download))
+	get(client+"/download/:server/:id/:name", authenticated, a.limited(RateDownload, a.download))
+	get(client+"/thumbnail/:server/:id", authenticated, a.limited(RateThumbnail, a.thumbnail))
+	get(client+"/preview_url", member, a.limited(RatePreview, a.previewURL))
 
 	// Federation: signed by the origin server, checked in the handler.
 	get("/_matrix/federation/v1/media/download/:id", federation, a.fedDownload)

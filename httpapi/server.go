@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -28,18 +29,26 @@ type Options struct {
 	// MaxUploadBytes caps an upload (default 100 MiB).
 	MaxUploadBytes int64
 	Auth           AuthOptions
+	// RateLimits are the initial limits (SetRateLimits replaces them).
+	RateLimits RateLimits
 	// Keys verifies the X-Matrix signatures of federation requests.
 	Keys   KeySource
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Observe, when set, is called once for every request the API answered,
+	// as it ends, from the request's goroutine: many at once. It must
+	// return quickly (it updates metrics) and keep nothing of the
+	// RequestInfo's but copies.
+	Observe func(RequestInfo)
 }
 
 // API is the HTTP handler of the media API. Close waits for requests in
 // flight to leave the store.
 type API struct {
 	opts   Options
-	hosts  map[string]*Homeserver // lower-case name -> homeserver
+	hosts  atomic.Pointer[map[string]*Homeserver] // lower-case name -> homeserver (SetHomeservers)
 	auth   *authenticator
+	rates  *rateLimiter
 	router *httprouter.Router
 	log    *slog.Logger
 
@@ -53,9 +62,6 @@ func New(opts Options) (*API, error) {
 	if opts.Store == nil {
 		return nil, errors.New("httpapi: Options.Store is nil")
 	}
-	if len(opts.Homeservers) == 0 {
-		return nil, errors.New("httpapi: no homeserver configured")
-	}
 	if opts.MaxUploadBytes <= 0 {
 		opts.MaxUploadBytes = 100 << 20
 	}
@@ -65,10 +71,13 @@ func New(opts Options) (*API, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &API{opts: opts, hosts: make(map[string]*Homeserver), auth: newAuthenticator(opts.Auth), log: opts.Logger}
-	for i := range opts.Homeservers {
-		hs := &opts.Homeservers[i]
-		a.hosts[strings.ToLower(hs.Name)] = hs
+	rates, err := newRateLimiter(opts.RateLimits)
+	if err != nil {
+		return nil, err
+	}
+	a := &API{opts: opts, auth: newAuthenticator(opts.Auth), rates: rates, log: opts.Logger}
+	if err := a.SetHomeservers(opts.Homeservers); err != nil {
+		return nil, err
 	}
 	a.routes()
 	return a, nil
@@ -127,12 +136,14 @@ const (
 
 // handle registers h for method and path with the given access.
 func (a *API) handle(method, path string, acc access, h handler) {
-	a.router.Handle(method, path, a.wrap(acc, h))
+	a.router.Handle(method, path, a.wrap(path, acc, h))
 }
 
-// wrap is h behind the checks acc asks for, answering its error.
-func (a *API) wrap(acc access, h handler) httprouter.Handle {
+// wrap is h, the endpoint of pattern route, behind the checks acc asks
+// for, answering its error.
+func (a *API) wrap(route string, acc access, h handler) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		setRoute(w, route)
 		rc := &reqCtx{params: ps}
 		tok := token(r)
 		var err error
@@ -183,11 +194,12 @@ func (a *API) homeserver(r *http.Request) (*Homeserver, error) {
 			host = "[" + h + "]" // IPv6 server names keep their brackets
 		}
 	}
-	if hs, ok := a.hosts[strings.ToLower(host)]; ok {
+	hosts := *a.hosts.Load()
+	if hs, ok := hosts[strings.ToLower(host)]; ok {
 		return hs, nil
 	}
 	// A name with a port ("example.org:8448") is matched as written too.
-	if hs, ok := a.hosts[strings.ToLower(r.Host)]; ok {
+	if hs, ok := hosts[strings.ToLower(r.Host)]; ok {
 		return hs, nil
 	}
 	return nil, errorf(http.StatusNotFound, "M_NOT_FOUND", "This server does not serve media for host %q", host)
@@ -199,7 +211,7 @@ func (a *API) homeserver(r *http.Request) (*Homeserver, error) {
 // Host, else the only homeserver with a signing key, else the only one.
 func (a *API) federationHomeserver(r *http.Request) (*Homeserver, error) {
 	if x, err := matrix.ParseXMatrix(r.Header.Get("Authorization")); err == nil && x.Destination != "" {
-		if hs, ok := a.hosts[strings.ToLower(x.Destination)]; ok {
+		if hs, ok := (*a.hosts.Load())[strings.ToLower(x.Destination)]; ok {
 			return hs, nil
 		}
 	}
@@ -208,7 +220,8 @@ func (a *API) federationHomeserver(r *http.Request) (*Homeserver, error) {
 	}
 	var keyed, any *Homeserver
 	nKeyed := 0
-	for _, hs := range a.hosts {
+	hosts := *a.hosts.Load()
+	for _, hs := range hosts {
 		any = hs
 		if hs.SigningKey != nil {
 			keyed = hs
@@ -218,7 +231,7 @@ func (a *API) federationHomeserver(r *http.Request) (*Homeserver, error) {
 	switch {
 	case nKeyed == 1:
 		return keyed, nil
-	case len(a.hosts) == 1:
+	case len(hosts) == 1:
 		return any, nil
 	}
 	return a.homeserver(r)
@@ -226,7 +239,7 @@ func (a *API) federationHomeserver(r *http.Request) (*Homeserver, error) {
 
 // local reports whether server is one of the homeservers we serve.
 func (a *API) local(server string) bool {
-	_, ok := a.hosts[strings.ToLower(server)]
+	_, ok := (*a.hosts.Load())[strings.ToLower(server)]
 	return ok
 }
 
@@ -235,14 +248,22 @@ func (a *API) local(server string) bool {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !a.enter() {
 		w.Header().Set("Connection", "close")
-		writeError(w, errorf(http.StatusServiceUnavailable, "M_UNKNOWN", "The server is shutting down"))
+		me := writeError(w, errorf(http.StatusServiceUnavailable, "M_UNKNOWN", "The server is shutting down"))
+		if a.opts.Observe != nil {
+			a.opts.Observe(RequestInfo{Route: RouteClosed, Method: methodLabel(r.Method), Status: me.Status})
+		}
 		return
 	}
 	defer a.inflight.Done()
 	start := a.opts.Now()
 	corsHeaders.set(w.Header())
 	lw := &logWriter{ResponseWriter: w, status: http.StatusOK}
+	if r.Body != nil && r.Body != http.NoBody {
+		lw.body.rc = r.Body
+		r.Body = &lw.body
+	}
 	if r.Method == http.MethodOptions {
+		lw.route = RoutePreflight
 		// CORS preflight: never runs the endpoint.
 		lw.Header().Set("Content-Type", "application/json")
 		lw.WriteHeader(http.StatusOK)
@@ -256,9 +277,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// LogAttrs with typed attributes: this line is written for every
 	// request, and boxing each value costs a measurable share of a small
 	// download.
+	took := a.opts.Now().Sub(start)
+	a.observe(r, lw, took) // before the log line: once it is written, metrics count the request
 	a.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("method", r.Method),
 		slog.String("path", r.URL.Path), slog.String("host", r.Host), slog.Int("status", lw.status),
-		slog.Int64("bytes", lw.bytes), slog.Float64("duration_ms", float64(a.opts.Now().Sub(start).Microseconds())/1000))
+		slog.Int64("bytes", lw.bytes), slog.Float64("duration_ms", float64(took.Microseconds())/1000))
 }
 
 // corsHeaders are on every answer.
@@ -268,13 +291,16 @@ var corsHeaders = newFixedHeaders(
 	"Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization",
 )
 
-// logWriter records status and size for the request log. It passes
+// logWriter records status and size for the request log and metrics,
+// with the route that answered and the request body's count. It passes
 // io.ReaderFrom through so file bodies can still use sendfile.
 type logWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
 	wrote  bool
+	route  string       // the endpoint's pattern (setRoute)
+	body   countingBody // the request body, counted
 }
 
 func (l *logWriter) WriteHeader(code int) {

@@ -71,6 +71,20 @@ func (r reader) UserUsage(user string) (Usage, error) { return r.usage(userUsage
 // ServerUsage returns the counters of a server name (zero when none).
 func (r reader) ServerUsage(server string) (Usage, error) { return r.usage(serverUsageKey(server)) }
 
+// TotalServerUsage returns the sum of every server name's counters: all
+// the media with content, local and remote. It reads one key per server
+// name (a store-wide figure, taken once at open).
+func (r reader) TotalServerUsage() (Usage, error) {
+	var total Usage
+	err := r.scan(prefixSiteUse, func(_, v []byte) error {
+		u, err := decodeUsage(v)
+		total.Bytes += u.Bytes
+		total.Count += u.Count
+		return err
+	})
+	return total, err
+}
+
 func (r reader) usage(key []byte) (Usage, error) {
 	var u Usage
 	err := r.get(key, func(v []byte) error {

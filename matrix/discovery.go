@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -70,7 +71,8 @@ type Destination struct {
 type Resolver struct {
 	// Routes maps a server name to a base URL ("http://127.0.0.1:8008")
 	// that overrides discovery, for tests and private deployments; http
-	// is allowed here. The Host header is then the server name.
+	// is allowed here. The Host header is then the server name. SetRoutes
+	// replaces it while the resolver is in use.
 	Routes map[string]string
 	// HTTPClient fetches .well-known documents; nil means
 	// http.DefaultClient. Give it a guarded dialer (package netguard).
@@ -90,10 +92,27 @@ type Resolver struct {
 	// means DefaultResolveCacheSize.
 	CacheSize int
 
+	routes    atomic.Pointer[map[string]string] // set by SetRoutes; wins over Routes
 	mu        sync.Mutex
 	dests     *simplelru.LRU[string, cachedDestination]
 	wellKnown *simplelru.LRU[string, cachedWellKnown]
 	group     singleflight.Group
+}
+
+// SetRoutes replaces Routes: later calls of Resolve (and of the clients
+// using r) see routes. Names it no longer lists are discovered again; a
+// name it adds is routed at once, as routes are checked before the cache.
+// routes must not be changed afterwards. Safe for concurrent use.
+func (r *Resolver) SetRoutes(routes map[string]string) { r.routes.Store(&routes) }
+
+// route returns the base URL routed to serverName, if any.
+func (r *Resolver) route(serverName string) (string, bool) {
+	routes := r.Routes
+	if p := r.routes.Load(); p != nil {
+		routes = *p
+	}
+	base, ok := routes[serverName]
+	return base, ok
 }
 
 // caches makes the caches on first use; r.mu is held.
@@ -145,7 +164,7 @@ func (r *Resolver) Resolve(ctx context.Context, serverName string) (Destination,
 	if err := ValidateServerName(serverName); err != nil {
 		return Destination{}, err
 	}
-	if base, ok := r.Routes[serverName]; ok {
+	if base, ok := r.route(serverName); ok {
 		return routeDestination(serverName, base)
 	}
 	now := r.now()

@@ -122,7 +122,7 @@ func (c *FedClient) newRequest(ctx context.Context, destination, pathAndQuery st
 	if err != nil {
 		return nil, fmt.Errorf("destination %q: %w", d.BaseURL, err)
 	}
-	switch _, route := c.resolver.Routes[destination]; {
+	switch _, route := c.resolver.route(destination); {
 	case route:
 		ctx = context.WithValue(ctx, routeKey{}, u.Scheme+"://"+u.Host)
 	case u.Scheme == "https" && d.TLSServerName != "" && d.TLSServerName != u.Hostname():

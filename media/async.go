@@ -106,6 +106,7 @@ func (s *Store) Fill(ctx context.Context, info UploadInfo, user string, body io.
 	filled := s.newRecord(info)
 	filled.RequiresAuth = rec.RequiresAuth // as the freeze was when the ID was created
 	filled, _, err = s.ingest(ctx, info, body, filled, &rec)
+	s.stats.uploaded(filled, err)
 	return filled, err
 }
 

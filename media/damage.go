@@ -71,6 +71,7 @@ func (d *damage) found(what string, h cas.Hash, cause error) error {
 		return err
 	}
 	s := d.s
+	s.stats.damageFound.Add(1)
 	s.opts.Logger.Error("stored content is damaged", "media", what, "chunk", h.String(), "err", cause)
 	if s.opts.ReadOnly {
 		return err

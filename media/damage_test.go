@@ -70,6 +70,10 @@ func TestDamageRecordedAndRepaired(t *testing.T) {
 	}
 	r.Close()
 	checkContent(t, s, "B", randBytes(2, 100<<10))
+	// Two reads met the damage: one chunk found, counted once.
+	if st := s.Stats(); st.DamagedChunksFound != 1 || st.DamagedChunks != 1 {
+		t.Errorf("Stats: %d damaged chunks found, %d recorded; want 1 and 1", st.DamagedChunksFound, st.DamagedChunks)
+	}
 
 	closeStore(t, s)
 	s = openStore(t, media.Options{Dir: dir})

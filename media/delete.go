@@ -58,7 +58,16 @@ func dropRecord(b *index.Batch, rec Media) error {
 	case rec.Placeholder():
 		return nil // a quarantined ID without content: never counted
 	}
-	return b.AddUsage(rec.Uploader, m.Server(), index.Usage{Bytes: -rec.Size, Count: -1})
+	return b.AddUsage(rec.Uploader, m.Server(), dropUsage(rec))
+}
+
+// dropUsage is what dropping rec takes from the usage counters: nothing
+// for a pending ID or a quarantine placeholder, which were never counted.
+func dropUsage(rec Media) index.Usage {
+	if rec.Pending || rec.Placeholder() {
+		return index.Usage{}
+	}
+	return index.Usage{Bytes: -rec.Size, Count: -1}
 }
 
 // commitDrops commits b, which drops recs (dropRecord), keeping the record
@@ -78,6 +87,9 @@ func (s *Store) commitDrops(b *index.Batch, recs []Media) error {
 	}
 	if err != nil {
 		return fmt.Errorf("media: delete: %w", err)
+	}
+	for _, r := range recs {
+		s.stats.recordsChanged(dropUsage(r))
 	}
 	return nil
 }

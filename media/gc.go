@@ -97,6 +97,7 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 		err = s.dropDeadDamage(mark.liveChunk)
 	}
 	if err == nil {
+		s.stats.gcRuns.Add(1)
 		s.opts.Logger.Info("gc done", "objects", st.Objects, "objects_deleted", st.ObjectsDeleted,
 			"chunks", st.Chunks, "chunks_deleted", st.ChunksDeleted, "bytes_deleted", st.BytesDeleted,
 			"chunks_young", st.ChunksYoung, "previews_expired", st.PreviewsExpired)
@@ -292,6 +293,9 @@ func (s *Store) sweepChunks(ctx context.Context, cands []gcCandidate, st *GCStat
 		if deleted {
 			st.ChunksDeleted++
 			st.BytesDeleted += c.size
+			s.stats.gcChunks.Add(1)
+			s.stats.gcBytes.Add(c.size)
+			s.stats.chunksChanged(-1, -c.size)
 		} else {
 			st.Chunks++
 		}

@@ -49,7 +49,7 @@ const (
 type Preview map[string]any
 
 // PreviewsEnabled reports whether the store makes URL previews.
-func (s *Store) PreviewsEnabled() bool { return s.opts.Previews != nil }
+func (s *Store) PreviewsEnabled() bool { return s.previewer.Load().p != nil }
 
 // PreviewURL returns the preview of rawURL for homeserver server as of ts
 // (Unix ms; 0, or a time to come: now). Previews are stored in the index
@@ -64,7 +64,7 @@ func (s *Store) PreviewsEnabled() bool { return s.opts.Previews != nil }
 // stored as server's local media (see previewImage). Safe for concurrent
 // use.
 func (s *Store) PreviewURL(ctx context.Context, server, rawURL string, ts int64) (Preview, error) {
-	if s.opts.Previews == nil {
+	if !s.PreviewsEnabled() {
 		return nil, ErrPreviewsDisabled
 	}
 	if err := checkPreviewURL(rawURL); err != nil {
@@ -107,7 +107,11 @@ func (s *Store) makePreview(ctx context.Context, server, rawURL string, hour int
 	if rec, err := s.idx.Preview(server, rawURL, hour); !errors.Is(err, index.ErrNotFound) {
 		return rec, err
 	}
-	res, err := s.opts.Previews.Preview(ctx, rawURL)
+	p := s.previewer.Load().p
+	if p == nil { // turned off since PreviewURL looked
+		return index.PreviewRecord{}, ErrPreviewsDisabled
+	}
+	res, err := p.Preview(ctx, rawURL)
 	if err != nil {
 		err = previewError(err)
 		if !errors.Is(err, ErrPreviewBadURL) && ctx.Err() == nil {
@@ -123,7 +127,7 @@ func (s *Store) makePreview(ctx context.Context, server, rawURL string, hour int
 		}
 	}
 	if res.Image != nil {
-		if err := s.previewImage(ctx, server, *res.Image, &rec); err != nil {
+		if err := s.previewImage(ctx, p, server, *res.Image, &rec); err != nil {
 			return index.PreviewRecord{}, err
 		}
 	}

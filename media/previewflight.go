@@ -102,3 +102,11 @@ func (p *previewFlights) fail(key string, err error, now time.Time) {
 	defer p.mu.Unlock()
 	p.failed.Add(key, previewFailure{err: err, until: now.Add(previewFailureTTL)})
 }
+
+// forgetFailures drops every remembered failure (the previewer changed:
+// what it refused may now be allowed).
+func (p *previewFlights) forgetFailures() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failed.Purge()
+}

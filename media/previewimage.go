@@ -14,7 +14,8 @@ import (
 	"github.com/mxcas/mxcas/thumbgen"
 )
 
-// previewImage stores the image of a preview as local media of server and
+// previewImage stores the image of a preview, fetched with p when the page
+// did not carry it, as local media of server and
 // sets rec's image fields. It goes through Upload, so the content is
 // stored once however often it is previewed and gets thumbnails; the
 // media has no uploader (no user's usage counts it) and requires
@@ -23,11 +24,11 @@ import (
 // unreachable, not an image, quarantined content) leaves rec without one
 // and is no error: the page's preview still stands. Errors are the
 // store's (no space, a failed index).
-func (s *Store) previewImage(ctx context.Context, server string, ref preview.ImageRef, rec *index.PreviewRecord) error {
+func (s *Store) previewImage(ctx context.Context, p preview.Previewer, server string, ref preview.ImageRef, rec *index.PreviewRecord) error {
 	img := preview.Image{Body: ref.Body, ContentType: ref.ContentType}
 	if img.Body == nil {
 		var err error
-		if img, err = s.opts.Previews.Image(ctx, ref.URL); err != nil {
+		if img, err = p.Image(ctx, ref.URL); err != nil {
 			s.opts.Logger.Debug("url preview: no image", "image", ref.URL, "err", err)
 			return nil
 		}

@@ -52,9 +52,10 @@ func (e *QuotaError) Error() string {
 // Unwrap makes errors.Is(err, ErrQuotaExceeded) hold.
 func (e *QuotaError) Unwrap() error { return ErrQuotaExceeded }
 
-// validateQuotas checks a list of quotas: a glob that can match a user ID,
-// no negative limit.
-func validateQuotas(qs []Quota) error {
+// ValidateQuotas checks a list of quotas as SetQuotas does: each glob can
+// match a user ID (not empty, starts with "@", "*" or "?", no space or
+// control character), no limit is negative.
+func ValidateQuotas(qs []Quota) error {
 	for i, q := range qs {
 		if q.Users == "" || !strings.ContainsAny(q.Users[:1], "@*?") ||
 			strings.ContainsFunc(q.Users, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
@@ -153,7 +154,7 @@ func (q *quotas) matchLocked(user string) (Quota, bool) {
 // limit) is refused whole and the quotas in force stay. Safe for
 // concurrent use.
 func (s *Store) SetQuotas(qs []Quota) error {
-	if err := validateQuotas(qs); err != nil {
+	if err := ValidateQuotas(qs); err != nil {
 		return err
 	}
 	rules := newRules(qs)

@@ -102,6 +102,7 @@ func (s *Store) FetchRemoteTo(ctx context.Context, m matrix.MXC, start func(Remo
 	r.mu.Lock()
 	if until, ok := r.failed.Get(m.Server()); ok && s.opts.Now().Before(until) {
 		r.mu.Unlock()
+		s.stats.remote[FetchBackoff].Add(1)
 		return Media{}, false, fmt.Errorf("%w: %s failed recently; retrying after %s", ErrRemoteUnavailable, m.Server(), until.Format(time.RFC3339))
 	}
 	// Again under the lock: a fetch that just finished has committed.
@@ -140,6 +141,7 @@ func (s *Store) FetchRemoteTo(ctx context.Context, m matrix.MXC, start func(Remo
 	}
 	delete(r.inflight, m)
 	r.mu.Unlock()
+	s.stats.remote[fetchResult(f.err)].Add(1)
 	close(f.done)
 	return f.rec, sink != nil, f.err
 }

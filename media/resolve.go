@@ -112,6 +112,18 @@ func (s *Store) ResolveTo(ctx context.Context, m matrix.MXC, opt ReadOptions, st
 	return rec, false, nil
 }
 
+// WillFetch reports whether a read of m with opt would fetch it from its
+// server now: m is not stored here (or was deleted) and opt may fetch
+// it. The answer can change before the read runs; it is for counting
+// (rate limits), not for deciding.
+func (s *Store) WillFetch(m matrix.MXC, opt ReadOptions) bool {
+	if !s.mayFetch(m, opt) {
+		return false
+	}
+	_, err := s.Stat(m)
+	return errors.Is(err, ErrNotFound)
+}
+
 // mayFetch reports whether a read of m, not stored here, may fetch it from
 // its server.
 func (s *Store) mayFetch(m matrix.MXC, opt ReadOptions) bool {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mxcas/mxcas/cas"
@@ -117,6 +118,10 @@ type Options struct {
 	// FreeSpace returns the free and total bytes of the store's filesystem
 	// (default: statfs of Dir).
 	FreeSpace func() (free, total uint64, err error)
+	// CountChunks makes Open count the chunk files (one walk of the chunk
+	// store) so that Stats reports Chunks and StoredBytes: for the server,
+	// whose metrics show them. Tools that open a store skip the walk.
+	CountChunks bool
 }
 
 // Validate fills defaults and checks the options.
@@ -151,7 +156,7 @@ func (o *Options) Validate() error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if err := validateQuotas(o.Quotas); err != nil {
+	if err := ValidateQuotas(o.Quotas); err != nil {
 		return err
 	}
 	if o.Chunker != (chunker.Params{}) {
@@ -175,6 +180,7 @@ type Store struct {
 	thumbs    *thumbnailer
 	remote    *remote
 	previews  *previewFlights
+	previewer atomic.Pointer[previewerBox] // Options.Previews, then SetPreviewer's
 	records   *recordCache
 	manifests *manifestCache
 	verifier  *cas.Verifier
@@ -184,6 +190,8 @@ type Store struct {
 	// quotas are the quotas in force and the reservations of uploads in
 	// flight (quota.go).
 	quotas quotas
+	// stats are the figures Stats reports (stats.go).
+	stats storeStats
 	// pendingMu makes counting and adding a user's created IDs one step.
 	pendingMu sync.Mutex
 	// maint serialises GC, Fsck, Backup and Close: each needs the chunk set
@@ -231,6 +239,7 @@ func Open(opts Options) (*Store, error) {
 	ro.withDefaults()
 	s.remote = &remote{opts: ro, failed: newBackoff(ro.BackoffServers), inflight: make(map[matrix.MXC]*fetchInFlight)}
 	s.previews = newPreviewFlights()
+	s.previewer.Store(&previewerBox{opts.Previews})
 	s.pins.n = make(map[cas.Hash]int)
 	s.verifier = cas.NewVerifier(cs, cas.VerifyOptions{TTL: opts.VerifyTTL, Now: opts.Now})
 	s.damage.s = s
@@ -239,6 +248,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.quarantine.load(idx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.loadStats(); err != nil {
 		s.Close()
 		return nil, err
 	}

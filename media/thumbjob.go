@@ -62,7 +62,7 @@ func (sl *thumbSlot) wait(ctx context.Context) (Thumbnail, error) {
 // newJob is a job for rec's configured sizes.
 func (t *thumbnailer) newJob(rec Media) *thumbJob {
 	j := &thumbJob{rec: rec, sizes: make(map[string]*thumbSlot), done: make(chan struct{})}
-	for _, z := range t.opts.Sizes {
+	for _, z := range *t.sizes.Load() {
 		req, spec := t.thumbSpec(thumbgen.Request{Width: z.Width, Height: z.Height, Method: z.Method})
 		if req.Validate() == nil {
 			j.sizes[spec] = &thumbSlot{spec: spec, req: req, done: make(chan struct{})}
@@ -170,6 +170,7 @@ func (s *Store) runJob(j *thumbJob) error {
 	for i, sl := range todo {
 		reqs[i] = sl.req
 	}
+	last := s.opts.Now() // each size's time runs from the end of the previous one
 	src, release, err := s.loadSource(ctx, j.rec, func(info thumbgen.Info) int64 { return thumbgen.DecodeMemoryAll(info, reqs) })
 	if errors.Is(err, thumbgen.ErrTooLarge) && len(todo) > 1 {
 		return s.makeEachSize(j.rec, todo) // the set is over the budget; a size alone may not be
@@ -186,12 +187,13 @@ func (s *Store) runJob(j *thumbJob) error {
 	}, func(i int, o thumbgen.Outcome) {
 		tr, err := Thumbnail{}, o.Err
 		if err == nil {
-			t.made.Add(1)
+			t.madeOne(s.opts.Now().Sub(last))
 			if t.hookMade != nil {
 				t.hookMade(todo[i].spec)
 			}
 			tr, err = s.storeThumbnail(ctx, j.rec, todo[i].spec, src, o.Result)
 		}
+		last = s.opts.Now()
 		if err != nil && failsEverySize(thumbnailErr(err)) {
 			shared = cmp.Or(shared, err)
 		} else if err != nil {

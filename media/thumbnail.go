@@ -51,6 +51,12 @@ type ThumbnailOptions struct {
 	Limits       thumbgen.Limits
 	// Disabled turns the background generation off (requests still work).
 	Disabled bool
+	// Observe, when set, is called after each thumbnail is generated (on
+	// request or pregenerated) with how long making it took: its read and
+	// decode of the source, or its share of one shared by several sizes,
+	// and its resampling and encoding, not its storing. It is called from
+	// several goroutines at once and must return quickly (a metric).
+	Observe func(took time.Duration)
 }
 
 func (o *ThumbnailOptions) withDefaults() {
@@ -93,6 +99,7 @@ var (
 // pregeneration jobs, one per source object.
 type thumbnailer struct {
 	opts    ThumbnailOptions
+	sizes   atomic.Pointer[[]ThumbnailSize] // opts.Sizes, then SetThumbnailSizes's
 	workers *semaphore.Weighted
 	memory  *semaphore.Weighted
 	waiting atomic.Int64
@@ -129,6 +136,7 @@ func (s *Store) startThumbnailer() {
 		jobs:    make(map[cas.Hash]*thumbJob),
 		done:    make(chan struct{}),
 	}
+	t.sizes.Store(&o.Sizes)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.stop = cancel
 	s.thumbs = t
@@ -226,7 +234,14 @@ func (s *Store) Pregenerate(ctx context.Context, rec Media) error {
 // while waiting.
 func (s *Store) Thumbnail(ctx context.Context, rec Media, req ThumbnailRequest) (*Reader, Thumbnail, error) {
 	r, tr, err := s.thumbnail(ctx, rec, req.thumbgen())
-	return r, tr, thumbnailErr(err)
+	err = thumbnailErr(err)
+	switch {
+	case err == nil:
+		s.stats.thumbServed.Add(1)
+	case errors.Is(err, ErrThumbnailTooLarge), errors.Is(err, ErrCannotThumbnail), errors.Is(err, ErrBadParam):
+		s.stats.thumbRefd.Add(1)
+	}
+	return r, tr, err
 }
 
 func (s *Store) thumbnail(ctx context.Context, rec Media, req thumbgen.Request) (*Reader, Thumbnail, error) {
@@ -314,6 +329,7 @@ func (s *Store) makeThumbnail(rec Media, req thumbgen.Request, spec string) (Thu
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	start := s.opts.Now()
 	src, release, err := s.loadSource(ctx, rec, func(info thumbgen.Info) int64 { return thumbgen.DecodeMemory(info, req) })
 	if err != nil {
 		return Thumbnail{}, err
@@ -323,8 +339,16 @@ func (s *Store) makeThumbnail(rec Media, req thumbgen.Request, spec string) (Thu
 	if err != nil {
 		return Thumbnail{}, err
 	}
-	t.made.Add(1)
+	t.madeOne(s.opts.Now().Sub(start))
 	return s.storeThumbnail(ctx, rec, spec, src, res)
+}
+
+// madeOne counts a thumbnail generated, which took took.
+func (t *thumbnailer) madeOne(took time.Duration) {
+	t.made.Add(1)
+	if t.opts.Observe != nil {
+		t.opts.Observe(took)
+	}
 }
 
 // loadSource is the admitted, budgeted read of rec's content for

@@ -47,6 +47,7 @@ func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Me
 		return Media{}, err
 	}
 	rec, _, err := s.ingest(ctx, info, body, s.newRecord(info), nil)
+	s.stats.uploaded(rec, err)
 	return rec, err
 }
 
@@ -140,12 +141,16 @@ func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *M
 			return err
 		}
 	}
-	if err := b.AddUsage(rec.Uploader, rec.MXC.Server(), index.Usage{Bytes: rec.Size, Count: 1}); err != nil {
+	delta := index.Usage{Bytes: rec.Size, Count: 1}
+	if err := b.AddUsage(rec.Uploader, rec.MXC.Server(), delta); err != nil {
 		return err
 	}
 	s.records.invalidate(rec.MXC)
 	err := s.commitRecords(b)
 	s.records.invalidate(rec.MXC)
+	if err == nil {
+		s.stats.recordsChanged(delta)
+	}
 	return err
 }
 
@@ -198,6 +203,7 @@ func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit
 	defer ck.Release()
 	batch := s.cas.BeginBatch()
 	defer batch.Abort()
+	var added, addedBytes int64 // new chunk files, counted once committed
 	for {
 		data, err := ck.Next()
 		if err == io.EOF {
@@ -221,12 +227,14 @@ func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit
 		}
 		h := cas.Sum(data)
 		pins.pin(h)
-		added, err := batch.Put(h, data)
+		isNew, err := batch.Put(h, data)
 		if err != nil {
 			return cas.Hash{}, m, false, noSpace(err)
 		}
-		if added {
+		if isNew {
 			pins.stored += int64(len(data))
+			added++
+			addedBytes += int64(len(data))
 		}
 		m.Chunks = append(m.Chunks, index.ChunkRef{Hash: h, Len: uint32(len(data))})
 	}
@@ -245,5 +253,6 @@ func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit
 	if err := batch.Commit(); err != nil {
 		return cas.Hash{}, m, false, noSpace(err)
 	}
+	s.stats.chunksChanged(added, addedBytes)
 	return obj, m, known, nil
 }

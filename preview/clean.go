@@ -3,12 +3,13 @@ package preview
 import (
 	"net/url"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
-// Bounds on what a preview carries (Synapse's: keys over 50 characters are
-// dropped, a description is cut at a word boundary near 500 characters;
-// other values are cut at 1000 characters rather than dropped).
+// Bounds on what a preview carries (Synapse's: keys over 50 characters
+// and values over 1000 are dropped, a description is cut at a word
+// boundary near 500 characters).
 const (
 	maxKey         = 50
 	maxValue       = 1000
@@ -18,38 +19,39 @@ const (
 	maxText = 4 * maxDescription
 )
 
-// clean returns og with values made valid UTF-8, trimmed and bounded,
-// empty values, overlong keys and og:image* keys removed.
+// clean returns og with values made valid UTF-8 without control
+// characters, trimmed and bounded; empty and overlong values, overlong
+// keys and og:image* keys removed.
 func clean(og map[string]string) map[string]string {
 	out := make(map[string]string, len(og))
 	for k, v := range og {
 		if len(k) > maxKey || !utf8.ValidString(k) || k == "og:image" || strings.HasPrefix(k, "og:image:") {
 			continue
 		}
-		v = strings.ToValidUTF8(v, "\uFFFD")
+		v = strings.Map(dropControl, strings.ToValidUTF8(v, "\uFFFD"))
 		if k == "og:description" {
 			v = summarize(strings.Split(v, "\n\n"))
 		} else {
-			v = truncate(collapse(v), maxValue)
+			v = collapse(v)
 		}
-		if v != "" {
+		if v != "" && utf8.RuneCountInString(v) <= maxValue {
 			out[k] = v
 		}
 	}
 	return out
 }
 
+// dropControl is a strings.Map function removing control characters but
+// white space.
+func dropControl(r rune) rune {
+	if unicode.IsControl(r) && !unicode.IsSpace(r) {
+		return -1
+	}
+	return r
+}
+
 // collapse trims s and turns every run of white space into one space.
 func collapse(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-// truncate cuts s to at most n runes, marking a cut with an ellipsis.
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return strings.TrimSpace(string(r[:n-1])) + "…"
-}
 
 // summarize joins paragraphs until there are at least minDescription
 // runes, and cuts the result at a word boundary before maxDescription
@@ -96,33 +98,25 @@ func summarize(paras []string) string {
 	return strings.TrimSpace(string(r)) + "…"
 }
 
-// paragraphs collects the text of a page's body, paragraph by paragraph,
+// paragraphs collects the text nodes of a page's body, each a paragraph,
 // up to maxText bytes.
 type paragraphs struct {
 	done []string
-	cur  strings.Builder
 	size int
 }
 
+// add adds text node t as a paragraph.
 func (p *paragraphs) add(t string) {
 	if p.size >= maxText {
 		return
 	}
-	p.cur.WriteString(t)
 	p.size += len(t)
-}
-
-func (p *paragraphs) flush() {
-	if s := collapse(p.cur.String()); s != "" {
+	if s := collapse(t); s != "" {
 		p.done = append(p.done, s)
 	}
-	p.cur.Reset()
 }
 
-func (p *paragraphs) summary() string {
-	p.flush()
-	return summarize(p.done)
-}
+func (p *paragraphs) summary() string { return summarize(p.done) }
 
 // resolve returns ref resolved against base when that gives an absolute
 // http or https URL without userinfo, else "" (data: URIs included).
@@ -144,9 +138,13 @@ func resolve(base *url.URL, ref string) string {
 	return u.String()
 }
 
-// resolveImage returns the first candidate that resolves.
+// resolveImage returns the first candidate that resolves, or is a data:
+// URL of an image (dataImage).
 func resolveImage(base *url.URL, candidates ...string) string {
 	for _, c := range candidates {
+		if _, ok := dataImage(c); ok {
+			return strings.TrimSpace(c)
+		}
 		if u := resolve(base, c); u != "" {
 			return u
 		}

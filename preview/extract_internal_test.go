@@ -18,15 +18,19 @@ func FuzzExtractHTML(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, contentType string) {
 		p := extractHTML(body, contentType, base)
 		for k, v := range p.og {
-			if len(k) > maxKey || strings.HasPrefix(k, "og:image") || !strings.HasPrefix(k, "og:") {
+			if len(k) > maxKey || strings.HasPrefix(k, "og:image") || !strings.HasPrefix(k, "og:") && !ogVertical(k) {
 				t.Errorf("key %q", k)
 			}
-			if v == "" || !utf8.ValidString(v) || utf8.RuneCountInString(v) > maxValue {
+			if v == "" || !utf8.ValidString(v) || utf8.RuneCountInString(v) > maxValue ||
+				strings.ContainsFunc(v, func(r rune) bool { return dropControl(r) < 0 }) {
 				t.Errorf("value of %s: %q", k, v)
 			}
 		}
 		if d := p.og["og:description"]; utf8.RuneCountInString(d) > maxDescription {
 			t.Errorf("description of %d runes", utf8.RuneCountInString(d))
+		}
+		if _, ok := dataImage(p.image); ok {
+			p.image = ""
 		}
 		for _, u := range []string{p.image, p.oembed, p.og["og:url"]} {
 			if u == "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -29,12 +30,22 @@ type response struct {
 func (f *Fetcher) newClient() *http.Client {
 	t := &http.Transport{
 		Proxy:                  nil,
-		DialContext:            f.o.DialContext,
+		DialContext:            f.dial,
 		DisableKeepAlives:      true,
 		TLSHandshakeTimeout:    f.o.Timeout,
 		MaxResponseHeaderBytes: 64 << 10,
 	}
 	return &http.Client{Transport: t, CheckRedirect: f.checkRedirect}
+}
+
+// dial is Options.DialContext with the trailing dot of a fully qualified
+// name removed ("localhost." is localhost), so that every resolver reads
+// the name alike and the dialer checks the address it names.
+func (f *Fetcher) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if host, port, err := net.SplitHostPort(addr); err == nil && len(host) > 1 && strings.HasSuffix(host, ".") {
+		addr = net.JoinHostPort(strings.TrimSuffix(host, "."), port)
+	}
+	return f.o.DialContext(ctx, network, addr)
 }
 
 // checkRedirect applies the URL rules to every hop and bounds their

@@ -25,8 +25,8 @@ const (
 
 // Preview implements Previewer. A URL an oEmbed provider knows is asked of
 // the provider first (a failure there falls back to the page). An HTML
-// page gives its tags (page data wins over a discovered oEmbed answer's,
-// as in Synapse); an image is its own Image (og:description: the file name
+// page gives its tags (a discovered oEmbed answer's win over them, as in
+// Synapse); an image is its own Image (og:description: the file name
 // its Content-Disposition gives, as in Synapse); any other type gives its
 // file name as og:title and is not downloaded. An image too large for
 // MaxBytes is previewed as a file.
@@ -89,27 +89,34 @@ func (f *Fetcher) htmlPreview(ctx context.Context, u *url.URL, resp *response) (
 	return Result{OG: p.og, Image: imageRef(p.image)}, nil
 }
 
-// oe2result merges an oEmbed answer for u with the page's own data (p,
-// which wins; nil when there is no page).
+// oe2result merges an oEmbed answer for u over the page's own data (p;
+// nil when there is no page), as Synapse does: the answer's keys and image
+// win, og:url is u, and the answer's author is the title of last resort.
 func oe2result(u *url.URL, r oembed, p *page) Result {
-	og := map[string]string{"og:url": u.String()}
-	for k, v := range r.og {
-		og[k] = v
-	}
+	og := map[string]string{}
 	image := r.image
 	if p != nil {
 		for k, v := range p.og {
 			og[k] = v
 		}
-		image = firstOf(p.image, image)
+		image = firstOf(image, p.image)
 	}
+	for k, v := range r.og {
+		og[k] = v
+	}
+	og["og:url"] = u.String()
 	if og["og:title"] == "" {
 		og["og:title"] = r.author
 	}
 	return Result{OG: clean(og), Image: imageRef(image)}
 }
 
+// imageRef is the ImageRef of an image URL: a data: URL's image comes
+// decoded, so it is not fetched.
 func imageRef(u string) *ImageRef {
+	if ref, ok := dataImage(u); ok {
+		return &ref
+	}
 	if u == "" {
 		return nil
 	}

@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/mxcas/mxcas/netguard"
@@ -86,5 +88,39 @@ func checkResult(t *testing.T, got preview.Result, wantOG map[string]string, wan
 	}
 	if gotImage != wantImage {
 		t.Errorf("image = %q, want %q", gotImage, wantImage)
+	}
+}
+
+// pageTest is a page to serve and preview: its Content-Type and body, the
+// OG wanted and its image's URL (a path on the server, an absolute URL,
+// or "").
+type pageTest struct {
+	name, ct, body string
+	want           map[string]string
+	wantImage      string
+}
+
+// runPageTests serves every page of tests on loopback and checks its
+// preview, each in a subtest.
+func runPageTests(t *testing.T, tests []pageTest) {
+	t.Helper()
+	mux := http.NewServeMux()
+	for i, tt := range tests {
+		mux.Handle("/p/"+strconv.Itoa(i), page(tt.ct, tt.body))
+	}
+	srv := serve(t, mux)
+	f := newFetcher(t, loopback)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := f.Preview(context.Background(), srv.URL+"/p/"+strconv.Itoa(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantImage := tt.wantImage
+			if strings.HasPrefix(wantImage, "/") {
+				wantImage = srv.URL + wantImage
+			}
+			checkResult(t, got, tt.want, wantImage)
+		})
 	}
 }

@@ -1,20 +1,19 @@
 package preview
 
 import (
-	"bytes"
 	"io"
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/html"
-	"golang.org/x/net/html/charset"
 )
 
 // page is what an HTML document says of itself.
 type page struct {
 	og     map[string]string // cleaned og: keys, never og:image*
-	image  string            // absolute http(s) URL, or ""
+	image  string            // absolute http(s) URL, a data: URL of an image, or ""
 	oembed string            // absolute http(s) oEmbed discovery URL, or ""
 }
 
@@ -22,24 +21,15 @@ type page struct {
 // limit); later ones are ignored.
 const maxTags = 50
 
-// extractHTML reads an HTML document (decoded from the charset its BOM,
-// contentType or <meta> declares, else sniffed) and returns its preview
-// data: OpenGraph tags, Twitter card tags as fallbacks, then <title> or the
+// extractHTML reads an HTML document (decoded as decodeHTML says) and
+// returns its preview data: OpenGraph tags, Twitter card tags as fallbacks, then <title> or the
 // first heading, <meta name=description> or the first text of the body, and
 // the first meaningful image (og:image, microdata, the largest <img> over
 // 10x10, any <img>, the icon), resolved against pageURL or <base href>.
 // It never fails: a document with nothing in it gives an empty page.
 func extractHTML(body []byte, contentType string, pageURL *url.URL) page {
-	if b, ok := bytes.CutPrefix(body, []byte("\xef\xbb\xbf")); ok {
-		// charset.NewReader decodes by the BOM but leaves a UTF-8 one in.
-		body, contentType = b, "text/html; charset=utf-8"
-	}
-	r, err := charset.NewReader(bytes.NewReader(body), contentType)
-	if err != nil {
-		r = bytes.NewReader(body)
-	}
 	s := newScan()
-	s.run(r)
+	s.run(decodeHTML(body, contentType))
 	return s.page(pageURL)
 }
 
@@ -106,13 +96,6 @@ var void = map[string]bool{
 	"input": true, "link": true, "meta": true, "source": true, "track": true, "wbr": true,
 }
 
-// blocks end a paragraph of the description text.
-var blocks = map[string]bool{
-	"p": true, "div": true, "br": true, "li": true, "ul": true, "ol": true, "tr": true, "td": true,
-	"table": true, "section": true, "article": true, "main": true, "blockquote": true, "pre": true,
-	"h1": true, "h2": true, "h3": true, "h4": true, "h5": true, "h6": true, "dd": true, "dt": true,
-}
-
 func (s *scan) start(t html.Token, selfClosing bool) {
 	a := attrs(t.Attr)
 	switch t.Data {
@@ -131,9 +114,6 @@ func (s *scan) start(t html.Token, selfClosing bool) {
 			s.capturing = t.Data
 			s.captured.Reset()
 		}
-	}
-	if blocks[t.Data] {
-		s.text.flush()
 	}
 	if selfClosing || void[t.Data] || len(s.stack) >= maxDepth {
 		return
@@ -155,9 +135,6 @@ func (s *scan) end(name string) {
 		}
 		s.capturing = ""
 	}
-	if blocks[name] {
-		s.text.flush()
-	}
 	for i := len(s.stack) - 1; i >= 0; i-- {
 		if strings.TrimPrefix(s.stack[i], "\x00") != name {
 			continue
@@ -173,10 +150,11 @@ func (s *scan) end(name string) {
 }
 
 func (s *scan) onText(t string) {
-	if s.capturing != "" && s.captured.Len() < maxValue {
+	if s.capturing != "" && s.captured.Len() <= utf8.UTFMax*maxValue {
 		s.captured.WriteString(t)
 	}
 	if s.skipped == 0 && len(s.stack) < maxDepth {
+		// Every text node is a paragraph of its own (Synapse's rule).
 		s.text.add(t)
 	}
 }
@@ -189,7 +167,7 @@ func (s *scan) meta(a map[string]string) {
 	for _, key := range []string{a["property"], a["name"]} {
 		key = strings.ToLower(strings.TrimSpace(key))
 		switch {
-		case strings.HasPrefix(key, "og:"):
+		case strings.HasPrefix(key, "og:"), ogVertical(key):
 			setFirst(s.og, key, content)
 		case strings.HasPrefix(key, "twitter:"):
 			setFirst(s.twitter, key, content)
@@ -201,6 +179,18 @@ func (s *scan) meta(a map[string]string) {
 	if s.itempropImage == "" && strings.Contains(strings.ToLower(a["itemprop"]), "image") {
 		s.itempropImage = content
 	}
+}
+
+// ogVertical reports whether key is in the namespace of one of
+// OpenGraph's object types (article:published_time, profile:username,
+// ...), which Synapse passes on too.
+func ogVertical(key string) bool {
+	ns, _, ok := strings.Cut(key, ":")
+	switch ns {
+	case "article", "profile", "book", "music", "video":
+		return ok
+	}
+	return false
 }
 
 // setFirst keeps the first value of a key (the OpenGraph rule: the first
@@ -255,11 +245,13 @@ func (s *scan) page(pageURL *url.URL) page {
 	}
 	og := s.og
 	for k, v := range s.twitter {
-		switch k {
-		case "twitter:card", "twitter:creator", "twitter:site":
-			continue
-		}
 		key := "og:" + strings.TrimPrefix(k, "twitter:")
+		switch k {
+		case "twitter:card", "twitter:creator":
+			continue
+		case "twitter:site":
+			key = "og:site_name" // Synapse's mapping
+		}
 		if _, ok := og[key]; !ok {
 			og[key] = v
 		}

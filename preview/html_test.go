@@ -1,8 +1,6 @@
 package preview_test
 
 import (
-	"context"
-	"net/http"
 	"strings"
 	"testing"
 )
@@ -13,11 +11,7 @@ import (
 func TestPreviewPages(t *testing.T) {
 	const html = "text/html"
 	long := strings.Repeat("word ", 300)
-	tests := []struct {
-		name, ct, body string
-		want           map[string]string
-		wantImage      string // path on the server, or an absolute URL, or ""
-	}{
+	tests := []pageTest{
 		{"opengraph", html, `<html><head>
 			<meta property="og:title" content=" The  title ">
 			<meta property="og:description" content="What it is.">
@@ -60,23 +54,5 @@ func TestPreviewPages(t *testing.T) {
 		{"UTF-8 BOM beats the header", "text/html; charset=Shift_JIS", "\xef\xbb\xbf<title>日本語</title>",
 			map[string]string{"og:title": "日本語"}, ""},
 	}
-	mux := http.NewServeMux()
-	for i, tt := range tests {
-		mux.Handle("/p/"+string(rune('a'+i)), page(tt.ct, tt.body))
-	}
-	srv := serve(t, mux)
-	f := newFetcher(t, loopback)
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := f.Preview(context.Background(), srv.URL+"/p/"+string(rune('a'+i)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantImage := tt.wantImage
-			if strings.HasPrefix(wantImage, "/") {
-				wantImage = srv.URL + wantImage
-			}
-			checkResult(t, got, tt.want, wantImage)
-		})
-	}
+	runPageTests(t, tests)
 }

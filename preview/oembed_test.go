@@ -11,8 +11,8 @@ import (
 )
 
 // TestPreviewOEmbedDiscovery: a page naming its oEmbed answer gets the
-// answer's title, site and thumbnail where the page has none; the page's
-// own tags win; the answer's html never comes through.
+// answer's title, site and thumbnail; the page's tags fill what the answer
+// lacks; the answer's html never comes through.
 func TestPreviewOEmbedDiscovery(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle("/watch", page("text/html", `<head>

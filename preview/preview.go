@@ -27,7 +27,9 @@ var (
 // matrix:image:size).
 type Result struct {
 	// OG holds og: keys (og:title, og:description, og:url, og:type,
-	// og:site_name, ...), never og:image*: the image is Image.
+	// og:site_name, ...) and those of OpenGraph's object types
+	// (article:published_time, profile:username, ...), never og:image*:
+	// the image is Image.
 	OG map[string]string
 	// Image is the image to show, or nil.
 	Image *ImageRef
@@ -35,11 +37,12 @@ type Result struct {
 
 // ImageRef is the image of a preview.
 type ImageRef struct {
-	// URL is absolute (relative URLs are resolved against the page).
+	// URL is absolute (relative URLs are resolved against the page);
+	// empty for an image the page inlined as a data: URL.
 	URL string
 	// Body and ContentType are set when the fetched URL was the image
-	// itself, so it is not fetched twice; else the caller uses
-	// Fetcher.Image. Body is at most Options.MaxBytes.
+	// itself, so it is not fetched twice, or the page inlined it; else
+	// the caller uses Fetcher.Image. Body is at most Options.MaxBytes.
 	Body        []byte
 	ContentType string
 }

@@ -110,8 +110,9 @@ func (h flushingHandler) WithGroup(name string) slog.Handler {
 }
 
 // bufferedLogger is a text logger to w through a logBuffer whose lines
-// wait at most delay; close the buffer when done.
-func bufferedLogger(w io.Writer, delay time.Duration) (*slog.Logger, *logBuffer) {
+// wait at most delay, logging from level up (nil: info); close the buffer
+// when done.
+func bufferedLogger(w io.Writer, delay time.Duration, level slog.Leveler) (*slog.Logger, *logBuffer) {
 	b := newLogBuffer(w, delay)
-	return slog.New(flushingHandler{slog.NewTextHandler(b, nil), b}), b
+	return slog.New(flushingHandler{slog.NewTextHandler(b, &slog.HandlerOptions{Level: level}), b}), b
 }

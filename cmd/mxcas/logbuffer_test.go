@@ -14,7 +14,7 @@ import (
 // bytes went through it.
 func TestLogBufferKeepsLinesWholeAndOrdered(t *testing.T) {
 	var out e2eLog
-	logger, lb := bufferedLogger(&out, logFlushDelay)
+	logger, lb := bufferedLogger(&out, logFlushDelay, nil)
 	const goroutines, lines = 8, 2000
 	var wg sync.WaitGroup
 	for g := range goroutines {
@@ -50,7 +50,7 @@ func TestLogBufferKeepsLinesWholeAndOrdered(t *testing.T) {
 // writes a waiting info line.
 func TestLogBufferWritesWarningsAtOnce(t *testing.T) {
 	var out e2eLog
-	logger, lb := bufferedLogger(&out, time.Hour) // only warnings and Close write
+	logger, lb := bufferedLogger(&out, time.Hour, nil) // only warnings and Close write
 	logger.Info("first")
 	if out.String() != "" {
 		t.Fatalf("info line written at once: %q", out.String())
@@ -78,7 +78,7 @@ func TestLogBufferWritesWarningsAtOnce(t *testing.T) {
 // a line logged after that write.
 func TestLogBufferFlushesAfterDelay(t *testing.T) {
 	var out e2eLog
-	logger, lb := bufferedLogger(&out, 10*time.Millisecond)
+	logger, lb := bufferedLogger(&out, 10*time.Millisecond, nil)
 	defer lb.Close()
 	for _, msg := range []string{"first", "second"} {
 		logger.Info(msg)

@@ -43,9 +43,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		// The server logs a line per request: buffered (logBuffer).
-		logger, lb := bufferedLogger(stderr, logFlushDelay)
+		// Its level is [server] log_level, which a reload may change.
+		level := new(slog.LevelVar)
+		logger, lb := bufferedLogger(stderr, logFlushDelay, level)
 		defer lb.Close()
-		return cmdServe(args[1:], logger, stderr)
+		return cmdServe(args[1:], logger, level, stderr)
 	case "fsck":
 		return cmdFsck(args[1:], logger, stdout, stderr)
 	case "gc":

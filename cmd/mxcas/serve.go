@@ -20,14 +20,18 @@ import (
 	"github.com/mxcas/mxcas/netguard"
 )
 
-func cmdServe(args []string, logger *slog.Logger, stderr io.Writer) int {
+func cmdServe(args []string, logger *slog.Logger, level *slog.LevelVar, stderr io.Writer) int {
 	cfg, _, err := loadConfig("serve", args, stderr, nil)
 	if err != nil {
 		return 2
 	}
+	level.Set(cfg.Server.Level())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, logger, nil); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := serveWith(ctx, cfg, logger, serveHooks{reload: hup, level: level}); err != nil {
 		logger.Error("serve failed", "err", err)
 		return 1
 	}
@@ -36,11 +40,48 @@ func cmdServe(args []string, logger *slog.Logger, stderr io.Writer) int {
 
 // serve runs until ctx ends. ready, when not nil, gets the listening
 // address once requests can be served.
-func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(addr string)) (err error) {
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(addr string)) error {
+	return serveWith(ctx, cfg, logger, serveHooks{ready: ready})
+}
+
+// serveHooks are what serveWith tells and is told while it runs.
+type serveHooks struct {
+	// accepting, when not nil, gets the listening address once the
+	// listener is open, before the store is (/readyz answers 503).
+	accepting func(addr string)
+	// ready, when not nil, gets the listening address once requests can
+	// be served.
+	ready func(addr string)
+	// reload, when not nil, asks for the configuration file to be read
+	// again (SIGHUP; see reload.go).
+	reload <-chan os.Signal
+	// level is the logger's level, set from [server] log_level on reload;
+	// nil: the level is the caller's and stays.
+	level *slog.LevelVar
+}
+
+// serveWith runs until ctx ends. The listener opens first, answering
+// /readyz 503 while the store opens (gate).
+func serveWith(ctx context.Context, cfg config.Config, logger *slog.Logger, hooks serveHooks) (err error) {
 	logStart(cfg, logger)
-	opts, mo, err := serveOptions(cfg, logger)
+	opts, mo, resolver, err := serveOptions(cfg, logger)
 	if err != nil {
 		return err
+	}
+	var m *metrics
+	if cfg.Metrics.Listen != "" {
+		m = newMetrics()
+		mo.CountChunks = true // chunk files and stored bytes are metrics
+		mo.Thumbnails.Observe = m.observeThumbnail
+		opts.Observe = m.observeRequest
+	}
+	as, err := startListener(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer as.closeUnopened()
+	if hooks.accepting != nil {
+		hooks.accepting(as.addr)
 	}
 	st, err := media.Open(mo)
 	if err != nil {
@@ -68,18 +109,30 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready fu
 	stopGC := startAutoGC(ctx, st, cfg.Storage.GCInterval.Duration, logger)
 	defer stopGC() // before the store closes: a GC in progress is cancelled
 
+	if m != nil {
+		stopMetrics, err := startMetrics(cfg.Metrics, m, logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	opts.Store = st
-	as, err := startAPI(cfg, opts, logger)
+	if err := as.open(cfg, opts, st, logger); err != nil {
+		return err
+	}
+	if m != nil {
+		m.watch(st, as.api) // the store's metrics appear from here on
+	}
+	if hooks.ready != nil {
+		hooks.ready(as.addr)
+	}
+	rl := &reloader{cur: cfg, api: as.api, store: st, resolver: resolver, level: hooks.level,
+		homeservers: opts.Homeservers, logger: logger}
+	failed, err := waitForEnd(ctx, as, st, hooks.reload, rl, logger)
 	if err != nil {
 		return err
 	}
-	if ready != nil {
-		ready(as.addr)
-	}
-	failed, err := waitForEnd(ctx, as, st, logger)
-	if err != nil {
-		return err
-	}
+	as.gate.stop()
 	timeout := cfg.Server.ShutdownTimeout.Duration
 	start := time.Now()
 	end = start.Add(timeout)
@@ -104,10 +157,12 @@ func logStart(cfg config.Config, logger *slog.Logger) {
 // the store) and the options of the store serve opens: created when
 // missing, fetching remote media over federation when a homeserver can sign,
 // making URL previews unless they are off.
-func serveOptions(cfg config.Config, logger *slog.Logger) (httpapi.Options, media.Options, error) {
+// It also returns the resolver of every outbound federation request, whose
+// routes a reload replaces.
+func serveOptions(cfg config.Config, logger *slog.Logger) (httpapi.Options, media.Options, *matrix.Resolver, error) {
 	opts, err := apiOptions(cfg, nil, logger)
 	if err != nil {
-		return opts, media.Options{}, err
+		return opts, media.Options{}, nil, err
 	}
 	fc, keys := federationClient(cfg, opts.Homeservers)
 	opts.Keys = keys
@@ -115,11 +170,11 @@ func serveOptions(cfg config.Config, logger *slog.Logger) (httpapi.Options, medi
 		"allowed_networks", cfg.Federation.AllowedNetworks)
 	mo, err := mediaOptions(cfg, logger)
 	if err != nil {
-		return opts, mo, err
+		return opts, mo, nil, err
 	}
 	mo.Create = true // only serve creates a store (in a missing or empty data_dir)
 	if mo.Previews, err = previewer(cfg.URLPreviews, logger); err != nil {
-		return opts, mo, err
+		return opts, mo, nil, err
 	}
 	mo.KeepBallast = true
 	mo.Remote = media.RemoteOptions{
@@ -133,61 +188,85 @@ func serveOptions(cfg config.Config, logger *slog.Logger) (httpapi.Options, medi
 	} else {
 		logger.Warn("no homeserver has a signing_key: remote media cannot be fetched")
 	}
-	return opts, mo, nil
+	return opts, mo, keys.Client.Resolver, nil
 }
 
-// apiServer is the API serving on its listener.
+// apiServer is the API serving on its listener: the gate until the store
+// is open, then the API behind it.
 type apiServer struct {
 	srv  *http.Server
-	api  *httpapi.API
-	addr string     // the listening address
-	errc chan error // gets Serve's error when it ends
+	gate *gate
+	api  *httpapi.API // nil until open
+	addr string       // the listening address
+	errc chan error   // gets Serve's error when it ends
 }
 
-// startAPI listens on the configured address and serves the API there
-// until shutdown.
-func startAPI(cfg config.Config, opts httpapi.Options, logger *slog.Logger) (*apiServer, error) {
+// startListener listens on the configured address and serves the gate
+// there (/readyz 503 "starting") until open puts the API behind it.
+func startListener(cfg config.Config, logger *slog.Logger) (*apiServer, error) {
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	api, err := httpapi.New(opts)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	for _, hs := range cfg.Homeservers {
-		logger.Info("serving homeserver", "name", hs.Name, "client_api", hs.ClientAPI, "static_tokens", len(hs.StaticTokens))
-	}
-	handler, limited, err := limitSlowPeers(cfg.Server, api, ln, logger)
+	g := new(gate)
+	handler, limited, err := limitSlowPeers(cfg.Server, g, ln, logger)
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
 	as := &apiServer{
 		srv:  &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
-		api:  api,
+		gate: g,
 		addr: ln.Addr().String(),
 		errc: make(chan error, 1),
 	}
 	go func() { as.errc <- as.srv.Serve(limited) }()
-	logger.Info("listening", "addr", as.addr)
+	logger.Info("accepting connections; not ready until the store is open", "addr", as.addr)
 	return as, nil
+}
+
+// open builds the API over st and serves it from now on.
+func (as *apiServer) open(cfg config.Config, opts httpapi.Options, st *media.Store, logger *slog.Logger) error {
+	api, err := httpapi.New(opts)
+	if err != nil {
+		return err
+	}
+	for _, hs := range cfg.Homeservers {
+		logger.Info("serving homeserver", "name", hs.Name, "client_api", hs.ClientAPI, "static_tokens", len(hs.StaticTokens))
+	}
+	as.api = api
+	as.gate.open(api, st)
+	logger.Info("listening", "addr", as.addr)
+	return nil
+}
+
+// closeUnopened closes the server when serve ends before the API was put
+// behind the gate (the store did not open...); shutdown stops it
+// otherwise.
+func (as *apiServer) closeUnopened() {
+	if as.api == nil {
+		as.srv.Close()
+	}
 }
 
 // waitForEnd waits for ctx to end or the store to fail, and returns the
 // store's failure. err is the server's, when it stopped by itself.
-func waitForEnd(ctx context.Context, as *apiServer, st *media.Store, logger *slog.Logger) (failed, err error) {
-	select {
-	case err := <-as.errc:
-		return nil, err
-	case <-ctx.Done():
-	case <-st.Failed():
-		// Never a half-alive process: a store that cannot write ends it.
-		failed = fmt.Errorf("the store failed: %w", st.Err())
-		logger.Error("the store failed; shutting down", "err", st.Err())
+// Meanwhile each value from reload has rl read the configuration again.
+func waitForEnd(ctx context.Context, as *apiServer, st *media.Store, reload <-chan os.Signal, rl *reloader, logger *slog.Logger) (failed, err error) {
+	for {
+		select {
+		case err := <-as.errc:
+			return nil, err
+		case <-ctx.Done():
+			return nil, nil
+		case <-reload:
+			rl.reload()
+		case <-st.Failed():
+			// Never a half-alive process: a store that cannot write ends it.
+			logger.Error("the store failed; shutting down", "err", st.Err())
+			return fmt.Errorf("the store failed: %w", st.Err()), nil
+		}
 	}
-	return failed, nil
 }
 
 // shutdown stops the server, started at start with timeout for the whole
@@ -241,6 +320,8 @@ func closeStore(st *media.Store, timeout time.Duration, logger *slog.Logger) err
 // allowed_networks lists it), except those to the base URLs of
 // [federation.routes], which the operator named.
 func federationClient(cfg config.Config, hss []httpapi.Homeserver) (*matrix.FedClient, *matrix.KeyFetcher) {
+	// Both clients share one resolver: a reload replaces its routes
+	// (KeyFetcher.Client.Resolver).
 	guard := netguard.New(netguard.Options{Allowed: cfg.Federation.AllowedPrefixes()})
 	// .well-known goes to every server name asked about: its transport is
 	// recycled so that net/http's per-host state stays bounded. The
@@ -276,7 +357,8 @@ func apiOptions(cfg config.Config, st *media.Store, logger *slog.Logger) (httpap
 			CacheSize: cfg.Auth.CacheSize,
 			Timeout:   cfg.Auth.WhoamiTimeout.Duration,
 		},
-		Logger: logger,
+		RateLimits: rateLimits(cfg.RateLimits),
+		Logger:     logger,
 	}
 	if o.Auth.CacheTTL == 0 {
 		o.Auth.CacheTTL = -1 // 0 in the file means: no cache

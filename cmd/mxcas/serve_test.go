@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,29 +19,11 @@ import (
 // check.
 const processBound = 30 * time.Second
 
-// lockedBuffer collects a process's log for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) WriteString(s string) {
-	l.mu.Lock()
-	l.b.WriteString(s)
-	l.mu.Unlock()
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // server is a running `mxcas serve`.
 type server struct {
 	cmd  *exec.Cmd
 	addr string
-	log  *lockedBuffer
+	log  *e2eLog
 	done chan struct{} // closed when its stderr is drained
 }
 
@@ -60,13 +41,13 @@ func startServer(t *testing.T, ctx context.Context, cfg string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, log: new(lockedBuffer), done: make(chan struct{})}
+	s := &server{cmd: cmd, log: new(e2eLog), done: make(chan struct{})}
 	ready := make(chan string, 1)
 	go func() {
 		defer close(s.done)
 		sc := bufio.NewScanner(pipe)
 		for sc.Scan() {
-			s.log.WriteString(sc.Text() + "\n")
+			s.log.Write([]byte(sc.Text() + "\n"))
 			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case ready <- m[1]:

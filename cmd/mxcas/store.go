@@ -60,12 +60,22 @@ func mediaOptions(cfg config.Config, logger *slog.Logger) (media.Options, error)
 			Disabled:     !t.Pregenerate,
 		},
 	}
-	for _, z := range t.Sizes {
-		m, err := thumbgen.ParseMethod(z.Method)
-		if err != nil {
-			return media.Options{}, fmt.Errorf("thumbnails.sizes: %dx%d: %w", z.Width, z.Height, err)
-		}
-		o.Thumbnails.Sizes = append(o.Thumbnails.Sizes, media.ThumbnailSize{Width: z.Width, Height: z.Height, Method: m})
+	var err error
+	if o.Thumbnails.Sizes, err = thumbnailSizes(t.Sizes); err != nil {
+		return media.Options{}, err
 	}
 	return o, nil
+}
+
+// thumbnailSizes turns [[thumbnails.sizes]] into the store's sizes.
+func thumbnailSizes(sizes []config.ThumbnailSize) ([]media.ThumbnailSize, error) {
+	var out []media.ThumbnailSize
+	for _, z := range sizes {
+		m, err := thumbgen.ParseMethod(z.Method)
+		if err != nil {
+			return nil, fmt.Errorf("thumbnails.sizes: %dx%d: %w", z.Width, z.Height, err)
+		}
+		out = append(out, media.ThumbnailSize{Width: z.Width, Height: z.Height, Method: m})
+	}
+	return out, nil
 }
