@@ -274,6 +274,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.router.ServeHTTP(lw, r)
 		r.URL.Path, r.URL.RawPath = path, raw
 	}
+	if lw.body.rc != nil {
+		// net/http looks at the request's own body type when it finishes
+		// the response: given ours, it would read what the handler left
+		// unread (a refused upload's body, which may never come) before
+		// answering, where with its own it closes the connection instead.
+		r.Body = lw.body.rc
+	}
 	// LogAttrs with typed attributes: this line is written for every
 	// request, and boxing each value costs a measurable share of a small
 	// download.
