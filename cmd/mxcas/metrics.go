@@ -133,6 +133,8 @@ var (
 	descGCBytes      = desc("mxcas_gc_reclaimed_bytes_total", "Bytes of the chunk files GC removed.")
 	descDamageFound  = desc("mxcas_damaged_chunks_found_total", "Chunks found damaged by reads since the start (each once).")
 	descDamaged      = desc("mxcas_damaged_chunks", "Chunks recorded as damaged now.")
+	descRateLimited  = desc("mxcas_ratelimited_total", "Requests refused with 429 by a rate limit, by kind.", "kind")
+	descRateBuckets  = desc("mxcas_ratelimit_buckets", "Rate limit buckets held now.")
 )
 
 // Describe implements prometheus.Collector: what Collect sends (the chunk
@@ -170,6 +172,12 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descGCBytes, s.GCBytesDeleted)
 	counter(descDamageFound, s.DamagedChunksFound)
 	gauge(descDamaged, s.DamagedChunks)
+	rl := c.api.RateLimitStats()
+	for _, k := range []httpapi.RateKind{httpapi.RateUpload, httpapi.RateDownload, httpapi.RateThumbnail,
+		httpapi.RatePreview, httpapi.RateRemoteFetch} {
+		counter(descRateLimited, int64(rl.Limited[k]), k.String())
+	}
+	gauge(descRateBuckets, int64(rl.Tracked))
 }
 
 // startMetrics serves m's /metrics, and /debug/pprof/ when cfg asks, on

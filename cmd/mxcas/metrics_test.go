@@ -95,7 +95,7 @@ func TestMetricsE2E(t *testing.T) {
 	s, base := startMetricsE2E(t, false)
 	before := scrape(t, base)
 	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total", "mxcas_store_chunks",
-		"mxcas_store_dedup_ratio", "mxcas_gc_runs_total", "mxcas_damaged_chunks_found_total"} {
+		"mxcas_store_dedup_ratio", "mxcas_gc_runs_total", "mxcas_damaged_chunks_found_total", "mxcas_ratelimit_buckets"} {
 		if _, ok := metricValue(before, name); !ok {
 			t.Errorf("no %s before any request", name)
 		}
@@ -151,6 +151,7 @@ func TestMetricsE2E(t *testing.T) {
 		{"mxcas_store_media", nil, 2},
 		{"mxcas_store_logical_bytes", nil, uploaded},
 		{"mxcas_remote_fetches_total", []string{"result", "ok"}, 0},
+		{"mxcas_ratelimited_total", []string{"kind", "upload"}, 0},
 	} {
 		v0, _ := metricValue(before, c.name, c.labels...)
 		v1, ok := metricValue(after, c.name, c.labels...)
@@ -163,6 +164,10 @@ func TestMetricsE2E(t *testing.T) {
 		return v1-v0 < float64(len(pic))
 	}() {
 		t.Errorf("mxcas_http_sent_bytes_total moved by less than the download")
+	}
+	// The requests made rate limit buckets (alice's and the client IP's).
+	if v, _ := metricValue(after, "mxcas_ratelimit_buckets"); v < 2 {
+		t.Errorf("mxcas_ratelimit_buckets = %v after uploads, downloads and thumbnails; want >= 2", v)
 	}
 	// No series is labelled with a raw path.
 	for _, m := range after["mxcas_http_requests_total"].Metric {
