@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/testkit"
 )
 
@@ -16,16 +17,8 @@ import (
 func TestLastAccessThrottled(t *testing.T) {
 	t0 := time.Now()
 	clk := testkit.NewClock(t0)
-	s, err := Open(Options{Create: true, Dir: t.TempDir(), Now: clk.Now, Local: func(string) bool { return true }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, m := storeWithOne(t, Options{Now: clk.Now})
 	ctx := context.Background()
-	m := mustMXC("s", "A")
-	if _, err := s.Upload(ctx, UploadInfo{MXC: m, Size: 3}, bytes.NewReader([]byte("abc"))); err != nil {
-		t.Fatal(err)
-	}
 	read := func(when time.Duration, want time.Duration) {
 		t.Helper()
 		clk.Set(t0.Add(when))
@@ -63,18 +56,9 @@ func TestLastAccessDiskFull(t *testing.T) {
 	clk := testkit.NewClock(t0)
 	var free atomic.Uint64
 	free.Store(64 << 20)
-	s, err := Open(Options{Create: true, Dir: t.TempDir(), Now: clk.Now, Local: func(string) bool { return true },
-		MinFreeBytes: 1 << 20, BallastBytes: -1,
+	s, m := storeWithOne(t, Options{Now: clk.Now, MinFreeBytes: 1 << 20, BallastBytes: -1,
 		FreeSpace: func() (uint64, uint64, error) { return free.Load(), 1 << 30, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	ctx := context.Background()
-	m := mustMXC("s", "A")
-	if _, err := s.Upload(ctx, UploadInfo{MXC: m, Size: 3}, bytes.NewReader([]byte("abc"))); err != nil {
-		t.Fatal(err)
-	}
 	free.Store(512 << 10)
 	clk.Set(t0.Add(2 * time.Hour))
 	if _, err := s.Resolve(ctx, m, ReadOptions{}); err != nil {
@@ -167,4 +151,21 @@ func TestDeleteOldSelection(t *testing.T) {
 	if _, err := s.Stat(mustMXC("remote.test", "r")); err != nil {
 		t.Errorf("remote media: %v, want kept", err)
 	}
+}
+
+// storeWithOne opens a new store with o (created, every server local) and
+// uploads one small media, s/A, to it.
+func storeWithOne(t *testing.T, o Options) (*Store, matrix.MXC) {
+	t.Helper()
+	o.Create, o.Dir, o.Local = true, t.TempDir(), func(string) bool { return true }
+	s, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	m := mustMXC("s", "A")
+	if _, err := s.Upload(context.Background(), UploadInfo{MXC: m, Size: 3}, bytes.NewReader([]byte("abc"))); err != nil {
+		t.Fatal(err)
+	}
+	return s, m
 }
