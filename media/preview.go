@@ -75,7 +75,11 @@ func (s *Store) PreviewURL(ctx context.Context, server, rawURL string, ts int64)
 		ts = now.UnixMilli()
 	}
 	hour, current := hourOf(ts), hourOf(now.UnixMilli())
-	for _, h := range []int64{hour, current} {
+	hours := []int64{hour, current}
+	if hour == current {
+		hours = hours[1:] // the usual request, for now: one lookup
+	}
+	for _, h := range hours {
 		if s.previewExpired(h, now.UnixMilli()) {
 			continue // as if GC had removed it already
 		}
