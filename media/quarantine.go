@@ -317,13 +317,14 @@ func covers(rec Media, homeserver string) bool {
 	return rec.Remote || strings.EqualFold(rec.MXC.Server(), homeserver)
 }
 
-// contentOf is the object of m, which must have content.
+// contentOf is the object of m, which must have content (Stat already
+// refuses deleted media).
 func (s *Store) contentOf(m matrix.MXC) (cas.Hash, error) {
 	rec, err := s.Stat(m)
 	if err != nil {
 		return cas.Hash{}, err
 	}
-	if rec.Deleted || rec.Object.IsZero() {
+	if rec.Object.IsZero() {
 		return cas.Hash{}, fmt.Errorf("%w: %s has no content", ErrNotFound, m)
 	}
 	return rec.Object, nil
