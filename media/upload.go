@@ -145,9 +145,7 @@ func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *M
 	if err := b.AddUsage(rec.Uploader, rec.MXC.Server(), delta); err != nil {
 		return err
 	}
-	s.records.invalidate(rec.MXC)
-	err := s.commitRecords(b)
-	s.records.invalidate(rec.MXC)
+	err := s.commitInvalidating(b, rec.MXC)
 	if err == nil {
 		s.stats.recordsChanged(delta)
 	}
