@@ -3,6 +3,7 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -158,12 +159,7 @@ func (rc *reqCtx) noteResult(attrs ...slog.Attr) { rc.result = append(rc.result,
 
 // isAdmin reports whether user is an admin of hs.
 func (hs *Homeserver) isAdmin(userID string) bool {
-	for _, a := range hs.Admins {
-		if a == userID {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(hs.Admins, userID)
 }
 
 // adminServer checks that the admin of rc may act on media of server: their
