@@ -3,6 +3,7 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -62,17 +63,21 @@ func (a *API) routeAdmin(r *httprouter.Router) {
 // answered before any token is looked at, as Synapse does.
 func (a *API) adminDispatch(prefix string, routes []adminRoute) httprouter.Handle {
 	wrapped := make([]httprouter.Handle, len(routes))
+	patterns := make([][]string, len(routes)) // nil: not under prefix
 	for i, rt := range routes {
 		wrapped[i] = a.wrap(rt.pattern, admin, a.audited(rt.action, rt.h))
+		if rest, ok := strings.CutPrefix(rt.pattern, prefix+"/"); ok {
+			patterns[i] = strings.Split(rest, "/")
+		}
 	}
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		segs := strings.Split(strings.TrimPrefix(ps.ByName("rest"), "/"), "/")
 		pathKnown := false
 		for i, rt := range routes {
-			if !strings.HasPrefix(rt.pattern, prefix+"/") {
+			if patterns[i] == nil {
 				continue
 			}
-			params, ok := matchSegments(strings.Split(strings.TrimPrefix(rt.pattern, prefix+"/"), "/"), segs)
+			params, ok := matchSegments(patterns[i], segs)
 			if !ok {
 				continue
 			}
@@ -158,12 +163,7 @@ func (rc *reqCtx) noteResult(attrs ...slog.Attr) { rc.result = append(rc.result,
 
 // isAdmin reports whether user is an admin of hs.
 func (hs *Homeserver) isAdmin(userID string) bool {
-	for _, a := range hs.Admins {
-		if a == userID {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(hs.Admins, userID)
 }
 
 // adminServer checks that the admin of rc may act on media of server: their

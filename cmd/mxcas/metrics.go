@@ -173,9 +173,8 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDamageFound, s.DamagedChunksFound)
 	gauge(descDamaged, s.DamagedChunks)
 	rl := c.api.RateLimitStats()
-	for _, k := range []httpapi.RateKind{httpapi.RateUpload, httpapi.RateDownload, httpapi.RateThumbnail,
-		httpapi.RatePreview, httpapi.RateRemoteFetch} {
-		counter(descRateLimited, int64(rl.Limited[k]), k.String())
+	for k, n := range rl.Limited { // every kind, refused or not
+		counter(descRateLimited, int64(n), k.String())
 	}
 	gauge(descRateBuckets, int64(rl.Tracked))
 }
