@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"path"
@@ -204,15 +205,10 @@ func (r *Reader) walkPart(ctx context.Context, part string, fn func(*tar.Header,
 type verifier struct {
 	r      io.Reader
 	rec    Record
-	h      hashWriter
+	h      hash.Hash
 	n      int64
 	err    error // sticky result once known
 	broken bool  // err came from the part, not the comparison
-}
-
-type hashWriter interface {
-	io.Writer
-	Sum([]byte) []byte
 }
 
 func newVerifier(r io.Reader, rec Record) *verifier {
