@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -105,7 +106,8 @@ type Problem func(rec Record, err error)
 func (r *Reader) Each(ctx context.Context, h Handler, p Problem) error {
 	byFile := make(map[string]string, len(r.manifest.Media))
 	pending := make(map[string]bool, len(r.manifest.Media))
-	for _, k := range sortedKeys(r.manifest.Media) {
+	keys := slices.Sorted(maps.Keys(r.manifest.Media))
+	for _, k := range keys {
 		rec := r.manifest.Media[k]
 		if err := rec.check(k); err != nil {
 			p(*rec, err)
@@ -154,7 +156,7 @@ func (r *Reader) Each(ctx context.Context, h Handler, p Problem) error {
 			partErrs = append(partErrs, fmt.Errorf("%s: %w", part, err))
 		}
 	}
-	for _, k := range sortedKeys(r.manifest.Media) {
+	for _, k := range keys {
 		if pending[k] {
 			p(*r.manifest.Media[k], ErrMissing)
 		}
@@ -236,15 +238,6 @@ func (v *verifier) Read(p []byte) (int, error) {
 		return n, v.err
 	}
 	return n, err
-}
-
-func sortedKeys(m map[string]*Record) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // comparePart orders export-part-N by N, then other names, the manifest
