@@ -133,7 +133,7 @@ func (r *Reader) Each(ctx context.Context, h Handler, p Problem) error {
 			rec := *r.manifest.Media[k]
 			vr := newVerifier(body, rec)
 			herr := h(rec, vr)
-			if herr == nil || vr.err != nil {
+			if herr == nil {
 				_, _ = io.Copy(io.Discard, vr) // check what h left unread
 			}
 			if vr.err != nil {
