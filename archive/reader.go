@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -104,7 +106,8 @@ type Problem func(rec Record, err error)
 func (r *Reader) Each(ctx context.Context, h Handler, p Problem) error {
 	byFile := make(map[string]string, len(r.manifest.Media))
 	pending := make(map[string]bool, len(r.manifest.Media))
-	for _, k := range sortedKeys(r.manifest.Media) {
+	keys := slices.Sorted(maps.Keys(r.manifest.Media))
+	for _, k := range keys {
 		rec := r.manifest.Media[k]
 		if err := rec.check(k); err != nil {
 			p(*rec, err)
@@ -130,7 +133,7 @@ func (r *Reader) Each(ctx context.Context, h Handler, p Problem) error {
 			rec := *r.manifest.Media[k]
 			vr := newVerifier(body, rec)
 			herr := h(rec, vr)
-			if herr == nil || vr.err != nil {
+			if herr == nil {
 				_, _ = io.Copy(io.Discard, vr) // check what h left unread
 			}
 			if vr.err != nil {
@@ -153,7 +156,7 @@ func (r *Reader) Each(ctx context.Context, h Handler, p Problem) error {
 			partErrs = append(partErrs, fmt.Errorf("%s: %w", part, err))
 		}
 	}
-	for _, k := range sortedKeys(r.manifest.Media) {
+	for _, k := range keys {
 		if pending[k] {
 			p(*r.manifest.Media[k], ErrMissing)
 		}
@@ -204,15 +207,10 @@ func (r *Reader) walkPart(ctx context.Context, part string, fn func(*tar.Header,
 type verifier struct {
 	r      io.Reader
 	rec    Record
-	h      hashWriter
+	h      hash.Hash
 	n      int64
 	err    error // sticky result once known
 	broken bool  // err came from the part, not the comparison
-}
-
-type hashWriter interface {
-	io.Writer
-	Sum([]byte) []byte
 }
 
 func newVerifier(r io.Reader, rec Record) *verifier {
@@ -240,15 +238,6 @@ func (v *verifier) Read(p []byte) (int, error) {
 		return n, v.err
 	}
 	return n, err
-}
-
-func sortedKeys(m map[string]*Record) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // comparePart orders export-part-N by N, then other names, the manifest

@@ -24,9 +24,7 @@ func parseURL(raw string) (*url.URL, error) {
 // checkShape checks what parseURL checks on an already parsed URL (a
 // redirect's target).
 func checkShape(u *url.URL) error {
-	switch strings.ToLower(u.Scheme) {
-	case "http", "https":
-	default:
+	if !webScheme(u.Scheme) {
 		return fmt.Errorf("%w: scheme %q is not http or https", ErrBadURL, u.Scheme)
 	}
 	if u.User != nil {
