@@ -74,7 +74,7 @@ func (a *API) adminQueryMedia(w http.ResponseWriter, _ *http.Request, rc *reqCtx
 	if err != nil {
 		return err
 	}
-	if rec.Deleted || rec.Placeholder() {
+	if rec.Placeholder() { // Stat already answers ErrNotFound for deleted media
 		return errorf(http.StatusNotFound, "M_NOT_FOUND", "Unknown media")
 	}
 	info := mediaInfo{
