@@ -32,6 +32,9 @@ type ImportInfo struct {
 	Remote bool
 	// Size is the declared length (-1: unknown).
 	Size int64
+	// AllowDeleted imports over a tombstone: media deleted here comes back
+	// under its old ID. Without it a deleted ID is left alone.
+	AllowDeleted bool
 }
 
 // ImportResult says what Import did.
@@ -43,7 +46,8 @@ type ImportResult struct {
 
 // Import stores body as info.MXC unless that ID already has content or was
 // deleted here (a tombstone: deleted media is not brought back), in which
-// case it reads nothing and reports Imported false: running an import
+// case (unless info.AllowDeleted restores deleted media) it reads nothing
+// and reports Imported false: running an import
 // again, or after a crash, finishes the job without duplicating anything.
 // Imported media predates the freeze: it is not marked as requiring
 // authentication; it keeps the admin state given in info (quarantine and
@@ -54,7 +58,7 @@ func (s *Store) Import(ctx context.Context, info ImportInfo, body io.Reader) (Im
 		return ImportResult{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
 	}
 	defer s.claims.release(info.MXC)
-	if rec, err := s.readMedia(info.MXC); err == nil && !rec.Pending {
+	if rec, err := s.readMedia(info.MXC); err == nil && !rec.Pending && !(rec.Deleted && info.AllowDeleted) {
 		return ImportResult{Record: rec}, nil
 	} else if err != nil && !errors.Is(err, index.ErrNotFound) {
 		return ImportResult{}, err
