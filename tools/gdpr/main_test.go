@@ -20,6 +20,7 @@ import (
 	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
 	"github.com/mxcas/mxcas/media/mediatest"
+	"github.com/mxcas/mxcas/testkit"
 )
 
 const server = "a.test"
@@ -82,6 +83,16 @@ func mxcOf(t *testing.T, id string) matrix.MXC {
 type item struct {
 	id, uploader, name, ctype string
 	body                      []byte
+}
+
+// filledEnv is newEnv with items uploaded.
+func filledEnv(t *testing.T, items []item) env {
+	t.Helper()
+	e := newEnv(t)
+	st := e.open(t, nil)
+	defer st.Close()
+	fill(t, st, items)
+	return e
 }
 
 // fill uploads items into st.
@@ -316,24 +327,19 @@ func TestServerExportHasRemoteMedia(t *testing.T) {
 // parts, and bad usage, writing nothing; one that fails half-way (a
 // damaged chunk) removes what it wrote.
 func TestExportRefusals(t *testing.T) {
-	e := newEnv(t)
-	st := e.open(t, nil)
 	alice, _ := aliceAndBob()
-	fill(t, st, alice)
-	st.Close()
+	e := filledEnv(t, alice)
 
 	dest := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dest, "export-part-1.tgz"), []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	state := treeState(t, dest)
+	state := testkit.Tree(t, dest)
 	code, out, errs := gdpr(t, "export", "-config", e.config, "-entity", "@alice:a.test", "-destination", dest)
 	if code != 2 || out != "" || !strings.Contains(errs, "already holds export-part-1.tgz") {
 		t.Errorf("export into a directory with parts: exit %d, want 2\n%s%s", code, out, errs)
 	}
-	if !slices.Equal(treeState(t, dest), state) {
-		t.Error("the refused export changed the destination")
-	}
+	testkit.SameTree(t, dest, state)
 	for _, args := range [][]string{
 		{"export", "-config", e.config, "-entity", "@alice:a.test"},
 		{"export", "-config", e.config, "-entity", "not a server", "-destination", dest},
@@ -360,20 +366,15 @@ func TestExportRefusals(t *testing.T) {
 	if code != 1 || out != "" {
 		t.Errorf("export over a damaged chunk: exit %d, want 1\n%s%s", code, out, errs)
 	}
-	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
-		t.Errorf("the failed export left %s (%v)", fresh, err)
-	}
+	testkit.SameTree(t, fresh, nil)
 }
 
 // TestImportResumes: an import stopped half-way (here: an archive whose
 // second part is missing) is finished by a run over the whole archive;
 // an archive that fails as a whole is reported and the next one read.
 func TestImportResumes(t *testing.T) {
-	e := newEnv(t)
-	st := e.open(t, nil)
 	alice, _ := aliceAndBob()
-	fill(t, st, alice)
-	st.Close()
+	e := filledEnv(t, alice)
 	arch := filepath.Join(t.TempDir(), "full")
 	if code, out, errs := gdpr(t, "export", "-config", e.config, "-entity", "@alice:a.test", "-destination", arch, "-partSize", "1"); code != 0 {
 		t.Fatalf("export: exit %d\n%s%s", code, out, errs)
@@ -403,7 +404,7 @@ func TestImportResumes(t *testing.T) {
 		t.Fatalf("resumed import: exit %d\n%s%s", code, out, errs)
 	}
 	wantSummary(t, out, map[string]string{"imported": "1", "present": "4"})
-	st, _ = mediatest.OpenHealthy(t, other.data)
+	st, _ := mediatest.OpenHealthy(t, other.data)
 	defer st.Close()
 	for _, it := range alice {
 		mediatest.WantContent(t, st, mxcOf(t, it.id), it.body)
