@@ -158,6 +158,7 @@ func TestE2EGDPRExportDeleteImport(t *testing.T) {
 	if code != 1 || strings.Count(errs, "refused: mxc://a.test/") != 49 || !strings.Contains(out, " refused=49 ") {
 		t.Fatalf("import without -allowDeleted: exit %d, want 1 and every media refused, line by line\n%s%s", code, out, errs)
 	}
+	wantNDJSON(t, s.dataDir, "import", map[string]any{"dir": arch, "verify": true}, 49)
 	code, out, errs = gdpr("import", "-config", cfg, "-directory", arch, "-allowDeleted")
 	if code != 0 || !strings.HasPrefix(out, "summary: archives=1 imported=49 present=0 other=0 refused=0 failed=0 missing=0 ") {
 		t.Fatalf("import: exit %d\n%s%s", code, out, errs)
@@ -197,6 +198,48 @@ func TestE2EGDPRExportDeleteImport(t *testing.T) {
 	err = callAdmin(context.Background(), s.dataDir, "export", map[string]string{"entity": "@alice:a.test", "dest": "relative"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "absolute") {
 		t.Errorf("export to a relative path: %v, want refused", err)
+	}
+}
+
+// wantNDJSON posts req to the admin endpoint's op and checks the answer:
+// NDJSON, problems lines of media then one result line.
+func wantNDJSON(t *testing.T, dataDir, op string, req any, problems int) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, adminFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info adminInfo
+	json.Unmarshal(b, &info)
+	body, _ := json.Marshal(req)
+	hr, _ := http.NewRequest(http.MethodPost, "http://"+info.Addr+"/"+op, bytes.NewReader(body))
+	hr.Header.Set("Authorization", "Bearer "+info.Secret)
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "application/x-ndjson" {
+		t.Fatalf("POST /%s: %s, Content-Type %q; want 200 application/x-ndjson", op, resp.Status, ct)
+	}
+	dec := json.NewDecoder(resp.Body)
+	var lines []map[string]json.RawMessage
+	for dec.More() {
+		var l map[string]json.RawMessage
+		if err := dec.Decode(&l); err != nil {
+			t.Fatalf("POST /%s: line %d: %v", op, len(lines)+1, err)
+		}
+		lines = append(lines, l)
+	}
+	for i, l := range lines {
+		_, isProblem := l["problem"]
+		_, isResult := l["result"]
+		if last := i == len(lines)-1; isProblem == last || isResult != last {
+			t.Errorf("POST /%s: line %d of %d: %v; want %d problem lines, then the result", op, i+1, len(lines), l, problems)
+		}
+	}
+	if len(lines) != problems+1 {
+		t.Errorf("POST /%s: %d lines, want %d problems and the result", op, len(lines), problems)
 	}
 }
 
