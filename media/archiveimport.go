@@ -37,11 +37,14 @@ type ArchiveImportOptions struct {
 	Problem func(ArchiveProblem)
 }
 
-// ArchiveProblem is one media's problem: its mxc URI and why.
+// ArchiveProblem is one media's problem: its mxc URI and why. ImportDir
+// also reports an archive that failed as a whole: Archive names its
+// directory, and MXC is empty.
 type ArchiveProblem struct {
-	MXC    string `json:"mxc"`
-	Kind   string `json:"kind"` // "failed", "refused" or "missing"
-	Reason string `json:"reason"`
+	MXC     string `json:"mxc,omitempty"`
+	Archive string `json:"archive,omitempty"`
+	Kind    string `json:"kind"` // "failed", "refused" or "missing"
+	Reason  string `json:"reason"`
 }
 
 // ArchiveImportReport counts what ImportArchive did with each media the
