@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -160,20 +159,23 @@ func (s *Store) CreateUserExport(ctx context.Context, user string, partSize int6
 	}()
 	created := s.opts.Now()
 	meta := exportMeta{Version: 1, User: user, CreatedTS: created.UnixMilli(), ExpiresTS: created.Add(ttl).UnixMilli()}
-	size := partSize // what each part is reserved on the disk
+	size := partSize // a part is reserved on the disk before the export
 	if size == 0 {
 		size = archive.DefaultPartSize
 	}
-	rep, err := s.Export(ctx, ExportOptions{Entity: ent, PartSize: partSize, Create: func(name string) (io.WriteCloser, error) {
-		if err := s.space.reserve(size); err != nil {
-			return nil, err
+	if err := s.space.reserve(size); err != nil {
+		return UserExport{}, fmt.Errorf("media: user export of %s: %w", user, err)
+	}
+	rep, err := s.ExportToDir(ctx, tmp, ExportOptions{Entity: ent, PartSize: partSize})
+	for _, name := range rep.Parts {
+		fi, serr := os.Stat(filepath.Join(tmp, name))
+		if err == nil {
+			err = serr
 		}
-		f, err := os.OpenFile(filepath.Join(tmp, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-		if err != nil {
-			return nil, err
+		if serr == nil {
+			meta.Parts = append(meta.Parts, UserExportPart{Name: name, Size: fi.Size()})
 		}
-		return &syncedPart{f: f, meta: &meta, name: name}, nil
-	}})
+	}
 	if err != nil {
 		return UserExport{}, fmt.Errorf("media: user export of %s: %w", user, err)
 	}
@@ -196,32 +198,6 @@ func (s *Store) CreateUserExport(ctx context.Context, user string, partSize int6
 	s.opts.Logger.Info("user export written", "user", user, "export", id, "media", rep.Media, "bytes", rep.Bytes,
 		"parts", len(meta.Parts), "expires", time.UnixMilli(meta.ExpiresTS).UTC())
 	return meta.export(id), nil
-}
-
-// syncedPart is a part file that is synced when closed, its size then
-// recorded in meta.
-type syncedPart struct {
-	f    *os.File
-	meta *exportMeta
-	name string
-	n    int64
-}
-
-func (p *syncedPart) Write(b []byte) (int, error) {
-	n, err := p.f.Write(b)
-	p.n += int64(n)
-	return n, err
-}
-
-func (p *syncedPart) Close() error {
-	err := p.f.Sync()
-	if cerr := p.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		p.meta.Parts = append(p.meta.Parts, UserExportPart{Name: p.name, Size: p.n})
-	}
-	return err
 }
 
 // removeUserExports removes user's exports but keep, logging what fails.
