@@ -429,3 +429,34 @@ func TestImportArchiveResume(t *testing.T) {
 		t.Errorf("usage %+v (%v), want %d media, %d bytes", u, err, len(ms), total)
 	}
 }
+
+// TestImportArchiveCancelledAtEnd cancels an import once every part is
+// read, while small media may still be being stored: ImportArchive says so
+// rather than return a report that silently lacks them, and the next run
+// finishes the job.
+func TestImportArchiveCancelledAtEnd(t *testing.T) {
+	var ms []mmrMedia
+	for i := range 20 {
+		ms = append(ms, mmrMedia{Origin: server, MediaID: "m" + strconv.Itoa(i), ContentType: "image/png",
+			Uploader: "@alice:server", Created: 1600000000000, Body: randBytes(uint64(i), 3000)})
+	}
+	// Each reports a media without a file after reading every part.
+	last := mmrMedia{Origin: server, MediaID: "zzz", Body: []byte("x"), NoFile: true}
+	arch := t.TempDir()
+	writeMMR(t, arch, "@alice:server", mmrLayout{}, append(ms, last)...)
+	s, _ := localStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first, err := s.ImportArchive(ctx, os.DirFS(arch), media.ArchiveImportOptions{Problem: func(p media.ArchiveProblem) {
+		if p.MXC == last.mxc() {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("import cancelled at its end: %+v %v, want context.Canceled", first, err)
+	}
+	second, ps := importDir(t, s, arch, media.ArchiveImportOptions{})
+	if second.Imported+second.Present != len(ms) || second.Present != first.Imported || len(ps) != 1 {
+		t.Fatalf("second import: %+v %v, first imported %d of %d", second, ps, first.Imported, len(ms))
+	}
+}
