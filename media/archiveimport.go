@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 	"sync"
 	"time"
 
@@ -255,7 +256,21 @@ func (im *archiveImport) admit(rec archive.Record) (matrix.MXC, bool, func()) {
 			im.problem(rec.MXC(), "refused", fmt.Sprintf("another server's local media (uploaded by %s); -onlyEntity naming it imports it as a cached copy", rec.Uploader))
 		}
 	}
+	if local && rec.Uploader != "" && !uploaderOf(rec.Uploader, rec.Origin) {
+		// matrix-media-repo's importer skips these too: a homeserver's
+		// local media is uploaded by its own users.
+		return m, false, func() {
+			im.problem(rec.MXC(), "refused", fmt.Sprintf("local media of %s uploaded by %s, a user of another server", rec.Origin, rec.Uploader))
+		}
+	}
 	return m, !local, nil
+}
+
+// uploaderOf reports whether user ID user belongs to server (compared
+// without regard to case).
+func uploaderOf(user, server string) bool {
+	_, s, ok := strings.Cut(user, ":")
+	return ok && strings.EqualFold(s, server)
 }
 
 // store imports one body, counting the outcome.
