@@ -334,6 +334,19 @@ func (d *DB) ApplyChange(c Change) error {
 	return nil
 }
 
+// FirstChange returns the number of the oldest change kept (0: none).
+func (r reader) FirstChange() (uint64, error) {
+	it, err := r.r.NewIter(&pebble.IterOptions{LowerBound: prefixChange, UpperBound: prefixEnd(prefixChange)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.First() {
+		return 0, it.Error()
+	}
+	return binary.BigEndian.Uint64(it.Key()[len(prefixChange):]), nil
+}
+
 // TrimChanges deletes the logged changes numbered up to seq.
 func (d *DB) TrimChanges(upTo uint64) error {
 	if upTo == 0 {
@@ -364,4 +377,34 @@ func ManifestChunks(ops []Op) ([]cas.Hash, error) {
 		}
 	}
 	return hs, nil
+}
+
+// MediaOf returns the media an operation writes or deletes, if it is on a
+// media record.
+func (op Op) MediaOf() (server, id string, ok bool) {
+	if !bytes.HasPrefix(op.Key, prefixMedia) {
+		return "", "", false
+	}
+	server, id, err := parseMediaKey(op.Key)
+	return server, id, err == nil
+}
+
+// Quarantine reports whether an operation is on a content quarantine
+// record.
+func (op Op) Quarantine() bool { return bytes.HasPrefix(op.Key, prefixQuarant) }
+
+// ServerUsageDelta sums what ops add to the usage counters of server names:
+// the change in media and bytes held.
+func ServerUsageDelta(ops []Op) Usage {
+	var u Usage
+	for _, op := range ops {
+		if op.Kind != OpMerge || !bytes.HasPrefix(op.Key, prefixSiteUse) {
+			continue
+		}
+		if d, err := decodeUsage(op.Value); err == nil {
+			u.Bytes += d.Bytes
+			u.Count += d.Count
+		}
+	}
+	return u
 }

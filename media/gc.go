@@ -28,6 +28,9 @@ type GCStats struct {
 	// ExportsExpired counts the self-service exports removed for having
 	// expired (selfexport.go).
 	ExportsExpired int
+	// ChangesTrimmed counts the change log entries removed: all but the
+	// last Options.KeepChanges.
+	ChangesTrimmed uint64
 }
 
 // ErrGCRefused: GC found the index suspiciously empty for the chunk store
@@ -97,6 +100,9 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 		return st, err
 	}
 	st.ExportsExpired = s.expireUserExports(false)
+	if err := s.trimChanges(&st); err != nil {
+		return st, err
+	}
 	err = s.sweepChunks(ctx, cands, &st)
 	if err == nil {
 		err = s.dropDeadDamage(mark.liveChunk)
@@ -106,7 +112,7 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 		s.opts.Logger.Info("gc done", "objects", st.Objects, "objects_deleted", st.ObjectsDeleted,
 			"chunks", st.Chunks, "chunks_deleted", st.ChunksDeleted, "bytes_deleted", st.BytesDeleted,
 			"chunks_young", st.ChunksYoung, "previews_expired", st.PreviewsExpired,
-			"exports_expired", st.ExportsExpired)
+			"exports_expired", st.ExportsExpired, "changes_trimmed", st.ChangesTrimmed)
 	}
 	return st, err
 }

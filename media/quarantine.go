@@ -40,12 +40,21 @@ type contentQuarantine struct {
 
 func (q *contentQuarantine) load(idx *index.DB) error {
 	q.set = make(map[cas.Hash]map[string]string)
+	defer func() { q.n.Store(int64(len(q.set))) }()
 	return idx.ScanQuarantine(func(h cas.Hash, hs string, rec index.QuarantineRecord, decodeErr error) error {
 		if decodeErr == nil {
 			q.addLocked(h, hs, rec.By)
 		}
 		return nil
 	})
+}
+
+// reload loads the set again from idx, under the lock: a standby applied
+// changes to it.
+func (q *contentQuarantine) reload(idx *index.DB) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.load(idx)
 }
 
 func (q *contentQuarantine) addLocked(h cas.Hash, hs, by string) {

@@ -93,6 +93,13 @@ type Options struct {
 	// ReadOnly opens an existing store without changing a byte of it
 	// (verification tools); writes fail.
 	ReadOnly bool
+	// KeepChanges is how many of the latest changes GC keeps in the
+	// change log, for standbys to catch up from (0: DefaultKeepChanges).
+	KeepChanges uint64
+	// Follower opens a standby's store: its own changes are not logged,
+	// only those ApplyChange brings from the primary (see replica.go),
+	// until Promote.
+	Follower bool
 	// Create lets Open create a new store when Dir is missing or empty (the
 	// server and the importer set it). Without it, a directory that holds no
 	// store is ErrNoStore and nothing is created. Either way, a store whose
@@ -246,6 +253,7 @@ func Open(opts Options) (*Store, error) {
 	s.pins.n = make(map[cas.Hash]int)
 	s.verifier = cas.NewVerifier(cs, cas.VerifyOptions{TTL: opts.VerifyTTL, Now: opts.Now})
 	s.damage.s = s
+	idx.SetFollower(opts.Follower)
 	if err := s.damage.load(idx); err != nil {
 		s.Close()
 		return nil, err

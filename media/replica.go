@@ -1,0 +1,196 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/mxcas/mxcas/cas"
+	"github.com/mxcas/mxcas/index"
+	"github.com/mxcas/mxcas/matrix"
+)
+
+// Replication's view of the store. The index logs every synced change of
+// replicated records (index/changes.go); a primary serves that log and its
+// chunks, a standby (Options.Follower) fetches the chunks a change needs,
+// puts them with PutChunks, then applies the change with ApplyChange. The
+// replication package does the talking; this file is all it needs.
+
+// Change is one numbered change of the log: the replicated operations of
+// one committed batch.
+type Change = index.Change
+
+var (
+	// ErrChangesTrimmed means the log no longer holds the changes asked
+	// for: the standby must be seeded again from a backup.
+	ErrChangesTrimmed = errors.New("media: the change log no longer holds those changes")
+	// ErrChangeOrder means a change does not follow the last one applied.
+	ErrChangeOrder = errors.New("media: change out of order")
+	// ErrChunksMissing means a change names chunks the store does not hold.
+	ErrChunksMissing = errors.New("media: chunks of the change are missing")
+	// ErrChunkHash means chunk bytes do not hash to their name.
+	ErrChunkHash = errors.New("media: chunk does not match its hash")
+)
+
+// Head is the number of the last durable change (0: none).
+func (s *Store) Head() uint64 { return s.idx.Head() }
+
+// HeadChanged returns a channel closed when Head next advances.
+func (s *Store) HeadChanged() <-chan struct{} { return s.idx.HeadChanged() }
+
+// Changes returns up to limit changes after seq, in order, none when seq
+// is the head. ErrChangesTrimmed when they are no longer kept.
+func (s *Store) Changes(after uint64, limit int) ([]Change, error) {
+	cs, err := s.idx.Changes(after, limit)
+	if errors.Is(err, index.ErrTrimmed) {
+		return nil, fmt.Errorf("%w: %v", ErrChangesTrimmed, err)
+	}
+	return cs, err
+}
+
+// ReadChunk returns chunk h's bytes (into buf when it fits), checked
+// against h: a damaged chunk is an error, never wrong bytes.
+func (s *Store) ReadChunk(h cas.Hash, buf []byte) ([]byte, error) {
+	data, err := s.cas.ReadChunk(h, buf)
+	if err != nil {
+		return nil, err
+	}
+	if cas.Sum(data) != h {
+		return nil, fmt.Errorf("%w: %s", ErrChunkHash, h)
+	}
+	return data, nil
+}
+
+// MissingChunks returns, without repeats, the chunks that c's manifests
+// name and the store does not hold: what a standby fetches before applying
+// c.
+func (s *Store) MissingChunks(c Change) ([]cas.Hash, error) {
+	ops, err := index.DecodeOps(c.Ops)
+	if err != nil {
+		return nil, err
+	}
+	hs, err := index.ManifestChunks(ops)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(hs, func(a, b cas.Hash) int { return slices.Compare(a[:], b[:]) })
+	hs = slices.Compact(hs)
+	var missing []cas.Hash
+	for _, h := range hs {
+		if _, err := s.cas.Stat(h); err != nil {
+			missing = append(missing, h)
+		}
+	}
+	return missing, nil
+}
+
+// PutChunks stores chunks, each checked against its hash first (a
+// mismatch stores none of them: ErrChunkHash), durably, with one sync for
+// all. Chunks already held are kept.
+func (s *Store) PutChunks(chunks map[cas.Hash][]byte) error {
+	if s.opts.ReadOnly {
+		return cas.ErrReadOnly
+	}
+	var total int64
+	for h, data := range chunks {
+		if cas.Sum(data) != h {
+			return fmt.Errorf("%w: %s", ErrChunkHash, h)
+		}
+		total += int64(len(data))
+	}
+	if err := s.space.reserve(total); err != nil {
+		return err
+	}
+	b := s.cas.BeginBatch()
+	defer b.Abort()
+	var added, addedBytes int64
+	for h, data := range chunks {
+		isNew, err := b.Put(h, data)
+		if err != nil {
+			return noSpace(err)
+		}
+		if isNew {
+			added++
+			addedBytes += int64(len(data))
+		}
+	}
+	if err := b.Commit(); err != nil {
+		return noSpace(err)
+	}
+	s.stats.chunksChanged(added, addedBytes)
+	return nil
+}
+
+// ApplyChange applies a primary's change c, once every chunk it needs is
+// held (ErrChunksMissing otherwise): its records, synced, under its own
+// number, then the caches that its records touch. A change already applied
+// is a no-op; one that skips a number is ErrChangeOrder.
+func (s *Store) ApplyChange(c Change) error {
+	ops, err := index.DecodeOps(c.Ops)
+	if err != nil {
+		return err
+	}
+	missing, err := s.MissingChunks(c)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %d, the first %s", ErrChunksMissing, len(missing), missing[0])
+	}
+	if c.Seq <= s.idx.Head() {
+		return nil
+	}
+	err = s.idx.ApplyChange(c)
+	if errors.Is(err, index.ErrChangeOrder) {
+		return fmt.Errorf("%w: %v", ErrChangeOrder, err)
+	}
+	if err != nil {
+		return noSpace(err)
+	}
+	quarantine := false
+	for _, op := range ops {
+		if server, id, ok := op.MediaOf(); ok {
+			if m, err := matrix.NewMXC(server, id); err == nil {
+				s.records.invalidate(m)
+				s.waiters.wake(m)
+			}
+		}
+		quarantine = quarantine || op.Quarantine()
+	}
+	s.stats.recordsChanged(index.ServerUsageDelta(ops))
+	if quarantine {
+		return s.quarantine.reload(s.idx)
+	}
+	return nil
+}
+
+// DefaultKeepChanges is how many changes the log keeps by default: a
+// standby further behind than that must be seeded again from a backup.
+const DefaultKeepChanges = 1_000_000
+
+// trimChanges removes all but the last KeepChanges changes of the log,
+// counting them in st. A trimmed log keeps its numbering.
+func (s *Store) trimChanges(st *GCStats) error {
+	keep := s.opts.KeepChanges
+	if keep == 0 {
+		keep = DefaultKeepChanges
+	}
+	head := s.idx.Head()
+	if head <= keep {
+		return nil
+	}
+	upTo := head - keep
+	first, err := s.idx.FirstChange()
+	if err != nil || first == 0 || first > upTo {
+		return err
+	}
+	if err := s.idx.TrimChanges(upTo); err != nil {
+		return noSpace(err)
+	}
+	st.ChangesTrimmed = upTo - first + 1
+	return nil
+}
+
+// Promote makes a standby's store a primary's: from now on its own
+// changes are logged, numbered on from the last one applied.
+func (s *Store) Promote() { s.idx.SetFollower(false) }
