@@ -30,6 +30,7 @@ type Config struct {
 	Metrics     Metrics      `toml:"metrics"`
 	RateLimits  RateLimits   `toml:"ratelimits"`
 	GDPR        GDPR         `toml:"gdpr"`
+	Replication Replication  `toml:"replication"`
 
 	// Source is where the configuration came from: a file name, or
 	// "embedded default".
@@ -232,6 +233,7 @@ func Default() Config {
 		URLPreviews: defaultURLPreviews(),
 		RateLimits:  defaultRateLimits(),
 		GDPR:        defaultGDPR(),
+		Replication: Replication{KeepChanges: DefaultKeepChanges},
 		Homeservers: []Homeserver{{
 			Name:      "localhost",
 			ClientAPI: "http://127.0.0.1:8008",
@@ -243,9 +245,9 @@ func Default() Config {
 // ErrInvalid is wrapped by every configuration error.
 var ErrInvalid = errors.New("config: invalid")
 
-// Load reads the file at path. A relative data_dir or signing_key is taken
-// relative to the file's directory, so commands find the same files
-// wherever they run.
+// Load reads the file at path. A relative data_dir, signing_key or
+// [replication] file (secret, TLS) is taken relative to the file's
+// directory, so commands find the same files wherever they run.
 func Load(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -261,6 +263,12 @@ func Load(path string) (Config, error) {
 	for i, hs := range c.Homeservers {
 		if hs.SigningKey != "" && !filepath.IsAbs(hs.SigningKey) {
 			c.Homeservers[i].SigningKey = filepath.Join(filepath.Dir(path), hs.SigningKey)
+		}
+	}
+	r := &c.Replication
+	for _, f := range []*string{&r.SecretFile, &r.TLSCert, &r.TLSKey, &r.TLSCA} {
+		if *f != "" && !filepath.IsAbs(*f) {
+			*f = filepath.Join(filepath.Dir(path), *f)
 		}
 	}
 	return c, nil
@@ -345,6 +353,7 @@ func (c *Config) Validate() error {
 		c.Metrics.validate,
 		c.RateLimits.validate,
 		c.GDPR.validate,
+		c.Replication.validate,
 		c.Thumbnails.validate,
 		func() error { return validateHomeservers(c.Homeservers) },
 		c.Federation.validateRoutes,

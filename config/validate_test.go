@@ -159,7 +159,31 @@ var validateRules = []validateRule{
 	{"gdpr.export_ttl a minute", func(c *Config) { c.GDPR.ExportTTL = seconds(60) }, ""},
 	{"gdpr.part_size under 1 MiB", func(c *Config) { c.GDPR.PartSize = 1<<20 - 1 }, "gdpr.part_size: must be at least 1048576 (1 MiB)"},
 
+	{"replication.listen not host:port", func(c *Config) { c.Replication.Listen = "8009" }, `replication.listen: want host:port or "" (off), got "8009"`},
+	{"replication.listen public", func(c *Config) { c.Replication = replicating(c, "0.0.0.0:8009", "") }, ""},
+	{"replication.primary not a URL", func(c *Config) { c.Replication = replicating(c, "", "10.0.0.1:8009") }, `replication.primary: want the http:// or https:// URL of the primary's replication listener, got "10.0.0.1:8009"`},
+	{"replication.primary and listen (a cascading standby)", func(c *Config) { c.Replication = replicating(c, "[::]:8009", "https://p.example:8009") }, ""},
+	{"replication.listen without secret_file", func(c *Config) { c.Replication.Listen = "127.0.0.1:8009" }, "replication.listen: needs [replication] secret_file: every replication request carries the shared secret"},
+	{"replication.primary without secret_file", func(c *Config) { c.Replication.Primary = "http://127.0.0.1:8009" }, "replication.primary: needs [replication] secret_file: every replication request carries the shared secret"},
+	{"replication.secret_file alone (fsck -repair-from a URL)", func(c *Config) { c.Replication.SecretFile = "s" }, ""},
+	{"replication.tls_key without tls_cert", func(c *Config) { c.Replication = replicating(c, "127.0.0.1:8009", ""); c.Replication.TLSKey = "k" }, "replication.tls_key: tls_cert and tls_key go together: set both or neither"},
+	{"replication.tls_cert without tls_key", func(c *Config) { c.Replication = replicating(c, "127.0.0.1:8009", ""); c.Replication.TLSCert = "c" }, "replication.tls_key: tls_cert and tls_key go together: set both or neither"},
+	{"replication.tls_cert without listen", func(c *Config) {
+		c.Replication = replicating(c, "", "http://127.0.0.1:8009")
+		c.Replication.TLSCert, c.Replication.TLSKey = "c", "k"
+	}, "replication.tls_cert: needs [replication] listen: the certificate is served on the replication listener"},
+	{"replication.keep_changes zero", func(c *Config) { c.Replication.KeepChanges = 0 }, "replication.keep_changes: must be positive"},
+	{"replication.keep_changes one", func(c *Config) { c.Replication.KeepChanges = 1 }, ""},
+
 	{"metrics.pprof without listen", func(c *Config) { c.Metrics.Pprof = true }, `metrics.pprof: needs [metrics] listen: /debug/pprof/ is served on the metrics listener`},
+}
+
+// replicating is c's [replication] with listen and primary set and a
+// secret file.
+func replicating(c *Config, listen, primary string) Replication {
+	r := c.Replication
+	r.Listen, r.Primary, r.SecretFile = listen, primary, "replication.secret"
+	return r
 }
 
 func TestValidateRules(t *testing.T) {
@@ -191,6 +215,8 @@ var keysWithoutRules = map[string]string{
 	"url_previews.enabled":          "a bool",
 	"gdpr.self_service":             "a bool",
 	"homeserver.signing_key":        "any path; the file is read and checked when the server starts",
+	"replication.tls_ca":            "any path; the file is read and checked when the server starts",
+	"replication.secret_file":       "any path; the file is read and checked when the server starts (listen and primary need it)",
 }
 
 // TestValidateRulesCoverEveryKey makes a new key choose: a row in
