@@ -65,7 +65,11 @@ func (a *API) adminDispatch(prefix string, routes []adminRoute) httprouter.Handl
 	wrapped := make([]httprouter.Handle, len(routes))
 	patterns := make([][]string, len(routes)) // nil: not under prefix
 	for i, rt := range routes {
-		wrapped[i] = a.wrap(rt.pattern, admin, a.audited(rt.action, rt.h))
+		h := rt.h
+		if rt.method != http.MethodGet {
+			h = a.primaryOnly(h) // a standby's admins may look, not change
+		}
+		wrapped[i] = a.wrap(rt.pattern, admin, a.audited(rt.action, h))
 		if rest, ok := strings.CutPrefix(rt.pattern, prefix+"/"); ok {
 			patterns[i] = strings.Split(rest, "/")
 		}

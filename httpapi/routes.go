@@ -31,16 +31,16 @@ func (a *API) routes() {
 	}
 	for _, v := range []string{"r0", "v1", "v3"} {
 		legacy := "/_matrix/media/" + v
-		a.handle(http.MethodPost, legacy+"/upload", member, a.limited(RateUpload, a.upload))
-		a.handle(http.MethodPut, legacy+"/upload/:server/:id", member, a.limited(RateUpload, a.fill))
+		a.handle(http.MethodPost, legacy+"/upload", member, a.primaryOnly(a.limited(RateUpload, a.upload)))
+		a.handle(http.MethodPut, legacy+"/upload/:server/:id", member, a.primaryOnly(a.limited(RateUpload, a.fill)))
 		get(legacy+"/config", member, a.config)
 		get(legacy+"/download/:server/:id", public, a.limited(RateDownload, a.downloadLegacy))
 		get(legacy+"/download/:server/:id/", public, a.limited(RateDownload, a.downloadLegacy))
 		get(legacy+"/download/:server/:id/:name", public, a.limited(RateDownload, a.downloadLegacy))
 		get(legacy+"/thumbnail/:server/:id", public, a.limited(RateThumbnail, a.thumbnailLegacy))
-		get(legacy+"/preview_url", member, a.limited(RatePreview, a.previewURL))
+		get(legacy+"/preview_url", member, a.primaryOnly(a.limited(RatePreview, a.previewURL)))
 		if v != "r0" {
-			a.handle(http.MethodPost, legacy+"/create", member, a.limited(RateUpload, a.create))
+			a.handle(http.MethodPost, legacy+"/create", member, a.primaryOnly(a.limited(RateUpload, a.create)))
 		}
 	}
 	const client = "/_matrix/client/v1/media"
@@ -49,7 +49,7 @@ func (a *API) routes() {
 	get(client+"/download/:server/:id/", authenticated, a.limited(RateDownload, a.download))
 	get(client+"/download/:server/:id/:name", authenticated, a.limited(RateDownload, a.download))
 	get(client+"/thumbnail/:server/:id", authenticated, a.limited(RateThumbnail, a.thumbnail))
-	get(client+"/preview_url", member, a.limited(RatePreview, a.previewURL))
+	get(client+"/preview_url", member, a.primaryOnly(a.limited(RatePreview, a.previewURL)))
 
 	// Federation: signed by the origin server, checked in the handler.
 	get("/_matrix/federation/v1/media/download/:id", federation, a.fedDownload)

@@ -43,6 +43,9 @@ type Options struct {
 	// return quickly (it updates metrics) and keep nothing of the
 	// RequestInfo's but copies.
 	Observe func(RequestInfo)
+	// Standby, when not empty, is the URL of the primary this server is a
+	// standby of: writes are refused, naming it (SetStandby changes it).
+	Standby string
 }
 
 // API is the HTTP handler of the media API. Close waits for requests in
@@ -54,8 +57,11 @@ type API struct {
 	rates *rateLimiter
 	// selfExport are the self-service export settings (SetSelfExport).
 	selfExport atomic.Pointer[SelfExport]
-	router     *httprouter.Router
-	log        *slog.Logger
+	// standby is the primary's URL while this is a standby, else ""
+	// (SetStandby).
+	standby atomic.Pointer[string]
+	router  *httprouter.Router
+	log     *slog.Logger
 
 	inflight sync.WaitGroup
 	mu       sync.Mutex
@@ -87,6 +93,7 @@ func New(opts Options) (*API, error) {
 	if err := a.SetSelfExport(opts.SelfExport); err != nil {
 		return nil, err
 	}
+	a.SetStandby(opts.Standby)
 	a.routes()
 	return a, nil
 }
