@@ -18,9 +18,19 @@ import (
 const DefaultPartSize = 100 << 20
 
 // CreateFunc opens the destination for one part by name (export-part-N.tgz
-// or export-manifest.tgz). The writer closes what it returns; a Close error
-// fails the write. Callers decide whether that is a file or an upload.
+// or export-manifest.tgz). The writer closes what it returns once the part
+// is complete; a Close error fails the write. A part abandoned after an
+// error is closed too, unless the destination is an Aborter. Callers decide
+// whether that is a file or an upload.
 type CreateFunc func(name string) (io.WriteCloser, error)
+
+// Aborter is a part's destination that publishes it on Close (a temp file
+// renamed into place, say): the writer calls Abort instead of Close for a
+// part it abandons after an error, so an incomplete part never appears
+// under its name.
+type Aborter interface {
+	Abort()
+}
 
 // Options configure a Writer.
 type Options struct {
@@ -235,10 +245,14 @@ func (w *Writer) finishPart() error {
 	return errors.Join(err, dst.Close())
 }
 
-// abort marks the writer closed and releases an open part.
+// abort marks the writer closed and releases an open part, aborting it
+// when the destination can be.
 func (w *Writer) abort() {
 	w.closed = true
-	if w.dst != nil {
+	if a, ok := w.dst.(Aborter); ok {
+		a.Abort()
+		w.tw, w.gz, w.dst = nil, nil, nil
+	} else if w.dst != nil {
 		_ = w.dst.Close()
 		w.tw, w.gz, w.dst = nil, nil, nil
 	}

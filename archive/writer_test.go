@@ -247,3 +247,31 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
+
+// abortFile is a part destination that publishes on Close, like a temp
+// file renamed into place.
+type abortFile struct {
+	memFile
+	aborted bool
+}
+
+func (f *abortFile) Abort() { f.aborted = true }
+
+// TestWriterAbortsFailedPart: a part abandoned after an error is aborted,
+// not closed, when its destination is an Aborter, so it is never published.
+func TestWriterAbortsFailedPart(t *testing.T) {
+	d := newMemDir()
+	var parts []*abortFile
+	w, _ := archive.NewWriter(archive.Options{EntityID: "o", Create: func(name string) (io.WriteCloser, error) {
+		f := &abortFile{memFile: memFile{dir: d, name: name}}
+		parts = append(parts, f)
+		return f, nil
+	}})
+	_, err := w.AddMedia(context.Background(), archive.Entry{Origin: "o", MediaID: "a", Size: 5}, strings.NewReader("abc"))
+	if !errors.Is(err, archive.ErrSizeMismatch) {
+		t.Fatalf("AddMedia = %v, want ErrSizeMismatch", err)
+	}
+	if len(parts) != 1 || !parts[0].aborted || len(d.fs) != 0 {
+		t.Fatalf("parts %d, aborted %v, published %v; want the one part aborted and none published", len(parts), len(parts) == 1 && parts[0].aborted, names(d.fs))
+	}
+}

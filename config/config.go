@@ -29,6 +29,7 @@ type Config struct {
 	URLPreviews URLPreviews  `toml:"url_previews"`
 	Metrics     Metrics      `toml:"metrics"`
 	RateLimits  RateLimits   `toml:"ratelimits"`
+	GDPR        GDPR         `toml:"gdpr"`
 
 	// Source is where the configuration came from: a file name, or
 	// "embedded default".
@@ -230,6 +231,7 @@ func Default() Config {
 		Storage:     Storage{GCGrace: Duration{time.Hour}, GCInterval: Duration{time.Hour}},
 		URLPreviews: defaultURLPreviews(),
 		RateLimits:  defaultRateLimits(),
+		GDPR:        defaultGDPR(),
 		Homeservers: []Homeserver{{
 			Name:      "localhost",
 			ClientAPI: "http://127.0.0.1:8008",
@@ -342,6 +344,7 @@ func (c *Config) Validate() error {
 		c.URLPreviews.validate,
 		c.Metrics.validate,
 		c.RateLimits.validate,
+		c.GDPR.validate,
 		c.Thumbnails.validate,
 		func() error { return validateHomeservers(c.Homeservers) },
 		c.Federation.validateRoutes,

@@ -155,6 +155,10 @@ var validateRules = []validateRule{
 	{"federation.routes not a URL", func(c *Config) { c.Federation.Routes["near.example"] = "nope" }, `federation.routes."near.example": want an http:// or https:// URL, got "nope"`},
 
 	{"metrics.listen not host:port", func(c *Config) { c.Metrics.Listen = "9100" }, `metrics.listen: want host:port or "" (off), got "9100"`},
+	{"gdpr.export_ttl under a minute", func(c *Config) { c.GDPR.ExportTTL = seconds(59) }, "gdpr.export_ttl: must be at least 1m"},
+	{"gdpr.export_ttl a minute", func(c *Config) { c.GDPR.ExportTTL = seconds(60) }, ""},
+	{"gdpr.part_size under 1 MiB", func(c *Config) { c.GDPR.PartSize = 1<<20 - 1 }, "gdpr.part_size: must be at least 1048576 (1 MiB)"},
+
 	{"metrics.pprof without listen", func(c *Config) { c.Metrics.Pprof = true }, `metrics.pprof: needs [metrics] listen: /debug/pprof/ is served on the metrics listener`},
 }
 
@@ -185,6 +189,7 @@ var keysWithoutRules = map[string]string{
 	"server.trust_forwarded":        "a bool",
 	"thumbnails.pregenerate":        "a bool",
 	"url_previews.enabled":          "a bool",
+	"gdpr.self_service":             "a bool",
 	"homeserver.signing_key":        "any path; the file is read and checked when the server starts",
 }
 

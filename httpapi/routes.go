@@ -57,6 +57,7 @@ func (a *API) routes() {
 	get("/_matrix/key/v2/server", federation, a.keyServer)
 	get("/_matrix/key/v2/server/:keyid", federation, a.keyServer) // deprecated form, still asked by some notaries
 
+	a.routeSelfExport()
 	a.routeAdmin(r)
 }
 

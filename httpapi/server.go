@@ -31,6 +31,9 @@ type Options struct {
 	Auth           AuthOptions
 	// RateLimits are the initial limits (SetRateLimits replaces them).
 	RateLimits RateLimits
+	// SelfExport are the initial self-service export settings
+	// (SetSelfExport replaces them).
+	SelfExport SelfExport
 	// Keys verifies the X-Matrix signatures of federation requests.
 	Keys   KeySource
 	Logger *slog.Logger
@@ -45,12 +48,14 @@ type Options struct {
 // API is the HTTP handler of the media API. Close waits for requests in
 // flight to leave the store.
 type API struct {
-	opts   Options
-	hosts  atomic.Pointer[map[string]*Homeserver] // lower-case name -> homeserver (SetHomeservers)
-	auth   *authenticator
-	rates  *rateLimiter
-	router *httprouter.Router
-	log    *slog.Logger
+	opts  Options
+	hosts atomic.Pointer[map[string]*Homeserver] // lower-case name -> homeserver (SetHomeservers)
+	auth  *authenticator
+	rates *rateLimiter
+	// selfExport are the self-service export settings (SetSelfExport).
+	selfExport atomic.Pointer[SelfExport]
+	router     *httprouter.Router
+	log        *slog.Logger
 
 	inflight sync.WaitGroup
 	mu       sync.Mutex
@@ -77,6 +82,9 @@ func New(opts Options) (*API, error) {
 	}
 	a := &API{opts: opts, auth: newAuthenticator(opts.Auth), rates: rates, log: opts.Logger}
 	if err := a.SetHomeservers(opts.Homeservers); err != nil {
+		return nil, err
+	}
+	if err := a.SetSelfExport(opts.SelfExport); err != nil {
 		return nil, err
 	}
 	a.routes()

@@ -13,11 +13,12 @@ import (
 // concurrent use. Close it when done (Commit does not).
 type Batch struct {
 	b    *pebble.Batch
+	d    *DB
 	fail *failure
 }
 
 // NewBatch starts a batch.
-func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch(), fail: d.fail} }
+func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch(), d: d, fail: d.fail} }
 
 // setJSON sets key to v as JSON.
 func (b *Batch) setJSON(key []byte, v any) error {
@@ -102,19 +103,26 @@ func (b *Batch) DeleteDamaged(h cas.Hash) error {
 	return b.b.Delete(damagedKey(h), nil)
 }
 
-// Commit applies the batch and syncs it to disk before returning. Once the
-// index has failed it returns an error wrapping ErrFailed, without trying.
+// Commit applies the batch and syncs it to disk before returning; a batch
+// that changes replicated keys becomes the next change of the log (see
+// changes.go). Once the index has failed it returns an error wrapping
+// ErrFailed, without trying.
 func (b *Batch) Commit() error { return b.commit(pebble.Sync) }
 
 // CommitNoSync is Commit without waiting for the batch to reach the disk:
-// for changes a crash may lose (a last-access time).
+// for changes a crash may lose (a last-access time). It is never logged:
+// such changes do not replicate.
 func (b *Batch) CommitNoSync() error { return b.commit(pebble.NoSync) }
 
 func (b *Batch) commit(o *pebble.WriteOptions) error {
 	if err := b.fail.get(); err != nil {
 		return err
 	}
-	if err := guarded(func() error { return b.b.Commit(o) }); err != nil {
+	commit := func() error { return b.b.Commit(o) }
+	if o.Sync {
+		commit = b.commitLogged
+	}
+	if err := guarded(commit); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
 	}
 	return nil

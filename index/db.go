@@ -40,6 +40,7 @@ type DB struct {
 	reader
 	db   *pebble.DB
 	fail *failure
+	log  changeLog
 }
 
 // Open opens the Pebble index in dir, creating it when needed unless
@@ -82,7 +83,12 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("index: open %s: %w", dir, err)
 	}
-	return &DB{reader: reader{r: db}, db: db, fail: fail}, nil
+	d := &DB{reader: reader{r: db}, db: db, fail: fail}
+	if err := d.loadChangeLog(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("index: open %s: %w", dir, err)
+	}
+	return d, nil
 }
 
 // Close closes the index. A failed index (see Failed) is not closed, only

@@ -34,11 +34,21 @@
 //	                                      big-endian); the image it names is
 //	                                      that homeserver's local media;
 //	                                      media's GC removes it once expired
+//	c/<seq>                               the change log (seq: 8 bytes
+//	                                      big-endian, from 1): the
+//	                                      replicated operations of one
+//	                                      synced batch, each a kind byte
+//	                                      (1 set, 2 delete, 3 merge),
+//	                                      uvarint key length, key, uvarint
+//	                                      value length, value; every key
+//	                                      but d/ and c/ is replicated
 //
 // Usage counters are written with Pebble merges (the merger named
 // "mxcas.usage.v1" adds two little-endian int64s: bytes, then count), so
 // concurrent uploads never read-modify-write them under a lock. Every
 // batch is synced except the one that records a media's last access
-// (Batch.CommitNoSync): losing that to a crash is harmless.
+// (Batch.CommitNoSync): losing that to a crash is harmless, and it is not
+// logged, so last access times do not replicate. changes.go says how the
+// log is numbered and published.
 // New prefixes must be added here first.
 package index

@@ -1,6 +1,7 @@
 package media_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -99,4 +100,36 @@ func TestExportDeleteImportRoundTrip(t *testing.T) {
 	if _, err := s.ImportArchive(ctx, os.DirFS(t.TempDir()), media.ArchiveImportOptions{}); !errors.Is(err, archive.ErrNoManifest) {
 		t.Fatalf("empty directory: %v", err)
 	}
+}
+
+// TestImportArchiveRefusesForeignUploader: local media of a served
+// homeserver whose uploader is another server's user is refused, as
+// matrix-media-repo's importer does, and nothing is stored.
+func TestImportArchiveRefusesForeignUploader(t *testing.T) {
+	s := openStore(t, media.Options{Create: true, Dir: filepath.Join(t.TempDir(), "data"), Chunker: smallParams,
+		Local: func(name string) bool { return name == server }})
+	arch := t.TempDir()
+	w, err := archive.NewWriter(archive.Options{EntityID: server, Create: func(name string) (io.WriteCloser, error) {
+		return os.Create(filepath.Join(arch, name))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, up := range map[string]string{"ours": "@a:server", "theirs": "@b:other.example"} {
+		body := randBytes(7, 100)
+		e := archive.Entry{Origin: server, MediaID: id, ContentType: "text/plain", Size: int64(len(body)), Uploader: up}
+		if _, err := w.AddMedia(context.Background(), e, bytes.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var ps []media.ArchiveProblem
+	rep, err := s.ImportArchive(context.Background(), os.DirFS(arch), media.ArchiveImportOptions{
+		Problem: func(p media.ArchiveProblem) { ps = append(ps, p) }})
+	if err != nil || rep.Imported != 1 || rep.Refused != 1 || len(ps) != 1 || ps[0].MXC != "mxc://server/theirs" {
+		t.Fatalf("ImportArchive: %+v %v %v, want ours imported and theirs refused", rep, ps, err)
+	}
+	checkNotFound(t, s, "theirs")
 }

@@ -25,6 +25,9 @@ type GCStats struct {
 	// PreviewsExpired counts the URL preview records removed for being
 	// older than Options.PreviewCacheFor (their images stay).
 	PreviewsExpired int
+	// ExportsExpired counts the self-service exports removed for having
+	// expired (selfexport.go).
+	ExportsExpired int
 }
 
 // ErrGCRefused: GC found the index suspiciously empty for the chunk store
@@ -55,7 +58,8 @@ func (s *Store) GC(ctx context.Context) (GCStats, error) { return s.RunGC(ctx, G
 // RunGC is mark and sweep: it marks every object a media record refers to
 // and every chunk of those objects, then removes manifests and chunk files
 // that are not marked, and the URL preview records that have expired (see
-// Options.PreviewCacheFor). Chunk files younger than the grace period and
+// Options.PreviewCacheFor) and the self-service exports that have expired
+// (selfexport.go). Chunk files younger than the grace period and
 // anything an upload in flight has pinned are kept, so GC may run while
 // uploads go on. Before it deletes anything it checks that the index knows
 // the chunks it would delete (see GCOptions.Force); when not, it returns
@@ -92,6 +96,7 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	if err := s.expirePreviews(ctx, snap, &st); err != nil {
 		return st, err
 	}
+	st.ExportsExpired = s.expireUserExports(false)
 	err = s.sweepChunks(ctx, cands, &st)
 	if err == nil {
 		err = s.dropDeadDamage(mark.liveChunk)
@@ -100,7 +105,8 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 		s.stats.gcRuns.Add(1)
 		s.opts.Logger.Info("gc done", "objects", st.Objects, "objects_deleted", st.ObjectsDeleted,
 			"chunks", st.Chunks, "chunks_deleted", st.ChunksDeleted, "bytes_deleted", st.BytesDeleted,
-			"chunks_young", st.ChunksYoung, "previews_expired", st.PreviewsExpired)
+			"chunks_young", st.ChunksYoung, "previews_expired", st.PreviewsExpired,
+			"exports_expired", st.ExportsExpired)
 	}
 	return st, err
 }

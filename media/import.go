@@ -49,6 +49,8 @@ type ImportResult struct {
 // case (unless info.AllowDeleted restores deleted media) it reads nothing
 // and reports Imported false: running an import
 // again, or after a crash, finishes the job without duplicating anything.
+// An ID created here and never filled (pending) is filled, as Fill would,
+// so it no longer counts against its creator's created IDs.
 // Imported media predates the freeze: it is not marked as requiring
 // authentication; it keeps the admin state given in info (quarantine and
 // who set it, protection, last access). Same durability and dedup as
@@ -58,9 +60,14 @@ func (s *Store) Import(ctx context.Context, info ImportInfo, body io.Reader) (Im
 		return ImportResult{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
 	}
 	defer s.claims.release(info.MXC)
-	if rec, err := s.readMedia(info.MXC); err == nil && !rec.Pending && !(rec.Deleted && info.AllowDeleted) {
-		return ImportResult{Record: rec}, nil
-	} else if err != nil && !errors.Is(err, index.ErrNotFound) {
+	held, err := s.readMedia(info.MXC)
+	var pending *Media // a created ID the import fills: its pending entry goes
+	switch {
+	case err == nil && held.Pending:
+		pending = &held
+	case err == nil && !(held.Deleted && info.AllowDeleted):
+		return ImportResult{Record: held}, nil
+	case err != nil && !errors.Is(err, index.ErrNotFound):
 		return ImportResult{}, err
 	}
 	rec := Media{
@@ -77,7 +84,7 @@ func (s *Store) Import(ctx context.Context, info ImportInfo, body io.Reader) (Im
 	if info.Quarantined {
 		rec.QuarantinedBy = info.QuarantinedBy
 	}
-	rec, stored, err := s.ingest(ctx, UploadInfo{MXC: info.MXC, Size: info.Size}, body, rec, nil)
+	rec, stored, err := s.ingest(ctx, UploadInfo{MXC: info.MXC, Size: info.Size}, body, rec, pending)
 	if err != nil {
 		return ImportResult{}, err
 	}

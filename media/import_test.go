@@ -1,6 +1,7 @@
 package media_test
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -47,5 +48,20 @@ func TestImportKeepsAdminState(t *testing.T) {
 				t.Errorf("record\n got %+v\nwant %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestImportFillsCreatedID: an import into an ID created here and never
+// filled gives it content and ends its pending state, so it no longer
+// counts against its creator's cap of created IDs.
+func TestImportFillsCreatedID(t *testing.T) {
+	s := openStore(t, media.Options{Create: true, Dir: filepath.Join(t.TempDir(), "data"), Chunker: smallParams, MaxPendingPerUser: 1})
+	if _, err := s.Create(media.CreateInfo{MXC: mxc("made"), Uploader: "@alice:server"}); err != nil {
+		t.Fatal(err)
+	}
+	importMedia(t, s, media.ImportInfo{MXC: mxc("made"), Uploader: "@alice:server", Created: time.UnixMilli(1_700_000_000_000)}, []byte("filled"))
+	checkContent(t, s, "made", []byte("filled"))
+	if _, err := s.Create(media.CreateInfo{MXC: mxc("next"), Uploader: "@alice:server"}); err != nil {
+		t.Errorf("Create after the import filled alice's created ID: %v", err)
 	}
 }

@@ -194,6 +194,9 @@ type Store struct {
 	stats storeStats
 	// pendingMu makes counting and adding a user's created IDs one step.
 	pendingMu sync.Mutex
+	// userExports are the self-service exports being written
+	// (selfexport.go).
+	userExports userExports
 	// maint serialises GC, Fsck, Backup and Close: each needs the chunk set
 	// to stay put while it looks at it.
 	maint sync.Mutex
@@ -254,6 +257,9 @@ func Open(opts Options) (*Store, error) {
 	if err := s.loadStats(); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if !opts.ReadOnly {
+		s.expireUserExports(true)
 	}
 	return s, nil
 }

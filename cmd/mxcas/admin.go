@@ -64,7 +64,8 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // operate runs the operation r names and returns its result; ok is false
-// when it ran none and has already written the refusal.
+// when it has already written the answer: a refusal, or the streamed answer
+// of an operation that reports as it goes (export, import).
 func (a *adminServer) operate(w http.ResponseWriter, r *http.Request) (res any, ok bool, err error) {
 	ctx := r.Context()
 	switch r.URL.Path {
@@ -103,6 +104,12 @@ func (a *adminServer) operate(w http.ResponseWriter, r *http.Request) (res any, 
 		}
 		a.log.Info("admin: repair requested", "from", req.From)
 		res, err = a.st.RepairFrom(ctx, req.From)
+	case "/export":
+		a.export(w, r)
+		return nil, false, nil
+	case "/import":
+		a.importDir(w, r)
+		return nil, false, nil
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown admin operation"})
 		return nil, false, nil
@@ -113,6 +120,12 @@ func (a *adminServer) operate(w http.ResponseWriter, r *http.Request) (res any, 
 // writeAdminResult writes an operation's result, with its error and, when
 // the operation refused to run, the kind of refusal.
 func writeAdminResult(w http.ResponseWriter, res any, err error) {
+	status, body := adminResult(res, err)
+	writeJSON(w, status, body)
+}
+
+// adminResult is the status and body of an operation's answer.
+func adminResult(res any, err error) (int, map[string]any) {
 	status := http.StatusOK
 	var body = map[string]any{"result": res}
 	if err != nil {
@@ -126,7 +139,7 @@ func writeAdminResult(w http.ResponseWriter, res any, err error) {
 			}
 		}
 	}
-	writeJSON(w, status, body)
+	return status, body
 }
 
 // adminRefusals name the errors by which an operation refused to run and
@@ -136,6 +149,8 @@ var adminRefusals = map[string]error{
 	"gc":          media.ErrGCRefused,
 	"backup_dest": media.ErrBackupDest,
 	"repair_src":  media.ErrRepairSource,
+	"export_dest": media.ErrExportDest,
+	"import_dir":  media.ErrNoArchive,
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -15,7 +15,7 @@ import (
 // dropping a connection. What changes live (liveConfig): static tokens,
 // admins and client_api of the homeservers already served, federation
 // routes, thumbnail sizes, the URL preview settings but cache_duration,
-// log_level, quotas and rate limits. Every other key (listen, data_dir,
+// log_level, quotas, rate limits and [gdpr]. Every other key (listen, data_dir,
 // the set of homeservers and their signing keys, chunker and store
 // settings, metrics listen...) is logged as needing a restart and keeps
 // the value the server runs with. A file that does not load or validate,
@@ -96,6 +96,7 @@ func liveConfig(cur, next config.Config) config.Config {
 		}
 	}
 	liveLimits(&a, next)
+	a.GDPR = next.GDPR
 	return a
 }
 
@@ -119,6 +120,10 @@ func (rl *reloader) prepare(applied config.Config) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	gdpr, err := rl.prepareSelfExport(applied)
+	if err != nil {
+		return nil, err
+	}
 	return func() {
 		if err := rl.store.SetThumbnailSizes(sizes); err != nil {
 			// thumbnailSizes checked them; keep the old ones.
@@ -135,5 +140,6 @@ func (rl *reloader) prepare(applied config.Config) (func(), error) {
 			rl.level.Set(applied.Server.Level())
 		}
 		limits()
+		gdpr()
 	}, nil
 }

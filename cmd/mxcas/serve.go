@@ -234,6 +234,9 @@ func (as *apiServer) open(cfg config.Config, opts httpapi.Options, st *media.Sto
 	for _, hs := range cfg.Homeservers {
 		logger.Info("serving homeserver", "name", hs.Name, "client_api", hs.ClientAPI, "static_tokens", len(hs.StaticTokens))
 	}
+	if g := cfg.GDPR; g.SelfService {
+		logger.Info("self-service export is on: users may export their own media", "export_ttl", g.ExportTTL.Duration, "part_size", g.PartSize)
+	}
 	as.api = api
 	as.gate.open(api, st)
 	logger.Info("listening", "addr", as.addr)
@@ -358,6 +361,7 @@ func apiOptions(cfg config.Config, st *media.Store, logger *slog.Logger) (httpap
 			Timeout:   cfg.Auth.WhoamiTimeout.Duration,
 		},
 		RateLimits: rateLimits(cfg.RateLimits),
+		SelfExport: selfExport(cfg.GDPR),
 		Logger:     logger,
 	}
 	if o.Auth.CacheTTL == 0 {

@@ -1,5 +1,6 @@
 // Package mediatest holds helpers for tests that use a media.Store: check
-// that a store is healthy, and that it holds given content. It is for
+// that a store is healthy, that it holds given content, and read back an
+// export archive. It is for
 // tests only (the external tests of media, and the tests of its users);
 // its helpers take a testing.TB and fail the test from the calling
 // goroutine only.
@@ -9,8 +10,10 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"testing"
 
+	"github.com/mxcas/mxcas/archive"
 	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
 )
@@ -74,4 +77,26 @@ func WantContent(t testing.TB, st *media.Store, m matrix.MXC, want []byte) {
 	if err != nil || !bytes.Equal(got, want) {
 		t.Errorf("%s: got %d bytes (err %v), want %d bytes", m, len(got), err, len(want))
 	}
+}
+
+// ReadArchive reads the archive whose parts are in fsys with archive.Open
+// and Each, and returns every media in it by mxc URI. Any problem Each
+// reports fails the test.
+func ReadArchive(t testing.TB, fsys fs.FS) map[string][]byte {
+	t.Helper()
+	ctx := context.Background()
+	r, err := archive.Open(ctx, fsys)
+	if err != nil {
+		t.Fatalf("archive.Open: %v", err)
+	}
+	got := map[string][]byte{}
+	err = r.Each(ctx, func(rec archive.Record, body io.Reader) error {
+		b, err := io.ReadAll(body)
+		got[rec.MXC()] = b
+		return err
+	}, func(rec archive.Record, err error) { t.Errorf("archive: %s: %v", rec.MXC(), err) })
+	if err != nil {
+		t.Fatalf("archive: %v", err)
+	}
+	return got
 }

@@ -1,0 +1,367 @@
+package index
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/mxcas/mxcas/cas"
+)
+
+// The change log is what replication follows. Every synced batch that
+// changes a replicated key (every key but d/ damage records and the log
+// itself) gets the next sequence number, and its replicated operations are
+// written under c/<seq> in that same batch: the log is exactly the
+// committed history, in commit order, without gaps. Sequence numbers are
+// handed out and batches applied under one lock, so the write-ahead log
+// holds them in sequence order; the fsync happens outside it, so
+// concurrent commits still share their syncs. A change is published (see
+// Head) only once it is durable: a crash never takes back a change a
+// reader has seen.
+//
+// A standby applies the primary's changes with ApplyChange, which keeps
+// their numbers, and logs none of its own (SetFollower): its log is a copy
+// of the primary's, and a promoted standby's numbers go on from there.
+
+// prefixChange holds the change log: c/<seq, 8 bytes big-endian> ->
+// encoded operations (EncodeOps).
+var prefixChange = []byte("c/")
+
+// ErrChangeOrder is returned by ApplyChange for a change that does not
+// follow the last one applied.
+var ErrChangeOrder = errors.New("index: change out of order")
+
+// ErrTrimmed is returned by Changes when changes after the given sequence
+// number are no longer in the log.
+var ErrTrimmed = errors.New("index: change log trimmed")
+
+// OpKind is the kind of one logged operation.
+type OpKind byte
+
+const (
+	OpSet    OpKind = 1
+	OpDelete OpKind = 2
+	OpMerge  OpKind = 3 // usage counters: value is added
+)
+
+// Op is one operation of a change.
+type Op struct {
+	Kind       OpKind
+	Key, Value []byte
+}
+
+// Change is one committed batch's replicated operations.
+type Change struct {
+	Seq uint64
+	Ops []byte // EncodeOps
+}
+
+// changeLog is the DB's sequencing state.
+type changeLog struct {
+	mu       sync.Mutex // held while a logged batch is numbered and applied
+	next     uint64     // the number the next change gets
+	follower bool       // local batches are not logged (a standby)
+	durable  atomic.Uint64
+	waitMu   sync.Mutex
+	wait     chan struct{} // closed when durable advances
+}
+
+func changeKey(seq uint64) []byte {
+	k := make([]byte, len(prefixChange)+8)
+	copy(k, prefixChange)
+	binary.BigEndian.PutUint64(k[len(prefixChange):], seq)
+	return k
+}
+
+// replicatedKey reports whether a change to key is logged.
+func replicatedKey(key []byte) bool {
+	return !bytes.HasPrefix(key, prefixDamaged) && !bytes.HasPrefix(key, prefixChange)
+}
+
+// loadChangeLog finds the last logged change.
+func (d *DB) loadChangeLog() error {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefixChange, UpperBound: prefixEnd(prefixChange)})
+	if err != nil {
+		return err
+	}
+	var last uint64
+	if it.Last() {
+		last = binary.BigEndian.Uint64(it.Key()[len(prefixChange):])
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	d.log.next = last + 1
+	d.log.durable.Store(last)
+	d.log.wait = make(chan struct{})
+	return nil
+}
+
+// SetFollower sets whether the DB is a standby's: local batches are then
+// not logged, only those ApplyChange applies. Promotion sets it false.
+func (d *DB) SetFollower(f bool) {
+	d.log.mu.Lock()
+	d.log.follower = f
+	d.log.mu.Unlock()
+}
+
+// Head returns the number of the last durable change (0: none).
+func (d *DB) Head() uint64 { return d.log.durable.Load() }
+
+// HeadChanged returns a channel closed when Head next advances.
+func (d *DB) HeadChanged() <-chan struct{} {
+	d.log.waitMu.Lock()
+	defer d.log.waitMu.Unlock()
+	return d.log.wait
+}
+
+// published advances Head to seq (if later) and wakes its waiters.
+func (d *DB) published(seq uint64) {
+	for {
+		cur := d.log.durable.Load()
+		if seq <= cur {
+			return
+		}
+		if d.log.durable.CompareAndSwap(cur, seq) {
+			break
+		}
+	}
+	d.log.waitMu.Lock()
+	close(d.log.wait)
+	d.log.wait = make(chan struct{})
+	d.log.waitMu.Unlock()
+}
+
+// commitLogged commits b synced, numbering it as the next change when it
+// changes replicated keys (and the DB is not a follower).
+func (b *Batch) commitLogged() error {
+	ops, err := replicatedOps(b.b)
+	if err != nil {
+		return err
+	}
+	d := b.d
+	if len(ops) == 0 {
+		return b.b.Commit(pebble.Sync)
+	}
+	d.log.mu.Lock()
+	if d.log.follower {
+		d.log.mu.Unlock()
+		return b.b.Commit(pebble.Sync)
+	}
+	seq := d.log.next
+	if err := b.b.Set(changeKey(seq), ops, nil); err != nil {
+		d.log.mu.Unlock()
+		return err
+	}
+	err = d.db.ApplyNoSyncWait(b.b, pebble.Sync)
+	if err == nil {
+		d.log.next++
+	}
+	d.log.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := b.b.SyncWait(); err != nil {
+		// The write-ahead log could not be made durable: Pebble cannot go
+		// on, as when it fails a synced Commit itself.
+		err = fmt.Errorf("%w: %v", ErrFailed, err)
+		b.fail.set(err)
+		return err
+	}
+	d.published(seq)
+	return nil
+}
+
+// replicatedOps encodes the replicated operations of pb.
+func replicatedOps(pb *pebble.Batch) ([]byte, error) {
+	var out []byte
+	r := pb.Reader()
+	for {
+		kind, k, v, ok, err := r.Next()
+		if err != nil {
+			return nil, fmt.Errorf("index: read batch: %w", err)
+		}
+		if !ok {
+			return out, nil
+		}
+		if !replicatedKey(k) {
+			continue
+		}
+		var op OpKind
+		switch kind {
+		case pebble.InternalKeyKindSet:
+			op = OpSet
+		case pebble.InternalKeyKindDelete:
+			op = OpDelete
+		case pebble.InternalKeyKindMerge:
+			op = OpMerge
+		default:
+			return nil, fmt.Errorf("index: batch operation %v cannot be logged", kind)
+		}
+		out = appendOp(out, Op{Kind: op, Key: k, Value: v})
+	}
+}
+
+// appendOp appends op's encoding: kind byte, uvarint key length, key,
+// uvarint value length, value.
+func appendOp(b []byte, op Op) []byte {
+	b = append(b, byte(op.Kind))
+	b = binary.AppendUvarint(b, uint64(len(op.Key)))
+	b = append(b, op.Key...)
+	b = binary.AppendUvarint(b, uint64(len(op.Value)))
+	return append(b, op.Value...)
+}
+
+// EncodeOps encodes ops as a change's Ops.
+func EncodeOps(ops []Op) []byte {
+	var b []byte
+	for _, op := range ops {
+		b = appendOp(b, op)
+	}
+	return b
+}
+
+// DecodeOps decodes a change's operations. The slices point into b.
+func DecodeOps(b []byte) ([]Op, error) {
+	var ops []Op
+	for len(b) > 0 {
+		op := Op{Kind: OpKind(b[0])}
+		if op.Kind < OpSet || op.Kind > OpMerge {
+			return nil, fmt.Errorf("%w: change operation kind %d", ErrCorruptRecord, b[0])
+		}
+		b = b[1:]
+		for _, dst := range []*[]byte{&op.Key, &op.Value} {
+			n, w := binary.Uvarint(b)
+			if w <= 0 || n > uint64(len(b)-w) {
+				return nil, fmt.Errorf("%w: truncated change operation", ErrCorruptRecord)
+			}
+			*dst = b[w : w+int(n)]
+			b = b[w+int(n):]
+		}
+		if len(op.Key) == 0 || !replicatedKey(op.Key) {
+			return nil, fmt.Errorf("%w: change operation on key %q", ErrCorruptRecord, op.Key)
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
+}
+
+// Changes returns up to limit durable changes after seq, in order.
+func (r reader) changes(after, head uint64, limit int) ([]Change, error) {
+	var out []Change
+	lo := changeKey(after + 1)
+	hi := changeKey(head + 1)
+	if head == ^uint64(0) {
+		hi = prefixEnd(prefixChange)
+	}
+	it, err := r.r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		seq := binary.BigEndian.Uint64(it.Key()[len(prefixChange):])
+		if len(out) == 0 && seq != after+1 {
+			return nil, fmt.Errorf("%w: the oldest change kept is %d, wanted %d", ErrTrimmed, seq, after+1)
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Change{Seq: seq, Ops: bytes.Clone(v)})
+	}
+	return out, it.Error()
+}
+
+// Changes returns up to limit published changes after seq, in order
+// (none when after is the head). ErrTrimmed means the log no longer holds
+// the change after seq.
+func (d *DB) Changes(after uint64, limit int) ([]Change, error) {
+	head := d.Head()
+	if after >= head || limit <= 0 {
+		return nil, nil
+	}
+	return d.changes(after, head, limit)
+}
+
+// ApplyChange applies a primary's change c, synced, with its number: it
+// must be the one after the last applied (ErrChangeOrder otherwise; one
+// already applied is a no-op). The caller makes sure every chunk its
+// manifests name is durable first.
+func (d *DB) ApplyChange(c Change) error {
+	ops, err := DecodeOps(c.Ops)
+	if err != nil {
+		return err
+	}
+	d.log.mu.Lock()
+	defer d.log.mu.Unlock()
+	switch {
+	case c.Seq < d.log.next:
+		return nil
+	case c.Seq > d.log.next:
+		return fmt.Errorf("%w: got %d, next is %d", ErrChangeOrder, c.Seq, d.log.next)
+	}
+	pb := d.db.NewBatch()
+	defer pb.Close()
+	for _, op := range ops {
+		switch op.Kind {
+		case OpSet:
+			err = pb.Set(op.Key, op.Value, nil)
+		case OpDelete:
+			err = pb.Delete(op.Key, nil)
+		case OpMerge:
+			err = pb.Merge(op.Key, op.Value, nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := pb.Set(changeKey(c.Seq), c.Ops, nil); err != nil {
+		return err
+	}
+	if err := d.fail.get(); err != nil {
+		return err
+	}
+	if err := guarded(func() error { return pb.Commit(pebble.Sync) }); err != nil {
+		return fmt.Errorf("index: apply change %d: %w", c.Seq, err)
+	}
+	d.log.next++
+	d.published(c.Seq)
+	return nil
+}
+
+// TrimChanges deletes the logged changes numbered up to seq.
+func (d *DB) TrimChanges(upTo uint64) error {
+	if upTo == 0 {
+		return nil
+	}
+	b := d.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange(changeKey(0), changeKey(upTo+1), nil); err != nil {
+		return err
+	}
+	return guarded(func() error { return b.Commit(pebble.Sync) })
+}
+
+// ManifestChunks returns the chunks named by the manifests a change sets:
+// what a standby must hold before applying it.
+func ManifestChunks(ops []Op) ([]cas.Hash, error) {
+	var hs []cas.Hash
+	for _, op := range ops {
+		if op.Kind != OpSet || !bytes.HasPrefix(op.Key, prefixObject) {
+			continue
+		}
+		m, err := decodeManifest(op.Value)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range m.Chunks {
+			hs = append(hs, c.Hash)
+		}
+	}
+	return hs, nil
+}
