@@ -31,6 +31,10 @@ var (
 // bound.
 const maxChunkLen = 64 << 20
 
+// maxJSONAnswer bounds a JSON answer the client reads: the changes
+// endpoint's 16 MiB of operations, in base64, with room to spare.
+const maxJSONAnswer = 32 << 20
+
 // client signs and sends requests to one peer's replication listener.
 type client struct {
 	base   string // scheme://host[:port]
@@ -109,7 +113,7 @@ func (c *client) getJSON(ctx context.Context, pathQuery string, v any) error {
 		return err
 	}
 	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxJSONAnswer)).Decode(v); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrProtocol, pathQuery, err)
 	}
 	return nil

@@ -41,6 +41,10 @@ type PrimaryOptions struct {
 	Secret []byte // the shared secret; at least 16 bytes
 	Logger *slog.Logger
 	Now    func() time.Time // nil: time.Now
+	// Done, when closed, ends waiting long polls at once (answered with no
+	// change), so that http.Server.Shutdown need not wait up to 30 s for
+	// them: close it when shutting down.
+	Done <-chan struct{}
 }
 
 // minSecretLen is the shortest secret accepted, on both sides.
@@ -59,6 +63,7 @@ type primary struct {
 	secret []byte
 	log    *slog.Logger
 	now    func() time.Time
+	done   <-chan struct{}
 }
 
 // NewPrimary returns the handler serving o.Store's change log and chunks
@@ -70,7 +75,7 @@ func NewPrimary(o PrimaryOptions) (http.Handler, error) {
 	if err := checkSecret(o.Secret); err != nil {
 		return nil, err
 	}
-	p := &primary{store: o.Store, secret: o.Secret, log: o.Logger, now: o.Now}
+	p := &primary{store: o.Store, secret: o.Secret, log: o.Logger, now: o.Now, done: o.Done}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -132,7 +137,7 @@ func (p *primary) serve(w http.ResponseWriter, r *http.Request) error {
 				fmt.Sprintf("at most %d hashes per request", maxChunksPerRequest)}
 		}
 	}
-	if err := checkAuthorization(p.secret, r.Header.Get("Authorization"), r.Method, r.RequestURI, p.now(), body); err != nil {
+	if err := checkAuthorization(p.secret, r.Header.Get("Authorization"), r.Method, r.URL.RequestURI(), p.now(), body); err != nil {
 		p.log.Warn("replication request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
 		return &httpError{http.StatusUnauthorized, "MXCAS_UNAUTHORIZED", "unauthorized: " + err.Error()}
 	}
@@ -229,13 +234,15 @@ func (p *primary) changes(w http.ResponseWriter, r *http.Request, _ []byte) erro
 		}
 		select {
 		case <-changed:
+			continue
 		case <-ctx.Done():
 			if r.Context().Err() != nil {
 				return nil // the client is gone
 			}
-			writeJSON(w, http.StatusOK, changesBody{Head: head, Changes: []wireChange{}})
-			return nil
+		case <-p.done:
 		}
+		writeJSON(w, http.StatusOK, changesBody{Head: head, Changes: []wireChange{}})
+		return nil
 	}
 }
 

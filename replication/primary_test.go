@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -241,5 +242,40 @@ func TestChunkSource(t *testing.T) {
 	bad := NewChunkSource(srv.URL, []byte("another secret, long enough"), nil)
 	if _, err := bad.ReadChunk(hs[0], nil); !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("ReadChunk with a wrong secret: %v, want ErrUnauthorized", err)
+	}
+}
+
+// TestPrimaryDoneEndsLongPoll: closing PrimaryOptions.Done answers a
+// waiting long poll at once, with no change.
+func TestPrimaryDoneEndsLongPoll(t *testing.T) {
+	primary, _ := openStore(t, filepath.Join(t.TempDir(), "p"), media.Options{})
+	done := make(chan struct{})
+	h, err := NewPrimary(PrimaryOptions{Store: primary, Secret: secret, Done: done})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := newTap(h)
+	srv := httptest.NewServer(tp)
+	defer srv.Close()
+	c := clientFor(srv.URL, secret, http.DefaultClient, nil)
+	answered := make(chan error, 1)
+	go func() {
+		b, err := c.changes(context.Background(), 0, 10, maxWait)
+		if err == nil && len(b.Changes) != 0 {
+			err = errors.New("changes in the answer")
+		}
+		answered <- err
+	}()
+	<-tp.polls
+	close(done)
+	ctx, cancel := context.WithTimeout(context.Background(), maxWait/3)
+	defer cancel()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the long poll went on after Done was closed")
 	}
 }

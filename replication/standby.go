@@ -18,7 +18,7 @@ type StandbyOptions struct {
 	Store   *media.Store // opened with media.Options.Follower
 	Primary string       // base URL of the primary's replication listener, e.g. http://10.0.0.1:8009
 	Secret  []byte       // the shared secret; at least 16 bytes
-	Client  *http.Client // nil: a default with sane timeouts
+	Client  *http.Client // nil: a default with sane timeouts; its Timeout, if set, must exceed 30 s (the long poll)
 	Logger  *slog.Logger
 	Now     func() time.Time // nil: time.Now
 }
@@ -196,7 +196,9 @@ func (s *Standby) fetched(n int) {
 // them in order.
 func (s *Standby) step(ctx context.Context) error {
 	applied := s.store.Head()
-	b, err := s.c.changes(ctx, applied, changesPerRequest, longPoll)
+	pctx, cancel := context.WithTimeout(ctx, longPoll+30*time.Second)
+	b, err := s.c.changes(pctx, applied, changesPerRequest, longPoll)
+	cancel()
 	if err != nil {
 		return err
 	}
