@@ -27,13 +27,16 @@ const (
 	defaultChangesLimit = 256
 	maxChangesLimit     = 1000
 	maxChangesBytes     = 16 << 20
-	maxWait             = 30 * time.Second
 	maxChunksPerRequest = 256
 	// unavailableLen is the frame length of a chunk the primary cannot
 	// serve intact.
 	unavailableLen = 0xFFFFFFFF
 	frameHeaderLen = cas.HashSize + 4
 )
+
+// maxWait caps a long poll's wait_ms (doc.go); a variable so tests can
+// make a poll that only Done or a change can end.
+var maxWait = 30 * time.Second
 
 // PrimaryOptions configure NewPrimary.
 type PrimaryOptions struct {
