@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mxcas/mxcas/cas"
+	"github.com/mxcas/mxcas/media"
 )
 
 var (
@@ -211,6 +212,11 @@ func NewChunkSource(base string, secret []byte, client *http.Client) *ChunkSourc
 	return &ChunkSource{c: clientFor(b, secret, client, nil), baseErr: err, Timeout: 2 * time.Minute}
 }
 
+// Err is why the source cannot work (a bad base URL or secret), or nil.
+func (s *ChunkSource) Err() error { return s.baseErr }
+
+var _ media.ContextChunkReader = (*ChunkSource)(nil)
+
 func clientFor(base string, secret []byte, hc *http.Client, now func() time.Time) client {
 	if now == nil {
 		now = time.Now
@@ -224,6 +230,14 @@ func clientFor(base string, secret []byte, hc *http.Client, now func() time.Time
 // hash to h.
 func (s *ChunkSource) ReadChunk(h cas.Hash, buf []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.Timeout)
+	defer cancel()
+	return s.ReadChunkContext(ctx, h, buf)
+}
+
+// ReadChunkContext is ReadChunk bounded by ctx (and Timeout): media's read
+// repair gives it the read's deadline (media.ContextChunkReader).
+func (s *ChunkSource) ReadChunkContext(ctx context.Context, h cas.Hash, buf []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	var out []byte
 	err := s.ReadChunks(ctx, []cas.Hash{h}, func(n int) []byte { return buf }, func(_ cas.Hash, data []byte) error {

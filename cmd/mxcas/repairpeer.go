@@ -15,6 +15,7 @@ import (
 
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/replication"
 )
 
 // `mxcas fsck -repair-from URL -secret-file FILE` repairs damaged and
@@ -23,14 +24,12 @@ import (
 // server holds the store, the admin operation /repair-peer runs it there.
 
 // newRemoteChunkSource makes a repair source of the replication listener
-// at base, opened with secret (replication.NewChunkSource); a source that
-// is an io.Closer is closed after the repair. nil while the replication
-// package is not built in: -repair-from URL then refuses.
-var newRemoteChunkSource func(base string, secret []byte) (cas.Reader, error)
-
-// errNoPeerRepair refuses a repair from a URL in a binary without
-// replication.
-var errNoPeerRepair = fmt.Errorf("%w: repairing from a live peer (a URL) is not built into this mxcas", media.ErrRepairSource)
+// at base, opened with secret; a source that is an io.Closer is closed
+// after the repair. A variable so tests can stand in for the peer.
+var newRemoteChunkSource = func(base string, secret []byte) (cas.Reader, error) {
+	src := replication.NewChunkSource(base, secret, nil)
+	return src, src.Err()
+}
 
 // peerRepair is a repair from a live peer, and the body of /repair-peer.
 type peerRepair struct {
@@ -59,9 +58,6 @@ func (p peerRepair) check() error {
 // source makes the repair source of p: its secret read, the peer not
 // asked anything yet.
 func (p peerRepair) source() (cas.Reader, error) {
-	if newRemoteChunkSource == nil {
-		return nil, errNoPeerRepair
-	}
 	secret, err := readPeerSecret(p.SecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", media.ErrRepairSource, err)
@@ -126,9 +122,6 @@ type repairOp struct {
 // repair: from a peer (a URL), or from a data directory, made absolute.
 func newRepairOp(from, secretFile string) (repairOp, error) {
 	if isPeerURL(from) {
-		if newRemoteChunkSource == nil {
-			return repairOp{}, errNoPeerRepair
-		}
 		p := peerRepair{From: from}
 		if secretFile != "" {
 			var err error
