@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/mxcas/mxcas/cas"
 )
 
 // The change log is what replication follows. Every synced batch that
@@ -360,10 +359,10 @@ func (d *DB) TrimChanges(upTo uint64) error {
 	return guarded(func() error { return b.Commit(pebble.Sync) })
 }
 
-// ManifestChunks returns the chunks named by the manifests a change sets:
-// what a standby must hold before applying it.
-func ManifestChunks(ops []Op) ([]cas.Hash, error) {
-	var hs []cas.Hash
+// ManifestChunks returns the chunks, with their lengths, named by the
+// manifests a change sets: what a standby must hold before applying it.
+func ManifestChunks(ops []Op) ([]ChunkRef, error) {
+	var refs []ChunkRef
 	for _, op := range ops {
 		if op.Kind != OpSet || !bytes.HasPrefix(op.Key, prefixObject) {
 			continue
@@ -372,11 +371,9 @@ func ManifestChunks(ops []Op) ([]cas.Hash, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, c := range m.Chunks {
-			hs = append(hs, c.Hash)
-		}
+		refs = append(refs, m.Chunks...)
 	}
-	return hs, nil
+	return refs, nil
 }
 
 // MediaOf returns the media an operation writes or deletes, if it is on a

@@ -17,7 +17,7 @@ import (
 var ErrDamaged = errors.New("media: stored content is damaged")
 
 // damage remembers the chunks found damaged, as the index does under d/:
-// loaded at open, added to by readers, cleared by RepairFrom. A reader
+// loaded at open, added to by readers, cleared by a repair. A reader
 // about to use such a chunk fails at once, without reading it again; a
 // whole read (Reader.Check) fails before anything is sent.
 type damage struct {
@@ -86,6 +86,17 @@ func (d *damage) found(what string, h cas.Hash, cause error) error {
 		}
 	}
 	return err
+}
+
+// known reports whether h is recorded as damaged.
+func (d *damage) known(h cas.Hash) bool {
+	if d.n.Load() == 0 {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.set[h]
+	return ok
 }
 
 // forget clears the in-memory record of h (its index record is deleted by

@@ -82,7 +82,8 @@ func (s *Store) openObject(h cas.Hash, what string) (*Reader, error) {
 // within the last seconds and has not changed, read from (or spliced
 // from) the file. A damaged chunk (wrong content, short, missing)
 // gives an error wrapping ErrDamaged before any of its bytes, and Err keeps
-// it. Not safe for concurrent use.
+// it, unless the store's repair source gives the chunk again: the read then
+// goes on with its good bytes (readrepair.go). Not safe for concurrent use.
 type Reader struct {
 	s       *Store
 	what    string // the media or object, for logs and damage records
@@ -130,7 +131,7 @@ func (r *Reader) Check() error {
 		return nil
 	}
 	i := sort.Search(len(r.refs), func(i int) bool { return r.offsets[i+1] > r.pos })
-	if err := r.s.damage.check(r.what, r.refs[i:]); err != nil {
+	if err := r.s.damage.check(r.what, r.refs[i:]); err != nil && !r.repairRecorded(i) {
 		r.err = cmp.Or(r.err, err)
 		return err
 	}
@@ -152,6 +153,9 @@ func (r *Reader) load(pos int64) (int, error) {
 	}
 	ref := r.refs[i]
 	if err := r.s.damage.check(r.what, r.refs[i:i+1]); err != nil {
+		if r.repair(i) {
+			return i, nil
+		}
 		r.err = cmp.Or(r.err, err)
 		return i, err
 	}
@@ -159,6 +163,9 @@ func (r *Reader) load(pos int64) (int, error) {
 	if err != nil {
 		if cas.IsDamage(err) {
 			err = r.s.damage.found(r.what, ref.Hash, err)
+			if r.repair(i) {
+				return i, nil
+			}
 			r.err = cmp.Or(r.err, err)
 		}
 		return i, err
@@ -189,9 +196,10 @@ func (r *Reader) Read(p []byte) (int, error) {
 	} else if n, err = r.cur.Chunk.ReadAt(p, within); errors.Is(err, io.EOF) {
 		if n < len(p) {
 			// Shrunk since it was checked: damage after all.
-			err = r.s.damage.found(r.what, r.refs[i].Hash, fmt.Errorf("%w: chunk %s shrank while read", cas.ErrCorrupt, r.refs[i].Hash.Short()))
-			r.err = cmp.Or(r.err, err)
-			return 0, err
+			if err = r.shrank(i); err != nil {
+				return 0, err
+			}
+			n = copy(p, r.cur.Data[within:]) // repaired
 		}
 		err = nil
 	}
@@ -267,8 +275,7 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 			n, err = io.Copy(w, io.LimitReader(src, want))
 			r.curOff = within + n
 			if err == nil && n < want {
-				err = r.s.damage.found(r.what, r.refs[i].Hash, fmt.Errorf("%w: chunk %s shrank while read", cas.ErrCorrupt, r.refs[i].Hash.Short()))
-				r.err = cmp.Or(r.err, err)
+				err = r.shrank(i) // when repaired, the loop goes on from the good bytes
 			}
 		}
 		total += n
@@ -329,10 +336,28 @@ func (s *Spans) Next(max int64) (Span, error) {
 }
 
 // Shrank records the damage of a span's file that ended before the span.
+// The span's bytes were counted as read, so the stream cannot go on: the
+// next read of the chunk repairs it when the store has a repair source.
 func (s *Spans) Shrank(sp Span) error {
 	r := s.r
 	i := sort.Search(len(r.refs), func(i int) bool { return r.offsets[i+1] >= r.pos }) // r.pos is past sp
-	err := r.s.damage.found(r.what, r.refs[i].Hash, fmt.Errorf("%w: chunk %s shrank while read", cas.ErrCorrupt, r.refs[i].Hash.Short()))
+	err := r.s.damage.found(r.what, r.refs[i].Hash, errShrank(r.refs[i].Hash))
 	r.err = cmp.Or(r.err, err)
 	return err
+}
+
+// shrank records that chunk i, trusted by its file's identity, ended
+// early while read, and repairs it from the repair source when it can:
+// then the chunk is current, from memory, and shrank returns nil.
+func (r *Reader) shrank(i int) error {
+	err := r.s.damage.found(r.what, r.refs[i].Hash, errShrank(r.refs[i].Hash))
+	if r.repair(i) {
+		return nil
+	}
+	r.err = cmp.Or(r.err, err)
+	return err
+}
+
+func errShrank(h cas.Hash) error {
+	return fmt.Errorf("%w: chunk %s shrank while read", cas.ErrCorrupt, h.Short())
 }

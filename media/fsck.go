@@ -23,7 +23,7 @@ const (
 	ProblemBadManifest     = "bad-manifest"     // a manifest cannot be decoded
 	ProblemMissingManifest = "missing-manifest" // a record's object has no manifest
 	ProblemBadRecord       = "bad-record"       // a media record cannot be decoded
-	ProblemRecordedDamage  = "recorded-damage"  // a read found the chunk damaged (cleared by RepairFrom)
+	ProblemRecordedDamage  = "recorded-damage"  // a read found the chunk damaged (cleared by a repair)
 )
 
 // Problem is one piece of damage found by Fsck.
@@ -61,6 +61,10 @@ type FsckReport struct {
 	// Damaged lists every media record that cannot be read back intact, as
 	// mxc:// URIs, sorted.
 	Damaged []string `json:"damaged,omitempty"`
+	// Repaired lists the chunks the check found damaged and Fsck copied
+	// back from the store's repair source before checking again; the rest
+	// of the report is that second check.
+	Repaired []cas.Hash `json:"repaired,omitempty"`
 }
 
 // Healthy reports whether Fsck found no damage.
@@ -69,8 +73,25 @@ func (r FsckReport) Healthy() bool { return len(r.Problems) == 0 }
 // Fsck checks the whole store: every chunk file hashes to its name, every
 // manifest's chunks exist with the right lengths, every record's object has a
 // manifest. It names every damaged media as mxc://server/id. It reads every
-// stored byte, using all CPUs; uploads may go on meanwhile.
+// stored byte, using all CPUs; uploads may go on meanwhile. A store with a
+// repair source (Options.RepairSource) repairs the damaged chunks it finds
+// from there, as RepairFromSource does, and reports what it found after.
 func (s *Store) Fsck(ctx context.Context) (FsckReport, error) {
+	rep, err := s.fsck(ctx)
+	src := s.repairSource()
+	if err != nil || rep.Healthy() || src == nil || len(chunksToRepair(rep)) == 0 {
+		return rep, err
+	}
+	rr, err := s.repairFound(ctx, src, "the repair source", rep)
+	if err != nil {
+		return rep, err
+	}
+	rr.After.Repaired = rr.Copied
+	return rr.After, nil
+}
+
+// fsck is Fsck without the repair.
+func (s *Store) fsck(ctx context.Context) (FsckReport, error) {
 	s.maint.Lock()
 	defer s.maint.Unlock()
 	var rep FsckReport

@@ -13,7 +13,7 @@ import (
 // whose chunks can be read.
 var ErrRepairSource = errors.New("media: repair source refused")
 
-// RepairReport says what RepairFrom did.
+// RepairReport says what RepairFrom or RepairFromSource did.
 type RepairReport struct {
 	// Copied lists the chunks copied back from the source.
 	Copied []cas.Hash `json:"copied,omitempty"`
@@ -26,32 +26,50 @@ type RepairReport struct {
 }
 
 // RepairFrom repairs damaged and missing chunks from src, another data
-// directory holding the same content (a backup made by Backup, say): it
-// runs Fsck, then, for each chunk found corrupt, of the wrong size, missing
-// or recorded as damaged by a read, copies the chunk from src when src has
-// it intact (checked against its hash), writing it through the chunk
-// store's durable write path, and clears its damage record. A recorded chunk
-// that now checks out only has its record cleared. Chunks src lacks or holds
-// damaged stay as they are. Nothing in src is written. It ends with a fresh
-// Fsck, in the report.
+// directory holding the same content (a backup made by Backup, say), as
+// RepairFromSource does. Nothing in src is written.
 func (s *Store) RepairFrom(ctx context.Context, src string) (RepairReport, error) {
+	if s.opts.ReadOnly {
+		return RepairReport{}, cas.ErrReadOnly
+	}
+	from, err := cas.OpenReadOnly(src)
+	if err != nil {
+		return RepairReport{}, fmt.Errorf("%w: %s: %w", ErrRepairSource, src, err)
+	}
+	defer from.Close()
+	return s.RepairFromSource(ctx, from, src)
+}
+
+// RepairFromSource repairs damaged and missing chunks from src, which
+// holds the same content (a backup's chunks, a live peer's) and is called
+// name in logs: it runs Fsck, then, for each chunk found corrupt, of the
+// wrong size, missing or recorded as damaged by a read, copies the chunk
+// from src when src has it intact (checked against its hash), writing it
+// through the chunk store's durable write path, and clears its damage
+// record. A recorded chunk that now checks out only has its record
+// cleared. Chunks src lacks or holds damaged stay as they are. When src is
+// a ContextChunkReader, ctx bounds its reads. It ends with a fresh Fsck, in
+// the report.
+func (s *Store) RepairFromSource(ctx context.Context, src cas.Reader, name string) (RepairReport, error) {
 	var rep RepairReport
 	if s.opts.ReadOnly {
 		return rep, cas.ErrReadOnly
 	}
-	from, err := cas.OpenReadOnly(src)
-	if err != nil {
-		return rep, fmt.Errorf("%w: %s: %w", ErrRepairSource, src, err)
-	}
-	defer from.Close()
-	before, err := s.Fsck(ctx)
+	before, err := s.fsck(ctx)
 	if err != nil {
 		return rep, err
 	}
-	if err := s.repairChunks(ctx, from, src, chunksToRepair(before), &rep); err != nil {
+	return s.repairFound(ctx, src, name, before)
+}
+
+// repairFound is RepairFromSource once the first Fsck found before.
+func (s *Store) repairFound(ctx context.Context, src cas.Reader, name string, before FsckReport) (RepairReport, error) {
+	var rep RepairReport
+	if err := s.repairChunks(ctx, src, name, chunksToRepair(before), &rep); err != nil {
 		return rep, err
 	}
-	rep.After, err = s.Fsck(ctx)
+	var err error
+	rep.After, err = s.fsck(ctx)
 	return rep, err
 }
 
@@ -75,7 +93,7 @@ func chunksToRepair(rep FsckReport) []cas.Hash {
 
 // repairChunks repairs each of hs, recording in rep what it did: a chunk
 // that now checks out only has its damage record cleared; another is
-// copied back from the source from (at path src) when it has the chunk
+// copied back from the source from (called src) when it has the chunk
 // intact, and left as it is when not. No GC runs meanwhile.
 func (s *Store) repairChunks(ctx context.Context, from cas.Reader, src string, hs []cas.Hash, rep *RepairReport) error {
 	s.maint.Lock() // no GC deletes what we put back meanwhile
@@ -92,9 +110,15 @@ func (s *Store) repairChunks(ctx context.Context, from cas.Reader, src string, h
 			rep.Cleared = append(rep.Cleared, h)
 			continue
 		}
-		data, err := from.ReadChunk(h, buf)
+		data, err := readChunkFrom(ctx, from, h, buf)
+		if err == nil && cas.Sum(data) != h {
+			err = fmt.Errorf("%w: the source gave %d bytes that do not match", cas.ErrCorrupt, len(data))
+		}
 		if err != nil {
-			s.opts.Logger.Warn("repair: source lacks an intact copy", "chunk", h.String(), "err", err)
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
+			}
+			s.opts.Logger.Warn("repair: source lacks an intact copy", "chunk", h.String(), "from", src, "err", err)
 			rep.Unrepaired = append(rep.Unrepaired, h)
 			continue
 		}
@@ -122,6 +146,7 @@ func (s *Store) replaceChunk(h cas.Hash, data []byte) error {
 	if _, err := cas.PutOne(s.cas, h, data); err != nil {
 		return fmt.Errorf("media: repair chunk %s: %w", h.Short(), err)
 	}
+	s.stats.chunksRepaired.Add(1)
 	return s.clearDamage(h)
 }
 

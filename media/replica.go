@@ -61,24 +61,42 @@ func (s *Store) ReadChunk(h cas.Hash, buf []byte) ([]byte, error) {
 	return data, nil
 }
 
+// ChunkRef names one chunk and its length.
+type ChunkRef = index.ChunkRef
+
 // MissingChunks returns, without repeats, the chunks that c's manifests
 // name and the store does not hold: what a standby fetches before applying
 // c.
 func (s *Store) MissingChunks(c Change) ([]cas.Hash, error) {
+	refs, err := s.MissingChunkRefs(c)
+	if err != nil {
+		return nil, err
+	}
+	hs := make([]cas.Hash, len(refs))
+	for i, r := range refs {
+		hs[i] = r.Hash
+	}
+	return hs, nil
+}
+
+// MissingChunkRefs is MissingChunks with each chunk's length, as c's
+// manifests give it (what a standby counts as still to fetch), sorted by
+// hash.
+func (s *Store) MissingChunkRefs(c Change) ([]ChunkRef, error) {
 	ops, err := index.DecodeOps(c.Ops)
 	if err != nil {
 		return nil, err
 	}
-	hs, err := index.ManifestChunks(ops)
+	refs, err := index.ManifestChunks(ops)
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(hs, func(a, b cas.Hash) int { return slices.Compare(a[:], b[:]) })
-	hs = slices.Compact(hs)
-	var missing []cas.Hash
-	for _, h := range hs {
-		if _, err := s.cas.Stat(h); err != nil {
-			missing = append(missing, h)
+	slices.SortFunc(refs, func(a, b ChunkRef) int { return slices.Compare(a.Hash[:], b.Hash[:]) })
+	refs = slices.CompactFunc(refs, func(a, b ChunkRef) bool { return a.Hash == b.Hash })
+	var missing []ChunkRef
+	for _, r := range refs {
+		if _, err := s.cas.Stat(r.Hash); err != nil {
+			missing = append(missing, r)
 		}
 	}
 	return missing, nil

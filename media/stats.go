@@ -53,6 +53,9 @@ type Stats struct {
 	// once); DamagedChunks is how many are recorded as damaged now.
 	DamagedChunksFound int64
 	DamagedChunks      int64
+	// DamagedChunksRepaired counts the chunks put back in place since
+	// Open: from the repair source by reads and Fsck, or by RepairFrom.
+	DamagedChunksRepaired int64
 }
 
 // DedupRatio is LogicalBytes over StoredBytes, 1 when nothing is stored
@@ -115,24 +118,26 @@ type storeStats struct {
 	gcRuns, gcChunks       atomic.Int64
 	gcBytes                atomic.Int64
 	damageFound            atomic.Int64
+	chunksRepaired         atomic.Int64
 }
 
 // Stats returns the store's figures. Safe for concurrent use.
 func (s *Store) Stats() Stats {
 	c := &s.stats
 	st := Stats{
-		Media:              c.media.Load(),
-		LogicalBytes:       c.logical.Load(),
-		ChunksCounted:      c.chunksCounted.Load(),
-		Uploads:            c.uploads.Load(),
-		UploadBytes:        c.uploadBytes.Load(),
-		ThumbnailsServed:   c.thumbServed.Load(),
-		ThumbnailsRefused:  c.thumbRefd.Load(),
-		GCRuns:             c.gcRuns.Load(),
-		GCChunksDeleted:    c.gcChunks.Load(),
-		GCBytesDeleted:     c.gcBytes.Load(),
-		DamagedChunksFound: c.damageFound.Load(),
-		DamagedChunks:      s.damage.n.Load(),
+		Media:                 c.media.Load(),
+		LogicalBytes:          c.logical.Load(),
+		ChunksCounted:         c.chunksCounted.Load(),
+		Uploads:               c.uploads.Load(),
+		UploadBytes:           c.uploadBytes.Load(),
+		ThumbnailsServed:      c.thumbServed.Load(),
+		ThumbnailsRefused:     c.thumbRefd.Load(),
+		GCRuns:                c.gcRuns.Load(),
+		GCChunksDeleted:       c.gcChunks.Load(),
+		GCBytesDeleted:        c.gcBytes.Load(),
+		DamagedChunksFound:    c.damageFound.Load(),
+		DamagedChunks:         s.damage.n.Load(),
+		DamagedChunksRepaired: c.chunksRepaired.Load(),
 	}
 	if st.ChunksCounted {
 		st.Chunks, st.StoredBytes = c.chunks.Load(), c.stored.Load()

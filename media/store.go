@@ -96,6 +96,16 @@ type Options struct {
 	// KeepChanges is how many of the latest changes GC keeps in the
 	// change log, for standbys to catch up from (0: DefaultKeepChanges).
 	KeepChanges uint64
+	// RepairSource is where damaged chunks are fetched again (a standby's
+	// primary): a read that finds a chunk damaged (wrong bytes, short,
+	// missing) or recorded as damaged repairs it from there and goes on
+	// with the good bytes, and Fsck repairs what it finds (see
+	// readrepair.go). nil: none; a read-only store ignores it.
+	// SetRepairSource replaces it while the store runs.
+	RepairSource cas.Reader
+	// RepairTimeout bounds how long a read waits for the repair source
+	// (default 30 s).
+	RepairTimeout time.Duration
 	// Follower opens a standby's store: its own changes are not logged,
 	// only those ApplyChange brings from the primary (see replica.go),
 	// until Promote.
@@ -157,6 +167,12 @@ func (o *Options) Validate() error {
 	if o.UnusedExpires < 0 {
 		return errors.New("media: Options.UnusedExpires is negative")
 	}
+	if o.RepairTimeout == 0 {
+		o.RepairTimeout = 30 * time.Second
+	}
+	if o.RepairTimeout < 0 {
+		return errors.New("media: Options.RepairTimeout is negative")
+	}
 	if o.MaxPendingPerUser == 0 {
 		o.MaxPendingPerUser = 10
 	}
@@ -192,6 +208,7 @@ type Store struct {
 	manifests *manifestCache
 	verifier  *cas.Verifier
 	damage    damage
+	repairs   readRepairs // Options.RepairSource, then SetRepairSource's
 	// quarantine is the content quarantine (quarantine.go).
 	quarantine contentQuarantine
 	// quotas are the quotas in force and the reservations of uploads in
@@ -253,6 +270,7 @@ func Open(opts Options) (*Store, error) {
 	s.pins.n = make(map[cas.Hash]int)
 	s.verifier = cas.NewVerifier(cs, cas.VerifyOptions{TTL: opts.VerifyTTL, Now: opts.Now})
 	s.damage.s = s
+	s.repairs.init(opts.RepairSource)
 	idx.SetFollower(opts.Follower)
 	if err := s.damage.load(idx); err != nil {
 		s.Close()

@@ -37,3 +37,13 @@ func cpuModel() string {
 	}
 	return "unknown CPU"
 }
+
+// Load returns the load averages over 1, 5 and 15 minutes as
+// /proc/loadavg gives them ("0.18 0.57 0.33"), or "unknown".
+func Load() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
+}

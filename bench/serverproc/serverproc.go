@@ -1,6 +1,6 @@
 // Package serverproc runs mxcas for the bench commands that measure it
 // through its HTTP API: it builds ./cmd/mxcas of this module, starts it on a
-// free loopback port with a static access token, waits for /healthz, reads
+// free loopback port with a static access token, waits for /readyz, reads
 // its memory from /proc and stops it with SIGTERM.
 package serverproc
 
@@ -110,7 +110,7 @@ func (c *Child) StopClean() error {
 
 // StartMxcas writes DIR/mxcas.toml on a free port, with data in data and
 // extra (TOML tables, may be empty) appended, and starts bin serve, its
-// output in DIR/mxcas.log; it returns once /healthz answers 200.
+// output in DIR/mxcas.log; it returns once /readyz answers 200 (the store is open).
 func StartMxcas(ctx context.Context, dir, bin, data, extra string) (*Child, error) {
 	addr, err := FreeAddr()
 	if err != nil {
@@ -140,7 +140,7 @@ func FreeAddr() (string, error) {
 
 // StartMxcasConfig writes conf, a whole configuration that listens on addr,
 // to DIR/mxcas.toml and starts bin serve, its output in DIR/mxcas.log; it
-// returns once /healthz answers 200 on addr.
+// returns once /readyz answers 200 (the store is open) on addr.
 func StartMxcasConfig(ctx context.Context, dir, bin, addr, conf string) (*Child, error) {
 	confPath := filepath.Join(dir, "mxcas.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o640); err != nil {
@@ -169,7 +169,7 @@ func StartMxcasConfig(ctx context.Context, dir, bin, addr, conf string) (*Child,
 			return nil, ctx.Err()
 		default:
 		}
-		resp, err := cl.Get("http://" + addr + "/healthz")
+		resp, err := cl.Get("http://" + addr + "/readyz")
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -180,7 +180,7 @@ func StartMxcasConfig(ctx context.Context, dir, bin, addr, conf string) (*Child,
 		time.Sleep(20 * time.Millisecond)
 	}
 	c.Stop()
-	return nil, fmt.Errorf("mxcas: /healthz did not answer 200 within 30s (see %s)", logPath)
+	return nil, fmt.Errorf("mxcas: /readyz did not answer 200 within 30s (see %s)", logPath)
 }
 
 // Memory returns VmRSS and VmHWM of process pid in MB (10^6 bytes).

@@ -94,6 +94,8 @@ func (a *adminServer) operate(w http.ResponseWriter, r *http.Request) (res any, 
 		}
 		a.log.Info("admin: backup requested", "dest", req.Dest)
 		res, err = a.st.Backup(ctx, req.Dest)
+	case "/repair-peer":
+		return a.repairPeer(w, r)
 	case "/repair":
 		var req struct {
 			From string `json:"from"`

@@ -129,14 +129,8 @@ func TestFsckStoreHeldWithoutAdmin(t *testing.T) {
 // missing chunk back from a backup and ends healthy; a source that is not a
 // data directory is refused (exit 2).
 func TestFsckRepairFromOffline(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
-	cfg := writeConfig(t, data)
 	bodies := map[string][]byte{"AAAA": content(1, 300<<10), "BBBB": content(2, 400<<10)}
-	uploadMedia(t, data, bodies)
-	backup := filepath.Join(t.TempDir(), "backup")
-	if code, out, errs := runMain(t, "backup", "-config", cfg, backup); code != 0 {
-		t.Fatalf("backup: exit %d %s%s", code, out, errs)
-	}
+	data, cfg, backup := storeWithBackup(t, bodies)
 	a, b := chunkHashes(t, data, bodies["AAAA"]), chunkHashes(t, data, bodies["BBBB"])
 	corrupt, missing := onlyIn(t, a, b), onlyIn(t, b, a)
 	if err := os.WriteFile(chunkFile(data, corrupt), []byte("not it"), 0o600); err != nil {
@@ -154,4 +148,19 @@ func TestFsckRepairFromOffline(t *testing.T) {
 		t.Fatalf("fsck -repair-from: exit %d, want 0, both chunks repaired, healthy:\n%s%s", code, out, errs)
 	}
 	checkStore(t, data, bodies)
+}
+
+// storeWithBackup makes a store holding bodies in a new data directory,
+// and a backup of it; it returns the directory, its configuration file and
+// the backup.
+func storeWithBackup(t *testing.T, bodies map[string][]byte) (data, cfg, backup string) {
+	t.Helper()
+	data = filepath.Join(t.TempDir(), "data")
+	cfg = writeConfig(t, data)
+	uploadMedia(t, data, bodies)
+	backup = filepath.Join(t.TempDir(), "backup")
+	if code, out, errs := runMain(t, "backup", "-config", cfg, backup); code != 0 {
+		t.Fatalf("backup: exit %d %s%s", code, out, errs)
+	}
+	return data, cfg, backup
 }

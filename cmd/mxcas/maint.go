@@ -53,24 +53,27 @@ func refusedStatus(err error, refusals ...error) int {
 }
 
 func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
-	var from string
+	var from, secretFile string
 	cfg, rest, err := loadConfig("fsck", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&from, "repair-from", "", "copy damaged or missing chunks back from this data `directory` (a backup, say)")
+		fs.StringVar(&from, "repair-from", "", "copy damaged or missing chunks back from this data `directory` (a backup, say), "+
+			"or from a live peer's replication listener (http(s)://host:port)")
+		fs.StringVar(&secretFile, "secret-file", "", "with -repair-from URL: the `file` holding the replication secret")
 	})
 	if err != nil {
 		return 2
 	}
 	if len(rest) != 0 {
-		fmt.Fprintln(stderr, "usage: mxcas fsck [-config FILE] [-repair-from DIR]")
+		fmt.Fprintln(stderr, "usage: mxcas fsck [-config FILE] [-repair-from DIR | -repair-from URL -secret-file FILE]")
 		return 2
 	}
 	var rep media.FsckReport
 	if from != "" {
-		if from, err = filepath.Abs(from); err != nil {
+		op, err := newRepairOp(from, secretFile)
+		if err != nil {
 			fmt.Fprintln(stderr, "mxcas fsck:", err)
 			return 2
 		}
-		rr, err := repairStore(cfg, logger, from, stdout)
+		rr, err := repairStore(cfg, logger, op, stdout)
 		if err != nil {
 			fmt.Fprintln(stderr, "mxcas fsck:", err)
 			return refusedStatus(err, media.ErrRepairSource)
@@ -89,25 +92,25 @@ func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 	return printFsckReport(rep, stdout)
 }
 
-// repairStore copies damaged or missing chunks back from the data
-// directory from and prints what it did to each chunk.
-func repairStore(cfg config.Config, logger *slog.Logger, from string, stdout io.Writer) (media.RepairReport, error) {
+// repairStore runs op, copying damaged or missing chunks back from a data
+// directory or a live peer, and prints what it did to each chunk.
+func repairStore(cfg config.Config, logger *slog.Logger, op repairOp, stdout io.Writer) (media.RepairReport, error) {
 	var rr media.RepairReport
-	err := withStore(cfg, logger, "repair", map[string]string{"from": from}, &rr, func(ctx context.Context, st *media.Store) (err error) {
-		rr, err = st.RepairFrom(ctx, from)
+	err := withStore(cfg, logger, op.op, op.req, &rr, func(ctx context.Context, st *media.Store) (err error) {
+		rr, err = op.run(ctx, st)
 		return err
 	})
 	if err != nil {
 		return rr, err
 	}
 	for _, h := range rr.Copied {
-		fmt.Fprintln(stdout, "repaired: chunk", h, "copied from", from)
+		fmt.Fprintln(stdout, "repaired: chunk", h, "copied from", op.from)
 	}
 	for _, h := range rr.Cleared {
 		fmt.Fprintln(stdout, "cleared: chunk", h, "checks out; its damage record is removed")
 	}
 	for _, h := range rr.Unrepaired {
-		fmt.Fprintln(stdout, "not repaired: chunk", h, "is not intact in", from)
+		fmt.Fprintln(stdout, "not repaired: chunk", h, "is not intact in", op.from)
 	}
 	return rr, nil
 }
@@ -117,6 +120,9 @@ func repairStore(cfg config.Config, logger *slog.Logger, from string, stdout io.
 func printFsckReport(rep media.FsckReport, stdout io.Writer) int {
 	fmt.Fprintf(stdout, "checked %d media, %d objects, %d chunks (%d bytes); %d orphan chunks\n",
 		rep.Media, rep.Objects, rep.Chunks, rep.Bytes, rep.Orphans)
+	for _, h := range rep.Repaired {
+		fmt.Fprintln(stdout, "repaired: chunk", h, "copied back from the repair source")
+	}
 	for _, p := range rep.Problems {
 		fmt.Fprintln(stdout, "problem:", p.String())
 	}

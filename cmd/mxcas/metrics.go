@@ -133,6 +133,7 @@ var (
 	descGCBytes      = desc("mxcas_gc_reclaimed_bytes_total", "Bytes of the chunk files GC removed.")
 	descDamageFound  = desc("mxcas_damaged_chunks_found_total", "Chunks found damaged by reads since the start (each once).")
 	descDamaged      = desc("mxcas_damaged_chunks", "Chunks recorded as damaged now.")
+	descRepaired     = desc("mxcas_damaged_chunks_repaired_total", "Damaged chunks put back in place since the start (from the repair source on reads and fsck, or by fsck -repair-from).")
 	descRateLimited  = desc("mxcas_ratelimited_total", "Requests refused with 429 by a rate limit, by kind.", "kind")
 	descRateBuckets  = desc("mxcas_ratelimit_buckets", "Rate limit buckets held now.")
 )
@@ -172,6 +173,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descGCBytes, s.GCBytesDeleted)
 	counter(descDamageFound, s.DamagedChunksFound)
 	gauge(descDamaged, s.DamagedChunks)
+	counter(descRepaired, s.DamagedChunksRepaired)
 	rl := c.api.RateLimitStats()
 	for k, n := range rl.Limited { // every kind, refused or not
 		counter(descRateLimited, int64(n), k.String())
