@@ -108,6 +108,13 @@ func (d *DB) SetFollower(f bool) {
 	d.log.mu.Unlock()
 }
 
+// Follower reports whether the DB is a standby's (SetFollower).
+func (d *DB) Follower() bool {
+	d.log.mu.Lock()
+	defer d.log.mu.Unlock()
+	return d.log.follower
+}
+
 // Head returns the number of the last durable change (0: none).
 func (d *DB) Head() uint64 { return d.log.durable.Load() }
 

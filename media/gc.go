@@ -81,6 +81,9 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	if err != nil {
 		return st, err
 	}
+	if s.idx.Follower() {
+		mark.followPrimary()
+	}
 	if s.gcHook != nil {
 		s.gcHook()
 	}
@@ -131,6 +134,20 @@ type gcMark struct {
 	deadObj    []cas.Hash            // manifests of objects not marked live
 	deadThumbs []thumbKey            // thumbnails of sources no media record refers to
 	objects    int                   // live manifests
+}
+
+// followPrimary makes a standby's mark keep every manifest and thumbnail
+// record and their chunks: a standby drops those only when the primary's
+// GC does (a replicated deletion). A primary's later upload of content it
+// still knows names the manifest without writing it again, so a standby
+// that had dropped it on its own would hold a record without content.
+// Chunks of no manifest are still collected.
+func (m *gcMark) followPrimary() {
+	for h := range m.deadChunk {
+		m.liveChunk[h] = struct{}{}
+	}
+	m.objects += len(m.deadObj)
+	m.deadObj, m.deadThumbs = nil, nil
 }
 
 // markLive is GC's mark phase: it marks every object a media record refers

@@ -129,3 +129,29 @@ func TestGCTrimsChangeLog(t *testing.T) {
 		t.Errorf("Changes(3) = %v, %v; want changes 4 and 5", cs, err)
 	}
 }
+
+// TestStandbyGCKeepsWhatThePrimaryKnows: a standby's GC does not drop a
+// manifest its own records no longer use while the primary keeps it: the
+// primary's next upload of that content names the manifest without writing
+// it again, and the standby must still serve it.
+func TestStandbyGCKeepsWhatThePrimaryKnows(t *testing.T) {
+	local := func(name string) bool { return name == server }
+	clk := newClock()
+	primary := openStore(t, media.Options{Create: true, Dir: filepath.Join(t.TempDir(), "p"), Chunker: smallParams, Local: local, Now: clk.Now})
+	standby := openStore(t, media.Options{Create: true, Dir: filepath.Join(t.TempDir(), "s"), Chunker: smallParams, Local: local, Now: clk.Now, Follower: true})
+	data := randBytes(9, 200<<10)
+	upload(t, primary, "a", "@u:server", data)
+	if err := primary.Delete(mxc("a")); err != nil {
+		t.Fatal(err)
+	}
+	follow(t, primary, standby)
+	clk.Advance(48 * 3600e9)
+	if st, err := standby.RunGC(context.Background(), media.GCOptions{}); err != nil || st.ObjectsDeleted != 0 || st.ChunksDeleted != 0 {
+		t.Fatalf("standby GC: %+v %v, want nothing the primary still knows deleted", st, err)
+	}
+	upload(t, primary, "again", "@u:server", data)
+	if got := follow(t, primary, standby); got != 0 {
+		t.Errorf("fetched %d bytes for content the standby holds", got)
+	}
+	checkContent(t, standby, "again", data)
+}
