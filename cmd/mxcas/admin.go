@@ -41,6 +41,7 @@ type adminInfo struct {
 // adminServer serves the maintenance operations of st on ln.
 type adminServer struct {
 	st     *media.Store
+	repl   *replicator // replication status and promotion
 	secret string
 	log    *slog.Logger
 }
@@ -106,6 +107,8 @@ func (a *adminServer) operate(w http.ResponseWriter, r *http.Request) (res any, 
 		}
 		a.log.Info("admin: repair requested", "from", req.From)
 		res, err = a.st.RepairFrom(ctx, req.From)
+	case "/replication/status", "/promote":
+		res, err = a.repl.operate(r.URL.Path)
 	case "/export":
 		a.export(w, r)
 		return nil, false, nil
@@ -153,6 +156,7 @@ var adminRefusals = map[string]error{
 	"repair_src":  media.ErrRepairSource,
 	"export_dest": media.ErrExportDest,
 	"import_dir":  media.ErrNoArchive,
+	"promote":     errNotStandby,
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -163,14 +167,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // startAdmin listens on addr, publishes DATA/admin.json and serves until
 // ctx ends. The returned stop function shuts it down and removes the file.
-func startAdmin(ctx context.Context, addr string, st *media.Store, log *slog.Logger) (stop func(), err error) {
+func startAdmin(ctx context.Context, addr string, st *media.Store, repl *replicator, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin endpoint: %w", err)
 	}
 	var sec [32]byte
 	rand.Read(sec[:])
-	a := &adminServer{st: st, secret: hex.EncodeToString(sec[:]), log: log}
+	a := &adminServer{st: st, repl: repl, secret: hex.EncodeToString(sec[:]), log: log}
 	info, _ := json.Marshal(adminInfo{Addr: ln.Addr().String(), Secret: a.secret, PID: os.Getpid()})
 	path := filepath.Join(st.Dir(), adminFile)
 	if err := st.WriteDataFile(adminFile, info); err != nil {

@@ -21,12 +21,18 @@ Usage:
   mxcas gc     [-config FILE] [-force]  remove content no media refers to (-force: even when
                                        the index looks lost: most chunks unknown to it)
   mxcas backup [-config FILE] DEST     write a consistent copy of the store to DEST
+  mxcas replication status [-config FILE]
+                                       print the running server's replication role, last
+                                       change applied, the primary's head and the lag (JSON)
+  mxcas promote [-config FILE]         make the running standby a primary at once: it stops
+                                       following and takes writes
   mxcas keygen [-version V] FILE       write a new signing key (Synapse's format)
   mxcas version                        print the version
 
 Without -config, ./mxcas.toml is read when present, else the embedded
 default (data in ./data). fsck, gc and backup ask the running server to do
-the work when it holds the store, and open the store themselves otherwise.
+the work when it holds the store, and open the store themselves otherwise;
+replication status and promote need the running server.
 `
 
 func main() {
@@ -54,6 +60,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdGC(args[1:], logger, stdout, stderr)
 	case "backup":
 		return cmdBackup(args[1:], logger, stdout, stderr)
+	case "replication":
+		return cmdReplication(args[1:], stdout, stderr)
+	case "promote":
+		return cmdPromote(args[1:], stdout, stderr)
 	case "keygen":
 		return cmdKeygen(args[1:], stdout, stderr)
 	case "version", "-version", "--version":

@@ -75,6 +75,12 @@ func serveWith(ctx context.Context, cfg config.Config, logger *slog.Logger, hook
 		mo.Thumbnails.Observe = m.observeThumbnail
 		opts.Observe = m.observeRequest
 	}
+	rs, err := prepareReplication(cfg.Replication)
+	if err != nil {
+		return err
+	}
+	opts.Standby = cfg.Replication.Primary
+	mo.RepairSource = rs.repair
 	as, err := startListener(cfg, logger)
 	if err != nil {
 		return err
@@ -101,7 +107,12 @@ func serveWith(ctx context.Context, cfg config.Config, logger *slog.Logger, hook
 	}()
 	logger.Info("store open", "chunker", st.Params().String())
 
-	stopAdmin, err := startAdmin(ctx, cfg.Server.AdminListen, st, logger)
+	repl, err := startReplication(rs, st, logger)
+	if err != nil {
+		return err
+	}
+	defer repl.stop() // before the store closes
+	stopAdmin, err := startAdmin(ctx, cfg.Server.AdminListen, st, repl, logger)
 	if err != nil {
 		return err
 	}
@@ -120,6 +131,7 @@ func serveWith(ctx context.Context, cfg config.Config, logger *slog.Logger, hook
 	if err := as.open(cfg, opts, st, logger); err != nil {
 		return err
 	}
+	repl.setAPI(as.api)
 	if m != nil {
 		m.watch(st, as.api) // the store's metrics appear from here on
 	}

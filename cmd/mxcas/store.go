@@ -64,6 +64,14 @@ func mediaOptions(cfg config.Config, logger *slog.Logger) (media.Options, error)
 	if o.Thumbnails.Sizes, err = thumbnailSizes(t.Sizes); err != nil {
 		return media.Options{}, err
 	}
+	// A standby's store logs none of its own writes, whichever command
+	// opens it: its log holds the primary's numbers only.
+	o.KeepChanges = uint64(cfg.Replication.KeepChanges)
+	if o.Follower = cfg.Replication.Primary != ""; o.Follower {
+		if err := checkNotPromoted(cfg.Server.DataDir); err != nil {
+			return media.Options{}, err
+		}
+	}
 	return o, nil
 }
 
