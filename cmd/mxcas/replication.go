@@ -41,7 +41,7 @@ const promotedFile = "promoted"
 const minSecretBytes = 16
 
 // errNotStandby refuses `mxcas promote` on a server that is no standby.
-var errNotStandby = errors.New("this server is not a standby (no [replication] primary, or already promoted)")
+var errNotStandby = errors.New("not a standby")
 
 // replicationSetup is what serve reads and checks for [replication] before
 // it opens the store: the secret, the listener's TLS and the standby's
@@ -311,13 +311,13 @@ func (r *replicator) promote() (any, error) {
 	promoting := r.standby != nil
 	r.mu.Unlock()
 	if !promoting {
-		return nil, errNotStandby
+		return nil, fmt.Errorf("%w: this server has no [replication] primary, or was promoted already", errNotStandby)
 	}
 	r.stopFollowing()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.standby == nil { // promoted meanwhile by another call
-		return nil, errNotStandby
+	if r.standby == nil {
+		return nil, fmt.Errorf("%w: promoted meanwhile by another call", errNotStandby)
 	}
 	r.st.Promote()
 	r.st.SetRepairSource(nil) // the former primary may be gone
