@@ -57,7 +57,7 @@ func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 	cfg, rest, err := loadConfig("fsck", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&from, "repair-from", "", "copy damaged or missing chunks back from this data `directory` (a backup, say), "+
 			"or from a live peer's replication listener (http(s)://host:port)")
-		fs.StringVar(&secretFile, "secret-file", "", "with -repair-from URL: the `file` holding the replication secret")
+		fs.StringVar(&secretFile, "secret-file", "", "with -repair-from URL: the `file` holding the replication secret (default: [replication] secret_file)")
 	})
 	if err != nil {
 		return 2
@@ -68,6 +68,9 @@ func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 	}
 	var rep media.FsckReport
 	if from != "" {
+		if secretFile == "" && isPeerURL(from) {
+			secretFile = cfg.Replication.SecretFile // [replication] secret_file, when set
+		}
 		op, err := newRepairOp(from, secretFile)
 		if err != nil {
 			fmt.Fprintln(stderr, "mxcas fsck:", err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -58,7 +56,7 @@ func (p peerRepair) check() error {
 // source makes the repair source of p: its secret read, the peer not
 // asked anything yet.
 func (p peerRepair) source() (cas.Reader, error) {
-	secret, err := readPeerSecret(p.SecretFile)
+	secret, err := readSecret(p.SecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", media.ErrRepairSource, err)
 	}
@@ -79,19 +77,6 @@ func (p peerRepair) run(ctx context.Context, st *media.Store) (media.RepairRepor
 		defer c.Close()
 	}
 	return st.RepairFromSource(ctx, src, p.From)
-}
-
-// readPeerSecret reads the replication secret from path: its contents
-// without surrounding white space, not empty.
-func readPeerSecret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("replication secret: %w", err)
-	}
-	if b = bytes.TrimSpace(b); len(b) == 0 {
-		return nil, fmt.Errorf("replication secret: %s is empty", path)
-	}
-	return b, nil
 }
 
 // repairPeer is the admin operation /repair-peer.
