@@ -3,12 +3,14 @@ package index
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/mxcas/mxcas/cas"
 )
 
 // The change log is what replication follows. Every synced batch that
@@ -146,28 +148,17 @@ func (d *DB) published(seq uint64) {
 // changes replicated keys (and the DB is not a follower).
 func (b *Batch) commitLogged() error {
 	ops, err := replicatedOps(b.b)
+	if err == nil && len(ops) > 0 {
+		ops, err = b.d.withManifests(ops)
+	}
 	if err != nil {
 		return err
 	}
 	d := b.d
-	if len(ops) == 0 {
+	if len(ops) == 0 || d.Follower() {
 		return b.b.Commit(pebble.Sync)
 	}
-	d.log.mu.Lock()
-	if d.log.follower {
-		d.log.mu.Unlock()
-		return b.b.Commit(pebble.Sync)
-	}
-	seq := d.log.next
-	if err := b.b.Set(changeKey(seq), ops, nil); err != nil {
-		d.log.mu.Unlock()
-		return err
-	}
-	err = d.db.ApplyNoSyncWait(b.b, pebble.Sync)
-	if err == nil {
-		d.log.next++
-	}
-	d.log.mu.Unlock()
+	seq, err := d.numberAndApply(b.b, ops)
 	if err != nil {
 		return err
 	}
@@ -180,6 +171,72 @@ func (b *Batch) commitLogged() error {
 	}
 	d.published(seq)
 	return nil
+}
+
+// numberAndApply gives pb the next number, writes ops under it and applies
+// pb without waiting for its sync, all under the log's lock, so the
+// write-ahead log holds changes in number order. A follower's batch (it
+// may have become one since the caller looked) is committed unlogged.
+func (d *DB) numberAndApply(pb *pebble.Batch, ops []byte) (seq uint64, err error) {
+	d.log.mu.Lock()
+	defer d.log.mu.Unlock()
+	if d.log.follower {
+		return 0, pb.Commit(pebble.Sync) // published by no one: Head stays
+	}
+	seq = d.log.next
+	if err := pb.Set(changeKey(seq), ops, nil); err != nil {
+		return 0, err
+	}
+	if err := d.db.ApplyNoSyncWait(pb, pebble.Sync); err != nil {
+		return 0, err
+	}
+	d.log.next++
+	return seq, nil
+}
+
+// withManifests makes a change self-contained: for every media or
+// thumbnail record it sets whose object's manifest it does not set, it adds
+// that manifest as the index holds it. An upload of content the store
+// already knows writes no manifest, and a standby may not hold it (its own
+// GC, a chain of standbys after a promotion): the change must name the
+// chunks it needs. Setting a manifest again is harmless.
+func (d *DB) withManifests(ops []byte) ([]byte, error) {
+	decoded, err := DecodeOps(ops)
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[cas.Hash]bool)
+	var need []cas.Hash
+	for _, op := range decoded {
+		if op.Kind != OpSet {
+			continue
+		}
+		switch {
+		case bytes.HasPrefix(op.Key, prefixObject) && len(op.Key) == len(prefixObject)+cas.HashSize:
+			set[cas.Hash(op.Key[len(prefixObject):])] = true
+		case bytes.HasPrefix(op.Key, prefixMedia), bytes.HasPrefix(op.Key, prefixThumb):
+			var rec struct {
+				Object cas.Hash `json:"object"`
+			}
+			if json.Unmarshal(op.Value, &rec) == nil && !rec.Object.IsZero() {
+				need = append(need, rec.Object)
+			}
+		}
+	}
+	for _, h := range need {
+		if set[h] {
+			continue
+		}
+		set[h] = true
+		err := d.get(objectKey(h), func(v []byte) error {
+			ops = appendOp(ops, Op{Kind: OpSet, Key: objectKey(h), Value: bytes.Clone(v)})
+			return nil
+		})
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	return ops, nil
 }
 
 // replicatedOps encodes the replicated operations of pb.
@@ -297,8 +354,9 @@ func (d *DB) Changes(after uint64, limit int) ([]Change, error) {
 // ApplyChange applies a primary's change c, synced, with its number: it
 // must be the one after the last applied (ErrChangeOrder otherwise; one
 // already applied is a no-op). The caller makes sure every chunk its
-// manifests name is durable first.
-func (d *DB) ApplyChange(c Change) error {
+// manifests name is durable first. Operations skip returns true for are
+// left out; the log keeps the change as the primary made it.
+func (d *DB) ApplyChange(c Change, skip func(Op) bool) error {
 	ops, err := DecodeOps(c.Ops)
 	if err != nil {
 		return err
@@ -314,6 +372,9 @@ func (d *DB) ApplyChange(c Change) error {
 	pb := d.db.NewBatch()
 	defer pb.Close()
 	for _, op := range ops {
+		if skip != nil && skip(op) {
+			continue
+		}
 		switch op.Kind {
 		case OpSet:
 			err = pb.Set(op.Key, op.Value, nil)
@@ -391,6 +452,14 @@ func (op Op) MediaOf() (server, id string, ok bool) {
 	}
 	server, id, err := parseMediaKey(op.Key)
 	return server, id, err == nil
+}
+
+// DeletedObject returns the object whose manifest an operation deletes.
+func (op Op) DeletedObject() (cas.Hash, bool) {
+	if op.Kind != OpDelete || !bytes.HasPrefix(op.Key, prefixObject) || len(op.Key) != len(prefixObject)+cas.HashSize {
+		return cas.Hash{}, false
+	}
+	return cas.Hash(op.Key[len(prefixObject):]), true
 }
 
 // Quarantine reports whether an operation is on a content quarantine

@@ -41,7 +41,9 @@
 //	                                      (1 set, 2 delete, 3 merge),
 //	                                      uvarint key length, key, uvarint
 //	                                      value length, value; every key
-//	                                      but d/ and c/ is replicated
+//	                                      but d/ and c/ is replicated; a
+//	                                      change also sets the manifest of
+//	                                      every object its records name
 //
 // Usage counters are written with Pebble merges (the merger named
 // "mxcas.usage.v1" adds two little-endian int64s: bytes, then count), so

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/index"
@@ -143,11 +144,45 @@ func (s *Store) PutChunks(chunks map[cas.Hash][]byte) error {
 // held (ErrChunksMissing otherwise): its records, synced, under its own
 // number, then the caches that its records touch. A change already applied
 // is a no-op; one that skips a number is ErrChangeOrder.
+//
+// While it runs, the change's chunks and objects are pinned against a GC
+// running here, and the media it writes are claimed, so a local write of
+// one (a last access time) cannot put an older record back over it. The
+// deletion of a manifest that a record made here still uses (a remote
+// media this standby fetched itself, a thumbnail it made) is left out:
+// that record would lose its content otherwise.
 func (s *Store) ApplyChange(c Change) error {
 	ops, err := index.DecodeOps(c.Ops)
 	if err != nil {
 		return err
 	}
+	refs, err := index.ManifestChunks(ops)
+	if err != nil {
+		return err
+	}
+	pins := s.newPinSet()
+	defer pins.release()
+	for _, r := range refs {
+		pins.pin(r.Hash)
+	}
+	var ms []matrix.MXC
+	for _, op := range ops {
+		if server, id, ok := op.MediaOf(); ok {
+			if m, err := matrix.NewMXC(server, id); err == nil {
+				ms = append(ms, m)
+			}
+		}
+	}
+	slices.SortFunc(ms, func(a, b matrix.MXC) int { return strings.Compare(a.String(), b.String()) })
+	ms = slices.Compact(ms)
+	for _, m := range ms { // in key order, as bulk deletions claim
+		s.claims.wait(m)
+	}
+	defer func() {
+		for _, m := range ms {
+			s.claims.release(m)
+		}
+	}()
 	missing, err := s.MissingChunks(c)
 	if err != nil {
 		return err
@@ -158,7 +193,14 @@ func (s *Store) ApplyChange(c Change) error {
 	if c.Seq <= s.idx.Head() {
 		return nil
 	}
-	err = s.idx.ApplyChange(c)
+	skip, err := s.keepLocalObjects(ops)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		s.records.invalidate(m)
+	}
+	err = s.idx.ApplyChange(c, skip)
 	if errors.Is(err, index.ErrChangeOrder) {
 		return fmt.Errorf("%w: %v", ErrChangeOrder, err)
 	}
@@ -167,19 +209,62 @@ func (s *Store) ApplyChange(c Change) error {
 	}
 	quarantine := false
 	for _, op := range ops {
-		if server, id, ok := op.MediaOf(); ok {
-			if m, err := matrix.NewMXC(server, id); err == nil {
-				s.records.invalidate(m)
-				s.waiters.wake(m)
-			}
-		}
 		quarantine = quarantine || op.Quarantine()
+	}
+	for _, m := range ms {
+		s.records.invalidate(m)
+		s.waiters.wake(m)
 	}
 	s.stats.recordsChanged(index.ServerUsageDelta(ops))
 	if quarantine {
-		return s.quarantine.reload(s.idx)
+		if err := s.quarantine.reload(s.idx); err != nil {
+			// The change is applied; the set is stale until reloaded.
+			s.opts.Logger.Error("replication: content quarantine not reloaded", "err", err)
+		}
 	}
 	return nil
+}
+
+// keepLocalObjects returns, for a change that deletes manifests, what to
+// leave out: the deletion of a manifest that a media or thumbnail record
+// here still uses. On the primary no record used it (its GC dropped it),
+// so such a record was made here: a remote media this standby fetched, a
+// thumbnail it made. Finding them takes one scan of the records, paid only
+// by changes that delete manifests (the primary's GC).
+func (s *Store) keepLocalObjects(ops []index.Op) (func(index.Op) bool, error) {
+	deleted := make(map[cas.Hash]bool)
+	for _, op := range ops {
+		if h, ok := op.DeletedObject(); ok {
+			deleted[h] = true
+		}
+	}
+	if len(deleted) == 0 {
+		return nil, nil
+	}
+	used := make(map[cas.Hash]bool)
+	snap := s.idx.Snapshot()
+	defer snap.Close()
+	err := snap.ScanMediaChecked(func(r index.MediaRecord, decodeErr error) error {
+		if decodeErr == nil && deleted[r.Object] {
+			used[r.Object] = true
+		}
+		return nil
+	})
+	if err == nil {
+		err = snap.ScanThumbnails(func(_ cas.Hash, _ string, tr index.ThumbRecord, decodeErr error) error {
+			if decodeErr == nil && deleted[tr.Object] {
+				used[tr.Object] = true
+			}
+			return nil
+		})
+	}
+	if err != nil || len(used) == 0 {
+		return nil, err
+	}
+	return func(op index.Op) bool {
+		h, ok := op.DeletedObject()
+		return ok && used[h]
+	}, nil
 }
 
 // DefaultKeepChanges is how many changes the log keeps by default: a
