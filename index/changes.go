@@ -401,6 +401,17 @@ func (d *DB) ApplyChange(c Change, skip func(Op) bool) error {
 	return nil
 }
 
+// ChangeAt returns the operations of change seq, or ErrNotFound when the
+// log does not hold it.
+func (r reader) ChangeAt(seq uint64) ([]byte, error) {
+	var ops []byte
+	err := r.get(changeKey(seq), func(v []byte) error {
+		ops = bytes.Clone(v)
+		return nil
+	})
+	return ops, err
+}
+
 // FirstChange returns the number of the oldest change kept (0: none).
 func (r reader) FirstChange() (uint64, error) {
 	it, err := r.r.NewIter(&pebble.IterOptions{LowerBound: prefixChange, UpperBound: prefixEnd(prefixChange)})

@@ -1,6 +1,8 @@
 package media
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -47,6 +49,26 @@ func (s *Store) Changes(after uint64, limit int) ([]Change, error) {
 		return nil, fmt.Errorf("%w: %v", ErrChangesTrimmed, err)
 	}
 	return cs, err
+}
+
+// ChangeDigest returns a digest of change seq as this store's log holds it
+// (hex SHA-256 of its operations), or "" when it holds none by that number
+// (0, trimmed, not yet made). A standby and its primary that hold the same
+// change have the same digest: the standby keeps the primary's operations
+// as they came.
+func (s *Store) ChangeDigest(seq uint64) (string, error) {
+	if seq == 0 {
+		return "", nil
+	}
+	ops, err := s.idx.ChangeAt(seq)
+	if errors.Is(err, index.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(ops)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // ReadChunk returns chunk h's bytes (into buf when it fits), checked

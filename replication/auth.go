@@ -25,6 +25,10 @@ var (
 	// ErrTrimmed means the primary's log no longer holds the changes the
 	// standby needs: it must be seeded again from a backup.
 	ErrTrimmed = errors.New("replication: the primary's change log is trimmed past this standby's head")
+	// ErrDiverged: the primary's change at the standby's head is not the
+	// one the standby applied (a primary restored from an older backup, or
+	// another store's): the standby must be seeded again.
+	ErrDiverged = errors.New("replication: the primary's history diverged from this standby's")
 )
 
 // mac returns the hex HMAC-SHA256 of a request (see doc.go).

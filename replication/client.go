@@ -103,6 +103,8 @@ func (c *client) do(ctx context.Context, method, pathQuery string, body []byte) 
 		return nil, fmt.Errorf("%w: %s", ErrUnauthorized, msg)
 	case http.StatusGone:
 		return nil, fmt.Errorf("%w: %s", ErrTrimmed, msg)
+	case http.StatusConflict:
+		return nil, fmt.Errorf("%w: %s", ErrDiverged, msg)
 	}
 	return nil, fmt.Errorf("replication: %s %s: %s: %s", method, pathQuery, resp.Status, msg)
 }
@@ -121,10 +123,15 @@ func (c *client) getJSON(ctx context.Context, pathQuery string, v any) error {
 }
 
 // changes asks for up to limit changes after seq, waiting up to wait for
-// one.
-func (c *client) changes(ctx context.Context, after uint64, limit int, wait time.Duration) (changesBody, error) {
+// one; digest (when not empty) is the standby's digest of change after, for
+// the primary to check their histories agree.
+func (c *client) changes(ctx context.Context, after uint64, digest string, limit int, wait time.Duration) (changesBody, error) {
 	var b changesBody
-	err := c.getJSON(ctx, fmt.Sprintf("%s?after=%d&limit=%d&wait_ms=%d", pathChanges, after, limit, wait.Milliseconds()), &b)
+	q := fmt.Sprintf("%s?after=%d&limit=%d&wait_ms=%d", pathChanges, after, limit, wait.Milliseconds())
+	if digest != "" {
+		q += "&after_digest=" + digest
+	}
+	err := c.getJSON(ctx, q, &b)
 	return b, err
 }
 

@@ -33,13 +33,13 @@
 //
 // Errors are JSON: {"errcode": "MXCAS_...", "error": "human text"} with
 // 400 MXCAS_BAD_REQUEST, 401 MXCAS_UNAUTHORIZED, 404 MXCAS_NOT_FOUND, 405
-// MXCAS_METHOD, 410 MXCAS_TRIMMED, 413 MXCAS_TOO_LARGE or 500
+// MXCAS_METHOD, 409 MXCAS_DIVERGED, 410 MXCAS_TRIMMED, 413 MXCAS_TOO_LARGE or 500
 // MXCAS_INTERNAL.
 //
 // GET /_mxcas/replication/v1/status → 200 {"head": H}: the number of the
 // primary's last durable change.
 //
-// GET /_mxcas/replication/v1/changes?after=N&limit=M&wait_ms=T → 200
+// GET /_mxcas/replication/v1/changes?after=N&limit=M&wait_ms=T[&after_digest=D] → 200
 //
 //	{"head": H, "changes": [{"seq": N+1, "ops": "<base64>"}, ...]}
 //
@@ -54,7 +54,12 @@
 // past H (the primary is behind the standby: a wrong or restored primary)
 // the answer comes at once, with no change. When the log no longer holds
 // the changes after N: 410 MXCAS_TRIMMED, and the standby must be seeded
-// again from a backup.
+// again from a backup. D is the standby's digest of its change N (hex
+// SHA-256 of its operations, as served): when the primary holds change N
+// and its digest differs, the histories diverged (a primary restored from
+// an older backup and written to since, or another store's primary): 409
+// MXCAS_DIVERGED, and the standby must be seeded again. A primary that no
+// longer holds change N does not check.
 //
 // POST /_mxcas/replication/v1/chunks, body: 1 to 256 raw 32-byte chunk
 // hashes (BLAKE3-256), concatenated → 200 application/octet-stream, one

@@ -198,6 +198,26 @@ func queryUint(r *http.Request, name string, def, lo, hi uint64) (uint64, error)
 	return v, nil
 }
 
+// checkHistory refuses a standby whose change after is not this primary's
+// (409 MXCAS_DIVERGED): a primary restored from an older backup that has
+// since made other changes under the same numbers, or a standby pointed at
+// another store's primary. A digest the standby did not send, or a change
+// this log no longer holds, is not checked.
+func (p *primary) checkHistory(after uint64, digest string) error {
+	if digest == "" || after == 0 {
+		return nil
+	}
+	mine, err := p.store.ChangeDigest(after)
+	if err != nil {
+		return err
+	}
+	if mine != "" && mine != digest {
+		return &httpError{http.StatusConflict, "MXCAS_DIVERGED",
+			fmt.Sprintf("change %d here is not the standby's: the histories diverged; seed the standby again from a backup", after)}
+	}
+	return nil
+}
+
 func (p *primary) changes(w http.ResponseWriter, r *http.Request, _ []byte) error {
 	after, err := queryUint(r, "after", 0, 0, 1<<63)
 	if err != nil {
@@ -209,6 +229,9 @@ func (p *primary) changes(w http.ResponseWriter, r *http.Request, _ []byte) erro
 	}
 	waitMS, err := queryUint(r, "wait_ms", 0, 0, uint64(maxWait/time.Millisecond))
 	if err != nil {
+		return err
+	}
+	if err := p.checkHistory(after, r.URL.Query().Get("after_digest")); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(waitMS)*time.Millisecond)

@@ -168,7 +168,7 @@ func TestPrimaryChanges(t *testing.T) {
 	c := clientFor(srv.URL, secret, http.DefaultClient, nil)
 	ctx := context.Background()
 	head := primary.Head()
-	b, err := c.changes(ctx, 1, 1, 0)
+	b, err := c.changes(ctx, 1, "", 1, 0)
 	if err != nil || b.Head != head || len(b.Changes) != 1 || b.Changes[0].Seq != 2 {
 		t.Fatalf("changes after 1, limit 1: %+v %v", b, err)
 	}
@@ -176,13 +176,13 @@ func TestPrimaryChanges(t *testing.T) {
 	if !bytes.Equal(b.Changes[0].Ops, want[0].Ops) {
 		t.Error("change 2's operations differ from the log's")
 	}
-	if b, err := c.changes(ctx, head+5, 10, maxWait); err != nil || len(b.Changes) != 0 || b.Head != head {
+	if b, err := c.changes(ctx, head+5, "", 10, maxWait); err != nil || len(b.Changes) != 0 || b.Head != head {
 		t.Errorf("changes after %d (past the head): %+v %v, want none at once", head+5, b, err)
 	}
 
 	done := make(chan changesBody, 1)
 	go func() {
-		b, err := c.changes(ctx, head, 10, maxWait)
+		b, err := c.changes(ctx, head, "", 10, maxWait)
 		if err != nil {
 			t.Error(err)
 		}
@@ -264,7 +264,7 @@ func TestPrimaryDoneEndsLongPoll(t *testing.T) {
 	c := clientFor(srv.URL, secret, http.DefaultClient, nil)
 	answered := make(chan error, 1)
 	go func() {
-		b, err := c.changes(context.Background(), 0, 10, maxWait)
+		b, err := c.changes(context.Background(), 0, "", 10, maxWait)
 		if err == nil && len(b.Changes) != 0 {
 			err = errors.New("changes in the answer")
 		}

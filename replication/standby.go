@@ -110,7 +110,7 @@ func (s *Standby) Status() Status {
 }
 
 // Run follows the primary until ctx ends (it returns ctx.Err()) or a
-// fatal error: ErrTrimmed (the standby must be seeded again) or
+// fatal error: ErrTrimmed or ErrDiverged (the standby must be seeded again) or
 // ErrUnauthorized (wrong secret). Other errors are retried with capped
 // exponential backoff and show in Status().Err; each change of error
 // state is logged once.
@@ -133,7 +133,7 @@ func (s *Standby) Run(ctx context.Context) error {
 			continue
 		}
 		s.failed(err)
-		if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrTrimmed) {
+		if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrTrimmed) || errors.Is(err, ErrDiverged) {
 			return err
 		}
 		t := time.NewTimer(backoff)
@@ -196,8 +196,12 @@ func (s *Standby) fetched(n int) {
 // them in order.
 func (s *Standby) step(ctx context.Context) error {
 	applied := s.store.Head()
+	digest, err := s.store.ChangeDigest(applied)
+	if err != nil {
+		return err
+	}
 	pctx, cancel := context.WithTimeout(ctx, longPoll+30*time.Second)
-	b, err := s.c.changes(pctx, applied, changesPerRequest, longPoll)
+	b, err := s.c.changes(pctx, applied, digest, changesPerRequest, longPoll)
 	cancel()
 	if err != nil {
 		return err

@@ -228,3 +228,32 @@ func TestNewStandbyRefusesBadOptions(t *testing.T) {
 		t.Error("a ChunkSource with a path in its URL read a chunk")
 	}
 }
+
+// TestStandbyDiverged: a primary whose change at the standby's head is
+// another (restored from an older backup and written to since, or another
+// store) is refused: 409, Run returns ErrDiverged and nothing is applied,
+// even though its head is past the standby's.
+func TestStandbyDiverged(t *testing.T) {
+	first, _ := openStore(t, filepath.Join(t.TempDir(), "p1"), media.Options{})
+	uploadMany(t, first, "m", 3)
+	srv1, _ := newPrimary(t, first, nil)
+	standby, _ := openStore(t, filepath.Join(t.TempDir(), "s"), media.Options{Follower: true})
+	s, stop := runStandby(t, standby, srv1.URL, secret)
+	waitHead(t, standby, first.Head())
+	stop()
+	head := standby.Head()
+
+	other, _ := openStore(t, filepath.Join(t.TempDir(), "p2"), media.Options{})
+	uploadMany(t, other, "x", 5)
+	if other.Head() <= head {
+		t.Fatalf("the other primary's head %d is not past the standby's %d", other.Head(), head)
+	}
+	srv2, _ := newPrimary(t, other, nil)
+	s, stop = runStandby(t, standby, srv2.URL, secret)
+	if err := waitRun(t, stop, s); !errors.Is(err, ErrDiverged) {
+		t.Errorf("Run against a diverged primary: %v, want ErrDiverged", err)
+	}
+	if standby.Head() != head {
+		t.Errorf("applied up to %d from a diverged primary, had %d", standby.Head(), head)
+	}
+}
