@@ -357,47 +357,61 @@ func (d *DB) Changes(after uint64, limit int) ([]Change, error) {
 // manifests name is durable first. Operations skip returns true for are
 // left out; the log keeps the change as the primary made it.
 func (d *DB) ApplyChange(c Change, skip func(Op) bool) error {
-	ops, err := DecodeOps(c.Ops)
-	if err != nil {
-		return err
-	}
+	return d.ApplyChanges([]Change{c}, skip)
+}
+
+// ApplyChanges applies consecutive changes as ApplyChange does, in one
+// synced batch: a standby pays one sync for a run of changes. Those
+// already applied are left out; a gap is ErrChangeOrder and applies
+// nothing.
+func (d *DB) ApplyChanges(cs []Change, skip func(Op) bool) error {
 	d.log.mu.Lock()
 	defer d.log.mu.Unlock()
-	switch {
-	case c.Seq < d.log.next:
+	for len(cs) > 0 && cs[0].Seq < d.log.next {
+		cs = cs[1:]
+	}
+	if len(cs) == 0 {
 		return nil
-	case c.Seq > d.log.next:
-		return fmt.Errorf("%w: got %d, next is %d", ErrChangeOrder, c.Seq, d.log.next)
 	}
 	pb := d.db.NewBatch()
 	defer pb.Close()
-	for _, op := range ops {
-		if skip != nil && skip(op) {
-			continue
+	for i, c := range cs {
+		if c.Seq != d.log.next+uint64(i) {
+			return fmt.Errorf("%w: got %d, next is %d", ErrChangeOrder, c.Seq, d.log.next+uint64(i))
 		}
-		switch op.Kind {
-		case OpSet:
-			err = pb.Set(op.Key, op.Value, nil)
-		case OpDelete:
-			err = pb.Delete(op.Key, nil)
-		case OpMerge:
-			err = pb.Merge(op.Key, op.Value, nil)
-		}
+		ops, err := DecodeOps(c.Ops)
 		if err != nil {
 			return err
 		}
-	}
-	if err := pb.Set(changeKey(c.Seq), c.Ops, nil); err != nil {
-		return err
+		for _, op := range ops {
+			if skip != nil && skip(op) {
+				continue
+			}
+			switch op.Kind {
+			case OpSet:
+				err = pb.Set(op.Key, op.Value, nil)
+			case OpDelete:
+				err = pb.Delete(op.Key, nil)
+			case OpMerge:
+				err = pb.Merge(op.Key, op.Value, nil)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if err := pb.Set(changeKey(c.Seq), c.Ops, nil); err != nil {
+			return err
+		}
 	}
 	if err := d.fail.get(); err != nil {
 		return err
 	}
+	last := cs[len(cs)-1].Seq
 	if err := guarded(func() error { return pb.Commit(pebble.Sync) }); err != nil {
-		return fmt.Errorf("index: apply change %d: %w", c.Seq, err)
+		return fmt.Errorf("index: apply changes %d-%d: %w", cs[0].Seq, last, err)
 	}
-	d.log.next++
-	d.published(c.Seq)
+	d.log.next = last + 1
+	d.published(last)
 	return nil
 }
 

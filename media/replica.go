@@ -173,10 +173,24 @@ func (s *Store) PutChunks(chunks map[cas.Hash][]byte) error {
 // deletion of a manifest that a record made here still uses (a remote
 // media this standby fetched itself, a thumbnail it made) is left out:
 // that record would lose its content otherwise.
-func (s *Store) ApplyChange(c Change) error {
-	ops, err := index.DecodeOps(c.Ops)
-	if err != nil {
-		return err
+func (s *Store) ApplyChange(c Change) error { return s.ApplyChanges([]Change{c}) }
+
+// ApplyChanges applies consecutive changes as ApplyChange does, with one
+// synced index commit for all of them: every chunk they need must be held.
+func (s *Store) ApplyChanges(cs []Change) error {
+	for len(cs) > 0 && cs[0].Seq <= s.idx.Head() {
+		cs = cs[1:] // already applied
+	}
+	if len(cs) == 0 {
+		return nil
+	}
+	var ops []index.Op
+	for _, c := range cs {
+		cops, err := index.DecodeOps(c.Ops)
+		if err != nil {
+			return fmt.Errorf("change %d: %w", c.Seq, err)
+		}
+		ops = append(ops, cops...)
 	}
 	refs, err := index.ManifestChunks(ops)
 	if err != nil {
@@ -205,15 +219,10 @@ func (s *Store) ApplyChange(c Change) error {
 			s.claims.release(m)
 		}
 	}()
-	missing, err := s.MissingChunks(c)
-	if err != nil {
-		return err
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("%w: %d, the first %s", ErrChunksMissing, len(missing), missing[0])
-	}
-	if c.Seq <= s.idx.Head() {
-		return nil
+	for _, r := range refs {
+		if _, err := s.cas.Stat(r.Hash); err != nil {
+			return fmt.Errorf("%w: the first %s", ErrChunksMissing, r.Hash)
+		}
 	}
 	skip, err := s.keepLocalObjects(ops)
 	if err != nil {
@@ -222,7 +231,7 @@ func (s *Store) ApplyChange(c Change) error {
 	for _, m := range ms {
 		s.records.invalidate(m)
 	}
-	err = s.idx.ApplyChange(c, skip)
+	err = s.idx.ApplyChanges(cs, skip)
 	if errors.Is(err, index.ErrChangeOrder) {
 		return fmt.Errorf("%w: %v", ErrChangeOrder, err)
 	}
@@ -240,7 +249,7 @@ func (s *Store) ApplyChange(c Change) error {
 	s.stats.recordsChanged(index.ServerUsageDelta(ops))
 	if quarantine {
 		if err := s.quarantine.reload(s.idx); err != nil {
-			// The change is applied; the set is stale until reloaded.
+			// The changes are applied; the set is stale until reloaded.
 			s.opts.Logger.Error("replication: content quarantine not reloaded", "err", err)
 		}
 	}

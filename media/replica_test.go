@@ -155,3 +155,46 @@ func TestStandbyGCKeepsWhatThePrimaryKnows(t *testing.T) {
 	}
 	checkContent(t, standby, "again", data)
 }
+
+// TestApplyChangesRun: a run of changes applies in one call; a run with a
+// gap applies none of it.
+func TestApplyChangesRun(t *testing.T) {
+	local := func(name string) bool { return name == server }
+	primary := openStore(t, media.Options{Create: true, Dir: filepath.Join(t.TempDir(), "p"), Chunker: smallParams, Local: local})
+	standby := openStore(t, media.Options{Create: true, Dir: filepath.Join(t.TempDir(), "s"), Chunker: smallParams, Local: local, Follower: true})
+	want := map[string][]byte{}
+	for i := range 6 {
+		id := fmt.Sprintf("m%d", i)
+		want[id] = randBytes(uint64(i), 20<<10)
+		upload(t, primary, id, "@u:server", want[id])
+	}
+	cs, err := primary.Changes(0, 100)
+	if err != nil || len(cs) != 6 {
+		t.Fatal(cs, err)
+	}
+	chunks := map[cas.Hash][]byte{}
+	for _, c := range cs {
+		missing, err := standby.MissingChunks(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range missing {
+			if chunks[h], err = primary.ReadChunk(h, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := standby.PutChunks(chunks); err != nil {
+		t.Fatal(err)
+	}
+	gap := append(append([]media.Change{}, cs[:2]...), cs[3:]...)
+	if err := standby.ApplyChanges(gap); !errors.Is(err, media.ErrChangeOrder) || standby.Head() != 0 {
+		t.Fatalf("a run with a gap: %v, head %d; want ErrChangeOrder and nothing applied", err, standby.Head())
+	}
+	if err := standby.ApplyChanges(cs); err != nil || standby.Head() != primary.Head() {
+		t.Fatalf("ApplyChanges: %v, head %d of %d", err, standby.Head(), primary.Head())
+	}
+	for id, b := range want {
+		checkContent(t, standby, id, b)
+	}
+}

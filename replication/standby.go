@@ -228,6 +228,13 @@ func (s *Standby) step(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(unavailable) == 0 {
+		// Every chunk is here: the whole run in one synced commit.
+		if err := s.store.ApplyChanges(changes); err != nil {
+			return fmt.Errorf("apply changes %d-%d: %w", changes[0].Seq, changes[len(changes)-1].Seq, err)
+		}
+		changes = nil
+	}
 	for _, c := range changes {
 		if err := s.store.ApplyChange(c); err != nil {
 			if errors.Is(err, media.ErrChunksMissing) && len(unavailable) > 0 {
