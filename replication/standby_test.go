@@ -238,7 +238,7 @@ func TestStandbyDiverged(t *testing.T) {
 	uploadMany(t, first, "m", 3)
 	srv1, _ := newPrimary(t, first, nil)
 	standby, _ := openStore(t, filepath.Join(t.TempDir(), "s"), media.Options{Follower: true})
-	s, stop := runStandby(t, standby, srv1.URL, secret)
+	_, stop := runStandby(t, standby, srv1.URL, secret)
 	waitHead(t, standby, first.Head())
 	stop()
 	head := standby.Head()
@@ -249,7 +249,7 @@ func TestStandbyDiverged(t *testing.T) {
 		t.Fatalf("the other primary's head %d is not past the standby's %d", other.Head(), head)
 	}
 	srv2, _ := newPrimary(t, other, nil)
-	s, stop = runStandby(t, standby, srv2.URL, secret)
+	s, stop := runStandby(t, standby, srv2.URL, secret)
 	if err := waitRun(t, stop, s); !errors.Is(err, ErrDiverged) {
 		t.Errorf("Run against a diverged primary: %v, want ErrDiverged", err)
 	}
