@@ -12,7 +12,8 @@
 //     unique bytes cross.
 //
 //   - Steady state: -clients clients call media.Store.Upload (directly, not
-//     over HTTP) with fresh -body bodies for -duration while the standby
+//     over HTTP) with fresh -body bodies for -duration, as fast as they can
+//     or paced to -rate uploads/s in all, while the standby
 //     follows. Each upload's lag is from its Upload returning to the
 //     standby's head reaching the primary's head read just after it (so it
 //     includes the other clients' uploads committed meanwhile); the lag in
@@ -24,7 +25,7 @@
 //     this tree and at the parent of the commit "index: the change log",
 //     run alternately -pairs times.
 //
-//     go run ./bench/replication -dir /tmp/repl [-size 512MiB] [-clients 8] [-body 256KiB] [-duration 30s] [-runs 2] [-pairs 4]
+//     go run ./bench/replication -dir /tmp/repl [-size 512MiB] [-clients 8] [-body 256KiB] [-duration 30s] [-rate 0] [-runs 2] [-pairs 4]
 //
 // Everything shares the machine: the standby's fetching, hashing and syncs
 // compete with the primary's uploads for the same cores and disk.
@@ -63,6 +64,7 @@ type config struct {
 	body     int
 	clients  int
 	duration time.Duration
+	rate     float64
 	runs     int
 	pairs    int
 }
@@ -74,6 +76,7 @@ func main() {
 	body := flag.String("body", "256KiB", "size of each upload")
 	clients := flag.Int("clients", 8, "concurrent upload clients")
 	duration := flag.Duration("duration", 30*time.Second, "length of the steady-state upload stream")
+	rate := flag.Float64("rate", 0, "uploads per second of all clients together in the steady state (0: as fast as they can)")
 	runs := flag.Int("runs", 2, "repetitions of the catch-up and steady-state measurements; the median is reported")
 	pairs := flag.Int("pairs", 4, "alternating runs of the change log's cost, before and after (0: skip it)")
 	flag.Parse()
@@ -85,8 +88,8 @@ func main() {
 		}
 	}
 	command.CheckArgs(*dir != "" && err1 == nil && err2 == nil && bd <= 1<<30 && sz >= bd &&
-		*clients >= 1 && *duration > 0 && *runs >= 1 && *pairs >= 0)
-	cfg := config{dir: command.WorkDir(*dir), size: sz, body: int(bd), clients: *clients, duration: *duration, runs: *runs, pairs: *pairs}
+		*clients >= 1 && *duration > 0 && *rate >= 0 && *runs >= 1 && *pairs >= 0)
+	cfg := config{dir: command.WorkDir(*dir), size: sz, body: int(bd), clients: *clients, duration: *duration, rate: *rate, runs: *runs, pairs: *pairs}
 	command.Run(func(ctx context.Context) error { return run(ctx, cfg) })
 }
 

@@ -20,7 +20,7 @@ type steadyRows struct {
 	uploads, mb                    *report.Row
 	p50, p90, p99, max             *report.Row
 	ch50, ch99, chMax, st50, stMax *report.Row
-	final, drain                   *report.Row
+	applied, final, drain          *report.Row
 }
 
 func newSteadyRows(cfg config) *steadyRows {
@@ -36,16 +36,21 @@ func newSteadyRows(cfg config) *steadyRows {
 		chMax:   &report.Row{Name: "    max", Unit: "changes"},
 		st50:    &report.Row{Name: "    Status().LagChanges: p50", Unit: "changes"},
 		stMax:   &report.Row{Name: "    Status().LagChanges: max", Unit: "changes"},
-		final:   &report.Row{Name: "(6) lag when the stream stops", Unit: "changes"},
+		applied: &report.Row{Name: "(6) changes applied by the standby during the stream", Unit: "changes/s"},
+		final:   &report.Row{Name: "    lag when the stream stops", Unit: "changes"},
 		drain:   &report.Row{Name: "    time to drain it", Unit: "ms"},
 	}
 }
 
 func (rows *steadyRows) print(cfg config) {
-	report.Table(os.Stdout, fmt.Sprintf("Steady state: %d clients upload fresh %s bodies for %s (media.Store.Upload, in process) while the standby follows",
-		cfg.clients, fmtMiB(int64(cfg.body)), cfg.duration), cfg.runs,
+	rate := "as fast as they can"
+	if cfg.rate > 0 {
+		rate = fmt.Sprintf("at %g uploads/s in all", cfg.rate)
+	}
+	report.Table(os.Stdout, fmt.Sprintf("Steady state: %d clients upload fresh %s bodies %s for %s (media.Store.Upload, in process) while the standby follows",
+		cfg.clients, fmtMiB(int64(cfg.body)), rate, cfg.duration), cfg.runs,
 		rows.uploads, rows.mb, rows.p50, rows.p90, rows.p99, rows.max,
-		rows.ch50, rows.ch99, rows.chMax, rows.st50, rows.stMax, rows.final, rows.drain)
+		rows.ch50, rows.ch99, rows.chMax, rows.st50, rows.stMax, rows.applied, rows.final, rows.drain)
 }
 
 // acked is an upload as the primary acknowledged it: when Upload
@@ -127,11 +132,24 @@ func (rows *steadyRows) measure(ctx context.Context, cfg config, work string, r 
 	}()
 
 	acks := make([][]acked, cfg.clients)
-	deadline := time.Now().Add(cfg.duration)
+	start := time.Now()
+	deadline := start.Add(cfg.duration)
+	applied0 := p.standby.Head()
 	d, err := parallel.Run(ctx, cfg.clients, func(ctx context.Context, client int) error {
 		buf := make([]byte, cfg.body)
 		for i := 0; time.Now().Before(deadline); i++ {
 			randfill.Fill(buf, streamSteady, (r*cfg.clients+client)<<32|i)
+			if cfg.rate > 0 {
+				// Upload k of all clients is due at k/rate: client c
+				// takes k = i*clients + c.
+				due := start.Add(time.Duration(float64(i*cfg.clients+client) / cfg.rate * float64(time.Second)))
+				if err := sleepUntil(ctx, due); err != nil {
+					return err
+				}
+				if !due.Before(deadline) {
+					break
+				}
+			}
 			m, err := matrix.NewMXC(server, matrix.NewMediaID())
 			if err != nil {
 				return err
@@ -145,7 +163,8 @@ func (rows *steadyRows) measure(ctx context.Context, cfg config, work string, r 
 	})
 	stopped := time.Now()
 	target := p.primary.Head()
-	final := target - min(target, p.standby.Head())
+	atStop := p.standby.Head()
+	final := target - min(target, atStop)
 	if err == nil {
 		err = p.waitHead(ctx, target)
 	}
@@ -182,6 +201,7 @@ func (rows *steadyRows) measure(ctx context.Context, cfg config, work string, r 
 	rows.chMax.Add(quantile(lagTrue, 1))
 	rows.st50.Add(quantile(lagStatus, 0.5))
 	rows.stMax.Add(quantile(lagStatus, 1))
+	rows.applied.Add(float64(atStop-applied0) / d.Seconds())
 	rows.final.Add(float64(final))
 	rows.drain.Add(float64(drained.Microseconds()) / 1000)
 	if f, u := sb.Status().BytesFetched, int64(len(all))*int64(cfg.body); f != u {
@@ -196,4 +216,16 @@ func quantile(v []float64, q float64) float64 {
 		return 0
 	}
 	return v[min(len(v)-1, int(q*float64(len(v))))]
+}
+
+// sleepUntil waits until t or until ctx ends.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
