@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/mxcas/mxcas/bench/internal/module"
 	"github.com/mxcas/mxcas/bench/machine"
@@ -22,7 +24,8 @@ const logCommit = "index: the change log"
 // logCost builds media's test binary at this tree and at the parent of the
 // change log's commit, runs BenchmarkUploadNew and BenchmarkUploadSmall
 // with each in turn cfg.pairs times (which goes first alternating), and
-// prints their medians and ratios.
+// prints their medians, their CPU per upload (steadier than throughput on a
+// shared machine) and the ratios.
 func logCost(ctx context.Context, cfg config, work string) error {
 	root, err := module.Root()
 	if err != nil {
@@ -52,61 +55,87 @@ func logCost(ctx context.Context, cfg config, work string) error {
 		}
 	}
 
-	names := [2]string{"before " + commit[:12] + "^", "after (this tree)"}
-	var rows [2]struct{ new, small *report.Row }
+	names := [2]string{"before (" + commit[:12] + "^)", "after (this tree)"}
+	var rows [2][len(logBenches)]struct{ rate, cpu *report.Row }
 	for i, n := range names {
-		rows[i].new = &report.Row{Name: "BenchmarkUploadNew (8 MiB), " + n, Unit: "MB/s"}
-		rows[i].small = &report.Row{Name: "BenchmarkUploadSmall (4 KiB, parallel), " + n, Unit: "uploads/s"}
+		for j, b := range logBenches {
+			rows[i][j].rate = &report.Row{Name: fmt.Sprintf("%s, %s", b.label, n), Unit: b.unit}
+			rows[i][j].cpu = &report.Row{Name: "    CPU per " + b.op, Unit: "ms"}
+		}
 	}
 	for k := range cfg.pairs {
 		order := []int{0, 1}
 		if k%2 == 1 {
 			order = []int{1, 0}
 		}
-		for _, i := range order {
-			res, err := runBench(ctx, bins[i], filepath.Join(srcs[i], "media"), work)
-			if err != nil {
-				return err
+		for j, b := range logBenches {
+			for _, i := range order {
+				res, err := runBench(ctx, bins[i], filepath.Join(srcs[i], "media"), work, b)
+				if err != nil {
+					return err
+				}
+				rows[i][j].rate.Add(b.rate(res))
+				rows[i][j].cpu.Add(res.cpuPerOp.Seconds() * 1000)
 			}
-			rows[i].new.Add(res["BenchmarkUploadNew"].mbps)
-			rows[i].small.Add(1e9 / res["BenchmarkUploadSmall"].nsPerOp)
 		}
 	}
-	newRatio := &report.Row{Name: "    UploadNew after/before"}
-	smallRatio := &report.Row{Name: "    UploadSmall after/before"}
-	for k := range cfg.pairs {
-		newRatio.Add(rows[1].new.Vals[k] / rows[0].new.Vals[k])
-		smallRatio.Add(rows[1].small.Vals[k] / rows[0].small.Vals[k])
+	var all []*report.Row
+	for j, b := range logBenches {
+		ratio := &report.Row{Name: fmt.Sprintf("    %s after/before", b.name)}
+		cpuRatio := &report.Row{Name: "    CPU per " + b.op + " after/before"}
+		for k := range cfg.pairs {
+			ratio.Add(rows[1][j].rate.Vals[k] / rows[0][j].rate.Vals[k])
+			cpuRatio.Add(rows[1][j].cpu.Vals[k] / rows[0][j].cpu.Vals[k])
+		}
+		all = append(all, rows[0][j].rate, rows[0][j].cpu, rows[1][j].rate, rows[1][j].cpu, ratio, cpuRatio)
 	}
 	report.Table(os.Stdout, fmt.Sprintf("The change log's cost on the upload path: media benchmarks, %d alternating pairs (load %s at the end)", cfg.pairs, machine.Load()),
-		cfg.pairs, rows[0].new, rows[1].new, newRatio, rows[0].small, rows[1].small, smallRatio)
+		cfg.pairs, all...)
 	return nil
 }
 
-// benchResult is one benchmark line's figures.
-type benchResult struct{ nsPerOp, mbps float64 }
+// logBench is one of media's benchmarks logCost runs, a fixed number of
+// iterations (-test.benchtime Nx) so that both builds do the same work and
+// the CPU of the whole process, divided by it, compares.
+type logBench struct {
+	name, label, benchtime string
+	op, unit               string
+	rate                   func(benchResult) float64
+}
 
-// runBench runs the two upload benchmarks of test binary bin once, in dir
-// (the package's sources), with its temporary files under work.
-func runBench(ctx context.Context, bin, dir, work string) (map[string]benchResult, error) {
-	cmd := exec.CommandContext(ctx, bin, "-test.run", "^$", "-test.bench", "^Benchmark(UploadNew|UploadSmall)$", "-test.count", "1")
+var logBenches = [...]logBench{
+	{"UploadNew", "BenchmarkUploadNew (8 MiB), 20 uploads", "20x", "8 MiB upload", "MB/s", func(r benchResult) float64 { return r.mbps }},
+	{"UploadSmall", "BenchmarkUploadSmall (4 KiB, parallel), 2000 uploads", "2000x", "4 KiB upload", "uploads/s", func(r benchResult) float64 { return 1e9 / r.nsPerOp }},
+}
+
+// benchResult is one benchmark run's figures; cpuPerOp is the process's
+// user and system CPU over the iterations.
+type benchResult struct {
+	nsPerOp, mbps float64
+	cpuPerOp      time.Duration
+}
+
+// runBench runs benchmark b of test binary bin once, in dir (the package's
+// sources), with its temporary files under work.
+func runBench(ctx context.Context, bin, dir, work string, b logBench) (benchResult, error) {
+	cmd := exec.CommandContext(ctx, bin, "-test.run", "^$", "-test.bench", "^Benchmark"+b.name+"$", "-test.benchtime", b.benchtime, "-test.count", "1")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TMPDIR="+work)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v: %s%s", bin, err, out, stderr.Bytes())
+		return benchResult{}, fmt.Errorf("%s: %v: %s%s", bin, err, out, stderr.Bytes())
 	}
-	res := make(map[string]benchResult)
+	var r benchResult
+	n := 0.0
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark"+b.name) {
 			continue
 		}
-		name, _, _ := strings.Cut(f[0], "-")
-		var r benchResult
+		n, _ = strconv.ParseFloat(f[1], 64)
 		for j := 2; j+1 < len(f); j++ {
 			v, err := strconv.ParseFloat(f[j], 64)
 			if err != nil {
@@ -119,12 +148,12 @@ func runBench(ctx context.Context, bin, dir, work string) (map[string]benchResul
 				r.mbps = v
 			}
 		}
-		res[name] = r
 	}
-	for _, n := range []string{"BenchmarkUploadNew", "BenchmarkUploadSmall"} {
-		if res[n].nsPerOp == 0 {
-			return nil, fmt.Errorf("%s: no result for %s in:\n%s", bin, n, out)
-		}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if r.nsPerOp == 0 || n == 0 || !ok {
+		return r, fmt.Errorf("%s: no result for Benchmark%s in:\n%s", bin, b.name, out)
 	}
-	return res, nil
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	r.cpuPerOp = time.Duration(float64(cpu) / n)
+	return r, nil
 }
