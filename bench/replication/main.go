@@ -5,30 +5,32 @@
 // -dir. It prints three tables:
 //
 //   - Catch-up: the primary is loaded with -size of random -body uploads
-//     (8 clients) while no standby runs; then the standby starts and is
-//     timed until its head is the primary's: MB/s of unique content applied,
-//     changes/s, and the chunk bytes it fetched against the unique bytes
-//     stored. Again with a third of the bodies duplicates, to show only
-//     unique bytes cross.
+//     (by -clients clients) while no standby runs; then the standby starts
+//     and is timed until its head is the primary's: MB/s of unique content
+//     applied, changes/s, and the chunk bytes it fetched against the unique
+//     bytes uploaded. Again with a third of the bodies duplicates, to show
+//     that only unique bytes cross.
 //
 //   - Steady state: -clients clients call media.Store.Upload (directly, not
 //     over HTTP) with fresh -body bodies for -duration, as fast as they can
-//     or paced to -rate uploads/s in all, while the standby
-//     follows. Each upload's lag is from its Upload returning to the
-//     standby's head reaching the primary's head read just after it (so it
-//     includes the other clients' uploads committed meanwhile); the lag in
-//     changes is sampled every 100 ms. Then the time the standby takes to
-//     drain once the stream stops.
+//     or paced to -rate uploads/s in all, while the standby follows. Each
+//     upload's lag is from its Upload returning to the standby's head
+//     reaching the primary's head read just after it (so it includes the
+//     other clients' uploads committed meanwhile); the lag in changes is
+//     sampled every 100 ms. Then the time the standby takes to drain once
+//     the stream stops.
 //
 //   - The change log's cost on the primary's upload path: media's
 //     BenchmarkUploadNew and BenchmarkUploadSmall, test binaries built at
 //     this tree and at the parent of the commit "index: the change log",
-//     run alternately -pairs times.
+//     run alternately -pairs times, throughput and CPU per upload.
 //
 //     go run ./bench/replication -dir /tmp/repl [-size 512MiB] [-clients 8] [-body 256KiB] [-duration 30s] [-rate 0] [-runs 2] [-pairs 4]
 //
-// Everything shares the machine: the standby's fetching, hashing and syncs
-// compete with the primary's uploads for the same cores and disk.
+// Everything shares one machine and one filesystem: the standby's
+// fetching, hashing and syncs compete with the primary's uploads for the
+// same cores and disk (and a chunk store's syncfs flushes both), so the
+// figures are a lower bound for a standby on its own machine.
 package main
 
 import (
