@@ -2,7 +2,7 @@
 // and size from its header, refuses sources that would cost too much
 // (Limits) before decoding a pixel, decodes JPEG (with its EXIF
 // orientation), PNG, GIF, WebP, BMP and TIFF, crops or scales as Synapse
-// does, and encodes JPEG, PNG or, for animated GIFs, GIF. It is a leaf: it
+// does, and encodes JPEG, PNG or, for animated GIFs and WebPs, GIF. It is a leaf: it
 // knows nothing of storage or HTTP, imports no project package, keeps no
 // state and starts no goroutines; callers bound concurrency themselves, with
 // DecodeMemory (DecodeMemoryAll for GenerateAll, which makes several
@@ -24,9 +24,18 @@
 // DecodeAll would hold every frame). Only the first Limits.MaxFrames frames
 // are used, and no more than keep frames × canvas pixels within
 // 8 × Limits.MaxPixels; a longer animation is cut short, not refused. Each output frame
-// is mapped to its source frame's palette without dithering. Animated WebP is
-// recognised from its VP8X header and refused with ErrUnsupported, as
-// x/image/webp cannot decode it.
+// is mapped to its source frame's palette without dithering.
+//
+// Animated WebP (webpanim.go) is handled the same way: x/image/webp decodes
+// only still images, so the RIFF container is parsed here (VP8X canvas,
+// ANIM loop count, ANMF frames) and each frame's ALPH and VP8/VP8L chunks
+// are handed to it as a still WebP of their own, then blended or copied
+// onto a transparent canvas and disposed to transparent as the frame says
+// (ANIM's background colour is only a hint, and ignored). A truncated
+// chunk or a frame outside the canvas is ErrCorrupt; the canvas counts
+// against MaxPixels, and frames are bounded as for GIF. Without animation
+// asked for, the thumbnail is of the first frame; with it, an animated GIF
+// (frames mapped to palette.Plan9, durations rounded to hundredths).
 //
 // Resampling, measured on a 4000x3000 4:2:0 JPEG photo (BenchmarkResample,
 // 2-core AMD EPYC, Go 1.26, x/image v0.48.0), PSNR against direct CatmullRom:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/color/palette"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
@@ -55,7 +56,7 @@ type Outcome struct {
 // the work (at 1/8 every AC scan), so each of its outputs is Generate's. An output is byte-identical to Generate's for the
 // same request when that request alone would have picked the same scale
 // (always, except for a JPEG whose requests differ in scale); otherwise it is
-// resampled from a larger decode. Animated GIF output keeps its own path.
+// resampled from a larger decode. Animated GIF output (of a GIF or WebP) keeps its own path.
 // Outcomes are in the order of reqs; an invalid request fails alone, a source
 // that cannot be read fails them all. GenerateAll never panics; it does not
 // keep src, and Data may alias src.
@@ -120,8 +121,8 @@ func generateEach(src []byte, reqs []Request, lim Limits, out []Outcome, next fu
 		if s.small {
 			s.p = plan{region: image.Rect(0, 0, h.Width, h.Height), outW: h.Width, outH: h.Height}
 		}
-		if req.Animated && h.Animated && h.Format == "gif" {
-			out[i].Result, out[i].Err = animateGIF(&h, s.p, animatedFrames(h.Width, h.Height, lim))
+		if req.Animated && h.Animated && (h.Format == "gif" || h.Format == "webp") {
+			out[i].Result, out[i].Err = animate(&h, s.p, animatedFrames(h.Width, h.Height, lim))
 			continue
 		}
 		stills = append(stills, s)
@@ -343,7 +344,17 @@ func decodeStill(src []byte, h *header, denom int) (image.Image, error) {
 			return nil, err
 		}
 	case "webp":
-		m, err = webp.Decode(r)
+		if !h.Animated {
+			m, err = webp.Decode(r)
+			break
+		}
+		err = composeWebP(&h.webp, 1, func(canvas *image.RGBA, _ webpFrame) error {
+			m = canvas
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 	case "bmp":
 		m, err = bmp.Decode(r)
 	case "tiff":
@@ -380,16 +391,17 @@ func encodeStill(m *image.RGBA, asPNG bool) (Result, error) {
 	return res, nil
 }
 
-// animateGIF makes an animated GIF thumbnail of the first maxFrames frames of
-// the GIF h. Each output frame is the whole composited canvas, resampled and
-// mapped to the source frame's palette without dithering.
-func animateGIF(h *header, p plan, maxFrames int) (Result, error) {
-	g := gif.GIF{LoopCount: h.gif.loopCount}
-	err := composeGIF(&h.gif, h.storedW, h.storedH, maxFrames, func(canvas *image.RGBA, f gifFrame, pal color.Palette) error {
+// animate makes an animated GIF thumbnail of the first maxFrames frames of
+// the animated GIF or WebP h. Each output frame is the whole composited
+// canvas, resampled and mapped without dithering to the source frame's
+// palette (for WebP, which has none, to palette.Plan9).
+func animate(h *header, p plan, maxFrames int) (Result, error) {
+	var g gif.GIF
+	add := func(canvas *image.RGBA, delay int, pal color.Palette) error {
 		m := resample(canvas, p.region, p.outW, p.outH)
 		opaque := m.Opaque()
 		g.Image = append(g.Image, newQuantizer(pal, !opaque).quantize(m))
-		g.Delay = append(g.Delay, f.delay)
+		g.Delay = append(g.Delay, delay)
 		// Each frame replaces the whole picture: with transparency in it,
 		// the previous frame must be cleared first.
 		disposal := byte(gif.DisposalNone)
@@ -398,9 +410,24 @@ func animateGIF(h *header, p plan, maxFrames int) (Result, error) {
 		}
 		g.Disposal = append(g.Disposal, disposal)
 		return nil
-	})
+	}
+	var err error
+	if h.Format == "webp" {
+		g.LoopCount = h.webp.loopCount
+		err = composeWebP(&h.webp, maxFrames, func(canvas *image.RGBA, f webpFrame) error {
+			return add(canvas, (f.duration+5)/10, palette.Plan9)
+		})
+	} else {
+		g.LoopCount = h.gif.loopCount
+		err = composeGIF(&h.gif, h.storedW, h.storedH, maxFrames, func(canvas *image.RGBA, f gifFrame, pal color.Palette) error {
+			return add(canvas, f.delay, pal)
+		})
+	}
 	if err != nil {
 		return Result{}, err
+	}
+	if len(g.Image) == 0 {
+		return Result{}, fmt.Errorf("%w: %s: no frames", ErrCorrupt, h.Format)
 	}
 	var b bytes.Buffer
 	if err := gif.EncodeAll(&b, &g); err != nil {
@@ -470,6 +497,9 @@ func DecodeMemoryAll(info Info, reqs []Request) int64 {
 		encoder = jpegEncoderBytes
 	} else {
 		total += decoderBytes + bytesPerPixel*pixels(w, h)
+		if info.Format == "webp" && info.Animated {
+			total += bytesPerPixel * pixels(w, h) // the first frame, decoded apart from the canvas
+		}
 	}
 	for _, p := range plans {
 		r := scaleRect(p.region, denom)
@@ -491,7 +521,7 @@ const (
 )
 
 // animatedMemory is DecodeMemory of an animated GIF thumbnail of plan p:
-// the canvas, a saved canvas and one frame, the resampling buffers, and the
+// the canvas, a saved canvas (for WebP, the decoded frame) and one frame, the resampling buffers, and the
 // output frames twice (as images and encoded).
 func animatedMemory(info Info, p plan) int64 {
 	w, h := max(info.Width, 1), max(info.Height, 1)

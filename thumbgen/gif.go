@@ -181,14 +181,7 @@ func copyRect(dst, src *image.RGBA, r image.Rectangle) {
 func composeGIF(l *gifLayout, w, h, n int, emit func(canvas *image.RGBA, f gifFrame, palette color.Palette) error) error {
 	canvas := image.NewRGBA(image.Rect(0, 0, w, h))
 	var saved *image.RGBA
-	for i := 0; i < n && i < len(l.frames); i++ {
-		m, err := l.decodeFrame(i)
-		if err != nil {
-			if i == 0 {
-				return err
-			}
-			return nil
-		}
+	return eachFrame(min(n, len(l.frames)), l.decodeFrame, func(i int, m *image.Paletted) error {
 		f := l.frames[i]
 		if f.disposal == gif.DisposalPrevious {
 			if saved == nil {
@@ -205,6 +198,25 @@ func composeGIF(l *gifLayout, w, h, n int, emit func(canvas *image.RGBA, f gifFr
 			clearRect(canvas, m.Rect)
 		case gif.DisposalPrevious:
 			copyRect(canvas, saved, m.Rect)
+		}
+		return nil
+	})
+}
+
+// eachFrame decodes frames 0 to n-1 of an animation in turn and hands each
+// to use. It stops at the first frame that does not decode; that is an
+// error only for the first frame.
+func eachFrame[M any](n int, decode func(i int) (M, error), use func(i int, m M) error) error {
+	for i := range n {
+		m, err := decode(i)
+		if err != nil {
+			if i == 0 {
+				return err
+			}
+			return nil
+		}
+		if err := use(i, m); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -20,9 +20,10 @@ import (
 // header is what Sniff learns, plus what Generate needs beyond Info.
 type header struct {
 	Info
-	storedW, storedH int       // dimensions as stored, before EXIF orientation
-	orientation      int       // EXIF orientation 1..8 (JPEG only; 1 otherwise)
-	gif              gifLayout // GIF only
+	storedW, storedH int        // dimensions as stored, before EXIF orientation
+	orientation      int        // EXIF orientation 1..8 (JPEG only; 1 otherwise)
+	gif              gifLayout  // GIF only
+	webp             webpLayout // animated WebP only
 }
 
 // Sniff reads the header of src (never trusting a declared type) and returns
@@ -58,8 +59,9 @@ func formatOf(src []byte) string {
 	return ""
 }
 
-// sniff reads the header of src. For a GIF it records the layout of up to
-// gifFrames frames (at least 2, to tell whether it is animated).
+// sniff reads the header of src. For a GIF or an animated WebP it records
+// the layout of up to gifFrames frames (at least 2, to tell whether a GIF is
+// animated).
 func sniff(src []byte, lim Limits, gifFrames int) (header, error) {
 	h := header{orientation: 1}
 	h.Format = formatOf(src)
@@ -87,11 +89,13 @@ func sniff(src []byte, lim Limits, gifFrames int) (header, error) {
 			h.Animated = h.gif.frameCount > 1
 		}
 	case "webp":
-		if w, ht, ok := animatedWebP(src); ok {
-			h.Width, h.Height, h.Animated = w, ht, true
-			return h, fmt.Errorf("%w: animated WebP", ErrUnsupported)
+		if isAnimatedWebP(src) {
+			h.webp, err = scanWebP(src, gifFrames)
+			cfg.Width, cfg.Height = h.webp.canvasW, h.webp.canvasH
+			h.Animated = true
+		} else {
+			cfg, err = webp.DecodeConfig(r)
 		}
-		cfg, err = webp.DecodeConfig(r)
 	case "bmp":
 		cfg, err = bmp.DecodeConfig(r)
 	case "tiff":
@@ -142,17 +146,6 @@ func decodeError(format string, err error) error {
 		return fmt.Errorf("%s: %w: %w", format, ErrUnsupported, err)
 	}
 	return fmt.Errorf("%s: %w: %w", format, ErrCorrupt, err)
-}
-
-// animatedWebP reports the canvas size of a WebP whose VP8X header has the
-// animation flag set; x/image/webp cannot decode those.
-func animatedWebP(src []byte) (w, h int, ok bool) {
-	// RIFF size WEBP "VP8X" chunk-size flags(1) reserved(3) w-1(3) h-1(3)
-	if len(src) < 30 || string(src[12:16]) != "VP8X" || src[20]&0x02 == 0 {
-		return 0, 0, false
-	}
-	u24 := func(b []byte) int { return int(b[0]) | int(b[1])<<8 | int(b[2])<<16 }
-	return u24(src[24:27]) + 1, u24(src[27:30]) + 1, true
 }
 
 // jpegOrientation returns the EXIF orientation (1..8) of a JPEG, or 1 when

@@ -71,7 +71,7 @@ func (r Request) Validate() error {
 type Info struct {
 	Format        string // "jpeg", "png", "gif", "webp", "bmp", "tiff"
 	Width, Height int    // as displayed: for JPEG, after the EXIF orientation
-	Animated      bool   // GIF with more than one frame; also an animated WebP, which Sniff then refuses with ErrUnsupported
+	Animated      bool   // GIF with more than one frame, animated PNG (acTL) or WebP (VP8X flag)
 	Progressive   bool   // progressive JPEG: decoding holds all its coefficients (DecodeMemory counts them)
 }
 
