@@ -1,0 +1,339 @@
+package ffmpeg
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// newRunner returns a Runner over the installed ffmpeg, or skips the test
+// when ffmpeg or ffprobe is missing (fails instead with MXCAS_REQUIRE_FFMPEG=1,
+// which scripts/test sets after installing it).
+func newRunner(t *testing.T, o Options) *Runner {
+	t.Helper()
+	r, err := New(o)
+	if err != nil {
+		if os.Getenv("MXCAS_REQUIRE_FFMPEG") != "" {
+			t.Fatalf("ffmpeg required: %v", err)
+		}
+		t.Skipf("skipped: ffmpeg/ffprobe not installed (apt-get install ffmpeg): %v", err)
+	}
+	return r
+}
+
+func hasEncoder(t *testing.T, name string) bool {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg -encoders: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == name {
+			return true
+		}
+	}
+	return false
+}
+
+// generate runs ffmpeg with args (inputs, codecs) writing to dir/name and returns the path.
+func generate(t *testing.T, dir, name string, args ...string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	cmd := exec.Command("ffmpeg", append(append([]string{"-nostdin", "-v", "error", "-y"}, args...), p)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("generate %s: %v\n%s", name, err, out)
+	}
+	return p
+}
+
+func decodePNG(t *testing.T, b []byte) image.Image {
+	t.Helper()
+	m, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("output is not a PNG: %v", err)
+	}
+	return m
+}
+
+func TestFrame(t *testing.T) {
+	r := newRunner(t, Options{})
+	dir := t.TempDir()
+	video := []string{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=3"}
+	h264 := "mpeg4"
+	if hasEncoder(t, "libx264") {
+		h264 = "libx264"
+	}
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"clip.mp4", append(video, "-c:v", h264, "-pix_fmt", "yuv420p")},
+		{"clip.mov", append(video, "-c:v", "mpeg4")},
+		{"with-audio.mkv", append(append(video, "-f", "lavfi", "-i", "sine=duration=3"), "-c:v", "mpeg4", "-c:a", "pcm_s16le")},
+	}
+	if hasEncoder(t, "libvpx-vp9") {
+		cases = append(cases, struct {
+			name string
+			args []string
+		}{"clip.webm", append(video, "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8")})
+	} else {
+		t.Log("libvpx-vp9 missing: WebM case left out")
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := generate(t, dir, c.name, c.args...)
+			b, err := r.Frame(context.Background(), p)
+			if err != nil {
+				t.Fatalf("Frame: %v", err)
+			}
+			if got := decodePNG(t, b).Bounds().Size(); got != image.Pt(320, 240) {
+				t.Errorf("frame size %v, want 320x240", got)
+			}
+		})
+	}
+}
+
+// writeCover writes a w×h PNG cover and returns its path.
+func writeCover(t *testing.T, dir string, w, h int) string {
+	t.Helper()
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			m.Set(x, y, color.RGBA{uint8(x * 4), uint8(y * 4), 200, 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "cover.png")
+	if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCover(t *testing.T) {
+	r := newRunner(t, Options{})
+	dir := t.TempDir()
+	cover := writeCover(t, dir, 64, 48)
+	sine := []string{"-f", "lavfi", "-i", "sine=duration=2"}
+	withCover := generate(t, dir, "with-cover.mp3", append(sine, "-i", cover, "-map", "0", "-map", "1",
+		"-c:a", "libmp3lame", "-c:v", "png", "-id3v2_version", "3", "-disposition:v", "attached_pic")...)
+	plain := generate(t, dir, "plain.mp3", append(sine, "-c:a", "libmp3lame")...)
+	ctx := context.Background()
+
+	b, err := r.Cover(ctx, withCover)
+	if err != nil {
+		t.Fatalf("Cover: %v", err)
+	}
+	if got := decodePNG(t, b).Bounds().Size(); got != image.Pt(64, 48) {
+		t.Errorf("cover size %v, want 64x48", got)
+	}
+	if _, err := r.Frame(ctx, withCover); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("Frame of an MP3 with a cover: %v, want ErrUnsupported (a cover is not video)", err)
+	}
+	if _, err := r.Cover(ctx, plain); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("Cover of an MP3 without one: %v, want ErrUnsupported", err)
+	}
+	if _, err := r.Frame(ctx, plain); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("Frame of an MP3: %v, want ErrUnsupported", err)
+	}
+	// The cover and the audio are two streams: one allowed is too few.
+	small := newRunner(t, Options{MaxStreams: 1})
+	if _, err := small.Cover(ctx, withCover); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Cover with MaxStreams 1: %v, want ErrTooLarge", err)
+	}
+}
+
+func TestWaveform(t *testing.T) {
+	r := newRunner(t, Options{})
+	dir := t.TempDir()
+	if !hasEncoder(t, "libopus") {
+		t.Fatal("libopus encoder missing")
+	}
+	// One second of a sine (amplitude 1/8) then two of silence.
+	p := generate(t, dir, "tone.ogg", "-f", "lavfi", "-i", "sine=frequency=440:duration=1,apad=whole_dur=3",
+		"-c:a", "libopus")
+	peaks, err := r.Waveform(context.Background(), p, 30)
+	if err != nil {
+		t.Fatalf("Waveform: %v", err)
+	}
+	if len(peaks) != 30 {
+		t.Fatalf("%d peaks, want 30", len(peaks))
+	}
+	// Opus adds a little delay and ringing; stay clear of the edge.
+	for i, v := range peaks {
+		switch {
+		case i >= 1 && i <= 8 && (v < 0.08 || v > 0.2):
+			t.Errorf("peak %d (tone) = %.3f, want about 0.125", i, v)
+		case i >= 12 && v > 0.01:
+			t.Errorf("peak %d (silence) = %.3f, want about 0", i, v)
+		}
+	}
+
+	// With MaxAudioDuration 1s only the tone is decoded: every column has it.
+	short := newRunner(t, Options{MaxAudioDuration: time.Second})
+	peaks, err = short.Waveform(context.Background(), p, 10)
+	if err != nil {
+		t.Fatalf("Waveform (1s): %v", err)
+	}
+	for i, v := range peaks[1:9] {
+		if v < 0.08 {
+			t.Errorf("capped: peak %d = %.3f, want the tone (silence was decoded)", i+1, v)
+		}
+	}
+
+	video := generate(t, dir, "silent.mp4", "-f", "lavfi", "-i", "testsrc=size=64x64:duration=1", "-c:v", "mpeg4")
+	if _, err := r.Waveform(context.Background(), video, 10); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("Waveform of a video without audio: %v, want ErrUnsupported", err)
+	}
+}
+
+func TestHostile(t *testing.T) {
+	r := newRunner(t, Options{})
+	dir := t.TempDir()
+	ctx := context.Background()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	y4m := func(w, h int) []byte {
+		b := []byte("YUV4MPEG2 W" + strconv.Itoa(w) + " H" + strconv.Itoa(h) + " F25:1 Ip A1:1 C420jpeg\nFRAME\n")
+		return append(b, make([]byte, 1000)...)
+	}
+
+	mp4 := generate(t, dir, "whole.mp4", "-f", "lavfi", "-i", "testsrc=size=320x240:duration=2", "-c:v", "mpeg4")
+	whole, err := os.ReadFile(mp4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		data []byte
+		want error // nil: any error
+	}{
+		{"truncated.mp4", whole[:len(whole)/2], nil},
+		{"text.txt", []byte("this is not a media file at all\n"), ErrUnsupported},
+		{"empty", nil, ErrUnsupported},
+		// Within ffmpeg's own size check but over MaxPixels: refused from
+		// the probe, before a frame is decoded.
+		{"16000x16000.y4m", y4m(16000, 16000), ErrTooLarge},
+		// ffprobe itself refuses this one.
+		{"60000x60000.y4m", y4m(60000, 60000), nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := write(c.name, c.data)
+			b, err := r.Frame(ctx, p)
+			if err == nil {
+				t.Fatalf("Frame gave %d bytes, want an error", len(b))
+			}
+			if c.want != nil && !errors.Is(err, c.want) {
+				t.Errorf("Frame: %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+// TestTimeout runs a fake ffprobe that tells its pid and sleeps: the call
+// returns ErrTimeout and the child's process group is gone.
+func TestTimeout(t *testing.T) {
+	newRunner(t, Options{}) // ffmpeg must be there for New
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pid")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	slow := filepath.Join(dir, "slow-ffprobe")
+	script := "#!/bin/sh\necho $$ > " + fifo + "\nexec sleep 1000\n"
+	if err := os.WriteFile(slow, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, wrap := range []string{"prlimit", "sh"} {
+		t.Run(wrap, func(t *testing.T) {
+			r := newRunner(t, Options{ProbePath: slow, Timeout: time.Hour})
+			if wrap == "sh" {
+				r.limitWrap = ""
+			} else if r.limitWrap == "" {
+				t.Skip("prlimit not installed")
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() { _, err := r.Frame(ctx, filepath.Join(dir, "any.mp4")); errc <- err }()
+			pidc := make(chan []byte, 1)
+			go func() { b, _ := os.ReadFile(fifo); pidc <- b }() // blocks until the child writes its pid
+			var b []byte
+			select {
+			case b = <-pidc:
+			case err := <-errc:
+				t.Fatalf("Frame returned before the child told its pid: %v", err)
+			}
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil {
+				t.Fatalf("pid %q: %v", b, err)
+			}
+			if err := syscall.Kill(-pid, 0); err != nil {
+				t.Fatalf("the child is not the leader of its own process group %d: %v", pid, err)
+			}
+			cancel()
+			if err := <-errc; !errors.Is(err, ErrTimeout) {
+				t.Fatalf("Frame: %v, want ErrTimeout", err)
+			}
+			if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
+				t.Errorf("process group %d after the call: %v, want ESRCH", pid, err)
+			}
+		})
+	}
+
+	// Options.Timeout alone bounds the call.
+	sleeper := filepath.Join(dir, "sleeper")
+	if err := os.WriteFile(sleeper, []byte("#!/bin/sh\nexec sleep 1000\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := newRunner(t, Options{ProbePath: sleeper, Timeout: 50 * time.Millisecond})
+	if _, err := r.Frame(context.Background(), filepath.Join(dir, "any.mp4")); !errors.Is(err, ErrTimeout) {
+		t.Errorf("Frame with a 50ms Timeout: %v, want ErrTimeout", err)
+	}
+}
+
+// TestLimits checks that the child runs under the CPU and memory limits
+// (both ways of setting them) and that its output is capped.
+func TestLimits(t *testing.T) {
+	for _, wrap := range []string{"prlimit", "sh"} {
+		t.Run(wrap, func(t *testing.T) {
+			r := newRunner(t, Options{MaxCPUSeconds: 7, MaxMemoryBytes: 512 << 20, MaxOutputBytes: 1000})
+			if wrap == "sh" {
+				r.limitWrap = ""
+			} else if r.limitWrap == "" {
+				t.Skip("prlimit not installed")
+			}
+			out, err := r.run(context.Background(), "/bin/sh", "-c", "ulimit -t; ulimit -v")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := string(out), "7\n524288\n"; got != want {
+				t.Errorf("limits %q, want %q", got, want)
+			}
+			_, err = r.run(context.Background(), "/bin/sh", "-c", "head -c 100000 /dev/zero")
+			if !errors.Is(err, ErrTooLarge) {
+				t.Errorf("100000 bytes of output: %v, want ErrTooLarge", err)
+			}
+		})
+	}
+}
