@@ -17,7 +17,7 @@ func Find(fsys fs.FS) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || !d.Type().IsRegular() || !isPart(d.Name()) {
+		if d.IsDir() || !d.Type().IsRegular() || !IsPart(d.Name()) {
 			return nil
 		}
 		dir := "."
@@ -34,7 +34,8 @@ func Find(fsys fs.FS) ([]string, error) {
 	return dirs, err
 }
 
-// isPart reports whether a directory entry's name is an archive part's.
-func isPart(name string) bool {
+// IsPart reports whether a file name is an archive part's (*.tgz or
+// *.tar.gz).
+func IsPart(name string) bool {
 	return strings.HasSuffix(name, ".tgz") || strings.HasSuffix(name, ".tar.gz")
 }

@@ -39,7 +39,7 @@ func Open(ctx context.Context, fsys fs.FS) (*Reader, error) {
 	var parts []string
 	for _, e := range entries {
 		n := e.Name()
-		if e.Type().IsRegular() && isPart(n) {
+		if e.Type().IsRegular() && IsPart(n) {
 			parts = append(parts, n)
 		}
 	}

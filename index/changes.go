@@ -24,7 +24,7 @@ import (
 // Head) only once it is durable: a crash never takes back a change a
 // reader has seen.
 //
-// A standby applies the primary's changes with ApplyChange, which keeps
+// A standby applies the primary's changes with ApplyChanges, which keeps
 // their numbers, and logs none of its own (SetFollower): its log is a copy
 // of the primary's, and a promoted standby's numbers go on from there.
 
@@ -32,7 +32,7 @@ import (
 // encoded operations (EncodeOps).
 var prefixChange = []byte("c/")
 
-// ErrChangeOrder is returned by ApplyChange for a change that does not
+// ErrChangeOrder is returned by ApplyChanges for a change that does not
 // follow the last one applied.
 var ErrChangeOrder = errors.New("index: change out of order")
 
@@ -103,7 +103,7 @@ func (d *DB) loadChangeLog() error {
 }
 
 // SetFollower sets whether the DB is a standby's: local batches are then
-// not logged, only those ApplyChange applies. Promotion sets it false.
+// not logged, only those ApplyChanges applies. Promotion sets it false.
 func (d *DB) SetFollower(f bool) {
 	d.log.mu.Lock()
 	d.log.follower = f
@@ -147,18 +147,18 @@ func (d *DB) published(seq uint64) {
 // commitLogged commits b synced, numbering it as the next change when it
 // changes replicated keys (and the DB is not a follower).
 func (b *Batch) commitLogged() error {
+	d := b.d
 	ops, err := replicatedOps(b.b)
-	if err == nil && len(ops) > 0 {
-		ops, err = b.d.withManifests(ops)
-	}
 	if err != nil {
 		return err
 	}
-	d := b.d
 	if len(ops) == 0 || d.Follower() {
 		return b.b.Commit(pebble.Sync)
 	}
-	seq, err := d.numberAndApply(b.b, ops)
+	if ops, err = d.withManifests(ops); err != nil {
+		return err
+	}
+	seq, err := d.numberAndApply(b.b, EncodeOps(ops))
 	if err != nil {
 		return err
 	}
@@ -200,14 +200,10 @@ func (d *DB) numberAndApply(pb *pebble.Batch, ops []byte) (seq uint64, err error
 // already knows writes no manifest, and a standby may not hold it (its own
 // GC, a chain of standbys after a promotion): the change must name the
 // chunks it needs. Setting a manifest again is harmless.
-func (d *DB) withManifests(ops []byte) ([]byte, error) {
-	decoded, err := DecodeOps(ops)
-	if err != nil {
-		return nil, err
-	}
+func (d *DB) withManifests(ops []Op) ([]Op, error) {
 	set := make(map[cas.Hash]bool)
 	var need []cas.Hash
-	for _, op := range decoded {
+	for _, op := range ops {
 		if op.Kind != OpSet {
 			continue
 		}
@@ -229,7 +225,7 @@ func (d *DB) withManifests(ops []byte) ([]byte, error) {
 		}
 		set[h] = true
 		err := d.get(objectKey(h), func(v []byte) error {
-			ops = appendOp(ops, Op{Kind: OpSet, Key: objectKey(h), Value: bytes.Clone(v)})
+			ops = append(ops, Op{Kind: OpSet, Key: objectKey(h), Value: bytes.Clone(v)})
 			return nil
 		})
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -239,9 +235,10 @@ func (d *DB) withManifests(ops []byte) ([]byte, error) {
 	return ops, nil
 }
 
-// replicatedOps encodes the replicated operations of pb.
-func replicatedOps(pb *pebble.Batch) ([]byte, error) {
-	var out []byte
+// replicatedOps returns the replicated operations of pb; they point into
+// pb's buffer.
+func replicatedOps(pb *pebble.Batch) ([]Op, error) {
+	var out []Op
 	r := pb.Reader()
 	for {
 		kind, k, v, ok, err := r.Next()
@@ -265,7 +262,7 @@ func replicatedOps(pb *pebble.Batch) ([]byte, error) {
 		default:
 			return nil, fmt.Errorf("index: batch operation %v cannot be logged", kind)
 		}
-		out = appendOp(out, Op{Kind: op, Key: k, Value: v})
+		out = append(out, Op{Kind: op, Key: k, Value: v})
 	}
 }
 
@@ -318,9 +315,6 @@ func (r reader) changes(after, head uint64, limit int) ([]Change, error) {
 	var out []Change
 	lo := changeKey(after + 1)
 	hi := changeKey(head + 1)
-	if head == ^uint64(0) {
-		hi = prefixEnd(prefixChange)
-	}
 	it, err := r.r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, err
@@ -351,19 +345,12 @@ func (d *DB) Changes(after uint64, limit int) ([]Change, error) {
 	return d.changes(after, head, limit)
 }
 
-// ApplyChange applies a primary's change c, synced, with its number: it
-// must be the one after the last applied (ErrChangeOrder otherwise; one
-// already applied is a no-op). The caller makes sure every chunk its
-// manifests name is durable first. Operations skip returns true for are
-// left out; the log keeps the change as the primary made it.
-func (d *DB) ApplyChange(c Change, skip func(Op) bool) error {
-	return d.ApplyChanges([]Change{c}, skip)
-}
-
-// ApplyChanges applies consecutive changes as ApplyChange does, in one
-// synced batch: a standby pays one sync for a run of changes. Those
-// already applied are left out; a gap is ErrChangeOrder and applies
-// nothing.
+// ApplyChanges applies a primary's consecutive changes cs, in one synced
+// batch, each under its own number: the first must follow the last
+// applied (those already applied are left out; a gap is ErrChangeOrder and
+// applies nothing). The caller makes sure every chunk their manifests name
+// is durable first. Operations skip returns true for are left out; the log
+// keeps each change as the primary made it.
 func (d *DB) ApplyChanges(cs []Change, skip func(Op) bool) error {
 	d.log.mu.Lock()
 	defer d.log.mu.Unlock()

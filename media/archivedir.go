@@ -69,7 +69,7 @@ func prepareExportDir(dir string) (made bool, err error) {
 		return false, err
 	}
 	for _, e := range entries {
-		if n := e.Name(); strings.HasSuffix(n, ".tgz") || strings.HasSuffix(n, ".tar.gz") {
+		if n := e.Name(); archive.IsPart(n) {
 			return false, fmt.Errorf("%w: %s already holds %s; give an empty or new directory", ErrExportDest, dir, n)
 		}
 	}

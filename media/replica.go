@@ -114,6 +114,13 @@ func (s *Store) MissingChunkRefs(c Change) ([]ChunkRef, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.missingRefs(refs), nil
+}
+
+// missingRefs returns, sorted by hash and without repeats, those of refs
+// the chunk store does not hold.
+func (s *Store) missingRefs(refs []ChunkRef) []ChunkRef {
+	refs = slices.Clone(refs)
 	slices.SortFunc(refs, func(a, b ChunkRef) int { return slices.Compare(a.Hash[:], b.Hash[:]) })
 	refs = slices.CompactFunc(refs, func(a, b ChunkRef) bool { return a.Hash == b.Hash })
 	var missing []ChunkRef
@@ -122,7 +129,7 @@ func (s *Store) MissingChunkRefs(c Change) ([]ChunkRef, error) {
 			missing = append(missing, r)
 		}
 	}
-	return missing, nil
+	return missing
 }
 
 // PutChunks stores chunks, each checked against its hash first (a
@@ -219,10 +226,8 @@ func (s *Store) ApplyChanges(cs []Change) error {
 			s.claims.release(m)
 		}
 	}()
-	for _, r := range refs {
-		if _, err := s.cas.Stat(r.Hash); err != nil {
-			return fmt.Errorf("%w: the first %s", ErrChunksMissing, r.Hash)
-		}
+	if missing := s.missingRefs(refs); len(missing) > 0 {
+		return fmt.Errorf("%w: %d, the first %s", ErrChunksMissing, len(missing), missing[0].Hash)
 	}
 	skip, err := s.keepLocalObjects(ops)
 	if err != nil {
