@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -53,6 +54,8 @@ const (
 	DefaultMaxPixels        = 32_000_000
 	DefaultMaxAudioDuration = 10 * time.Minute
 	DefaultSampleRate       = 8000
+	DefaultMaxDuration      = 4 * time.Hour
+	DefaultMaxFrameSide     = 2560
 )
 
 // Options configure a Runner. Zero fields take the defaults above.
@@ -67,6 +70,8 @@ type Options struct {
 	MaxPixels        int64         // declared width*height of a video stream; more is ErrTooLarge
 	MaxAudioDuration time.Duration // audio decoded for Waveform (the rest is not read)
 	SampleRate       int           // Waveform's decode rate, in Hz
+	MaxDuration      time.Duration // declared duration of a source; longer is ErrTooLarge
+	MaxFrameSide     int           // frames and covers are scaled down to fit a square of this side
 }
 
 // WithDefaults returns o with its zero (or negative) fields set to the defaults.
@@ -101,6 +106,12 @@ func (o Options) WithDefaults() Options {
 	if o.SampleRate <= 0 {
 		o.SampleRate = DefaultSampleRate
 	}
+	if o.MaxDuration <= 0 {
+		o.MaxDuration = DefaultMaxDuration
+	}
+	if o.MaxFrameSide <= 0 {
+		o.MaxFrameSide = DefaultMaxFrameSide
+	}
 	return o
 }
 
@@ -110,6 +121,8 @@ type Runner struct {
 	ffmpeg    string
 	ffprobe   string
 	limitWrap string // path of prlimit, or "" to use sh's ulimit
+	maxRSS    atomic.Int64
+	children  atomic.Int64
 }
 
 // Available looks up the ffmpeg and ffprobe binaries of o (defaults applied)
@@ -171,8 +184,9 @@ type probeJSON struct {
 }
 
 // Probe runs ffprobe on the file at path and checks the Options' bounds:
-// more than MaxStreams streams or a video stream declaring more than
-// MaxPixels pixels is ErrTooLarge; no video or audio stream is ErrUnsupported.
+// more than MaxStreams streams, a video stream declaring more than
+// MaxPixels pixels or a declared duration over MaxDuration is ErrTooLarge;
+// no video or audio stream is ErrUnsupported.
 func (r *Runner) Probe(ctx context.Context, path string) (*Info, error) {
 	out, err := r.run(ctx, r.ffprobe, "-v", "error", "-protocol_whitelist", "file",
 		"-print_format", "json", "-show_streams", "-show_format", "file:"+path)
@@ -189,6 +203,9 @@ func (r *Runner) Probe(ctx context.Context, path string) (*Info, error) {
 	info := &Info{}
 	if d, err := strconv.ParseFloat(pj.Format.Duration, 64); err == nil && d > 0 && d < 1e9 {
 		info.Duration = time.Duration(d * float64(time.Second))
+	}
+	if d, err := strconv.ParseFloat(pj.Format.Duration, 64); err == nil && d > r.opts.MaxDuration.Seconds() {
+		return nil, fmt.Errorf("%w: declares %.0f s (at most %.0f)", ErrTooLarge, d, r.opts.MaxDuration.Seconds())
 	}
 	for _, s := range pj.Streams {
 		st := &Stream{Index: s.Index, Codec: s.CodecName, Width: s.Width, Height: s.Height}
@@ -217,7 +234,8 @@ func (r *Runner) Probe(ctx context.Context, path string) (*Info, error) {
 }
 
 // Frame returns one frame of the first video stream of the file at path as
-// PNG, taken at min(1 s, 10% of the duration). A source without a video
+// an uncompressed BMP, taken at min(1 s, 10% of the duration) and scaled
+// down (never up) to fit a square of MaxFrameSide. A source without a video
 // stream (an attached picture does not count) is ErrUnsupported.
 func (r *Runner) Frame(ctx context.Context, path string) ([]byte, error) {
 	info, err := r.Probe(ctx, path)
@@ -227,12 +245,15 @@ func (r *Runner) Frame(ctx context.Context, path string) ([]byte, error) {
 	if info.Video == nil {
 		return nil, fmt.Errorf("%w: no video stream", ErrUnsupported)
 	}
-	at := min(time.Second, info.Duration/10)
-	return r.png(ctx, path, info.Video.Index, at)
+	return r.frame(ctx, path, info)
 }
 
-// Cover returns the attached picture (cover art) of the file at path as PNG;
-// a source without one is ErrUnsupported.
+func (r *Runner) frame(ctx context.Context, path string, info *Info) ([]byte, error) {
+	return r.still(ctx, path, info.Video.Index, min(time.Second, info.Duration/10))
+}
+
+// Cover returns the attached picture (cover art) of the file at path as a
+// BMP, scaled as Frame's; a source without one is ErrUnsupported.
 func (r *Runner) Cover(ctx context.Context, path string) ([]byte, error) {
 	info, err := r.Probe(ctx, path)
 	if err != nil {
@@ -241,16 +262,77 @@ func (r *Runner) Cover(ctx context.Context, path string) ([]byte, error) {
 	if info.Cover == nil {
 		return nil, fmt.Errorf("%w: no cover", ErrUnsupported)
 	}
-	return r.png(ctx, path, info.Cover.Index, 0)
+	return r.still(ctx, path, info.Cover.Index, 0)
 }
 
-func (r *Runner) png(ctx context.Context, path string, stream int, at time.Duration) ([]byte, error) {
+// Still is the picture of a source Still chose: an image (BMP) of its video
+// or cover art, or else the peaks of its audio.
+type Still struct {
+	Kind  string    // "frame", "cover" or "waveform"
+	Image []byte    // BMP, for a frame or a cover
+	Peaks []float32 // for a waveform, as Waveform returns them
+}
+
+// Still probes the file at path once and returns its picture: a frame of
+// its video (as Frame), else its cover art (as Cover), else the peaks of
+// its audio in columns columns (as Waveform). A frame that fails to decode
+// falls back to the cover or audio when there is one.
+func (r *Runner) Still(ctx context.Context, path string, columns int) (*Still, error) {
+	info, err := r.Probe(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	var ferr error
+	if info.Video != nil {
+		b, err := r.frame(ctx, path, info)
+		if err == nil {
+			return &Still{Kind: "frame", Image: b}, nil
+		}
+		if !errors.Is(err, ErrUnsupported) || (info.Cover == nil && info.Audio == nil) {
+			return nil, err
+		}
+		ferr = err
+	}
+	if info.Cover != nil {
+		b, err := r.still(ctx, path, info.Cover.Index, 0)
+		if err == nil {
+			return &Still{Kind: "cover", Image: b}, nil
+		}
+		if !errors.Is(err, ErrUnsupported) || info.Audio == nil {
+			return nil, err
+		}
+		ferr = err
+	}
+	if info.Audio == nil {
+		return nil, ferr
+	}
+	p, err := r.waveform(ctx, path, info, columns)
+	if err != nil {
+		return nil, err
+	}
+	return &Still{Kind: "waveform", Peaks: p}, nil
+}
+
+// ChildStats are counters over the children a Runner has run.
+type ChildStats struct {
+	Runs   int64 // children run to the end (or killed)
+	MaxRSS int64 // the largest peak resident set of one child, in bytes
+}
+
+// Stats returns the counters; safe for concurrent use.
+func (r *Runner) Stats() ChildStats {
+	return ChildStats{Runs: r.children.Load(), MaxRSS: r.maxRSS.Load()}
+}
+
+func (r *Runner) still(ctx context.Context, path string, stream int, at time.Duration) ([]byte, error) {
 	args := []string{"-nostdin", "-v", "error", "-protocol_whitelist", "file,pipe"}
 	if at > 0 {
 		args = append(args, "-ss", strconv.FormatFloat(at.Seconds(), 'f', 3, 64))
 	}
+	side := strconv.Itoa(r.opts.MaxFrameSide)
 	args = append(args, "-i", "file:"+path, "-map", "0:"+strconv.Itoa(stream),
-		"-frames:v", "1", "-f", "image2pipe", "-vcodec", "png", "pipe:1")
+		"-vf", "scale=w='min(iw,"+side+")':h='min(ih,"+side+")':force_original_aspect_ratio=decrease",
+		"-frames:v", "1", "-f", "image2pipe", "-vcodec", "bmp", "-pix_fmt", "bgr24", "pipe:1")
 	out, err := r.run(ctx, r.ffmpeg, args...)
 	if err != nil {
 		return nil, err
@@ -276,6 +358,10 @@ func (r *Runner) Waveform(ctx context.Context, path string, columns int) ([]floa
 	if info.Audio == nil {
 		return nil, fmt.Errorf("%w: no audio stream", ErrUnsupported)
 	}
+	return r.waveform(ctx, path, info, columns)
+}
+
+func (r *Runner) waveform(ctx context.Context, path string, info *Info, columns int) ([]float32, error) {
 	out, err := r.run(ctx, r.ffmpeg, "-nostdin", "-v", "error", "-protocol_whitelist", "file,pipe",
 		"-t", strconv.FormatFloat(r.opts.MaxAudioDuration.Seconds(), 'f', 3, 64),
 		"-i", "file:"+path, "-map", "0:"+strconv.Itoa(info.Audio.Index),
@@ -359,6 +445,12 @@ func (r *Runner) run(ctx context.Context, bin string, args ...string) ([]byte, e
 	}
 	werr := cmd.Wait()
 	close(done)
+	r.children.Add(1)
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss := ru.Maxrss * 1024 // KiB on Linux
+		for old := r.maxRSS.Load(); rss > old && !r.maxRSS.CompareAndSwap(old, rss); old = r.maxRSS.Load() {
+		}
+	}
 	select {
 	case <-killed:
 		return nil, ErrTimeout

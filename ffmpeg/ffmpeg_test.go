@@ -3,6 +3,7 @@ package ffmpeg
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"image"
 	"image/color"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/image/bmp"
 )
 
 // newRunner returns a Runner over the installed ffmpeg, or skips the test
@@ -57,11 +60,11 @@ func generate(t *testing.T, dir, name string, args ...string) string {
 	return p
 }
 
-func decodePNG(t *testing.T, b []byte) image.Image {
+func decodeBMP(t *testing.T, b []byte) image.Image {
 	t.Helper()
-	m, err := png.Decode(bytes.NewReader(b))
+	m, err := bmp.Decode(bytes.NewReader(b))
 	if err != nil {
-		t.Fatalf("output is not a PNG: %v", err)
+		t.Fatalf("output is not a BMP: %v", err)
 	}
 	return m
 }
@@ -97,7 +100,7 @@ func TestFrame(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Frame: %v", err)
 			}
-			if got := decodePNG(t, b).Bounds().Size(); got != image.Pt(320, 240) {
+			if got := decodeBMP(t, b).Bounds().Size(); got != image.Pt(320, 240) {
 				t.Errorf("frame size %v, want 320x240", got)
 			}
 		})
@@ -138,7 +141,7 @@ func TestCover(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Cover: %v", err)
 	}
-	if got := decodePNG(t, b).Bounds().Size(); got != image.Pt(64, 48) {
+	if got := decodeBMP(t, b).Bounds().Size(); got != image.Pt(64, 48) {
 		t.Errorf("cover size %v, want 64x48", got)
 	}
 	if _, err := r.Frame(ctx, withCover); !errors.Is(err, ErrUnsupported) {
@@ -335,5 +338,107 @@ func TestLimits(t *testing.T) {
 				t.Errorf("100000 bytes of output: %v, want ErrTooLarge", err)
 			}
 		})
+	}
+}
+
+func TestStill(t *testing.T) {
+	r := newRunner(t, Options{})
+	dir := t.TempDir()
+	cover := writeCover(t, dir, 64, 48)
+	sine := []string{"-f", "lavfi", "-i", "sine=duration=2"}
+	cases := []struct {
+		name, kind string
+		args       []string
+	}{
+		{"clip.mkv", "frame", []string{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=2", "-f", "lavfi", "-i", "sine=duration=2", "-c:v", "mpeg4", "-c:a", "pcm_s16le"}},
+		{"with-cover.mp3", "cover", append(sine, "-i", cover, "-map", "0", "-map", "1",
+			"-c:a", "libmp3lame", "-c:v", "png", "-id3v2_version", "3", "-disposition:v", "attached_pic")},
+		{"plain.mp3", "waveform", append(sine, "-c:a", "libmp3lame")},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st, err := r.Still(context.Background(), generate(t, dir, c.name, c.args...), 50)
+			if err != nil {
+				t.Fatalf("Still: %v", err)
+			}
+			if st.Kind != c.kind {
+				t.Fatalf("Still kind %q, want %q", st.Kind, c.kind)
+			}
+			switch c.kind {
+			case "waveform":
+				if len(st.Peaks) != 50 || st.Image != nil {
+					t.Errorf("waveform: %d peaks and %d image bytes, want 50 and none", len(st.Peaks), len(st.Image))
+				}
+			default:
+				if st.Peaks != nil {
+					t.Errorf("%s has peaks", c.kind)
+				}
+				decodeBMP(t, st.Image)
+			}
+		})
+	}
+	if s := r.Stats(); s.Runs < 6 || s.MaxRSS <= 0 {
+		t.Errorf("Stats after 3 Still calls: %+v, want at least 6 runs and a peak RSS", s)
+	}
+}
+
+// TestMaxFrameSide: a frame larger than the square is scaled down keeping
+// its aspect ratio; a smaller one is left alone.
+func TestMaxFrameSide(t *testing.T) {
+	r := newRunner(t, Options{MaxFrameSide: 100})
+	dir := t.TempDir()
+	p := generate(t, dir, "wide.mp4", "-f", "lavfi", "-i", "testsrc=size=400x200:duration=1", "-c:v", "mpeg4")
+	b, err := r.Frame(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeBMP(t, b).Bounds().Size(); got != image.Pt(100, 50) {
+		t.Errorf("400x200 frame with MaxFrameSide 100: %v, want 100x50", got)
+	}
+	small := generate(t, dir, "small.mp4", "-f", "lavfi", "-i", "testsrc=size=64x32:duration=1", "-c:v", "mpeg4")
+	if b, err = r.Frame(context.Background(), small); err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeBMP(t, b).Bounds().Size(); got != image.Pt(64, 32) {
+		t.Errorf("64x32 frame: %v, want it unscaled", got)
+	}
+}
+
+// forgeDuration rewrites the total sample count in the STREAMINFO block of
+// the FLAC file at path so that it declares seconds of audio at rate Hz.
+func forgeDuration(t *testing.T, path string, seconds, rate int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 8+34 || string(b[:4]) != "fLaC" || b[4]&0x7f != 0 {
+		t.Fatalf("%s: not a FLAC file starting with STREAMINFO", path)
+	}
+	f := b[8+10 : 8+18] // sample rate (20 bits), channels (3), bits (5), total samples (36)
+	v := binary.BigEndian.Uint64(f)&^(1<<36-1) | uint64(seconds*rate)
+	binary.BigEndian.PutUint64(f, v)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMaxDuration(t *testing.T) {
+	r := newRunner(t, Options{})
+	dir := t.TempDir()
+	silence := []string{"-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "1", "-c:a", "flac"}
+	long := generate(t, dir, "ten-hours.flac", silence...)
+	forgeDuration(t, long, 10*3600, 8000)
+	info, err := r.Probe(context.Background(), long)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Probe of a FLAC declaring 10 hours: %+v, %v, want ErrTooLarge", info, err)
+	}
+	if _, err := r.Still(context.Background(), long, 10); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Still of a FLAC declaring 10 hours: %v, want ErrTooLarge", err)
+	}
+	hour := generate(t, dir, "hour.flac", silence...)
+	forgeDuration(t, hour, 3600, 8000)
+	if info, err := r.Probe(context.Background(), hour); err != nil || info.Duration != time.Hour {
+		t.Errorf("Probe of a FLAC declaring an hour: %+v, %v, want 1h0m0s", info, err)
 	}
 }
