@@ -98,6 +98,17 @@ type Thumbnails struct {
 	MaxBytes  int64 `toml:"max_bytes"`
 	// MaxDimension caps a requested width or height.
 	MaxDimension int `toml:"max_dimension"`
+	// FFmpeg is the ffmpeg binary (a name looked up in PATH, or a path)
+	// that thumbnails video, audio and AVIF; empty turns that off.
+	// FFprobe is its ffprobe; empty means the one beside FFmpeg.
+	FFmpeg  string `toml:"ffmpeg"`
+	FFprobe string `toml:"ffprobe"`
+	// Each ffmpeg or ffprobe child: wall time, CPU seconds, address space.
+	FFmpegTimeout    Duration `toml:"ffmpeg_timeout"`
+	FFmpegCPUSeconds int      `toml:"ffmpeg_cpu_seconds"`
+	FFmpegMemory     int64    `toml:"ffmpeg_memory_bytes"`
+	// MaxMediaDuration refuses video and audio declaring more (413).
+	MaxMediaDuration Duration `toml:"max_media_duration"`
 }
 
 // ThumbnailSize is one [[thumbnails.sizes]] entry.
@@ -224,10 +235,15 @@ func Default() Config {
 			Sizes: []ThumbnailSize{
 				{32, 32, "crop"}, {96, 96, "crop"}, {320, 240, "scale"}, {640, 480, "scale"}, {800, 600, "scale"},
 			},
-			MemoryBudget: 512 << 20,
-			MaxPixels:    32_000_000,
-			MaxBytes:     64 << 20,
-			MaxDimension: 1600,
+			MemoryBudget:     512 << 20,
+			MaxPixels:        32_000_000,
+			MaxBytes:         64 << 20,
+			MaxDimension:     1600,
+			FFmpeg:           "ffmpeg",
+			FFmpegTimeout:    Duration{20 * time.Second},
+			FFmpegCPUSeconds: 15,
+			FFmpegMemory:     1 << 30,
+			MaxMediaDuration: Duration{4 * time.Hour},
 		},
 		Storage:     Storage{GCGrace: Duration{time.Hour}, GCInterval: Duration{time.Hour}},
 		URLPreviews: defaultURLPreviews(),
@@ -501,6 +517,18 @@ func (t Thumbnails) validate() error {
 	}
 	if t.MaxDimension <= 0 {
 		return bad("must be positive", "thumbnails", "max_dimension")
+	}
+	if t.FFmpegTimeout.Duration <= 0 {
+		return bad("must be positive", "thumbnails", "ffmpeg_timeout")
+	}
+	if t.FFmpegCPUSeconds <= 0 {
+		return bad("must be positive", "thumbnails", "ffmpeg_cpu_seconds")
+	}
+	if t.FFmpegMemory < 64<<20 {
+		return bad("must be at least 64 MiB", "thumbnails", "ffmpeg_memory_bytes")
+	}
+	if t.MaxMediaDuration.Duration <= 0 {
+		return bad("must be positive", "thumbnails", "max_media_duration")
 	}
 	for _, z := range t.Sizes {
 		if z.Width <= 0 || z.Height <= 0 || (z.Method != "crop" && z.Method != "scale") {

@@ -136,6 +136,10 @@ var validateRules = []validateRule{
 	{"thumbnails.max_pixels zero", func(c *Config) { c.Thumbnails.MaxPixels = 0 }, "thumbnails.max_pixels: must be positive"},
 	{"thumbnails.max_bytes zero", func(c *Config) { c.Thumbnails.MaxBytes = 0 }, "thumbnails.max_bytes: must be positive"},
 	{"thumbnails.max_dimension zero", func(c *Config) { c.Thumbnails.MaxDimension = 0 }, "thumbnails.max_dimension: must be positive"},
+	{"thumbnails.ffmpeg_timeout zero", func(c *Config) { c.Thumbnails.FFmpegTimeout.Duration = 0 }, "thumbnails.ffmpeg_timeout: must be positive"},
+	{"thumbnails.ffmpeg_cpu_seconds zero", func(c *Config) { c.Thumbnails.FFmpegCPUSeconds = 0 }, "thumbnails.ffmpeg_cpu_seconds: must be positive"},
+	{"thumbnails.ffmpeg_memory_bytes small", func(c *Config) { c.Thumbnails.FFmpegMemory = 1 << 20 }, "thumbnails.ffmpeg_memory_bytes: must be at least 64 MiB"},
+	{"thumbnails.max_media_duration negative", func(c *Config) { c.Thumbnails.MaxMediaDuration.Duration = -time.Second }, "thumbnails.max_media_duration: must be positive"},
 	{"thumbnails.sizes zero width", func(c *Config) { c.Thumbnails.Sizes[1].Width = 0 }, `thumbnails.sizes: want width > 0, height > 0, method crop or scale; got 0x96 "crop"`},
 	{"thumbnails.sizes zero height", func(c *Config) { c.Thumbnails.Sizes[2].Height = 0 }, `thumbnails.sizes: want width > 0, height > 0, method crop or scale; got 320x0 "scale"`},
 	{"thumbnails.sizes unknown method", func(c *Config) { c.Thumbnails.Sizes[4].Method = "fit" }, `thumbnails.sizes: want width > 0, height > 0, method crop or scale; got 800x600 "fit"`},
@@ -216,6 +220,8 @@ var keysWithoutRules = map[string]string{
 	"gdpr.self_service":             "a bool",
 	"homeserver.signing_key":        "any path; the file is read and checked when the server starts",
 	"replication.tls_ca":            "any path; the file is read and checked when the server starts",
+	"thumbnails.ffmpeg":             "a name or path; looked up when the server starts, and a missing binary turns video thumbnails off with a warning",
+	"thumbnails.ffprobe":            "a name or path; looked up when the server starts, as ffmpeg",
 	"replication.secret_file":       "any path; the file is read and checked when the server starts (listen and primary need it)",
 }
 

@@ -125,6 +125,12 @@ type Runner struct {
 	children  atomic.Int64
 }
 
+// Paths returns the ffmpeg and ffprobe binaries the Runner runs.
+func (r *Runner) Paths() (ffmpegPath, ffprobePath string) { return r.ffmpeg, r.ffprobe }
+
+// Options returns the Runner's options, defaults applied.
+func (r *Runner) Options() Options { return r.opts }
+
 // Available looks up the ffmpeg and ffprobe binaries of o (defaults applied)
 // and returns their paths, or an error naming the one missing.
 func Available(o Options) (ffmpegPath, ffprobePath string, err error) {

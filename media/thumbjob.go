@@ -171,7 +171,7 @@ func (s *Store) runJob(j *thumbJob) error {
 		reqs[i] = sl.req
 	}
 	last := s.opts.Now() // each size's time runs from the end of the previous one
-	src, release, err := s.loadSource(ctx, j.rec, func(info thumbgen.Info) int64 { return thumbgen.DecodeMemoryAll(info, reqs) })
+	src, release, err := s.loadThumbSource(ctx, j.rec, func(info thumbgen.Info) int64 { return thumbgen.DecodeMemoryAll(info, reqs) })
 	if errors.Is(err, thumbgen.ErrTooLarge) && len(todo) > 1 {
 		return s.makeEachSize(j.rec, todo) // the set is over the budget; a size alone may not be
 	}
@@ -182,7 +182,7 @@ func (s *Store) runJob(j *thumbJob) error {
 	var shared error
 	// A size a client is waiting for is made first; each is stored and
 	// handed to its waiters as soon as it is made.
-	thumbgen.GenerateEach(src, reqs, t.opts.Limits, func(left []int) int {
+	src.generateEach(reqs, t.opts.Limits, func(left []int) int {
 		return mostAwaited(todo, left)
 	}, func(i int, o thumbgen.Outcome) {
 		tr, err := Thumbnail{}, o.Err
@@ -191,7 +191,7 @@ func (s *Store) runJob(j *thumbJob) error {
 			if t.hookMade != nil {
 				t.hookMade(todo[i].spec)
 			}
-			tr, err = s.storeThumbnail(ctx, j.rec, todo[i].spec, src, o.Result)
+			tr, err = s.storeThumbnail(ctx, j.rec, todo[i].spec, src.own(), o.Result)
 		}
 		last = s.opts.Now()
 		if err != nil && failsEverySize(thumbnailErr(err)) {

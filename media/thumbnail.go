@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mxcas/mxcas/cas"
+	"github.com/mxcas/mxcas/ffmpeg"
 	"github.com/mxcas/mxcas/index"
 	"github.com/mxcas/mxcas/thumbgen"
 )
@@ -51,6 +52,11 @@ type ThumbnailOptions struct {
 	Limits       thumbgen.Limits
 	// Disabled turns the background generation off (requests still work).
 	Disabled bool
+	// FFmpeg, when set, thumbnails video, audio and AVIF (avContent) from
+	// a frame, the cover art or a waveform it makes of a verified copy of
+	// the media; each such job holds a worker and its share of the memory
+	// budget like an image. nil: those are ErrCannotThumbnail.
+	FFmpeg *ffmpeg.Runner
 	// Observe, when set, is called after each thumbnail is generated (on
 	// request or pregenerated) with how long making it took: its read and
 	// decode of the source, or its share of one shared by several sizes,
@@ -187,7 +193,10 @@ func (s *Store) stopThumbnailer() {
 // its sizes join it from now on.
 func (s *Store) enqueueThumbnails(rec Media) {
 	t := s.thumbs
-	if t.opts.Disabled || !strings.HasPrefix(strings.ToLower(rec.ContentType), "image/") {
+	if t.opts.Disabled {
+		return
+	}
+	if !strings.HasPrefix(strings.ToLower(rec.ContentType), "image/") && (t.opts.FFmpeg == nil || !avContent(rec.ContentType)) {
 		return
 	}
 	t.mu.Lock()
@@ -330,17 +339,17 @@ func (s *Store) makeThumbnail(rec Media, req thumbgen.Request, spec string) (Thu
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := s.opts.Now()
-	src, release, err := s.loadSource(ctx, rec, func(info thumbgen.Info) int64 { return thumbgen.DecodeMemory(info, req) })
+	src, release, err := s.loadThumbSource(ctx, rec, func(info thumbgen.Info) int64 { return thumbgen.DecodeMemory(info, req) })
 	if err != nil {
 		return Thumbnail{}, err
 	}
 	defer release()
-	res, err := thumbgen.Generate(src, req, t.opts.Limits)
+	res, err := src.generate(req, t.opts.Limits)
 	if err != nil {
 		return Thumbnail{}, err
 	}
 	t.madeOne(s.opts.Now().Sub(start))
-	return s.storeThumbnail(ctx, rec, spec, src, res)
+	return s.storeThumbnail(ctx, rec, spec, src.own(), res)
 }
 
 // madeOne counts a thumbnail generated, which took took.
@@ -447,8 +456,9 @@ func readRest(head []byte, r io.Reader, size int64) ([]byte, error) {
 	return src, nil
 }
 
-// storeThumbnail stores res, made from src (rec's content), as rec's
-// thumbnail spec: its object (src's own when res is src unchanged), its
+// storeThumbnail stores res, made from src (rec's content, or nil when
+// made from something else), as rec's thumbnail spec: its object (src's
+// own when res is src unchanged), its
 // manifest when new, and its thumbnail record, committed in one batch.
 func (s *Store) storeThumbnail(ctx context.Context, rec Media, spec string, src []byte, res thumbgen.Result) (Thumbnail, error) {
 	tr := Thumbnail{Size: int64(len(res.Data)), ContentType: res.ContentType, Width: res.Width, Height: res.Height}

@@ -60,7 +60,7 @@ func (req ThumbnailRequest) thumbgen() thumbgen.Request {
 	return thumbgen.Request{Width: req.Width, Height: req.Height, Method: req.Method, Animated: req.Animated}
 }
 
-// thumbnailErr translates thumbgen's errors at this package's boundary:
+// thumbnailErr translates thumbgen's (and ffmpeg's) errors at this package's boundary:
 // the result wraps a media sentinel (and still thumbgen's, for detail).
 func thumbnailErr(err error) error {
 	switch {
@@ -73,5 +73,5 @@ func thumbnailErr(err error) error {
 	case errors.Is(err, thumbgen.ErrUnsupported), errors.Is(err, thumbgen.ErrCorrupt):
 		return fmt.Errorf("%w: %w", ErrCannotThumbnail, err)
 	}
-	return err
+	return ffmpegErr(err)
 }

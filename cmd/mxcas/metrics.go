@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mxcas/mxcas/config"
+	"github.com/mxcas/mxcas/ffmpeg"
 	"github.com/mxcas/mxcas/httpapi"
 	"github.com/mxcas/mxcas/media"
 )
@@ -101,6 +102,20 @@ func (m *metrics) observeThumbnail(took time.Duration) { m.thumbTime.Observe(too
 // watch adds the collector of st's and api's counters.
 func (m *metrics) watch(st *media.Store, api *httpapi.API) {
 	m.reg.MustRegister(&storeCollector{st: st, api: api})
+}
+
+// watchFFmpeg adds the counters of the thumbnailer's ffmpeg children.
+func (m *metrics) watchFFmpeg(r *ffmpeg.Runner) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mxcas_ffmpeg_children_total",
+			Help: "ffmpeg and ffprobe children run for video, audio and AVIF thumbnails.",
+		}, func() float64 { return float64(r.Stats().Runs) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mxcas_ffmpeg_child_max_rss_bytes",
+			Help: "The largest peak resident set of one ffmpeg or ffprobe child since the start.",
+		}, func() float64 { return float64(r.Stats().MaxRSS) }),
+	)
 }
 
 // storeCollector reads media.Store.Stats and httpapi.API.Stats at each

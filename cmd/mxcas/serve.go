@@ -134,6 +134,9 @@ func serveWith(ctx context.Context, cfg config.Config, logger *slog.Logger, hook
 	repl.setAPI(as.api)
 	if m != nil {
 		m.watch(st, as.api) // the store's metrics appear from here on
+		if mo.Thumbnails.FFmpeg != nil {
+			m.watchFFmpeg(mo.Thumbnails.FFmpeg)
+		}
 	}
 	if hooks.ready != nil {
 		hooks.ready(as.addr)
@@ -185,6 +188,7 @@ func serveOptions(cfg config.Config, logger *slog.Logger) (httpapi.Options, medi
 		return opts, mo, nil, err
 	}
 	mo.Create = true // only serve creates a store (in a missing or empty data_dir)
+	mo.Thumbnails.FFmpeg = ffmpegRunner(cfg.Thumbnails, logger)
 	if mo.Previews, err = previewer(cfg.URLPreviews, logger); err != nil {
 		return opts, mo, nil, err
 	}

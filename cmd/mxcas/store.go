@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"github.com/mxcas/mxcas/config"
+	"github.com/mxcas/mxcas/ffmpeg"
 	"github.com/mxcas/mxcas/media"
 	"github.com/mxcas/mxcas/thumbgen"
 )
@@ -73,6 +75,41 @@ func mediaOptions(cfg config.Config, logger *slog.Logger) (media.Options, error)
 		}
 	}
 	return o, nil
+}
+
+// ffmpegRunner is the runner of [thumbnails] ffmpeg for video, audio and
+// AVIF thumbnails, or nil, logged, when the key is empty or a binary is
+// not found (those media are then "cannot thumbnail").
+func ffmpegRunner(t config.Thumbnails, logger *slog.Logger) *ffmpeg.Runner {
+	if t.FFmpeg == "" {
+		logger.Info("video and audio thumbnails are off: [thumbnails] ffmpeg is empty")
+		return nil
+	}
+	probe := t.FFprobe
+	if probe == "" {
+		probe = "ffprobe"
+		if strings.ContainsRune(t.FFmpeg, filepath.Separator) {
+			probe = filepath.Join(filepath.Dir(t.FFmpeg), "ffprobe")
+		}
+	}
+	r, err := ffmpeg.New(ffmpeg.Options{
+		Path:           t.FFmpeg,
+		ProbePath:      probe,
+		Timeout:        t.FFmpegTimeout.Duration,
+		MaxCPUSeconds:  t.FFmpegCPUSeconds,
+		MaxMemoryBytes: t.FFmpegMemory,
+		MaxPixels:      t.MaxPixels,
+		MaxDuration:    t.MaxMediaDuration.Duration,
+		MaxFrameSide:   max(ffmpeg.DefaultMaxFrameSide, t.MaxDimension),
+	})
+	if err != nil {
+		logger.Warn("video and audio thumbnails are off: ffmpeg not found (apt-get install ffmpeg)", "err", err)
+		return nil
+	}
+	mp, pp := r.Paths()
+	logger.Info("video, audio and AVIF thumbnails through ffmpeg", "ffmpeg", mp, "ffprobe", pp,
+		"timeout", t.FFmpegTimeout.Duration, "cpu_seconds", t.FFmpegCPUSeconds, "memory_bytes", t.FFmpegMemory)
+	return r
 }
 
 // thumbnailSizes turns [[thumbnails.sizes]] into the store's sizes.
