@@ -44,6 +44,9 @@ var (
 	ErrTimeout = errors.New("ffmpeg: timed out")
 )
 
+// errNoFrame: ffmpeg ran to the end without a frame to hand back.
+var errNoFrame = fmt.Errorf("%w: no frame decoded", ErrUnsupported)
+
 // Defaults for Options' zero fields.
 const (
 	DefaultTimeout          = 20 * time.Second
@@ -254,8 +257,16 @@ func (r *Runner) Frame(ctx context.Context, path string) ([]byte, error) {
 	return r.frame(ctx, path, info)
 }
 
+// frame takes the frame at min(1 s, 10% of the duration), or the first
+// one when there is none there (a video stream shorter than the file's
+// duration, which its audio sets).
 func (r *Runner) frame(ctx context.Context, path string, info *Info) ([]byte, error) {
-	return r.still(ctx, path, info.Video.Index, min(time.Second, info.Duration/10))
+	at := min(time.Second, info.Duration/10)
+	b, err := r.still(ctx, path, info.Video.Index, at)
+	if errors.Is(err, errNoFrame) && at > 0 {
+		b, err = r.still(ctx, path, info.Video.Index, 0)
+	}
+	return b, err
 }
 
 // Cover returns the attached picture (cover art) of the file at path as a
@@ -344,7 +355,7 @@ func (r *Runner) still(ctx context.Context, path string, stream int, at time.Dur
 		return nil, err
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: no frame decoded", ErrUnsupported)
+		return nil, errNoFrame
 	}
 	return out, nil
 }

@@ -442,3 +442,23 @@ func TestMaxDuration(t *testing.T) {
 		t.Errorf("Probe of a FLAC declaring an hour: %+v, %v, want 1h0m0s", info, err)
 	}
 }
+
+// TestFrameShortVideo: a video stream shorter than the point Frame seeks to
+// (the audio makes the file longer) gives its first frame rather than none.
+func TestFrameShortVideo(t *testing.T) {
+	r := newRunner(t, Options{})
+	dir := t.TempDir()
+	p := generate(t, dir, "short-video.mkv", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=0.2",
+		"-f", "lavfi", "-i", "sine=duration=20", "-c:v", "mpeg4", "-c:a", "pcm_s16le")
+	info, err := r.Probe(context.Background(), p)
+	if err != nil || info.Duration < 10*time.Second {
+		t.Fatalf("Probe: %+v, %v; want the audio's 20 s", info, err)
+	}
+	b, err := r.Frame(context.Background(), p)
+	if err != nil {
+		t.Fatalf("Frame: %v", err)
+	}
+	if got := decodeBMP(t, b).Bounds().Size(); got != image.Pt(64, 48) {
+		t.Errorf("frame %v, want 64x48", got)
+	}
+}
