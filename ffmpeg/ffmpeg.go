@@ -433,7 +433,8 @@ func (r *Runner) run(ctx context.Context, bin string, args ...string) ([]byte, e
 			strconv.Itoa(r.opts.MaxCPUSeconds), strconv.FormatInt(r.opts.MaxMemoryBytes/1024, 10),
 			bin}, args...)...)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a server killed outright takes its children with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C"}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
