@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"golang.org/x/image/bmp"
+	"golang.org/x/sys/unix"
 )
 
 // newRunner returns a Runner over the installed ffmpeg, or skips the test
@@ -460,5 +461,62 @@ func TestFrameShortVideo(t *testing.T) {
 	}
 	if got := decodeBMP(t, b).Bounds().Size(); got != image.Pt(64, 48) {
 		t.Errorf("frame %v, want 64x48", got)
+	}
+}
+
+// TestChildDiesWithServer runs a Runner in a helper process (this test
+// binary again) whose ffprobe hangs, kills the helper with SIGKILL, and
+// waits (pidfd, no polling) for the child to end: Pdeathsig takes it along.
+func TestChildDiesWithServer(t *testing.T) {
+	if fifo := os.Getenv("MXCAS_FFMPEG_HELPER_FIFO"); fifo != "" {
+		r, err := New(Options{ProbePath: os.Getenv("MXCAS_FFMPEG_HELPER_PROBE"), Timeout: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Frame(context.Background(), "/nonexistent.mp4")
+		t.Fatalf("Frame returned %v: the parent should have been killed first", err)
+	}
+	newRunner(t, Options{})
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pid")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	slow := filepath.Join(dir, "slow-ffprobe")
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\necho $$ > "+fifo+"\nexec sleep 1000\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	helper := exec.Command(os.Args[0], "-test.run=^TestChildDiesWithServer$")
+	helper.Env = append(os.Environ(), "MXCAS_FFMPEG_HELPER_FIFO="+fifo, "MXCAS_FFMPEG_HELPER_PROBE="+slow)
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(fifo) // blocks until the child tells its pid
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("pid %q: %v", b, err)
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatalf("pidfd_open(%d): %v", pid, err)
+	}
+	defer unix.Close(fd)
+	if err := helper.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = helper.Wait()
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 60_000)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || n != 1 {
+			t.Fatalf("child %d still running a minute after its parent was killed (poll %d, %v)", pid, n, err)
+		}
+		break
 	}
 }
