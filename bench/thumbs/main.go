@@ -38,6 +38,24 @@
 //	cp x/usr/share/wallpapers/Flow/contents/images_dark/5120x2880.jpg /tmp/photos/FlowDark.jpg
 //	cp x/usr/share/backgrounds/mate/abstract/Elephants_3840x2160.jpg /tmp/photos/
 //
+// With -av it measures video and audio thumbnails, made through ffmpeg
+// children. Once, ffmpeg makes from lavfi sources a 1080p 60 s H.264 MP4
+// (testsrc2 at 30 fps, libx264 veryfast, yuv420p, AAC audio) and a 60 s MP3
+// without cover art (a waveform thumbnail), kept in DIR for later
+// invocations. Every upload is one of them remuxed (streams copied) with a
+// comment tag of its own, so nothing is stored for it. For each file and
+// run, a fresh server with pregeneration off gets two uploads: on the first
+// it times the first 320x240 scale thumbnail (which runs ffprobe and
+// ffmpeg) and the same request again (stored), on the second the same for
+// the 96x96 crop; then it reads the largest peak RSS of one ffmpeg child
+// (mxcas_ffmpeg_child_max_rss_bytes, from the metrics listener) and the
+// server's VmHWM. Last in each run, a fresh server with pregeneration on
+// gets each file and is asked for the 320x240 scale as soon as the upload
+// is answered, which joins the pregeneration job. Each thumbnail must
+// decode to a size that fits.
+//
+//	go run ./bench/thumbs -dir /tmp/thumbs -av [-runs 1]
+//
 // The server's log goes to DIR/mxcas.log.
 package main
 
@@ -110,8 +128,14 @@ func main() {
 	n := flag.Int("n", 20, "distinct thumbnails of each kind per run")
 	runs := flag.Int("runs", 1, "repetitions of each measurement; the median is reported")
 	photos := flag.String("photos", "", "measure instead the first thumbnail of each 5-16 MP JPEG in this directory")
+	av := flag.Bool("av", false, "measure instead the thumbnails of a 1080p 60 s MP4 and a 60 s MP3 (through ffmpeg)")
 	flag.Parse()
-	command.CheckArgs(*dir != "" && *n >= 1 && *runs >= 1)
+	command.CheckArgs(*dir != "" && *n >= 1 && *runs >= 1 && !(*av && *photos != ""))
+	if *av {
+		cfg := config{dir: command.WorkDir(*dir), runs: *runs}
+		command.Run(func(ctx context.Context) error { return runAV(ctx, cfg) })
+		return
+	}
 	if *photos != "" {
 		cfg := config{dir: command.WorkDir(*dir), runs: *runs}
 		command.Run(func(ctx context.Context) error { return runFirst(ctx, cfg, *photos) })
@@ -251,19 +275,28 @@ func makePhoto() ([]byte, error) {
 // thumbnail asks for a w x h thumbnail by method and checks the answer as
 // fetchThumbnail does, and that its header gives a size that fits.
 func thumbnail(ctx context.Context, t *target.Target, path, method string, w, h int) error {
+	_, err := timedThumbnail(ctx, t, path, method, w, h)
+	return err
+}
+
+// timedThumbnail is thumbnail, returning the time from sending the request
+// to the answer's last byte.
+func timedThumbnail(ctx context.Context, t *target.Target, path, method string, w, h int) (time.Duration, error) {
 	q := thumbnailQuery(path, method, w, h)
+	t0 := time.Now()
 	body, err := fetchThumbnail(ctx, t, q)
+	elapsed := time.Since(t0)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ic, format, err := image.DecodeConfig(bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("GET %s: %d bytes: %w", q, len(body), err)
+		return 0, fmt.Errorf("GET %s: %d bytes: %w", q, len(body), err)
 	}
 	if !fits(method, w, h, ic.Width, ic.Height) {
-		return fmt.Errorf("GET %s: a %dx%d %s", q, ic.Width, ic.Height, format)
+		return 0, fmt.Errorf("GET %s: a %dx%d %s", q, ic.Width, ic.Height, format)
 	}
-	return nil
+	return elapsed, nil
 }
 
 // thumbnailQuery returns the thumbnail request of media path for a w x h
