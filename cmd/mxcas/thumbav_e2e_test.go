@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"context"
 	"image"
-	"image/color"
 	"image/gif"
-	_ "image/jpeg" // image.DecodeConfig of JPEG thumbnails
-	"image/png"
+	_ "image/jpeg" // image.DecodeConfig of the thumbnails
+	_ "image/png"
 	"io"
 	"net/http"
 	"os"
@@ -19,51 +18,18 @@ import (
 
 	"github.com/mxcas/mxcas/config"
 	"github.com/mxcas/mxcas/matrix"
+	"github.com/mxcas/mxcas/testkit"
 )
 
 // These tests run serve in this process (startE2E calls serve in a
 // goroutine), so every ffmpeg, ffprobe or prlimit the thumbnailer starts
 // is a child of the test process: avChildren finds one left behind.
 
-// needFFmpeg skips the test when ffmpeg or ffprobe is missing, unless
-// MXCAS_REQUIRE_FFMPEG is set (as ffmpeg's own tests do).
-func needFFmpeg(t *testing.T) {
-	t.Helper()
-	for _, name := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(name); err != nil {
-			if os.Getenv("MXCAS_REQUIRE_FFMPEG") != "" {
-				t.Fatalf("ffmpeg required: %v", err)
-			}
-			t.Skipf("skipped: %s not installed (apt-get install ffmpeg): %v", name, err)
-		}
-	}
-}
-
-// ffmpegHas reports whether this ffmpeg has the encoder.
-func ffmpegHas(t *testing.T, encoder string) bool {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output()
-	if err != nil {
-		t.Fatalf("ffmpeg -encoders: %v", err)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && f[1] == encoder {
-			return true
-		}
-	}
-	return false
-}
-
 // makeMedia runs ffmpeg with args (inputs, codecs) writing dir/name and
 // returns the file's bytes.
 func makeMedia(t *testing.T, dir, name string, args ...string) []byte {
 	t.Helper()
-	p := filepath.Join(dir, name)
-	cmd := exec.Command("ffmpeg", append(append([]string{"-nostdin", "-v", "error", "-y"}, args...), p)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make %s: %v\n%s", name, err, out)
-	}
-	b, err := os.ReadFile(p)
+	b, err := os.ReadFile(testkit.FFmpegMake(t, dir, name, args...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +41,7 @@ func makeMedia(t *testing.T, dir, name string, args ...string) []byte {
 func testClip(t *testing.T, dir string) []byte {
 	t.Helper()
 	codec := []string{"-c:v", "mpeg4"}
-	if ffmpegHas(t, "libx264") {
+	if testkit.FFmpegHas(t, "libx264") {
 		codec = []string{"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"}
 	}
 	return makeMedia(t, dir, "clip.mp4", append([]string{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=2"}, codec...)...)
@@ -165,26 +131,6 @@ func wantThumb(t *testing.T, r *e2eResp, want avThumb) {
 	}
 }
 
-// coverPNG is a w×h PNG for cover art.
-func coverPNG(t *testing.T, dir string, w, h int) string {
-	t.Helper()
-	m := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			m.Set(x, y, color.RGBA{uint8(x * 4), uint8(y * 4), 200, 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, m); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "cover.png")
-	if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // TestThumbnailAVE2E: video (MP4 H.264, WebM VP9, MOV), audio (MP3 with
 // and without cover art, Opus) and an animated WebP, uploaded as a client
 // does with their real Content-Type, give thumbnails of the right type and
@@ -193,7 +139,7 @@ func coverPNG(t *testing.T, dir string, w, h int) string {
 // is an animated GIF, animated=false or absent a still; the ffmpeg metrics
 // moved.
 func TestThumbnailAVE2E(t *testing.T) {
-	needFFmpeg(t)
+	testkit.NeedFFmpeg(t)
 	dir := t.TempDir()
 	tone := []string{"-f", "lavfi", "-i", "sine=frequency=440:duration=2"}
 	video := []string{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=2"}
@@ -221,7 +167,7 @@ func TestThumbnailAVE2E(t *testing.T) {
 		{"clip.mp4", "video/mp4", testClip(t, dir), frame},
 		{"clip.mov", "video/quicktime", makeMedia(t, dir, "clip.mov", append(video, "-c:v", "mpeg4")...), frame},
 		{"tone.mp3", "audio/mpeg", makeMedia(t, dir, "tone.mp3", append(tone, "-c:a", "libmp3lame")...), waveform},
-		{"cover.mp3", "audio/mpeg", makeMedia(t, dir, "cover.mp3", append(tone, "-i", coverPNG(t, dir, 64, 48),
+		{"cover.mp3", "audio/mpeg", makeMedia(t, dir, "cover.mp3", append(tone, "-i", testkit.CoverPNG(t, dir, 64, 48),
 			"-map", "0", "-map", "1", "-c:a", "libmp3lame", "-c:v", "png", "-id3v2_version", "3", "-disposition:v", "attached_pic")...),
 			[]avThumb{
 				{query: "width=32&height=32&method=crop", ctype: "image/jpeg", w: 32, h: 32, compareAll: true},
@@ -235,7 +181,7 @@ func TestThumbnailAVE2E(t *testing.T) {
 			{query: "width=32&height=32&method=crop", ctype: "image/jpeg", w: 32, h: 32},
 		}},
 	}
-	if ffmpegHas(t, "libvpx-vp9") {
+	if testkit.FFmpegHas(t, "libvpx-vp9") {
 		cases = append(cases, struct {
 			name, ctype string
 			data        []byte
@@ -244,7 +190,7 @@ func TestThumbnailAVE2E(t *testing.T) {
 	} else {
 		t.Log("libvpx-vp9 missing: WebM left out")
 	}
-	if ffmpegHas(t, "libopus") {
+	if testkit.FFmpegHas(t, "libopus") {
 		cases = append(cases, struct {
 			name, ctype string
 			data        []byte
@@ -320,7 +266,7 @@ func TestThumbnailAVE2E(t *testing.T) {
 // ready and thumbnails an image, DATA/tmp holds no copy of a source and no
 // ffmpeg child of this process is left.
 func TestThumbnailAVHostileE2E(t *testing.T) {
-	needFFmpeg(t)
+	testkit.NeedFFmpeg(t)
 	dir := t.TempDir()
 
 	// The scan finds a child left running: an ffmpeg of ours waiting on its
@@ -402,7 +348,7 @@ func TestThumbnailAVHostileE2E(t *testing.T) {
 // thumbnail" (400 M_UNKNOWN) as it was before ffmpeg; a missing binary is
 // a warning naming ffmpeg in the log.
 func TestThumbnailAVOffE2E(t *testing.T) {
-	needFFmpeg(t) // to make the clip
+	testkit.NeedFFmpeg(t) // to make the clip
 	clip := testClip(t, t.TempDir())
 	for _, c := range []struct {
 		name, ffmpeg string
@@ -431,7 +377,7 @@ func TestThumbnailAVOffE2E(t *testing.T) {
 // has its configured sizes made in the background from one still; asking
 // for them then makes nothing and runs no ffmpeg.
 func TestThumbnailAVPregenerateE2E(t *testing.T) {
-	needFFmpeg(t)
+	testkit.NeedFFmpeg(t)
 	clip := testClip(t, t.TempDir())
 	s := startE2E(t, func(c *config.Config) {
 		c.Metrics = config.Metrics{Listen: "127.0.0.1:0"}
