@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"image"
-	"image/color"
-	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +17,8 @@ import (
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/mxcas/mxcas/testkit"
 )
 
 // newRunner returns a Runner over the installed ffmpeg, or skips the test
@@ -36,31 +36,6 @@ func newRunner(t *testing.T, o Options) *Runner {
 	return r
 }
 
-func hasEncoder(t *testing.T, name string) bool {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output()
-	if err != nil {
-		t.Fatalf("ffmpeg -encoders: %v", err)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && f[1] == name {
-			return true
-		}
-	}
-	return false
-}
-
-// generate runs ffmpeg with args (inputs, codecs) writing to dir/name and returns the path.
-func generate(t *testing.T, dir, name string, args ...string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	cmd := exec.Command("ffmpeg", append(append([]string{"-nostdin", "-v", "error", "-y"}, args...), p)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("generate %s: %v\n%s", name, err, out)
-	}
-	return p
-}
-
 func decodeBMP(t *testing.T, b []byte) image.Image {
 	t.Helper()
 	m, err := bmp.Decode(bytes.NewReader(b))
@@ -75,7 +50,7 @@ func TestFrame(t *testing.T) {
 	dir := t.TempDir()
 	video := []string{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=3"}
 	h264 := "mpeg4"
-	if hasEncoder(t, "libx264") {
+	if testkit.FFmpegHas(t, "libx264") {
 		h264 = "libx264"
 	}
 	cases := []struct {
@@ -86,7 +61,7 @@ func TestFrame(t *testing.T) {
 		{"clip.mov", append(video, "-c:v", "mpeg4")},
 		{"with-audio.mkv", append(append(video, "-f", "lavfi", "-i", "sine=duration=3"), "-c:v", "mpeg4", "-c:a", "pcm_s16le")},
 	}
-	if hasEncoder(t, "libvpx-vp9") {
+	if testkit.FFmpegHas(t, "libvpx-vp9") {
 		cases = append(cases, struct {
 			name string
 			args []string
@@ -96,7 +71,7 @@ func TestFrame(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := generate(t, dir, c.name, c.args...)
+			p := testkit.FFmpegMake(t, dir, c.name, c.args...)
 			b, err := r.Frame(context.Background(), p)
 			if err != nil {
 				t.Fatalf("Frame: %v", err)
@@ -108,34 +83,14 @@ func TestFrame(t *testing.T) {
 	}
 }
 
-// writeCover writes a w×h PNG cover and returns its path.
-func writeCover(t *testing.T, dir string, w, h int) string {
-	t.Helper()
-	m := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			m.Set(x, y, color.RGBA{uint8(x * 4), uint8(y * 4), 200, 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, m); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "cover.png")
-	if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func TestCover(t *testing.T) {
 	r := newRunner(t, Options{})
 	dir := t.TempDir()
-	cover := writeCover(t, dir, 64, 48)
+	cover := testkit.CoverPNG(t, dir, 64, 48)
 	sine := []string{"-f", "lavfi", "-i", "sine=duration=2"}
-	withCover := generate(t, dir, "with-cover.mp3", append(sine, "-i", cover, "-map", "0", "-map", "1",
+	withCover := testkit.FFmpegMake(t, dir, "with-cover.mp3", append(sine, "-i", cover, "-map", "0", "-map", "1",
 		"-c:a", "libmp3lame", "-c:v", "png", "-id3v2_version", "3", "-disposition:v", "attached_pic")...)
-	plain := generate(t, dir, "plain.mp3", append(sine, "-c:a", "libmp3lame")...)
+	plain := testkit.FFmpegMake(t, dir, "plain.mp3", append(sine, "-c:a", "libmp3lame")...)
 	ctx := context.Background()
 
 	b, err := r.Cover(ctx, withCover)
@@ -164,11 +119,11 @@ func TestCover(t *testing.T) {
 func TestWaveform(t *testing.T) {
 	r := newRunner(t, Options{})
 	dir := t.TempDir()
-	if !hasEncoder(t, "libopus") {
+	if !testkit.FFmpegHas(t, "libopus") {
 		t.Fatal("libopus encoder missing")
 	}
 	// One second of a sine (amplitude 1/8) then two of silence.
-	p := generate(t, dir, "tone.ogg", "-f", "lavfi", "-i", "sine=frequency=440:duration=1,apad=whole_dur=3",
+	p := testkit.FFmpegMake(t, dir, "tone.ogg", "-f", "lavfi", "-i", "sine=frequency=440:duration=1,apad=whole_dur=3",
 		"-c:a", "libopus")
 	peaks, err := r.Waveform(context.Background(), p, 30)
 	if err != nil {
@@ -199,7 +154,7 @@ func TestWaveform(t *testing.T) {
 		}
 	}
 
-	video := generate(t, dir, "silent.mp4", "-f", "lavfi", "-i", "testsrc=size=64x64:duration=1", "-c:v", "mpeg4")
+	video := testkit.FFmpegMake(t, dir, "silent.mp4", "-f", "lavfi", "-i", "testsrc=size=64x64:duration=1", "-c:v", "mpeg4")
 	if _, err := r.Waveform(context.Background(), video, 10); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("Waveform of a video without audio: %v, want ErrUnsupported", err)
 	}
@@ -221,7 +176,7 @@ func TestHostile(t *testing.T) {
 		return append(b, make([]byte, 1000)...)
 	}
 
-	mp4 := generate(t, dir, "whole.mp4", "-f", "lavfi", "-i", "testsrc=size=320x240:duration=2", "-c:v", "mpeg4")
+	mp4 := testkit.FFmpegMake(t, dir, "whole.mp4", "-f", "lavfi", "-i", "testsrc=size=320x240:duration=2", "-c:v", "mpeg4")
 	whole, err := os.ReadFile(mp4)
 	if err != nil {
 		t.Fatal(err)
@@ -345,7 +300,7 @@ func TestLimits(t *testing.T) {
 func TestStill(t *testing.T) {
 	r := newRunner(t, Options{})
 	dir := t.TempDir()
-	cover := writeCover(t, dir, 64, 48)
+	cover := testkit.CoverPNG(t, dir, 64, 48)
 	sine := []string{"-f", "lavfi", "-i", "sine=duration=2"}
 	cases := []struct {
 		name, kind string
@@ -358,7 +313,7 @@ func TestStill(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			st, err := r.Still(context.Background(), generate(t, dir, c.name, c.args...), 50)
+			st, err := r.Still(context.Background(), testkit.FFmpegMake(t, dir, c.name, c.args...), 50)
 			if err != nil {
 				t.Fatalf("Still: %v", err)
 			}
@@ -388,7 +343,7 @@ func TestStill(t *testing.T) {
 func TestMaxFrameSide(t *testing.T) {
 	r := newRunner(t, Options{MaxFrameSide: 100})
 	dir := t.TempDir()
-	p := generate(t, dir, "wide.mp4", "-f", "lavfi", "-i", "testsrc=size=400x200:duration=1", "-c:v", "mpeg4")
+	p := testkit.FFmpegMake(t, dir, "wide.mp4", "-f", "lavfi", "-i", "testsrc=size=400x200:duration=1", "-c:v", "mpeg4")
 	b, err := r.Frame(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
@@ -396,7 +351,7 @@ func TestMaxFrameSide(t *testing.T) {
 	if got := decodeBMP(t, b).Bounds().Size(); got != image.Pt(100, 50) {
 		t.Errorf("400x200 frame with MaxFrameSide 100: %v, want 100x50", got)
 	}
-	small := generate(t, dir, "small.mp4", "-f", "lavfi", "-i", "testsrc=size=64x32:duration=1", "-c:v", "mpeg4")
+	small := testkit.FFmpegMake(t, dir, "small.mp4", "-f", "lavfi", "-i", "testsrc=size=64x32:duration=1", "-c:v", "mpeg4")
 	if b, err = r.Frame(context.Background(), small); err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +383,7 @@ func TestMaxDuration(t *testing.T) {
 	r := newRunner(t, Options{})
 	dir := t.TempDir()
 	silence := []string{"-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "1", "-c:a", "flac"}
-	long := generate(t, dir, "ten-hours.flac", silence...)
+	long := testkit.FFmpegMake(t, dir, "ten-hours.flac", silence...)
 	forgeDuration(t, long, 10*3600, 8000)
 	info, err := r.Probe(context.Background(), long)
 	if !errors.Is(err, ErrTooLarge) {
@@ -437,7 +392,7 @@ func TestMaxDuration(t *testing.T) {
 	if _, err := r.Still(context.Background(), long, 10); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("Still of a FLAC declaring 10 hours: %v, want ErrTooLarge", err)
 	}
-	hour := generate(t, dir, "hour.flac", silence...)
+	hour := testkit.FFmpegMake(t, dir, "hour.flac", silence...)
 	forgeDuration(t, hour, 3600, 8000)
 	if info, err := r.Probe(context.Background(), hour); err != nil || info.Duration != time.Hour {
 		t.Errorf("Probe of a FLAC declaring an hour: %+v, %v, want 1h0m0s", info, err)
@@ -449,7 +404,7 @@ func TestMaxDuration(t *testing.T) {
 func TestFrameShortVideo(t *testing.T) {
 	r := newRunner(t, Options{})
 	dir := t.TempDir()
-	p := generate(t, dir, "short-video.mkv", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=0.2",
+	p := testkit.FFmpegMake(t, dir, "short-video.mkv", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=0.2",
 		"-f", "lavfi", "-i", "sine=duration=20", "-c:v", "mpeg4", "-c:a", "pcm_s16le")
 	info, err := r.Probe(context.Background(), p)
 	if err != nil || info.Duration < 10*time.Second {
