@@ -55,7 +55,7 @@ func toMatrix(err error) *matrixError {
 	case errors.As(err, &mbe), errors.Is(err, media.ErrTooLarge):
 		return errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "The upload is larger than this server allows")
 	case errors.Is(err, media.ErrThumbnailTooLarge):
-		return errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "The image is too large to thumbnail")
+		return errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "The media is too large to thumbnail")
 	case errors.Is(err, media.ErrMissingParam):
 		return errorf(http.StatusBadRequest, "M_MISSING_PARAM", "Missing %s", detail(err, media.ErrMissingParam))
 	case errors.Is(err, media.ErrBadParam):
