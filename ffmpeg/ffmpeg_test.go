@@ -442,3 +442,35 @@ func TestMaxDuration(t *testing.T) {
 		t.Errorf("Probe of a FLAC declaring an hour: %+v, %v, want 1h0m0s", info, err)
 	}
 }
+
+// TestFrameManyCPUs decodes a 1080p H.264 frame with ffmpeg's defaults set
+// as on a host of 16 CPUs or more (16 decoder threads, 64 filter threads),
+// within the default MaxMemoryBytes: the Runner keeps ffmpeg to one thread
+// (threads add address space, not speed, for one frame). Twenty frames:
+// frame threading allocates a frame per thread in flight.
+func TestFrameManyCPUs(t *testing.T) {
+	newRunner(t, Options{})
+	if !hasEncoder(t, "libx264") {
+		t.Skip("libx264 missing")
+	}
+	dir := t.TempDir()
+	ffmpegPath, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manyCPUs := filepath.Join(dir, "ffmpeg-16-cpus")
+	script := "#!/bin/sh\nexec " + ffmpegPath + " -threads 16 -filter_threads 64 \"$@\"\n"
+	if err := os.WriteFile(manyCPUs, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := newRunner(t, Options{Path: manyCPUs})
+	p := generate(t, dir, "hd.mp4", "-f", "lavfi", "-i", "testsrc=size=1920x1080:rate=25:duration=0.8",
+		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
+	b, err := r.Frame(context.Background(), p)
+	if err != nil {
+		t.Fatalf("Frame of 1080p H.264 with 16 decoder threads: %v", err)
+	}
+	if got := decodeBMP(t, b).Bounds().Size(); got != image.Pt(1920, 1080) {
+		t.Errorf("frame size %v, want 1920x1080", got)
+	}
+}
