@@ -10,17 +10,16 @@ import (
 	"image/png"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mxcas/mxcas/ffmpeg"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/testkit"
 	"github.com/mxcas/mxcas/thumbgen"
 )
 
@@ -30,47 +29,15 @@ import (
 func avRunner(t *testing.T, o ffmpeg.Options) *ffmpeg.Runner {
 	t.Helper()
 	r, err := ffmpeg.New(o)
-	if err != nil {
-		if os.Getenv("MXCAS_REQUIRE_FFMPEG") != "" {
-			t.Fatalf("ffmpeg required: %v", err)
-		}
-		t.Skipf("skipped: ffmpeg/ffprobe not installed (apt-get install ffmpeg): %v", err)
-	}
+	testkit.RequireFFmpeg(t, err)
 	return r
-}
-
-// avEncoders lists the installed ffmpeg's encoders, once.
-var avEncoders = sync.OnceValues(func() (map[string]bool, error) {
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output()
-	enc := make(map[string]bool)
-	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) > 1 {
-			enc[f[1]] = true
-		}
-	}
-	return enc, err
-})
-
-// avEncoder reports whether the installed ffmpeg has the encoder name.
-func avEncoder(t *testing.T, name string) bool {
-	t.Helper()
-	enc, err := avEncoders()
-	if err != nil {
-		t.Fatalf("ffmpeg -encoders: %v", err)
-	}
-	return enc[name]
 }
 
 // makeAV runs ffmpeg with args (inputs, codecs) writing dir/name and
 // returns the file's bytes.
 func makeAV(t *testing.T, dir, name string, args ...string) []byte {
 	t.Helper()
-	p := filepath.Join(dir, name)
-	cmd := exec.Command("ffmpeg", append(append([]string{"-nostdin", "-v", "error", "-y"}, args...), p)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make %s: %v\n%s", name, err, out)
-	}
-	b, err := os.ReadFile(p)
+	b, err := os.ReadFile(testkit.GenerateAV(t, dir, name, args...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +277,7 @@ func TestAVThumbnails(t *testing.T) {
 	onRequest := media.ThumbnailRequest{Width: 80, Height: 40, Method: thumbgen.Crop}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if !avEncoder(t, c.encoder) {
+			if !testkit.HasEncoder(t, c.encoder) {
 				t.Skipf("encoder %s missing: %s left out", c.encoder, c.name)
 			}
 			rec := uploadAs(t, s, "av"+strconv.Itoa(i), c.contentType, makeAV(t, dir, c.name, c.args...))
@@ -409,32 +376,6 @@ func TestAVWithoutFFmpeg(t *testing.T) {
 	}
 }
 
-// y4m is a raw video declaring w×h frames, with a little data.
-func y4m(w, h int) []byte {
-	b := []byte("YUV4MPEG2 W" + strconv.Itoa(w) + " H" + strconv.Itoa(h) + " F25:1 Ip A1:1 C420jpeg\nFRAME\n")
-	return append(b, make([]byte, 1000)...)
-}
-
-// forgeFLACDuration rewrites the total sample count in the STREAMINFO of
-// the FLAC file b (at rate Hz) to declare seconds of audio.
-func forgeFLACDuration(t *testing.T, b []byte, seconds, rate int) []byte {
-	t.Helper()
-	if len(b) < 8+34 || string(b[:4]) != "fLaC" || b[4]&0x7f != 0 {
-		t.Fatal("not a FLAC file starting with STREAMINFO")
-	}
-	b = bytes.Clone(b)
-	f := b[8+10 : 8+18] // sample rate (20 bits), channels (3), bits (5), total samples (36)
-	v := uint64(0)
-	for _, c := range f {
-		v = v<<8 | uint64(c)
-	}
-	v = v&^(1<<36-1) | uint64(seconds*rate)
-	for i := range f {
-		f[i] = byte(v >> (56 - 8*i))
-	}
-	return b
-}
-
 // TestAVHostile: hostile media is refused with the right class of error,
 // leaving no copy in DATA/tmp and no child behind, and the store serves
 // thumbnails afterwards.
@@ -445,8 +386,12 @@ func TestAVHostile(t *testing.T) {
 	mp4 := redMP4(t, dir)
 	// With its index first, a truncated MP4 probes fine and fails to decode.
 	faststart := makeAV(t, dir, "faststart.mp4", append(append(redVideo, h264...), "-movflags", "+faststart")...)
-	tenHours := forgeFLACDuration(t, makeAV(t, dir, "silence.flac",
-		"-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "1", "-c:a", "flac"), 10*3600, 8000)
+	flac := testkit.GenerateAV(t, dir, "silence.flac", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "1", "-c:a", "flac")
+	testkit.ForgeFLACDuration(t, flac, 10*3600, 8000)
+	tenHours, err := os.ReadFile(flac)
+	if err != nil {
+		t.Fatal(err)
+	}
 	streams := []string{"-f", "lavfi", "-i", "sine=duration=0.2"}
 	for range ffmpeg.DefaultMaxStreams + 4 {
 		streams = append(streams, "-map", "0:a")
@@ -460,9 +405,9 @@ func TestAVHostile(t *testing.T) {
 	}{
 		{"truncated mp4", "video/mp4", mp4[:len(mp4)/2], media.ErrCannotThumbnail},
 		{"truncated faststart mp4", "video/mp4", faststart[:len(faststart)/2], media.ErrCannotThumbnail},
-		{"60000x60000 y4m", "video/x-yuv4mpegpipe", y4m(60000, 60000), media.ErrCannotThumbnail},
-		{"60000x60000 y4m as mp4", "video/mp4", y4m(60000, 60000), media.ErrCannotThumbnail},
-		{"16000x16000 y4m", "video/x-yuv4mpegpipe", y4m(16000, 16000), media.ErrThumbnailTooLarge},
+		{"60000x60000 y4m", "video/x-yuv4mpegpipe", testkit.Y4M(60000, 60000), media.ErrCannotThumbnail},
+		{"60000x60000 y4m as mp4", "video/mp4", testkit.Y4M(60000, 60000), media.ErrCannotThumbnail},
+		{"16000x16000 y4m", "video/x-yuv4mpegpipe", testkit.Y4M(16000, 16000), media.ErrThumbnailTooLarge},
 		{"10-hour flac", "audio/flac", tenHours, media.ErrThumbnailTooLarge},
 		{"mkv of 20 streams", "video/x-matroska", manyStreams, media.ErrThumbnailTooLarge},
 		{"text as video", "video/mp4", []byte("not a video at all\n"), media.ErrCannotThumbnail},
