@@ -341,8 +341,16 @@ func (r *Runner) Stats() ChildStats {
 	return ChildStats{Runs: r.children.Load(), MaxRSS: r.maxRSS.Load()}
 }
 
+// oneThread keeps ffmpeg's decoder and filters to one thread each: by
+// default they start a thread per CPU (up to 16 for a decoder, unbounded
+// for filters), each with its stack and frame buffers, and on a host of
+// about ten CPUs or more a 1080p frame no longer decodes within the
+// default MaxMemoryBytes (TestFrameManyCPUs). One frame gains nothing from
+// frame threading.
+var oneThread = []string{"-filter_threads", "1", "-threads", "1"}
+
 func (r *Runner) still(ctx context.Context, path string, stream int, at time.Duration) ([]byte, error) {
-	args := []string{"-nostdin", "-v", "error", "-protocol_whitelist", "file,pipe"}
+	args := append([]string{"-nostdin", "-v", "error", "-protocol_whitelist", "file,pipe"}, oneThread...)
 	if at > 0 {
 		args = append(args, "-ss", strconv.FormatFloat(at.Seconds(), 'f', 3, 64))
 	}
@@ -379,10 +387,11 @@ func (r *Runner) Waveform(ctx context.Context, path string, columns int) ([]floa
 }
 
 func (r *Runner) waveform(ctx context.Context, path string, info *Info, columns int) ([]float32, error) {
-	out, err := r.run(ctx, r.ffmpeg, "-nostdin", "-v", "error", "-protocol_whitelist", "file,pipe",
+	args := append([]string{"-nostdin", "-v", "error", "-protocol_whitelist", "file,pipe"}, oneThread...)
+	out, err := r.run(ctx, r.ffmpeg, append(args,
 		"-t", strconv.FormatFloat(r.opts.MaxAudioDuration.Seconds(), 'f', 3, 64),
 		"-i", "file:"+path, "-map", "0:"+strconv.Itoa(info.Audio.Index),
-		"-ac", "1", "-ar", strconv.Itoa(r.opts.SampleRate), "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1")
+		"-ac", "1", "-ar", strconv.Itoa(r.opts.SampleRate), "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1")...)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package ffmpeg
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"image"
 	"os"
@@ -27,12 +26,7 @@ import (
 func newRunner(t *testing.T, o Options) *Runner {
 	t.Helper()
 	r, err := New(o)
-	if err != nil {
-		if os.Getenv("MXCAS_REQUIRE_FFMPEG") != "" {
-			t.Fatalf("ffmpeg required: %v", err)
-		}
-		t.Skipf("skipped: ffmpeg/ffprobe not installed (apt-get install ffmpeg): %v", err)
-	}
+	testkit.RequireFFmpeg(t, err)
 	return r
 }
 
@@ -50,7 +44,7 @@ func TestFrame(t *testing.T) {
 	dir := t.TempDir()
 	video := []string{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=3"}
 	h264 := "mpeg4"
-	if testkit.FFmpegHas(t, "libx264") {
+	if testkit.HasEncoder(t, "libx264") {
 		h264 = "libx264"
 	}
 	cases := []struct {
@@ -61,7 +55,7 @@ func TestFrame(t *testing.T) {
 		{"clip.mov", append(video, "-c:v", "mpeg4")},
 		{"with-audio.mkv", append(append(video, "-f", "lavfi", "-i", "sine=duration=3"), "-c:v", "mpeg4", "-c:a", "pcm_s16le")},
 	}
-	if testkit.FFmpegHas(t, "libvpx-vp9") {
+	if testkit.HasEncoder(t, "libvpx-vp9") {
 		cases = append(cases, struct {
 			name string
 			args []string
@@ -71,7 +65,7 @@ func TestFrame(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := testkit.FFmpegMake(t, dir, c.name, c.args...)
+			p := testkit.GenerateAV(t, dir, c.name, c.args...)
 			b, err := r.Frame(context.Background(), p)
 			if err != nil {
 				t.Fatalf("Frame: %v", err)
@@ -88,9 +82,9 @@ func TestCover(t *testing.T) {
 	dir := t.TempDir()
 	cover := testkit.CoverPNG(t, dir, 64, 48)
 	sine := []string{"-f", "lavfi", "-i", "sine=duration=2"}
-	withCover := testkit.FFmpegMake(t, dir, "with-cover.mp3", append(sine, "-i", cover, "-map", "0", "-map", "1",
+	withCover := testkit.GenerateAV(t, dir, "with-cover.mp3", append(sine, "-i", cover, "-map", "0", "-map", "1",
 		"-c:a", "libmp3lame", "-c:v", "png", "-id3v2_version", "3", "-disposition:v", "attached_pic")...)
-	plain := testkit.FFmpegMake(t, dir, "plain.mp3", append(sine, "-c:a", "libmp3lame")...)
+	plain := testkit.GenerateAV(t, dir, "plain.mp3", append(sine, "-c:a", "libmp3lame")...)
 	ctx := context.Background()
 
 	b, err := r.Cover(ctx, withCover)
@@ -119,11 +113,11 @@ func TestCover(t *testing.T) {
 func TestWaveform(t *testing.T) {
 	r := newRunner(t, Options{})
 	dir := t.TempDir()
-	if !testkit.FFmpegHas(t, "libopus") {
+	if !testkit.HasEncoder(t, "libopus") {
 		t.Fatal("libopus encoder missing")
 	}
 	// One second of a sine (amplitude 1/8) then two of silence.
-	p := testkit.FFmpegMake(t, dir, "tone.ogg", "-f", "lavfi", "-i", "sine=frequency=440:duration=1,apad=whole_dur=3",
+	p := testkit.GenerateAV(t, dir, "tone.ogg", "-f", "lavfi", "-i", "sine=frequency=440:duration=1,apad=whole_dur=3",
 		"-c:a", "libopus")
 	peaks, err := r.Waveform(context.Background(), p, 30)
 	if err != nil {
@@ -154,7 +148,7 @@ func TestWaveform(t *testing.T) {
 		}
 	}
 
-	video := testkit.FFmpegMake(t, dir, "silent.mp4", "-f", "lavfi", "-i", "testsrc=size=64x64:duration=1", "-c:v", "mpeg4")
+	video := testkit.GenerateAV(t, dir, "silent.mp4", "-f", "lavfi", "-i", "testsrc=size=64x64:duration=1", "-c:v", "mpeg4")
 	if _, err := r.Waveform(context.Background(), video, 10); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("Waveform of a video without audio: %v, want ErrUnsupported", err)
 	}
@@ -171,12 +165,8 @@ func TestHostile(t *testing.T) {
 		}
 		return p
 	}
-	y4m := func(w, h int) []byte {
-		b := []byte("YUV4MPEG2 W" + strconv.Itoa(w) + " H" + strconv.Itoa(h) + " F25:1 Ip A1:1 C420jpeg\nFRAME\n")
-		return append(b, make([]byte, 1000)...)
-	}
 
-	mp4 := testkit.FFmpegMake(t, dir, "whole.mp4", "-f", "lavfi", "-i", "testsrc=size=320x240:duration=2", "-c:v", "mpeg4")
+	mp4 := testkit.GenerateAV(t, dir, "whole.mp4", "-f", "lavfi", "-i", "testsrc=size=320x240:duration=2", "-c:v", "mpeg4")
 	whole, err := os.ReadFile(mp4)
 	if err != nil {
 		t.Fatal(err)
@@ -191,9 +181,9 @@ func TestHostile(t *testing.T) {
 		{"empty", nil, ErrUnsupported},
 		// Within ffmpeg's own size check but over MaxPixels: refused from
 		// the probe, before a frame is decoded.
-		{"16000x16000.y4m", y4m(16000, 16000), ErrTooLarge},
+		{"16000x16000.y4m", testkit.Y4M(16000, 16000), ErrTooLarge},
 		// ffprobe itself refuses this one.
-		{"60000x60000.y4m", y4m(60000, 60000), nil},
+		{"60000x60000.y4m", testkit.Y4M(60000, 60000), nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -313,7 +303,7 @@ func TestStill(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			st, err := r.Still(context.Background(), testkit.FFmpegMake(t, dir, c.name, c.args...), 50)
+			st, err := r.Still(context.Background(), testkit.GenerateAV(t, dir, c.name, c.args...), 50)
 			if err != nil {
 				t.Fatalf("Still: %v", err)
 			}
@@ -343,7 +333,7 @@ func TestStill(t *testing.T) {
 func TestMaxFrameSide(t *testing.T) {
 	r := newRunner(t, Options{MaxFrameSide: 100})
 	dir := t.TempDir()
-	p := testkit.FFmpegMake(t, dir, "wide.mp4", "-f", "lavfi", "-i", "testsrc=size=400x200:duration=1", "-c:v", "mpeg4")
+	p := testkit.GenerateAV(t, dir, "wide.mp4", "-f", "lavfi", "-i", "testsrc=size=400x200:duration=1", "-c:v", "mpeg4")
 	b, err := r.Frame(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
@@ -351,7 +341,7 @@ func TestMaxFrameSide(t *testing.T) {
 	if got := decodeBMP(t, b).Bounds().Size(); got != image.Pt(100, 50) {
 		t.Errorf("400x200 frame with MaxFrameSide 100: %v, want 100x50", got)
 	}
-	small := testkit.FFmpegMake(t, dir, "small.mp4", "-f", "lavfi", "-i", "testsrc=size=64x32:duration=1", "-c:v", "mpeg4")
+	small := testkit.GenerateAV(t, dir, "small.mp4", "-f", "lavfi", "-i", "testsrc=size=64x32:duration=1", "-c:v", "mpeg4")
 	if b, err = r.Frame(context.Background(), small); err != nil {
 		t.Fatal(err)
 	}
@@ -360,31 +350,12 @@ func TestMaxFrameSide(t *testing.T) {
 	}
 }
 
-// forgeDuration rewrites the total sample count in the STREAMINFO block of
-// the FLAC file at path so that it declares seconds of audio at rate Hz.
-func forgeDuration(t *testing.T, path string, seconds, rate int) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) < 8+34 || string(b[:4]) != "fLaC" || b[4]&0x7f != 0 {
-		t.Fatalf("%s: not a FLAC file starting with STREAMINFO", path)
-	}
-	f := b[8+10 : 8+18] // sample rate (20 bits), channels (3), bits (5), total samples (36)
-	v := binary.BigEndian.Uint64(f)&^(1<<36-1) | uint64(seconds*rate)
-	binary.BigEndian.PutUint64(f, v)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestMaxDuration(t *testing.T) {
 	r := newRunner(t, Options{})
 	dir := t.TempDir()
 	silence := []string{"-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "1", "-c:a", "flac"}
-	long := testkit.FFmpegMake(t, dir, "ten-hours.flac", silence...)
-	forgeDuration(t, long, 10*3600, 8000)
+	long := testkit.GenerateAV(t, dir, "ten-hours.flac", silence...)
+	testkit.ForgeFLACDuration(t, long, 10*3600, 8000)
 	info, err := r.Probe(context.Background(), long)
 	if !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("Probe of a FLAC declaring 10 hours: %+v, %v, want ErrTooLarge", info, err)
@@ -392,8 +363,8 @@ func TestMaxDuration(t *testing.T) {
 	if _, err := r.Still(context.Background(), long, 10); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("Still of a FLAC declaring 10 hours: %v, want ErrTooLarge", err)
 	}
-	hour := testkit.FFmpegMake(t, dir, "hour.flac", silence...)
-	forgeDuration(t, hour, 3600, 8000)
+	hour := testkit.GenerateAV(t, dir, "hour.flac", silence...)
+	testkit.ForgeFLACDuration(t, hour, 3600, 8000)
 	if info, err := r.Probe(context.Background(), hour); err != nil || info.Duration != time.Hour {
 		t.Errorf("Probe of a FLAC declaring an hour: %+v, %v, want 1h0m0s", info, err)
 	}
@@ -404,7 +375,7 @@ func TestMaxDuration(t *testing.T) {
 func TestFrameShortVideo(t *testing.T) {
 	r := newRunner(t, Options{})
 	dir := t.TempDir()
-	p := testkit.FFmpegMake(t, dir, "short-video.mkv", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=0.2",
+	p := testkit.GenerateAV(t, dir, "short-video.mkv", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=0.2",
 		"-f", "lavfi", "-i", "sine=duration=20", "-c:v", "mpeg4", "-c:a", "pcm_s16le")
 	info, err := r.Probe(context.Background(), p)
 	if err != nil || info.Duration < 10*time.Second {

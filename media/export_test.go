@@ -17,6 +17,10 @@ var ReadFormat = readFormat
 // done.
 func (s *Store) WaitThumbnailQueue() { s.thumbs.pending.Wait() }
 
+// SetThumbnailWaitHook has f called as a thumbnail request is admitted to
+// wait for a worker (counted against MaxWaiting). Set it before any request.
+func (s *Store) SetThumbnailWaitHook(f func()) { s.thumbs.hookWait = f }
+
 // MustMXC is mustMXC, for IDs a test knows are valid.
 var MustMXC = mustMXC
 

@@ -129,6 +129,9 @@ type thumbnailer struct {
 	hookJoin func(Media, string)
 	// hookMade, for tests, is called as a job has made a size (by spec).
 	hookMade func(string)
+	// hookWait, for tests, is called as a request is admitted to wait for
+	// a worker (counted against MaxWaiting).
+	hookWait func()
 }
 
 func (s *Store) startThumbnailer() {
@@ -408,6 +411,9 @@ func (t *thumbnailer) admit(ctx context.Context) (release func(), err error) {
 	if t.waiting.Add(1) > int64(t.opts.MaxWaiting) {
 		t.waiting.Add(-1)
 		return nil, ErrBusy
+	}
+	if t.hookWait != nil {
+		t.hookWait()
 	}
 	err = t.workers.Acquire(ctx, 1)
 	t.waiting.Add(-1)

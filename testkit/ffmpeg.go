@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -25,33 +24,6 @@ func NeedFFmpeg(t testing.TB) {
 			t.Skipf("skipped: %s not installed (apt-get install ffmpeg): %v", name, err)
 		}
 	}
-}
-
-// FFmpegHas reports whether the installed ffmpeg has the encoder.
-func FFmpegHas(t testing.TB, encoder string) bool {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output()
-	if err != nil {
-		t.Fatalf("ffmpeg -encoders: %v", err)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && f[1] == encoder {
-			return true
-		}
-	}
-	return false
-}
-
-// FFmpegMake runs ffmpeg with args (inputs such as lavfi sources, codecs)
-// writing dir/name, and returns that path.
-func FFmpegMake(t testing.TB, dir, name string, args ...string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	cmd := exec.Command("ffmpeg", append(append([]string{"-nostdin", "-v", "error", "-y"}, args...), p)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg making %s: %v\n%s", name, err, out)
-	}
-	return p
 }
 
 // CoverPNG writes dir/cover.png, an opaque w×h gradient for an audio

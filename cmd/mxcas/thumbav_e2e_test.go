@@ -29,7 +29,7 @@ import (
 // returns the file's bytes.
 func makeMedia(t *testing.T, dir, name string, args ...string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(testkit.FFmpegMake(t, dir, name, args...))
+	b, err := os.ReadFile(testkit.GenerateAV(t, dir, name, args...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func makeMedia(t *testing.T, dir, name string, args ...string) []byte {
 func testClip(t *testing.T, dir string) []byte {
 	t.Helper()
 	codec := []string{"-c:v", "mpeg4"}
-	if testkit.FFmpegHas(t, "libx264") {
+	if testkit.HasEncoder(t, "libx264") {
 		codec = []string{"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"}
 	}
 	return makeMedia(t, dir, "clip.mp4", append([]string{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=2"}, codec...)...)
@@ -181,7 +181,7 @@ func TestThumbnailAVE2E(t *testing.T) {
 			{query: "width=32&height=32&method=crop", ctype: "image/jpeg", w: 32, h: 32},
 		}},
 	}
-	if testkit.FFmpegHas(t, "libvpx-vp9") {
+	if testkit.HasEncoder(t, "libvpx-vp9") {
 		cases = append(cases, struct {
 			name, ctype string
 			data        []byte
@@ -190,7 +190,7 @@ func TestThumbnailAVE2E(t *testing.T) {
 	} else {
 		t.Log("libvpx-vp9 missing: WebM left out")
 	}
-	if testkit.FFmpegHas(t, "libopus") {
+	if testkit.HasEncoder(t, "libopus") {
 		cases = append(cases, struct {
 			name, ctype string
 			data        []byte
@@ -287,7 +287,7 @@ func TestThumbnailAVHostileE2E(t *testing.T) {
 	}
 
 	clip := testClip(t, dir)
-	y4m := append([]byte("YUV4MPEG2 W60000 H60000 F25:1 Ip A1:1 C420jpeg\nFRAME\n"), make([]byte, 1000)...)
+	y4m := testkit.Y4M(60000, 60000)
 	// Ten hours of silence in about 235 KB: FLAC's constant subframes.
 	long := makeMedia(t, dir, "silence.flac", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "36000",
 		"-c:a", "flac", "-frame_size", "16384")
