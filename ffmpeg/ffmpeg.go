@@ -27,9 +27,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -43,6 +46,15 @@ var (
 	// context ended; it was killed with its process group.
 	ErrTimeout = errors.New("ffmpeg: timed out")
 )
+
+// demuxers are the container formats a child may open (-format_whitelist):
+// no playlist or reference formats (hls, dash, concat, imf, ...), which
+// would open other local files named inside the upload. mov is also MP4,
+// M4A, 3GP and AVIF; matroska is also WebM. yuv4mpegpipe reads raw video.
+const demuxers = "mov,matroska,webm,mp3,ogg,flac,wav,aac,avi,mpegts,asf,flv,amr,caf,aiff,w64,yuv4mpegpipe"
+
+// inputArgs open only local files and pipes, in the formats above.
+var inputArgs = []string{"-protocol_whitelist", "file,pipe", "-format_whitelist", demuxers}
 
 // errNoFrame: ffmpeg ran to the end without a frame to hand back.
 var errNoFrame = fmt.Errorf("%w: no frame decoded", ErrUnsupported)
@@ -68,7 +80,7 @@ type Options struct {
 	Timeout          time.Duration // wall-clock time per child
 	MaxCPUSeconds    int           // RLIMIT_CPU of each child
 	MaxMemoryBytes   int64         // RLIMIT_AS of each child
-	MaxOutputBytes   int64         // stdout read from a child; more is ErrTooLarge
+	MaxOutputBytes   int64         // stdout read from a child; more is ErrTooLarge (default: 32 MiB, or a BMP of MaxFrameSide² if larger)
 	MaxStreams       int           // streams in a source; more is ErrTooLarge
 	MaxPixels        int64         // declared width*height of a video stream; more is ErrTooLarge
 	MaxAudioDuration time.Duration // audio decoded for Waveform (the rest is not read)
@@ -94,9 +106,6 @@ func (o Options) WithDefaults() Options {
 	if o.MaxMemoryBytes <= 0 {
 		o.MaxMemoryBytes = DefaultMaxMemoryBytes
 	}
-	if o.MaxOutputBytes <= 0 {
-		o.MaxOutputBytes = DefaultMaxOutputBytes
-	}
 	if o.MaxStreams <= 0 {
 		o.MaxStreams = DefaultMaxStreams
 	}
@@ -114,6 +123,10 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.MaxFrameSide <= 0 {
 		o.MaxFrameSide = DefaultMaxFrameSide
+	}
+	if o.MaxOutputBytes <= 0 {
+		// A BMP of the largest frame fits.
+		o.MaxOutputBytes = max(DefaultMaxOutputBytes, 3*int64(o.MaxFrameSide)*int64(o.MaxFrameSide)+4096)
 	}
 	return o
 }
@@ -197,7 +210,7 @@ type probeJSON struct {
 // MaxPixels pixels or a declared duration over MaxDuration is ErrTooLarge;
 // no video or audio stream is ErrUnsupported.
 func (r *Runner) Probe(ctx context.Context, path string) (*Info, error) {
-	out, err := r.run(ctx, r.ffprobe, "-v", "error", "-protocol_whitelist", "file",
+	out, err := r.run(ctx, r.ffprobe, "-v", "error", "-protocol_whitelist", "file", "-format_whitelist", demuxers,
 		"-print_format", "json", "-show_streams", "-show_format", "file:"+path)
 	if err != nil {
 		return nil, err
@@ -247,6 +260,8 @@ func (r *Runner) Probe(ctx context.Context, path string) (*Info, error) {
 // down (never up) to fit a square of MaxFrameSide. A source without a video
 // stream (an attached picture does not count) is ErrUnsupported.
 func (r *Runner) Frame(ctx context.Context, path string) ([]byte, error) {
+	ctx, cancel := r.deadline(ctx)
+	defer cancel()
 	info, err := r.Probe(ctx, path)
 	if err != nil {
 		return nil, err
@@ -272,6 +287,8 @@ func (r *Runner) frame(ctx context.Context, path string, info *Info) ([]byte, er
 // Cover returns the attached picture (cover art) of the file at path as a
 // BMP, scaled as Frame's; a source without one is ErrUnsupported.
 func (r *Runner) Cover(ctx context.Context, path string) ([]byte, error) {
+	ctx, cancel := r.deadline(ctx)
+	defer cancel()
 	info, err := r.Probe(ctx, path)
 	if err != nil {
 		return nil, err
@@ -295,6 +312,8 @@ type Still struct {
 // its audio in columns columns (as Waveform). A frame that fails to decode
 // falls back to the cover or audio when there is one.
 func (r *Runner) Still(ctx context.Context, path string, columns int) (*Still, error) {
+	ctx, cancel := r.deadline(ctx)
+	defer cancel()
 	info, err := r.Probe(ctx, path)
 	if err != nil {
 		return nil, err
@@ -350,7 +369,7 @@ func (r *Runner) Stats() ChildStats {
 var oneThread = []string{"-filter_threads", "1", "-threads", "1"}
 
 func (r *Runner) still(ctx context.Context, path string, stream int, at time.Duration) ([]byte, error) {
-	args := append([]string{"-nostdin", "-v", "error", "-protocol_whitelist", "file,pipe"}, oneThread...)
+	args := append([]string{"-nostdin", "-v", "error"}, append(inputArgs, oneThread...)...)
 	if at > 0 {
 		args = append(args, "-ss", strconv.FormatFloat(at.Seconds(), 'f', 3, 64))
 	}
@@ -376,6 +395,8 @@ func (r *Runner) Waveform(ctx context.Context, path string, columns int) ([]floa
 	if columns <= 0 {
 		return nil, fmt.Errorf("ffmpeg: waveform of %d columns", columns)
 	}
+	ctx, cancel := r.deadline(ctx)
+	defer cancel()
 	info, err := r.Probe(ctx, path)
 	if err != nil {
 		return nil, err
@@ -387,7 +408,7 @@ func (r *Runner) Waveform(ctx context.Context, path string, columns int) ([]floa
 }
 
 func (r *Runner) waveform(ctx context.Context, path string, info *Info, columns int) ([]float32, error) {
-	args := append([]string{"-nostdin", "-v", "error", "-protocol_whitelist", "file,pipe"}, oneThread...)
+	args := append([]string{"-nostdin", "-v", "error"}, append(inputArgs, oneThread...)...)
 	out, err := r.run(ctx, r.ffmpeg, append(args,
 		"-t", strconv.FormatFloat(r.opts.MaxAudioDuration.Seconds(), 'f', 3, 64),
 		"-i", "file:"+path, "-map", "0:"+strconv.Itoa(info.Audio.Index),
@@ -419,15 +440,23 @@ func peaks(pcm []byte, columns int) []float32 {
 	return p
 }
 
+// deadline bounds a whole call (its probe and the children after it) by
+// Options.Timeout: the call ends in ErrTimeout once it passes.
+func (r *Runner) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, r.opts.Timeout, ErrTimeout)
+}
+
 // run starts bin with args in its own process group under the CPU and memory
-// limits and returns its stdout (at most MaxOutputBytes). On timeout or
-// cancellation it kills the group and returns ErrTimeout; a non-zero exit
-// (ffmpeg could not read the source) is ErrUnsupported with the start of stderr.
+// limits and returns its stdout (at most MaxOutputBytes). When
+// Options.Timeout (or a deadline of the call) passes it kills the group and
+// returns ErrTimeout; when ctx ends first, ctx's error. A non-zero exit
+// (ffmpeg could not read the source) is ErrUnsupported with the start of
+// stderr.
 func (r *Runner) run(ctx context.Context, bin string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	cctx, cancel := context.WithTimeoutCause(ctx, r.opts.Timeout, ErrTimeout)
 	defer cancel()
-	if ctx.Err() != nil {
-		return nil, ErrTimeout
+	if cctx.Err() != nil {
+		return nil, ended(cctx)
 	}
 	var cmd *exec.Cmd
 	if r.limitWrap != "" {
@@ -454,34 +483,46 @@ func (r *Runner) run(ctx context.Context, bin string, args ...string) ([]byte, e
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("ffmpeg: start %s: %w", bin, err)
 	}
+	// The group is killed only while its leader is not reaped (it may be a
+	// zombie: its pid, and so the group's, cannot be reused before Wait).
 	pgid := cmd.Process.Pid
-	done := make(chan struct{})
-	killed := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
+	var mu sync.Mutex
+	exited, killed := false, false
+	kill := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !exited {
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			close(killed)
-		case <-done:
+			killed = true
 		}
-	}()
+	}
+	stop := context.AfterFunc(cctx, kill)
 	out, rerr := io.ReadAll(io.LimitReader(stdout, r.opts.MaxOutputBytes+1))
 	tooMuch := int64(len(out)) > r.opts.MaxOutputBytes
 	if tooMuch {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		kill()
 	}
+	var si unix.Siginfo
+	for {
+		// WNOWAIT: wait for the exit, leave the reaping to cmd.Wait.
+		if err := unix.Waitid(unix.P_PID, pgid, &si, unix.WEXITED|unix.WNOWAIT, nil); !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	mu.Lock()
+	exited = true
+	wasKilled := killed && !tooMuch
+	mu.Unlock()
+	stop()
 	werr := cmd.Wait()
-	close(done)
 	r.children.Add(1)
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss := ru.Maxrss * 1024 // KiB on Linux
 		for old := r.maxRSS.Load(); rss > old && !r.maxRSS.CompareAndSwap(old, rss); old = r.maxRSS.Load() {
 		}
 	}
-	select {
-	case <-killed:
-		return nil, ErrTimeout
-	default:
+	if wasKilled {
+		return nil, ended(cctx)
 	}
 	if tooMuch {
 		return nil, fmt.Errorf("%w: output over %d bytes", ErrTooLarge, r.opts.MaxOutputBytes)
@@ -493,6 +534,17 @@ func (r *Runner) run(ctx context.Context, bin string, args ...string) ([]byte, e
 		return nil, fmt.Errorf("%w: %s: %v: %s", ErrUnsupported, filepath.Base(bin), werr, strings.TrimSpace(stderr.String()))
 	}
 	return out, nil
+}
+
+// ended is the error of a call whose context ctx ended: ErrTimeout when
+// one of its deadlines passed, else the error (or cause) of the caller's
+// context.
+func ended(ctx context.Context) error {
+	cause := context.Cause(ctx)
+	if errors.Is(cause, ErrTimeout) {
+		return ErrTimeout
+	}
+	return fmt.Errorf("ffmpeg: %w", cause)
 }
 
 // capped keeps the first max bytes written to it.

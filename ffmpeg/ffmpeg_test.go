@@ -199,8 +199,9 @@ func TestHostile(t *testing.T) {
 	}
 }
 
-// TestTimeout runs a fake ffprobe that tells its pid and sleeps: the call
-// returns ErrTimeout and the child's process group is gone.
+// TestTimeout runs a fake ffprobe that tells its pid and sleeps: cancelling
+// the call returns the context's error, Options.Timeout passing returns
+// ErrTimeout, and either way the child's process group is gone.
 func TestTimeout(t *testing.T) {
 	newRunner(t, Options{}) // ffmpeg must be there for New
 	dir := t.TempDir()
@@ -241,8 +242,8 @@ func TestTimeout(t *testing.T) {
 				t.Fatalf("the child is not the leader of its own process group %d: %v", pid, err)
 			}
 			cancel()
-			if err := <-errc; !errors.Is(err, ErrTimeout) {
-				t.Fatalf("Frame: %v, want ErrTimeout", err)
+			if err := <-errc; !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) {
+				t.Fatalf("Frame after its context was cancelled: %v, want context.Canceled (not ErrTimeout: the source is not at fault)", err)
 			}
 			if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
 				t.Errorf("process group %d after the call: %v, want ESRCH", pid, err)
@@ -444,5 +445,35 @@ func TestChildDiesWithServer(t *testing.T) {
 			t.Fatalf("child %d still running a minute after its parent was killed (poll %d, %v)", pid, n, err)
 		}
 		break
+	}
+}
+
+// TestPlaylistReadsNoOtherFile: an upload that is an HLS playlist (or
+// another format naming files) must not make ffmpeg open the local file it
+// names: only the container formats in demuxers are opened.
+func TestPlaylistReadsNoOtherFile(t *testing.T) {
+	r := newRunner(t, Options{})
+	dir := t.TempDir()
+	secret := testkit.GenerateAV(t, dir, "secret.ts", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=1", "-c:v", "mpeg2video")
+	if _, err := r.Frame(context.Background(), secret); err != nil {
+		t.Fatalf("the MPEG-TS file itself: %v, want a frame", err)
+	}
+	playlists := map[string]string{
+		"hls":    "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\nfile:" + secret + "\n#EXT-X-ENDLIST\n",
+		"concat": "ffconcat version 1.0\nfile '" + secret + "'\n",
+	}
+	for name, text := range playlists {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(dir, "upload-"+name) // no extension, as the server's copy
+			if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if st, err := r.Still(context.Background(), p, 10); !errors.Is(err, ErrUnsupported) {
+				if st != nil {
+					t.Errorf("got a %s of %d bytes", st.Kind, len(st.Image))
+				}
+				t.Errorf("Still of a %s playlist naming %s: %v; want ErrUnsupported", name, secret, err)
+			}
+		})
 	}
 }
