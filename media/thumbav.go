@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/ffmpeg"
 	"github.com/mxcas/mxcas/thumbgen"
 )
@@ -79,15 +81,47 @@ func (s *Store) loadThumbSource(ctx context.Context, rec Media, cost func(thumbg
 	return thumbSource{image: src}, release, err
 }
 
+// Bounds of ffmpeg jobs beyond ffmpeg's own.
+const (
+	// childMemory is reserved from the memory budget while a child runs:
+	// the child's own memory (a 1080p frame's peaks at 92 MB) and what it
+	// hands back, at least.
+	childMemory = 128 << 20
+	// refusalTTL: a source ffmpeg refused (unreadable, over the bounds, out
+	// of time) is refused again for this long without running it, so that
+	// asking for many sizes of a hostile file costs one run.
+	refusalTTL = 10 * time.Minute
+	// refusalsKept bounds the refusals remembered.
+	refusalsKept = 1024
+)
+
+// refusal is a remembered ffmpeg refusal of a source object.
+type refusal struct {
+	err   error
+	until time.Time
+}
+
+// refused returns the remembered refusal of src, if any is current.
+func (t *thumbnailer) refused(src cas.Hash, now time.Time) error {
+	if r, ok := t.refusals.Get(src); ok && now.Before(r.until) {
+		return r.err
+	}
+	return nil
+}
+
 // loadStill is the admitted, budgeted picture of video or audio: it waits
 // for a worker, writes a verified copy of rec's content in DATA/tmp (ffmpeg
 // never reads DATA/cas), and has ffmpeg make a frame, the cover art or the
-// audio's peaks from it, reserving from the memory budget the most the
-// child may hand back while it runs, then (for an image) what decoding it
-// costs, as loadSource does. The copy is removed before loadStill returns.
-// On success the caller calls release when done with the source.
+// audio's peaks from it, reserving from the memory budget what the child
+// may use and hand back while it runs (childMemory, or the output cap if
+// larger), then (for an image) what decoding it costs, as loadSource does.
+// The copy is removed before loadStill returns. On success the caller
+// calls release when done with the source.
 func (s *Store) loadStill(ctx context.Context, rec Media, cost func(thumbgen.Info) int64) (src thumbSource, release func(), err error) {
 	t := s.thumbs
+	if err := t.refused(rec.Object, s.opts.Now()); err != nil {
+		return thumbSource{}, nil, err
+	}
 	releaseWorker, err := t.admit(ctx)
 	if err != nil {
 		return thumbSource{}, nil, err
@@ -97,12 +131,15 @@ func (s *Store) loadStill(ctx context.Context, rec Media, cost func(thumbgen.Inf
 			releaseWorker()
 		}
 	}()
-	hold := min(t.opts.FFmpeg.Options().MaxOutputBytes, t.opts.MemoryBudget)
+	hold := min(max(t.opts.FFmpeg.Options().MaxOutputBytes, childMemory), t.opts.MemoryBudget)
 	if err := t.memory.Acquire(ctx, hold); err != nil {
 		return thumbSource{}, nil, err
 	}
 	st, err := s.stillOf(ctx, rec)
 	t.memory.Release(hold)
+	if errors.Is(err, ffmpeg.ErrUnsupported) || errors.Is(err, ffmpeg.ErrTooLarge) || errors.Is(err, ffmpeg.ErrTimeout) {
+		t.refusals.Add(rec.Object, refusal{err: err, until: s.opts.Now().Add(refusalTTL)})
+	}
 	if err != nil {
 		return thumbSource{}, nil, err
 	}
@@ -121,8 +158,11 @@ func (s *Store) loadStill(ctx context.Context, rec Media, cost func(thumbgen.Inf
 }
 
 // stillOf copies rec's content, verified, to a temp file and runs ffmpeg
-// on the copy.
+// on the copy. The copy counts against the free space writes must leave.
 func (s *Store) stillOf(ctx context.Context, rec Media) (*ffmpeg.Still, error) {
+	if err := s.space.reserve(rec.Size); err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(s.opts.Dir, "tmp")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -146,7 +186,7 @@ func (s *Store) stillOf(ctx context.Context, rec Media) (*ffmpeg.Still, error) {
 		err = fmt.Errorf("media: %s: copied %d bytes of %d", rec.MXC, n, rec.Size)
 	}
 	if err != nil {
-		return nil, err
+		return nil, noSpace(err)
 	}
 	return s.thumbs.opts.FFmpeg.Still(ctx, f.Name(), s.thumbs.opts.MaxDimension)
 }

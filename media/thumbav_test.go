@@ -412,15 +412,23 @@ func TestAVHostile(t *testing.T) {
 		{"mkv of 20 streams", "video/x-matroska", manyStreams, media.ErrThumbnailTooLarge},
 		{"text as video", "video/mp4", []byte("not a video at all\n"), media.ErrCannotThumbnail},
 	}
+	seen := make(map[string]bool)
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rec := uploadAs(t, s, "hostile"+strconv.Itoa(i), c.contentType, c.data)
-			for _, req := range avRequests[:2] {
+			for j, req := range avRequests[:2] {
+				runs := r.Stats().Runs
 				_, _, err := s.Thumbnail(context.Background(), rec, req)
 				if !errors.Is(err, c.want) {
 					t.Errorf("%+v: %v, want %v", req, err, c.want)
 				}
+				// The refusal is remembered: another size, or the same
+				// content uploaded again, runs nothing.
+				if ran := r.Stats().Runs - runs; (j == 0 && !seen[string(c.data)]) != (ran > 0) {
+					t.Errorf("request %d (%+v) ran %d children", j, req, ran)
+				}
 			}
+			seen[string(c.data)] = true
 			checkTmpEmpty(t, data)
 			checkNoChildren(t)
 		})
@@ -648,4 +656,50 @@ func TestAVTimeout(t *testing.T) {
 	}
 	checkTmpEmpty(t, data)
 	checkNoChildren(t, slow)
+}
+
+// TestAVRefusalExpires: a refused source is refused again without running
+// ffmpeg until the refusal's ten minutes are over, then tried again.
+func TestAVRefusalExpires(t *testing.T) {
+	r := avRunner(t, ffmpeg.Options{})
+	clk := newClock()
+	dir := filepath.Join(t.TempDir(), "data")
+	s := openStore(t, media.Options{Create: true, Dir: dir, Chunker: smallParams, Now: clk.Now,
+		Thumbnails: media.ThumbnailOptions{Disabled: true, FFmpeg: r}})
+	rec := uploadAs(t, s, "junk", "video/mp4", []byte("not a video at all\n"))
+	try := func(want int64) {
+		t.Helper()
+		runs := r.Stats().Runs
+		if _, _, err := s.Thumbnail(context.Background(), rec, avRequests[0]); !errors.Is(err, media.ErrCannotThumbnail) {
+			t.Fatalf("Thumbnail: %v, want ErrCannotThumbnail", err)
+		}
+		if got := r.Stats().Runs - runs; got != want {
+			t.Errorf("ran %d children, want %d", got, want)
+		}
+	}
+	try(1) // ffprobe refuses it
+	try(0)
+	clk.Advance(9 * time.Minute)
+	try(0)
+	clk.Advance(2 * time.Minute)
+	try(1)
+}
+
+// TestAVAnimatedIsStill: animated=true on a video is the same still as
+// animated=false, made and stored once.
+func TestAVAnimatedIsStill(t *testing.T) {
+	r := avRunner(t, ffmpeg.Options{})
+	s, _ := avStore(t, media.ThumbnailOptions{Disabled: true, FFmpeg: r})
+	rec := uploadAs(t, s, "video", "video/mp4", redMP4(t, t.TempDir()))
+	req := avRequests[0]
+	_, still := thumbImage(t, s, rec, req)
+	runs, made := r.Stats().Runs, s.Stats().ThumbnailsMade
+	req.Animated = true
+	_, anim := thumbImage(t, s, rec, req)
+	if anim != still {
+		t.Errorf("animated=true: %+v, want the still %+v", anim, still)
+	}
+	if r.Stats().Runs != runs || s.Stats().ThumbnailsMade != made {
+		t.Errorf("animated=true ran %d children and made %d thumbnails, want none", r.Stats().Runs-runs, s.Stats().ThumbnailsMade-made)
+	}
 }

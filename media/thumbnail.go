@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 
@@ -132,6 +133,9 @@ type thumbnailer struct {
 	// hookWait, for tests, is called as a request is admitted to wait for
 	// a worker (counted against MaxWaiting).
 	hookWait func()
+
+	// refusals remembers the sources ffmpeg refused (loadStill).
+	refusals *lru.Cache[cas.Hash, refusal]
 }
 
 func (s *Store) startThumbnailer() {
@@ -146,6 +150,7 @@ func (s *Store) startThumbnailer() {
 		done:    make(chan struct{}),
 	}
 	t.sizes.Store(&o.Sizes)
+	t.refusals, _ = lru.New[cas.Hash, refusal](refusalsKept) // fails only for a size <= 0
 	ctx, cancel := context.WithCancel(context.Background())
 	t.stop = cancel
 	s.thumbs = t
@@ -257,6 +262,9 @@ func (s *Store) Thumbnail(ctx context.Context, rec Media, req ThumbnailRequest) 
 }
 
 func (s *Store) thumbnail(ctx context.Context, rec Media, req thumbgen.Request) (*Reader, Thumbnail, error) {
+	if s.thumbs.opts.FFmpeg != nil && avContent(rec.ContentType) {
+		req.Animated = false // a still either way: one thumbnail, made once
+	}
 	req, spec := s.thumbs.thumbSpec(req)
 	if err := req.Validate(); err != nil {
 		return nil, Thumbnail{}, err
