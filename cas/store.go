@@ -19,6 +19,10 @@ import (
 var (
 	ErrNotFound = errors.New("cas: chunk not found")
 	ErrLocked   = errors.New("cas: store is in use by another process")
+	// ErrUnavailable: the storage behind the chunks (an object store)
+	// could not be reached or failed; nothing was changed by the failed
+	// call, and a retry may succeed.
+	ErrUnavailable = errors.New("cas: chunk storage unavailable")
 )
 
 // Store is the chunk store in one data directory. It is safe for concurrent

@@ -1,0 +1,179 @@
+package s3store_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mxcas/mxcas/cas"
+	"github.com/mxcas/mxcas/cas/castest"
+	"github.com/mxcas/mxcas/cas/s3store"
+	"github.com/mxcas/mxcas/testkit"
+)
+
+// counter counts the requests to the object store, by method.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	if c.n == nil {
+		c.n = make(map[string]int)
+	}
+	c.n[r.Method]++
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (c *counter) get(method string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[method]
+}
+
+var prefixes atomic.Int64
+
+// open opens a store on srv under a prefix of its own.
+func open(t *testing.T, srv *testkit.S3, rt http.RoundTripper) *s3store.Store {
+	t.Helper()
+	s, err := s3store.Open(s3store.Options{
+		Endpoint: srv.Endpoint, Bucket: srv.Bucket, Region: "us-east-1",
+		Prefix:    fmt.Sprintf("t%d", prefixes.Add(1)),
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Transport: rt,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	srv := testkit.StartS3(t)
+	castest.Run(t, func(t *testing.T) cas.Storage { return open(t, srv, nil) }, castest.Options{
+		MaxChunk: 4 << 20,
+		Damage: func(t *testing.T, s cas.Storage, h cas.Hash) {
+			t.Helper()
+			p := srv.ObjectPath(s.(*s3store.Store).Key(h))
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)/2] ^= 0x01
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
+}
+
+func TestOpenMissingBucket(t *testing.T) {
+	srv := testkit.StartS3(t)
+	_, err := s3store.Open(s3store.Options{Endpoint: srv.Endpoint, Bucket: "no-such-bucket", Region: "us-east-1",
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+	if err == nil {
+		t.Fatal("Open of a missing bucket succeeded")
+	}
+	_, err = s3store.Open(s3store.Options{Endpoint: srv.Endpoint, Bucket: srv.Bucket, Region: "us-east-1",
+		AccessKey: srv.AccessKey, SecretKey: "wrong"})
+	if err == nil {
+		t.Fatal("Open with a wrong secret succeeded")
+	}
+}
+
+// TestIdenticalBatches: eight batches putting the same chunks at once
+// upload each chunk once, and every batch commits.
+func TestIdenticalBatches(t *testing.T) {
+	srv := testkit.StartS3(t)
+	rt := &counter{}
+	s := open(t, srv, rt)
+	chunks := make([]castest.Chunk, 10)
+	for i := range chunks {
+		chunks[i] = castest.NewChunk(uint64(i), 50_000)
+	}
+	var wg sync.WaitGroup
+	var added atomic.Int64
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := s.BeginBatch()
+			for _, c := range chunks {
+				ok, err := b.Put(c.Hash, c.Data)
+				if err != nil {
+					b.Abort()
+					errs <- err
+					return
+				}
+				if ok {
+					added.Add(1)
+				}
+			}
+			errs <- b.Commit()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range chunks {
+		castest.CheckChunk(t, s, c)
+	}
+	if got := rt.get(http.MethodPut); got > len(chunks) {
+		t.Errorf("%d PUTs for %d distinct chunks put by 8 batches", got, len(chunks))
+	}
+	if got := added.Load(); got < int64(len(chunks)) {
+		t.Errorf("%d chunks reported new, want at least %d", got, len(chunks))
+	}
+}
+
+// TestUnavailable: with the object store down, a batch fails with
+// ErrUnavailable and commits nothing; once it is back, a new batch stores
+// the same chunks and everything committed before is there.
+func TestUnavailable(t *testing.T) {
+	srv := testkit.StartS3(t)
+	s := open(t, srv, nil)
+	before, during := castest.NewChunk(1, 1000), castest.NewChunk(2, 1000)
+	b := s.BeginBatch()
+	if _, err := b.Put(before.Hash, before.Data); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	b = s.BeginBatch()
+	_, err := b.Put(during.Hash, during.Data)
+	if err == nil {
+		err = b.Commit()
+	} else {
+		b.Abort()
+	}
+	if !errors.Is(err, cas.ErrUnavailable) {
+		t.Fatalf("Put/Commit with the server down: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.ReadChunk(before.Hash, nil); !errors.Is(err, cas.ErrUnavailable) {
+		t.Errorf("ReadChunk with the server down: %v, want ErrUnavailable", err)
+	}
+	srv.Start()
+	castest.CheckChunk(t, s, before)
+	castest.CheckMissing(t, s, during.Hash)
+	b = s.BeginBatch()
+	if _, err := b.Put(during.Hash, during.Data); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	castest.CheckChunk(t, s, during)
+}
