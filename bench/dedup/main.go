@@ -10,7 +10,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 	"io/fs"
 	"log"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -30,6 +28,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mxcas/mxcas/bench/internal/command"
+	"github.com/mxcas/mxcas/bench/internal/nearcopy"
 	"github.com/mxcas/mxcas/bench/machine"
 	"github.com/mxcas/mxcas/bench/paramflag"
 	"github.com/mxcas/mxcas/cas"
@@ -47,36 +46,9 @@ var defaultParams = []chunker.Params{
 	{Min: 256 << 10, Avg: 1 << 20, Max: 4 << 20},
 }
 
-const (
-	nearCopyMin   = 64 << 10 // files larger than this get near-copy variants
-	prependLen    = 137
-	midChangedLen = 4 << 10
-	server        = "bench.local"
-)
+const server = "bench.local"
 
-// variant says how an upload's body derives from a corpus file.
-type variant int
-
-const (
-	original   variant = iota
-	prepended          // prependLen bytes before the file
-	midChanged         // midChangedLen bytes in the middle inverted
-)
-
-func (v variant) String() string {
-	switch v {
-	case prepended:
-		return fmt.Sprintf("+%d B prepended", prependLen)
-	case midChanged:
-		return fmt.Sprintf("%d KiB changed mid-file", midChangedLen>>10)
-	}
-	return "original"
-}
-
-type file struct {
-	path string
-	size int64
-}
+type file = nearcopy.File
 
 type config struct {
 	tmp     string
@@ -150,7 +122,7 @@ func parseFlags() (corpus string, cfg config, params []chunker.Params) {
 	workers := flag.Int("workers", 1, "concurrent uploads")
 	keep := flag.Bool("keep", false, "keep the stores")
 	copies := flag.Int("copies", 0, "upload every file this many extra times under new media IDs (forwarding)")
-	near := flag.Bool("nearcopies", false, fmt.Sprintf("also upload, for every file over %d KiB, a variant with %d bytes prepended and one with %d KiB changed in the middle", nearCopyMin>>10, prependLen, midChangedLen>>10))
+	near := flag.Bool("nearcopies", false, fmt.Sprintf("also upload, for every file over %d KiB, a variant with %d bytes prepended and one with %d KiB changed in the middle", nearcopy.Min>>10, nearcopy.PrependLen, nearcopy.ChangedLen>>10))
 	flag.Parse()
 	command.CheckArgs(*corpusFlag != "" && *workers >= 1 && *copies >= 0)
 	params = defaultParams
@@ -169,7 +141,7 @@ func parseFlags() (corpus string, cfg config, params []chunker.Params) {
 // it alike) and prints the header; it returns the files with their total
 // and distinct bytes.
 func surveyCorpus(corpus string, cfg config) (files []file, logical, distinct int64) {
-	files, err := listFiles(corpus)
+	files, err := nearcopy.List(corpus)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -177,7 +149,7 @@ func surveyCorpus(corpus string, cfg config) (files []file, logical, distinct in
 		log.Fatalf("no regular files under %s", corpus)
 	}
 	for _, f := range files {
-		logical += f.size
+		logical += f.Size
 	}
 	t0 := time.Now()
 	distinct, distinctFiles, err := wholeFileDistinct(files)
@@ -213,17 +185,17 @@ func run(ctx context.Context, cfg config, p chunker.Params, files []file) (resul
 
 	in := &ingest{cfg: cfg, params: p, dir: dir, st: st, files: files, objects: make(map[cas.Hash]struct{}), res: &res}
 	all := func(file) bool { return true }
-	large := func(f file) bool { return f.size > nearCopyMin }
-	if err := in.phase(ctx, "corpus", 1, original, all); err != nil {
+	large := func(f file) bool { return f.Size > nearcopy.Min }
+	if err := in.phase(ctx, "corpus", 1, nearcopy.Original, all); err != nil {
 		return res, err
 	}
 	if cfg.copies > 0 {
-		if err := in.phase(ctx, "copies", cfg.copies, original, all); err != nil {
+		if err := in.phase(ctx, "copies", cfg.copies, nearcopy.Original, all); err != nil {
 			return res, err
 		}
 	}
 	if cfg.near {
-		for _, v := range []variant{prepended, midChanged} {
+		for _, v := range nearcopy.Variants {
 			if err := in.phase(ctx, v.String(), 1, v, large); err != nil {
 				return res, err
 			}
@@ -249,7 +221,7 @@ type ingest struct {
 
 // phase uploads n times variant v of every file pick accepts and adds the
 // phase, with what the store holds after it, to the result.
-func (in *ingest) phase(ctx context.Context, name string, n int, v variant, pick func(file) bool) error {
+func (in *ingest) phase(ctx context.Context, name string, n int, v nearcopy.Variant, pick func(file) bool) error {
 	ph := phase{name: name, before: in.last}
 	var mu sync.Mutex
 	t0 := time.Now()
@@ -263,7 +235,7 @@ func (in *ingest) phase(ctx context.Context, name string, n int, v variant, pick
 			g.Go(func() error {
 				rec, err := upload(gctx, in.st, f, v)
 				if err != nil {
-					return fmt.Errorf("%s (%s): %w", f.path, v, err)
+					return fmt.Errorf("%s (%s): %w", f.Path, v, err)
 				}
 				mu.Lock()
 				defer mu.Unlock()
@@ -293,37 +265,16 @@ func (in *ingest) phase(ctx context.Context, name string, n int, v variant, pick
 	return nil
 }
 
-// prefix is what the prepended variants start with.
-var prefix = func() []byte {
-	b := make([]byte, prependLen)
-	rand.NewChaCha8([32]byte{'m', 'x', 'c', 'a', 's'}).Read(b)
-	return b
-}()
-
 // upload stores variant v of f under a new media ID.
-func upload(ctx context.Context, st *media.Store, f file, v variant) (media.Media, error) {
-	fh, err := os.Open(f.path)
+func upload(ctx context.Context, st *media.Store, f file, v nearcopy.Variant) (media.Media, error) {
+	fh, err := os.Open(f.Path)
 	if err != nil {
 		return media.Media{}, err
 	}
 	defer fh.Close()
-	var body io.Reader = fh
-	size := f.size
-	switch v {
-	case prepended:
-		body = io.MultiReader(bytes.NewReader(prefix), fh)
-		size += prependLen
-	case midChanged:
-		mid := f.size/2 - midChangedLen/2
-		patch := make([]byte, midChangedLen)
-		if _, err := fh.ReadAt(patch, mid); err != nil {
-			return media.Media{}, err
-		}
-		for i := range patch {
-			patch[i] ^= 0xff // every byte differs from the original
-		}
-		end := mid + midChangedLen
-		body = io.MultiReader(io.NewSectionReader(fh, 0, mid), bytes.NewReader(patch), io.NewSectionReader(fh, end, f.size-end))
+	body, size, err := nearcopy.Body(fh, f.Size, v)
+	if err != nil {
+		return media.Media{}, err
 	}
 	m, err := matrix.NewMXC(server, matrix.NewMediaID())
 	if err != nil {
@@ -331,23 +282,6 @@ func upload(ctx context.Context, st *media.Store, f file, v variant) (media.Medi
 	}
 	info := media.UploadInfo{MXC: m, Size: size}
 	return st.Upload(ctx, info, body)
-}
-
-// listFiles returns every regular file under root in lexical order.
-func listFiles(root string) ([]file, error) {
-	var files []file
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		files = append(files, file{path: path, size: info.Size()})
-		return nil
-	})
-	return files, err
 }
 
 // wholeFileDistinct hashes every file and returns the bytes and number of
@@ -359,7 +293,7 @@ func wholeFileDistinct(files []file) (int64, int, error) {
 	buf := make([]byte, 1<<20)
 	h := cas.NewHasher()
 	for _, f := range files {
-		fh, err := os.Open(f.path)
+		fh, err := os.Open(f.Path)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -367,10 +301,10 @@ func wholeFileDistinct(files []file) (int64, int, error) {
 		n, err := io.CopyBuffer(h, fh, buf)
 		fh.Close()
 		if err != nil {
-			return 0, 0, fmt.Errorf("hash %s: %w", f.path, err)
+			return 0, 0, fmt.Errorf("hash %s: %w", f.Path, err)
 		}
-		if n != f.size {
-			return 0, 0, fmt.Errorf("hash %s: %d bytes, listed with %d", f.path, n, f.size)
+		if n != f.Size {
+			return 0, 0, fmt.Errorf("hash %s: %d bytes, listed with %d", f.Path, n, f.Size)
 		}
 		if _, ok := seen[h.Sum()]; !ok {
 			seen[h.Sum()] = struct{}{}
@@ -445,7 +379,7 @@ func printCopies(results []result, copies int, logical, distinct int64) {
 }
 
 func printNear(results []result) {
-	fmt.Printf("Near-copies: for every file over %d KiB, one variant of each kind, into the store above\n", nearCopyMin>>10)
+	fmt.Printf("Near-copies: for every file over %d KiB, one variant of each kind, into the store above\n", nearcopy.Min>>10)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "params\tvariant\tuploads\tlogical\tnew stored\tnew/logical\tnew chunks\twhole-file new\tingest MB/s\t")
 	for _, r := range results {
