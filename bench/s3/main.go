@@ -106,6 +106,7 @@ func run(ctx context.Context, cfg config, bin string) error {
 			return err
 		}
 	}
+	fmt.Printf("load:    %s (1, 5, 15 min, at the end)\n", machine.Load())
 	return nil
 }
 
