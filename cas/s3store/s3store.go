@@ -224,15 +224,24 @@ func (s *Store) Stat(h cas.Hash) (fs.FileInfo, error) {
 // OpenChunk opens chunk h: reads are GETs from the current offset, a Seek
 // or ReadAt a ranged GET. Not a Filer.
 func (s *Store) OpenChunk(h cas.Hash) (cas.Chunk, error) {
-	fi, err := s.Stat(h)
-	if err != nil {
-		return nil, err
+	if s.hidden(h) {
+		return nil, fmt.Errorf("%w: %s", cas.ErrNotFound, h)
 	}
 	obj, err := s.client.GetObject(s.ctx, s.opts.Bucket, s.Key(h), minio.GetObjectOptions{})
 	if err != nil {
 		return nil, s.wrap(err)
 	}
-	return &chunk{obj: obj, size: fi.Size(), s: s}, nil
+	// The first Stat sends the GET and takes the size from its answer: one
+	// request, whose body the first Read streams.
+	oi, err := obj.Stat()
+	if err != nil {
+		obj.Close()
+		if notFound(err) {
+			return nil, fmt.Errorf("%w: %s", cas.ErrNotFound, h)
+		}
+		return nil, s.wrap(err)
+	}
+	return &chunk{obj: obj, size: oi.Size, s: s}, nil
 }
 
 // chunk is an open object.
@@ -394,7 +403,7 @@ func (b *batch) Put(h cas.Hash, data []byte) (bool, error) {
 			s.mu.Unlock()
 			continue // changed while we asked: decide again
 		}
-		if stored {
+		if stored || s.known.Contains(h) { // known: another batch committed it while we asked
 			s.known.Add(h, struct{}{})
 			s.mu.Unlock()
 			return false, nil

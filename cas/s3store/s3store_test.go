@@ -1,8 +1,10 @@
 package s3store_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"sync"
@@ -176,4 +178,35 @@ func TestUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	castest.CheckChunk(t, s, during)
+}
+
+// TestOpenChunkOneRequest: opening and reading a chunk is one GET, no HEAD.
+func TestOpenChunkOneRequest(t *testing.T) {
+	srv := testkit.StartS3(t)
+	rt := &counter{}
+	s := open(t, srv, rt)
+	c := castest.NewChunk(7, 100_000)
+	b := s.BeginBatch()
+	if _, err := b.Put(c.Hash, c.Data); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	heads, gets := rt.get(http.MethodHead), rt.get(http.MethodGet)
+	r, err := s.OpenChunk(c.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, c.Data) || r.Size() != int64(len(c.Data)) {
+		t.Fatalf("read %d bytes (size %d), %v; want the chunk's %d", len(got), r.Size(), err, len(c.Data))
+	}
+	if h, g := rt.get(http.MethodHead)-heads, rt.get(http.MethodGet)-gets; h != 0 || g != 1 {
+		t.Errorf("OpenChunk and a whole read: %d HEAD, %d GET; want 0 and 1", h, g)
+	}
+	if _, err := s.OpenChunk(castest.NewChunk(8, 10).Hash); !errors.Is(err, cas.ErrNotFound) {
+		t.Errorf("OpenChunk of a missing chunk: %v, want ErrNotFound", err)
+	}
 }
