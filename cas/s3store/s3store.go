@@ -73,7 +73,8 @@ type Options struct {
 type Store struct {
 	opts   Options
 	client *minio.Client
-	prefix string // Prefix + "cas/"
+	core   minio.Core // the same client, for GETs that return their headers
+	prefix string     // Prefix + "cas/"
 	slots  chan struct{}
 	known  *lru.Cache[cas.Hash, struct{}]
 
@@ -133,7 +134,7 @@ func Open(o Options) (*Store, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Store{
-		opts: o, client: client, prefix: o.Prefix + "cas/",
+		opts: o, client: client, core: minio.Core{Client: client}, prefix: o.Prefix + "cas/",
 		slots: make(chan struct{}, o.Parallel), known: known,
 		inflight: make(map[cas.Hash]*upload), ctx: ctx, cancel: cancel,
 	}
@@ -221,63 +222,123 @@ func (s *Store) Stat(h cas.Hash) (fs.FileInfo, error) {
 	return info{name: h.String(), size: oi.Size, mod: oi.LastModified}, nil
 }
 
-// OpenChunk opens chunk h: reads are GETs from the current offset, a Seek
-// or ReadAt a ranged GET. Not a Filer.
+// OpenChunk opens chunk h with one GET, whose body the reads stream; a
+// Seek away from the stream's position, or a ReadAt, is a ranged GET. Not a
+// Filer.
 func (s *Store) OpenChunk(h cas.Hash) (cas.Chunk, error) {
 	if s.hidden(h) {
 		return nil, fmt.Errorf("%w: %s", cas.ErrNotFound, h)
 	}
-	obj, err := s.client.GetObject(s.ctx, s.opts.Bucket, s.Key(h), minio.GetObjectOptions{})
+	body, oi, err := s.get(h, 0, -1)
 	if err != nil {
-		return nil, s.wrap(err)
+		return nil, err
 	}
-	// The first Stat sends the GET and takes the size from its answer: one
-	// request, whose body the first Read streams.
-	oi, err := obj.Stat()
-	if err != nil {
-		obj.Close()
-		if notFound(err) {
-			return nil, fmt.Errorf("%w: %s", cas.ErrNotFound, h)
-		}
-		return nil, s.wrap(err)
-	}
-	return &chunk{obj: obj, size: oi.Size, s: s}, nil
+	return &chunk{s: s, h: h, size: oi.Size, body: body}, nil
 }
 
-// chunk is an open object.
+// get GETs chunk h from off to end (inclusive; -1: the end).
+func (s *Store) get(h cas.Hash, off, end int64) (io.ReadCloser, minio.ObjectInfo, error) {
+	var o minio.GetObjectOptions
+	var err error
+	switch {
+	case end >= 0:
+		err = o.SetRange(off, end)
+	case off > 0:
+		err = o.SetRange(off, 0) // bytes=off-
+	}
+	if err != nil {
+		return nil, minio.ObjectInfo{}, err
+	}
+	body, oi, _, err := s.core.GetObject(s.ctx, s.opts.Bucket, s.Key(h), o)
+	if notFound(err) {
+		return nil, oi, fmt.Errorf("%w: %s", cas.ErrNotFound, h)
+	}
+	if err != nil {
+		return nil, oi, s.wrap(err)
+	}
+	return body, oi, nil
+}
+
+// chunk is an open object: body streams from pos.
 type chunk struct {
-	obj  *minio.Object
-	size int64
 	s    *Store
+	h    cas.Hash
+	size int64
+	pos  int64
+	body io.ReadCloser // nil: open a new range at pos on the next Read
 }
 
 func (c *chunk) Size() int64 { return c.size }
+
 func (c *chunk) Close() error {
-	return c.obj.Close()
+	if c.body != nil {
+		err := c.body.Close()
+		c.body = nil
+		return err
+	}
+	return nil
 }
 
 func (c *chunk) Read(p []byte) (int, error) {
-	n, err := c.obj.Read(p)
-	return n, c.readErr(err)
+	if c.pos >= c.size {
+		return 0, io.EOF
+	}
+	if c.body == nil {
+		body, _, err := c.s.get(c.h, c.pos, -1)
+		if err != nil {
+			return 0, err
+		}
+		c.body = body
+	}
+	n, err := c.body.Read(p)
+	c.pos += int64(n)
+	if err == io.EOF && c.pos < c.size {
+		err = io.ErrUnexpectedEOF
+	} else if err != nil && err != io.EOF {
+		err = c.s.wrap(err)
+	}
+	return n, err
 }
 
 func (c *chunk) ReadAt(p []byte, off int64) (int, error) {
-	n, err := c.obj.ReadAt(p, off)
-	return n, c.readErr(err)
+	if off < 0 {
+		return 0, errors.New("s3store: negative offset")
+	}
+	if off >= c.size {
+		return 0, io.EOF
+	}
+	want := min(int64(len(p)), c.size-off)
+	body, _, err := c.s.get(c.h, off, off+want-1)
+	if err != nil {
+		return 0, err
+	}
+	defer body.Close()
+	n, err := io.ReadFull(body, p[:want])
+	if err != nil {
+		return n, c.s.wrap(err)
+	}
+	if want < int64(len(p)) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 func (c *chunk) Seek(off int64, whence int) (int64, error) {
-	return c.obj.Seek(off, whence)
-}
-
-func (c *chunk) readErr(err error) error {
-	switch {
-	case err == nil, err == io.EOF:
-		return err
-	case notFound(err):
-		return fmt.Errorf("%w: %w", cas.ErrNotFound, err)
+	switch whence {
+	case io.SeekCurrent:
+		off += c.pos
+	case io.SeekEnd:
+		off += c.size
 	}
-	return c.s.wrap(err)
+	if off < 0 {
+		return 0, errors.New("s3store: seek before the start")
+	}
+	if off != c.pos && c.body != nil {
+		c.body.Close()
+		c.body = nil
+	}
+	c.pos = off
+	return off, nil
 }
 
 // ReadChunk reads chunk h whole into buf (grown when too small) and checks
