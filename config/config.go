@@ -182,7 +182,34 @@ type Storage struct {
 	// finds the disk full. 0: the smaller of 1% of the filesystem and 64
 	// MiB; -1: no ballast.
 	BallastBytes int64 `toml:"ballast_bytes"`
+
+	// Backend is where the chunks are: "local" (DATA/cas) or "s3" (a
+	// bucket of an S3-compatible object store; the index stays in DATA).
+	Backend string `toml:"backend"`
+	// Endpoint is the object store's host:port (no scheme: UseSSL picks
+	// https or http).
+	Endpoint string `toml:"endpoint"`
+	// Bucket holds the chunks; it must exist.
+	Bucket string `toml:"bucket"`
+	// Region, when the object store wants one ("" lets the client ask).
+	Region string `toml:"region"`
+	// Prefix is prepended to every object key (PREFIX/cas/ab/cd/<hash>).
+	Prefix string `toml:"prefix"`
+	// UseSSL: https to the endpoint (true) or plain http.
+	UseSSL bool `toml:"use_ssl"`
+	// CredentialsFile holds the access key (see cmd/mxcas); "" takes
+	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment.
+	CredentialsFile string `toml:"credentials_file"`
+	// CacheBytes bounds the local cache of hot chunks under DATA/cache
+	// (backend s3 only); 0: no cache.
+	CacheBytes int64 `toml:"cache_bytes"`
 }
+
+// Storage backends.
+const (
+	BackendLocal = "local"
+	BackendS3    = "s3"
+)
 
 // Duration is a time.Duration written as "90s", "1h".
 type Duration struct{ time.Duration }
@@ -245,7 +272,8 @@ func Default() Config {
 			FFmpegMemory:     1 << 30,
 			MaxMediaDuration: Duration{4 * time.Hour},
 		},
-		Storage:     Storage{GCGrace: Duration{time.Hour}, GCInterval: Duration{time.Hour}},
+		Storage: Storage{GCGrace: Duration{time.Hour}, GCInterval: Duration{time.Hour},
+			Backend: BackendLocal, UseSSL: true, CacheBytes: 1 << 30},
 		URLPreviews: defaultURLPreviews(),
 		RateLimits:  defaultRateLimits(),
 		GDPR:        defaultGDPR(),
@@ -282,7 +310,7 @@ func Load(path string) (Config, error) {
 		}
 	}
 	r := &c.Replication
-	for _, f := range []*string{&r.SecretFile, &r.TLSCert, &r.TLSKey, &r.TLSCA} {
+	for _, f := range []*string{&c.Storage.CredentialsFile, &r.SecretFile, &r.TLSCert, &r.TLSKey, &r.TLSCA} {
 		if *f != "" && !filepath.IsAbs(*f) {
 			*f = filepath.Join(filepath.Dir(path), *f)
 		}
@@ -357,6 +385,7 @@ func (c *Config) Validate() error {
 		c.Server.validateServing,
 		c.Server.validateAdminListen,
 		c.Storage.validate,
+		c.Storage.validateBackend,
 		c.Server.validateProcessLimits,
 		c.Server.validateConnectionLimits,
 		c.Server.validateLogLevel,
@@ -424,6 +453,43 @@ func (s Storage) validate() error {
 	}
 	if s.BallastBytes < -1 {
 		return bad("must be -1 (none), 0 (the default) or a size in bytes", "storage", "ballast_bytes")
+	}
+	return nil
+}
+
+// validateBackend checks where the chunks are: an s3 backend needs an
+// endpoint (host:port, no scheme) and a bucket; a local one takes none of
+// them, so a half-written [storage] never silently stays local.
+func (s Storage) validateBackend() error {
+	switch s.Backend {
+	case BackendLocal:
+		if s.Endpoint != "" {
+			return bad(`is set but backend is "local": set backend = "s3" or remove it`, "storage", "endpoint")
+		}
+		if s.Bucket != "" {
+			return bad(`is set but backend is "local": set backend = "s3" or remove it`, "storage", "bucket")
+		}
+	case BackendS3:
+		if s.Endpoint == "" {
+			return bad(`must be set with backend = "s3" (host:port, such as "s3.amazonaws.com:443")`, "storage", "endpoint")
+		}
+		if strings.Contains(s.Endpoint, "://") {
+			return bad(fmt.Sprintf("want host:port without a scheme (use_ssl picks https), got %q", s.Endpoint), "storage", "endpoint")
+		}
+		if host, port, err := net.SplitHostPort(s.Endpoint); err != nil || host == "" || strings.Contains(s.Endpoint, "/") || !validPort(port) {
+			return bad(fmt.Sprintf("want host:port, got %q", s.Endpoint), "storage", "endpoint")
+		}
+		if s.Bucket == "" || strings.Contains(s.Bucket, "/") {
+			return bad(fmt.Sprintf(`must name a bucket with backend = "s3" (no "/"), got %q`, s.Bucket), "storage", "bucket")
+		}
+	default:
+		return bad(fmt.Sprintf(`must be "local" or "s3", got %q`, s.Backend), "storage", "backend")
+	}
+	if strings.HasPrefix(s.Prefix, "/") {
+		return bad(fmt.Sprintf(`must not start with "/", got %q`, s.Prefix), "storage", "prefix")
+	}
+	if s.CacheBytes < 0 {
+		return bad("must not be negative (0: no cache)", "storage", "cache_bytes")
 	}
 	return nil
 }

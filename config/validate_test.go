@@ -69,6 +69,32 @@ var validateRules = []validateRule{
 	{"storage.min_free_bytes negative", func(c *Config) { c.Storage.MinFreeBytes = -1 }, "storage.min_free_bytes: must not be negative (0 picks the default)"},
 	{"storage.ballast_bytes below -1", func(c *Config) { c.Storage.BallastBytes = -2 }, "storage.ballast_bytes: must be -1 (none), 0 (the default) or a size in bytes"},
 	{"storage.ballast_bytes -1", func(c *Config) { c.Storage.BallastBytes = -1 }, ""},
+	{"storage.backend unknown", func(c *Config) { c.Storage.Backend = "S3" }, `storage.backend: must be "local" or "s3", got "S3"`},
+	{"storage.backend empty", func(c *Config) { c.Storage.Backend = "" }, `storage.backend: must be "local" or "s3", got ""`},
+	{"storage.endpoint with backend local", func(c *Config) { c.Storage.Endpoint = "127.0.0.1:9000" },
+		`storage.endpoint: is set but backend is "local": set backend = "s3" or remove it`},
+	{"storage.bucket with backend local", func(c *Config) { c.Storage.Bucket = "media" },
+		`storage.bucket: is set but backend is "local": set backend = "s3" or remove it`},
+	{"storage.endpoint missing", func(c *Config) { c.Storage = s3Storage(c, "", "media") },
+		`storage.endpoint: must be set with backend = "s3" (host:port, such as "s3.amazonaws.com:443")`},
+	{"storage.endpoint with a scheme", func(c *Config) { c.Storage = s3Storage(c, "https://s3.example:443", "media") },
+		`storage.endpoint: want host:port without a scheme (use_ssl picks https), got "https://s3.example:443"`},
+	{"storage.endpoint without port", func(c *Config) { c.Storage = s3Storage(c, "s3.example", "media") },
+		`storage.endpoint: want host:port, got "s3.example"`},
+	{"storage.endpoint with a path", func(c *Config) { c.Storage = s3Storage(c, "s3.example:443/media", "media") },
+		`storage.endpoint: want host:port, got "s3.example:443/media"`},
+	{"storage.endpoint bad port", func(c *Config) { c.Storage = s3Storage(c, "s3.example:0", "media") },
+		`storage.endpoint: want host:port, got "s3.example:0"`},
+	{"storage.bucket missing", func(c *Config) { c.Storage = s3Storage(c, "s3.example:443", "") },
+		`storage.bucket: must name a bucket with backend = "s3" (no "/"), got ""`},
+	{"storage.bucket with a slash", func(c *Config) { c.Storage = s3Storage(c, "s3.example:443", "a/b") },
+		`storage.bucket: must name a bucket with backend = "s3" (no "/"), got "a/b"`},
+	{"storage s3", func(c *Config) { c.Storage = s3Storage(c, "[::1]:9000", "media") }, ""},
+	{"storage.prefix absolute", func(c *Config) { c.Storage = s3Storage(c, "s3.example:443", "media"); c.Storage.Prefix = "/mxcas" },
+		`storage.prefix: must not start with "/", got "/mxcas"`},
+	{"storage.prefix relative", func(c *Config) { c.Storage = s3Storage(c, "s3.example:443", "media"); c.Storage.Prefix = "mxcas/prod" }, ""},
+	{"storage.cache_bytes negative", func(c *Config) { c.Storage.CacheBytes = -1 }, "storage.cache_bytes: must not be negative (0: no cache)"},
+	{"storage.cache_bytes off", func(c *Config) { c.Storage.CacheBytes = 0 }, ""},
 
 	{"server.soft_memory_limit negative", func(c *Config) { c.Server.SoftMemoryLimit = -1 }, "server.soft_memory_limit: must not be negative"},
 	{"server.soft_memory_limit off", func(c *Config) { c.Server.SoftMemoryLimit = 0 }, ""},
@@ -182,6 +208,13 @@ var validateRules = []validateRule{
 	{"metrics.pprof without listen", func(c *Config) { c.Metrics.Pprof = true }, `metrics.pprof: needs [metrics] listen: /debug/pprof/ is served on the metrics listener`},
 }
 
+// s3Storage is c's [storage] with backend s3 at endpoint and bucket.
+func s3Storage(c *Config, endpoint, bucket string) Storage {
+	s := c.Storage
+	s.Backend, s.Endpoint, s.Bucket = BackendS3, endpoint, bucket
+	return s
+}
+
 // replicating is c's [replication] with listen and primary set and a
 // secret file.
 func replicating(c *Config, listen, primary string) Replication {
@@ -223,6 +256,9 @@ var keysWithoutRules = map[string]string{
 	"thumbnails.ffmpeg":             "a name or path; looked up when the server starts, and a missing binary turns video thumbnails off with a warning",
 	"thumbnails.ffprobe":            "a name or path; looked up when the server starts, as ffmpeg",
 	"replication.secret_file":       "any path; the file is read and checked when the server starts (listen and primary need it)",
+	"storage.region":                "any name; the object store checks it",
+	"storage.use_ssl":               "a bool",
+	"storage.credentials_file":      "any path; the file is read and checked when the store is opened",
 }
 
 // TestValidateRulesCoverEveryKey makes a new key choose: a row in
