@@ -50,6 +50,11 @@ func toMatrix(err error) *matrixError {
 		return errorf(http.StatusForbidden, "M_FORBIDDEN", "%s", quotaMessage(err))
 	case errors.Is(err, media.ErrDamaged):
 		return errorf(http.StatusInternalServerError, "M_UNKNOWN", "stored content is damaged")
+	case errors.Is(err, media.ErrStorageUnavailable):
+		// The object store behind the chunks is down or failing: nothing was
+		// recorded, and the same request may pass once it is back.
+		return &matrixError{Status: http.StatusServiceUnavailable, Code: "M_UNKNOWN",
+			Message: "media storage unavailable", RetryAfter: 5 * time.Second}
 	case errors.Is(err, media.ErrFailed):
 		return errorf(http.StatusServiceUnavailable, "M_UNKNOWN", "The media store failed; the server is restarting")
 	case errors.As(err, &mbe), errors.Is(err, media.ErrTooLarge):

@@ -84,11 +84,19 @@ func (s *Store) openBackupDest(dest string) (*cas.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: backup to %s: %w", dest, err)
 	}
-	if _, err := checkFormat(dest, s.format); err != nil {
+	if _, err := checkFormat(dest, s.backupFormat()); err != nil {
 		dst.Close()
 		return nil, fmt.Errorf("media: backup to %s: %w", dest, err)
 	}
 	return dst, nil
+}
+
+// backupFormat is the FORMAT of a backup: the store's, with its chunks in
+// the backup's own cas/ directory wherever the store keeps them.
+func (s *Store) backupFormat() storeFormat {
+	f := s.format
+	f.Chunks = ""
+	return f
 }
 
 // backupChunks copies every chunk file dst lacks into it, verified on the
@@ -166,7 +174,7 @@ func (s *Store) checkBackupDest(dest string) error {
 	}
 	switch state {
 	case dirStore:
-		f, err := compareFormat(dest, s.format)
+		f, err := compareFormat(dest, s.backupFormat())
 		if err != nil {
 			return fmt.Errorf("%w: %s is an mxcas store this one cannot be backed up into: %w", ErrBackupDest, dest, err)
 		}

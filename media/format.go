@@ -29,6 +29,9 @@ type storeFormat struct {
 	// by its backups, so a backup never goes into another store. "" when
 	// FORMAT has none.
 	ID string
+	// Chunks is where the chunks are (Options.ChunksAt): "" for the local
+	// cas/ directory, which FORMAT then does not mention.
+	Chunks string
 }
 
 func (f storeFormat) encode() []byte {
@@ -36,7 +39,18 @@ func (f storeFormat) encode() []byte {
 	if f.ID != "" {
 		b = fmt.Appendf(b, "id %s\n", f.ID)
 	}
+	if f.Chunks != "" {
+		b = fmt.Appendf(b, "chunks %s\n", f.Chunks)
+	}
 	return b
+}
+
+// chunksPlace names where a FORMAT's chunks are, for messages.
+func chunksPlace(at string) string {
+	if at == "" {
+		return "the local directory cas/"
+	}
+	return at
 }
 
 // newStoreID returns a random store ID: 32 hex digits.
@@ -80,6 +94,8 @@ func parseFormat(b []byte) (storeFormat, error) {
 				return f, fmt.Errorf("bad store id %q", val)
 			}
 			f.ID = val
+		case "chunks":
+			f.Chunks = val
 		case "":
 		default:
 			return f, fmt.Errorf("unknown line %q", sc.Text())
@@ -142,6 +158,10 @@ func matchFormat(dir string, want storeFormat, create bool) (storeFormat, error)
 		return storeFormat{}, fmt.Errorf("%w: %s was created with chunker parameters %s but was opened with %s; "+
 			"chunk parameters are a property of the store and cannot change (it would stop deduplication)",
 			ErrFormat, path, got.Chunker, want.Chunker)
+	case got.Chunks != want.Chunks:
+		return storeFormat{}, fmt.Errorf("%w: %s keeps its chunks in %s but was opened with them in %s; "+
+			"check [storage] (a store keeps the backend it was created with)",
+			ErrFormat, path, chunksPlace(got.Chunks), chunksPlace(want.Chunks))
 	case got.ID != "" && want.ID != "" && got.ID != want.ID:
 		return storeFormat{}, fmt.Errorf("%w: %s belongs to store %s, not %s", ErrFormat, path, got.ID, want.ID)
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,9 @@ var (
 	ErrTruncated = errors.New("media: body ended before its declared length")
 	ErrTooLarge  = errors.New("media: body longer than its declared length or the limit")
 	ErrLocked    = cas.ErrLocked
+	// ErrStorageUnavailable: the storage behind the chunks (an object
+	// store) is unreachable or failing; the same request may pass later.
+	ErrStorageUnavailable = cas.ErrUnavailable
 	// ErrForbidden: the user may not do this (fill another user's created ID).
 	ErrForbidden = errors.New("media: forbidden")
 	// ErrNotYetUploaded: a created ID still had no content when the wait ended.
@@ -48,9 +52,20 @@ type Options struct {
 	// given Chunks read-only.
 	Chunks cas.Storage
 	// Chunker parameters. Zero means: those recorded in DATA/FORMAT, or
-	// chunker.DefaultParams for a new store. Non-zero parameters that differ
-	// from the store's are an error.
+	// NewChunker (default chunker.DefaultParams) for a new store. Non-zero
+	// parameters that differ from the store's are an error.
 	Chunker chunker.Params
+	// NewChunker are the chunker parameters of a store this Open creates
+	// (zero: chunker.DefaultParams); an existing store keeps those in its
+	// FORMAT. A backend whose requests cost more than its bytes (an object
+	// store) wants larger chunks.
+	NewChunker chunker.Params
+	// ChunksAt says where Chunks keeps the chunks ("s3 host:port/bucket/
+	// prefix"; "" for the local cas/ directory). It is recorded in FORMAT
+	// when the store is created, and opening a store whose FORMAT names
+	// another place is an error wrapping ErrFormat: its index would refer
+	// to chunks that are not there. No newlines.
+	ChunksAt string
 	// GCGrace protects chunks younger than this from GC (default 1 h).
 	GCGrace time.Duration
 	// Now is the clock (default time.Now).
@@ -182,6 +197,14 @@ func (o *Options) Validate() error {
 	if err := ValidateQuotas(o.Quotas); err != nil {
 		return err
 	}
+	if strings.ContainsAny(o.ChunksAt, "\r\n") {
+		return fmt.Errorf("media: ChunksAt %q holds a line break", o.ChunksAt)
+	}
+	if o.NewChunker != (chunker.Params{}) {
+		if err := o.NewChunker.Validate(); err != nil {
+			return err
+		}
+	}
 	if o.Chunker != (chunker.Params{}) {
 		return o.Chunker.Validate()
 	}
@@ -240,7 +263,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	params := storeParams(opts)
-	format := storeFormat{Version: formatVersion, Hash: HashName, Chunker: params.String()}
+	format := storeFormat{Version: formatVersion, Hash: HashName, Chunker: params.String(), Chunks: opts.ChunksAt}
 	idx, sp, f, err := openIndex(opts, isNew, format)
 	if err != nil {
 		cs.Close()
@@ -316,7 +339,7 @@ func prepareDir(opts *Options) (isNew bool, err error) {
 }
 
 // storeParams returns the chunker parameters opts asks for, or else those
-// of the store's FORMAT, or else the defaults.
+// of the store's FORMAT, or else those of a new store.
 func storeParams(opts Options) chunker.Params {
 	if opts.Chunker != (chunker.Params{}) {
 		return opts.Chunker
@@ -325,6 +348,9 @@ func storeParams(opts Options) chunker.Params {
 		if p, err := chunker.ParseParams(f.Chunker); err == nil {
 			return p
 		}
+	}
+	if opts.NewChunker != (chunker.Params{}) {
+		return opts.NewChunker
 	}
 	return chunker.DefaultParams
 }

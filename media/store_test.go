@@ -63,6 +63,49 @@ func TestFormatParams(t *testing.T) {
 	}
 }
 
+// TestFormatChunksAt: a new store takes NewChunker and records ChunksAt;
+// reopened, it keeps FORMAT's parameters whatever NewChunker says, and is
+// refused with its chunks said to be elsewhere; its backup is a local store.
+func TestFormatChunksAt(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	big := chunker.Params{Min: 256 << 10, Avg: 1 << 20, Max: 4 << 20}
+	const at = "s3 127.0.0.1:9000/media/prod/"
+	s := openStore(t, media.Options{Create: true, Dir: dir, NewChunker: big, ChunksAt: at})
+	if got := s.Params(); got != big {
+		t.Errorf("new store: Params() = %v, want NewChunker %v", got, big)
+	}
+	closeStore(t, s)
+	f, err := media.ReadFormat(dir)
+	if err != nil || f.Chunks != at || f.Chunker != big.String() {
+		t.Fatalf("FORMAT = %+v, %v; want chunks %q and chunker %v", f, err, at, big)
+	}
+
+	s = openStore(t, media.Options{Dir: dir, NewChunker: chunker.DefaultParams, ChunksAt: at})
+	if got := s.Params(); got != big {
+		t.Errorf("reopened with another NewChunker: Params() = %v, want FORMAT's %v", got, big)
+	}
+	backup := filepath.Join(t.TempDir(), "backup")
+	if _, err := s.Backup(t.Context(), backup); err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	closeStore(t, s)
+	if bf, err := media.ReadFormat(backup); err != nil || bf.Chunks != "" || bf.ID != f.ID {
+		t.Errorf("backup FORMAT = %+v, %v; want store %s with its chunks local", bf, err, f.ID)
+	}
+
+	for _, other := range []string{"", "s3 127.0.0.1:9000/other/prod/"} {
+		s, err := media.Open(media.Options{Dir: dir, ChunksAt: other, Logger: quietLogger()})
+		if err == nil {
+			closeStore(t, s)
+			t.Errorf("Open with ChunksAt %q of a store whose chunks are in %q succeeded", other, at)
+			continue
+		}
+		if !errors.Is(err, media.ErrFormat) || !strings.Contains(err.Error(), at) {
+			t.Errorf("Open with ChunksAt %q: %v, want ErrFormat naming %q", other, err, at)
+		}
+	}
+}
+
 func TestOpenDefaults(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	s := openStore(t, media.Options{Create: true, Dir: dir})

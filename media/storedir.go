@@ -37,7 +37,8 @@ const (
 // storeDirState looks at dir without changing it. A directory without
 // FORMAT counts as fresh when it is empty or holds only what creating a
 // store leaves before FORMAT is written (cas/ without chunk files, tmp/
-// with only its lock, index/, a temp file of FORMAT, the ballast file),
+// with only its lock, index/, a temp file of FORMAT, the ballast file, the
+// cache/ of an object store's chunks),
 // plus lost+found (a
 // freshly formatted volume). Anything else is foreign, and what says
 // which entries made it so.
@@ -64,7 +65,7 @@ func storeDirState(dir string) (state dirState, what string, err error) {
 		name := e.Name()
 		ok := false
 		switch {
-		case name == "lost+found" || name == "index":
+		case name == "lost+found" || name == "index" || name == "cache":
 			ok = e.IsDir()
 		case name == "cas":
 			ok = e.IsDir() && !holdsFiles(filepath.Join(dir, name))

@@ -25,7 +25,7 @@ func withStore(cfg config.Config, logger *slog.Logger, op string, req, res any, 
 	if err != nil {
 		return err
 	}
-	st, err := media.Open(mo)
+	st, err := openStore(cfg, mo, logger)
 	if errors.Is(err, media.ErrLocked) {
 		logger.Info("the store is held by a running server; asking it", "op", op)
 		return callAdmin(ctx, cfg.Server.DataDir, op, req, res)

@@ -89,7 +89,7 @@ func serveWith(ctx context.Context, cfg config.Config, logger *slog.Logger, hook
 	if hooks.accepting != nil {
 		hooks.accepting(as.addr)
 	}
-	st, err := media.Open(mo)
+	st, err := openStore(cfg, mo, logger)
 	if err != nil {
 		return err
 	}

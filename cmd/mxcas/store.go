@@ -34,7 +34,9 @@ func loadConfig(name string, args []string, stderr io.Writer, extra func(*flag.F
 }
 
 // mediaOptions turns the configuration into the store's options. An error
-// names the configuration key whose value the store cannot take.
+// names the configuration key whose value the store cannot take. The
+// chunk storage of backend s3 is not opened here: openChunkStore does it
+// just before media.Open, which then owns it.
 func mediaOptions(cfg config.Config, logger *slog.Logger) (media.Options, error) {
 	t := cfg.Thumbnails
 	local := make(map[string]bool)
@@ -43,6 +45,7 @@ func mediaOptions(cfg config.Config, logger *slog.Logger) (media.Options, error)
 	}
 	o := media.Options{
 		Dir:                   cfg.Server.DataDir,
+		ChunksAt:              chunksAt(cfg.Storage),
 		GCGrace:               cfg.Storage.GCGrace.Duration,
 		Logger:                logger,
 		Local:                 func(s string) bool { return local[strings.ToLower(s)] },
@@ -61,6 +64,9 @@ func mediaOptions(cfg config.Config, logger *slog.Logger) (media.Options, error)
 			Limits:       thumbgen.Limits{MaxPixels: t.MaxPixels, MaxBytes: t.MaxBytes},
 			Disabled:     !t.Pregenerate,
 		},
+	}
+	if cfg.Storage.Backend == config.BackendS3 {
+		o.NewChunker = s3ChunkParams
 	}
 	var err error
 	if o.Thumbnails.Sizes, err = thumbnailSizes(t.Sizes); err != nil {
