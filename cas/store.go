@@ -120,19 +120,40 @@ func (s *Store) takeLock() error {
 	if s.readOnly {
 		lockFlags = os.O_RDONLY
 	}
-	lock, err := os.OpenFile(filepath.Join(s.tmpDir, "LOCK"), lockFlags, 0o600)
+	lock, err := lockFile(s.dir, lockFlags)
 	if err != nil {
-		return fmt.Errorf("cas: open lock: %w", err)
+		return err
+	}
+	s.lock = lock
+	return nil
+}
+
+// LockDir takes the lock a Store in dir takes (dir/tmp/LOCK, created with
+// dir/tmp when missing), without waiting: an error wrapping ErrLocked when
+// another process holds it. It is for a data directory whose chunks are
+// stored elsewhere (an object store): one process at a time still uses
+// it. Closing the file releases the lock.
+func LockDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o750); err != nil {
+		return nil, fmt.Errorf("cas: lock: %w", err)
+	}
+	return lockFile(dir, os.O_CREATE|os.O_RDWR)
+}
+
+// lockFile opens dir/tmp/LOCK with flags and locks it.
+func lockFile(dir string, flags int) (*os.File, error) {
+	lock, err := os.OpenFile(filepath.Join(dir, "tmp", "LOCK"), flags, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cas: open lock: %w", err)
 	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		lock.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return fmt.Errorf("%w: %s", ErrLocked, s.dir)
+			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
 		}
-		return fmt.Errorf("cas: lock %s: %w", s.dir, err)
+		return nil, fmt.Errorf("cas: lock %s: %w", dir, err)
 	}
-	s.lock = lock
-	return nil
+	return lock, nil
 }
 
 // prepareWrites readies a writable store: removes stale temp files, starts

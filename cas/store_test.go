@@ -756,3 +756,27 @@ func TestBatchWriteErrorPoisonsBatch(t *testing.T) {
 	}
 	checkChunk(t, s, c)
 }
+
+// TestLockDir: LockDir takes the lock a Store takes, so each keeps the
+// other out of the data directory until released.
+func TestLockDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data") // missing: LockDir makes it
+	lock, err := cas.LockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := cas.Open(dir); !errors.Is(err, cas.ErrLocked) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open under LockDir: %v, want ErrLocked", err)
+	}
+	if _, err := cas.LockDir(dir); !errors.Is(err, cas.ErrLocked) {
+		t.Fatalf("second LockDir: %v, want ErrLocked", err)
+	}
+	lock.Close()
+	openStore(t, dir) // closed when the test ends
+	if _, err := cas.LockDir(dir); !errors.Is(err, cas.ErrLocked) {
+		t.Errorf("LockDir under Open: %v, want ErrLocked", err)
+	}
+}

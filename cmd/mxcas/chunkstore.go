@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/cas/s3store"
 	"github.com/mxcas/mxcas/chunker"
@@ -71,7 +69,7 @@ func openChunkStore(cfg config.Config, create bool, logger *slog.Logger) (cas.St
 	if _, err := os.Stat(filepath.Join(dir, "FORMAT")); !create && err != nil {
 		return nil, nil
 	}
-	lock, err := lockDataDir(dir)
+	lock, err := cas.LockDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -101,28 +99,6 @@ func openChunkStore(cfg config.Config, create bool, logger *slog.Logger) (cas.St
 			"cache_bytes", sc.CacheBytes)
 	}
 	return &lockedChunks{Storage: chunks, lock: lock}, nil
-}
-
-// lockDataDir takes dir's lock, DATA/tmp/LOCK (the file the local chunk
-// store locks), creating dir/tmp: an error wrapping cas.ErrLocked when
-// another process holds it.
-func lockDataDir(dir string) (*os.File, error) {
-	tmp := filepath.Join(dir, "tmp")
-	if err := os.MkdirAll(tmp, 0o750); err != nil {
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
-	}
-	f, err := os.OpenFile(filepath.Join(tmp, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s", cas.ErrLocked, dir)
-		}
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
-	}
-	return f, nil
 }
 
 // lockedChunks is a chunk storage holding its data directory's lock until
