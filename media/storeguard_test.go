@@ -37,7 +37,7 @@ func writeTree(t testing.TB, dir string, files map[string]string) {
 
 // Without Create, Open creates nothing: not in a missing directory, not in
 // an empty one, not in one holding other files. With Create, a missing or
-// empty directory (lost+found allowed) becomes a store, and a directory
+// empty directory (lost+found, cache/ and tmp/LOCK allowed) becomes a store, and a directory
 // holding other files is refused, named and untouched.
 func TestOpenCreatesOnlyWhenAsked(t *testing.T) {
 	root := t.TempDir()
@@ -76,8 +76,9 @@ func TestOpenCreatesOnlyWhenAsked(t *testing.T) {
 	testkit.SameTree(t, foreign, before)
 
 	volume := filepath.Join(root, "volume")
-	writeTree(t, root, map[string]string{"volume/lost+found/": ""})
-	for _, dir := range []string{missing, empty, volume} {
+	cached := filepath.Join(root, "cached") // the chunk cache of an object store, opened first
+	writeTree(t, root, map[string]string{"volume/lost+found/": "", "cached/cache/": "", "cached/tmp/LOCK": ""})
+	for _, dir := range []string{missing, empty, volume, cached} {
 		s := openStore(t, media.Options{Dir: dir, Create: true})
 		upload(t, s, "A", "", randBytes(1, 1000))
 		closeStore(t, s)
