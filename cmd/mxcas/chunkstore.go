@@ -87,16 +87,16 @@ func openChunkStore(cfg config.Config, create bool, logger *slog.Logger) (cas.St
 		return nil, fmt.Errorf("[storage] backend s3: %w", err)
 	}
 	logger.Info("chunks in S3", "endpoint", sc.Endpoint, "bucket", sc.Bucket, "prefix", s3Prefix(sc.Prefix),
-		"use_ssl", sc.UseSSL, "credentials", from)
+		"use_ssl", sc.UseSSL, "credentials", from, "cache_bytes", sc.CacheBytes)
 	var chunks cas.Storage = st
 	if sc.CacheBytes > 0 {
-		// TODO(issue 19): put the hot-chunk cache in front once
-		// s3store.NewCache is on main:
-		//	c, err := s3store.NewCache(st, filepath.Join(dir, "cache"), sc.CacheBytes)
-		//	if err != nil { st.Close(); lock.Close(); return nil, err }
-		//	chunks = c
-		logger.Warn("[storage] cache_bytes: the chunk cache is not built in yet; every read goes to the bucket",
-			"cache_bytes", sc.CacheBytes)
+		c, err := s3store.NewCache(st, filepath.Join(dir, "cache"), sc.CacheBytes)
+		if err != nil {
+			st.Close()
+			lock.Close()
+			return nil, fmt.Errorf("[storage] cache_bytes: %w", err)
+		}
+		chunks = c
 	}
 	return &lockedChunks{Storage: chunks, lock: lock}, nil
 }

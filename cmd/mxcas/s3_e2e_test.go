@@ -22,7 +22,7 @@ import (
 )
 
 // withS3 points [storage] at srv's bucket, with its key in a credentials
-// file (mode 0600) and no chunk cache.
+// file (mode 0600) and the default chunk cache.
 func withS3(t *testing.T, srv *testkit.S3) func(*config.Config) {
 	t.Helper()
 	creds := filepath.Join(t.TempDir(), "s3.credentials")
@@ -32,7 +32,7 @@ func withS3(t *testing.T, srv *testkit.S3) func(*config.Config) {
 	}
 	return func(c *config.Config) {
 		c.Storage.Backend, c.Storage.Endpoint, c.Storage.Bucket = config.BackendS3, srv.Endpoint, srv.Bucket
-		c.Storage.UseSSL, c.Storage.CredentialsFile, c.Storage.CacheBytes = false, creds, 0
+		c.Storage.UseSSL, c.Storage.CredentialsFile = false, creds
 	}
 }
 
@@ -57,7 +57,8 @@ func s3Chunks(t *testing.T, data ...[]byte) map[string]bool {
 // concurrent uploads put each chunk in the bucket once and nothing in
 // DATA/cas; the media downloads whole and by range, thumbnails from its
 // chunks, and is served over federation; FORMAT records the bucket and the
-// larger chunks; the secret key never reaches the log.
+// larger chunks; the secret key never reaches the log. Read chunks are in
+// DATA/cache, which serves them with the S3 server down.
 func TestS3MediaE2E(t *testing.T) {
 	srv := testkit.StartS3(t)
 	s, keyB := startFederatedE2E(t, withS3(t, srv))
@@ -156,6 +157,15 @@ func TestS3MediaE2E(t *testing.T) {
 	if strings.Contains(log, srv.SecretKey) {
 		t.Error("the log holds the S3 secret key")
 	}
+
+	for k := range want {
+		x := k[strings.LastIndexByte(k, '/')+1:]
+		if _, err := os.Stat(filepath.Join(s.dataDir, "cache", x[:2], x)); err != nil {
+			t.Errorf("chunk %s of the media read is not in DATA/cache: %v", x[:12], err)
+		}
+	}
+	srv.Stop()
+	wantBytes(t, s.download(t, hostA, hostA, ids[0], bobToken), body)
 }
 
 // TestS3GCE2E: with every object older than gc_grace, deleting a media
@@ -234,6 +244,7 @@ func TestS3OutageE2E(t *testing.T) {
 	s := startE2E(t, func(c *config.Config) {
 		withS3(t, srv)(c)
 		c.Thumbnails.Pregenerate = false
+		c.Storage.CacheBytes = 0 // every read goes to the bucket
 	})
 	before := content(4, 2<<20)
 	idBefore := s.upload(t, hostA, aliceToken, "", "application/octet-stream", before)
