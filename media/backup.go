@@ -56,11 +56,11 @@ func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
 		return st, err
 	}
 	// 2. The chunks, before the index that needs them.
-	if err := s.backupChunks(ctx, dst, &st); err != nil {
+	if err := s.copyChunks(ctx, dst, backupBatchChunks, &st, nil); err != nil {
 		return st, fmt.Errorf("media: backup chunks: %w", err)
 	}
 	// 3. The index goes in last, swapped atomically with an older one.
-	if err := placeBackupIndex(ckpt, dest); err != nil {
+	if err := placeIndex(ckpt, dest); err != nil {
 		return st, err
 	}
 	s.opts.Logger.Info("backup done", "dest", dest, "chunks_copied", st.ChunksCopied,
@@ -91,14 +91,31 @@ func (s *Store) openBackupDest(dest string) (*cas.Store, error) {
 	return dst, nil
 }
 
-// backupChunks copies every chunk file dst lacks into it, verified on the
-// way, in durable batches of backupBatchChunks. A chunk corrupt in the
-// source is counted in st and not copied.
-func (s *Store) backupChunks(ctx context.Context, dst *cas.Store, st *BackupStats) error {
-	b := dst.NewBatch()
+// chunkSink is where copyChunks writes: a backup's or a migration's
+// destination.
+type chunkSink interface {
+	cas.Stater
+	cas.BatchWriter
+}
+
+// copyChunks copies every chunk dst lacks into it, verified on the way
+// (ReadChunk), in batches of batchChunks, counting in st. A chunk corrupt
+// in the source is counted and not copied. committed, when not nil, runs
+// after each batch is committed.
+func (s *Store) copyChunks(ctx context.Context, dst chunkSink, batchChunks int, st *BackupStats, committed func()) error {
+	b := dst.BeginBatch()
 	defer func() { b.Abort() }()
 	var buf []byte
 	inBatch := 0
+	commit := func() error {
+		if err := b.Commit(); err != nil {
+			return err
+		}
+		if committed != nil {
+			committed()
+		}
+		return nil
+	}
 	err := s.cas.Walk(func(h cas.Hash, _ fs.FileInfo) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -106,12 +123,14 @@ func (s *Store) backupChunks(ctx context.Context, dst *cas.Store, st *BackupStat
 		if _, err := dst.Stat(h); err == nil {
 			st.ChunksPresent++
 			return nil
+		} else if !errors.Is(err, cas.ErrNotFound) {
+			return err
 		}
 		data, err := s.cas.ReadChunk(h, buf)
 		switch {
 		case errors.Is(err, cas.ErrCorrupt):
 			st.ChunksCorrupt++
-			s.opts.Logger.Error("backup: corrupt chunk not copied", "chunk", h.String())
+			s.opts.Logger.Error("corrupt chunk not copied", "chunk", h.String())
 			return nil
 		case errors.Is(err, cas.ErrNotFound):
 			return nil // an unreferenced chunk removed meanwhile
@@ -124,26 +143,26 @@ func (s *Store) backupChunks(ctx context.Context, dst *cas.Store, st *BackupStat
 		}
 		st.ChunksCopied++
 		st.BytesCopied += int64(len(data))
-		if inBatch++; inBatch >= backupBatchChunks {
+		if inBatch++; inBatch >= batchChunks {
 			inBatch = 0
-			if err := b.Commit(); err != nil {
+			if err := commit(); err != nil {
 				return err
 			}
-			b = dst.NewBatch()
+			b = dst.BeginBatch()
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return b.Commit()
+	return commit()
 }
 
-// placeBackupIndex swaps the checkpoint ckpt in as dest's index, atomically,
+// placeIndex swaps the checkpoint ckpt in as dest's index, atomically,
 // removes the index it replaced, and syncs dest.
-func placeBackupIndex(ckpt, dest string) error {
+func placeIndex(ckpt, dest string) error {
 	if err := swapDir(ckpt, filepath.Join(dest, "index")); err != nil {
-		return fmt.Errorf("media: backup: place index: %w", err)
+		return fmt.Errorf("media: place index in %s: %w", dest, err)
 	}
 	os.RemoveAll(ckpt) // the previous backup's index, if any
 	return syncDir(dest)
@@ -152,13 +171,8 @@ func placeBackupIndex(ckpt, dest string) error {
 // checkBackupDest refuses a destination Backup must not write into. It
 // changes nothing.
 func (s *Store) checkBackupDest(dest string) error {
-	absDest, err1 := filepath.Abs(dest)
-	absDir, err2 := filepath.Abs(s.opts.Dir)
-	if err1 != nil || err2 != nil {
-		return fmt.Errorf("%w: %s: %w", ErrBackupDest, dest, errors.Join(err1, err2))
-	}
-	if rel, err := filepath.Rel(absDir, absDest); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return fmt.Errorf("%w: %s is inside the store's own directory %s", ErrBackupDest, dest, s.opts.Dir)
+	if err := s.checkOutside(dest); err != nil {
+		return fmt.Errorf("%w: %w", ErrBackupDest, err)
 	}
 	state, what, err := storeDirState(dest)
 	if err != nil {
@@ -179,6 +193,20 @@ func (s *Store) checkBackupDest(dest string) error {
 	case dirForeign:
 		return fmt.Errorf("%w: %s has %s; back up into a missing or empty directory, or an earlier backup of this store; nothing was changed",
 			ErrBackupDest, dest, what)
+	}
+	return nil
+}
+
+// checkOutside refuses a destination that is the store's own directory or
+// inside it.
+func (s *Store) checkOutside(dest string) error {
+	absDest, err1 := filepath.Abs(dest)
+	absDir, err2 := filepath.Abs(s.opts.Dir)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("%s: %w", dest, errors.Join(err1, err2))
+	}
+	if rel, err := filepath.Rel(absDir, absDest); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("%s is inside the store's own directory %s", dest, s.opts.Dir)
 	}
 	return nil
 }
