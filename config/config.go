@@ -182,7 +182,25 @@ type Storage struct {
 	// finds the disk full. 0: the smaller of 1% of the filesystem and 64
 	// MiB; -1: no ballast.
 	BallastBytes int64 `toml:"ballast_bytes"`
+	// Backend is where the chunks are: "local" (DATA/cas) or "s3" (a
+	// bucket; the index stays in DATA).
+	Backend string `toml:"backend"`
+	// With backend s3: the object store's host:port, the bucket (which
+	// must exist), its region, a key prefix inside it and whether to use
+	// TLS. Credentials come from AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY.
+	Endpoint string `toml:"endpoint"`
+	Bucket   string `toml:"bucket"`
+	Region   string `toml:"region"`
+	Prefix   string `toml:"prefix"`
+	UseSSL   bool   `toml:"use_ssl"`
 }
+
+// The values of [storage] backend.
+const (
+	BackendLocal = "local"
+	BackendS3    = "s3"
+)
 
 // Duration is a time.Duration written as "90s", "1h".
 type Duration struct{ time.Duration }
@@ -245,7 +263,8 @@ func Default() Config {
 			FFmpegMemory:     1 << 30,
 			MaxMediaDuration: Duration{4 * time.Hour},
 		},
-		Storage:     Storage{GCGrace: Duration{time.Hour}, GCInterval: Duration{time.Hour}},
+		Storage: Storage{GCGrace: Duration{time.Hour}, GCInterval: Duration{time.Hour},
+			Backend: BackendLocal, UseSSL: true},
 		URLPreviews: defaultURLPreviews(),
 		RateLimits:  defaultRateLimits(),
 		GDPR:        defaultGDPR(),
@@ -424,6 +443,18 @@ func (s Storage) validate() error {
 	}
 	if s.BallastBytes < -1 {
 		return bad("must be -1 (none), 0 (the default) or a size in bytes", "storage", "ballast_bytes")
+	}
+	switch s.Backend {
+	case BackendLocal:
+	case BackendS3:
+		if s.Endpoint == "" {
+			return bad("backend s3 needs the object store's host:port", "storage", "endpoint")
+		}
+		if s.Bucket == "" {
+			return bad("backend s3 needs a bucket", "storage", "bucket")
+		}
+	default:
+		return bad(`must be "local" or "s3"`, "storage", "backend")
 	}
 	return nil
 }

@@ -69,6 +69,10 @@ var validateRules = []validateRule{
 	{"storage.min_free_bytes negative", func(c *Config) { c.Storage.MinFreeBytes = -1 }, "storage.min_free_bytes: must not be negative (0 picks the default)"},
 	{"storage.ballast_bytes below -1", func(c *Config) { c.Storage.BallastBytes = -2 }, "storage.ballast_bytes: must be -1 (none), 0 (the default) or a size in bytes"},
 	{"storage.ballast_bytes -1", func(c *Config) { c.Storage.BallastBytes = -1 }, ""},
+	{"storage.backend unknown", func(c *Config) { c.Storage.Backend = "ftp" }, `storage.backend: must be "local" or "s3"`},
+	{"storage.endpoint missing", func(c *Config) { c.Storage.Backend, c.Storage.Bucket = "s3", "b" }, "storage.endpoint: backend s3 needs the object store's host:port"},
+	{"storage.bucket missing", func(c *Config) { c.Storage.Backend, c.Storage.Endpoint = "s3", "h:9000" }, "storage.bucket: backend s3 needs a bucket"},
+	{"storage s3", func(c *Config) { c.Storage.Backend, c.Storage.Endpoint, c.Storage.Bucket = "s3", "h:9000", "b" }, ""},
 
 	{"server.soft_memory_limit negative", func(c *Config) { c.Server.SoftMemoryLimit = -1 }, "server.soft_memory_limit: must not be negative"},
 	{"server.soft_memory_limit off", func(c *Config) { c.Server.SoftMemoryLimit = 0 }, ""},
@@ -223,6 +227,9 @@ var keysWithoutRules = map[string]string{
 	"thumbnails.ffmpeg":             "a name or path; looked up when the server starts, and a missing binary turns video thumbnails off with a warning",
 	"thumbnails.ffprobe":            "a name or path; looked up when the server starts, as ffmpeg",
 	"replication.secret_file":       "any path; the file is read and checked when the server starts (listen and primary need it)",
+	"storage.region":                "any name; the object store checks it",
+	"storage.prefix":                "any key prefix",
+	"storage.use_ssl":               "a bool",
 }
 
 // TestValidateRulesCoverEveryKey makes a new key choose: a row in
