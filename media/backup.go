@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/mxcas/mxcas/cas"
@@ -98,15 +100,106 @@ type chunkSink interface {
 	cas.BatchWriter
 }
 
+// copyReaders is how many chunks copyChunks looks up and reads at once:
+// for a store in a bucket each is a request's round trip.
+const copyReaders = 16
+
+// copied is what a reader of copyChunks found for one chunk.
+type copied struct {
+	h       cas.Hash
+	data    *[]byte // the verified content, from the pool; nil when not copied
+	present bool    // already in the destination
+	corrupt bool    // corrupt in the source
+}
+
 // copyChunks copies every chunk dst lacks into it, verified on the way
-// (ReadChunk), in batches of batchChunks, counting in st. A chunk corrupt
-// in the source is counted and not copied. committed, when not nil, runs
-// after each batch is committed.
+// (ReadChunk), counting in st. copyReaders goroutines look chunks up in
+// dst and read them from the store; one writes them to dst in batches of
+// batchChunks, calling committed (when not nil) after each commit. A
+// chunk corrupt in the source is counted and not copied.
 func (s *Store) copyChunks(ctx context.Context, dst chunkSink, batchChunks int, st *BackupStats, committed func()) error {
+	g, gctx := errgroup.WithContext(ctx)
+	hashes := make(chan cas.Hash)
+	found := make(chan copied, copyReaders)
+	pool := sync.Pool{New: func() any { return new([]byte) }}
+	g.Go(func() error {
+		defer close(hashes)
+		return s.cas.Walk(func(h cas.Hash, _ fs.FileInfo) error {
+			select {
+			case hashes <- h:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		})
+	})
+	var readers sync.WaitGroup
+	for range copyReaders {
+		readers.Add(1)
+		g.Go(func() error {
+			defer readers.Done()
+			for h := range hashes {
+				c, ok, err := s.readForCopy(dst, h, &pool)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+				select {
+				case found <- c:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+	}
+	go func() {
+		readers.Wait()
+		close(found)
+	}()
+	g.Go(func() error { return writeCopies(gctx, dst, found, batchChunks, st, committed, &pool) })
+	return g.Wait()
+}
+
+// readForCopy looks chunk h up in dst and, when it is missing there, reads
+// and verifies it. ok is false for a chunk removed from the store
+// meanwhile (unreferenced: nothing to copy).
+func (s *Store) readForCopy(dst cas.Stater, h cas.Hash, pool *sync.Pool) (c copied, ok bool, err error) {
+	c.h = h
+	if _, err := dst.Stat(h); err == nil {
+		c.present = true
+		return c, true, nil
+	} else if !errors.Is(err, cas.ErrNotFound) {
+		return c, false, err
+	}
+	bp := pool.Get().(*[]byte)
+	data, err := s.cas.ReadChunk(h, *bp)
+	switch {
+	case errors.Is(err, cas.ErrCorrupt):
+		pool.Put(bp)
+		s.opts.Logger.Error("corrupt chunk not copied", "chunk", h.String())
+		c.corrupt = true
+		return c, true, nil
+	case errors.Is(err, cas.ErrNotFound):
+		pool.Put(bp)
+		return c, false, nil
+	case err != nil:
+		pool.Put(bp)
+		return c, false, err
+	}
+	*bp = data
+	c.data = bp
+	return c, true, nil
+}
+
+// writeCopies puts what the readers found into dst, committing every
+// batchChunks chunks and once at the end (unless ctx ended: a reader
+// failed), and counts it all in st.
+func writeCopies(ctx context.Context, dst cas.BatchWriter, found <-chan copied, batchChunks int, st *BackupStats, committed func(), pool *sync.Pool) error {
 	b := dst.BeginBatch()
 	defer func() { b.Abort() }()
-	var buf []byte
-	inBatch := 0
 	commit := func() error {
 		if err := b.Commit(); err != nil {
 			return err
@@ -116,33 +209,24 @@ func (s *Store) copyChunks(ctx context.Context, dst chunkSink, batchChunks int, 
 		}
 		return nil
 	}
-	err := s.cas.Walk(func(h cas.Hash, _ fs.FileInfo) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if _, err := dst.Stat(h); err == nil {
-			st.ChunksPresent++
-			return nil
-		} else if !errors.Is(err, cas.ErrNotFound) {
-			return err
-		}
-		data, err := s.cas.ReadChunk(h, buf)
+	inBatch := 0
+	for c := range found {
 		switch {
-		case errors.Is(err, cas.ErrCorrupt):
+		case c.present:
+			st.ChunksPresent++
+			continue
+		case c.corrupt:
 			st.ChunksCorrupt++
-			s.opts.Logger.Error("corrupt chunk not copied", "chunk", h.String())
-			return nil
-		case errors.Is(err, cas.ErrNotFound):
-			return nil // an unreferenced chunk removed meanwhile
-		case err != nil:
-			return err
+			continue
 		}
-		buf = data
-		if _, err := b.Put(h, data); err != nil {
+		_, err := b.Put(c.h, *c.data)
+		n := len(*c.data)
+		pool.Put(c.data)
+		if err != nil {
 			return err
 		}
 		st.ChunksCopied++
-		st.BytesCopied += int64(len(data))
+		st.BytesCopied += int64(n)
 		if inBatch++; inBatch >= batchChunks {
 			inBatch = 0
 			if err := commit(); err != nil {
@@ -150,9 +234,8 @@ func (s *Store) copyChunks(ctx context.Context, dst chunkSink, batchChunks int, 
 			}
 			b = dst.BeginBatch()
 		}
-		return nil
-	})
-	if err != nil {
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return commit()

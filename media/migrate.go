@@ -28,7 +28,7 @@ type MigrateOptions struct {
 	// an interrupted migration keeps every batch it committed.
 	BatchChunks int
 	// Progress, when not nil, is called with the counts so far after each
-	// committed batch, from Migrate's goroutine.
+	// committed batch, by one goroutine (not the caller's) at a time.
 	Progress func(BackupStats)
 }
 
@@ -60,7 +60,9 @@ func (s *Store) Migrate(ctx context.Context, opts MigrateOptions) (BackupStats, 
 	if opts.BatchChunks <= 0 {
 		opts.BatchChunks = migrateBatchChunks
 	}
-	fresh, err := s.checkMigrateDest(opts)
+	// The destination's FORMAT: this store's, parameters and ID.
+	want := s.format
+	fresh, err := checkMigrateDest(s, opts.Dir, want)
 	if err != nil {
 		return st, err
 	}
@@ -74,7 +76,7 @@ func (s *Store) Migrate(ctx context.Context, opts MigrateOptions) (BackupStats, 
 	}
 	// FORMAT first: it marks the directory as this store's (a rerun
 	// resumes into it), and without an index Open refuses it.
-	if _, err := checkFormat(opts.Dir, s.format); err != nil {
+	if _, err := checkFormat(opts.Dir, want); err != nil {
 		return st, fmt.Errorf("media: migrate to %s: %w", opts.Dir, err)
 	}
 	dst := opts.Chunks
@@ -112,11 +114,10 @@ func (s *Store) Migrate(ctx context.Context, opts MigrateOptions) (BackupStats, 
 	return st, nil
 }
 
-// checkMigrateDest refuses a destination directory Migrate must not write
-// into, and reports whether it is fresh (missing or empty). It changes
-// nothing.
-func (s *Store) checkMigrateDest(opts MigrateOptions) (fresh bool, err error) {
-	dest := opts.Dir
+// checkMigrateDest refuses a destination directory of s that Migrate must
+// not write into, given the FORMAT it is to have, and reports whether it
+// is fresh (missing or empty). It changes nothing.
+func checkMigrateDest(s *Store, dest string, want storeFormat) (fresh bool, err error) {
 	if dest == "" {
 		return false, fmt.Errorf("%w: no destination directory", ErrMigrateDest)
 	}
@@ -131,13 +132,13 @@ func (s *Store) checkMigrateDest(opts MigrateOptions) (fresh bool, err error) {
 	case dirMissing, dirFresh:
 		return true, nil
 	case dirStore:
-		f, err := compareFormat(dest, s.format)
+		f, err := compareFormat(dest, want)
 		if err != nil {
 			return false, fmt.Errorf("%w: %s is an mxcas store this one cannot migrate into: %w", ErrMigrateDest, dest, err)
 		}
-		if f.ID != s.format.ID {
+		if f.ID != want.ID {
 			return false, fmt.Errorf("%w: %s is another mxcas store, not a migration of this one (store %s); nothing was changed",
-				ErrMigrateDest, dest, s.format.ID)
+				ErrMigrateDest, dest, want.ID)
 		}
 		if _, err := os.Stat(filepath.Join(dest, "index")); !errors.Is(err, fs.ErrNotExist) {
 			return false, fmt.Errorf("%w: %s already has an index: the migration finished (and the copy may have been "+
