@@ -261,17 +261,45 @@ func TestS3StoreFsckAndBackup(t *testing.T) {
 
 	// Change one byte of a chunk of b in the bucket itself.
 	h := chunksOf(t, want["b"], smallParams)[0]
-	path := srv.ObjectPath(cs.Key(h))
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 1
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	flipByte(t, srv.ObjectPath(cs.Key(h)))
 	rep = fsck(t, s)
 	if rep.Healthy() || fmt.Sprint(rep.Damaged) != "["+mxc("b").String()+"]" {
 		t.Errorf("Fsck after a changed object: healthy %v, damaged %v; want %s damaged", rep.Healthy(), rep.Damaged, mxc("b"))
 	}
+}
+
+// TestMigrateCorruptSource: a chunk corrupt in the source is not copied,
+// and the index is not placed; repaired, the migration completes.
+func TestMigrateCorruptSource(t *testing.T) {
+	src, srcDir := newStore(t, nil)
+	data := randBytes(21, 100_000)
+	upload(t, src, "a", "@u:server", data)
+	h := chunksOf(t, data, smallParams)[1]
+	path := chunkPath(srcDir, h)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, path)
+	dest := filepath.Join(t.TempDir(), "dest")
+	st, err := src.Migrate(context.Background(), media.MigrateOptions{Dir: dest})
+	if err == nil || st.ChunksCorrupt != 1 {
+		t.Fatalf("Migrate with a corrupt chunk = %+v, %v; want 1 corrupt and an error", st, err)
+	}
+	if _, ok := chunkFiles(t, dest)[h]; ok {
+		t.Errorf("the corrupt chunk was copied")
+	}
+	if _, err := media.Open(media.Options{Dir: dest, Logger: quietLogger()}); !errors.Is(err, media.ErrIndexMissing) {
+		t.Fatalf("Open after a migration that met a corrupt chunk: %v, want ErrIndexMissing", err)
+	}
+
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err = src.Migrate(context.Background(), media.MigrateOptions{Dir: dest})
+	if err != nil || st.ChunksCopied != 1 {
+		t.Fatalf("Migrate after the repair = %+v, %v; want the one chunk copied", st, err)
+	}
+	closeStore(t, src)
+	checkContent(t, openStore(t, media.Options{Dir: dest}), "a", data)
 }
