@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/mxcas/mxcas/cas"
@@ -56,11 +58,11 @@ func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
 		return st, err
 	}
 	// 2. The chunks, before the index that needs them.
-	if err := s.backupChunks(ctx, dst, &st); err != nil {
+	if err := s.copyChunks(ctx, dst, backupBatchChunks, &st, nil); err != nil {
 		return st, fmt.Errorf("media: backup chunks: %w", err)
 	}
 	// 3. The index goes in last, swapped atomically with an older one.
-	if err := placeBackupIndex(ckpt, dest); err != nil {
+	if err := placeIndex(ckpt, dest); err != nil {
 		return st, err
 	}
 	s.opts.Logger.Info("backup done", "dest", dest, "chunks_copied", st.ChunksCopied,
@@ -99,59 +101,159 @@ func (s *Store) backupFormat() storeFormat {
 	return f
 }
 
-// backupChunks copies every chunk file dst lacks into it, verified on the
-// way, in durable batches of backupBatchChunks. A chunk corrupt in the
-// source is counted in st and not copied.
-func (s *Store) backupChunks(ctx context.Context, dst *cas.Store, st *BackupStats) error {
-	b := dst.NewBatch()
+// chunkSink is where copyChunks writes: a backup's or a migration's
+// destination.
+type chunkSink interface {
+	cas.Stater
+	cas.BatchWriter
+}
+
+// copyReaders is how many chunks copyChunks looks up and reads at once:
+// for a store in a bucket each is a request's round trip.
+const copyReaders = 16
+
+// copied is what a reader of copyChunks found for one chunk.
+type copied struct {
+	h       cas.Hash
+	data    *[]byte // the verified content, from the pool; nil when not copied
+	present bool    // already in the destination
+	corrupt bool    // corrupt in the source
+}
+
+// copyChunks copies every chunk dst lacks into it, verified on the way
+// (ReadChunk), counting in st. copyReaders goroutines look chunks up in
+// dst and read them from the store; one writes them to dst in batches of
+// batchChunks, calling committed (when not nil) after each commit. A
+// chunk corrupt in the source is counted and not copied.
+func (s *Store) copyChunks(ctx context.Context, dst chunkSink, batchChunks int, st *BackupStats, committed func()) error {
+	g, gctx := errgroup.WithContext(ctx)
+	hashes := make(chan cas.Hash)
+	found := make(chan copied, copyReaders)
+	pool := sync.Pool{New: func() any { return new([]byte) }}
+	g.Go(func() error {
+		defer close(hashes)
+		return s.cas.Walk(func(h cas.Hash, _ fs.FileInfo) error {
+			select {
+			case hashes <- h:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		})
+	})
+	var readers sync.WaitGroup
+	for range copyReaders {
+		readers.Add(1)
+		g.Go(func() error {
+			defer readers.Done()
+			for h := range hashes {
+				c, ok, err := s.readForCopy(dst, h, &pool)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+				select {
+				case found <- c:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+	}
+	go func() {
+		readers.Wait()
+		close(found)
+	}()
+	g.Go(func() error { return writeCopies(gctx, dst, found, batchChunks, st, committed, &pool) })
+	return g.Wait()
+}
+
+// readForCopy looks chunk h up in dst and, when it is missing there, reads
+// and verifies it. ok is false for a chunk removed from the store
+// meanwhile (unreferenced: nothing to copy).
+func (s *Store) readForCopy(dst cas.Stater, h cas.Hash, pool *sync.Pool) (c copied, ok bool, err error) {
+	c.h = h
+	if _, err := dst.Stat(h); err == nil {
+		c.present = true
+		return c, true, nil
+	} else if !errors.Is(err, cas.ErrNotFound) {
+		return c, false, err
+	}
+	bp := pool.Get().(*[]byte)
+	data, err := s.cas.ReadChunk(h, *bp)
+	switch {
+	case errors.Is(err, cas.ErrCorrupt):
+		pool.Put(bp)
+		s.opts.Logger.Error("corrupt chunk not copied", "chunk", h.String())
+		c.corrupt = true
+		return c, true, nil
+	case errors.Is(err, cas.ErrNotFound):
+		pool.Put(bp)
+		return c, false, nil
+	case err != nil:
+		pool.Put(bp)
+		return c, false, err
+	}
+	*bp = data
+	c.data = bp
+	return c, true, nil
+}
+
+// writeCopies puts what the readers found into dst, committing every
+// batchChunks chunks and once at the end (unless ctx ended: a reader
+// failed), and counts it all in st.
+func writeCopies(ctx context.Context, dst cas.BatchWriter, found <-chan copied, batchChunks int, st *BackupStats, committed func(), pool *sync.Pool) error {
+	b := dst.BeginBatch()
 	defer func() { b.Abort() }()
-	var buf []byte
+	commit := func() error {
+		if err := b.Commit(); err != nil {
+			return err
+		}
+		if committed != nil {
+			committed()
+		}
+		return nil
+	}
 	inBatch := 0
-	err := s.cas.Walk(func(h cas.Hash, _ fs.FileInfo) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if _, err := dst.Stat(h); err == nil {
-			st.ChunksPresent++
-			return nil
-		}
-		data, err := s.cas.ReadChunk(h, buf)
+	for c := range found {
 		switch {
-		case errors.Is(err, cas.ErrCorrupt):
+		case c.present:
+			st.ChunksPresent++
+			continue
+		case c.corrupt:
 			st.ChunksCorrupt++
-			s.opts.Logger.Error("backup: corrupt chunk not copied", "chunk", h.String())
-			return nil
-		case errors.Is(err, cas.ErrNotFound):
-			return nil // an unreferenced chunk removed meanwhile
-		case err != nil:
-			return err
+			continue
 		}
-		buf = data
-		if _, err := b.Put(h, data); err != nil {
+		_, err := b.Put(c.h, *c.data)
+		n := len(*c.data)
+		pool.Put(c.data)
+		if err != nil {
 			return err
 		}
 		st.ChunksCopied++
-		st.BytesCopied += int64(len(data))
-		if inBatch++; inBatch >= backupBatchChunks {
+		st.BytesCopied += int64(n)
+		if inBatch++; inBatch >= batchChunks {
 			inBatch = 0
-			if err := b.Commit(); err != nil {
+			if err := commit(); err != nil {
 				return err
 			}
-			b = dst.NewBatch()
+			b = dst.BeginBatch()
 		}
-		return nil
-	})
-	if err != nil {
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.Commit()
+	return commit()
 }
 
-// placeBackupIndex swaps the checkpoint ckpt in as dest's index, atomically,
+// placeIndex swaps the checkpoint ckpt in as dest's index, atomically,
 // removes the index it replaced, and syncs dest.
-func placeBackupIndex(ckpt, dest string) error {
+func placeIndex(ckpt, dest string) error {
 	if err := swapDir(ckpt, filepath.Join(dest, "index")); err != nil {
-		return fmt.Errorf("media: backup: place index: %w", err)
+		return fmt.Errorf("media: place index in %s: %w", dest, err)
 	}
 	os.RemoveAll(ckpt) // the previous backup's index, if any
 	return syncDir(dest)
@@ -160,13 +262,8 @@ func placeBackupIndex(ckpt, dest string) error {
 // checkBackupDest refuses a destination Backup must not write into. It
 // changes nothing.
 func (s *Store) checkBackupDest(dest string) error {
-	absDest, err1 := filepath.Abs(dest)
-	absDir, err2 := filepath.Abs(s.opts.Dir)
-	if err1 != nil || err2 != nil {
-		return fmt.Errorf("%w: %s: %w", ErrBackupDest, dest, errors.Join(err1, err2))
-	}
-	if rel, err := filepath.Rel(absDir, absDest); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return fmt.Errorf("%w: %s is inside the store's own directory %s", ErrBackupDest, dest, s.opts.Dir)
+	if err := s.checkOutside(dest); err != nil {
+		return fmt.Errorf("%w: %w", ErrBackupDest, err)
 	}
 	state, what, err := storeDirState(dest)
 	if err != nil {
@@ -187,6 +284,20 @@ func (s *Store) checkBackupDest(dest string) error {
 	case dirForeign:
 		return fmt.Errorf("%w: %s has %s; back up into a missing or empty directory, or an earlier backup of this store; nothing was changed",
 			ErrBackupDest, dest, what)
+	}
+	return nil
+}
+
+// checkOutside refuses a destination that is the store's own directory or
+// inside it.
+func (s *Store) checkOutside(dest string) error {
+	absDest, err1 := filepath.Abs(dest)
+	absDir, err2 := filepath.Abs(s.opts.Dir)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("%s: %w", dest, errors.Join(err1, err2))
+	}
+	if rel, err := filepath.Rel(absDir, absDest); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("%s is inside the store's own directory %s", dest, s.opts.Dir)
 	}
 	return nil
 }

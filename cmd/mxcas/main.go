@@ -21,6 +21,10 @@ Usage:
   mxcas gc     [-config FILE] [-force]  remove content no media refers to (-force: even when
                                        the index looks lost: most chunks unknown to it)
   mxcas backup [-config FILE] DEST     write a consistent copy of the store to DEST
+  mxcas migrate [-config FROM] -to TO_CONFIG
+                                       copy the stopped store (index and chunks, verified)
+                                       to TO_CONFIG's data_dir and [storage] (local disk
+                                       to S3 or back); run again to resume
   mxcas replication status [-config FILE]
                                        print the running server's replication role, last
                                        change applied, the primary's head and the lag (JSON)
@@ -60,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdGC(args[1:], logger, stdout, stderr)
 	case "backup":
 		return cmdBackup(args[1:], logger, stdout, stderr)
+	case "migrate":
+		return cmdMigrate(args[1:], logger, stdout, stderr)
 	case "replication":
 		return cmdReplication(args[1:], stdout, stderr)
 	case "promote":
