@@ -136,7 +136,7 @@ func (s *Store) repairChunks(ctx context.Context, from cas.Reader, src string, h
 // of the damaged or missing chunk file h, through the durable write path,
 // and clears h's damage record.
 func (s *Store) replaceChunk(h cas.Hash, data []byte) error {
-	if err := s.space.reserve(int64(len(data))); err != nil {
+	if err := s.space.reserve(s.chunkBytesHere(int64(len(data)))); err != nil {
 		return err
 	}
 	// The damaged file goes first: Put keeps a file already in place.

@@ -146,7 +146,7 @@ func (s *Store) PutChunks(chunks map[cas.Hash][]byte) error {
 		}
 		total += int64(len(data))
 	}
-	if err := s.space.reserve(total); err != nil {
+	if err := s.space.reserve(s.chunkBytesHere(total)); err != nil {
 		return err
 	}
 	b := s.cas.BeginBatch()

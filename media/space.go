@@ -254,3 +254,13 @@ func (s *Store) Failed() <-chan struct{} { return s.idx.Failed() }
 
 // Err returns the store's failure (wrapping ErrFailed), or nil.
 func (s *Store) Err() error { return s.idx.Err() }
+
+// chunkBytesHere is how much of the data directory's filesystem n bytes of
+// new chunks take: all of them for the local chunk store, none when the
+// chunks live elsewhere (Options.ChunksAt, an object store).
+func (s *Store) chunkBytesHere(n int64) int64 {
+	if s.opts.ChunksAt != "" {
+		return 0
+	}
+	return n
+}

@@ -220,7 +220,7 @@ func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit
 			}
 			return cas.Hash{}, m, false, fmt.Errorf("%w: %s: over %d bytes", ErrTooLarge, what, limit)
 		}
-		if err := s.space.reserve(int64(len(data))); err != nil {
+		if err := s.space.reserve(s.chunkBytesHere(int64(len(data)))); err != nil {
 			return cas.Hash{}, m, false, err
 		}
 		h := cas.Sum(data)
