@@ -150,6 +150,8 @@ func (s *Store) hashChunks(ctx context.Context) (map[cas.Hash]chunkState, error)
 				st.corrupt = true
 			case errors.Is(err, cas.ErrNotFound):
 				return nil // deleted while we walked: not ours to judge
+			case errors.Is(err, cas.ErrUnavailable):
+				return err // the object store failed, not the chunk: judge nothing
 			case err != nil:
 				st.corrupt, st.readErr = true, err.Error() // unreadable: as bad as corrupt
 			default:

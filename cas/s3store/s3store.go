@@ -81,12 +81,22 @@ type Store struct {
 	mu        sync.Mutex
 	inflight  map[cas.Hash]*upload // uploaded or uploading, not yet committed
 	deletions uint64               // aborted uploads deleted so far
+	forgets   uint64               // Deletes begun or ended: a read older than one adds nothing to known
+	probing   map[cas.Hash]*probe  // Puts asking whether h is stored
 
-	ctx    context.Context // ends at Close
-	cancel context.CancelFunc
+	ctx     context.Context // ends at Close
+	cancel  context.CancelFunc
+	uploads sync.WaitGroup // PUTs running
 }
 
 var _ cas.Storage = (*Store)(nil)
+
+// probe is the Puts asking whether a chunk is stored; committed is set
+// when a batch commits the chunk meanwhile.
+type probe struct {
+	n         int
+	committed bool
+}
 
 // upload is a chunk some batches hold that no batch has committed yet.
 // Guarded by Store.mu, except done/err, written once before done closes.
@@ -136,7 +146,7 @@ func Open(o Options) (*Store, error) {
 	s := &Store{
 		opts: o, client: client, core: minio.Core{Client: client}, prefix: o.Prefix + "cas/",
 		slots: make(chan struct{}, o.Parallel), known: known,
-		inflight: make(map[cas.Hash]*upload), ctx: ctx, cancel: cancel,
+		inflight: make(map[cas.Hash]*upload), probing: make(map[cas.Hash]*probe), ctx: ctx, cancel: cancel,
 	}
 	octx, ocancel := s.op()
 	defer ocancel()
@@ -155,6 +165,7 @@ func Open(o Options) (*Store, error) {
 // Close ends the store's requests. Batches and chunks must be finished first.
 func (s *Store) Close() error {
 	s.cancel()
+	s.uploads.Wait() // cancelled: they end at once
 	return nil
 }
 
@@ -172,7 +183,8 @@ func (s *Store) op() (context.Context, context.CancelFunc) {
 // notFound reports whether err is the object store's "no such key".
 func notFound(err error) bool {
 	r := minio.ToErrorResponse(err)
-	return r.StatusCode == http.StatusNotFound || r.Code == "NoSuchKey"
+	// A missing bucket is the store's failure, not a missing chunk.
+	return r.Code == "NoSuchKey" || (r.StatusCode == http.StatusNotFound && r.Code != "NoSuchBucket")
 }
 
 // wrap makes an error of the object store wrap cas.ErrUnavailable, keeping
@@ -304,6 +316,9 @@ func (c *chunk) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errors.New("s3store: negative offset")
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	if off >= c.size {
 		return 0, io.EOF
 	}
@@ -347,6 +362,9 @@ func (s *Store) ReadChunk(h cas.Hash, buf []byte) ([]byte, error) {
 	if s.hidden(h) {
 		return nil, fmt.Errorf("%w: %s", cas.ErrNotFound, h)
 	}
+	s.mu.Lock()
+	fgen := s.forgets
+	s.mu.Unlock()
 	ctx, cancel := s.op()
 	defer cancel()
 	obj, err := s.client.GetObject(ctx, s.opts.Bucket, s.Key(h), minio.GetObjectOptions{})
@@ -374,19 +392,32 @@ func (s *Store) ReadChunk(h cas.Hash, buf []byte) ([]byte, error) {
 	if got := cas.Sum(buf); got != h {
 		return nil, fmt.Errorf("%w: chunk %s holds %s", cas.ErrCorrupt, h.Short(), got.Short())
 	}
-	s.known.Add(h, struct{}{})
+	s.mu.Lock()
+	if s.forgets == fgen {
+		s.known.Add(h, struct{}{})
+	}
+	s.mu.Unlock()
 	return buf, nil
 }
 
 // Delete removes chunk h; a missing chunk is not an error.
 func (s *Store) Delete(h cas.Hash) error {
-	s.known.Remove(h)
+	s.forget(h)
+	defer s.forget(h)
 	ctx, cancel := s.op()
 	defer cancel()
 	if err := s.client.RemoveObject(ctx, s.opts.Bucket, s.Key(h), minio.RemoveObjectOptions{}); err != nil && !notFound(err) {
 		return s.wrap(err)
 	}
 	return nil
+}
+
+// forget drops h from known, and makes reads and Puts under way not add it.
+func (s *Store) forget(h cas.Hash) {
+	s.mu.Lock()
+	s.known.Remove(h)
+	s.forgets++
+	s.mu.Unlock()
 }
 
 // Walk lists the bucket under the prefix (paginated by the client) and
@@ -452,20 +483,33 @@ func (b *batch) Put(h cas.Hash, data []byte) (bool, error) {
 			s.mu.Unlock()
 			return false, nil
 		}
+		fgen := s.forgets
+		p := s.probing[h]
+		if p == nil {
+			p = &probe{}
+			s.probing[h] = p
+		}
+		p.n++
 		s.mu.Unlock()
 
 		stored, err := s.exists(h)
+		s.mu.Lock()
+		if p.n--; p.n == 0 {
+			delete(s.probing, h)
+		}
 		if err != nil {
+			s.mu.Unlock()
 			b.err = err
 			return false, err
 		}
-		s.mu.Lock()
 		if s.inflight[h] != nil || s.deletions != gen {
 			s.mu.Unlock()
 			continue // changed while we asked: decide again
 		}
-		if stored || s.known.Contains(h) { // known: another batch committed it while we asked
-			s.known.Add(h, struct{}{})
+		if stored || p.committed { // committed: another batch committed it while we asked
+			if s.forgets == fgen {
+				s.known.Add(h, struct{}{})
+			}
 			s.mu.Unlock()
 			return false, nil
 		}
@@ -506,7 +550,9 @@ func (s *Store) start(ctx context.Context, h cas.Hash, data []byte, u *upload) e
 		close(u.done)
 		return u.err
 	}
+	s.uploads.Add(1)
 	go func() {
+		defer s.uploads.Done()
 		defer func() { <-s.slots }()
 		octx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
 		defer cancel()
@@ -544,6 +590,9 @@ func (b *batch) Commit() error {
 			delete(s.inflight, h) // committed: visible to all from now on
 		}
 		s.known.Add(h, struct{}{})
+		if p := s.probing[h]; p != nil {
+			p.committed = true
+		}
 	}
 	s.mu.Unlock()
 	b.done = true
@@ -574,12 +623,9 @@ func (b *batch) Abort() {
 		u := b.held[h]
 		<-u.done
 		// Deleting what was never stored costs a request and is harmless.
-		err := s.Delete(h)
+		// An error leaves it in the bucket, unreferenced: GC takes it after its grace.
+		_ = s.Delete(h)
 		s.mu.Lock()
-		if err != nil {
-			// Left in the bucket, unreferenced: GC takes it after its grace.
-			s.known.Remove(h)
-		}
 		delete(s.inflight, h)
 		s.deletions++
 		close(u.deleting)
