@@ -151,7 +151,7 @@ func scan(ctx context.Context, query func(sql string, args ...any) ([]kvPair, er
 			}
 		}
 		if len(page) < pageSize {
-			return ctx.Err()
+			return nil
 		}
 		sql, from = next, page[len(page)-1].k
 	}
