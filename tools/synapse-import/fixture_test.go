@@ -254,14 +254,14 @@ type synapseDB struct {
 
 func openPGSynapse(t *testing.T, c *pgCluster) *synapseDB {
 	t.Helper()
-	name := c.createDB(t)
-	db, err := sql.Open("pgx", c.dsn(name))
+	name := c.CreateDB(t, "synapse")
+	db, err := sql.Open("pgx", c.DSN(name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	s := &synapseDB{db: db, postgres: true, flags: []string{
-		"-dbHost", "127.0.0.1", "-dbPort", fmt.Sprint(c.port), "-dbUsername", pgUser,
+		"-dbHost", "127.0.0.1", "-dbPort", fmt.Sprint(c.Port), "-dbUsername", pgUser,
 		"-dbPassword", "unused-with-trust", "-dbName", name,
 	}}
 	s.exec(t, readSchema(t))
