@@ -261,14 +261,41 @@ func (s *Store) get(h cas.Hash, off, end int64) (io.ReadCloser, minio.ObjectInfo
 	if err != nil {
 		return nil, minio.ObjectInfo{}, err
 	}
-	body, oi, _, err := s.core.GetObject(s.ctx, s.opts.Bucket, s.Key(h), o)
-	if notFound(err) {
-		return nil, oi, fmt.Errorf("%w: %s", cas.ErrNotFound, h)
-	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	stall := time.AfterFunc(s.opts.OpTimeout, cancel)
+	body, oi, _, err := s.core.GetObject(ctx, s.opts.Bucket, s.Key(h), o)
+	stall.Stop()
 	if err != nil {
+		cancel()
+		if notFound(err) {
+			return nil, oi, fmt.Errorf("%w: %s", cas.ErrNotFound, h)
+		}
 		return nil, oi, s.wrap(err)
 	}
-	return body, oi, nil
+	return &watchedBody{body: body, cancel: cancel, stall: s.opts.OpTimeout}, oi, nil
+}
+
+// watchedBody is a GET's body whose reads may each wait for the object
+// store at most stall: a connection that stops sending fails the read
+// (ErrUnavailable) instead of hanging it. Time the caller spends between
+// reads (a slow client downstream) does not count.
+type watchedBody struct {
+	body   io.ReadCloser
+	cancel context.CancelFunc
+	stall  time.Duration
+}
+
+func (w *watchedBody) Read(p []byte) (int, error) {
+	t := time.AfterFunc(w.stall, w.cancel)
+	n, err := w.body.Read(p)
+	t.Stop()
+	return n, err
+}
+
+func (w *watchedBody) Close() error {
+	err := w.body.Close()
+	w.cancel()
+	return err
 }
 
 // chunk is an open object: body streams from pos.

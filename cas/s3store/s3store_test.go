@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/cas/castest"
@@ -199,5 +200,64 @@ func TestOpenChunkOneRequest(t *testing.T) {
 	}
 	if _, err := s.OpenChunk(castest.NewChunk(8, 10).Hash); !errors.Is(err, cas.ErrNotFound) {
 		t.Errorf("OpenChunk of a missing chunk: %v, want ErrNotFound", err)
+	}
+}
+
+// stallingBodies hands on GET responses whose body stops after 10 bytes and
+// then waits for the request's context, as a stalled connection does.
+type stallingBodies struct{}
+
+func (stallingBodies) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || r.Method != http.MethodGet || resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+		return resp, err
+	}
+	resp.Body = &stalled{ReadCloser: resp.Body, ctx: r.Context(), left: 10}
+	return resp, nil
+}
+
+type stalled struct {
+	io.ReadCloser
+	ctx  interface{ Done() <-chan struct{} }
+	left int
+}
+
+func (s *stalled) Read(p []byte) (int, error) {
+	if s.left == 0 {
+		<-s.ctx.Done()
+		return 0, errors.New("stalled connection cut")
+	}
+	n, err := s.ReadCloser.Read(p[:min(len(p), s.left)])
+	s.left -= n
+	return n, err
+}
+
+// TestStalledRead: a GET whose body stops arriving fails the read with
+// ErrUnavailable once OpTimeout passes without data, instead of hanging.
+func TestStalledRead(t *testing.T) {
+	srv := testkit.StartS3(t)
+	w := open(t, srv, nil)
+	c := castest.NewChunk(9, 100_000)
+	b := w.BeginBatch()
+	if _, err := b.Put(c.Hash, c.Data); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := s3store.Open(s3store.Options{Endpoint: srv.Endpoint, Bucket: srv.Bucket, Region: "us-east-1",
+		Prefix: fmt.Sprintf("t%d", prefixes.Load()), AccessKey: srv.AccessKey, SecretKey: srv.SecretKey,
+		Transport: stallingBodies{}, OpTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, err := s.OpenChunk(c.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := io.ReadAll(r); !errors.Is(err, cas.ErrUnavailable) {
+		t.Errorf("reading a stalled chunk: %v, want ErrUnavailable", err)
 	}
 }
