@@ -1,0 +1,16 @@
+package index
+
+// kvReader is the read side of the key-value store the index lives in:
+// the narrow view reader needs, so that the lookups and scans do not name
+// the store (Pebble today; see pebblekv.go). Implementations are safe for
+// concurrent use.
+type kvReader interface {
+	// get calls fn with the value of key, or returns ErrNotFound (bare)
+	// when key is absent; fn's error comes back unchanged. v is valid only
+	// during fn; fn runs at most once.
+	get(key []byte, fn func(v []byte) error) error
+	// scan calls fn for every key in [lower, upper), in key order, and
+	// stops at the first error fn returns, returning it unchanged. k and v
+	// are valid only during that call of fn.
+	scan(lower, upper []byte, fn func(k, v []byte) error) error
+}

@@ -1,0 +1,46 @@
+package index
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// pebbleReader is the kvReader of a Pebble DB or snapshot.
+type pebbleReader struct{ r pebble.Reader }
+
+var _ kvReader = pebbleReader{}
+
+func (p pebbleReader) get(key []byte, fn func(v []byte) error) error {
+	v, closer, err := p.r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("index: get: %w", err)
+	}
+	defer closer.Close()
+	return fn(v)
+}
+
+func (p pebbleReader) scan(lower, upper []byte, fn func(k, v []byte) error) error {
+	it, err := p.r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("index: scan: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err == nil {
+			err = fn(it.Key(), v)
+		}
+		if err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("index: scan: %w", err)
+	}
+	return nil
+}
