@@ -13,4 +13,10 @@ type kvReader interface {
 	// stops at the first error fn returns, returning it unchanged. k and v
 	// are valid only during that call of fn.
 	scan(lower, upper []byte, fn func(k, v []byte) error) error
+	// counter returns the sums added to key by batches (zero when none).
+	// Counters may live in a key space of their own: scan need not see
+	// them, nor get.
+	counter(key []byte) (Usage, error)
+	// scanCounters is scan over counters.
+	scanCounters(lower, upper []byte, fn func(k []byte, u Usage) error) error
 }

@@ -44,3 +44,26 @@ func (p pebbleReader) scan(lower, upper []byte, fn func(k, v []byte) error) erro
 	}
 	return nil
 }
+
+// counter reads the value usageMerger folds the added Usages into.
+func (p pebbleReader) counter(key []byte) (Usage, error) {
+	var u Usage
+	err := p.get(key, func(v []byte) (err error) {
+		u, err = decodeUsage(v)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Usage{}, nil
+	}
+	return u, err
+}
+
+func (p pebbleReader) scanCounters(lower, upper []byte, fn func(k []byte, u Usage) error) error {
+	return p.scan(lower, upper, func(k, v []byte) error {
+		u, err := decodeUsage(v)
+		if err != nil {
+			return err
+		}
+		return fn(k, u)
+	})
+}

@@ -56,36 +56,24 @@ func (r reader) HasManifest(h cas.Hash) (bool, error) {
 }
 
 // UserUsage returns the counters of a user (zero when none).
-func (r reader) UserUsage(user string) (Usage, error) { return r.usage(userUsageKey(user)) }
+func (r reader) UserUsage(user string) (Usage, error) { return r.kv.counter(userUsageKey(user)) }
 
 // ServerUsage returns the counters of a server name (zero when none).
-func (r reader) ServerUsage(server string) (Usage, error) { return r.usage(serverUsageKey(server)) }
+func (r reader) ServerUsage(server string) (Usage, error) {
+	return r.kv.counter(serverUsageKey(server))
+}
 
 // TotalServerUsage returns the sum of every server name's counters: all
 // the media with content, local and remote. It reads one key per server
 // name (a store-wide figure, taken once at open).
 func (r reader) TotalServerUsage() (Usage, error) {
 	var total Usage
-	err := r.scan(prefixSiteUse, func(_, v []byte) error {
-		u, err := decodeUsage(v)
+	err := r.kv.scanCounters(prefixSiteUse, prefixEnd(prefixSiteUse), func(_ []byte, u Usage) error {
 		total.Bytes += u.Bytes
 		total.Count += u.Count
-		return err
+		return nil
 	})
 	return total, err
-}
-
-func (r reader) usage(key []byte) (Usage, error) {
-	var u Usage
-	err := r.get(key, func(v []byte) error {
-		var err error
-		u, err = decodeUsage(v)
-		return err
-	})
-	if errors.Is(err, ErrNotFound) {
-		return Usage{}, nil
-	}
-	return u, err
 }
 
 // scan calls fn for every key with prefix, in key order.
