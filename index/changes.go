@@ -310,28 +310,30 @@ func DecodeOps(b []byte) ([]Op, error) {
 	return ops, nil
 }
 
+// errStopScan ends a scan early; it never leaves the function that uses it.
+var errStopScan = errors.New("index: stop scan")
+
 // Changes returns up to limit durable changes after seq, in order.
 func (r reader) changes(after, head uint64, limit int) ([]Change, error) {
 	var out []Change
-	lo := changeKey(after + 1)
-	hi := changeKey(head + 1)
-	it, err := r.r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	err := r.kv.scan(changeKey(after+1), changeKey(head+1), func(k, v []byte) error {
+		seq := binary.BigEndian.Uint64(k[len(prefixChange):])
+		if len(out) == 0 && seq != after+1 {
+			return fmt.Errorf("%w: the oldest change kept is %d, wanted %d", ErrTrimmed, seq, after+1)
+		}
+		out = append(out, Change{Seq: seq, Ops: bytes.Clone(v)})
+		if len(out) == limit {
+			return errStopScan
+		}
+		return nil
+	})
+	if errors.Is(err, errStopScan) {
+		err = nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer it.Close()
-	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
-		seq := binary.BigEndian.Uint64(it.Key()[len(prefixChange):])
-		if len(out) == 0 && seq != after+1 {
-			return nil, fmt.Errorf("%w: the oldest change kept is %d, wanted %d", ErrTrimmed, seq, after+1)
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Change{Seq: seq, Ops: bytes.Clone(v)})
-	}
-	return out, it.Error()
+	return out, nil
 }
 
 // Changes returns up to limit published changes after seq, in order
@@ -415,15 +417,15 @@ func (r reader) ChangeAt(seq uint64) ([]byte, error) {
 
 // FirstChange returns the number of the oldest change kept (0: none).
 func (r reader) FirstChange() (uint64, error) {
-	it, err := r.r.NewIter(&pebble.IterOptions{LowerBound: prefixChange, UpperBound: prefixEnd(prefixChange)})
-	if err != nil {
-		return 0, err
+	var first uint64
+	err := r.scan(prefixChange, func(k, _ []byte) error {
+		first = binary.BigEndian.Uint64(k[len(prefixChange):])
+		return errStopScan
+	})
+	if errors.Is(err, errStopScan) {
+		err = nil
 	}
-	defer it.Close()
-	if !it.First() {
-		return 0, it.Error()
-	}
-	return binary.BigEndian.Uint64(it.Key()[len(prefixChange):]), nil
+	return first, err
 }
 
 // TrimChanges deletes the logged changes numbered up to seq.

@@ -83,7 +83,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("index: open %s: %w", dir, err)
 	}
-	d := &DB{reader: reader{r: db}, db: db, fail: fail}
+	d := &DB{reader: reader{kv: pebbleReader{db}}, db: db, fail: fail}
 	if err := d.loadChangeLog(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("index: open %s: %w", dir, err)
@@ -132,7 +132,7 @@ type Snapshot struct {
 // Snapshot returns a point-in-time view.
 func (d *DB) Snapshot() *Snapshot {
 	s := d.db.NewSnapshot()
-	return &Snapshot{reader: reader{r: s}, s: s}
+	return &Snapshot{reader: reader{kv: pebbleReader{s}}, s: s}
 }
 
 // Close releases the snapshot.

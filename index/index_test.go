@@ -175,6 +175,10 @@ func TestUsageMergesAcrossBatchesAndRestarts(t *testing.T) {
 	if got, _ := db.UserUsage("@nobody:example.org"); got != (Usage{}) {
 		t.Errorf("unknown user usage = %+v, want zero", got)
 	}
+	commit(t, db, func(b *Batch) error { return b.AddUsage("", "other.example", Usage{Bytes: 7, Count: 2}) })
+	if got, err := db.TotalServerUsage(); err != nil || got != (Usage{Bytes: 147, Count: 12}) {
+		t.Errorf("total server usage = %+v, %v; want {147 12}", got, err)
+	}
 }
 
 func TestScanMediaAndOwnership(t *testing.T) {

@@ -6,24 +6,14 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/mxcas/mxcas/cas"
 )
 
 // reader holds the lookups and scans shared by DB and Snapshot.
-type reader struct{ r pebble.Reader }
+type reader struct{ kv kvReader }
 
-func (r reader) get(key []byte, fn func(v []byte) error) error {
-	v, closer, err := r.r.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("index: get: %w", err)
-	}
-	defer closer.Close()
-	return fn(v)
-}
+// get calls fn with the value of key, or returns ErrNotFound.
+func (r reader) get(key []byte, fn func(v []byte) error) error { return r.kv.get(key, fn) }
 
 // Media returns the record of server/id, or ErrNotFound.
 func (r reader) Media(server, id string) (MediaRecord, error) {
@@ -66,58 +56,29 @@ func (r reader) HasManifest(h cas.Hash) (bool, error) {
 }
 
 // UserUsage returns the counters of a user (zero when none).
-func (r reader) UserUsage(user string) (Usage, error) { return r.usage(userUsageKey(user)) }
+func (r reader) UserUsage(user string) (Usage, error) { return r.kv.counter(userUsageKey(user)) }
 
 // ServerUsage returns the counters of a server name (zero when none).
-func (r reader) ServerUsage(server string) (Usage, error) { return r.usage(serverUsageKey(server)) }
+func (r reader) ServerUsage(server string) (Usage, error) {
+	return r.kv.counter(serverUsageKey(server))
+}
 
 // TotalServerUsage returns the sum of every server name's counters: all
 // the media with content, local and remote. It reads one key per server
 // name (a store-wide figure, taken once at open).
 func (r reader) TotalServerUsage() (Usage, error) {
 	var total Usage
-	err := r.scan(prefixSiteUse, func(_, v []byte) error {
-		u, err := decodeUsage(v)
+	err := r.kv.scanCounters(prefixSiteUse, prefixEnd(prefixSiteUse), func(_ []byte, u Usage) error {
 		total.Bytes += u.Bytes
 		total.Count += u.Count
-		return err
+		return nil
 	})
 	return total, err
 }
 
-func (r reader) usage(key []byte) (Usage, error) {
-	var u Usage
-	err := r.get(key, func(v []byte) error {
-		var err error
-		u, err = decodeUsage(v)
-		return err
-	})
-	if errors.Is(err, ErrNotFound) {
-		return Usage{}, nil
-	}
-	return u, err
-}
-
 // scan calls fn for every key with prefix, in key order.
 func (r reader) scan(prefix []byte, fn func(k, v []byte) error) error {
-	it, err := r.r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return fmt.Errorf("index: scan: %w", err)
-	}
-	for ok := it.First(); ok; ok = it.Next() {
-		v, err := it.ValueAndErr()
-		if err == nil {
-			err = fn(it.Key(), v)
-		}
-		if err != nil {
-			it.Close()
-			return err
-		}
-	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("index: scan: %w", err)
-	}
-	return nil
+	return r.kv.scan(prefix, prefixEnd(prefix), fn)
 }
 
 // ScanMedia calls fn for every media record (all servers), in key order. An
