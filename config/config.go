@@ -20,6 +20,7 @@ import (
 type Config struct {
 	Server      Server       `toml:"server"`
 	Storage     Storage      `toml:"storage"`
+	Index       Index        `toml:"index"`
 	Auth        Auth         `toml:"auth"`
 	Uploads     Uploads      `toml:"uploads"`
 	Quotas      []Quota      `toml:"quotas"`
@@ -274,6 +275,7 @@ func Default() Config {
 		},
 		Storage: Storage{GCGrace: Duration{time.Hour}, GCInterval: Duration{time.Hour},
 			Backend: BackendLocal, UseSSL: true, CacheBytes: 1 << 30},
+		Index:       Index{Backend: IndexPebble},
 		URLPreviews: defaultURLPreviews(),
 		RateLimits:  defaultRateLimits(),
 		GDPR:        defaultGDPR(),
@@ -386,6 +388,7 @@ func (c *Config) Validate() error {
 		c.Server.validateAdminListen,
 		c.Storage.validate,
 		c.Storage.validateBackend,
+		c.validateIndex,
 		c.Server.validateProcessLimits,
 		c.Server.validateConnectionLimits,
 		c.Server.validateLogLevel,

@@ -95,6 +95,19 @@ var validateRules = []validateRule{
 	{"storage.prefix relative", func(c *Config) { c.Storage = s3Storage(c, "s3.example:443", "media"); c.Storage.Prefix = "mxcas/prod" }, ""},
 	{"storage.cache_bytes negative", func(c *Config) { c.Storage.CacheBytes = -1 }, "storage.cache_bytes: must not be negative (0: no cache)"},
 	{"storage.cache_bytes off", func(c *Config) { c.Storage.CacheBytes = 0 }, ""},
+	{"index.backend unknown", func(c *Config) { c.Index.Backend = "sqlite" }, `index.backend: must be "pebble" or "postgres", got "sqlite"`},
+	{"index.dsn without postgres", func(c *Config) { c.Index.DSN = "postgres://x/y" }, `index.dsn: is set but backend is "pebble": set backend = "postgres" or remove it`},
+	{"index.dsn missing", func(c *Config) { c.Index.Backend = "postgres" }, `index.dsn: must name the database with backend = "postgres"`},
+	{"index postgres local chunks", func(c *Config) { c.Index.Backend, c.Index.DSN = "postgres", "postgres://x/y" }, `index.backend: "postgres" needs [storage] backend = "s3": the nodes sharing the index must share the chunks`},
+	{"index postgres replication", func(c *Config) {
+		c.Index.Backend, c.Index.DSN = "postgres", "postgres://x/y"
+		c.Storage.Backend, c.Storage.Endpoint, c.Storage.Bucket = "s3", "127.0.0.1:9000", "b"
+		c.Replication.Listen = "127.0.0.1:8009"
+	}, `index.backend: "postgres" does not take [replication]: replicate the database and the bucket instead`},
+	{"index postgres ok", func(c *Config) {
+		c.Index.Backend, c.Index.DSN = "postgres", "postgres://x/y"
+		c.Storage.Backend, c.Storage.Endpoint, c.Storage.Bucket = "s3", "127.0.0.1:9000", "b"
+	}, ""},
 
 	{"server.soft_memory_limit negative", func(c *Config) { c.Server.SoftMemoryLimit = -1 }, "server.soft_memory_limit: must not be negative"},
 	{"server.soft_memory_limit off", func(c *Config) { c.Server.SoftMemoryLimit = 0 }, ""},

@@ -3,6 +3,7 @@ package index
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -12,13 +13,51 @@ import (
 // Batch is a set of changes committed atomically and durably. Not safe for
 // concurrent use. Close it when done (Commit does not).
 type Batch struct {
-	b    *pebble.Batch
+	b    *pebble.Batch // the Pebble index's
+	pg   *pgBatch      // the PostgreSQL index's
 	d    *DB
 	fail *failure
+	// conds are the conditions of InsertMedia and FillPending, checked by
+	// a Pebble commit (PostgreSQL checks them in its transaction).
+	conds []cond
 }
 
+// cond is a condition a Pebble batch commits under: key is present
+// (exists) or absent.
+type cond struct {
+	key    []byte
+	exists bool
+}
+
+// ErrConflict fails the commit of a batch whose condition did not hold:
+// InsertMedia found a record, FillPending found no pending entry. Nothing
+// of the batch is applied. Across nodes sharing a PostgreSQL index, of two
+// batches racing on one media ID exactly one commits.
+var ErrConflict = errors.New("index: conflicting change")
+
 // NewBatch starts a batch.
-func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch(), d: d, fail: d.fail} }
+func (d *DB) NewBatch() *Batch {
+	if d.pg != nil {
+		return &Batch{pg: d.pg.newBatch(), d: d, fail: d.fail}
+	}
+	return &Batch{b: d.db.NewBatch(), d: d, fail: d.fail}
+}
+
+func (b *Batch) set(key, v []byte) error {
+	if b.pg != nil {
+		b.pg.set(key, v)
+		return nil
+	}
+	return b.b.Set(key, v, nil)
+}
+
+func (b *Batch) delete(key []byte) error {
+	if b.pg != nil {
+		b.pg.delete(key)
+		return nil
+	}
+	return b.b.Delete(key, nil)
+}
 
 // setJSON sets key to v as JSON.
 func (b *Batch) setJSON(key []byte, v any) error {
@@ -26,7 +65,7 @@ func (b *Batch) setJSON(key []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	return b.b.Set(key, j, nil)
+	return b.set(key, j)
 }
 
 // PutMedia writes a media record (insert or replace).
@@ -34,40 +73,78 @@ func (b *Batch) PutMedia(rec MediaRecord) error {
 	return b.setJSON(mediaKey(rec.Server, rec.MediaID), rec)
 }
 
+// InsertMedia writes a media record that must not exist yet: when one
+// does (written by any node, or earlier in this batch), Commit fails with
+// ErrConflict and applies nothing.
+func (b *Batch) InsertMedia(rec MediaRecord) error {
+	key := mediaKey(rec.Server, rec.MediaID)
+	j, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if b.pg != nil {
+		b.pg.insert(key, j)
+		return nil
+	}
+	b.conds = append(b.conds, cond{key: key, exists: false})
+	return b.b.Set(key, j, nil)
+}
+
+// FillPending forgets the pending entry of a created ID (as
+// DeletePending) on condition that it is there: when another batch (on
+// any node) took it away first, Commit fails with ErrConflict. It is how
+// one of two uploads filling one created ID wins.
+func (b *Batch) FillPending(user, server, id string) error {
+	key := pendingKey(user, server, id)
+	if b.pg != nil {
+		b.pg.deleteExisting(key)
+		return nil
+	}
+	b.conds = append(b.conds, cond{key: key, exists: true})
+	return b.b.Delete(key, nil)
+}
+
 // DeleteMedia removes a media record.
 func (b *Batch) DeleteMedia(server, id string) error {
-	return b.b.Delete(mediaKey(server, id), nil)
+	return b.delete(mediaKey(server, id))
 }
 
 // PutManifest writes the manifest of object h.
 func (b *Batch) PutManifest(h cas.Hash, m Manifest) error {
-	return b.b.Set(objectKey(h), m.encode(), nil)
+	return b.set(objectKey(h), m.encode())
 }
 
 // DeleteManifest removes the manifest of object h.
 func (b *Batch) DeleteManifest(h cas.Hash) error {
-	return b.b.Delete(objectKey(h), nil)
+	return b.delete(objectKey(h))
 }
 
 // PutOwner records that user owns server/id.
 func (b *Batch) PutOwner(user, server, id string) error {
-	return b.b.Set(ownerKey(user, server, id), nil, nil)
+	return b.set(ownerKey(user, server, id), nil)
 }
 
 // DeleteOwner forgets that user owns server/id.
 func (b *Batch) DeleteOwner(user, server, id string) error {
-	return b.b.Delete(ownerKey(user, server, id), nil)
+	return b.delete(ownerKey(user, server, id))
 }
 
 // AddUsage adds delta to the counters of user (when not empty) and server.
 func (b *Batch) AddUsage(user, server string, delta Usage) error {
-	v := encodeUsage(delta)
+	keys := [][]byte{serverUsageKey(server)}
 	if user != "" {
-		if err := b.b.Merge(userUsageKey(user), v, nil); err != nil {
+		keys = [][]byte{userUsageKey(user), keys[0]}
+	}
+	for _, k := range keys {
+		if b.pg != nil {
+			b.pg.add(k, delta)
+			continue
+		}
+		if err := b.b.Merge(k, encodeUsage(delta), nil); err != nil {
 			return err
 		}
 	}
-	return b.b.Merge(serverUsageKey(server), v, nil)
+	return nil
 }
 
 // PutPending records that user created server/id, lapsing at expires (Unix
@@ -75,12 +152,12 @@ func (b *Batch) AddUsage(user, server string, delta Usage) error {
 func (b *Batch) PutPending(user, server, id string, expires int64) error {
 	var v [8]byte
 	binary.LittleEndian.PutUint64(v[:], uint64(expires))
-	return b.b.Set(pendingKey(user, server, id), v[:], nil)
+	return b.set(pendingKey(user, server, id), v[:])
 }
 
 // DeletePending forgets a created ID (its content arrived, or it was purged).
 func (b *Batch) DeletePending(user, server, id string) error {
-	return b.b.Delete(pendingKey(user, server, id), nil)
+	return b.delete(pendingKey(user, server, id))
 }
 
 // PutThumbnail records a thumbnail of source object src.
@@ -90,7 +167,7 @@ func (b *Batch) PutThumbnail(src cas.Hash, spec string, tr ThumbRecord) error {
 
 // DeleteThumbnail forgets a thumbnail record.
 func (b *Batch) DeleteThumbnail(src cas.Hash, spec string) error {
-	return b.b.Delete(thumbKey(src, spec), nil)
+	return b.delete(thumbKey(src, spec))
 }
 
 // PutDamaged records that chunk h was found damaged.
@@ -100,7 +177,7 @@ func (b *Batch) PutDamaged(h cas.Hash, d DamageRecord) error {
 
 // DeleteDamaged forgets the damage record of chunk h (it was repaired).
 func (b *Batch) DeleteDamaged(h cas.Hash) error {
-	return b.b.Delete(damagedKey(h), nil)
+	return b.delete(damagedKey(h))
 }
 
 // Commit applies the batch and syncs it to disk before returning; a batch
@@ -118,6 +195,18 @@ func (b *Batch) commit(o *pebble.WriteOptions) error {
 	if err := b.fail.get(); err != nil {
 		return err
 	}
+	if b.pg != nil {
+		return b.pg.commit()
+	}
+	if len(b.conds) > 0 {
+		// The conditions are checked and the batch applied under one
+		// lock, so no other conditional batch comes between.
+		b.d.condMu.Lock()
+		defer b.d.condMu.Unlock()
+		if err := b.check(); err != nil {
+			return err
+		}
+	}
 	commit := func() error { return b.b.Commit(o) }
 	if o.Sync {
 		commit = b.commitLogged
@@ -128,10 +217,27 @@ func (b *Batch) commit(o *pebble.WriteOptions) error {
 	return nil
 }
 
+// check returns ErrConflict when one of b's conditions does not hold in
+// the Pebble index.
+func (b *Batch) check() error {
+	for _, c := range b.conds {
+		err := b.d.get(c.key, func([]byte) error { return nil })
+		switch {
+		case err == nil && !c.exists:
+			return fmt.Errorf("%w: %q exists", ErrConflict, c.key)
+		case errors.Is(err, ErrNotFound) && c.exists:
+			return fmt.Errorf("%w: %q is gone", ErrConflict, c.key)
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return err
+		}
+	}
+	return nil
+}
+
 // Close releases the batch. Once the index has failed the batch is left
 // to the garbage collector: Pebble's wedged commit pipeline may still hold it.
 func (b *Batch) Close() error {
-	if b.fail.get() != nil {
+	if b.pg != nil || b.fail.get() != nil {
 		return nil
 	}
 	return b.b.Close()

@@ -105,6 +105,9 @@ func (d *DB) loadChangeLog() error {
 // SetFollower sets whether the DB is a standby's: local batches are then
 // not logged, only those ApplyChanges applies. Promotion sets it false.
 func (d *DB) SetFollower(f bool) {
+	if d.pg != nil {
+		return // no change log (pgindex.go)
+	}
 	d.log.mu.Lock()
 	d.log.follower = f
 	d.log.mu.Unlock()
@@ -354,6 +357,9 @@ func (d *DB) Changes(after uint64, limit int) ([]Change, error) {
 // is durable first. Operations skip returns true for are left out; the log
 // keeps each change as the primary made it.
 func (d *DB) ApplyChanges(cs []Change, skip func(Op) bool) error {
+	if d.pg != nil {
+		return fmt.Errorf("%w: apply a replica's changes", ErrUnsupported)
+	}
 	d.log.mu.Lock()
 	defer d.log.mu.Unlock()
 	for len(cs) > 0 && cs[0].Seq < d.log.next {
@@ -430,7 +436,7 @@ func (r reader) FirstChange() (uint64, error) {
 
 // TrimChanges deletes the logged changes numbered up to seq.
 func (d *DB) TrimChanges(upTo uint64) error {
-	if upTo == 0 {
+	if upTo == 0 || d.pg != nil {
 		return nil
 	}
 	b := d.db.NewBatch()

@@ -1,13 +1,16 @@
 package index
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/mxcas/mxcas/index/pgkv"
 )
 
 // ErrNotFound is returned for a record that does not exist.
@@ -38,9 +41,16 @@ type Options struct {
 // DB is the index of one store. Safe for concurrent use.
 type DB struct {
 	reader
-	db   *pebble.DB
+	db   *pebble.DB // nil for the PostgreSQL index
+	pg   *pgIndex   // nil for the Pebble index (pgindex.go)
 	fail *failure
 	log  changeLog
+	// condMu makes checking a batch's conditions and applying it one step
+	// (Pebble).
+	condMu sync.Mutex
+	// locks are TryLock's, for the Pebble index.
+	locksMu sync.Mutex
+	locks   map[string]bool
 }
 
 // Open opens the Pebble index in dir, creating it when needed unless
@@ -95,6 +105,10 @@ func Open(dir string, opts Options) (*DB, error) {
 // dropped: Pebble's state is unusable, its files are as a crash would leave
 // them, and the next open recovers from them; Close returns the failure.
 func (d *DB) Close() error {
+	if d.pg != nil {
+		d.pg.close()
+		return nil
+	}
 	if err := d.fail.get(); err != nil {
 		return err
 	}
@@ -114,6 +128,9 @@ func (d *DB) Err() error { return d.fail.get() }
 // exist. Writes may go on meanwhile; the copy holds every batch committed
 // before the call.
 func (d *DB) Checkpoint(dest string) error {
+	if d.pg != nil {
+		return fmt.Errorf("%w: checkpoint (use pg_dump, or mxcas migrate to a Pebble index)", ErrUnsupported)
+	}
 	if err := d.fail.get(); err != nil {
 		return err
 	}
@@ -126,14 +143,32 @@ func (d *DB) Checkpoint(dest string) error {
 // Snapshot is a frozen view of the index; Close it when done.
 type Snapshot struct {
 	reader
-	s *pebble.Snapshot
+	s  *pebble.Snapshot
+	pg *pgkv.Snapshot
 }
 
-// Snapshot returns a point-in-time view.
+// Snapshot returns a point-in-time view. With PostgreSQL it holds a
+// transaction (and a connection) until Close; when it cannot be taken,
+// every read of it returns the error.
 func (d *DB) Snapshot() *Snapshot {
+	if d.pg != nil {
+		sn, err := d.pg.s.Snapshot(context.Background())
+		if err != nil {
+			return &Snapshot{reader: reader{kv: errReader{fmt.Errorf("index: %w", err)}}}
+		}
+		return &Snapshot{reader: reader{kv: pgReader{sn}}, pg: sn}
+	}
 	s := d.db.NewSnapshot()
 	return &Snapshot{reader: reader{kv: pebbleReader{s}}, s: s}
 }
 
 // Close releases the snapshot.
-func (s *Snapshot) Close() error { return s.s.Close() }
+func (s *Snapshot) Close() error {
+	switch {
+	case s.pg != nil:
+		s.pg.Close()
+	case s.s != nil:
+		return s.s.Close()
+	}
+	return nil
+}

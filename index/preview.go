@@ -53,7 +53,7 @@ func (r reader) Preview(server, url string, hour int64) (PreviewRecord, error) {
 // DeletePreview forgets server's preview of url for the hour starting at
 // hour.
 func (b *Batch) DeletePreview(server, url string, hour int64) error {
-	return b.b.Delete(previewKey(server, url, hour), nil)
+	return b.delete(previewKey(server, url, hour))
 }
 
 // ScanPreviews calls fn with the server, URL and hour of every preview

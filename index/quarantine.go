@@ -21,7 +21,7 @@ func (b *Batch) PutQuarantine(h cas.Hash, homeserver string, q QuarantineRecord)
 
 // DeleteQuarantine lifts the quarantine of content h for homeserver.
 func (b *Batch) DeleteQuarantine(h cas.Hash, homeserver string) error {
-	return b.b.Delete(quarantineKey(h, homeserver), nil)
+	return b.delete(quarantineKey(h, homeserver))
 }
 
 // ScanQuarantine calls fn for every quarantined content and homeserver; a
@@ -40,5 +40,18 @@ func (r reader) ScanQuarantine(fn func(h cas.Hash, homeserver string, q Quaranti
 			err = fmt.Errorf("%w: quarantine record: %v", ErrCorruptRecord, err)
 		}
 		return fn(h, string(rest[cas.HashSize+1:]), q, err)
+	})
+}
+
+// ScanQuarantineOf calls fn for every homeserver content h is quarantined
+// for; records that cannot be decoded are skipped.
+func (r reader) ScanQuarantineOf(h cas.Hash, fn func(homeserver string, q QuarantineRecord) error) error {
+	p := append(append(append([]byte(nil), prefixQuarant...), h[:]...), '/')
+	return r.scan(p, func(k, v []byte) error {
+		var q QuarantineRecord
+		if json.Unmarshal(v, &q) != nil {
+			return nil
+		}
+		return fn(string(k[len(p):]), q)
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/mxcas/mxcas/index"
 	"github.com/mxcas/mxcas/matrix"
 )
 
@@ -52,7 +53,7 @@ func (s *Store) Create(info CreateInfo) (Media, error) {
 	}
 	b := s.idx.NewBatch()
 	defer b.Close()
-	if err := b.PutMedia(rec.record()); err != nil {
+	if err := b.InsertMedia(rec.record()); err != nil {
 		return Media{}, err
 	}
 	if err := b.PutPending(rec.Uploader, rec.MXC.Server(), rec.MXC.MediaID(), rec.Expires); err != nil {
@@ -61,6 +62,9 @@ func (s *Store) Create(info CreateInfo) (Media, error) {
 	s.records.invalidate(info.MXC)
 	err := s.commitRecords(b)
 	s.records.invalidate(info.MXC)
+	if errors.Is(err, index.ErrConflict) {
+		return Media{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
+	}
 	if err != nil {
 		return Media{}, err
 	}
@@ -168,6 +172,16 @@ func (w *waiters) unregister(m matrix.MXC, e *waitEntry) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if e.n--; e.n <= 0 && w.m[m] == e {
+		delete(w.m, m)
+	}
+}
+
+// wakeAll wakes every waiter: they look at their records again.
+func (w *waiters) wakeAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for m, e := range w.m {
+		close(e.ch)
 		delete(w.m, m)
 	}
 }

@@ -17,7 +17,13 @@ import (
 // Stat returns the record of m, or an error wrapping ErrNotFound: also
 // for deleted media (a tombstone), so no read path serves it.
 func (s *Store) Stat(m matrix.MXC) (Media, error) {
-	rec, ok := s.records.get(m)
+	// A shared index's records are not cached: another node may change
+	// them at any time (shared.go).
+	var rec Media
+	ok := false
+	if !s.idx.Shared() {
+		rec, ok = s.records.get(m)
+	}
 	if !ok {
 		gen := s.records.begin()
 		var err error

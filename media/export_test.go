@@ -46,3 +46,6 @@ func (s *Store) UsageCounters(server string) (bytes, count int64, err error) {
 	u, err := s.idx.ServerUsage(server)
 	return u.Bytes, u.Count, err
 }
+
+// SetGCHook runs f in GC between its snapshot and its sweep.
+func (s *Store) SetGCHook(f func()) { s.gcHook = f }

@@ -32,6 +32,20 @@ type storeFormat struct {
 	// Chunks is where the chunks are (Options.ChunksAt): "" for the local
 	// cas/ directory, which FORMAT then does not mention.
 	Chunks string
+	// Index is where the index is: "" for Pebble under index/, which
+	// FORMAT then does not mention, or indexPostgres (Options.IndexDSN).
+	Index string
+}
+
+// indexPostgres is FORMAT's index line of a store indexed in PostgreSQL.
+const indexPostgres = "postgres"
+
+// indexPlace names where a FORMAT's index is, for messages.
+func indexPlace(at string) string {
+	if at == "" {
+		return "Pebble under index/"
+	}
+	return at
 }
 
 func (f storeFormat) encode() []byte {
@@ -41,6 +55,9 @@ func (f storeFormat) encode() []byte {
 	}
 	if f.Chunks != "" {
 		b = fmt.Appendf(b, "chunks %s\n", f.Chunks)
+	}
+	if f.Index != "" {
+		b = fmt.Appendf(b, "index %s\n", f.Index)
 	}
 	return b
 }
@@ -96,6 +113,11 @@ func parseFormat(b []byte) (storeFormat, error) {
 			f.ID = val
 		case "chunks":
 			f.Chunks = val
+		case "index":
+			if val != indexPostgres {
+				return f, fmt.Errorf("unknown index %q", val)
+			}
+			f.Index = val
 		case "":
 		default:
 			return f, fmt.Errorf("unknown line %q", sc.Text())
@@ -162,6 +184,10 @@ func matchFormat(dir string, want storeFormat, create bool) (storeFormat, error)
 		return storeFormat{}, fmt.Errorf("%w: %s keeps its chunks in %s but was opened with them in %s; "+
 			"check [storage] (a store keeps the backend it was created with)",
 			ErrFormat, path, chunksPlace(got.Chunks), chunksPlace(want.Chunks))
+	case got.Index != want.Index:
+		return storeFormat{}, fmt.Errorf("%w: %s keeps its index in %s but was opened with it in %s; "+
+			"check [index] (mxcas migrate moves an index)",
+			ErrFormat, path, indexPlace(got.Index), indexPlace(want.Index))
 	case got.ID != "" && want.ID != "" && got.ID != want.ID:
 		return storeFormat{}, fmt.Errorf("%w: %s belongs to store %s, not %s", ErrFormat, path, got.ID, want.ID)
 	}

@@ -31,6 +31,9 @@ type GCStats struct {
 	// ChangesTrimmed counts the change log entries removed: all but the
 	// last Options.KeepChanges.
 	ChangesTrimmed uint64
+	// Busy: another node sharing the index was running GC, so this run
+	// did nothing (a shared index runs one GC at a time across nodes).
+	Busy bool `json:",omitempty"`
 }
 
 // ErrGCRefused: GC found the index suspiciously empty for the chunk store
@@ -70,10 +73,21 @@ func (s *Store) GC(ctx context.Context) (GCStats, error) { return s.RunGC(ctx, G
 func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	s.maint.Lock()
 	defer s.maint.Unlock()
+	var st GCStats
+	if s.idx.Shared() {
+		unlock, ok, err := s.idx.TryLock(ctx, "mxcas-gc")
+		if err != nil {
+			return st, err
+		}
+		if !ok {
+			st.Busy = true
+			return st, nil
+		}
+		defer unlock()
+	}
 	s.pins.startGC()
 	defer s.pins.endGC()
 
-	var st GCStats
 	snap := s.idx.Snapshot()
 	defer snap.Close()
 	mark, err := markLive(ctx, snap)

@@ -33,9 +33,12 @@ var ErrQuarantinedContent = errors.New("media: content is quarantined")
 // index holds them under q/: loaded at Open, changed by QuarantineContent
 // and UnquarantineContent. Homeserver names are kept lower-case.
 type contentQuarantine struct {
-	n   atomic.Int64 // len(set), read without the lock on every read
-	mu  sync.RWMutex
-	set map[cas.Hash]map[string]string // object -> homeserver -> admin
+	// shared is the index when other nodes share it: the set is then
+	// read again from it for the object at hand before each use.
+	shared *index.DB
+	n      atomic.Int64 // len(set), read without the lock on every read
+	mu     sync.RWMutex
+	set    map[cas.Hash]map[string]string // object -> homeserver -> admin
 }
 
 func (q *contentQuarantine) load(idx *index.DB) error {
@@ -55,6 +58,31 @@ func (q *contentQuarantine) reload(idx *index.DB) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.load(idx)
+}
+
+// sync reads the quarantine of content h from a shared index into the set
+// (another node may have changed it); with a Pebble index it does
+// nothing. When the index cannot be read the set is kept as it was.
+func (q *contentQuarantine) sync(h cas.Hash) {
+	if q.shared == nil {
+		return
+	}
+	hss := make(map[string]string)
+	err := q.shared.ScanQuarantineOf(h, func(hs string, rec index.QuarantineRecord) error {
+		hss[strings.ToLower(hs)] = rec.By
+		return nil
+	})
+	if err != nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(hss) == 0 {
+		delete(q.set, h)
+	} else {
+		q.set[h] = hss
+	}
+	q.n.Store(int64(len(q.set)))
 }
 
 func (q *contentQuarantine) addLocked(h cas.Hash, hs, by string) {
@@ -86,6 +114,9 @@ func (q *contentQuarantine) blockedLocked(h cas.Hash, server string, remote bool
 // blocks reports whether rec is refused for its content: quarantined for
 // its homeserver, or for any when it is remote. Protected media never is.
 func (q *contentQuarantine) blocks(rec Media) bool {
+	if !rec.Protected && !rec.Object.IsZero() {
+		q.sync(rec.Object)
+	}
 	if q.n.Load() == 0 || rec.Protected || rec.Object.IsZero() {
 		return false
 	}
@@ -101,6 +132,7 @@ func (q *contentQuarantine) blocks(rec Media) bool {
 // Either runs under the read lock, so a QuarantineContent that returns
 // after it has counted every record committed here.
 func (q *contentQuarantine) commitUnless(h cas.Hash, server string, remote bool, commit func() error, refused func(by string) error) error {
+	q.sync(h)
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	by, blocked := q.blockedLocked(h, server, remote)

@@ -225,7 +225,7 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 		RequiresAuth: s.opts.FreezeUnauthenticated, // as uploads are under the freeze
 	}
 	err = s.quarantine.commitUnless(obj, m.Server(), true, func() error {
-		return s.commitRecord(rec, man, known, nil)
+		return s.commitRecord(rec, man, known, nil, false)
 	}, func(by string) error { return s.quarantinedFetch(m, by) })
 	if err != nil {
 		return Media{}, err // the streamed answer lacks its last byte

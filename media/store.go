@@ -66,6 +66,14 @@ type Options struct {
 	// another place is an error wrapping ErrFormat: its index would refer
 	// to chunks that are not there. No newlines.
 	ChunksAt string
+	// IndexDSN, when set, keeps the index in that PostgreSQL database
+	// instead of Pebble under Dir/index: several processes (nodes), each
+	// with a data directory of its own, then share one store, whose
+	// chunks must be shared too (ChunksAt names an object store). FORMAT
+	// records "index postgres"; the store's hash, chunker and chunk place
+	// are recorded in the database as well, and a node whose FORMAT
+	// disagrees with them refuses to open.
+	IndexDSN string
 	// GCGrace protects chunks younger than this from GC (default 1 h).
 	GCGrace time.Duration
 	// Now is the clock (default time.Now).
@@ -264,6 +272,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	params := storeParams(opts)
 	format := storeFormat{Version: formatVersion, Hash: HashName, Chunker: params.String(), Chunks: opts.ChunksAt}
+	if opts.IndexDSN != "" {
+		format.Index = indexPostgres
+	}
 	idx, sp, f, err := openIndex(opts, isNew, format)
 	if err != nil {
 		cs.Close()
@@ -304,6 +315,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.loadStats(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.watchShared(); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -378,6 +393,19 @@ func openIndex(opts Options, isNew bool, format storeFormat) (*index.DB, *space,
 	if !opts.ReadOnly {
 		sp = newSpace(opts)
 		iopts.OnDiskFull = sp.releaseBallast
+	}
+	if opts.IndexDSN != "" {
+		idx, err := openShared(opts, iopts, format)
+		if err != nil {
+			return nil, nil, got, err
+		}
+		if isNew {
+			if got, err = check(opts.Dir, format); err != nil {
+				idx.Close()
+				return nil, nil, got, err
+			}
+		}
+		return idx, sp, got, nil
 	}
 	idxDir := filepath.Join(opts.Dir, "index")
 	idx, err := index.Open(idxDir, iopts)

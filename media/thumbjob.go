@@ -157,6 +157,13 @@ func (s *Store) runJob(j *thumbJob) error {
 	if t.hookRun != nil {
 		t.hookRun(j.rec)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	unlock, err := s.lockThumbnails(ctx, j.rec.Object)
+	if err != nil {
+		return err
+	}
+	defer func() { unlock() }()
 	todo := s.unstoredSlots(j)
 	if len(todo) == 0 {
 		return nil
@@ -164,8 +171,6 @@ func (s *Store) runJob(j *thumbJob) error {
 	if err := s.space.reserve(0); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	reqs := make([]thumbgen.Request, len(todo))
 	for i, sl := range todo {
 		reqs[i] = sl.req
@@ -173,6 +178,8 @@ func (s *Store) runJob(j *thumbJob) error {
 	last := s.opts.Now() // each size's time runs from the end of the previous one
 	src, release, err := s.loadThumbSource(ctx, j.rec, func(info thumbgen.Info) int64 { return thumbgen.DecodeMemoryAll(info, reqs) })
 	if errors.Is(err, thumbgen.ErrTooLarge) && len(todo) > 1 {
+		unlock() // makeThumbnail takes it for each size
+		unlock = func() {}
 		return s.makeEachSize(j.rec, todo) // the set is over the budget; a size alone may not be
 	}
 	if err != nil {

@@ -349,6 +349,16 @@ func (s *Store) makeThumbnail(rec Media, req thumbgen.Request, spec string) (Thu
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	unlock, err := s.lockThumbnails(ctx, rec.Object)
+	if err != nil {
+		return Thumbnail{}, err
+	}
+	defer unlock()
+	if s.idx.Shared() { // another node may have made it meanwhile
+		if tr, err := s.readThumbnail(rec.Object, spec); err == nil {
+			return tr, nil
+		}
+	}
 	start := s.opts.Now()
 	src, release, err := s.loadThumbSource(ctx, rec, func(info thumbgen.Info) int64 { return thumbgen.DecodeMemory(info, req) })
 	if err != nil {

@@ -24,6 +24,9 @@ type UploadInfo struct {
 	Size int64
 	// MaxSize, when positive, caps the body: more is ErrTooLarge.
 	MaxSize int64
+	// fresh: the ID must have no record (Upload); the commit fails with
+	// ErrExists if another upload (on any node) recorded it first.
+	fresh bool
 }
 
 // Upload streams body into the store and records it as info.MXC. It returns
@@ -46,6 +49,7 @@ func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Me
 	} else if !errors.Is(err, index.ErrNotFound) {
 		return Media{}, err
 	}
+	info.fresh = true
 	rec, _, err := s.ingest(ctx, info, body, s.newRecord(info), nil)
 	s.stats.uploaded(rec, err)
 	return rec, err
@@ -105,7 +109,7 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec
 
 	rec.Object, rec.Size = obj, m.Size
 	err = s.quarantine.commitUnless(obj, rec.MXC.Server(), rec.Remote, func() error {
-		return hold.commit(func() error { return s.commitRecord(rec, m, known, pending) })
+		return hold.commit(func() error { return s.commitRecord(rec, m, known, pending, info.fresh) })
 	}, nil)
 	if err != nil {
 		return Media{}, 0, err
@@ -120,15 +124,25 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec
 // commitRecord writes a new media record with content in one synced
 // batch: the object's manifest unless known, the record, its ownership
 // (local media), the end of its pending state, and usage.
-func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *Media) error {
+//
+// fresh inserts the record on condition that none exists, and a pending
+// entry is taken on condition that it is still there (shared index): of two
+// uploads racing for one ID on two nodes, the second is ErrExists.
+func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *Media, fresh bool) error {
 	b := s.idx.NewBatch()
 	defer b.Close()
-	if !known {
+	// With a shared index a known manifest is written again: another
+	// node's GC may be removing it (pins are per process).
+	if !known || s.idx.Shared() {
 		if err := b.PutManifest(rec.Object, m); err != nil {
 			return err
 		}
 	}
-	if err := b.PutMedia(rec.record()); err != nil {
+	put := b.PutMedia
+	if fresh {
+		put = b.InsertMedia
+	}
+	if err := put(rec.record()); err != nil {
 		return err
 	}
 	if rec.Uploader != "" && !rec.Remote {
@@ -137,7 +151,11 @@ func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *M
 		}
 	}
 	if pending != nil {
-		if err := b.DeletePending(pending.Uploader, rec.MXC.Server(), rec.MXC.MediaID()); err != nil {
+		take := b.DeletePending
+		if s.idx.Shared() {
+			take = b.FillPending
+		}
+		if err := take(pending.Uploader, rec.MXC.Server(), rec.MXC.MediaID()); err != nil {
 			return err
 		}
 	}
@@ -146,6 +164,9 @@ func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *M
 		return err
 	}
 	err := s.commitInvalidating(b, rec.MXC)
+	if errors.Is(err, index.ErrConflict) {
+		return fmt.Errorf("%w: %s: another upload recorded it first", ErrExists, rec.MXC)
+	}
 	if err == nil {
 		s.stats.recordsChanged(delta)
 	}

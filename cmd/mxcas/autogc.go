@@ -34,8 +34,10 @@ func startAutoGC(ctx context.Context, st *media.Store, interval time.Duration, l
 				return
 			case <-t.C:
 			}
-			_, err := st.GC(ctx)
+			gs, err := st.GC(ctx)
 			switch {
+			case err == nil && gs.Busy:
+				logger.Info("automatic gc skipped: another node's gc holds the lock")
 			case err == nil, ctx.Err() != nil:
 			case errors.Is(err, media.ErrGCRefused):
 				logger.Warn("automatic gc refused; nothing deleted: check the store with mxcas fsck", "err", err)

@@ -158,6 +158,10 @@ func cmdGC(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mxcas gc:", err)
 		return refusedStatus(err, media.ErrGCRefused)
 	}
+	if gs.Busy {
+		fmt.Fprintln(stdout, "another node's gc holds the lock; nothing done")
+		return 0
+	}
 	fmt.Fprintf(stdout, "kept %d objects and %d chunks (%d young); removed %d objects and %d chunks (%d bytes) and %d expired url previews\n",
 		gs.Objects, gs.Chunks, gs.ChunksYoung, gs.ObjectsDeleted, gs.ChunksDeleted, gs.BytesDeleted, gs.PreviewsExpired)
 	return 0

@@ -68,6 +68,9 @@ func mediaOptions(cfg config.Config, logger *slog.Logger) (media.Options, error)
 	if cfg.Storage.Backend == config.BackendS3 {
 		o.NewChunker = s3ChunkParams
 	}
+	if cfg.Index.Backend == config.IndexPostgres {
+		o.IndexDSN = cfg.Index.DSN
+	}
 	var err error
 	if o.Thumbnails.Sizes, err = thumbnailSizes(t.Sizes); err != nil {
 		return media.Options{}, err

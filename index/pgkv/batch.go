@@ -16,6 +16,7 @@ const (
 	opAdd
 	opDeleteCounter
 	opNotify
+	opDeleteExisting
 )
 
 type op struct {
@@ -56,6 +57,14 @@ func (b *Batch) Delete(key []byte) {
 // waits for the first: exactly one of them commits.
 func (b *Batch) Insert(key, value []byte) {
 	b.ops = append(b.ops, op{kind: opInsert, key: clone(key), value: clone(value)})
+}
+
+// DeleteExisting removes key, which must be present: when it is absent
+// (never set, or removed by a transaction that committed first), Commit
+// fails with ErrAbsent and applies nothing. Of two batches that
+// DeleteExisting one key at once, exactly one commits.
+func (b *Batch) DeleteExisting(key []byte) {
+	b.ops = append(b.ops, op{kind: opDeleteExisting, key: clone(key)})
 }
 
 // Add adds bytes and count to the counter of key (created at zero). Adds
@@ -105,7 +114,7 @@ func (b *Batch) apply(ctx context.Context, tx pgx.Tx) (err error) {
 		switch o.kind {
 		case opSet:
 			q.Queue("INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", nonNil(o.key), nonNil(o.value))
-		case opDelete:
+		case opDelete, opDeleteExisting:
 			q.Queue("DELETE FROM kv WHERE key = $1", nonNil(o.key))
 		case opInsert:
 			q.Queue("INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", nonNil(o.key), nonNil(o.value))
@@ -135,6 +144,9 @@ func (b *Batch) apply(ctx context.Context, tx pgx.Tx) (err error) {
 		}
 		if o.kind == opInsert && tag.RowsAffected() == 0 {
 			return fmt.Errorf("insert %x: %w", o.key, ErrExists)
+		}
+		if o.kind == opDeleteExisting && tag.RowsAffected() == 0 {
+			return fmt.Errorf("delete %x: %w", o.key, ErrAbsent)
 		}
 	}
 	return nil

@@ -60,3 +60,33 @@ func (s *Store) dedicated(ctx context.Context, app string) (*pgx.Conn, error) {
 	cfg.RuntimeParams["application_name"] = app
 	return pgx.ConnectConfig(ctx, cfg)
 }
+
+// Lock takes the session advisory lock called name, waiting until its
+// holder (on any node) releases it or ctx ends. It holds one pooled
+// connection until unlock, which may be called more than once. The same
+// caveat as TryLock's holds when the connection dies.
+func (s *Store) Lock(ctx context.Context, name string) (unlock func(), err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("pgkv: lock %s: %w", name, err)
+	}
+	id := lockID(name)
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", id); err != nil {
+		// The wait may have been cancelled after the server granted it:
+		// a connection whose state is unknown is not returned to the pool.
+		_ = conn.Conn().Close(context.Background())
+		conn.Release()
+		return nil, fmt.Errorf("pgkv: lock %s: %w", name, err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", id); err != nil {
+				_ = conn.Conn().Close(context.Background())
+			}
+			conn.Release()
+		})
+	}, nil
+}

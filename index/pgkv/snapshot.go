@@ -52,6 +52,17 @@ func (sn *Snapshot) Counter(ctx context.Context, key []byte) (bytes, count int64
 	return counter(ctx, sn.tx, key)
 }
 
+// ScanCounters is Store.ScanCounters at the snapshot's point in time. fn
+// must not use the Snapshot.
+func (sn *Snapshot) ScanCounters(ctx context.Context, lower, upper []byte, fn func(k []byte, bytes, count int64) error) error {
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	if sn.tx == nil {
+		return ErrClosed
+	}
+	return scanCounters(ctx, sn.tx, lower, upper, fn)
+}
+
 // Scan is Store.Scan at the snapshot's point in time: every page sees the
 // same data. fn may use the Snapshot.
 func (sn *Snapshot) Scan(ctx context.Context, lower, upper []byte, fn func(k, v []byte) error) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -15,9 +16,14 @@ var (
 	ErrNotFound = errors.New("pgkv: not found")
 	// ErrExists fails a Batch whose Insert finds its key present.
 	ErrExists = errors.New("pgkv: key exists")
+	// ErrAbsent fails a Batch whose DeleteExisting finds its key absent.
+	ErrAbsent = errors.New("pgkv: key absent")
 	// ErrClosed is returned by a Snapshot used after Close.
 	ErrClosed = errors.New("pgkv: closed")
 )
+
+// DefaultMaxConns is the pool's size unless the DSN sets pool_max_conns.
+const DefaultMaxConns = 32
 
 // pageSize is how many rows one query of a Scan reads.
 const pageSize = 1000
@@ -41,7 +47,16 @@ type Store struct {
 // string, as pgxpool.ParseConfig takes) and creates the tables when they are
 // missing. Open is idempotent and safe when several nodes call it at once.
 func Open(ctx context.Context, dsn string) (*Store, error) {
-	pool, err := pgxpool.New(ctx, dsn)
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("pgkv: open: %w", err)
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// pgxpool's default (the number of CPUs, at least 4) is too few
+		// for a server whose requests each want a connection.
+		cfg.MaxConns = DefaultMaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgkv: open: %w", err)
 	}
@@ -92,6 +107,53 @@ func (s *Store) Scan(ctx context.Context, lower, upper []byte, fn func(k, v []by
 		}
 		return collect(rows)
 	}, lower, upper, fn)
+}
+
+// ScanCounters calls fn for each counter key in [lower, upper) in memcmp
+// order, as Scan does for keys.
+func (s *Store) ScanCounters(ctx context.Context, lower, upper []byte, fn func(k []byte, bytes, count int64) error) error {
+	return scanCounters(ctx, s.pool, lower, upper, fn)
+}
+
+// scanCounters pages through the counters in [lower, upper).
+func scanCounters(ctx context.Context, q querier, lower, upper []byte, fn func(k []byte, bytes, count int64) error) error {
+	const (
+		first = "SELECT key, bytes, count FROM counters WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key LIMIT $3"
+		next  = "SELECT key, bytes, count FROM counters WHERE key > $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key LIMIT $3"
+	)
+	type row struct {
+		k            []byte
+		bytes, count int64
+	}
+	sql, from := first, nonNil(lower)
+	for {
+		rows, err := q.Query(ctx, sql, from, upper, pageSize)
+		if err != nil {
+			return fmt.Errorf("pgkv: scan counters: %w", err)
+		}
+		var page []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.k, &r.bytes, &r.count); err != nil {
+				rows.Close()
+				return fmt.Errorf("pgkv: scan counters: %w", err)
+			}
+			page = append(page, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("pgkv: scan counters: %w", err)
+		}
+		for _, r := range page {
+			if err := fn(r.k, r.bytes, r.count); err != nil {
+				return err
+			}
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+		sql, from = next, page[len(page)-1].k
+	}
 }
 
 func get(ctx context.Context, q querier, key []byte) ([]byte, error) {

@@ -1,0 +1,370 @@
+package index
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mxcas/mxcas/index/pgkv"
+)
+
+// The PostgreSQL index (OpenPostgres) holds the same keys and values as
+// the Pebble one, in pgkv's kv table, and the usage counters in its
+// counters table; a batch is one transaction. Several processes (nodes)
+// share it: InsertMedia and FillPending settle races on one media ID
+// between them, TryLock and Lock give cluster-wide locks, and every commit
+// tells the other nodes which keys it changed (Watch), so that their
+// caches follow. It keeps no change log: replication of a PostgreSQL index
+// is PostgreSQL's own.
+
+// ErrUnsupported is returned for what only the Pebble index does: the
+// change log that replication follows, and checkpoints.
+var ErrUnsupported = errors.New("index: not supported by the PostgreSQL index")
+
+// notifyChannel is the channel commits announce their keys on.
+const notifyChannel = "mxcas_index"
+
+// maxNotify bounds a notification's payload: past it the commit says
+// "everything changed" (PostgreSQL refuses payloads of 8000 bytes).
+const maxNotify = 7000
+
+// commitTimeout bounds one commit's transaction.
+const commitTimeout = 30 * time.Second
+
+// pgIndex is the PostgreSQL side of a DB.
+type pgIndex struct {
+	s    *pgkv.Store
+	node string // this process's name in notifications
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	watchers []func(ops []Op, all bool)
+	stop     func() // the listener's, once started
+}
+
+// OpenPostgres opens the index in the PostgreSQL database named by dsn,
+// creating its tables when missing. Several processes may open one
+// database at once.
+func OpenPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.Default()
+	}
+	s, err := pgkv.Open(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	var id [6]byte
+	rand.Read(id[:])
+	p := &pgIndex{s: s, node: hex.EncodeToString(id[:]), log: lg}
+	d := &DB{reader: reader{kv: pgReader{r: s}}, pg: p, fail: newFailure()}
+	d.log.wait = make(chan struct{})
+	return d, nil
+}
+
+// Backend names the index's store: "pebble" or "postgres".
+func (d *DB) Backend() string {
+	if d.pg != nil {
+		return "postgres"
+	}
+	return "pebble"
+}
+
+// Shared reports whether other processes may change the index (it is the
+// PostgreSQL one): caches must then follow Watch, and locks be TryLock's.
+func (d *DB) Shared() bool { return d.pg != nil }
+
+// Watch calls fn after other processes commit changes to the index, with
+// the keys they changed (ops with Kind and Key only), or with all set when
+// what changed is not known (a notification was too long, or the
+// connection that listens was lost and notifications may be missing): the
+// caller then forgets everything it caches. Calls come from one goroutine,
+// in order; fn must return quickly and must not write to the index. The
+// Pebble index has no other writers: Watch does nothing.
+func (d *DB) Watch(fn func(ops []Op, all bool)) error {
+	p := d.pg
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.watchers = append(p.watchers, fn)
+	if p.stop != nil {
+		return nil
+	}
+	stop, err := p.s.Listen(context.Background(), notifyChannel, p.notified)
+	if err != nil {
+		p.watchers = p.watchers[:len(p.watchers)-1]
+		return fmt.Errorf("index: watch: %w", err)
+	}
+	p.stop = stop
+	return nil
+}
+
+// notified hands a notification to the watchers.
+func (p *pgIndex) notified(payload string) {
+	node, body, _ := strings.Cut(payload, ":")
+	if payload != "" && node == p.node {
+		return // our own commit: the caller saw to its caches
+	}
+	var ops []Op
+	all := payload == "" || body == "*"
+	if !all {
+		b, err := base64.RawStdEncoding.DecodeString(body)
+		if err == nil {
+			ops, err = DecodeOps(b)
+		}
+		if err != nil {
+			p.log.Warn("index: a change notification could not be read; forgetting every cached record", "err", err)
+			ops, all = nil, true
+		}
+	}
+	p.mu.Lock()
+	ws := p.watchers
+	p.mu.Unlock()
+	for _, fn := range ws {
+		fn(ops, all)
+	}
+}
+
+// close stops listening and closes the pool.
+func (p *pgIndex) close() {
+	p.mu.Lock()
+	stop := p.stop
+	p.stop = nil
+	p.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	p.s.Close()
+}
+
+// TryLock takes the lock called name without waiting: ok is false when
+// another holder has it. With PostgreSQL the lock is cluster-wide (a
+// session advisory lock, lost if its connection is); with Pebble it is
+// this process's (one process holds a Pebble index). Call unlock when done.
+func (d *DB) TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error) {
+	if d.pg != nil {
+		unlock, ok, err = d.pg.s.TryLock(ctx, name)
+		if err != nil {
+			err = fmt.Errorf("index: %w", err)
+		}
+		return unlock, ok, err
+	}
+	d.locksMu.Lock()
+	defer d.locksMu.Unlock()
+	if d.locks[name] {
+		return nil, false, nil
+	}
+	if d.locks == nil {
+		d.locks = make(map[string]bool)
+	}
+	d.locks[name] = true
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			d.locksMu.Lock()
+			delete(d.locks, name)
+			d.locksMu.Unlock()
+		})
+	}, true, nil
+}
+
+// Lock takes the cluster-wide lock called name, waiting for its holder on
+// any node to release it, until ctx ends. With Pebble it returns at once
+// (callers serialise within the process themselves): it is for work that
+// only across processes needs it, such as making one thumbnail once.
+func (d *DB) Lock(ctx context.Context, name string) (unlock func(), err error) {
+	if d.pg == nil {
+		return func() {}, nil
+	}
+	unlock, err = d.pg.s.Lock(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	return unlock, nil
+}
+
+// pgBatch is a Batch of the PostgreSQL index: pgkv's, with the keys it
+// changes for the notification sent with it.
+type pgBatch struct {
+	p    *pgIndex
+	b    *pgkv.Batch
+	keys []Op
+}
+
+func (p *pgIndex) newBatch() *pgBatch { return &pgBatch{p: p, b: p.s.NewBatch()} }
+
+func (b *pgBatch) changed(kind OpKind, key []byte) {
+	b.keys = append(b.keys, Op{Kind: kind, Key: append([]byte(nil), key...)})
+}
+
+func (b *pgBatch) set(key, v []byte) {
+	b.b.Set(key, v)
+	b.changed(OpSet, key)
+}
+
+func (b *pgBatch) insert(key, v []byte) {
+	b.b.Insert(key, v)
+	b.changed(OpSet, key)
+}
+
+func (b *pgBatch) delete(key []byte) {
+	b.b.Delete(key)
+	b.changed(OpDelete, key)
+}
+
+func (b *pgBatch) deleteExisting(key []byte) {
+	b.b.DeleteExisting(key)
+	b.changed(OpDelete, key)
+}
+
+func (b *pgBatch) add(key []byte, u Usage) { b.b.Add(key, u.Bytes, u.Count) }
+
+// commit runs the batch's transaction, with its notification.
+func (b *pgBatch) commit() error {
+	if len(b.keys) > 0 {
+		body := base64.RawStdEncoding.EncodeToString(EncodeOps(b.keys))
+		if len(body) > maxNotify {
+			body = "*"
+		}
+		b.b.Notify(notifyChannel, b.p.node+":"+body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	err := b.b.Commit(ctx)
+	if errors.Is(err, pgkv.ErrExists) || errors.Is(err, pgkv.ErrAbsent) {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	if err != nil {
+		return fmt.Errorf("index: commit: %w", err)
+	}
+	return nil
+}
+
+// pgSource is what pgReader reads: the Store or a Snapshot.
+type pgSource interface {
+	Get(ctx context.Context, key []byte) ([]byte, error)
+	Scan(ctx context.Context, lower, upper []byte, fn func(k, v []byte) error) error
+	Counter(ctx context.Context, key []byte) (bytes, count int64, err error)
+	ScanCounters(ctx context.Context, lower, upper []byte, fn func(k []byte, bytes, count int64) error) error
+}
+
+// pgReader is the kvReader of the PostgreSQL index or one of its snapshots.
+// Reads are not bounded in time by a context of the caller's: the pool's
+// connections are, by PostgreSQL's own settings.
+type pgReader struct{ r pgSource }
+
+var _ kvReader = pgReader{}
+
+func (p pgReader) get(key []byte, fn func(v []byte) error) error {
+	v, err := p.r.Get(context.Background(), key)
+	if errors.Is(err, pgkv.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("index: get: %w", err)
+	}
+	return fn(v)
+}
+
+func (p pgReader) scan(lower, upper []byte, fn func(k, v []byte) error) error {
+	return p.r.Scan(context.Background(), lower, upper, fn)
+}
+
+func (p pgReader) counter(key []byte) (Usage, error) {
+	b, n, err := p.r.Counter(context.Background(), key)
+	if err != nil {
+		return Usage{}, fmt.Errorf("index: %w", err)
+	}
+	return Usage{Bytes: b, Count: n}, nil
+}
+
+func (p pgReader) scanCounters(lower, upper []byte, fn func(k []byte, u Usage) error) error {
+	// Collected first: a Snapshot's ScanCounters holds it while fn runs.
+	type kc struct {
+		k []byte
+		u Usage
+	}
+	var all []kc
+	err := p.r.ScanCounters(context.Background(), lower, upper, func(k []byte, b, n int64) error {
+		all = append(all, kc{k, Usage{Bytes: b, Count: n}})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	for _, c := range all {
+		if err := fn(c.k, c.u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errReader is the reader of a snapshot that could not be taken: every
+// read returns its error.
+type errReader struct{ err error }
+
+func (e errReader) get([]byte, func([]byte) error) error                        { return e.err }
+func (e errReader) scan(_, _ []byte, _ func(k, v []byte) error) error           { return e.err }
+func (e errReader) counter([]byte) (Usage, error)                               { return Usage{}, e.err }
+func (e errReader) scanCounters(_, _ []byte, _ func([]byte, Usage) error) error { return e.err }
+
+// prefixMeta holds the PostgreSQL index's description of the store it
+// indexes (x/<name>): what a data directory's FORMAT says, shared by the
+// nodes, none of which holds the store's only FORMAT.
+var prefixMeta = []byte("x/")
+
+// Meta returns the value stored under name, or ErrNotFound.
+func (d *DB) Meta(name string) ([]byte, error) {
+	var got []byte
+	err := d.get(append(append([]byte(nil), prefixMeta...), name...), func(v []byte) error {
+		got = append([]byte(nil), v...)
+		return nil
+	})
+	return got, err
+}
+
+// EnsureMeta stores value under name unless a value is there already, and
+// returns the value stored: value, or the one another process stored
+// first.
+func (d *DB) EnsureMeta(name string, value []byte) ([]byte, error) {
+	key := append(append([]byte(nil), prefixMeta...), name...)
+	for try := 0; try < 2; try++ {
+		var got []byte
+		err := d.get(key, func(v []byte) error { got = append([]byte(nil), v...); return nil })
+		if err == nil {
+			return got, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		b := d.NewBatch()
+		err = nil
+		if b.pg != nil {
+			b.pg.insert(key, value)
+		} else {
+			b.conds = append(b.conds, cond{key: key})
+			err = b.set(key, value)
+		}
+		if err == nil {
+			err = b.Commit()
+		}
+		b.Close()
+		if err == nil {
+			return value, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("%w: meta %s", ErrConflict, name)
+}

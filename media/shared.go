@@ -1,0 +1,95 @@
+package media
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mxcas/mxcas/cas"
+	"github.com/mxcas/mxcas/index"
+	"github.com/mxcas/mxcas/matrix"
+)
+
+// A store whose index is in PostgreSQL (Options.IndexDSN) is shared by
+// several processes, the nodes, each with a data directory of its own and
+// the chunks in one object store. What one process settles in memory for
+// a Pebble store is settled in the index for a shared one:
+//
+//   - two uploads to one media ID: the record is inserted on condition
+//     that none exists (index.Batch.InsertMedia), a created ID filled on
+//     condition that its pending entry is still there (FillPending); the
+//     loser is ErrExists;
+//   - records are not cached (a quarantine or deletion on one node holds on
+//     every node at once), and the content quarantine is read from the
+//     index for the object at hand;
+//   - a download waiting for a created ID wakes when any node fills it,
+//     and the other in-memory sets follow (index.DB.Watch);
+//   - a thumbnail is made under a cluster-wide lock of its source, so one
+//     node makes it and the others read it;
+//   - GC takes a cluster-wide lock: one run at a time across the nodes.
+
+// openTimeout bounds connecting to PostgreSQL at Open.
+const openTimeout = 30 * time.Second
+
+// openShared opens the PostgreSQL index and checks that the store it holds
+// is the one format describes (hash, chunker, chunk place), recording them
+// when the index is new.
+func openShared(opts Options, iopts index.Options, format storeFormat) (*index.DB, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+	defer cancel()
+	idx, err := index.OpenPostgres(ctx, opts.IndexDSN, iopts)
+	if err != nil {
+		return nil, err
+	}
+	want := storeFormat{Version: format.Version, Hash: format.Hash, Chunker: format.Chunker, Chunks: format.Chunks, Index: format.Index}
+	var got []byte
+	if opts.ReadOnly {
+		got, err = idx.Meta("format") // nothing is written
+	} else {
+		got, err = idx.EnsureMeta("format", want.encode())
+	}
+	if err == nil && string(got) != string(want.encode()) {
+		err = fmt.Errorf("%w: the PostgreSQL index describes its store as %q, this node opens it as %q; "+
+			"every node must have the same [storage] and chunk size", ErrFormat, got, want.encode())
+	}
+	if err != nil {
+		idx.Close()
+		return nil, err
+	}
+	return idx, nil
+}
+
+// watchShared follows the changes other nodes make to a shared index:
+// downloads waiting for a created ID wake when a node fills it.
+func (s *Store) watchShared() error {
+	if !s.idx.Shared() {
+		return nil
+	}
+	s.quarantine.shared = s.idx
+	return s.idx.Watch(func(ops []index.Op, all bool) {
+		if all {
+			s.waiters.wakeAll()
+			return
+		}
+		for _, op := range ops {
+			if server, id, ok := op.MediaOf(); ok {
+				if m, err := matrix.NewMXC(server, id); err == nil {
+					s.waiters.wake(m)
+				}
+			}
+		}
+	})
+}
+
+// lockThumbnails takes the lock under which thumbnails of source object
+// src are made: with a shared index a cluster-wide lock, so that of two
+// nodes asked for one thumbnail one makes it and the other, once it has
+// the lock, finds it stored; with Pebble nothing (the process's own
+// single flight and jobs do it).
+func (s *Store) lockThumbnails(ctx context.Context, src cas.Hash) (unlock func(), err error) {
+	unlock, err = s.idx.Lock(ctx, "mxcas-thumbnails/"+src.String())
+	if err != nil {
+		return nil, fmt.Errorf("media: thumbnails of %s: %w", src.Short(), err)
+	}
+	return unlock, nil
+}
