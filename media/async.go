@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/mxcas/mxcas/index"
 	"github.com/mxcas/mxcas/matrix"
@@ -30,6 +31,16 @@ func (s *Store) Create(info CreateInfo) (Media, error) {
 	defer s.claims.release(info.MXC)
 	s.pendingMu.Lock() // count and add as one step per store
 	defer s.pendingMu.Unlock()
+	if maxPending, _ := s.pendingCap(info.Uploader); maxPending > 0 && s.idx.Shared() {
+		// ... and across the nodes sharing the index.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		unlock, err := s.idx.Lock(ctx, "mxcas-pending/"+info.Uploader)
+		if err != nil {
+			return Media{}, fmt.Errorf("media: create: %w", err)
+		}
+		defer unlock()
+	}
 	now := s.opts.Now()
 	if maxPending, what := s.pendingCap(info.Uploader); maxPending > 0 {
 		n, err := s.idx.CountPending(info.Uploader, now.UnixMilli())

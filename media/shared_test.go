@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -11,19 +12,28 @@ import (
 
 	"github.com/mxcas/mxcas/media"
 	"github.com/mxcas/mxcas/testkit"
+	"github.com/mxcas/mxcas/thumbgen"
 )
 
 // sharedPair opens two stores (two nodes) on one PostgreSQL index and one
 // bucket, each with a data directory of its own.
 func sharedPair(t *testing.T) (a, b *media.Store) {
 	t.Helper()
+	return sharedPairWith(t, func(*media.Options) {})
+}
+
+// sharedPairWith is sharedPair with options of its own set by set.
+func sharedPairWith(t *testing.T, set func(*media.Options)) (a, b *media.Store) {
+	t.Helper()
 	pg := testkit.SharedPG(t, "mxcas")
 	dsn := pg.DSN(pg.CreateDB(t, "media"))
 	srv := testkit.StartS3(t)
 	open := func(name string) *media.Store {
-		return openStore(t, media.Options{Dir: filepath.Join(t.TempDir(), name), Create: true,
+		o := media.Options{Dir: filepath.Join(t.TempDir(), name), Create: true,
 			Chunks: bucketChunks(t, srv, "shared/"), ChunksAt: "s3 shared", IndexDSN: dsn,
-			Thumbnails: noThumbs, Logger: quietLogger()})
+			Thumbnails: noThumbs, Logger: quietLogger()}
+		set(&o)
+		return openStore(t, o)
 	}
 	return open("a"), open("b")
 }
@@ -150,5 +160,81 @@ func TestSharedGCOneAtATime(t *testing.T) {
 	}
 	if st, err := b.GC(context.Background()); err != nil || st.Busy {
 		t.Fatalf("GC after: %+v, %v", st, err)
+	}
+}
+
+func TestSharedPendingCapAcrossNodes(t *testing.T) {
+	const limit = 3
+	a, b := sharedPairWith(t, func(o *media.Options) { o.MaxPendingPerUser = limit })
+	for round := range 3 {
+		user := fmt.Sprintf("@u%d:example.org", round)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		made := 0
+		for i := range 8 {
+			s := []*media.Store{a, b}[i%2]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := s.Create(media.CreateInfo{MXC: mxc(fmt.Sprintf("p%d-%d", round, i)), Uploader: user})
+				switch {
+				case err == nil:
+					mu.Lock()
+					made++
+					mu.Unlock()
+				case !errors.Is(err, media.ErrPendingLimit):
+					t.Errorf("Create: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if made != limit {
+			t.Fatalf("round %d: %d IDs created across two nodes, want the limit %d", round, made, limit)
+		}
+	}
+}
+
+func TestSharedThumbnailMadeOnce(t *testing.T) {
+	a, b := sharedPair(t)
+	info := media.UploadInfo{MXC: mxc("img"), ContentType: "image/png", Uploader: "@u:example.org"}
+	data := pngOf(t, 640, 480)
+	info.Size = int64(len(data))
+	rec, err := a.Upload(context.Background(), info, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := media.ThumbnailRequest{Width: 64, Height: 64, Method: thumbgen.Scale}
+	var wg sync.WaitGroup
+	got := make([]media.Thumbnail, 2)
+	for i, s := range []*media.Store{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, tr, err := s.Thumbnail(context.Background(), rec, req)
+			if err != nil {
+				t.Errorf("Thumbnail on node %d: %v", i, err)
+				return
+			}
+			r.Close()
+			got[i] = tr
+		}()
+	}
+	wg.Wait()
+	if got[0].Object != got[1].Object || got[0].Object.IsZero() {
+		t.Fatalf("the nodes serve different thumbnails: %v, %v", got[0].Object, got[1].Object)
+	}
+	if made := a.Stats().ThumbnailsMade + b.Stats().ThumbnailsMade; made != 1 {
+		t.Fatalf("%d thumbnails made by two nodes asked at once, want 1", made)
+	}
+}
+
+func TestSharedStatsCountOtherNodes(t *testing.T) {
+	a, b := sharedPair(t)
+	upload(t, a, "s1", "@u:example.org", randBytes(8, 1000))
+	upload(t, b, "s2", "@u:example.org", randBytes(9, 2000))
+	for i, s := range []*media.Store{a, b} {
+		if st := s.Stats(); st.Media != 2 || st.LogicalBytes != 3000 {
+			t.Fatalf("node %d counts %d media, %d bytes; want 2, 3000", i, st.Media, st.LogicalBytes)
+		}
 	}
 }

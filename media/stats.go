@@ -139,6 +139,13 @@ func (s *Store) Stats() Stats {
 		DamagedChunks:         s.damage.n.Load(),
 		DamagedChunksRepaired: c.chunksRepaired.Load(),
 	}
+	if s.idx.Shared() {
+		// Other nodes add media too: the store-wide gauges are read from
+		// the shared counters (one query a scrape), not kept here.
+		if total, err := s.idx.TotalServerUsage(); err == nil {
+			st.Media, st.LogicalBytes = total.Count, total.Bytes
+		}
+	}
 	if st.ChunksCounted {
 		st.Chunks, st.StoredBytes = c.chunks.Load(), c.stored.Load()
 	}
