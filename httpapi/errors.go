@@ -50,7 +50,7 @@ func toMatrix(err error) *matrixError {
 		return errorf(http.StatusForbidden, "M_FORBIDDEN", "%s", quotaMessage(err))
 	case errors.Is(err, media.ErrDamaged):
 		return errorf(http.StatusInternalServerError, "M_UNKNOWN", "stored content is damaged")
-	case errors.Is(err, media.ErrStorageUnavailable):
+	case errors.Is(err, media.ErrStorageUnavailable), errors.Is(err, media.ErrIndexUnavailable):
 		// The object store behind the chunks is down or failing: nothing was
 		// recorded, and the same request may pass once it is back.
 		return &matrixError{Status: http.StatusServiceUnavailable, Code: "M_UNKNOWN",

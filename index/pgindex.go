@@ -28,6 +28,15 @@ import (
 // change log that replication follows, and checkpoints.
 var ErrUnsupported = errors.New("index: not supported by the PostgreSQL index")
 
+// ErrUnavailable wraps a failure of the PostgreSQL index's database (down,
+// unreachable, out of connections): the request may pass once it is back.
+var ErrUnavailable = errors.New("index: database unavailable")
+
+// unavailable wraps err, from the database, in ErrUnavailable.
+func unavailable(what string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
+}
+
 // notifyChannel is the channel commits announce their keys on.
 const notifyChannel = "mxcas_index"
 
@@ -244,7 +253,7 @@ func (b *pgBatch) commit() error {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}
 	if err != nil {
-		return fmt.Errorf("index: commit: %w", err)
+		return unavailable("commit", err)
 	}
 	return nil
 }
@@ -270,19 +279,28 @@ func (p pgReader) get(key []byte, fn func(v []byte) error) error {
 		return ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("index: get: %w", err)
+		return unavailable("get", err)
 	}
 	return fn(v)
 }
 
 func (p pgReader) scan(lower, upper []byte, fn func(k, v []byte) error) error {
-	return p.r.Scan(context.Background(), lower, upper, fn)
+	failed := false // the database's failure, not fn's
+	err := p.r.Scan(context.Background(), lower, upper, func(k, v []byte) error {
+		err := fn(k, v)
+		failed = err != nil
+		return err
+	})
+	if err != nil && !failed {
+		return unavailable("scan", err)
+	}
+	return err
 }
 
 func (p pgReader) counter(key []byte) (Usage, error) {
 	b, n, err := p.r.Counter(context.Background(), key)
 	if err != nil {
-		return Usage{}, fmt.Errorf("index: %w", err)
+		return Usage{}, unavailable("counter", err)
 	}
 	return Usage{Bytes: b, Count: n}, nil
 }
@@ -299,7 +317,7 @@ func (p pgReader) scanCounters(lower, upper []byte, fn func(k []byte, u Usage) e
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("index: %w", err)
+		return unavailable("scan counters", err)
 	}
 	for _, c := range all {
 		if err := fn(c.k, c.u); err != nil {

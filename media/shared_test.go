@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/mxcas/mxcas/media"
 	"github.com/mxcas/mxcas/testkit"
 	"github.com/mxcas/mxcas/thumbgen"
@@ -25,8 +26,16 @@ func sharedPair(t *testing.T) (a, b *media.Store) {
 // sharedPairWith is sharedPair with options of its own set by set.
 func sharedPairWith(t *testing.T, set func(*media.Options)) (a, b *media.Store) {
 	t.Helper()
+	a, b, _ = sharedPairDB(t, set)
+	return a, b
+}
+
+// sharedPairDB is sharedPairWith that also returns the database's name.
+func sharedPairDB(t *testing.T, set func(*media.Options)) (a, b *media.Store, db string) {
+	t.Helper()
 	pg := testkit.SharedPG(t, "mxcas")
-	dsn := pg.DSN(pg.CreateDB(t, "media"))
+	db = pg.CreateDB(t, "media")
+	dsn := pg.DSN(db)
 	srv := testkit.StartS3(t)
 	open := func(name string) *media.Store {
 		o := media.Options{Dir: filepath.Join(t.TempDir(), name), Create: true,
@@ -35,7 +44,7 @@ func sharedPairWith(t *testing.T, set func(*media.Options)) (a, b *media.Store) 
 		set(&o)
 		return openStore(t, o)
 	}
-	return open("a"), open("b")
+	return open("a"), open("b"), db
 }
 
 func TestSharedUploadReadElsewhere(t *testing.T) {
@@ -237,4 +246,38 @@ func TestSharedStatsCountOtherNodes(t *testing.T) {
 			t.Fatalf("node %d counts %d media, %d bytes; want 2, 3000", i, st.Media, st.LogicalBytes)
 		}
 	}
+}
+
+// TestSharedDatabaseDown: with the database refusing connections, uploads
+// and downloads fail with ErrIndexUnavailable (503), and work again once it
+// is back.
+func TestSharedDatabaseDown(t *testing.T) {
+	a, _, db := sharedPairDB(t, func(*media.Options) {})
+	data := randBytes(11, 5000)
+	upload(t, a, "before", "@u:example.org", data)
+	pg := testkit.SharedPG(t, "mxcas")
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, pg.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := admin.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec("ALTER DATABASE " + db + " ALLOW_CONNECTIONS false")
+	exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + db + "' AND pid <> pg_backend_pid()")
+	if _, _, err := a.Open(mxc("before")); !errors.Is(err, media.ErrIndexUnavailable) {
+		t.Fatalf("download with the database down: %v, want ErrIndexUnavailable", err)
+	}
+	_, err = a.Upload(ctx, media.UploadInfo{MXC: mxc("during"), Uploader: "@u:example.org", Size: 10}, bytes.NewReader(make([]byte, 10)))
+	if !errors.Is(err, media.ErrIndexUnavailable) {
+		t.Fatalf("upload with the database down: %v, want ErrIndexUnavailable", err)
+	}
+	exec("ALTER DATABASE " + db + " ALLOW_CONNECTIONS true")
+	checkContent(t, a, "before", data)
+	upload(t, a, "after", "@u:example.org", data)
 }

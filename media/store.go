@@ -28,6 +28,9 @@ var (
 	// ErrStorageUnavailable: the storage behind the chunks (an object
 	// store) is unreachable or failing; the same request may pass later.
 	ErrStorageUnavailable = cas.ErrUnavailable
+	// ErrIndexUnavailable: the database of a PostgreSQL index is down or
+	// failing; the request may pass once it is back.
+	ErrIndexUnavailable = index.ErrUnavailable
 	// ErrForbidden: the user may not do this (fill another user's created ID).
 	ErrForbidden = errors.New("media: forbidden")
 	// ErrNotYetUploaded: a created ID still had no content when the wait ended.
