@@ -1,10 +1,12 @@
 package index
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/mxcas/mxcas/cas"
@@ -27,6 +29,7 @@ type Batch struct {
 type cond struct {
 	key    []byte
 	exists bool
+	value  []byte // with exists: the value key must hold (nil: any)
 }
 
 // ErrConflict fails the commit of a batch whose condition did not hold:
@@ -88,6 +91,24 @@ func (b *Batch) InsertMedia(rec MediaRecord) error {
 	}
 	b.conds = append(b.conds, cond{key: key, exists: false})
 	return b.b.Set(key, j, nil)
+}
+
+// ExpectMedia makes the commit fail with ErrConflict unless the record of
+// server/id is still stored as read (MediaStored's bytes): for changes that
+// read a record and write it back, so that a change another node made
+// meanwhile is not undone. A shared index checks it in the transaction,
+// holding the row until the commit.
+func (b *Batch) ExpectMedia(server, id string, stored []byte) error {
+	if len(stored) == 0 {
+		return fmt.Errorf("index: ExpectMedia %s/%s: no stored record given", server, id)
+	}
+	key := mediaKey(server, id)
+	if b.pg != nil {
+		b.pg.b.Expect(key, stored)
+		return nil
+	}
+	b.conds = append(b.conds, cond{key: key, exists: true, value: bytes.Clone(stored)})
+	return nil
 }
 
 // FillPending forgets the pending entry of a created ID (as
@@ -198,18 +219,22 @@ func (b *Batch) commit(o *pebble.WriteOptions) error {
 	if b.pg != nil {
 		return b.pg.commit()
 	}
+	applied := func() {}
 	if len(b.conds) > 0 {
 		// The conditions are checked and the batch applied under one
-		// lock, so no other conditional batch comes between.
+		// lock, so no other conditional batch comes between; the wait
+		// for the disk comes after, so such commits still share syncs.
 		b.d.condMu.Lock()
-		defer b.d.condMu.Unlock()
+		var once sync.Once
+		applied = func() { once.Do(b.d.condMu.Unlock) }
+		defer applied()
 		if err := b.check(); err != nil {
 			return err
 		}
 	}
 	commit := func() error { return b.b.Commit(o) }
 	if o.Sync {
-		commit = b.commitLogged
+		commit = func() error { return b.commitLogged(applied) }
 	}
 	if err := guarded(commit); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
@@ -221,8 +246,14 @@ func (b *Batch) commit(o *pebble.WriteOptions) error {
 // the Pebble index.
 func (b *Batch) check() error {
 	for _, c := range b.conds {
-		err := b.d.get(c.key, func([]byte) error { return nil })
+		same := true
+		err := b.d.get(c.key, func(v []byte) error {
+			same = c.value == nil || bytes.Equal(v, c.value)
+			return nil
+		})
 		switch {
+		case err == nil && c.exists && !same:
+			return fmt.Errorf("%w: %q changed", ErrConflict, c.key)
 		case err == nil && !c.exists:
 			return fmt.Errorf("%w: %q exists", ErrConflict, c.key)
 		case errors.Is(err, ErrNotFound) && c.exists:

@@ -149,14 +149,21 @@ func (d *DB) published(seq uint64) {
 
 // commitLogged commits b synced, numbering it as the next change when it
 // changes replicated keys (and the DB is not a follower).
-func (b *Batch) commitLogged() error {
+//
+// applied is called once the batch is applied (visible to reads), before
+// the wait for its sync.
+func (b *Batch) commitLogged(applied func()) error {
 	d := b.d
 	ops, err := replicatedOps(b.b)
 	if err != nil {
 		return err
 	}
 	if len(ops) == 0 || d.Follower() {
-		return b.b.Commit(pebble.Sync)
+		if err := d.db.ApplyNoSyncWait(b.b, pebble.Sync); err != nil {
+			return err
+		}
+		applied()
+		return b.syncWait()
 	}
 	if ops, err = d.withManifests(ops); err != nil {
 		return err
@@ -165,6 +172,18 @@ func (b *Batch) commitLogged() error {
 	if err != nil {
 		return err
 	}
+	applied()
+	if err := b.syncWait(); err != nil {
+		return err
+	}
+	d.published(seq)
+	return nil
+}
+
+// syncWait waits for an applied batch to be durable. When the
+// write-ahead log cannot be made durable Pebble cannot go on, as when it
+// fails a synced Commit itself: the index is failed.
+func (b *Batch) syncWait() error {
 	if err := b.b.SyncWait(); err != nil {
 		// The write-ahead log could not be made durable: Pebble cannot go
 		// on, as when it fails a synced Commit itself.
@@ -172,7 +191,6 @@ func (b *Batch) commitLogged() error {
 		b.fail.set(err)
 		return err
 	}
-	d.published(seq)
 	return nil
 }
 

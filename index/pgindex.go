@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/index/pgkv"
 )
 
@@ -249,7 +251,10 @@ func (b *pgBatch) commit() error {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	err := b.b.Commit(ctx)
-	if errors.Is(err, pgkv.ErrExists) || errors.Is(err, pgkv.ErrAbsent) {
+	if errors.Is(err, pgkv.ErrPresent) {
+		return fmt.Errorf("%w: %w", ErrCondemned, err)
+	}
+	if errors.Is(err, pgkv.ErrExists) || errors.Is(err, pgkv.ErrAbsent) || errors.Is(err, pgkv.ErrChanged) {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}
 	if err != nil {
@@ -385,4 +390,111 @@ func (d *DB) EnsureMeta(name string, value []byte) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: meta %s", ErrConflict, name)
+}
+
+// GC of a shared index and the commits of other nodes. A node's GC finds
+// the objects and chunks no record refers to in a snapshot; a commit on
+// another node may refer to them again meanwhile (an upload of content
+// whose chunks are orphaned but still stored). So GC condemns them first
+// (Condemn: g/o/<hash> and g/c/<hash> keys, under the sweep lock held
+// exclusive), then looks again in a snapshot taken after that (any commit
+// before it is in it, and is spared: Absolve), and only then deletes. A
+// commit that records a manifest (GuardObject) holds the sweep lock shared
+// and fails with ErrCondemned when its object or a chunk of it is
+// condemned: it either committed before the condemnation, and GC's second
+// look sees it, or it fails. Pebble has one process, whose pins do this.
+
+var (
+	prefixCondemned = []byte("g/")
+	condemnedObj    = []byte("g/o/")
+	condemnedChunk  = []byte("g/c/")
+)
+
+// sweepLock is the name of the lock GuardObject shares and Condemn holds.
+const sweepLock = "mxcas-gc-sweep"
+
+// ErrCondemned fails the commit of a batch whose GuardObject names an
+// object or chunk that GC on another node is removing: the content must be
+// uploaded again (a retry finds its chunks gone, or spared).
+var ErrCondemned = errors.New("index: content is being collected by GC")
+
+func condemnedKey(p []byte, h cas.Hash) []byte {
+	return append(append([]byte(nil), p...), h[:]...)
+}
+
+// GuardObject makes the commit fail with ErrCondemned when object h or a
+// chunk of m is condemned by a GC (shared index only; Pebble: nothing).
+func (b *Batch) GuardObject(h cas.Hash, m Manifest) {
+	if b.pg == nil {
+		return
+	}
+	keys := make([][]byte, 0, len(m.Chunks)+1)
+	keys = append(keys, condemnedKey(condemnedObj, h))
+	for _, c := range m.Chunks {
+		keys = append(keys, condemnedKey(condemnedChunk, c.Hash))
+	}
+	b.pg.b.XactLock(sweepLock, true)
+	b.pg.b.Absent(keys...)
+}
+
+// Condemn marks objects and chunks as being removed by GC, waiting for
+// the commits under GuardObject in progress. Shared index only.
+func (d *DB) Condemn(objs, chunks []cas.Hash) error {
+	return d.condemned(func(b *pgkv.Batch) {
+		b.XactLock(sweepLock, false)
+		for _, h := range objs {
+			b.Set(condemnedKey(condemnedObj, h), nil)
+		}
+		for _, h := range chunks {
+			b.Set(condemnedKey(condemnedChunk, h), nil)
+		}
+	})
+}
+
+// Absolve removes the condemnation of objects and chunks (GC spares them,
+// or has removed them). Shared index only.
+func (d *DB) Absolve(objs, chunks []cas.Hash) error {
+	return d.condemned(func(b *pgkv.Batch) {
+		for _, h := range objs {
+			b.Delete(condemnedKey(condemnedObj, h))
+		}
+		for _, h := range chunks {
+			b.Delete(condemnedKey(condemnedChunk, h))
+		}
+	})
+}
+
+// AbsolveAll removes every condemnation: those of a GC that did not finish
+// (GC calls it first, holding the GC lock). Shared index only.
+func (d *DB) AbsolveAll() error {
+	var keys [][]byte
+	err := d.scan(prefixCondemned, func(k, _ []byte) error {
+		keys = append(keys, bytes.Clone(k))
+		return nil
+	})
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	return d.condemned(func(b *pgkv.Batch) {
+		for _, k := range keys {
+			b.Delete(k)
+		}
+	})
+}
+
+func (d *DB) condemned(fill func(b *pgkv.Batch)) error {
+	if d.pg == nil {
+		return fmt.Errorf("%w: condemn", ErrUnsupported)
+	}
+	b := d.pg.s.NewBatch()
+	fill(b)
+	if b.Len() == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	if err := b.Commit(ctx); err != nil {
+		return unavailable("condemn", err)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -17,13 +18,30 @@ func (r reader) get(key []byte, fn func(v []byte) error) error { return r.kv.get
 
 // Media returns the record of server/id, or ErrNotFound.
 func (r reader) Media(server, id string) (MediaRecord, error) {
+	rec, _, err := r.media(server, id, false)
+	return rec, err
+}
+
+// MediaStored is Media that also returns the record's bytes as stored:
+// what Batch.ExpectMedia expects to find.
+func (r reader) MediaStored(server, id string) (MediaRecord, []byte, error) {
+	return r.media(server, id, true)
+}
+
+func (r reader) media(server, id string, keep bool) (MediaRecord, []byte, error) {
 	var rec MediaRecord
-	err := r.get(mediaKey(server, id), func(v []byte) error { return decodeMedia(v, &rec) })
+	var stored []byte
+	err := r.get(mediaKey(server, id), func(v []byte) error {
+		if keep {
+			stored = bytes.Clone(v)
+		}
+		return decodeMedia(v, &rec)
+	})
 	if errors.Is(err, ErrNotFound) {
-		return rec, fmt.Errorf("%w: media %s/%s", ErrNotFound, server, id)
+		return rec, nil, fmt.Errorf("%w: media %s/%s", ErrNotFound, server, id)
 	}
 	rec.Server, rec.MediaID = server, id
-	return rec, err
+	return rec, stored, err
 }
 
 func decodeMedia(v []byte, rec *MediaRecord) error {

@@ -34,9 +34,14 @@ func (s *Store) noteAccess(rec Media) {
 	if err != nil || cur.Deleted || cur.Pending || !stale(cur) {
 		return
 	}
-	cur.LastAccess = now
 	b := s.idx.NewBatch()
 	defer b.Close()
+	// Another node may change the record meanwhile (a quarantine, a
+	// deletion): then this write is dropped, not undoing it.
+	if err := s.expectRecord(b, cur); err != nil {
+		return
+	}
+	cur.LastAccess = now
 	if err := b.PutMedia(cur.record()); err != nil {
 		return
 	}

@@ -19,16 +19,21 @@ import (
 func (s *Store) Delete(m matrix.MXC) error {
 	s.claims.wait(m)
 	defer s.claims.release(m)
-	rec, err := s.Stat(m)
-	if err != nil {
-		return err
-	}
-	b := s.idx.NewBatch()
-	defer b.Close()
-	if err := dropRecord(b, rec); err != nil {
-		return err
-	}
-	return s.commitDrops(b, []Media{rec})
+	return retryShared(func() error {
+		rec, err := s.Stat(m)
+		if err != nil {
+			return err
+		}
+		b := s.idx.NewBatch()
+		defer b.Close()
+		if err := s.expectRecord(b, rec); err != nil { // another node may change it
+			return err
+		}
+		if err := dropRecord(b, rec); err != nil {
+			return err
+		}
+		return s.commitDrops(b, []Media{rec})
+	})
 }
 
 // dropRecord adds to b the deletion of rec: a tombstone in its place (a

@@ -84,6 +84,10 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 			return st, nil
 		}
 		defer unlock()
+		// Condemnations left by a GC that did not finish (we hold the lock).
+		if err := s.idx.AbsolveAll(); err != nil {
+			return st, err
+		}
 	}
 	s.pins.startGC()
 	defer s.pins.endGC()
@@ -109,6 +113,13 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	}
 	if err := s.checkIndexKnowsChunks(opts, mark, cands, total, &st); err != nil {
 		return st, err
+	}
+	if s.idx.Shared() {
+		absolve, err := s.condemn(ctx, &mark, &cands, &st)
+		if err != nil {
+			return st, err
+		}
+		defer absolve()
 	}
 	if err := s.sweepIndex(mark, &st); err != nil {
 		return st, err

@@ -200,29 +200,45 @@ func (s *Store) SetProtected(m matrix.MXC, protected bool) error {
 // updateMedia changes m's record under its claim: change gets the record
 // (found false when there is none, or it is deleted) and returns whether to
 // keep it (false: delete the record) or an error (nothing written).
+//
+// With a shared index the change is committed on condition that the record
+// is still as read, and made again from a fresh read when another node
+// changed it first.
 func (s *Store) updateMedia(m matrix.MXC, change func(rec *Media, found bool) (keep bool, err error)) error {
 	s.claims.wait(m)
 	defer s.claims.release(m)
-	rec, err := s.readMedia(m)
-	found := err == nil && !rec.Deleted
-	if err != nil && !errors.Is(err, index.ErrNotFound) {
-		return err
-	}
-	keep, err := change(&rec, found)
-	if err != nil {
-		return err
-	}
-	b := s.idx.NewBatch()
-	defer b.Close()
-	if keep {
-		err = b.PutMedia(rec.record())
-	} else {
-		err = b.DeleteMedia(m.Server(), m.MediaID())
-	}
-	if err != nil {
-		return err
-	}
-	return s.commitInvalidating(b, m)
+	return retryShared(func() error {
+		rec, err := s.readMedia(m)
+		exists := err == nil
+		found := exists && !rec.Deleted
+		if err != nil && !errors.Is(err, index.ErrNotFound) {
+			return err
+		}
+		read := rec
+		keep, err := change(&rec, found)
+		if err != nil {
+			return err
+		}
+		b := s.idx.NewBatch()
+		defer b.Close()
+		if exists {
+			err = s.expectRecord(b, read)
+		} else if keep && s.idx.Shared() {
+			err = b.InsertMedia(rec.record())
+		}
+		if err != nil {
+			return err
+		}
+		if keep {
+			err = b.PutMedia(rec.record())
+		} else {
+			err = b.DeleteMedia(m.Server(), m.MediaID())
+		}
+		if err != nil {
+			return err
+		}
+		return s.commitInvalidating(b, m)
+	})
 }
 
 // commitInvalidating commits b, which changes the records of ms, keeping

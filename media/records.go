@@ -39,6 +39,9 @@ type Media struct {
 	// LastAccess is when it was last read (Unix ms; 0: never), updated at
 	// most once an hour so reads do not become writes.
 	LastAccess int64
+	// stored is the record as the index held it when read (shared index
+	// only): what a write-back expects to find (expectRecord).
+	stored string
 }
 
 // Thumbnail describes a stored thumbnail.
@@ -88,11 +91,30 @@ func (rec Media) record() index.MediaRecord {
 // readMedia reads m's record from the index; not found is
 // index.ErrNotFound.
 func (s *Store) readMedia(m matrix.MXC) (Media, error) {
+	if s.idx.Shared() {
+		rec, stored, err := s.idx.MediaStored(m.Server(), m.MediaID())
+		if err != nil {
+			return Media{}, err
+		}
+		r := mediaOf(m, rec)
+		r.stored = string(stored)
+		return r, nil
+	}
 	rec, err := s.idx.Media(m.Server(), m.MediaID())
 	if err != nil {
 		return Media{}, err
 	}
 	return mediaOf(m, rec), nil
+}
+
+// expectRecord makes b's commit fail with index.ErrConflict unless rec,
+// read from a shared index, is still stored as it was read (another node
+// may have changed it); with Pebble it does nothing (claims do it).
+func (s *Store) expectRecord(b *index.Batch, rec Media) error {
+	if !s.idx.Shared() {
+		return nil
+	}
+	return b.ExpectMedia(rec.MXC.Server(), rec.MXC.MediaID(), []byte(rec.stored))
 }
 
 // readThumbnail reads the thumbnail spec of the source object src from the

@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -92,4 +93,79 @@ func (s *Store) lockThumbnails(ctx context.Context, src cas.Hash) (unlock func()
 		return nil, fmt.Errorf("media: thumbnails of %s: %w", src.Short(), err)
 	}
 	return unlock, nil
+}
+
+// condemned maps index.ErrCondemned, a commit that referred to content
+// another node's GC is removing, to ErrStorageUnavailable: nothing was
+// recorded, and the same request, made again, stores the content anew.
+func condemned(err error) error {
+	if errors.Is(err, index.ErrCondemned) {
+		return fmt.Errorf("%w: its content is being removed by GC on another node; try again: %w", ErrStorageUnavailable, err)
+	}
+	return err
+}
+
+// condemn is GC's second look on a shared index (see index/pgindex.go):
+// it condemns the dead objects and candidate chunks, so that no node
+// commits a new reference to them from now on, then marks again in a
+// snapshot taken after that and spares whatever a commit of another node
+// made live meanwhile, dropping it from mark and cands. absolve lifts the
+// condemnations once the sweep is done.
+func (s *Store) condemn(ctx context.Context, mark *gcMark, cands *[]gcCandidate, st *GCStats) (absolve func(), err error) {
+	objs := mark.deadObj
+	chunks := make([]cas.Hash, len(*cands))
+	for i, c := range *cands {
+		chunks[i] = c.h
+	}
+	if len(objs)+len(chunks) == 0 {
+		return func() {}, nil
+	}
+	if err := s.idx.Condemn(objs, chunks); err != nil {
+		return nil, err
+	}
+	absolve = func() {
+		if err := s.idx.Absolve(objs, chunks); err != nil {
+			s.opts.Logger.Warn("gc: lifting condemnations failed; the next gc lifts them", "err", err)
+		}
+	}
+	snap := s.idx.Snapshot()
+	defer snap.Close()
+	again, err := markLive(ctx, snap)
+	if err != nil {
+		absolve()
+		return nil, err
+	}
+	var dead []cas.Hash
+	for _, h := range mark.deadObj {
+		if _, live := again.liveObj[h]; live {
+			st.Objects++
+			continue
+		}
+		dead = append(dead, h)
+	}
+	mark.deadObj = dead
+	var left []gcCandidate
+	for _, c := range *cands {
+		if _, live := again.liveChunk[c.h]; live {
+			st.Chunks++
+			continue
+		}
+		left = append(left, c)
+	}
+	*cands = left
+	return absolve, nil
+}
+
+// retryShared runs op, which reads a record and writes it back on
+// condition that it is unchanged (index.Batch.ExpectMedia), again when the
+// commit found it changed by another node; a few times, then the conflict
+// is returned. With Pebble, op's claim keeps conflicts away.
+func retryShared(op func() error) error {
+	var err error
+	for range 5 {
+		if err = op(); !errors.Is(err, index.ErrConflict) {
+			return err
+		}
+	}
+	return err
 }

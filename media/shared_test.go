@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/mxcas/mxcas/cas/s3store"
 	"github.com/mxcas/mxcas/media"
 	"github.com/mxcas/mxcas/testkit"
 	"github.com/mxcas/mxcas/thumbgen"
@@ -39,7 +40,7 @@ func sharedPairDB(t *testing.T, set func(*media.Options)) (a, b *media.Store, db
 	srv := testkit.StartS3(t)
 	open := func(name string) *media.Store {
 		o := media.Options{Dir: filepath.Join(t.TempDir(), name), Create: true,
-			Chunks: bucketChunks(t, srv, "shared/"), ChunksAt: "s3 shared", IndexDSN: dsn,
+			Chunks: sharedChunks(t, srv, "shared/"), ChunksAt: "s3 shared", IndexDSN: dsn,
 			Thumbnails: noThumbs, Logger: quietLogger()}
 		set(&o)
 		return openStore(t, o)
@@ -280,4 +281,62 @@ func TestSharedDatabaseDown(t *testing.T) {
 	exec("ALTER DATABASE " + db + " ALLOW_CONNECTIONS true")
 	checkContent(t, a, "before", data)
 	upload(t, a, "after", "@u:example.org", data)
+}
+
+// sharedChunks is bucketChunks for a node of a shared store: other nodes'
+// GC deletes chunks.
+func sharedChunks(t testing.TB, srv *testkit.S3, prefix string) *s3store.Store {
+	t.Helper()
+	cs, err := s3store.Open(s3store.Options{Endpoint: srv.Endpoint, Bucket: srv.Bucket, Prefix: prefix,
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Shared: true})
+	if err != nil {
+		t.Fatalf("s3store.Open: %v", err)
+	}
+	return cs
+}
+
+// TestSharedWriteBacksDoNotUndo: changes that read a record and write it
+// back, made on two nodes at once, are both kept (or one refused): a
+// deletion on two nodes takes the usage off once, and a quarantine and a
+// protection made at once are both in the record.
+func TestSharedWriteBacksDoNotUndo(t *testing.T) {
+	a, b := sharedPair(t)
+	const n = 12
+	for i := range n {
+		upload(t, a, fmt.Sprintf("w%d", i), "@u:example.org", randBytes(uint64(100+i), 1000))
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		m := mxc(fmt.Sprintf("w%d", i))
+		if i%2 == 0 {
+			errs := make([]error, 2)
+			for j, s := range []*media.Store{a, b} {
+				wg.Add(1)
+				go func() { defer wg.Done(); errs[j] = s.Delete(m) }()
+			}
+			wg.Wait()
+			if (errs[0] == nil) == (errs[1] == nil) {
+				t.Fatalf("%s deleted on two nodes at once: %v, %v; want one success", m, errs[0], errs[1])
+			}
+			continue
+		}
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = a.Quarantine(m, "@admin:example.org") }()
+		go func() { defer wg.Done(); _ = b.SetProtected(m, true) }()
+		wg.Wait()
+		rec, err := b.Stat(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rec.Quarantined || !rec.Protected {
+			t.Fatalf("%s: quarantined %v, protected %v: a change made on one node undid the other's", m, rec.Quarantined, rec.Protected)
+		}
+	}
+	bytes, count, err := a.UsageCounters(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count != n/2 || bytes != n/2*1000 {
+		t.Fatalf("usage after deleting half on two nodes at once: %d media, %d bytes; want %d, %d", count, bytes, n/2, n/2*1000)
+	}
 }

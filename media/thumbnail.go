@@ -498,16 +498,17 @@ func (s *Store) storeThumbnail(ctx context.Context, rec Media, spec string, src 
 			return Thumbnail{}, err
 		}
 		tr.Object = obj
-		if !known {
+		if !known || s.idx.Shared() { // written again: see commitRecord
 			if err := b.PutManifest(obj, m); err != nil {
 				return Thumbnail{}, err
 			}
 		}
+		b.GuardObject(obj, m)
 	}
 	if err := b.PutThumbnail(rec.Object, spec, tr.record()); err != nil {
 		return Thumbnail{}, err
 	}
-	if err := s.commitRecords(b); err != nil {
+	if err := condemned(s.commitRecords(b)); err != nil {
 		return Thumbnail{}, err
 	}
 	return tr, nil

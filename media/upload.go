@@ -138,6 +138,7 @@ func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *M
 			return err
 		}
 	}
+	b.GuardObject(rec.Object, m)
 	put := b.PutMedia
 	if fresh {
 		put = b.InsertMedia
@@ -163,7 +164,7 @@ func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *M
 	if err := b.AddUsage(rec.Uploader, rec.MXC.Server(), delta); err != nil {
 		return err
 	}
-	err := s.commitInvalidating(b, rec.MXC)
+	err := condemned(s.commitInvalidating(b, rec.MXC))
 	if errors.Is(err, index.ErrConflict) {
 		return fmt.Errorf("%w: %s: another upload recorded it first", ErrExists, rec.MXC)
 	}

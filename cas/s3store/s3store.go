@@ -60,6 +60,11 @@ type Options struct {
 	// Known is how many hashes are remembered as stored, so a Put of a hot
 	// chunk needs no HEAD (65536).
 	Known int
+	// Shared: other processes delete chunks from the bucket (the GC of
+	// nodes sharing it), so what was stored may be gone: every Put of a
+	// chunk not uploaded by this process asks the bucket (a HEAD), and
+	// Known is not consulted.
+	Shared bool
 	// OpTimeout bounds each request to the object store (1 min).
 	OpTimeout time.Duration
 	// MaxRetries is how many times a failed request is tried (3); the
@@ -506,7 +511,7 @@ func (b *batch) Put(h cas.Hash, data []byte) (bool, error) {
 			s.mu.Unlock()
 			return false, nil
 		}
-		if s.known.Contains(h) {
+		if !s.opts.Shared && s.known.Contains(h) {
 			s.mu.Unlock()
 			return false, nil
 		}

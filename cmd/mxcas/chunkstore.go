@@ -81,6 +81,7 @@ func openChunkStore(cfg config.Config, create bool, logger *slog.Logger) (cas.St
 	st, err := s3store.Open(s3store.Options{
 		Endpoint: sc.Endpoint, Bucket: sc.Bucket, Region: sc.Region, Prefix: sc.Prefix,
 		UseSSL: sc.UseSSL, AccessKey: access, SecretKey: secret,
+		Shared: cfg.Index.Backend == config.IndexPostgres, // other nodes' GC deletes chunks
 	})
 	if err != nil {
 		lock.Close()

@@ -17,11 +17,16 @@ const (
 	opDeleteCounter
 	opNotify
 	opDeleteExisting
+	opXactLock
+	opAbsent
+	opExpect
 )
 
 type op struct {
 	kind         opKind
 	key, value   []byte
+	keys         [][]byte // opAbsent's
+	shared       bool     // opXactLock's mode
 	bytes, count int64
 	channel      string
 }
@@ -65,6 +70,32 @@ func (b *Batch) Insert(key, value []byte) {
 // DeleteExisting one key at once, exactly one commits.
 func (b *Batch) DeleteExisting(key []byte) {
 	b.ops = append(b.ops, op{kind: opDeleteExisting, key: clone(key)})
+}
+
+// XactLock takes the advisory lock called name (as TryLock names them) for
+// the rest of the transaction, shared or exclusive, waiting for a holder of
+// the other mode. Put it before the operations it is to guard.
+func (b *Batch) XactLock(name string, shared bool) {
+	b.ops = append(b.ops, op{kind: opXactLock, key: []byte(name), shared: shared})
+}
+
+// Expect fails Commit with ErrChanged, applying nothing, unless key holds
+// value when this operation runs; it then holds key's row until the commit,
+// so no other transaction changes it in between (one that tries waits, and
+// then sees this one's writes).
+func (b *Batch) Expect(key, value []byte) {
+	b.ops = append(b.ops, op{kind: opExpect, key: clone(key), value: clone(value)})
+}
+
+// Absent fails Commit with ErrPresent, applying nothing, when one of keys
+// is present when this operation runs (committed by another transaction,
+// or set earlier in b).
+func (b *Batch) Absent(keys ...[]byte) {
+	o := op{kind: opAbsent}
+	for _, k := range keys {
+		o.keys = append(o.keys, nonNil(clone(k)))
+	}
+	b.ops = append(b.ops, o)
 }
 
 // Add adds bytes and count to the counter of key (created at zero). Adds
@@ -126,6 +157,16 @@ func (b *Batch) apply(ctx context.Context, tx pgx.Tx) (err error) {
 			q.Queue("DELETE FROM counters WHERE key = $1", nonNil(o.key))
 		case opNotify:
 			q.Queue("SELECT pg_notify($1, $2)", o.channel, string(o.value))
+		case opXactLock:
+			if o.shared {
+				q.Queue("SELECT pg_advisory_xact_lock_shared($1)", lockID(string(o.key)))
+			} else {
+				q.Queue("SELECT pg_advisory_xact_lock($1)", lockID(string(o.key)))
+			}
+		case opAbsent:
+			q.Queue("SELECT count(*) FROM kv WHERE key = ANY($1)", o.keys)
+		case opExpect:
+			q.Queue("SELECT count(*) FROM (SELECT 1 FROM kv WHERE key = $1 AND value = $2 FOR UPDATE) AS held", nonNil(o.key), nonNil(o.value))
 		}
 	}
 	if q.Len() == 0 {
@@ -138,6 +179,19 @@ func (b *Batch) apply(ctx context.Context, tx pgx.Tx) (err error) {
 		}
 	}()
 	for _, o := range b.ops {
+		if o.kind == opAbsent || o.kind == opExpect {
+			var n int64
+			if err := res.QueryRow().Scan(&n); err != nil {
+				return err
+			}
+			if o.kind == opAbsent && n > 0 {
+				return fmt.Errorf("%d of %d keys: %w", n, len(o.keys), ErrPresent)
+			}
+			if o.kind == opExpect && n == 0 {
+				return fmt.Errorf("%x: %w", o.key, ErrChanged)
+			}
+			continue
+		}
 		tag, err := res.Exec()
 		if err != nil {
 			return err

@@ -16,6 +16,11 @@ var (
 	ErrNotFound = errors.New("pgkv: not found")
 	// ErrExists fails a Batch whose Insert finds its key present.
 	ErrExists = errors.New("pgkv: key exists")
+	// ErrChanged fails a Batch whose Expect finds its key absent or holding
+	// another value.
+	ErrChanged = errors.New("pgkv: key changed")
+	// ErrPresent fails a Batch whose Absent finds one of its keys.
+	ErrPresent = errors.New("pgkv: key present")
 	// ErrAbsent fails a Batch whose DeleteExisting finds its key absent.
 	ErrAbsent = errors.New("pgkv: key absent")
 	// ErrClosed is returned by a Snapshot used after Close.
