@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -23,10 +24,12 @@ type Batch struct {
 }
 
 // cond is a condition a Pebble batch commits under: key is present
-// (exists) or absent.
+// (exists) or absent, after the batch's first at operations (as
+// PostgreSQL, which applies a batch in order, sees it).
 type cond struct {
 	key    []byte
 	exists bool
+	at     uint32
 }
 
 // ErrConflict fails the commit of a batch whose condition did not hold:
@@ -86,7 +89,7 @@ func (b *Batch) InsertMedia(rec MediaRecord) error {
 		b.pg.insert(key, j)
 		return nil
 	}
-	b.conds = append(b.conds, cond{key: key, exists: false})
+	b.conds = append(b.conds, cond{key: key, exists: false, at: b.b.Count()})
 	return b.b.Set(key, j, nil)
 }
 
@@ -100,7 +103,7 @@ func (b *Batch) FillPending(user, server, id string) error {
 		b.pg.deleteExisting(key)
 		return nil
 	}
-	b.conds = append(b.conds, cond{key: key, exists: true})
+	b.conds = append(b.conds, cond{key: key, exists: true, at: b.b.Count()})
 	return b.b.Delete(key, nil)
 }
 
@@ -218,10 +221,18 @@ func (b *Batch) commit(o *pebble.WriteOptions) error {
 }
 
 // check returns ErrConflict when one of b's conditions does not hold in
-// the Pebble index.
+// the Pebble index with the batch's operations before it applied.
 func (b *Batch) check() error {
 	for _, c := range b.conds {
-		err := b.d.get(c.key, func([]byte) error { return nil })
+		written, present, err := b.writtenBefore(c)
+		switch {
+		case err != nil:
+			return err
+		case written && !present:
+			err = ErrNotFound
+		case !written:
+			err = b.d.get(c.key, func([]byte) error { return nil })
+		}
 		switch {
 		case err == nil && !c.exists:
 			return fmt.Errorf("%w: %q exists", ErrConflict, c.key)
@@ -232,6 +243,29 @@ func (b *Batch) check() error {
 		}
 	}
 	return nil
+}
+
+// writtenBefore reports whether one of the batch's operations before c
+// writes c's key and, if so, whether the last of them leaves it present.
+func (b *Batch) writtenBefore(c cond) (written, present bool, err error) {
+	r := b.b.Reader()
+	for n := uint32(0); n < c.at; {
+		kind, k, _, ok, err := r.Next()
+		if err != nil {
+			return false, false, fmt.Errorf("index: read batch: %w", err)
+		}
+		if !ok {
+			break
+		}
+		if kind == pebble.InternalKeyKindLogData {
+			continue // not counted by Count
+		}
+		n++
+		if bytes.Equal(k, c.key) {
+			written, present = true, kind != pebble.InternalKeyKindDelete
+		}
+	}
+	return written, present, nil
 }
 
 // Close releases the batch. Once the index has failed the batch is left

@@ -680,6 +680,36 @@ func testInsertMediaConflict(t *testing.T, be backend) {
 	}
 	wantUsage(t, "server usage", func() (Usage, error) { return db.ServerUsage("s") }, Usage{Bytes: 1, Count: 1})
 	wantUsage(t, "user usage", func() (Usage, error) { return db.UserUsage("@b:s") }, Usage{})
+
+	// Written earlier in the same batch, by PutMedia or InsertMedia.
+	for name, put := range map[string]func(*Batch, MediaRecord) error{
+		"PutMedia":    (*Batch).PutMedia,
+		"InsertMedia": (*Batch).InsertMedia,
+	} {
+		err := tryCommit(db, func(b *Batch) error {
+			rec := MediaRecord{Server: "s", MediaID: "same-batch-" + name}
+			if err := put(b, rec); err != nil {
+				return err
+			}
+			return b.InsertMedia(rec)
+		})
+		if !errors.Is(err, ErrConflict) {
+			t.Errorf("InsertMedia after %s in one batch: %v, want ErrConflict", name, err)
+		}
+		if _, err := db.Media("s", "same-batch-"+name); !errors.Is(err, ErrNotFound) {
+			t.Errorf("InsertMedia after %s in one batch: the record was written (%v)", name, err)
+		}
+	}
+	// Deleted earlier in the same batch: the insert may go ahead.
+	commit(t, db, func(b *Batch) error {
+		if err := b.DeleteMedia("s", "m"); err != nil {
+			return err
+		}
+		return b.InsertMedia(second)
+	})
+	if got, err := db.Media("s", "m"); err != nil || got != second {
+		t.Errorf("InsertMedia after DeleteMedia in one batch: %+v, %v; want %+v", got, err, second)
+	}
 }
 
 // Batches inserting one ID at once, on every node: exactly one commits,
@@ -746,6 +776,27 @@ func testFillPending(t *testing.T, be backend) {
 	err := tryCommit(db, func(b *Batch) error { return b.FillPending("@u:s", "s", "never-created") })
 	if !errors.Is(err, ErrConflict) {
 		t.Errorf("FillPending of an ID never created: %v, want ErrConflict", err)
+	}
+	// Created earlier in the same batch: the fill goes ahead.
+	commit(t, db, func(b *Batch) error {
+		if err := b.PutPending("@u:s", "s", "now", far); err != nil {
+			return err
+		}
+		return b.FillPending("@u:s", "s", "now")
+	})
+	// Deleted earlier in the same batch: it fails.
+	commit(t, db, func(b *Batch) error { return b.PutPending("@u:s", "s", "twice", far) })
+	err = tryCommit(db, func(b *Batch) error {
+		if err := b.DeletePending("@u:s", "s", "twice"); err != nil {
+			return err
+		}
+		return b.FillPending("@u:s", "s", "twice")
+	})
+	if !errors.Is(err, ErrConflict) {
+		t.Errorf("FillPending after DeletePending in one batch: %v, want ErrConflict", err)
+	}
+	if n, err := db.CountPending("@u:s", 0); err != nil || n != 1 {
+		t.Errorf("CountPending = %d, %v; want 1 (the failed batch's delete not applied)", n, err)
 	}
 }
 
