@@ -184,6 +184,15 @@ func TestPostgresWatch(t *testing.T) {
 	commit(t, b, func(bt *Batch) error { return bt.InsertMedia(MediaRecord{Server: "s", MediaID: "two"}) })
 	wantNote(t, atA, note{media: []string{"s/two"}})
 
+	// A damage record in the batch does not hide the media it changed.
+	commit(t, a, func(bt *Batch) error {
+		if err := bt.PutDamaged(hashOf("chunk"), DamageRecord{Reason: "r"}); err != nil {
+			return err
+		}
+		return bt.DeleteMedia("s", "one")
+	})
+	wantNote(t, atB, note{media: []string{"s/one"}})
+
 	commit(t, a, func(bt *Batch) error {
 		for i := range 300 {
 			if err := bt.PutMedia(MediaRecord{Server: "s", MediaID: fmt.Sprintf("many-%s-%d", strings.Repeat("x", 20), i)}); err != nil {
