@@ -765,10 +765,18 @@ func awaitLockWaiters(t *testing.T, s *Store, n int) {
 // Lock waits for the holder on another node; a waiting Lock whose ctx ends
 // returns an error and gives its pooled connection back.
 func TestLock(t *testing.T) {
-	dsn := newDB(t)
-	// Two connections each: a leaked one would leave a unable to Get.
-	a, b := open(t, dsn+"&pool_max_conns=2"), open(t, dsn+"&pool_max_conns=2")
+	dsn := newDB(t) + "&pool_max_conns=2" // a leaked connection shows soon
 	ctx := context.Background()
+	// Closed only when the test passes: Close waits for leaked connections.
+	var nodes [2]*Store
+	for i := range nodes {
+		s, err := Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = s
+	}
+	a, b := nodes[0], nodes[1]
 	unlockA, err := a.Lock(ctx, "x")
 	if err != nil {
 		t.Fatal(err)
@@ -807,7 +815,7 @@ func TestLock(t *testing.T) {
 			}
 			errs <- err
 		}()
-		awaitLockWaiters(t, a, 1)
+		awaitLockWaiters(t, b, 1) // b: a's pool may be what fails
 		cancel()
 		select {
 		case err := <-errs:
@@ -827,6 +835,8 @@ func TestLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	unlock()
+	a.Close()
+	b.Close()
 }
 
 // The pool has DefaultMaxConns connections unless the DSN says otherwise.
