@@ -25,11 +25,13 @@ type Batch struct {
 }
 
 // cond is a condition a Pebble batch commits under: key is present
-// (exists) or absent.
+// (exists) or absent, after the batch's first at operations (as
+// PostgreSQL, which applies a batch in order, sees it).
 type cond struct {
 	key    []byte
 	exists bool
 	value  []byte // with exists: the value key must hold (nil: any)
+	at     uint32
 }
 
 // ErrConflict fails the commit of a batch whose condition did not hold:
@@ -89,7 +91,7 @@ func (b *Batch) InsertMedia(rec MediaRecord) error {
 		b.pg.insert(key, j)
 		return nil
 	}
-	b.conds = append(b.conds, cond{key: key, exists: false})
+	b.conds = append(b.conds, cond{key: key, exists: false, at: b.b.Count()})
 	return b.b.Set(key, j, nil)
 }
 
@@ -107,7 +109,7 @@ func (b *Batch) ExpectMedia(server, id string, stored []byte) error {
 		b.pg.b.Expect(key, stored)
 		return nil
 	}
-	b.conds = append(b.conds, cond{key: key, exists: true, value: bytes.Clone(stored)})
+	b.conds = append(b.conds, cond{key: key, exists: true, value: bytes.Clone(stored), at: b.b.Count()})
 	return nil
 }
 
@@ -121,7 +123,7 @@ func (b *Batch) FillPending(user, server, id string) error {
 		b.pg.deleteExisting(key)
 		return nil
 	}
-	b.conds = append(b.conds, cond{key: key, exists: true})
+	b.conds = append(b.conds, cond{key: key, exists: true, at: b.b.Count()})
 	return b.b.Delete(key, nil)
 }
 
@@ -243,14 +245,24 @@ func (b *Batch) commit(o *pebble.WriteOptions) error {
 }
 
 // check returns ErrConflict when one of b's conditions does not hold in
-// the Pebble index.
+// the Pebble index with the batch's operations before it applied.
 func (b *Batch) check() error {
 	for _, c := range b.conds {
 		same := true
-		err := b.d.get(c.key, func(v []byte) error {
-			same = c.value == nil || bytes.Equal(v, c.value)
-			return nil
-		})
+		written, present, err := b.writtenBefore(c)
+		switch {
+		case err != nil:
+			return err
+		case written && !present:
+			err = ErrNotFound
+		case written:
+			same = c.value == nil // a value condition is on the stored value
+		default:
+			err = b.d.get(c.key, func(v []byte) error {
+				same = c.value == nil || bytes.Equal(v, c.value)
+				return nil
+			})
+		}
 		switch {
 		case err == nil && c.exists && !same:
 			return fmt.Errorf("%w: %q changed", ErrConflict, c.key)
@@ -263,6 +275,29 @@ func (b *Batch) check() error {
 		}
 	}
 	return nil
+}
+
+// writtenBefore reports whether one of the batch's operations before c
+// writes c's key and, if so, whether the last of them leaves it present.
+func (b *Batch) writtenBefore(c cond) (written, present bool, err error) {
+	r := b.b.Reader()
+	for n := uint32(0); n < c.at; {
+		kind, k, _, ok, err := r.Next()
+		if err != nil {
+			return false, false, fmt.Errorf("index: read batch: %w", err)
+		}
+		if !ok {
+			break
+		}
+		if kind == pebble.InternalKeyKindLogData {
+			continue // not counted by Count
+		}
+		n++
+		if bytes.Equal(k, c.key) {
+			written, present = true, kind != pebble.InternalKeyKindDelete
+		}
+	}
+	return written, present, nil
 }
 
 // Close releases the batch. Once the index has failed the batch is left

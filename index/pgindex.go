@@ -93,12 +93,13 @@ func (d *DB) Backend() string {
 func (d *DB) Shared() bool { return d.pg != nil }
 
 // Watch calls fn after other processes commit changes to the index, with
-// the keys they changed (ops with Kind and Key only), or with all set when
-// what changed is not known (a notification was too long, or the
-// connection that listens was lost and notifications may be missing): the
-// caller then forgets everything it caches. Calls come from one goroutine,
-// in order; fn must return quickly and must not write to the index. The
-// Pebble index has no other writers: Watch does nothing.
+// the keys they changed (ops with Kind and Key only; damage records are
+// left out), or with all set when what changed is not known (a
+// notification was too long, or the connection that listens was lost and
+// notifications may be missing): the caller then forgets everything it
+// caches. Calls come from one goroutine, in order; fn must return quickly
+// and must not write to the index. The Pebble index has no other writers:
+// Watch does nothing.
 func (d *DB) Watch(fn func(ops []Op, all bool)) error {
 	p := d.pg
 	if p == nil {
@@ -214,6 +215,9 @@ type pgBatch struct {
 func (p *pgIndex) newBatch() *pgBatch { return &pgBatch{p: p, b: p.s.NewBatch()} }
 
 func (b *pgBatch) changed(kind OpKind, key []byte) {
+	if !replicatedKey(key) {
+		return // damage records: no node caches them, and DecodeOps refuses them
+	}
 	b.keys = append(b.keys, Op{Kind: kind, Key: append([]byte(nil), key...)})
 }
 

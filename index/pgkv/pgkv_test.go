@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"sync"
@@ -282,19 +283,21 @@ func TestBatchAtomic(t *testing.T) {
 	}
 }
 
-// Two nodes Insert the same keys at once: for each key exactly one batch
-// commits, entirely, and the other fails with ErrExists, entirely.
-func TestInsertRace(t *testing.T) {
-	dsn := newDB(t)
-	nodes := []*Store{open(t, dsn), open(t, dsn)}
-	for round := range 20 {
-		key := []byte{'m', byte(round)}
+// raceRounds runs rounds in which each node commits, at once, a batch
+// that fill(b, round, node) fills, and checks that in each exactly one
+// commits, entirely, and the other fails with want, entirely: every batch
+// also sets a side key of its own, present only for the winner. It returns
+// the winners.
+func raceRounds(t *testing.T, nodes []*Store, rounds int, want error, fill func(b *Batch, round, node int)) []int {
+	t.Helper()
+	var winners []int
+	for round := range rounds {
 		start := make(chan struct{})
 		errs := make([]error, len(nodes))
 		var wg sync.WaitGroup
 		for i, s := range nodes {
 			b := s.NewBatch()
-			b.Insert(key, []byte{byte(i)})
+			fill(b, round, i)
 			b.Set([]byte{'s', byte(round), byte(i)}, []byte("side"))
 			wg.Add(1)
 			go func() {
@@ -313,22 +316,99 @@ func TestInsertRace(t *testing.T) {
 					t.Fatalf("round %d: both batches committed", round)
 				}
 				winner = i
-			case errors.Is(err, ErrExists):
+			case errors.Is(err, want):
 			default:
-				t.Fatalf("round %d: node %d: %v", round, i, err)
+				t.Fatalf("round %d: node %d: %v, want %v", round, i, err, want)
 			}
 		}
 		if winner < 0 {
 			t.Fatalf("round %d: no batch committed: %v", round, errs)
 		}
-		wantValue(t, nodes[0], key, []byte{byte(winner)})
 		for i := range nodes {
-			var want []byte
+			var side []byte
 			if i == winner {
-				want = []byte("side")
+				side = []byte("side")
 			}
-			wantValue(t, nodes[1], []byte{'s', byte(round), byte(i)}, want)
+			wantValue(t, nodes[(i+1)%len(nodes)], []byte{'s', byte(round), byte(i)}, side)
 		}
+		winners = append(winners, winner)
+	}
+	return winners
+}
+
+// Two nodes Insert the same keys at once: for each key exactly one batch
+// commits, entirely, and the other fails with ErrExists, entirely.
+func TestInsertRace(t *testing.T) {
+	dsn := newDB(t)
+	nodes := []*Store{open(t, dsn), open(t, dsn)}
+	winners := raceRounds(t, nodes, 20, ErrExists, func(b *Batch, round, node int) {
+		b.Insert([]byte{'m', byte(round)}, []byte{byte(node)})
+	})
+	for round, w := range winners {
+		wantValue(t, nodes[0], []byte{'m', byte(round)}, []byte{byte(w)})
+	}
+}
+
+// DeleteExisting of an absent key fails the whole batch with ErrAbsent.
+func TestDeleteExisting(t *testing.T) {
+	s := newStore(t)
+	b := s.NewBatch()
+	b.Set([]byte("k"), []byte("v"))
+	commit(t, b)
+
+	b = s.NewBatch()
+	b.Set([]byte("side"), []byte("x"))
+	b.Add([]byte("c"), 1, 1)
+	b.DeleteExisting([]byte("k"))
+	b.DeleteExisting([]byte("absent"))
+	if err := b.Commit(context.Background()); !errors.Is(err, ErrAbsent) {
+		t.Fatalf("DeleteExisting of an absent key: %v, want ErrAbsent", err)
+	}
+	wantValue(t, s, []byte("k"), []byte("v"))
+	wantValue(t, s, []byte("side"), nil)
+	wantCounter(t, s, []byte("c"), 0, 0)
+
+	b = s.NewBatch()
+	b.DeleteExisting([]byte("k"))
+	commit(t, b)
+	wantValue(t, s, []byte("k"), nil)
+	if err := b.Commit(context.Background()); !errors.Is(err, ErrAbsent) {
+		t.Fatalf("DeleteExisting of a deleted key: %v, want ErrAbsent", err)
+	}
+
+	// Set earlier in the batch: present; deleted earlier: absent.
+	b = s.NewBatch()
+	b.Set([]byte("k"), []byte("v"))
+	b.DeleteExisting([]byte("k"))
+	commit(t, b)
+	wantValue(t, s, []byte("k"), nil)
+	b = s.NewBatch()
+	b.Set([]byte("k"), []byte("v"))
+	commit(t, b)
+	b = s.NewBatch()
+	b.Delete([]byte("k"))
+	b.DeleteExisting([]byte("k"))
+	if err := b.Commit(context.Background()); !errors.Is(err, ErrAbsent) {
+		t.Fatalf("DeleteExisting after Delete in one batch: %v, want ErrAbsent", err)
+	}
+	wantValue(t, s, []byte("k"), []byte("v"))
+}
+
+// Two nodes DeleteExisting one key at once: exactly one commits.
+func TestDeleteExistingRace(t *testing.T) {
+	dsn := newDB(t)
+	nodes := []*Store{open(t, dsn), open(t, dsn)}
+	const rounds = 20
+	b := nodes[0].NewBatch()
+	for round := range rounds {
+		b.Set([]byte{'p', byte(round)}, nil)
+	}
+	commit(t, b)
+	raceRounds(t, nodes, rounds, ErrAbsent, func(b *Batch, round, _ int) {
+		b.DeleteExisting([]byte{'p', byte(round)})
+	})
+	if got := keys(t, nodes[0], []byte("p"), []byte("q")); len(got) != 0 {
+		t.Fatalf("keys left: %x", got)
 	}
 }
 
@@ -563,4 +643,219 @@ func TestListen(t *testing.T) {
 
 	stop()
 	stop()
+}
+
+// counterKeys returns the keys and sums ScanCounters gives for
+// [lower, upper), checking that each sum is what TestScanCountersPages added.
+func counterKeys(t *testing.T, s interface {
+	ScanCounters(context.Context, []byte, []byte, func([]byte, int64, int64) error) error
+}, lower, upper []byte) []int {
+	t.Helper()
+	var got []int
+	err := s.ScanCounters(context.Background(), lower, upper, func(k []byte, b, c int64) error {
+		i := int(binary.BigEndian.Uint32(k))
+		if len(k) != 4 || b != int64(i)<<32 || c != 1 {
+			t.Fatalf("counter %x = %d, %d", k, b, c)
+		}
+		got = append(got, i)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// ScanCounters goes through more counters than a page in key order, on the
+// Store and on a Snapshot, which sees none added after it.
+func TestScanCountersPages(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	const n = 2*pageSize + 500
+	b := s.NewBatch()
+	for i := n - 1; i >= 0; i-- { // added in reverse: the order is the scan's
+		b.Add(be(i), int64(i)<<32, 1)
+	}
+	b.Set(be(n+1), nil) // a kv key is not a counter
+	commit(t, b)
+	sn, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sn.Close()
+	b = s.NewBatch()
+	b.Add(be(n), int64(n)<<32, 1)
+	b.DeleteCounter(be(pageSize + 3))
+	commit(t, b)
+
+	seq := func(from, to int) []int {
+		var r []int
+		for i := from; i < to; i++ {
+			r = append(r, i)
+		}
+		return r
+	}
+	live := slices.Concat(seq(0, pageSize+3), seq(pageSize+4, n+1))
+	for _, tt := range []struct {
+		name         string
+		s            *Snapshot
+		lower, upper []byte
+		want         []int
+	}{
+		{"store, all", nil, nil, nil, live},
+		{"store, across two page boundaries", nil, be(999), be(2001), slices.Concat(seq(999, pageSize+3), seq(pageSize+4, 2001))},
+		{"store, one full page then an empty one", nil, be(1), be(pageSize + 1), seq(1, pageSize+1)},
+		{"snapshot, all", sn, nil, nil, seq(0, n)},
+		{"snapshot, across two page boundaries", sn, be(999), be(2001), seq(999, 2001)},
+		{"snapshot, empty range", sn, be(5), be(5), nil},
+	} {
+		var got []int
+		if tt.s != nil {
+			got = counterKeys(t, tt.s, tt.lower, tt.upper)
+		} else {
+			got = counterKeys(t, s, tt.lower, tt.upper)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: ScanCounters(%x, %x) gave %d counters, want %d (first difference at %d)",
+				tt.name, tt.lower, tt.upper, len(got), len(tt.want), firstDiff(got, tt.want))
+		}
+	}
+
+	stop := errors.New("stop")
+	calls := 0
+	err = s.ScanCounters(ctx, nil, nil, func([]byte, int64, int64) error { calls++; return stop })
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Fatalf("ScanCounters with fn failing: %v after %d calls, want stop after 1", err, calls)
+	}
+}
+
+func firstDiff(a, b []int) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// lockWaiters returns how many sessions of s's database wait for an
+// advisory lock.
+func lockWaiters(t *testing.T, s *Store) int {
+	t.Helper()
+	return len(pids(t, s, `SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+		WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()`))
+}
+
+// awaitLockWaiters waits until n sessions wait for an advisory lock (a
+// generous guard against hanging, not a measure).
+func awaitLockWaiters(t *testing.T, s *Store, n int) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for lockWaiters(t, s) != n {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%d sessions wait for an advisory lock after 30s, want %d", lockWaiters(t, s), n)
+		}
+	}
+}
+
+// Lock waits for the holder on another node; a waiting Lock whose ctx ends
+// returns an error and gives its pooled connection back.
+func TestLock(t *testing.T) {
+	dsn := newDB(t) + "&pool_max_conns=2" // a leaked connection shows soon
+	ctx := context.Background()
+	// Closed only when the test passes: Close waits for leaked connections.
+	var nodes [2]*Store
+	for i := range nodes {
+		s, err := Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = s
+	}
+	a, b := nodes[0], nodes[1]
+	unlockA, err := a.Lock(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acquired := make(chan func(), 1)
+	go func() {
+		unlock, err := b.Lock(ctx, "x")
+		if err != nil {
+			t.Error(err)
+			unlock = func() {}
+		}
+		acquired <- unlock
+	}()
+	awaitLockWaiters(t, a, 1)
+	select {
+	case <-acquired:
+		t.Fatal("b's Lock returned while a holds the lock")
+	default:
+	}
+	unlockA()
+	unlockA()
+	var unlockB func()
+	select {
+	case unlockB = <-acquired:
+	case <-time.After(30 * time.Second): // a guard against hanging
+		t.Fatal("b's Lock still waits after a unlocked")
+	}
+
+	for range 3 { // more waits than a's pool has connections
+		cctx, cancel := context.WithCancel(ctx)
+		errs := make(chan error, 1)
+		go func() {
+			unlock, err := a.Lock(cctx, "x")
+			if err == nil {
+				unlock()
+			}
+			errs <- err
+		}()
+		awaitLockWaiters(t, b, 1) // b: a's pool may be what fails
+		cancel()
+		select {
+		case err := <-errs:
+			if err == nil {
+				t.Fatal("a Lock cancelled while waiting took the lock")
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a cancelled Lock still waits")
+		}
+	}
+	if _, err := a.Get(ctx, []byte("k")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get after cancelled Locks: %v", err)
+	}
+	unlockB()
+	unlock, err := a.Lock(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	a.Close()
+	b.Close()
+}
+
+// The pool has DefaultMaxConns connections unless the DSN says otherwise.
+func TestPoolMaxConns(t *testing.T) {
+	c := testkit.SharedPG(t, "mxcas")
+	db := c.CreateDB(t, "pgkv")
+	dsn := c.DSN(db)
+	keywords := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", c.Port, c.User, db)
+	for _, tt := range []struct {
+		dsn  string
+		want int32
+	}{
+		{dsn, DefaultMaxConns},
+		{dsn + "&pool_max_conns=3", 3},
+		{keywords, DefaultMaxConns},
+		{keywords + " pool_max_conns=5", 5},
+	} {
+		if got := open(t, tt.dsn).pool.Config().MaxConns; got != tt.want {
+			t.Errorf("%s: MaxConns = %d, want %d", tt.dsn, got, tt.want)
+		}
+	}
 }
