@@ -15,6 +15,7 @@ import (
 	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
 	"github.com/mxcas/mxcas/media/mediatest"
+	"github.com/mxcas/mxcas/testkit"
 )
 
 // testServer is the server name of every media the tests store.
@@ -38,6 +39,7 @@ func TestMain(m *testing.M) {
 	// loaded machine) never counts against a test's own deadline.
 	buildBinary()
 	code := m.Run()
+	testkit.StopSharedPG() // the cluster of the multi-node tests, if any started it
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
