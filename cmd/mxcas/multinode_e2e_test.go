@@ -41,6 +41,8 @@ type mnNode struct {
 	data string // data directory
 	srv  *server
 	api  *e2eServer // the request helpers, pointed at srv
+	// metrics is the base URL of its /metrics.
+	metrics string
 }
 
 // mnCluster is the nodes and what they share.
@@ -68,8 +70,14 @@ func startCluster(t *testing.T, ctx context.Context) *mnCluster {
 			"use_ssl = false", fmt.Sprintf("credentials_file = %q", s3cfg.Storage.CredentialsFile),
 			`gc_interval = "0s"`, // gc runs when the test says
 			"", "[index]", `backend = "postgres"`, fmt.Sprintf("dsn = %q", c.dsn),
-			"", "[thumbnails]", "pregenerate = false") // thumbnails are made where they are asked for
+			"", "[thumbnails]", "pregenerate = false", // thumbnails are made where they are asked for
+			"", "[metrics]", `listen = "127.0.0.1:0"`)
 		n := &mnNode{name: name, cfg: cfg, data: data, srv: startServer(t, ctx, cfg)}
+		m := metricsAddrRE.FindStringSubmatch(n.srv.log.String())
+		if m == nil {
+			t.Fatalf("node %s: no metrics address in the log:\n%s", name, n.srv.log)
+		}
+		n.metrics = "http://" + m[1]
 		n.api = &e2eServer{addr: n.srv.addr, base: "http://" + n.srv.addr, dataDir: data, log: n.srv.log,
 			client: &http.Client{
 				// A request with Expect: 100-continue sends its body only
@@ -100,7 +108,7 @@ func TestMultiNodeE2E(t *testing.T) {
 
 	t.Run("UploadDownloadThumbnail", func(t *testing.T) { testMNUploadElsewhere(t, a, b, cc) })
 	t.Run("DedupAcrossNodes", func(t *testing.T) { testMNDedup(t, c) })
-	t.Run("AsyncUploadRace", func(t *testing.T) { testMNAsyncRace(t, a, b, cc) })
+	t.Run("AsyncUploadRace", func(t *testing.T) { testMNAsyncRace(t, ctx, a, b, cc) })
 	t.Run("QuarantineAndDeleteAtOnce", func(t *testing.T) { testMNQuarantine(t, a, b, cc) })
 	t.Run("GCOnce", func(t *testing.T) { testMNGC(t, ctx, c) })
 	t.Run("Kill9MidUpload", func(t *testing.T) { testMNKill(t, ctx, c) })
@@ -147,7 +155,13 @@ func testMNUploadElsewhere(t *testing.T, a, b, c *mnNode) {
 	pic := a.api.upload(t, hostA, aliceToken, "pic.png", "image/png", png)
 	wantBytes(t, b.api.download(t, hostA, hostA, pic, bobToken), png)
 	wantThumbnail(t, c, pic, 32, 32)
-	wantThumbnail(t, b, pic, 32, 32) // made by C, read by B
+	wantThumbnail(t, b, pic, 32, 32)
+	// Made once, by C; B found it in the shared index.
+	for n, want := range map[*mnNode]float64{b: 0, c: 1} {
+		if v, _ := metricValue(scrape(t, n.metrics), "mxcas_thumbnails_made_total"); v != want {
+			t.Errorf("node %s made %v thumbnails, want %v", n.name, v, want)
+		}
+	}
 }
 
 // Eight identical uploads spread over the nodes store each chunk once.
@@ -240,7 +254,7 @@ func (g *gatedBody) Read(p []byte) (int, error) {
 
 // The same created ID PUT on two nodes at once: one 200, one 409; a
 // download waiting on a third node wakes when another fills its ID.
-func testMNAsyncRace(t *testing.T, a, b, c *mnNode) {
+func testMNAsyncRace(t *testing.T, ctx context.Context, a, b, c *mnNode) {
 	r := a.api.do(t, http.MethodPost, hostA, "/_matrix/media/v1/create", aliceToken, nil, nil)
 	if !wantStatus(t, r, http.StatusOK) {
 		t.FailNow()
@@ -329,16 +343,21 @@ func testMNAsyncRace(t *testing.T, a, b, c *mnNode) {
 		}
 		waited <- &e2eResp{what: err.Error()}
 	}()
-	waitWaiting(t, c, 1)
+	waitWaiting(t, ctx, c, 1)
 	body := content(42, 500_000)
 	wantStatus(t, a.api.do(t, http.MethodPut, hostA, "/_matrix/media/v3/upload/a.test/"+late, aliceToken, body, nil), http.StatusOK)
 	wantBytes(t, <-waited, body)
+	waitWaiting(t, ctx, c, 0)
 }
 
-// waitWaiting waits until n has want downloads waiting for content.
-func waitWaiting(t *testing.T, n *mnNode, want int) {
+// waitWaiting waits until n has want downloads waiting for content (its
+// mxcas_downloads_waiting gauge), failing at ctx's end.
+func waitWaiting(t *testing.T, ctx context.Context, n *mnNode, want float64) {
 	t.Helper()
-	// TODO
+	waitFor(t, ctx, fmt.Sprintf("%v downloads waiting on node %s", want, n.name), func() bool {
+		v, _ := metricValue(scrape(t, n.metrics), "mxcas_downloads_waiting")
+		return v == want
+	})
 }
 
 // A quarantine or a deletion on B holds on A and C at their next request.
