@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -64,14 +63,14 @@ func startCluster(t *testing.T, ctx context.Context) *mnCluster {
 	who := newWhoami(t, map[string]string{aliceToken: "@alice:a.test", bobToken: "@bob:a.test"})
 	for _, name := range []string{"A", "B", "C"} {
 		data := filepath.Join(t.TempDir(), name)
-		cfg := writeConfig(t, data, "",
-			"[[homeserver]]", `name = "a.test"`, fmt.Sprintf("client_api = %q", who.srv.URL), `admins = ["@alice:a.test"]`,
-			"", "[storage]", `backend = "s3"`, fmt.Sprintf("endpoint = %q", c.s3.Endpoint), fmt.Sprintf("bucket = %q", c.s3.Bucket),
-			"use_ssl = false", fmt.Sprintf("credentials_file = %q", s3cfg.Storage.CredentialsFile),
+		lines := []string{"",
+			"[[homeserver]]", `name = "a.test"`, fmt.Sprintf("client_api = %q", who.srv.URL), `admins = ["@alice:a.test"]`, ""}
+		lines = append(lines, s3Lines(c.s3, s3cfg.Storage.CredentialsFile)...)
+		cfg := writeConfig(t, data, append(lines,
 			`gc_interval = "0s"`, // gc runs when the test says
 			"", "[index]", `backend = "postgres"`, fmt.Sprintf("dsn = %q", c.dsn),
 			"", "[thumbnails]", "pregenerate = false", // thumbnails are made where they are asked for
-			"", "[metrics]", `listen = "127.0.0.1:0"`)
+			"", "[metrics]", `listen = "127.0.0.1:0"`)...)
 		n := &mnNode{name: name, cfg: cfg, data: data, srv: startServer(t, ctx, cfg)}
 		m := metricsAddrRE.FindStringSubmatch(n.srv.log.String())
 		if m == nil {
@@ -384,18 +383,6 @@ func testMNQuarantine(t *testing.T, a, b, c *mnNode) {
 	}
 }
 
-// mxcasRun runs the built command; safe from any goroutine.
-func mxcasRun(ctx context.Context, bin string, args ...string) (code int, out string, err error) {
-	var o bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Stdout, cmd.Stderr = &o, &o
-	err = cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode(), o.String(), nil
-	}
-	return 0, o.String(), err
-}
-
 // gcOn runs `mxcas gc` with the configurations of nodes at once and returns
 // their outputs; each must exit 0.
 func gcOn(t *testing.T, ctx context.Context, nodes ...*mnNode) []string {
@@ -406,13 +393,13 @@ func gcOn(t *testing.T, ctx context.Context, nodes ...*mnNode) []string {
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Go(func() {
-			code, out, err := mxcasRun(ctx, bin, "gc", "-config", n.cfg)
+			code, out, stderr, err := execBinary(ctx, bin, "gc", "-config", n.cfg)
 			if err == nil && code != 0 {
 				err = fmt.Errorf("exit %d", code)
 			}
 			outs[i] = out
 			if err != nil {
-				errs[i] = fmt.Errorf("mxcas gc on node %s: %v\n%s", n.name, err, out)
+				errs[i] = fmt.Errorf("mxcas gc on node %s: %v\n%s%s", n.name, err, out, stderr)
 			}
 		})
 	}
