@@ -80,11 +80,14 @@ func startCluster(t *testing.T, ctx context.Context) *mnCluster {
 		n.api = &e2eServer{addr: n.srv.addr, base: "http://" + n.srv.addr, dataDir: data, log: n.srv.log,
 			client: &http.Client{
 				// A request with Expect: 100-continue sends its body only
-				// once the handler reads it (see gatedPut).
+				// once the handler reads it (see gatedBody).
 				Transport:     &http.Transport{DisableCompression: true, ExpectContinueTimeout: e2eBound},
 				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 				Timeout:       e2eBound,
 			}}
+		if r := n.api.do(t, http.MethodGet, hostA, "/readyz", "", nil, nil); r.Status != http.StatusOK {
+			t.Fatalf("node %s: /readyz %d %q, want 200", name, r.Status, r.Body)
+		}
 		c.nodes = append(c.nodes, n)
 	}
 	t.Cleanup(func() {
@@ -512,9 +515,11 @@ func testMNKill(t *testing.T, ctx context.Context, c *mnCluster) {
 	for _, n := range []*mnNode{a, b} {
 		wantBytes(t, n.api.download(t, hostA, hostA, id, bobToken), before)
 	}
-	after := content(72, 1<<20)
-	idA := a.api.upload(t, hostA, aliceToken, "", "application/octet-stream", after)
-	wantBytes(t, b.api.download(t, hostA, hostA, idA, bobToken), after)
+	for i, up := range [][2]*mnNode{{a, b}, {b, a}} {
+		after := content(uint64(72+i), 1<<20)
+		id := up[0].api.upload(t, hostA, aliceToken, "", "application/octet-stream", after)
+		wantBytes(t, up[1].api.download(t, hostA, hostA, id, bobToken), after)
+	}
 
 	code, out, errOut := runBinary(t, ctx, "fsck", "-config", a.cfg)
 	if code != 0 || !strings.Contains(out, "healthy") {
