@@ -140,10 +140,13 @@ func (s *Store) Wait(ctx context.Context, m matrix.MXC) (Media, error) {
 			s.waiters.unregister(m, e)
 			return rec, fmt.Errorf("%w: %s expired", ErrNotFound, m)
 		}
+		s.stats.waiting.Add(1)
 		select {
 		case <-e.ch:
+			s.stats.waiting.Add(-1)
 			s.waiters.unregister(m, e)
 		case <-ctx.Done():
+			s.stats.waiting.Add(-1)
 			s.waiters.unregister(m, e)
 			if errors.Is(ctx.Err(), context.Canceled) {
 				return rec, ctx.Err()

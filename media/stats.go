@@ -56,6 +56,10 @@ type Stats struct {
 	// DamagedChunksRepaired counts the chunks put back in place since
 	// Open: from the repair source by reads and Fsck, or by RepairFrom.
 	DamagedChunksRepaired int64
+	// Waiting counts the reads waiting now for the content of a created
+	// media ID (a download's timeout_ms): each has found the ID empty and
+	// is woken when its content lands, on any node of a shared index.
+	Waiting int64
 }
 
 // DedupRatio is LogicalBytes over StoredBytes, 1 when nothing is stored
@@ -119,6 +123,7 @@ type storeStats struct {
 	gcBytes                atomic.Int64
 	damageFound            atomic.Int64
 	chunksRepaired         atomic.Int64
+	waiting                atomic.Int64
 }
 
 // Stats returns the store's figures. Safe for concurrent use.
@@ -138,6 +143,7 @@ func (s *Store) Stats() Stats {
 		DamagedChunksFound:    c.damageFound.Load(),
 		DamagedChunks:         s.damage.n.Load(),
 		DamagedChunksRepaired: c.chunksRepaired.Load(),
+		Waiting:               c.waiting.Load(),
 	}
 	if s.idx.Shared() {
 		// Other nodes add media too: the store-wide gauges are read from

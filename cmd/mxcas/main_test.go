@@ -15,6 +15,7 @@ import (
 	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
 	"github.com/mxcas/mxcas/media/mediatest"
+	"github.com/mxcas/mxcas/testkit"
 )
 
 // testServer is the server name of every media the tests store.
@@ -38,6 +39,7 @@ func TestMain(m *testing.M) {
 	// loaded machine) never counts against a test's own deadline.
 	buildBinary()
 	code := m.Run()
+	testkit.StopSharedPG() // the cluster of the multi-node tests, if any started it
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -82,17 +84,24 @@ func runMain(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // runBinary runs the built command as a separate process.
 func runBinary(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var o, e bytes.Buffer
-	cmd := exec.CommandContext(ctx, mxcasBinary(t), args...)
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode(), o.String(), e.String()
-	}
+	code, stdout, stderr, err := execBinary(ctx, mxcasBinary(t), args...)
 	if err != nil {
 		t.Fatalf("mxcas %s: %v", strings.Join(args, " "), err)
 	}
-	return 0, o.String(), e.String()
+	return code, stdout, stderr
+}
+
+// execBinary runs bin with args and returns its exit status and output;
+// err is set only when it could not run. Safe from any goroutine.
+func execBinary(ctx context.Context, bin string, args ...string) (code int, stdout, stderr string, err error) {
+	var o, e bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), o.String(), e.String(), nil
+	}
+	return 0, o.String(), e.String(), err
 }
 
 // writeConfig writes a configuration file whose store is dataDir, plus any

@@ -151,6 +151,7 @@ var (
 	descRepaired     = desc("mxcas_damaged_chunks_repaired_total", "Damaged chunks put back in place since the start (from the repair source on reads and fsck, or by fsck -repair-from).")
 	descRateLimited  = desc("mxcas_ratelimited_total", "Requests refused with 429 by a rate limit, by kind.", "kind")
 	descRateBuckets  = desc("mxcas_ratelimit_buckets", "Rate limit buckets held now.")
+	descWaiting      = desc("mxcas_downloads_waiting", "Downloads waiting now for the content of a created media ID (timeout_ms).")
 )
 
 // Describe implements prometheus.Collector: what Collect sends (the chunk
@@ -189,6 +190,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDamageFound, s.DamagedChunksFound)
 	gauge(descDamaged, s.DamagedChunks)
 	counter(descRepaired, s.DamagedChunksRepaired)
+	gauge(descWaiting, s.Waiting)
 	rl := c.api.RateLimitStats()
 	for k, n := range rl.Limited { // every kind, refused or not
 		counter(descRateLimited, int64(n), k.String())

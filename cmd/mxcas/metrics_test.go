@@ -95,7 +95,8 @@ func TestMetricsE2E(t *testing.T) {
 	s, base := startMetricsE2E(t, false)
 	before := scrape(t, base)
 	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total", "mxcas_store_chunks",
-		"mxcas_store_dedup_ratio", "mxcas_gc_runs_total", "mxcas_damaged_chunks_found_total", "mxcas_damaged_chunks_repaired_total", "mxcas_ratelimit_buckets"} {
+		"mxcas_store_dedup_ratio", "mxcas_gc_runs_total", "mxcas_damaged_chunks_found_total", "mxcas_damaged_chunks_repaired_total", "mxcas_ratelimit_buckets",
+		"mxcas_downloads_waiting"} {
 		if _, ok := metricValue(before, name); !ok {
 			t.Errorf("no %s before any request", name)
 		}

@@ -36,6 +36,13 @@ func withS3(t *testing.T, srv *testkit.S3) func(*config.Config) {
 	}
 }
 
+// s3Lines is the [storage] table of a configuration file pointing at
+// srv's bucket, with its key in the file creds.
+func s3Lines(srv *testkit.S3, creds string) []string {
+	return []string{"[storage]", `backend = "s3"`, fmt.Sprintf("endpoint = %q", srv.Endpoint),
+		fmt.Sprintf("bucket = %q", srv.Bucket), "use_ssl = false", fmt.Sprintf("credentials_file = %q", creds)}
+}
+
 // s3Chunks returns the distinct object keys of data's chunks, cut as a new
 // S3 store cuts them.
 func s3Chunks(t *testing.T, data ...[]byte) map[string]bool {
@@ -203,8 +210,7 @@ func TestS3GCE2E(t *testing.T) {
 		}
 	}
 
-	cfg := writeConfig(t, s.dataDir, "[storage]", `backend = "s3"`, fmt.Sprintf("endpoint = %q", srv.Endpoint),
-		fmt.Sprintf("bucket = %q", srv.Bucket), "use_ssl = false", fmt.Sprintf("credentials_file = %q", s.cfg.Storage.CredentialsFile))
+	cfg := writeConfig(t, s.dataDir, s3Lines(srv, s.cfg.Storage.CredentialsFile)...)
 	if code, out, errs := runMain(t, "gc", "-config", cfg); code != 0 || !strings.Contains(out, "removed 0 objects and 0 chunks") {
 		t.Fatalf("mxcas gc while serving: exit %d, want 0 and nothing removed\n%s%s", code, out, errs)
 	}
