@@ -14,6 +14,11 @@
 // then c clients download those media for -duration, each read on another
 // node than the one that took the upload where there are several (the
 // k-th pass over them shifts by k+1 nodes), checking every body's CRC-32.
+// The nodes keep the default chunk cache: a media's first read on a node
+// that did not take its upload gets its chunks from S3, later reads from
+// the cache; the table gives the share of such first reads. PostgreSQL
+// counts its statements (pg_stat_statements): the table gives them per
+// request and -statements lists the most frequent.
 //
 //	go run ./bench/nodes [-nodes 1,2,3] [-duration 8s] [-c 8] [-min 16] [-max 64]
 //
@@ -180,8 +185,8 @@ func run(ctx context.Context, cfg config) error {
 // result is the figures of one setup.
 type result struct {
 	setup
-	up, down  phase
-	otherNode float64 // share of the downloads read on another node than the upload's
+	up, down phase
+	at       readsAt
 }
 
 // phase is one closed loop's figures.
@@ -254,7 +259,7 @@ func measure(ctx context.Context, cfg config, e env, s setup, i int) (r result, 
 		return r, err
 	}
 	err = counted(ctx, cfg, e, s, i, "download", &r.down, func() (err error) {
-		r.down, r.otherNode, err = downloads(ctx, cfg, ts, ups)
+		r.down, r.at, err = downloads(ctx, cfg, ts, ups)
 		return err
 	})
 	return r, err
@@ -335,23 +340,25 @@ func uploads(ctx context.Context, cfg config, ts []*target.Target) ([]upload, ph
 
 // downloads runs cfg.c clients downloading ups for cfg.duration: the k-th
 // read of a media is on the node k+1 after the one that took its upload
-// (mod the node count). It returns the figures and the share of reads on
-// another node than the upload's.
-func downloads(ctx context.Context, cfg config, ts []*target.Target, ups []upload) (phase, float64, error) {
+// (mod the node count). It returns the figures and where the reads were.
+func downloads(ctx context.Context, cfg config, ts []*target.Target, ups []upload) (phase, readsAt, error) {
 	var next atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
-	var other int
+	var at readsAt
 	end := time.Now().Add(cfg.duration)
 	d, err := parallel.Run(ctx, cfg.c, func(ctx context.Context, client int) error {
 		var times []time.Duration
-		var mine int
+		var mine readsAt
 		for time.Now().Before(end) {
 			k := int(next.Add(1) - 1)
-			u := ups[k%len(ups)]
-			node := (u.node + 1 + k/len(ups)) % len(ts)
+			u, pass := ups[k%len(ups)], k/len(ups)
+			node := (u.node + 1 + pass) % len(ts)
 			if node != u.node {
-				mine++
+				mine.other++
+				if pass < len(ts)-1 { // passes 0 to N-2 each reach a new node
+					mine.firstElsewhere++
+				}
 			}
 			t0 := time.Now()
 			if err := download(ctx, ts[node], u); err != nil {
@@ -360,18 +367,24 @@ func downloads(ctx context.Context, cfg config, ts []*target.Target, ups []uploa
 			times = append(times, time.Since(t0))
 		}
 		mu.Lock()
-		lat, other = append(lat, times...), other+mine
+		lat = append(lat, times...)
+		at.other, at.firstElsewhere = at.other+mine.other, at.firstElsewhere+mine.firstElsewhere
 		mu.Unlock()
 		return nil
 	})
 	if err != nil {
-		return phase{}, 0, err
+		return phase{}, at, err
 	}
 	if len(lat) == 0 {
-		return phase{}, 0, errors.New("no download finished")
+		return phase{}, at, errors.New("no download finished")
 	}
-	return newPhase(lat, d), float64(other) / float64(len(lat)), nil
+	return newPhase(lat, d), at, nil
 }
+
+// readsAt counts the downloads on another node than the one that took the
+// upload, and of them the first there (not in that node's chunk cache:
+// read from S3).
+type readsAt struct{ other, firstElsewhere int }
 
 // download reads u from t and checks its length and CRC-32.
 func download(ctx context.Context, t *target.Target, u upload) error {
@@ -391,6 +404,8 @@ func download(ctx context.Context, t *target.Target, u upload) error {
 	}
 	return nil
 }
+
+func pct(n, of int) float64 { return 100 * float64(n) / float64(of) }
 
 func newPhase(lat []time.Duration, d time.Duration) phase {
 	slices.Sort(lat)
@@ -415,9 +430,9 @@ func printTable(w io.Writer, rs []result) {
 		return fmt.Sprintf("%.2f", v/base)
 	}
 	ms := func(d time.Duration) string { return report.Format(float64(d.Microseconds()) / 1000) }
-	fmt.Fprintln(w, "ratio: to 1 node of PostgreSQL + S3; latencies in ms; PG st.: PostgreSQL statements per request; other node: share of downloads read on a node other than the upload's")
+	fmt.Fprintln(w, "ratio: to 1 node of PostgreSQL + S3; latencies in ms; PG st.: PostgreSQL statements per request; other node: share of downloads read on a node other than the upload's; first there: share that were the first read of their media on that node (its chunk cache cold)")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "setup\tnodes\tuploads\tuploads/s\tratio\tp50\tp99\tPG st.\tdownloads\tdownloads/s\tratio\tp50\tp99\tPG st.\tother node\t")
+	fmt.Fprintln(tw, "setup\tnodes\tuploads\tuploads/s\tratio\tp50\tp99\tPG st.\tdownloads\tdownloads/s\tratio\tp50\tp99\tPG st.\tother node\tfirst there\t")
 	for _, r := range rs {
 		var bu, bd float64
 		if one != nil {
@@ -429,9 +444,10 @@ func printTable(w io.Writer, rs []result) {
 			}
 			return fmt.Sprintf("%.1f", p.statements)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t\n", r.setup, r.n,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t\n", r.setup, r.n,
 			r.up.n, report.Format(r.up.rate()), ratio(r.up.rate(), bu), ms(r.up.p50), ms(r.up.p99), st(r.up),
-			r.down.n, report.Format(r.down.rate()), ratio(r.down.rate(), bd), ms(r.down.p50), ms(r.down.p99), st(r.down), 100*r.otherNode)
+			r.down.n, report.Format(r.down.rate()), ratio(r.down.rate(), bd), ms(r.down.p50), ms(r.down.p99), st(r.down),
+			pct(r.at.other, r.down.n), pct(r.at.firstElsewhere, r.down.n))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
