@@ -15,8 +15,8 @@
 // node than the one that took the upload where there are several (the
 // k-th pass over them shifts by k+1 nodes), checking every body's CRC-32.
 // The nodes keep the default chunk cache: a media's first read on a node
-// that did not take its upload gets its chunks from S3, later reads from
-// the cache; the table gives the share of such first reads. PostgreSQL
+// gets its chunks from S3 (an upload does not fill the cache), later reads
+// from the cache; the table gives the share of such first reads. PostgreSQL
 // counts its statements (pg_stat_statements): the table gives them per
 // request and -statements lists the most frequent.
 //
@@ -49,6 +49,7 @@ import (
 	"github.com/mxcas/mxcas/bench/internal/command"
 	"github.com/mxcas/mxcas/bench/internal/parallel"
 	"github.com/mxcas/mxcas/bench/internal/pgcluster"
+	"github.com/mxcas/mxcas/bench/internal/proccpu"
 	"github.com/mxcas/mxcas/bench/internal/s3gw"
 	"github.com/mxcas/mxcas/bench/internal/target"
 	"github.com/mxcas/mxcas/bench/machine"
@@ -196,6 +197,42 @@ type phase struct {
 	p50, p99 time.Duration
 
 	statements float64 // PostgreSQL statements per request (shared setups)
+	cpu        cpu     // CPU seconds the servers used in the phase
+}
+
+// cpu is CPU seconds of the servers: the mxcas nodes, PostgreSQL (the
+// postmaster and its backends) and versitygw.
+type cpu struct{ mxcas, pg, s3 float64 }
+
+// cpuOf reads the CPU seconds the nodes, PostgreSQL and versitygw have
+// used so far.
+func cpuOf(e env, nodes []*serverproc.Child) (c cpu, err error) {
+	for _, n := range nodes {
+		s, err := proccpu.Seconds(n.Pid())
+		if err != nil {
+			return c, err
+		}
+		c.mxcas += s
+	}
+	pid, err := e.pg.Pid()
+	if err != nil {
+		return c, err
+	}
+	if c.pg, err = proccpu.Tree(pid); err != nil {
+		return c, err
+	}
+	c.s3, err = proccpu.Seconds(e.gw.Pid())
+	return c, err
+}
+
+// perRequest returns c1 - c0 in ms per request of p.
+func perRequest(c0, c1 cpu, n int) cpu {
+	f := 1000 / float64(n)
+	return cpu{(c1.mxcas - c0.mxcas) * f, (c1.pg - c0.pg) * f, (c1.s3 - c0.s3) * f}
+}
+
+func (c cpu) String() string {
+	return fmt.Sprintf("%s = %s + %s + %s", report.Format(c.mxcas+c.pg+c.s3), report.Format(c.mxcas), report.Format(c.pg), report.Format(c.s3))
 }
 
 func (p phase) rate() float64 { return float64(p.n) / p.d.Seconds() }
@@ -251,33 +288,45 @@ func measure(ctx context.Context, cfg config, e env, s setup, i int) (r result, 
 			Client: target.NewClient(cfg.c, time.Minute)}
 	}
 	var ups []upload
-	err = counted(ctx, cfg, e, s, i, "upload", &r.up, func() (err error) {
+	err = counted(ctx, cfg, e, s, i, nodes, "upload", &r.up, func() (err error) {
 		ups, r.up, err = uploads(ctx, cfg, ts)
 		return err
 	})
 	if err != nil {
 		return r, err
 	}
-	err = counted(ctx, cfg, e, s, i, "download", &r.down, func() (err error) {
+	err = counted(ctx, cfg, e, s, i, nodes, "download", &r.down, func() (err error) {
 		r.down, r.at, err = downloads(ctx, cfg, ts, ups)
 		return err
 	})
 	return r, err
 }
 
-// counted runs a phase of the i-th setup, s, and for a shared one sets
+// counted runs a phase of the i-th setup, s, on nodes, sets p.cpu to the
+// CPU time the servers used per request and, for a shared setup,
 // p.statements to the statements PostgreSQL ran per request, listing the
 // cfg.top most frequent.
-func counted(ctx context.Context, cfg config, e env, s setup, i int, what string, p *phase, run func() error) error {
-	if !s.shared {
-		return run()
-	}
+func counted(ctx context.Context, cfg config, e env, s setup, i int, nodes []*serverproc.Child, what string, p *phase, run func() error) error {
 	db := fmt.Sprintf("nodes_%d", i)
-	if err := e.pg.ResetStatements(ctx, db); err != nil {
+	if s.shared {
+		if err := e.pg.ResetStatements(ctx, db); err != nil {
+			return err
+		}
+	}
+	c0, err := cpuOf(e, nodes)
+	if err != nil {
 		return err
 	}
 	if err := run(); err != nil {
 		return err
+	}
+	c1, err := cpuOf(e, nodes)
+	if err != nil {
+		return err
+	}
+	p.cpu = perRequest(c0, c1, p.n)
+	if !s.shared {
+		return nil
 	}
 	st, err := e.pg.Statements(ctx, db)
 	if err != nil {
@@ -356,9 +405,9 @@ func downloads(ctx context.Context, cfg config, ts []*target.Target, ups []uploa
 			node := (u.node + 1 + pass) % len(ts)
 			if node != u.node {
 				mine.other++
-				if pass < len(ts)-1 { // passes 0 to N-2 each reach a new node
-					mine.firstElsewhere++
-				}
+			}
+			if pass < len(ts) { // passes 0 to N-1 each reach a new node
+				mine.first++
 			}
 			t0 := time.Now()
 			if err := download(ctx, ts[node], u); err != nil {
@@ -368,7 +417,7 @@ func downloads(ctx context.Context, cfg config, ts []*target.Target, ups []uploa
 		}
 		mu.Lock()
 		lat = append(lat, times...)
-		at.other, at.firstElsewhere = at.other+mine.other, at.firstElsewhere+mine.firstElsewhere
+		at.other, at.first = at.other+mine.other, at.first+mine.first
 		mu.Unlock()
 		return nil
 	})
@@ -382,9 +431,10 @@ func downloads(ctx context.Context, cfg config, ts []*target.Target, ups []uploa
 }
 
 // readsAt counts the downloads on another node than the one that took the
-// upload, and of them the first there (not in that node's chunk cache:
-// read from S3).
-type readsAt struct{ other, firstElsewhere int }
+// upload, and those that were their media's first read on the node (its
+// chunks not in the node's cache, which an upload does not fill: read from
+// S3).
+type readsAt struct{ other, first int }
 
 // download reads u from t and checks its length and CRC-32.
 func download(ctx context.Context, t *target.Target, u upload) error {
@@ -430,9 +480,9 @@ func printTable(w io.Writer, rs []result) {
 		return fmt.Sprintf("%.2f", v/base)
 	}
 	ms := func(d time.Duration) string { return report.Format(float64(d.Microseconds()) / 1000) }
-	fmt.Fprintln(w, "ratio: to 1 node of PostgreSQL + S3; latencies in ms; PG st.: PostgreSQL statements per request; other node: share of downloads read on a node other than the upload's; first there: share that were the first read of their media on that node (its chunk cache cold)")
+	fmt.Fprintln(w, "ratio: to 1 node of PostgreSQL + S3; latencies in ms; PG st.: PostgreSQL statements per request; other node: share of downloads read on a node other than the upload's; first read: share that were their media's first read on that node (chunks from S3 for S3 setups: an upload does not fill the node's chunk cache); CPU ms: user+system of all the servers = mxcas nodes + PostgreSQL + versitygw, per request (/proc; the clients not counted)")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "setup\tnodes\tuploads\tuploads/s\tratio\tp50\tp99\tPG st.\tdownloads\tdownloads/s\tratio\tp50\tp99\tPG st.\tother node\tfirst there\t")
+	fmt.Fprintln(tw, "setup\tnodes\tuploads\tuploads/s\tratio\tp50\tp99\tPG st.\tdownloads\tdownloads/s\tratio\tp50\tp99\tPG st.\tother node\tfirst read\tCPU ms/upload\tCPU ms/download\t")
 	for _, r := range rs {
 		var bu, bd float64
 		if one != nil {
@@ -444,10 +494,10 @@ func printTable(w io.Writer, rs []result) {
 			}
 			return fmt.Sprintf("%.1f", p.statements)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t\n", r.setup, r.n,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t%s\t%s\t\n", r.setup, r.n,
 			r.up.n, report.Format(r.up.rate()), ratio(r.up.rate(), bu), ms(r.up.p50), ms(r.up.p99), st(r.up),
 			r.down.n, report.Format(r.down.rate()), ratio(r.down.rate(), bd), ms(r.down.p50), ms(r.down.p99), st(r.down),
-			pct(r.at.other, r.down.n), pct(r.at.firstElsewhere, r.down.n))
+			pct(r.at.other, r.down.n), pct(r.at.first, r.down.n), r.up.cpu, r.down.cpu)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

@@ -109,6 +109,17 @@ func (c *Cluster) Version() string {
 	return "unknown"
 }
 
+// Pid returns the process ID of the postmaster, the parent of every
+// server process.
+func (c *Cluster) Pid() (int, error) {
+	b, err := os.ReadFile(filepath.Join(c.data(), "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	return strconv.Atoi(strings.TrimSpace(first))
+}
+
 // LogPath is the server's log.
 func (c *Cluster) LogPath() string { return filepath.Join(c.dir, "server.log") }
 
