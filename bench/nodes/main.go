@@ -9,18 +9,21 @@
 // a temp directory) and a versitygw (POSIX backend), and for each setup a
 // fresh database and bucket and N nodes with data directories of their own.
 // The load comes from this process, spread round-robin across the nodes by
-// the clients themselves: no load balancer. First c clients upload random
-// media of -min to -max KiB for -duration (upload i goes to node i mod N);
-// then c clients download those media for -duration, each read on another
-// node than the one that took the upload where there are several (the
-// k-th pass over them shifts by k+1 nodes), checking every body's CRC-32.
-// The nodes keep the default chunk cache: a media's first read on a node
-// gets its chunks from S3 (an upload does not fill the cache), later reads
-// from the cache; the table gives the share of such first reads. PostgreSQL
-// counts its statements (pg_stat_statements): the table gives them per
-// request and -statements lists the most frequent.
+// the clients themselves: no load balancer. For -duration each, c clients
 //
-//	go run ./bench/nodes [-nodes 1,2,3] [-duration 8s] [-c 8] [-min 16] [-max 64]
+//   - upload random media of -min to -max KiB (upload i to node i mod N);
+//   - read them, each media once on every node, first on the others than
+//     the one that took its upload: a first read, whose chunks come from S3
+//     (an upload does not fill a node's chunk cache, the default 1 GiB);
+//   - read the same (media, node) pairs again: cached reads;
+//
+// checking every body's CRC-32. Each phase reports requests per second,
+// latency, the servers' CPU per request (/proc: mxcas, PostgreSQL,
+// versitygw), which varies much less than throughput on a shared machine,
+// and PostgreSQL's statements per request (pg_stat_statements); with
+// -statements N it lists the most frequent.
+//
+//	go run ./bench/nodes [-nodes 1,2,3] [-duration 6s] [-c 8] [-min 16] [-max 64]
 //
 // On a machine with few cores the nodes, PostgreSQL, versitygw and the
 // clients share them: expect the shape of the scaling, not a linear one.
@@ -73,7 +76,7 @@ func main() {
 	vgw := s3gw.Flag()
 	tmp := flag.String("tmp", os.TempDir(), "directory for the bucket and the nodes' data directories")
 	nodes := flag.String("nodes", "1,2,3", "node counts measured with the PostgreSQL index and S3 chunks")
-	duration := flag.Duration("duration", 8*time.Second, "how long each setup uploads, and then downloads")
+	duration := flag.Duration("duration", 6*time.Second, "how long each phase (uploads, first reads, cached reads) of each setup lasts")
 	c := flag.Int("c", 8, "concurrent clients")
 	minKiB := flag.Int("min", 16, "smallest upload, KiB")
 	maxKiB := flag.Int("max", 64, "largest upload, KiB")
@@ -160,8 +163,9 @@ func run(ctx context.Context, cfg config) error {
 	machine.Note()
 	fmt.Printf("load:    %s (1, 5, 15 min, at the start)\n", machine.Load())
 	fmt.Printf("setup:   mxcas serve x N on loopback; PostgreSQL %s (fsync off) and versitygw (POSIX backend) on this machine too; "+
-		"the clients (this process) send request i to node i mod N, no load balancer; %d clients; uploads of %d-%d KiB random bytes for %s, then downloads of them for %s (checked by CRC-32); S3 nodes with the default 1 GiB chunk cache\n\n",
-		e.pg.Version(), cfg.c, cfg.min>>10, cfg.max>>10, cfg.duration, cfg.duration)
+		"the clients (this process) send request i to node i mod N, no load balancer; %d clients; %s each of uploads (%d-%d KiB random bytes), "+
+		"first reads and cached reads (bodies checked by CRC-32); the default 1 GiB chunk cache\n\n",
+		e.pg.Version(), cfg.c, cfg.duration, cfg.min>>10, cfg.max>>10)
 
 	var setups []setup
 	if cfg.baseline {
@@ -186,8 +190,7 @@ func run(ctx context.Context, cfg config) error {
 // result is the figures of one setup.
 type result struct {
 	setup
-	up, down phase
-	at       readsAt
+	up, first, cached phase
 }
 
 // phase is one closed loop's figures.
@@ -195,6 +198,7 @@ type phase struct {
 	n        int
 	d        time.Duration
 	p50, p99 time.Duration
+	other    int // downloads on another node than the one that took the upload
 
 	statements float64 // PostgreSQL statements per request (shared setups)
 	cpu        cpu     // CPU seconds the servers used in the phase
@@ -295,8 +299,16 @@ func measure(ctx context.Context, cfg config, e env, s setup, i int) (r result, 
 	if err != nil {
 		return r, err
 	}
-	err = counted(ctx, cfg, e, s, i, nodes, "download", &r.down, func() (err error) {
-		r.down, r.at, err = downloads(ctx, cfg, ts, ups)
+	var reads []read
+	err = counted(ctx, cfg, e, s, i, nodes, "first read", &r.first, func() (err error) {
+		reads, r.first, err = downloads(ctx, cfg, ts, ups, firstReads(ups, len(ts)))
+		return err
+	})
+	if err != nil {
+		return r, err
+	}
+	err = counted(ctx, cfg, e, s, i, nodes, "cached read", &r.cached, func() (err error) {
+		_, r.cached, err = downloads(ctx, cfg, ts, ups, func(k int) (read, bool) { return reads[k%len(reads)], true })
 		return err
 	})
 	return r, err
@@ -387,54 +399,65 @@ func uploads(ctx context.Context, cfg config, ts []*target.Target) ([]upload, ph
 	return ups, newPhase(lat, d), nil
 }
 
-// downloads runs cfg.c clients downloading ups for cfg.duration: the k-th
-// read of a media is on the node k+1 after the one that took its upload
-// (mod the node count). It returns the figures and where the reads were.
-func downloads(ctx context.Context, cfg config, ts []*target.Target, ups []upload) (phase, readsAt, error) {
+// read is a download: of ups[media] on node.
+type read struct{ media, node int }
+
+// firstReads returns the schedule of first reads of ups on n nodes: the
+// k-th read is of ups[k mod len(ups)] on the node k/len(ups)+1 after the
+// one that took its upload (mod n), so each media is read once on every
+// node, first on the others; none after len(ups)*n reads.
+func firstReads(ups []upload, n int) func(k int) (read, bool) {
+	return func(k int) (read, bool) {
+		m, pass := k%len(ups), k/len(ups)
+		return read{m, (ups[m].node + 1 + pass) % n}, pass < n
+	}
+}
+
+// downloads runs cfg.c clients downloading for cfg.duration, or until
+// schedule, which gives the k-th read, has none, and returns the reads
+// made in the order of the schedule.
+func downloads(ctx context.Context, cfg config, ts []*target.Target, ups []upload, schedule func(k int) (read, bool)) ([]read, phase, error) {
 	var next atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
-	var at readsAt
+	var done []read
+	other := 0
 	end := time.Now().Add(cfg.duration)
 	d, err := parallel.Run(ctx, cfg.c, func(ctx context.Context, client int) error {
 		var times []time.Duration
-		var mine readsAt
+		var mine []read
 		for time.Now().Before(end) {
-			k := int(next.Add(1) - 1)
-			u, pass := ups[k%len(ups)], k/len(ups)
-			node := (u.node + 1 + pass) % len(ts)
-			if node != u.node {
-				mine.other++
-			}
-			if pass < len(ts) { // passes 0 to N-1 each reach a new node
-				mine.first++
+			rd, ok := schedule(int(next.Add(1) - 1))
+			if !ok {
+				break
 			}
 			t0 := time.Now()
-			if err := download(ctx, ts[node], u); err != nil {
+			if err := download(ctx, ts[rd.node], ups[rd.media]); err != nil {
 				return err
 			}
 			times = append(times, time.Since(t0))
+			mine = append(mine, rd)
 		}
 		mu.Lock()
-		lat = append(lat, times...)
-		at.other, at.first = at.other+mine.other, at.first+mine.first
+		lat, done = append(lat, times...), append(done, mine...)
+		for _, rd := range mine {
+			if rd.node != ups[rd.media].node {
+				other++
+			}
+		}
 		mu.Unlock()
 		return nil
 	})
 	if err != nil {
-		return phase{}, at, err
+		return nil, phase{}, err
 	}
 	if len(lat) == 0 {
-		return phase{}, at, errors.New("no download finished")
+		return nil, phase{}, errors.New("no download finished")
 	}
-	return newPhase(lat, d), at, nil
+	p := newPhase(lat, d)
+	p.other = other
+	return done, p, nil
 }
-
-// readsAt counts the downloads on another node than the one that took the
-// upload, and those that were their media's first read on the node (its
-// chunks not in the node's cache, which an upload does not fill: read from
-// S3).
-type readsAt struct{ other, first int }
 
 // download reads u from t and checks its length and CRC-32.
 func download(ctx context.Context, t *target.Target, u upload) error {
@@ -463,8 +486,9 @@ func newPhase(lat []time.Duration, d time.Duration) phase {
 	return phase{n: len(lat), d: d, p50: at(0.50), p99: at(0.99)}
 }
 
-// printTable writes the results, each rate also as a ratio to the first
-// shared setup of one node.
+// printTable writes the results, a row per setup and phase, each rate
+// also as a ratio to the same phase of the first shared setup of one
+// node.
 func printTable(w io.Writer, rs []result) {
 	var one *result
 	for i := range rs {
@@ -473,31 +497,36 @@ func printTable(w io.Writer, rs []result) {
 			break
 		}
 	}
-	ratio := func(v, base float64) string {
-		if one == nil {
-			return "-"
-		}
-		return fmt.Sprintf("%.2f", v/base)
-	}
 	ms := func(d time.Duration) string { return report.Format(float64(d.Microseconds()) / 1000) }
-	fmt.Fprintln(w, "ratio: to 1 node of PostgreSQL + S3; latencies in ms; PG st.: PostgreSQL statements per request; other node: share of downloads read on a node other than the upload's; first read: share that were their media's first read on that node (chunks from S3 for S3 setups: an upload does not fill the node's chunk cache); CPU ms: user+system of all the servers = mxcas nodes + PostgreSQL + versitygw, per request (/proc; the clients not counted)")
+	fmt.Fprintln(w, "ratio: to the same phase of 1 node of PostgreSQL + S3; latencies in ms; PG st.: PostgreSQL statements per request;")
+	fmt.Fprintln(w, "CPU ms: user+system of the servers per request = mxcas nodes + PostgreSQL + versitygw (/proc; the clients not counted);")
+	fmt.Fprintln(w, "other node: share of the reads on a node other than the upload's; first read: a media's first read on a node")
+	fmt.Fprintln(w, "(from S3 on the S3 setups: an upload does not fill the node's chunk cache); cached read: the same reads again")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "setup\tnodes\tuploads\tuploads/s\tratio\tp50\tp99\tPG st.\tdownloads\tdownloads/s\tratio\tp50\tp99\tPG st.\tother node\tfirst read\tCPU ms/upload\tCPU ms/download\t")
+	fmt.Fprintln(tw, "setup\tnodes\tphase\trequests\tper s\tratio\tp50\tp99\tPG st.\tCPU ms\tother node\t")
 	for _, r := range rs {
-		var bu, bd float64
+		var base [3]phase
 		if one != nil {
-			bu, bd = one.up.rate(), one.down.rate()
+			base = [3]phase{one.up, one.first, one.cached}
 		}
-		st := func(p phase) string {
-			if !r.shared {
-				return "-"
+		for j, ph := range []struct {
+			name string
+			p    *phase
+		}{{"upload", &r.up}, {"first read", &r.first}, {"cached read", &r.cached}} {
+			ratio, st := "-", "-"
+			if one != nil {
+				ratio = fmt.Sprintf("%.2f", ph.p.rate()/base[j].rate())
 			}
-			return fmt.Sprintf("%.1f", p.statements)
+			if r.shared {
+				st = fmt.Sprintf("%.1f", ph.p.statements)
+			}
+			other := "-"
+			if ph.name != "upload" {
+				other = fmt.Sprintf("%.0f%%", pct(ph.p.other, ph.p.n))
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.setup, r.n, ph.name,
+				ph.p.n, report.Format(ph.p.rate()), ratio, ms(ph.p.p50), ms(ph.p.p99), st, ph.p.cpu, other)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t%s\t%s\t\n", r.setup, r.n,
-			r.up.n, report.Format(r.up.rate()), ratio(r.up.rate(), bu), ms(r.up.p50), ms(r.up.p99), st(r.up),
-			r.down.n, report.Format(r.down.rate()), ratio(r.down.rate(), bd), ms(r.down.p50), ms(r.down.p99), st(r.down),
-			pct(r.at.other, r.down.n), pct(r.at.first, r.down.n), r.up.cpu, r.down.cpu)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
