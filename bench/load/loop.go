@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/mxcas/mxcas/bench/internal/parallel"
+	"github.com/mxcas/mxcas/bench/internal/proccpu"
 )
 
 // The download measurements are a closed loop like wrk's: conns keep-alive
@@ -39,7 +40,7 @@ func loopDownloads(ctx context.Context, t *server, path string, size, conns, n i
 			return 0, 0, err
 		}
 	}
-	cpu0, err := cpuTime(t.pid)
+	cpu0, err := proccpu.Seconds(t.pid)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -56,7 +57,7 @@ func loopDownloads(ctx context.Context, t *server, path string, size, conns, n i
 	if err != nil {
 		return 0, 0, err
 	}
-	cpu1, err := cpuTime(t.pid)
+	cpu1, err := proccpu.Seconds(t.pid)
 	return float64(conns*n) / d.Seconds(), (cpu1 - cpu0) / float64(conns*n), err
 }
 

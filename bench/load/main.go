@@ -22,7 +22,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -437,27 +436,6 @@ func (t *server) verify(ctx context.Context, path string, want []byte) error {
 // upload posts b and returns the media ID of the answer.
 func (t *server) upload(ctx context.Context, b []byte) (string, error) {
 	return t.Upload(ctx, "", "application/octet-stream", b)
-}
-
-// cpuTime returns the user and system CPU seconds process pid has used,
-// counted in USER_HZ ticks (100 per second on Linux).
-func cpuTime(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The fields after the command name, which ends with the last ')':
-	// state is field 3, utime 14 and stime 15.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, b)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return float64(utime+stime) / 100, nil
 }
 
 // uploadAll uploads b in uploadSize pieces from c clients, client i taking

@@ -2,69 +2,20 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
+	"github.com/mxcas/mxcas/bench/internal/s3gw"
 	"github.com/mxcas/mxcas/cas/s3store"
 )
 
-// gateway is a versitygw this command started on its POSIX backend in a
-// directory, on a loopback port; every bucket is a directory of root.
+// gateway is the versitygw this command started, with the buckets made
+// so far.
 type gateway struct {
-	endpoint, root string
-	cmd            *exec.Cmd
-	buckets        int
-}
-
-const (
-	accessKey = "mxcas-bench-key"
-	secretKey = "mxcas-bench-secret-0123456789"
-)
-
-// startGateway starts bin serving root and returns once it accepts
-// connections (bounded: 30 s).
-func startGateway(bin, root string) (*gateway, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	g := &gateway{endpoint: l.Addr().String(), root: root}
-	l.Close()
-	g.cmd = exec.Command(bin, "--port", g.endpoint, "posix", root)
-	g.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+accessKey, "ROOT_SECRET_KEY="+secretKey)
-	logf, err := os.Create(filepath.Join(root, "..", "versitygw.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	g.cmd.Stdout, g.cmd.Stderr = logf, logf
-	if err := g.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		c, err := net.Dial("tcp", g.endpoint)
-		if err == nil {
-			c.Close()
-			return g, nil
-		}
-		if time.Now().After(deadline) {
-			g.stop()
-			return nil, fmt.Errorf("%s on %s not listening after 30 s: %w", bin, g.endpoint, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (g *gateway) stop() {
-	_ = g.cmd.Process.Kill()
-	_ = g.cmd.Wait()
+	*s3gw.Gateway
+	buckets int
 }
 
 // bucket is an empty bucket of the gateway, with its directory.
@@ -75,14 +26,15 @@ type bucket struct{ name, dir string }
 func (g *gateway) newBucket() (bucket, error) {
 	g.buckets++
 	b := bucket{name: fmt.Sprintf("bench-%d", g.buckets)}
-	b.dir = filepath.Join(g.root, b.name)
-	return b, os.Mkdir(b.dir, 0o750)
+	var err error
+	b.dir, err = g.NewBucket(b.name)
+	return b, err
 }
 
 // open opens an s3store on bucket b whose requests c counts.
 func (g *gateway) open(b bucket, c *counter) (*s3store.Store, error) {
 	return s3store.Open(s3store.Options{
-		Endpoint: g.endpoint, Bucket: b.name, AccessKey: accessKey, SecretKey: secretKey,
+		Endpoint: g.Endpoint, Bucket: b.name, AccessKey: s3gw.AccessKey, SecretKey: s3gw.SecretKey,
 		Transport: c,
 	})
 }

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mxcas/mxcas/bench/internal/command"
+	"github.com/mxcas/mxcas/bench/internal/s3gw"
 	"github.com/mxcas/mxcas/bench/machine"
 	"github.com/mxcas/mxcas/bench/paramflag"
 	"github.com/mxcas/mxcas/chunker"
@@ -48,11 +49,7 @@ type config struct {
 
 func main() {
 	command.SetupLog("s3")
-	bin := os.Getenv("MXCAS_VERSITYGW")
-	if bin == "" {
-		bin = "versitygw"
-	}
-	vgw := flag.String("versitygw", bin, "versitygw binary ($MXCAS_VERSITYGW)")
+	vgw := s3gw.Flag()
 	tmp := flag.String("tmp", os.TempDir(), "directory for the bucket, the local stores and the indexes")
 	size := flag.Int("size", 0, "MiB of random media uploaded per throughput run (0: no throughput runs)")
 	runs := flag.Int("runs", 3, "throughput runs; the median is reported")
@@ -85,17 +82,18 @@ func run(ctx context.Context, cfg config, bin string) error {
 			return err
 		}
 	}
-	g, err := startGateway(bin, root)
+	gw, err := s3gw.Start(bin, root)
 	if err != nil {
 		return err
 	}
-	defer g.stop()
+	defer gw.Stop()
+	g := &gateway{Gateway: gw}
 	cfg.gateway, cfg.localDir = g, local
 
 	machine.Note()
 	fmt.Printf("load:    %s (1, 5, 15 min, at the start)\n", machine.Load())
 	fmt.Printf("s3:      %s on %s, POSIX backend under %s; cas/s3store, %d PUTs in flight; in-process media.Store, %d concurrent uploads/downloads; MB = 10^6 bytes\n\n",
-		bin, g.endpoint, root, 16, cfg.workers)
+		bin, g.Endpoint, root, 16, cfg.workers)
 	if cfg.size > 0 {
 		if err := throughput(ctx, cfg); err != nil {
 			return err

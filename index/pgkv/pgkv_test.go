@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/mxcas/mxcas/testkit"
 )
@@ -237,6 +240,52 @@ func TestScanPages(t *testing.T) {
 	})
 	if err != nil || m != pageSize+10 {
 		t.Fatalf("Scan with Get in fn: %d rows, %v", m, err)
+	}
+}
+
+// TestScanPlanBounded: a page of a bounded scan reads only the keys in its
+// range even under a generic plan, which PostgreSQL uses for a statement
+// run often: with the bound as "($2 IS NULL OR key < $2)" the index scan
+// ran from the lower key to the table's end, filtering out every key past
+// the upper one (a quarantine check per download read all later keys).
+func TestScanPlanBounded(t *testing.T) {
+	s := newStore(t)
+	const n = 3000
+	b := s.NewBatch()
+	for i := range n {
+		b.Set(be(i), be(i))
+		b.Add(be(i), 1, 1)
+	}
+	commit(t, b)
+	ctx := context.Background()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []struct{ name, cols string }{{"kv", "key, value"}, {"counters", "key, bytes, count"}} {
+		first, next := rangeSQL(table.cols, table.name, be(10))
+		for i, sql := range []string{first, next} {
+			name := fmt.Sprintf("page_%s_%d", table.name, i)
+			if _, err := conn.Exec(ctx, "PREPARE "+name+" (bytea, bytea, int) AS "+sql); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := conn.Query(ctx, fmt.Sprintf(`EXPLAIN (ANALYZE, COSTS OFF) EXECUTE %s('\x%x', '\x%x', %d)`, name, be(0), be(10), pageSize))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan := strings.Join(lines, "\n")
+			if !strings.Contains(plan, "key < $2") || strings.Contains(plan, "Rows Removed by Filter") {
+				t.Errorf("generic plan of %s page %d over 10 of %d keys:\n%s", table.name, i, n, plan)
+			}
+		}
 	}
 }
 

@@ -122,10 +122,7 @@ func (s *Store) ScanCounters(ctx context.Context, lower, upper []byte, fn func(k
 
 // scanCounters pages through the counters in [lower, upper).
 func scanCounters(ctx context.Context, q querier, lower, upper []byte, fn func(k []byte, bytes, count int64) error) error {
-	const (
-		first = "SELECT key, bytes, count FROM counters WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key LIMIT $3"
-		next  = "SELECT key, bytes, count FROM counters WHERE key > $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key LIMIT $3"
-	)
+	first, next := rangeSQL("key, bytes, count", "counters", upper)
 	type row struct {
 		k            []byte
 		bytes, count int64
@@ -202,10 +199,7 @@ func collect(rows pgx.Rows) ([]kvPair, error) {
 // scan pages through [lower, upper) with query, which runs one statement
 // and returns its rows.
 func scan(ctx context.Context, query func(sql string, args ...any) ([]kvPair, error), lower, upper []byte, fn func(k, v []byte) error) error {
-	const (
-		first = "SELECT key, value FROM kv WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key LIMIT $3"
-		next  = "SELECT key, value FROM kv WHERE key > $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key LIMIT $3"
-	)
+	first, next := rangeSQL("key, value", "kv", upper)
 	sql, from := first, nonNil(lower)
 	for {
 		page, err := query(sql, from, upper, pageSize)
@@ -222,6 +216,22 @@ func scan(ctx context.Context, query func(sql string, args ...any) ([]kvPair, er
 		}
 		sql, from = next, page[len(page)-1].k
 	}
+}
+
+// rangeSQL returns the queries of the first and the next pages of a scan
+// of table up to upper (nil: to the end), with parameters $1 the key to
+// start from, $2 upper and $3 the page size. The upper bound is written
+// only when there is one: a cached plan of "($2 IS NULL OR key < $2)" (a
+// generic plan, which PostgreSQL picks for a statement run often) cannot
+// bound the index scan by it, and reads every key from $1 to the table's
+// end to find none.
+func rangeSQL(cols, table string, upper []byte) (first, next string) {
+	cond := "key < $2"
+	if upper == nil {
+		cond = "$2::bytea IS NULL"
+	}
+	sel, rest := "SELECT "+cols+" FROM "+table+" WHERE key ", " AND "+cond+" ORDER BY key LIMIT $3"
+	return sel + ">= $1" + rest, sel + "> $1" + rest
 }
 
 // nonNil maps a nil key to the empty key: pgx sends a nil slice as NULL.
