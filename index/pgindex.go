@@ -55,6 +55,9 @@ type pgIndex struct {
 	node string // this process's name in notifications
 	log  *slog.Logger
 
+	// lockSlots bounds the Locks held or waited for (see Lock).
+	lockSlots chan struct{}
+
 	mu       sync.Mutex
 	watchers []func(ops []Op, all bool)
 	stop     func() // the listener's, once started
@@ -74,7 +77,8 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	}
 	var id [6]byte
 	rand.Read(id[:])
-	p := &pgIndex{s: s, node: hex.EncodeToString(id[:]), log: lg}
+	p := &pgIndex{s: s, node: hex.EncodeToString(id[:]), log: lg,
+		lockSlots: make(chan struct{}, max(1, s.MaxConns()/4))}
 	d := &DB{reader: reader{kv: pgReader{r: s}}, pg: p, fail: newFailure()}
 	d.log.wait = make(chan struct{})
 	return d, nil
@@ -197,11 +201,26 @@ func (d *DB) Lock(ctx context.Context, name string) (unlock func(), err error) {
 	if d.pg == nil {
 		return func() {}, nil
 	}
-	unlock, err = d.pg.s.Lock(ctx, name)
+	// A held lock holds a pooled connection, and its holder reads and
+	// commits through others: at most a quarter of the pool holds or
+	// waits for locks, so the rest always serves.
+	select {
+	case d.pg.lockSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("index: lock %s: %w", name, ctx.Err())
+	}
+	held, err := d.pg.s.Lock(ctx, name)
 	if err != nil {
+		<-d.pg.lockSlots
 		return nil, fmt.Errorf("index: %w", err)
 	}
-	return unlock, nil
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			held()
+			<-d.pg.lockSlots
+		})
+	}, nil
 }
 
 // pgBatch is a Batch of the PostgreSQL index: pgkv's, with the keys it

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/mxcas/mxcas/cas"
 )
 
 // What only the PostgreSQL index does: Lock waits across nodes, and Watch
@@ -225,5 +226,93 @@ func TestPostgresUnsupported(t *testing.T) {
 	}
 	if got := db.Backend(); got != "postgres" || !db.Shared() {
 		t.Errorf("Backend = %q, Shared = %v; want postgres, true", got, db.Shared())
+	}
+}
+
+// Locks never take the whole pool: with a pool of 2 one Lock is held at a
+// time and a second waits without a connection, so reads go on (they would
+// wait for good if the waiting Lock held the pool's last connections).
+func TestPostgresLocksLeaveThePool(t *testing.T) {
+	dsn := newPGDSN(t)
+	d := openPG(t, dsn+"&pool_max_conns=2")
+	ctx := context.Background()
+	unlockA, err := d.Lock(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		unlock, err := d.Lock(ctx, "b")
+		if err == nil {
+			unlock()
+		}
+		got <- err
+	}()
+	// The pool's other connection serves reads while "b" waits.
+	for range 5 {
+		if _, err := d.Media("s", "x"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("read while a lock is held and another waits: %v", err)
+		}
+	}
+	select {
+	case err := <-got:
+		t.Fatalf("a second Lock was taken beside the first with a pool of 2: %v", err)
+	default:
+	}
+	unlockA()
+	if err := receive(t, got, "Lock b after a"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A commit under GuardObject fails with ErrCondemned while its object or a
+// chunk of it is condemned, and commits once they are absolved; Condemn
+// waits for a guarded commit in progress (the sweep lock).
+func TestPostgresCondemnGuards(t *testing.T) {
+	dsn := newPGDSN(t)
+	gc, node := openPG(t, dsn), openPG(t, dsn)
+	obj, chunk := hashOf("object"), hashOf("chunk")
+	m := Manifest{Size: 5, Chunks: []ChunkRef{{Hash: chunk, Len: 5}}}
+	record := func() error {
+		b := node.NewBatch()
+		defer b.Close()
+		b.GuardObject(obj, m)
+		if err := b.PutManifest(obj, m); err != nil {
+			return err
+		}
+		if err := b.PutMedia(MediaRecord{Server: "s", MediaID: "x", Object: obj, Size: 5}); err != nil {
+			return err
+		}
+		return b.Commit()
+	}
+	for _, c := range []struct{ objs, chunks []cas.Hash }{{objs: []cas.Hash{obj}}, {chunks: []cas.Hash{chunk}}} {
+		if err := gc.Condemn(c.objs, c.chunks); err != nil {
+			t.Fatal(err)
+		}
+		if err := record(); !errors.Is(err, ErrCondemned) {
+			t.Fatalf("commit referring to condemned %v: %v, want ErrCondemned", c, err)
+		}
+		if _, err := node.Media("s", "x"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("the refused commit wrote its record: %v", err)
+		}
+		if err := gc.AbsolveAll(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := record(); err != nil {
+		t.Fatalf("commit after absolution: %v", err)
+	}
+	if err := gc.Condemn([]cas.Hash{hashOf("other")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := record(); err != nil {
+		t.Fatalf("commit of content not condemned: %v", err)
+	}
+	if err := gc.Absolve([]cas.Hash{hashOf("other")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := gc.scan(prefixCondemned, func(k, v []byte) error { n++; return nil }); err != nil || n != 0 {
+		t.Fatalf("condemnations left after Absolve: %d, %v", n, err)
 	}
 }

@@ -79,6 +79,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	return &Store{pool: pool}, nil
 }
 
+// MaxConns is the pool's size.
+func (s *Store) MaxConns() int { return int(s.pool.Config().MaxConns) }
+
 // Close closes the pool. Stop listeners and release locks first.
 func (s *Store) Close() { s.pool.Close() }
 
