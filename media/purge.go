@@ -80,26 +80,33 @@ func (s *Store) dropGroup(ms []matrix.MXC, match func(Media) bool) ([]matrix.MXC
 		s.claims.wait(m)
 		defer s.claims.release(m)
 	}
-	b := s.idx.NewBatch()
-	defer b.Close()
 	var recs []Media
-	for _, m := range ms {
-		r, err := s.readMedia(m)
-		if errors.Is(err, index.ErrNotFound) || err == nil && !match(r) {
-			continue // gone or changed meanwhile
+	err := retryShared(func() error { // another node may drop or change them too
+		b := s.idx.NewBatch()
+		defer b.Close()
+		recs = recs[:0]
+		for _, m := range ms {
+			r, err := s.readMedia(m)
+			if errors.Is(err, index.ErrNotFound) || err == nil && !match(r) {
+				continue // gone or changed meanwhile
+			}
+			if err == nil {
+				err = s.expectRecord(b, r)
+			}
+			if err == nil {
+				err = dropRecord(b, r)
+			}
+			if err != nil {
+				return err
+			}
+			recs = append(recs, r)
 		}
-		if err != nil {
-			return nil, err
+		if len(recs) == 0 {
+			return nil
 		}
-		if err := dropRecord(b, r); err != nil {
-			return nil, err
-		}
-		recs = append(recs, r)
-	}
-	if len(recs) == 0 {
-		return nil, nil
-	}
-	if err := s.commitDrops(b, recs); err != nil {
+		return s.commitDrops(b, recs)
+	})
+	if err != nil || len(recs) == 0 {
 		return nil, err
 	}
 	out := make([]matrix.MXC, len(recs))
