@@ -159,6 +159,9 @@ func Copy(ctx context.Context, dst, src *DB, opts CopyOptions) (CopyStats, error
 		return st, fmt.Errorf("index: copy: %w", err)
 	}
 	// The last batch, synced: the meta records, and the mark goes.
+	if err := ctx.Err(); err != nil {
+		return st, err
+	}
 	b := dst.NewBatch()
 	defer b.Close()
 	for name, v := range opts.Meta {
