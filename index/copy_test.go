@@ -149,7 +149,7 @@ func TestCopyPebbleToPostgresAndBack(t *testing.T) {
 	pg := copyPG(t)
 	var progress []int
 	st, err := Copy(ctx, pg, src, CopyOptions{Source: "store-a", BatchKeys: 50,
-		Meta: map[string][]byte{"format": []byte("pg format")},
+		Meta:     map[string][]byte{"format": []byte("pg format")},
 		Progress: func(st CopyStats) { progress = append(progress, st.Records+st.Counters) }})
 	if err != nil {
 		t.Fatalf("Copy to PostgreSQL: %v", err)
