@@ -110,6 +110,32 @@ func CheckCopyDest(dst *DB, source string) (resume bool, err error) {
 	return false, err
 }
 
+// StartCopy marks dst as an unfinished copy from source, when it is empty
+// (on condition, with PostgreSQL, that no other copy marked it meanwhile),
+// or finds it so marked already: Copy does it first; a caller that must
+// keep dst from being used before Copy runs (media copies the chunks
+// first) may do it earlier. A dst that CheckCopyDest refuses is refused,
+// unchanged.
+func StartCopy(ctx context.Context, dst *DB, source string) error {
+	resume, err := CheckCopyDest(dst, source)
+	if err != nil || resume {
+		return err
+	}
+	b := dst.NewBatch()
+	defer b.Close()
+	key, v := metaKey(copyMark), []byte(source)
+	if b.pg != nil {
+		b.pg.b.Insert(key, v)
+	} else if err := b.rawSet(key, v); err != nil {
+		return err
+	}
+	err = b.rawCommit(ctx, true)
+	if errors.Is(err, pgkv.ErrExists) {
+		return fmt.Errorf("%w: another copy into it started meanwhile", ErrCopyDest)
+	}
+	return err
+}
+
 // Copy copies src into dst (see the comment at the top of this file),
 // from a snapshot of src taken when it starts: writes to src meanwhile are
 // not copied.
@@ -118,17 +144,12 @@ func Copy(ctx context.Context, dst, src *DB, opts CopyOptions) (CopyStats, error
 	if opts.BatchKeys <= 0 {
 		opts.BatchKeys = copyBatchKeys
 	}
-	resume, err := CheckCopyDest(dst, opts.Source)
-	if err != nil {
+	if err := StartCopy(ctx, dst, opts.Source); err != nil {
 		return st, err
 	}
 	w := &copyWriter{ctx: ctx, dst: dst, opts: opts, st: &st}
-	if resume {
-		if err := w.clear(); err != nil {
-			return st, fmt.Errorf("index: copy: remove the interrupted copy: %w", err)
-		}
-	} else if err := w.mark(); err != nil {
-		return st, err
+	if err := w.clear(); err != nil {
+		return st, fmt.Errorf("index: copy: remove what an interrupted copy wrote: %w", err)
 	}
 	snap := src.Snapshot()
 	defer snap.Close()
@@ -169,7 +190,7 @@ func Copy(ctx context.Context, dst, src *DB, opts CopyOptions) (CopyStats, error
 			return st, err
 		}
 	}
-	err = b.rawDelete(metaKey(copyMark))
+	err := b.rawDelete(metaKey(copyMark))
 	if err == nil {
 		err = b.rawCommit(ctx, true)
 	}
@@ -190,24 +211,6 @@ type copyWriter struct {
 	st   *CopyStats
 	b    *Batch
 	n    int
-}
-
-// mark marks the empty dst as an unfinished copy, on condition (with
-// PostgreSQL) that no other copy marked it meanwhile.
-func (w *copyWriter) mark() error {
-	b := w.dst.NewBatch()
-	defer b.Close()
-	key, v := metaKey(copyMark), []byte(w.opts.Source)
-	if b.pg != nil {
-		b.pg.b.Insert(key, v)
-	} else if err := b.rawSet(key, v); err != nil {
-		return err
-	}
-	err := b.rawCommit(w.ctx, true)
-	if errors.Is(err, pgkv.ErrExists) {
-		return fmt.Errorf("%w: another copy into it started meanwhile", ErrCopyDest)
-	}
-	return err
 }
 
 // put adds one write to the current batch, committing it when full.
