@@ -188,6 +188,9 @@ func checkMigratedIndex(t *testing.T, what string, s *media.Store, dir string, w
 	if got := thumbBytes(t, s, rec); !bytes.Equal(got, thumb) {
 		t.Errorf("%s: thumbnail: %d bytes, want the source's %d", what, len(got), len(thumb))
 	}
+	if made := s.Stats().ThumbnailsMade; made != 0 {
+		t.Errorf("%s: the thumbnail was made again (%d made), not found", what, made)
+	}
 	checkIndexState(t, what, s, state)
 	rep := fsck(t, s)
 	if rep.Media != src.Media || rep.Objects != src.Objects || rep.Chunks != src.Chunks || rep.Bytes != src.Bytes {
