@@ -314,7 +314,10 @@ func (b *Batch) rawCommit(ctx context.Context, sync bool) error {
 	}
 	if b.pg != nil {
 		if err := b.pg.b.Commit(ctx); err != nil {
-			return fmt.Errorf("index: commit: %w", err)
+			if errors.Is(err, pgkv.ErrExists) {
+				return err
+			}
+			return unavailable("commit", err)
 		}
 		return nil
 	}
