@@ -41,7 +41,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	testkit.StopSharedPG() // the cluster of the multi-node tests, if any started it
 	os.RemoveAll(dir)
-	testkit.StopSharedPG() // the cluster of the PostgreSQL tests, if one started it
 	os.Exit(code)
 }
 
