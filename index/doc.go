@@ -34,6 +34,11 @@
 //	                                      big-endian); the image it names is
 //	                                      that homeserver's local media;
 //	                                      media's GC removes it once expired
+//	x/<name>                              meta records: x/format (the
+//	                                      PostgreSQL index's description
+//	                                      of its store), x/copying (the
+//	                                      source of an unfinished Copy
+//	                                      into this index; see copy.go)
 //	c/<seq>                               the change log (seq: 8 bytes
 //	                                      big-endian, from 1): the
 //	                                      replicated operations of one

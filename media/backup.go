@@ -32,7 +32,9 @@ var ErrBackupDest = errors.New("media: backup destination refused")
 const backupBatchChunks = 512
 
 // Backup writes a consistent copy of the store to dest, itself a data
-// directory that Open accepts: a Pebble checkpoint of the index plus every
+// directory that Open accepts: a Pebble checkpoint of the index (of a
+// PostgreSQL index, a copy into Pebble: the backup is a single-node store
+// with the chunks on local disk) plus every
 // chunk file, each verified against its hash on the way. It is incremental:
 // chunk files already in dest are not copied again. Uploads may go on
 // meanwhile; the copy holds every upload acknowledged before Backup was
@@ -51,10 +53,15 @@ func (s *Store) Backup(ctx context.Context, dest string) (BackupStats, error) {
 		return st, err
 	}
 	defer dst.Close()
+	unlock, err := s.lockGC(ctx)
+	if err != nil {
+		return st, err
+	}
+	defer unlock()
 
 	// 1. The index as of now. Every chunk it refers to is already in place.
 	ckpt := filepath.Join(dst.TempDir(), "index-new")
-	if err := s.idx.Checkpoint(ckpt); err != nil {
+	if err := s.pebbleIndexCopy(ctx, ckpt); err != nil {
 		return st, err
 	}
 	// 2. The chunks, before the index that needs them.
@@ -94,10 +101,11 @@ func (s *Store) openBackupDest(dest string) (*cas.Store, error) {
 }
 
 // backupFormat is the FORMAT of a backup: the store's, with its chunks in
-// the backup's own cas/ directory wherever the store keeps them.
+// the backup's own cas/ directory and its index in Pebble, wherever the
+// store keeps them.
 func (s *Store) backupFormat() storeFormat {
 	f := s.format
-	f.Chunks = ""
+	f.Chunks, f.Index = "", ""
 	return f
 }
 

@@ -58,6 +58,9 @@ type GCOptions struct {
 	Force bool
 }
 
+// gcLock is the cluster-wide lock of GC with a shared index.
+const gcLock = "mxcas-gc"
+
 // GC is RunGC with default options: it refuses when the index looks lost.
 func (s *Store) GC(ctx context.Context) (GCStats, error) { return s.RunGC(ctx, GCOptions{}) }
 
@@ -75,7 +78,7 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	defer s.maint.Unlock()
 	var st GCStats
 	if s.idx.Shared() {
-		unlock, ok, err := s.idx.TryLock(ctx, "mxcas-gc")
+		unlock, ok, err := s.idx.TryLock(ctx, gcLock)
 		if err != nil {
 			return st, err
 		}

@@ -71,8 +71,9 @@ func thumbBytes(t *testing.T, s *media.Store, rec media.Media) []byte {
 	return b
 }
 
-// checkMigrated checks the store d against the source's contents, thumbnail,
-// FORMAT file and Fsck counts.
+// checkMigrated checks the store d against the source's contents, thumbnail
+// (found, not made again), FORMAT file (unless format is nil) and Fsck
+// counts.
 func checkMigrated(t *testing.T, d *media.Store, dir string, want map[string][]byte, thumb, format []byte, src media.FsckReport) {
 	t.Helper()
 	for id, data := range want {
@@ -85,7 +86,10 @@ func checkMigrated(t *testing.T, d *media.Store, dir string, want map[string][]b
 	if got := thumbBytes(t, d, rec); !bytes.Equal(got, thumb) {
 		t.Errorf("thumbnail: %d bytes, want the source's %d", len(got), len(thumb))
 	}
-	if got, err := os.ReadFile(filepath.Join(dir, "FORMAT")); err != nil || !bytes.Equal(got, format) {
+	if made := d.Stats().ThumbnailsMade; made != 0 {
+		t.Errorf("the thumbnail was made again (%d made), not found", made)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "FORMAT")); format != nil && (err != nil || !bytes.Equal(got, format)) {
 		t.Errorf("FORMAT = %q (%v), want the source's %q (same store ID and chunker)", got, err, format)
 	}
 	rep := mediatest.CheckHealthy(t, d)

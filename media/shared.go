@@ -42,11 +42,17 @@ func openShared(opts Options, iopts index.Options, format storeFormat) (*index.D
 	if err != nil {
 		return nil, err
 	}
-	want := storeFormat{Version: format.Version, Hash: format.Hash, Chunker: format.Chunker, Chunks: format.Chunks, Index: format.Index}
+	want := format.shared()
+	copying, err := idx.Copying()
 	var got []byte
-	if opts.ReadOnly {
+	switch {
+	case err != nil:
+	case copying != "":
+		err = fmt.Errorf("%w: the PostgreSQL index is an unfinished copy of store %s (mxcas migrate has not "+
+			"finished): run the migration again", ErrIndexMissing, copying)
+	case opts.ReadOnly:
 		got, err = idx.Meta("format") // nothing is written
-	} else {
+	default:
 		got, err = idx.EnsureMeta("format", want.encode())
 	}
 	if err == nil && string(got) != string(want.encode()) {
@@ -58,6 +64,13 @@ func openShared(opts Options, iopts index.Options, format storeFormat) (*index.D
 		return nil, err
 	}
 	return idx, nil
+}
+
+// shared is the description of the store a PostgreSQL index records
+// (x/format): FORMAT's, less the ID, which each node's FORMAT carries.
+func (f storeFormat) shared() storeFormat {
+	f.ID = ""
+	return f
 }
 
 // watchShared follows the changes other nodes make to a shared index:

@@ -22,12 +22,12 @@ import (
 // errServerRunning: migrate found the source store served.
 var errServerRunning = errors.New("the store is in use")
 
-// cmdMigrate copies the stopped store of -config to the data directory and
-// chunk storage of -to.
+// cmdMigrate copies the stopped store of -config to the data directory,
+// chunk storage and index of -to: Pebble or PostgreSQL either side.
 func cmdMigrate(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 	var toPath string
 	from, rest, err := loadConfig("migrate", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&toPath, "to", "", "the destination's configuration `file`: its data_dir and [storage]")
+		fs.StringVar(&toPath, "to", "", "the destination's configuration `file`: its data_dir, [storage] and [index]")
 	})
 	if err != nil {
 		return 2
@@ -49,13 +49,14 @@ func cmdMigrate(args []string, logger *slog.Logger, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "mxcas migrate:", err)
 		return refusedStatus(err, media.ErrMigrateDest, media.ErrLocked, errServerRunning)
 	}
-	fmt.Fprintf(stdout, "migration complete: %s (chunks: %s); start the server with %s\n",
-		to.Server.DataDir, to.Storage.Backend, toPath)
+	fmt.Fprintf(stdout, "migration complete: %s (chunks: %s, index: %s); start the server with %s\n",
+		to.Server.DataDir, to.Storage.Backend, to.Index.Backend, toPath)
 	return 0
 }
 
 // migrate opens the source store, which no server may hold, and the
-// destination's chunk storage, and runs media's Migrate.
+// destination's chunk storage, and runs media's Migrate. A source indexed
+// in PostgreSQL is checked on this node only: every node must be stopped.
 func migrate(ctx context.Context, from, to config.Config, logger *slog.Logger) (media.BackupStats, error) {
 	var st media.BackupStats
 	if pid, ok := serverRunning(from.Server.DataDir); ok {
@@ -81,12 +82,17 @@ func migrate(ctx context.Context, from, to config.Config, logger *slog.Logger) (
 		return st, err
 	}
 	logger.Info("migrating", "from", from.Server.DataDir, "from_backend", from.Storage.Backend,
-		"to", to.Server.DataDir, "to_backend", to.Storage.Backend)
-	st, err = src.Migrate(ctx, media.MigrateOptions{Dir: to.Server.DataDir, Chunks: dst, ChunksAt: chunksAt(to.Storage),
+		"from_index", from.Index.Backend, "to", to.Server.DataDir, "to_backend", to.Storage.Backend,
+		"to_index", to.Index.Backend)
+	mig := media.MigrateOptions{Dir: to.Server.DataDir, Chunks: dst, ChunksAt: chunksAt(to.Storage),
 		Progress: func(st media.BackupStats) {
 			logger.Info("migrate progress", "chunks_copied", st.ChunksCopied, "bytes_copied", st.BytesCopied,
 				"chunks_present", st.ChunksPresent)
-		}})
+		}}
+	if to.Index.Backend == config.IndexPostgres {
+		mig.IndexDSN = to.Index.DSN
+	}
+	st, err = src.Migrate(ctx, mig)
 	if cerr := src.Close(); err == nil {
 		err = cerr
 	}

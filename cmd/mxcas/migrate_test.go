@@ -19,10 +19,18 @@ import (
 // srv's bucket, and puts srv's credentials in the environment.
 func s3Config(t *testing.T, srv *testkit.S3, dataDir string) string {
 	t.Helper()
+	return s3ConfigAt(t, srv, dataDir, "m")
+}
+
+// s3ConfigAt is s3Config with the chunks under prefix, and extra lines
+// (tables) after [storage].
+func s3ConfigAt(t *testing.T, srv *testkit.S3, dataDir, prefix string, extra ...string) string {
+	t.Helper()
 	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	return writeConfig(t, dataDir, "[storage]", `backend = "s3"`, fmt.Sprintf("endpoint = %q", srv.Endpoint),
-		fmt.Sprintf("bucket = %q", srv.Bucket), `prefix = "m"`, "use_ssl = false")
+	lines := []string{"[storage]", `backend = "s3"`, fmt.Sprintf("endpoint = %q", srv.Endpoint),
+		fmt.Sprintf("bucket = %q", srv.Bucket), fmt.Sprintf("prefix = %q", prefix), "use_ssl = false"}
+	return writeConfig(t, dataDir, append(lines, extra...)...)
 }
 
 // checkBodies opens the store in dir (on srv's bucket when srv is not nil)
