@@ -224,9 +224,18 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 		UploadName: rm.UploadName, Created: s.opts.Now().UnixMilli(), Remote: true,
 		RequiresAuth: s.opts.FreezeUnauthenticated, // as uploads are under the freeze
 	}
+	// With a shared index another node may fetch m at once: the record is
+	// inserted, so the cache (and the usage counters) hold it once.
+	shared := s.idx.Shared()
 	err = s.quarantine.commitUnless(obj, m.Server(), true, func() error {
-		return s.commitRecord(rec, man, known, nil, false)
+		return s.commitRecord(rec, man, known, nil, shared)
 	}, func(by string) error { return s.quarantinedFetch(m, by) })
+	if shared && errors.Is(err, ErrExists) {
+		// The other node's copy, of the same content: ours was not recorded.
+		if won, rerr := s.readMedia(m); rerr == nil && won.Object == obj {
+			rec, err = won, nil
+		}
+	}
 	if err != nil {
 		return Media{}, err // the streamed answer lacks its last byte
 	}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -338,5 +340,50 @@ func TestSharedWriteBacksDoNotUndo(t *testing.T) {
 	}
 	if count != n/2 || bytes != n/2*1000 {
 		t.Fatalf("usage after deleting half on two nodes at once: %d media, %d bytes; want %d, %d", count, bytes, n/2, n/2*1000)
+	}
+}
+
+// TestSharedRemoteFetchOnce: two nodes fetching the same remote media at
+// once both serve it, and the store records and counts it once.
+func TestSharedRemoteFetchOnce(t *testing.T) {
+	content := bytes.Repeat([]byte("remote media "), 20000)
+	m := mustMXC("far.test", "abc")
+	f := &fetcher{files: map[string][]byte{m.String(): content}, release: make(chan struct{})}
+	a, b := sharedPairWith(t, func(o *media.Options) {
+		o.Remote = media.RemoteOptions{Fetcher: f, MaxBytes: 1 << 20}
+		o.Local = func(s string) bool { return s == server }
+	})
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, s := range []*media.Store{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.FetchRemote(context.Background(), m)
+		}()
+	}
+	for f.calls.Load() < 2 { // both fetches under way before either is answered
+		runtime.Gosched()
+	}
+	close(f.release)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("fetch on node %d: %v", i, err)
+		}
+	}
+	for _, s := range []*media.Store{a, b} {
+		r, _, err := s.Open(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(r)
+		r.Close()
+		if !bytes.Equal(got, content) {
+			t.Fatalf("remote media served wrong: %d bytes", len(got))
+		}
+	}
+	if _, count, err := a.UsageCounters("far.test"); err != nil || count != 1 {
+		t.Fatalf("remote media counted %d times (%v), want once", count, err)
 	}
 }
