@@ -5,7 +5,8 @@
 // media (every body checked), the server's memory, and the index and chunk
 // tree on disk against the logical bytes. Then it stops the server (timed),
 // runs an offline `mxcas fsck` and `mxcas gc` (time, peak RSS, bytes
-// written) and restarts the server (time to /readyz 200).
+// written; fsck must find the store healthy) and restarts the server (time
+// to /readyz 200), on which a last sample of media must download intact.
 //
 //	go run ./bench/scale [-count 50000] [-checkpoints 10] [-c 16] [-mix issue21] [-dir DIR] [-keep] [-seed 1]
 //
@@ -132,6 +133,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	end.print(rows[len(rows)-1])
+	fmt.Printf("\nload average at the end: %s\n", machine.Load())
 	return nil
 }
 
