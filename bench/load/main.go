@@ -20,7 +20,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -203,7 +202,7 @@ func seedFiles(ctx context.Context, mxc, fsc *server, files string) (targets, er
 		path string
 		want []byte
 	}{{mxc, t.mxSmall, small}, {mxc, t.mxLarge, large}, {fsc, "/small", small}, {fsc, "/large", large}} {
-		if err := chk.t.verify(ctx, chk.path, chk.want); err != nil {
+		if err := chk.t.Verify(ctx, chk.path, chk.want); err != nil {
 			return t, err
 		}
 	}
@@ -416,23 +415,6 @@ func newServer(base, host string, pid, conns int) *server {
 	return &server{Target: t, pid: pid}
 }
 
-// verify checks that path answers exactly want.
-func (t *server) verify(ctx context.Context, path string, want []byte) error {
-	resp, err := t.Do(ctx, http.MethodGet, path, "", nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	got, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(got, want) {
-		return fmt.Errorf("GET %s%s: %d bytes differ from the %d uploaded", t.Base, path, len(got), len(want))
-	}
-	return nil
-}
-
 // upload posts b and returns the media ID of the answer.
 func (t *server) upload(ctx context.Context, b []byte) (string, error) {
 	return t.Upload(ctx, "", "application/octet-stream", b)
@@ -458,7 +440,7 @@ func uploadAll(ctx context.Context, t *server, b []byte, c int) (time.Duration, 
 	}
 	for client, id := range last {
 		p := client + (pieces-1-client)/c*c
-		if err := t.verify(ctx, "/_matrix/client/v1/media/download/"+serverName+"/"+id, b[p*uploadSize:(p+1)*uploadSize]); err != nil {
+		if err := t.Verify(ctx, "/_matrix/client/v1/media/download/"+serverName+"/"+id, b[p*uploadSize:(p+1)*uploadSize]); err != nil {
 			return d, err
 		}
 	}

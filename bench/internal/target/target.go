@@ -82,6 +82,23 @@ func (t *Target) Do(ctx context.Context, method, path, contentType string, body 
 	return t.Send(req)
 }
 
+// Verify GETs path and checks that the answer's body is exactly want.
+func (t *Target) Verify(ctx context.Context, path string, want []byte) error {
+	resp, err := t.Do(ctx, http.MethodGet, path, "", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("GET %s%s: %d bytes differ from the %d uploaded", t.Base, path, len(got), len(want))
+	}
+	return nil
+}
+
 // Upload posts b as contentType to /_matrix/media/v3/upload, with
 // ?filename=name where name is not "", and returns the media ID of the
 // content_uri answered, which must be on t.Host.
