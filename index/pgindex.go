@@ -295,14 +295,20 @@ type pgSource interface {
 }
 
 // pgReader is the kvReader of the PostgreSQL index or one of its snapshots.
-// Reads are not bounded in time by a context of the caller's: the pool's
-// connections are, by PostgreSQL's own settings.
+// Lookups are bounded by readTimeout; scans, which may be as long as the
+// index (GC, fsck), by PostgreSQL's own settings.
 type pgReader struct{ r pgSource }
 
 var _ kvReader = pgReader{}
 
+// readTimeout bounds a lookup, so that a database that stops answering
+// fails requests (503) rather than holding them.
+const readTimeout = 30 * time.Second
+
 func (p pgReader) get(key []byte, fn func(v []byte) error) error {
-	v, err := p.r.Get(context.Background(), key)
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	v, err := p.r.Get(ctx, key)
 	if errors.Is(err, pgkv.ErrNotFound) {
 		return ErrNotFound
 	}
@@ -326,7 +332,9 @@ func (p pgReader) scan(lower, upper []byte, fn func(k, v []byte) error) error {
 }
 
 func (p pgReader) counter(key []byte) (Usage, error) {
-	b, n, err := p.r.Counter(context.Background(), key)
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	b, n, err := p.r.Counter(ctx, key)
 	if err != nil {
 		return Usage{}, unavailable("counter", err)
 	}
