@@ -3,103 +3,15 @@ package media_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"reflect"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/testkit"
 )
-
-// treeState is what a check must not change of every file and directory
-// under a data directory: its size, mode, modification time and, for a
-// file, a hash of its bytes; under cas/ also its access time (chunks are
-// read through O_NOATIME). It reads with O_NOATIME itself, so taking it
-// changes no access time.
-func treeState(t testing.TB, dir string) map[string]string {
-	t.Helper()
-	out := make(map[string]string)
-	var walk func(rel string)
-	walk = func(rel string) {
-		p := filepath.Join(dir, rel)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := fmt.Sprintf("%v %d %v", fi.Mode(), fi.Size(), fi.ModTime().UTC())
-		if rel == "cas" || strings.HasPrefix(rel, "cas/") {
-			st := fi.Sys().(*syscall.Stat_t)
-			v += " atime " + time.Unix(st.Atim.Sec, st.Atim.Nsec).UTC().String()
-		}
-		out[rel] = v
-		if !fi.IsDir() && !fi.Mode().IsRegular() {
-			return
-		}
-		f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOATIME, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if fi.Mode().IsRegular() {
-			b, err := io.ReadAll(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[rel] += " " + cas.Sum(b).String()
-			return
-		}
-		names, err := f.Readdirnames(-1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range names {
-			walk(filepath.Join(rel, n))
-		}
-	}
-	walk(".")
-	return out
-}
-
-// backdate sets the access and modification times of everything under dir
-// to t: a read of any of them then changes its access time (relatime).
-func backdate(tb testing.TB, dir string, t time.Time) {
-	tb.Helper()
-	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Chtimes(p, t, t)
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-}
-
-// checkSameTree fails the test for every path changed, created or removed
-// between the states before and after.
-func checkSameTree(t testing.TB, before, after map[string]string) {
-	t.Helper()
-	for p, v := range before {
-		if got, ok := after[p]; !ok {
-			t.Errorf("%s was removed", p)
-		} else if got != v {
-			t.Errorf("%s changed: %s -> %s", p, v, got)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%s was created", p)
-		}
-	}
-}
 
 func fsckWith(t testing.TB, s *media.Store, workers int) media.FsckReport {
 	t.Helper()
@@ -143,12 +55,15 @@ func TestReadOnlyFsckWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	backdate(t, dir, time.Now().Add(-72*time.Hour).Truncate(time.Second))
-	before := treeState(t, dir)
+	// Chunks and their directories are read with O_NOATIME: their access
+	// times must stay too. Pebble reads its files plainly: of those, only
+	// contents and modification times are checked.
+	testkit.Backdate(t, dir, time.Now().Add(-72*time.Hour).Truncate(time.Second))
+	before := testkit.Stamps(t, dir, "cas")
 	ro := openStore(t, media.Options{Dir: dir, ReadOnly: true})
 	got := fsckWith(t, ro, 3)
 	closeStore(t, ro)
-	checkSameTree(t, before, treeState(t, dir))
+	testkit.SameStamps(t, dir, before, "cas")
 
 	if got.Healthy() || !reflect.DeepEqual(got.Damaged, []string{mxc("A").String(), mxc("B").String()}) {
 		t.Errorf("read-only Fsck: problems %v, damaged %v; want A and B damaged", got.Problems, got.Damaged)
