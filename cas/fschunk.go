@@ -34,9 +34,10 @@ func (s *Store) OpenChunk(h Hash) (Chunk, error) {
 	return &fileChunk{s: s, h: h, f: f, id: id}, nil
 }
 
-// open opens chunk h's file. A missing chunk is ErrNotFound.
+// open opens chunk h's file. A missing chunk is ErrNotFound. A read-only
+// store reads without updating access times (see openReading).
 func (s *Store) open(h Hash) (*os.File, error) {
-	f, err := os.Open(s.Path(h))
+	f, err := s.openReading(s.Path(h))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, h)
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -302,33 +303,69 @@ func (s *Store) Delete(h Hash) error {
 	return nil
 }
 
-// Walk calls fn for every stored chunk, in no particular order. Files under
-// cas/ whose names are not hashes are skipped. fn's error stops the walk and
-// is returned.
+// Walk calls fn for every stored chunk, in the order of their paths
+// (hashes sorted). Files under cas/ whose names are not hashes are skipped.
+// fn's error stops the walk and is returned.
 func (s *Store) Walk(fn func(h Hash, info fs.FileInfo) error) error {
-	return filepath.WalkDir(s.casDir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed while walking
-			}
-			return err
-		}
+	return s.walkDir(s.casDir, fn)
+}
+
+// walkDir walks dir as filepath.WalkDir does (entries sorted, a file or
+// directory removed meanwhile skipped), opening directories as chunk files
+// are (openReading).
+func (s *Store) walkDir(dir string, fn func(h Hash, info fs.FileInfo) error) error {
+	f, err := s.openReading(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // removed while walking
+	}
+	if err != nil {
+		return err
+	}
+	ents, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("cas: walk %s: %w", dir, err)
+	}
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	for _, d := range ents {
+		path := filepath.Join(dir, d.Name())
 		if d.IsDir() {
-			return nil
+			if err := s.walkDir(path, fn); err != nil {
+				return err
+			}
+			continue
 		}
 		h, perr := ParseHash(d.Name())
 		if perr != nil || path != s.Path(h) {
-			return nil
+			continue
 		}
 		info, err := d.Info()
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+			continue
 		}
 		if err != nil {
 			return err
 		}
-		return fn(h, info)
-	})
+		if err := fn(h, info); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openReading opens a chunk file or a directory under cas/ for reading. A
+// read-only store (a verification: fsck, a backup's check) opens them
+// with O_NOATIME where the process owns them, so reading every chunk of
+// the store dirties no inode (relatime still writes the access time of a
+// file first read after it was written, which every chunk is).
+func (s *Store) openReading(path string) (*os.File, error) {
+	if s.readOnly {
+		f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOATIME, 0)
+		if !errors.Is(err, unix.EPERM) { // EPERM: not the owner, who alone may ask
+			return f, err
+		}
+	}
+	return os.Open(path)
 }
 
 // Sync makes every chunk renamed into place so far durable. Concurrent

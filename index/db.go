@@ -82,6 +82,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	if opts.OnDiskFull != nil && !opts.ReadOnly {
 		po.FS = vfs.OnDiskFull(vfs.Default, opts.OnDiskFull)
 	}
+	if opts.ReadOnly {
+		po.FS = readOnlyFS{vfs.Default}
+	}
 	var db *pebble.DB
 	err := guarded(func() (err error) {
 		db, err = pebble.Open(dir, po)

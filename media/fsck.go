@@ -1,11 +1,13 @@
 package media
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 
@@ -70,14 +72,34 @@ type FsckReport struct {
 // Healthy reports whether Fsck found no damage.
 func (r FsckReport) Healthy() bool { return len(r.Problems) == 0 }
 
+// FsckOptions tune Fsck.
+type FsckOptions struct {
+	// Workers is how many chunks are read and hashed at once (default
+	// DefaultFsckWorkers()). The report does not depend on it.
+	Workers int `json:"workers,omitempty"`
+}
+
+// DefaultFsckWorkers is GOMAXPROCS, at most 8: hashing runs at GB/s a
+// core, so more readers than that only queue on the disk.
+func DefaultFsckWorkers() int { return min(runtime.GOMAXPROCS(0), 8) }
+
 // Fsck checks the whole store: every chunk file hashes to its name, every
 // manifest's chunks exist with the right lengths, every record's object has a
 // manifest. It names every damaged media as mxc://server/id. It reads every
-// stored byte, using all CPUs; uploads may go on meanwhile. A store with a
-// repair source (Options.RepairSource) repairs the damaged chunks it finds
-// from there, as RepairFromSource does, and reports what it found after.
+// stored byte, with the default workers; uploads may go on meanwhile. A
+// store with a repair source (Options.RepairSource) repairs the damaged
+// chunks it finds from there, as RepairFromSource does, and reports what it
+// found after. A store opened ReadOnly is checked without writing a byte.
 func (s *Store) Fsck(ctx context.Context) (FsckReport, error) {
-	rep, err := s.fsck(ctx)
+	return s.FsckWith(ctx, FsckOptions{})
+}
+
+// FsckWith is Fsck with options. The report is the same for any options:
+// its problems come in a fixed order (corrupt chunks sorted by hash, then
+// recorded damage, then the manifests' and the records' problems in index
+// order).
+func (s *Store) FsckWith(ctx context.Context, o FsckOptions) (FsckReport, error) {
+	rep, err := s.fsck(ctx, o)
 	src := s.repairSource()
 	if err != nil || rep.Healthy() || src == nil || len(chunksToRepair(rep)) == 0 {
 		return rep, err
@@ -91,7 +113,10 @@ func (s *Store) Fsck(ctx context.Context) (FsckReport, error) {
 }
 
 // fsck is Fsck without the repair.
-func (s *Store) fsck(ctx context.Context) (FsckReport, error) {
+func (s *Store) fsck(ctx context.Context, o FsckOptions) (FsckReport, error) {
+	if o.Workers <= 0 {
+		o.Workers = DefaultFsckWorkers()
+	}
 	s.maint.Lock()
 	defer s.maint.Unlock()
 	var rep FsckReport
@@ -101,7 +126,7 @@ func (s *Store) fsck(ctx context.Context) (FsckReport, error) {
 	snap := s.idx.Snapshot()
 	defer snap.Close()
 
-	chunks, err := s.hashChunks(ctx)
+	chunks, err := s.hashChunks(ctx, o.Workers)
 	if err != nil {
 		return rep, err
 	}
@@ -129,12 +154,13 @@ type chunkState struct {
 }
 
 // hashChunks reads every chunk file in the store and checks it against its
-// name, using all CPUs. A chunk deleted while the walk goes on is left out.
-func (s *Store) hashChunks(ctx context.Context) (map[cas.Hash]chunkState, error) {
+// name, workers at a time (each holding one chunk's buffer, from a pool).
+// A chunk deleted while the walk goes on is left out.
+func (s *Store) hashChunks(ctx context.Context, workers int) (map[cas.Hash]chunkState, error) {
 	var mu sync.Mutex
 	chunks := make(map[cas.Hash]chunkState)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(runtime.GOMAXPROCS(0))
+	g.SetLimit(workers)
 	pool := sync.Pool{New: func() any { return new([]byte) }}
 	werr := s.cas.Walk(func(h cas.Hash, info fs.FileInfo) error {
 		if err := gctx.Err(); err != nil {
@@ -173,14 +199,20 @@ func (s *Store) hashChunks(ctx context.Context) (map[cas.Hash]chunkState, error)
 	return chunks, nil
 }
 
-// addChunks counts the chunks hashChunks found and reports the corrupt ones.
+// addChunks counts the chunks hashChunks found and reports the corrupt
+// ones, sorted by hash.
 func (r *FsckReport) addChunks(chunks map[cas.Hash]chunkState) {
+	var corrupt []cas.Hash
 	for h, st := range chunks {
 		r.Chunks++
 		r.Bytes += st.size
 		if st.corrupt {
-			r.Problems = append(r.Problems, Problem{Kind: ProblemCorruptChunk, Chunk: h, Detail: st.readErr})
+			corrupt = append(corrupt, h)
 		}
+	}
+	slices.SortFunc(corrupt, func(a, b cas.Hash) int { return bytes.Compare(a[:], b[:]) })
+	for _, h := range corrupt {
+		r.Problems = append(r.Problems, Problem{Kind: ProblemCorruptChunk, Chunk: h, Detail: chunks[h].readErr})
 	}
 }
 

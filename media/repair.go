@@ -55,7 +55,7 @@ func (s *Store) RepairFromSource(ctx context.Context, src cas.Reader, name strin
 	if s.opts.ReadOnly {
 		return rep, cas.ErrReadOnly
 	}
-	before, err := s.fsck(ctx)
+	before, err := s.fsck(ctx, FsckOptions{})
 	if err != nil {
 		return rep, err
 	}
@@ -69,7 +69,7 @@ func (s *Store) repairFound(ctx context.Context, src cas.Reader, name string, be
 		return rep, err
 	}
 	var err error
-	rep.After, err = s.fsck(ctx)
+	rep.After, err = s.fsck(ctx, FsckOptions{})
 	return rep, err
 }
 

@@ -1,11 +1,19 @@
 package testkit
 
 import (
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Tree records every entry under dir by its path relative to dir:
@@ -50,7 +58,13 @@ func treeEntry(path string, d fs.DirEntry) (string, error) {
 // nil before means dir must not exist.
 func SameTree(t testing.TB, dir string, before map[string]string) {
 	t.Helper()
-	after := Tree(t, dir)
+	sameTree(t, dir, before, Tree(t, dir))
+}
+
+// sameTree marks the test failed for each difference between before and
+// after, two records of dir.
+func sameTree(t testing.TB, dir string, before, after map[string]string) {
+	t.Helper()
 	if (before == nil) != (after == nil) {
 		t.Errorf("%s existed before: %v, exists now: %v", dir, before != nil, after != nil)
 		return
@@ -59,12 +73,87 @@ func SameTree(t testing.TB, dir string, before map[string]string) {
 		if a, ok := after[p]; !ok {
 			t.Errorf("%s: %s was removed", dir, p)
 		} else if a != v {
-			t.Errorf("%s: %s changed from %.40q to %.40q", dir, p, v, a)
+			t.Errorf("%s: %s changed from %.120q to %.120q", dir, p, v, a)
 		}
 	}
 	for p := range after {
 		if _, ok := before[p]; !ok {
 			t.Errorf("%s: %s was created", dir, p)
 		}
+	}
+}
+
+// Stamps records every entry under dir by its path relative to dir (dir
+// itself is "."): its mode, size and modification time, a hash of a file's
+// bytes and, for the entries under one of the relative paths atimes, its
+// access time. It opens files and directories with O_NOATIME, so recording
+// changes no access time. Use it with SameStamps to check that something
+// wrote nothing, not even a timestamp.
+func Stamps(t testing.TB, dir string, atimes ...string) map[string]string {
+	t.Helper()
+	m := make(map[string]string)
+	var walk func(rel string)
+	walk = func(rel string) {
+		p := filepath.Join(dir, rel)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := fmt.Sprintf("%v %d bytes mtime %v", fi.Mode(), fi.Size(), fi.ModTime().UTC())
+		for _, a := range atimes {
+			if rel == a || strings.HasPrefix(rel, a+string(filepath.Separator)) {
+				st := fi.Sys().(*syscall.Stat_t)
+				v += fmt.Sprintf(" atime %v", time.Unix(st.Atim.Sec, st.Atim.Nsec).UTC())
+			}
+		}
+		m[rel] = v
+		if !fi.IsDir() && !fi.Mode().IsRegular() {
+			return
+		}
+		f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOATIME, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if fi.Mode().IsRegular() {
+			h := sha256.New()
+			if _, err := io.Copy(h, f); err != nil {
+				t.Fatal(err)
+			}
+			m[rel] += fmt.Sprintf(" sha256 %x", h.Sum(nil))
+			return
+		}
+		names, err := f.Readdirnames(-1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			walk(filepath.Join(rel, n))
+		}
+	}
+	walk(".")
+	return m
+}
+
+// SameStamps marks the test failed unless dir holds exactly what before
+// (from Stamps, with the same atimes) recorded.
+func SameStamps(t testing.TB, dir string, before map[string]string, atimes ...string) {
+	t.Helper()
+	sameTree(t, dir, before, Stamps(t, dir, atimes...))
+}
+
+// Backdate sets the access and modification times of dir and everything
+// under it to at: on a filesystem mounted relatime (the default), the next
+// read of any of them then writes its access time.
+func Backdate(t testing.TB, dir string, at time.Time) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chtimes(p, at, at)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

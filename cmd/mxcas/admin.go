@@ -71,7 +71,13 @@ func (a *adminServer) operate(w http.ResponseWriter, r *http.Request) (res any, 
 	ctx := r.Context()
 	switch r.URL.Path {
 	case "/fsck":
-		res, err = a.st.Fsck(ctx)
+		var fo media.FsckOptions
+		// An empty or "null" body (older clients): the default workers.
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&fo); err != nil && !errors.Is(err, io.EOF) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"workers\": int} or no body"})
+			return nil, false, nil
+		}
+		res, err = a.st.FsckWith(ctx, fo)
 	case "/gc":
 		var req struct {
 			Force bool `json:"force"`

@@ -45,7 +45,7 @@ func s3Prefix(p string) string {
 // chunk storage [storage] names.
 func openStore(cfg config.Config, mo media.Options, logger *slog.Logger) (*media.Store, error) {
 	var err error
-	if mo.Chunks, err = openChunkStore(cfg, mo.Create, logger); err != nil {
+	if mo.Chunks, err = openChunkStore(cfg, mo.Create, mo.ReadOnly, logger); err != nil {
 		return nil, err
 	}
 	return media.Open(mo) // owns mo.Chunks, even when it fails
@@ -58,9 +58,11 @@ func openStore(cfg config.Config, mo media.Options, logger *slog.Logger) (*media
 // holds it, so maintenance commands ask the running server), connects to
 // the bucket and, when cache_bytes > 0, puts the hot-chunk cache in front.
 // create: the caller may create a store; without it, a directory that is
-// no store is left for media.Open to refuse, untouched. The returned
-// storage releases the lock when closed.
-func openChunkStore(cfg config.Config, create bool, logger *slog.Logger) (cas.Storage, error) {
+// no store is left for media.Open to refuse, untouched. readOnly leaves
+// the cache out: every read would fill it (a write), and a check wants the
+// bucket's bytes anyway. The returned storage releases the lock when
+// closed.
+func openChunkStore(cfg config.Config, create, readOnly bool, logger *slog.Logger) (cas.Storage, error) {
 	sc := cfg.Storage
 	if sc.Backend != config.BackendS3 {
 		return nil, nil
@@ -90,7 +92,7 @@ func openChunkStore(cfg config.Config, create bool, logger *slog.Logger) (cas.St
 	logger.Info("chunks in S3", "endpoint", sc.Endpoint, "bucket", sc.Bucket, "prefix", s3Prefix(sc.Prefix),
 		"use_ssl", sc.UseSSL, "credentials", from, "cache_bytes", sc.CacheBytes)
 	var chunks cas.Storage = st
-	if sc.CacheBytes > 0 {
+	if sc.CacheBytes > 0 && !readOnly {
 		c, err := s3store.NewCache(st, filepath.Join(dir, "cache"), sc.CacheBytes)
 		if err != nil {
 			st.Close()

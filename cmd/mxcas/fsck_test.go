@@ -1,14 +1,21 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/chunker"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/testkit"
 )
 
 // chunkHashes returns the hashes of the chunks the store in dir cuts data
@@ -163,4 +170,88 @@ func storeWithBackup(t *testing.T, bodies map[string][]byte) (data, cfg, backup 
 		t.Fatalf("backup: exit %d %s%s", code, out, errs)
 	}
 	return data, cfg, backup
+}
+
+// nonTrivialStore makes a store in a new data directory with several
+// media, an image and its thumbnail, a deleted media whose chunks GC
+// collected and another whose chunks are left; it returns the directory,
+// its configuration file and the bodies stored (media ID -> content).
+func nonTrivialStore(t *testing.T) (data, cfg string, bodies map[string][]byte) {
+	t.Helper()
+	data = filepath.Join(t.TempDir(), "data")
+	cfg = writeConfig(t, data)
+	clk := testkit.NewClock(time.Now())
+	st, err := media.Open(media.Options{Create: true, Dir: data, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	put := func(id, ct string, b []byte) media.Media {
+		t.Helper()
+		rec, err := st.Upload(ctx, media.UploadInfo{MXC: mustMXC(t, testServer, id), ContentType: ct, Size: int64(len(b))}, bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("upload %s: %v", id, err)
+		}
+		return rec
+	}
+	bodies = map[string][]byte{"AAAA": content(11, 300<<10), "BBBB": content(12, 200<<10), "CCCC": content(13, 5<<10)}
+	for id, b := range bodies {
+		put(id, "application/octet-stream", b)
+	}
+	var img bytes.Buffer
+	if err := png.Encode(&img, image.NewNRGBA(image.Rect(0, 0, 320, 240))); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := st.Thumbnail(ctx, put("IMG", "image/png", img.Bytes()), media.ThumbnailRequest{Width: 32, Height: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	for i, id := range []string{"GONE", "LEFT"} {
+		put(id, "application/octet-stream", content(uint64(20+i), 100<<10))
+		if err := st.Delete(mustMXC(t, testServer, id)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			clk.Advance(2 * time.Hour) // past the grace
+			if gs, err := st.GC(ctx); err != nil || gs.ChunksDeleted == 0 {
+				t.Fatalf("gc: %+v, %v; want GONE's chunks collected", gs, err)
+			}
+		}
+	}
+	return data, cfg, bodies
+}
+
+// Offline fsck writes nothing, not even on a damaged store: every file
+// under the data directory keeps its bytes, size and modification time
+// (chunks their access time too), and none is created or removed. Its
+// report does not depend on -workers.
+func TestOfflineFsckWritesNothing(t *testing.T) {
+	data, cfg, bodies := nonTrivialStore(t)
+	corrupt := onlyIn(t, chunkHashes(t, data, bodies["AAAA"]), chunkHashes(t, data, bodies["BBBB"]))
+	buf, err := os.ReadFile(chunkFile(data, corrupt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf[0] ^= 0x01
+	if err := os.WriteFile(chunkFile(data, corrupt), buf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	testkit.Backdate(t, data, time.Now().Add(-72*time.Hour).Truncate(time.Second))
+	before := testkit.Stamps(t, data, "cas")
+	code, out, stderr := runMain(t, "fsck", "-config", cfg, "-workers", "3")
+	if code != 1 || !strings.Contains(out, "problem: corrupt-chunk chunk "+corrupt.String()) ||
+		!strings.Contains(out, "damaged: mxc://"+testServer+"/AAAA\n") {
+		t.Errorf("fsck: exit %d, want 1 and AAAA damaged by chunk %s:\n%s%s", code, corrupt.Short(), out, stderr)
+	}
+	testkit.SameStamps(t, data, before, "cas")
+
+	if code1, out1, _ := runMain(t, "fsck", "-config", cfg, "-workers", "1"); code1 != code || out1 != out {
+		t.Errorf("fsck -workers 1: exit %d\n%s\nwith -workers 3: exit %d\n%s", code1, out1, code, out)
+	}
+	if code, _, _ := runMain(t, "fsck", "-config", cfg, "-workers", "0"); code != 2 {
+		t.Errorf("fsck -workers 0: exit %d, want 2", code)
+	}
 }

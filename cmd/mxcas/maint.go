@@ -17,14 +17,17 @@ import (
 )
 
 // withStore runs local on a store it opens itself, or, when a running
-// server holds the store, asks that server to run op instead.
-func withStore(cfg config.Config, logger *slog.Logger, op string, req, res any, local func(context.Context, *media.Store) error) error {
+// server holds the store, asks that server to run op instead. readOnly
+// opens the store without writing a byte of it (media.Options.ReadOnly):
+// for an op that only reads.
+func withStore(cfg config.Config, logger *slog.Logger, op string, readOnly bool, req, res any, local func(context.Context, *media.Store) error) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	mo, err := mediaOptions(cfg, logger)
 	if err != nil {
 		return err
 	}
+	mo.ReadOnly = readOnly
 	st, err := openStore(cfg, mo, logger)
 	if errors.Is(err, media.ErrLocked) {
 		logger.Info("the store is held by a running server; asking it", "op", op)
@@ -54,7 +57,9 @@ func refusedStatus(err error, refusals ...error) int {
 
 func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 	var from, secretFile string
+	var workers int
 	cfg, rest, err := loadConfig("fsck", args, stderr, func(fs *flag.FlagSet) {
+		fs.IntVar(&workers, "workers", media.DefaultFsckWorkers(), "read and hash this many chunks at once")
 		fs.StringVar(&from, "repair-from", "", "copy damaged or missing chunks back from this data `directory` (a backup, say), "+
 			"or from a live peer's replication listener (http(s)://host:port)")
 		fs.StringVar(&secretFile, "secret-file", "", "with -repair-from URL: the `file` holding the replication secret (default: [replication] secret_file)")
@@ -62,8 +67,8 @@ func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	if len(rest) != 0 {
-		fmt.Fprintln(stderr, "usage: mxcas fsck [-config FILE] [-repair-from DIR | -repair-from URL -secret-file FILE]")
+	if len(rest) != 0 || workers < 1 {
+		fmt.Fprintln(stderr, "usage: mxcas fsck [-config FILE] [-workers N] [-repair-from DIR | -repair-from URL -secret-file FILE]")
 		return 2
 	}
 	var rep media.FsckReport
@@ -83,8 +88,10 @@ func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 		}
 		rep = rr.After
 	} else {
-		err = withStore(cfg, logger, "fsck", nil, &rep, func(ctx context.Context, st *media.Store) (err error) {
-			rep, err = st.Fsck(ctx)
+		// Offline, the store is opened read-only: a check writes nothing.
+		fo := media.FsckOptions{Workers: workers}
+		err = withStore(cfg, logger, "fsck", true, fo, &rep, func(ctx context.Context, st *media.Store) (err error) {
+			rep, err = st.FsckWith(ctx, fo)
 			return err
 		})
 		if err != nil {
@@ -99,7 +106,7 @@ func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 // directory or a live peer, and prints what it did to each chunk.
 func repairStore(cfg config.Config, logger *slog.Logger, op repairOp, stdout io.Writer) (media.RepairReport, error) {
 	var rr media.RepairReport
-	err := withStore(cfg, logger, op.op, op.req, &rr, func(ctx context.Context, st *media.Store) (err error) {
+	err := withStore(cfg, logger, op.op, false, op.req, &rr, func(ctx context.Context, st *media.Store) (err error) {
 		rr, err = op.run(ctx, st)
 		return err
 	})
@@ -150,7 +157,7 @@ func cmdGC(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 	}
 	var gs media.GCStats
 	req := map[string]bool{"force": force}
-	err = withStore(cfg, logger, "gc", req, &gs, func(ctx context.Context, st *media.Store) (err error) {
+	err = withStore(cfg, logger, "gc", false, req, &gs, func(ctx context.Context, st *media.Store) (err error) {
 		gs, err = st.RunGC(ctx, media.GCOptions{Force: force})
 		return err
 	})
@@ -183,7 +190,7 @@ func cmdBackup(args []string, logger *slog.Logger, stdout, stderr io.Writer) int
 	}
 	var bs media.BackupStats
 	req := map[string]string{"dest": dest}
-	err = withStore(cfg, logger, "backup", req, &bs, func(ctx context.Context, st *media.Store) (err error) {
+	err = withStore(cfg, logger, "backup", false, req, &bs, func(ctx context.Context, st *media.Store) (err error) {
 		bs, err = st.Backup(ctx, dest)
 		return err
 	})
