@@ -397,21 +397,14 @@ func openIndex(opts Options, isNew bool, format storeFormat) (*index.DB, *space,
 		sp = newSpace(opts)
 		iopts.OnDiskFull = sp.releaseBallast
 	}
-	if opts.IndexDSN != "" {
-		idx, err := openShared(opts, iopts, format)
-		if err != nil {
-			return nil, nil, got, err
-		}
-		if isNew {
-			if got, err = check(opts.Dir, format); err != nil {
-				idx.Close()
-				return nil, nil, got, err
-			}
-		}
-		return idx, sp, got, nil
-	}
+	var idx *index.DB
+	var err error
 	idxDir := filepath.Join(opts.Dir, "index")
-	idx, err := index.Open(idxDir, iopts)
+	if opts.IndexDSN != "" {
+		idx, err = openShared(opts, iopts, format)
+	} else {
+		idx, err = index.Open(idxDir, iopts)
+	}
 	if errors.Is(err, index.ErrMissing) {
 		err = fmt.Errorf("%w: %s has a FORMAT file but %s holds no index; refusing to start an empty one "+
 			"over the existing chunks. Mount or restore the index (from a backup: mxcas backup copies it), "+
