@@ -140,3 +140,38 @@ func TestAbortKeepsCommitted(t *testing.T) {
 		t.Errorf("chunk committed by A: %v", err)
 	}
 }
+
+// Two processes sharing a bucket (nodes of a shared index) store one chunk
+// at once: B's batch commits it (its HEAD found A's upload, or it uploaded
+// it too: one key either way) and B's node records it; A's batch then
+// fails (a client gone, a body too large) and aborts. The chunk B committed
+// must stay: A's Abort must not delete what another process may refer to.
+func TestSharedAbortKeepsOtherNodesChunk(t *testing.T) {
+	srv := testkit.StartS3(t)
+	prefix := fmt.Sprintf("s%d", prefixes.Add(1))
+	node := func() *s3store.Store {
+		s, err := s3store.Open(s3store.Options{
+			Endpoint: srv.Endpoint, Bucket: srv.Bucket, Region: "us-east-1", Prefix: prefix,
+			AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Shared: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := node(), node()
+	c := castest.NewChunk(4, 1000)
+	bA := a.BeginBatch()
+	if added, err := bA.Put(c.Hash, c.Data); err != nil || !added {
+		t.Fatalf("A's Put: added %v, %v", added, err)
+	}
+	put1(t, b, c) // B commits c: its node's manifest now lists it
+	bA.Abort()
+	if _, err := b.Stat(c.Hash); err != nil {
+		t.Errorf("chunk committed by node B, after node A's Abort: %v", err)
+	}
+	if _, err := a.Stat(c.Hash); err != nil {
+		t.Errorf("chunk seen by node A after its Abort: %v", err)
+	}
+}

@@ -633,7 +633,8 @@ func (b *batch) Commit() error {
 
 // Abort lets go of the batch's uploads; an upload no other batch holds is
 // cancelled and its object, if it was stored, deleted before Abort
-// returns. A Put of the same chunk meanwhile waits for the deletion.
+// returns (Shared: left to GC, another process may refer to it). A Put of
+// the same chunk meanwhile waits for the deletion.
 func (b *batch) Abort() {
 	if b.done {
 		return
@@ -656,7 +657,11 @@ func (b *batch) Abort() {
 		<-u.done
 		// Deleting what was never stored costs a request and is harmless.
 		// An error leaves it in the bucket, unreferenced: GC takes it after its grace.
-		_ = s.Delete(h)
+		// A shared bucket's other processes may have found it stored (a HEAD)
+		// or stored it too (one key) and referred to it: it stays, for GC.
+		if !s.opts.Shared {
+			_ = s.Delete(h)
+		}
 		s.mu.Lock()
 		delete(s.inflight, h)
 		s.deletions++
