@@ -127,7 +127,11 @@ func (b *Batch) Commit(ctx context.Context) error {
 	}
 	var err error
 	for try := 0; try < 3; try++ {
-		err = pgx.BeginFunc(ctx, b.s.pool, func(tx pgx.Tx) error { return b.apply(ctx, tx) })
+		// READ COMMITTED whatever the database's default: each statement
+		// sees what committed before it, so an Absent or Expect after an
+		// XactLock sees what the lock's holder committed while this waited.
+		err = pgx.BeginTxFunc(ctx, b.s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted},
+			func(tx pgx.Tx) error { return b.apply(ctx, tx) })
 		if !retryable(err) {
 			break
 		}

@@ -908,3 +908,39 @@ func TestPoolMaxConns(t *testing.T) {
 		}
 	}
 }
+
+// Absent after XactLock sees what the lock's exclusive holder committed
+// while the batch waited, whatever the database's default isolation: a
+// REPEATABLE READ default would take the batch's snapshot at its first
+// statement, before the wait, and miss it (GC's condemnations, which a
+// commit under GuardObject must see).
+func TestAbsentAfterLockSeesHolder(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, newDB(t)+"&default_transaction_isolation=repeatable%20read")
+	holder, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx)
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockID("sweep")); err != nil {
+		t.Fatal(err)
+	}
+	b := s.NewBatch()
+	b.Set([]byte("before"), []byte("v")) // the snapshot would be taken here
+	b.XactLock("sweep", true)
+	b.Absent([]byte("condemned"))
+	b.Set([]byte("after"), []byte("v"))
+	done := make(chan error, 1)
+	go func() { done <- b.Commit(ctx) }()
+	awaitLockWaiters(t, s, 1)
+	if _, err := holder.Exec(ctx, "INSERT INTO kv (key, value) VALUES ($1, '')", []byte("condemned")); err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrPresent) {
+		t.Fatalf("commit after the holder committed the key: %v, want ErrPresent", err)
+	}
+	wantValue(t, s, []byte("after"), nil)
+}
