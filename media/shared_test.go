@@ -387,3 +387,56 @@ func TestSharedRemoteFetchOnce(t *testing.T) {
 		t.Fatalf("remote media counted %d times (%v), want once", count, err)
 	}
 }
+
+// gatedBody reads data, then says so on reached and waits for gate before
+// its EOF.
+type gatedBody struct {
+	r       io.Reader
+	reached chan struct{}
+	gate    chan struct{}
+	once    sync.Once
+}
+
+func (g *gatedBody) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if err == io.EOF {
+		g.once.Do(func() { close(g.reached); <-g.gate })
+	}
+	return n, err
+}
+
+// TestSharedUploadAcrossGCKeepsContent: an upload on node B finds the
+// chunks of its content stored (orphans of a deleted media) before node A's
+// GC removes them, and commits after that GC has ended. The upload must not
+// succeed with content whose chunks are gone: it fails (and may be tried
+// again), or what it recorded reads back.
+func TestSharedUploadAcrossGCKeepsContent(t *testing.T) {
+	later := func() time.Time { return time.Now().Add(2 * time.Hour) } // every chunk past the grace
+	a, b := sharedPairWith(t, func(o *media.Options) { o.Chunker = smallParams; o.Now = later })
+	data := randBytes(31, 1<<20)
+	upload(t, a, "old", "@u:example.org", data)
+	if err := a.Delete(mxc("old")); err != nil {
+		t.Fatal(err)
+	}
+	body := &gatedBody{r: bytes.NewReader(data), reached: make(chan struct{}), gate: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() {
+		info := media.UploadInfo{MXC: mxc("new"), ContentType: "application/octet-stream",
+			Uploader: "@u:example.org", Size: int64(len(data))}
+		_, err := b.Upload(context.Background(), info, body)
+		errc <- err
+	}()
+	<-body.reached // B has put (found stored) every chunk but the last
+	st, err := a.GC(context.Background())
+	if err != nil || st.ChunksDeleted == 0 {
+		t.Fatalf("GC on node A: %+v, %v; want the orphaned chunks deleted", st, err)
+	}
+	close(body.gate)
+	if err := <-errc; err != nil {
+		if !errors.Is(err, media.ErrStorageUnavailable) {
+			t.Fatalf("upload across the GC: %v, want success or ErrStorageUnavailable", err)
+		}
+		return
+	}
+	checkContent(t, a, "new", data)
+}
