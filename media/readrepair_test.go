@@ -212,7 +212,9 @@ func TestRepairOnReadTimeout(t *testing.T) {
 	src := &stalledSource{}
 	_, s, dir, chunks, _ := repairPair(t, data, nil)
 	closeStore(t, s)
-	s = openStore(t, media.Options{Dir: dir, RepairSource: src, RepairTimeout: time.Millisecond})
+	// Long enough that the read reaches the source even on a loaded machine
+	// (a context already ended is not handed to it), short for a test.
+	s = openStore(t, media.Options{Dir: dir, RepairSource: src, RepairTimeout: 500 * time.Millisecond})
 	if err := os.Remove(chunkPath(dir, chunks[1])); err != nil {
 		t.Fatal(err)
 	}
