@@ -453,19 +453,34 @@ func condemnedKey(p []byte, h cas.Hash) []byte {
 	return append(append([]byte(nil), p...), h[:]...)
 }
 
-// GuardObject makes the commit fail with ErrCondemned when object h or a
-// chunk of m is condemned by a GC (shared index only; Pebble: nothing).
-func (b *Batch) GuardObject(h cas.Hash, m Manifest) {
+// Condemnation values: pending while GC may still delete, gone once it has.
+var (
+	condemnPending = []byte("p")
+	condemnGone    = []byte("g")
+)
+
+// GuardObject makes the commit fail with ErrCondemned when object h, whose
+// manifest the batch records, is condemned by a GC still at work, or when
+// one of found (chunks of it that the write found already stored rather
+// than uploaded) is condemned or was deleted by the last GC: they may be
+// gone. own are the chunks the write uploaded itself, after any deletion:
+// their "deleted" marks are dropped. Shared index only; Pebble: nothing.
+func (b *Batch) GuardObject(h cas.Hash, found, own []cas.Hash) {
 	if b.pg == nil {
 		return
 	}
-	keys := make([][]byte, 0, len(m.Chunks)+1)
-	keys = append(keys, condemnedKey(condemnedObj, h))
-	for _, c := range m.Chunks {
-		keys = append(keys, condemnedKey(condemnedChunk, c.Hash))
-	}
 	b.pg.b.XactLock(sweepLock, true)
-	b.pg.b.Absent(keys...)
+	b.pg.b.AbsentWith(condemnPending, condemnedKey(condemnedObj, h))
+	if len(found) > 0 {
+		keys := make([][]byte, len(found))
+		for i, c := range found {
+			keys[i] = condemnedKey(condemnedChunk, c)
+		}
+		b.pg.b.Absent(keys...)
+	}
+	for _, c := range own {
+		b.pg.b.Delete(condemnedKey(condemnedChunk, c))
+	}
 }
 
 // Condemn marks objects and chunks as being removed by GC, waiting for
@@ -474,10 +489,21 @@ func (d *DB) Condemn(objs, chunks []cas.Hash) error {
 	return d.condemned(func(b *pgkv.Batch) {
 		b.XactLock(sweepLock, false)
 		for _, h := range objs {
-			b.Set(condemnedKey(condemnedObj, h), nil)
+			b.Set(condemnedKey(condemnedObj, h), condemnPending)
 		}
 		for _, h := range chunks {
-			b.Set(condemnedKey(condemnedChunk, h), nil)
+			b.Set(condemnedKey(condemnedChunk, h), condemnPending)
+		}
+	})
+}
+
+// Swept marks chunks GC deleted: a write that found one stored before the
+// deletion must not record it (GuardObject). The marks last until the next
+// GC (AbsolveAll). Shared index only.
+func (d *DB) Swept(chunks []cas.Hash) error {
+	return d.condemned(func(b *pgkv.Batch) {
+		for _, h := range chunks {
+			b.Set(condemnedKey(condemnedChunk, h), condemnGone)
 		}
 	})
 }

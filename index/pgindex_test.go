@@ -276,7 +276,7 @@ func TestPostgresCondemnGuards(t *testing.T) {
 	record := func() error {
 		b := node.NewBatch()
 		defer b.Close()
-		b.GuardObject(obj, m)
+		b.GuardObject(obj, []cas.Hash{chunk}, nil) // the chunk found stored
 		if err := b.PutManifest(obj, m); err != nil {
 			return err
 		}
@@ -310,6 +310,26 @@ func TestPostgresCondemnGuards(t *testing.T) {
 	}
 	if err := gc.Absolve([]cas.Hash{hashOf("other")}, nil); err != nil {
 		t.Fatal(err)
+	}
+	// A chunk GC deleted: a write that found it stored before is refused; one
+	// that stored it again itself commits, and lifts the mark.
+	if err := gc.Swept([]cas.Hash{chunk}); err != nil {
+		t.Fatal(err)
+	}
+	if err := record(); !errors.Is(err, ErrCondemned) {
+		t.Fatalf("commit of a chunk found stored and since deleted: %v, want ErrCondemned", err)
+	}
+	b := node.NewBatch()
+	b.GuardObject(obj, nil, []cas.Hash{chunk})
+	if err := b.PutManifest(obj, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatalf("commit of a chunk stored again: %v", err)
+	}
+	b.Close()
+	if err := record(); err != nil {
+		t.Fatalf("commit after the chunk was stored again: %v", err)
 	}
 	n := 0
 	if err := gc.scan(prefixCondemned, func(k, v []byte) error { n++; return nil }); err != nil || n != 0 {

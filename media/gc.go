@@ -117,12 +117,14 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	if err := s.checkIndexKnowsChunks(opts, mark, cands, total, &st); err != nil {
 		return st, err
 	}
+	var gone *[]cas.Hash // the chunks deleted, with a shared index
 	if s.idx.Shared() {
-		absolve, err := s.condemn(ctx, &mark, &cands, &st)
+		finish, err := s.condemn(ctx, &mark, &cands, &st)
 		if err != nil {
 			return st, err
 		}
-		defer absolve()
+		gone = new([]cas.Hash)
+		defer func() { finish(*gone) }()
 	}
 	if err := s.sweepIndex(mark, &st); err != nil {
 		return st, err
@@ -134,7 +136,7 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	if err := s.trimChanges(&st); err != nil {
 		return st, err
 	}
-	err = s.sweepChunks(ctx, cands, &st)
+	err = s.sweepChunks(ctx, cands, &st, gone)
 	if err == nil {
 		err = s.dropDeadDamage(mark.liveChunk)
 	}
@@ -338,7 +340,8 @@ func (s *Store) sweepIndex(mark gcMark, st *GCStats) error {
 
 // sweepChunks deletes the candidate chunk files no upload has pinned,
 // counting in st what it deleted and what it kept.
-func (s *Store) sweepChunks(ctx context.Context, cands []gcCandidate, st *GCStats) error {
+// gone, when not nil, receives the hashes deleted.
+func (s *Store) sweepChunks(ctx context.Context, cands []gcCandidate, st *GCStats, gone *[]cas.Hash) error {
 	for _, c := range cands {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -346,6 +349,9 @@ func (s *Store) sweepChunks(ctx context.Context, cands []gcCandidate, st *GCStat
 		deleted, err := s.pins.ifUnpinned(c.h, func() error { return s.cas.Delete(c.h) })
 		if err != nil {
 			return err
+		}
+		if deleted && gone != nil {
+			*gone = append(*gone, c.h)
 		}
 		if deleted {
 			st.ChunksDeleted++

@@ -228,7 +228,7 @@ func (s *Store) fetch(ctx context.Context, m matrix.MXC, start func(RemoteMedia)
 	// inserted, so the cache (and the usage counters) hold it once.
 	shared := s.idx.Shared()
 	err = s.quarantine.commitUnless(obj, m.Server(), true, func() error {
-		return s.commitRecord(rec, man, known, nil, shared)
+		return s.commitRecord(rec, man, known, nil, shared, pins)
 	}, func(by string) error { return s.quarantinedFetch(m, by) })
 	if shared && errors.Is(err, ErrExists) {
 		// The other node's copy, of the same content: ours was not recorded.

@@ -121,23 +121,25 @@ func condemned(err error) error {
 // condemn is GC's second look on a shared index (see index/pgindex.go):
 // it condemns the dead objects and candidate chunks, so that no node
 // commits a new reference to them from now on, then marks again in a
-// snapshot taken after that and spares whatever a commit of another node
-// made live meanwhile, dropping it from mark and cands. absolve lifts the
-// condemnations once the sweep is done.
-func (s *Store) condemn(ctx context.Context, mark *gcMark, cands *[]gcCandidate, st *GCStats) (absolve func(), err error) {
+// snapshot taken after that and spares (absolves at once) whatever a
+// commit of another node made live meanwhile, dropping it from mark and
+// cands. finish, called with the chunks the sweep deleted, marks those
+// deleted (a write that found one stored before must not record it) and
+// absolves the rest.
+func (s *Store) condemn(ctx context.Context, mark *gcMark, cands *[]gcCandidate, st *GCStats) (finish func(gone []cas.Hash), err error) {
 	objs := mark.deadObj
 	chunks := make([]cas.Hash, len(*cands))
 	for i, c := range *cands {
 		chunks[i] = c.h
 	}
 	if len(objs)+len(chunks) == 0 {
-		return func() {}, nil
+		return func([]cas.Hash) {}, nil
 	}
 	if err := s.idx.Condemn(objs, chunks); err != nil {
 		return nil, err
 	}
-	absolve = func() {
-		if err := s.idx.Absolve(objs, chunks); err != nil {
+	warn := func(err error) {
+		if err != nil {
 			s.opts.Logger.Warn("gc: lifting condemnations failed; the next gc lifts them", "err", err)
 		}
 	}
@@ -145,28 +147,45 @@ func (s *Store) condemn(ctx context.Context, mark *gcMark, cands *[]gcCandidate,
 	defer snap.Close()
 	again, err := markLive(ctx, snap)
 	if err != nil {
-		absolve()
+		warn(s.idx.Absolve(objs, chunks))
 		return nil, err
 	}
-	var dead []cas.Hash
+	var dead, sparedObjs []cas.Hash
 	for _, h := range mark.deadObj {
 		if _, live := again.liveObj[h]; live {
 			st.Objects++
+			sparedObjs = append(sparedObjs, h)
 			continue
 		}
 		dead = append(dead, h)
 	}
 	mark.deadObj = dead
 	var left []gcCandidate
+	var sparedChunks []cas.Hash
 	for _, c := range *cands {
 		if _, live := again.liveChunk[c.h]; live {
 			st.Chunks++
+			sparedChunks = append(sparedChunks, c.h)
 			continue
 		}
 		left = append(left, c)
 	}
 	*cands = left
-	return absolve, nil
+	warn(s.idx.Absolve(sparedObjs, sparedChunks))
+	return func(gone []cas.Hash) {
+		deleted := make(map[cas.Hash]bool, len(gone))
+		for _, h := range gone {
+			deleted[h] = true
+		}
+		var kept []cas.Hash
+		for _, c := range left {
+			if !deleted[c.h] {
+				kept = append(kept, c.h)
+			}
+		}
+		warn(s.idx.Swept(gone))
+		warn(s.idx.Absolve(dead, kept))
+	}, nil
 }
 
 // retryShared runs op, which reads a record and writes it back on

@@ -503,7 +503,7 @@ func (s *Store) storeThumbnail(ctx context.Context, rec Media, spec string, src 
 				return Thumbnail{}, err
 			}
 		}
-		b.GuardObject(obj, m)
+		b.GuardObject(obj, pins.found, pins.own)
 	}
 	if err := b.PutThumbnail(rec.Object, spec, tr.record()); err != nil {
 		return Thumbnail{}, err

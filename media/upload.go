@@ -109,7 +109,7 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec
 
 	rec.Object, rec.Size = obj, m.Size
 	err = s.quarantine.commitUnless(obj, rec.MXC.Server(), rec.Remote, func() error {
-		return hold.commit(func() error { return s.commitRecord(rec, m, known, pending, info.fresh) })
+		return hold.commit(func() error { return s.commitRecord(rec, m, known, pending, info.fresh, pins) })
 	}, nil)
 	if err != nil {
 		return Media{}, 0, err
@@ -128,7 +128,10 @@ func (s *Store) ingest(ctx context.Context, info UploadInfo, body io.Reader, rec
 // fresh inserts the record on condition that none exists, and a pending
 // entry is taken on condition that it is still there (shared index): of two
 // uploads racing for one ID on two nodes, the second is ErrExists.
-func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *Media, fresh bool) error {
+//
+// pins are the write's (what it found stored and stored itself, for a
+// shared index's guard against another node's GC).
+func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *Media, fresh bool, pins *pinSet) error {
 	b := s.idx.NewBatch()
 	defer b.Close()
 	// With a shared index a known manifest is written again: another
@@ -138,7 +141,7 @@ func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *M
 			return err
 		}
 	}
-	b.GuardObject(rec.Object, m)
+	b.GuardObject(rec.Object, pins.found, pins.own)
 	put := b.PutMedia
 	if fresh {
 		put = b.InsertMedia
@@ -194,6 +197,9 @@ type pinSet struct {
 	hs []cas.Hash
 	// stored counts the bytes of chunks this write added to the store.
 	stored int64
+	// found and own are the chunks this write found already stored and
+	// those it stored itself (for index.Batch.GuardObject).
+	found, own []cas.Hash
 }
 
 func (s *Store) newPinSet() *pinSet { return &pinSet{s: s} }
@@ -250,6 +256,11 @@ func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit
 		isNew, err := batch.Put(h, data)
 		if err != nil {
 			return cas.Hash{}, m, false, noSpace(err)
+		}
+		if isNew {
+			pins.own = append(pins.own, h)
+		} else {
+			pins.found = append(pins.found, h)
 		}
 		if isNew {
 			pins.stored += int64(len(data))
