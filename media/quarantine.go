@@ -280,30 +280,40 @@ func (s *Store) QuarantineUser(user, by string) (int, error) {
 			s.claims.release(m)
 		}
 	}()
-	b := s.idx.NewBatch()
-	defer b.Close()
 	n := 0
-	for _, m := range ms {
-		rec, err := s.readMedia(m)
-		if errors.Is(err, index.ErrNotFound) {
-			continue
+	err = retryShared(func() error { // another node may change them meanwhile
+		b := s.idx.NewBatch()
+		defer b.Close()
+		n = 0
+		for _, m := range ms {
+			rec, err := s.readMedia(m)
+			if errors.Is(err, index.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if rec.Protected || rec.Deleted {
+				continue
+			}
+			n++
+			if rec.Quarantined {
+				continue
+			}
+			if err := s.expectRecord(b, rec); err != nil {
+				return err
+			}
+			rec.Quarantined, rec.QuarantinedBy = true, by
+			if err := b.PutMedia(rec.record()); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return 0, err
-		}
-		if rec.Protected || rec.Deleted {
-			continue
-		}
-		n++
-		if rec.Quarantined {
-			continue
-		}
-		rec.Quarantined, rec.QuarantinedBy = true, by
-		if err := b.PutMedia(rec.record()); err != nil {
-			return 0, err
-		}
+		return s.commitInvalidating(b, ms...)
+	})
+	if err != nil {
+		return 0, err
 	}
-	return n, s.commitInvalidating(b, ms...)
+	return n, nil
 }
 
 // QuarantineContent quarantines the content of m (local media of

@@ -160,6 +160,13 @@ func (s *Store) condemn(ctx context.Context, mark *gcMark, cands *[]gcCandidate,
 		dead = append(dead, h)
 	}
 	mark.deadObj = dead
+	var thumbs []thumbKey // thumbnails of sources live again are kept too
+	for _, k := range mark.deadThumbs {
+		if _, live := again.liveObj[k.src]; !live {
+			thumbs = append(thumbs, k)
+		}
+	}
+	mark.deadThumbs = thumbs
 	var left []gcCandidate
 	var sparedChunks []cas.Hash
 	for _, c := range *cands {
