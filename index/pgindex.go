@@ -453,24 +453,17 @@ func condemnedKey(p []byte, h cas.Hash) []byte {
 	return append(append([]byte(nil), p...), h[:]...)
 }
 
-// Condemnation values: pending while GC may still delete, gone once it has.
-var (
-	condemnPending = []byte("p")
-	condemnGone    = []byte("g")
-)
-
 // GuardObject makes the commit fail with ErrCondemned when object h, whose
-// manifest the batch records, is condemned by a GC still at work, or when
-// one of found (chunks of it that the write found already stored rather
-// than uploaded) is condemned or was deleted by the last GC: they may be
-// gone. own are the chunks the write uploaded itself, after any deletion:
-// their "deleted" marks are dropped. Shared index only; Pebble: nothing.
+// manifest the batch records, is condemned, or when one of found (chunks of
+// it that the write found already stored rather than uploaded) is: they may
+// be gone. own are the chunks the write uploaded itself, after any
+// deletion: their condemnations are dropped. Shared index only; Pebble: nothing.
 func (b *Batch) GuardObject(h cas.Hash, found, own []cas.Hash) {
 	if b.pg == nil {
 		return
 	}
 	b.pg.b.XactLock(sweepLock, true)
-	b.pg.b.AbsentWith(condemnPending, condemnedKey(condemnedObj, h))
+	b.pg.b.Absent(condemnedKey(condemnedObj, h))
 	if len(found) > 0 {
 		keys := make([][]byte, len(found))
 		for i, c := range found {
@@ -484,26 +477,17 @@ func (b *Batch) GuardObject(h cas.Hash, found, own []cas.Hash) {
 }
 
 // Condemn marks objects and chunks as being removed by GC, waiting for
-// the commits under GuardObject in progress. Shared index only.
+// the commits under GuardObject in progress. A chunk GC deleted stays
+// condemned until the next GC (AbsolveAll): a write that found it stored
+// before the deletion must not record it. Shared index only.
 func (d *DB) Condemn(objs, chunks []cas.Hash) error {
 	return d.condemned(func(b *pgkv.Batch) {
 		b.XactLock(sweepLock, false)
 		for _, h := range objs {
-			b.Set(condemnedKey(condemnedObj, h), condemnPending)
+			b.Set(condemnedKey(condemnedObj, h), nil)
 		}
 		for _, h := range chunks {
-			b.Set(condemnedKey(condemnedChunk, h), condemnPending)
-		}
-	})
-}
-
-// Swept marks chunks GC deleted: a write that found one stored before the
-// deletion must not record it (GuardObject). The marks last until the next
-// GC (AbsolveAll). Shared index only.
-func (d *DB) Swept(chunks []cas.Hash) error {
-	return d.condemned(func(b *pgkv.Batch) {
-		for _, h := range chunks {
-			b.Set(condemnedKey(condemnedChunk, h), condemnGone)
+			b.Set(condemnedKey(condemnedChunk, h), nil)
 		}
 	})
 }

@@ -123,9 +123,9 @@ func condemned(err error) error {
 // commits a new reference to them from now on, then marks again in a
 // snapshot taken after that and spares (absolves at once) whatever a
 // commit of another node made live meanwhile, dropping it from mark and
-// cands. finish, called with the chunks the sweep deleted, marks those
-// deleted (a write that found one stored before must not record it) and
-// absolves the rest.
+// cands. finish, called with the chunks the sweep deleted, absolves the
+// rest; the deleted ones stay condemned until the next GC (a write that
+// found one stored before must not record it).
 func (s *Store) condemn(ctx context.Context, mark *gcMark, cands *[]gcCandidate, st *GCStats) (finish func(gone []cas.Hash), err error) {
 	objs := mark.deadObj
 	chunks := make([]cas.Hash, len(*cands))
@@ -190,8 +190,8 @@ func (s *Store) condemn(ctx context.Context, mark *gcMark, cands *[]gcCandidate,
 				kept = append(kept, c.h)
 			}
 		}
-		warn(s.idx.Swept(gone))
-		warn(s.idx.Absolve(dead, kept))
+		warn(s.idx.Absolve(dead, kept)) // the deleted chunks stay condemned
+
 	}, nil
 }
 

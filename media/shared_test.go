@@ -61,18 +61,12 @@ func TestSharedUploadRaceOneWins(t *testing.T) {
 	a, b := sharedPair(t)
 	for round := range 5 {
 		id := "race" + string(rune('a'+round))
-		var wg sync.WaitGroup
-		errs := make([]error, 2)
-		for i, s := range []*media.Store{a, b} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				data := randBytes(uint64(10*round+i), 50_000)
-				_, errs[i] = s.Upload(context.Background(), media.UploadInfo{MXC: mxc(id), Uploader: "@u:example.org",
-					ContentType: "application/octet-stream", Size: int64(len(data))}, bytes.NewReader(data))
-			}()
-		}
-		wg.Wait()
+		errs := onEach([]*media.Store{a, b}, func(i int, s *media.Store) error {
+			data := randBytes(uint64(10*round+i), 50_000)
+			_, err := s.Upload(context.Background(), media.UploadInfo{MXC: mxc(id), Uploader: "@u:example.org",
+				ContentType: "application/octet-stream", Size: int64(len(data))}, bytes.NewReader(data))
+			return err
+		})()
 		ok := 0
 		for _, err := range errs {
 			switch {
@@ -107,17 +101,11 @@ func TestSharedFillRaceAndWake(t *testing.T) {
 	}()
 	// Two fills at once, one on each node: one wins.
 	data := randBytes(7, 100_000)
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, s := range []*media.Store{a, b} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.Fill(context.Background(), media.UploadInfo{MXC: rec.MXC, ContentType: "application/octet-stream",
-				Size: int64(len(data))}, "@u:example.org", bytes.NewReader(data))
-		}()
-	}
-	wg.Wait()
+	errs := onEach([]*media.Store{a, b}, func(_ int, s *media.Store) error {
+		_, err := s.Fill(context.Background(), media.UploadInfo{MXC: rec.MXC, ContentType: "application/octet-stream",
+			Size: int64(len(data))}, "@u:example.org", bytes.NewReader(data))
+		return err
+	})()
 	if (errs[0] == nil) == (errs[1] == nil) {
 		t.Fatalf("fills: %v, %v: want exactly one to succeed", errs[0], errs[1])
 	}
@@ -216,22 +204,20 @@ func TestSharedThumbnailMadeOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := media.ThumbnailRequest{Width: 64, Height: 64, Method: thumbgen.Scale}
-	var wg sync.WaitGroup
 	got := make([]media.Thumbnail, 2)
-	for i, s := range []*media.Store{a, b} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, tr, err := s.Thumbnail(context.Background(), rec, req)
-			if err != nil {
-				t.Errorf("Thumbnail on node %d: %v", i, err)
-				return
-			}
+	errs := onEach([]*media.Store{a, b}, func(i int, s *media.Store) error {
+		r, tr, err := s.Thumbnail(context.Background(), rec, req)
+		if err == nil {
 			r.Close()
 			got[i] = tr
-		}()
+		}
+		return err
+	})()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Thumbnail on node %d: %v", i, err)
+		}
 	}
-	wg.Wait()
 	if got[0].Object != got[1].Object || got[0].Object.IsZero() {
 		t.Fatalf("the nodes serve different thumbnails: %v, %v", got[0].Object, got[1].Object)
 	}
@@ -311,12 +297,7 @@ func TestSharedWriteBacksDoNotUndo(t *testing.T) {
 	for i := range n {
 		m := mxc(fmt.Sprintf("w%d", i))
 		if i%2 == 0 {
-			errs := make([]error, 2)
-			for j, s := range []*media.Store{a, b} {
-				wg.Add(1)
-				go func() { defer wg.Done(); errs[j] = s.Delete(m) }()
-			}
-			wg.Wait()
+			errs := onEach([]*media.Store{a, b}, func(_ int, s *media.Store) error { return s.Delete(m) })()
 			if (errs[0] == nil) == (errs[1] == nil) {
 				t.Fatalf("%s deleted on two nodes at once: %v, %v; want one success", m, errs[0], errs[1])
 			}
@@ -353,21 +334,15 @@ func TestSharedRemoteFetchOnce(t *testing.T) {
 		o.Remote = media.RemoteOptions{Fetcher: f, MaxBytes: 1 << 20}
 		o.Local = func(s string) bool { return s == server }
 	})
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, s := range []*media.Store{a, b} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.FetchRemote(context.Background(), m)
-		}()
-	}
+	wait := onEach([]*media.Store{a, b}, func(_ int, s *media.Store) error {
+		_, err := s.FetchRemote(context.Background(), m)
+		return err
+	})
 	for f.calls.Load() < 2 { // both fetches under way before either is answered
 		runtime.Gosched()
 	}
 	close(f.release)
-	wg.Wait()
-	for i, err := range errs {
+	for i, err := range wait() {
 		if err != nil {
 			t.Fatalf("fetch on node %d: %v", i, err)
 		}
@@ -439,4 +414,22 @@ func TestSharedUploadAcrossGCKeepsContent(t *testing.T) {
 		return
 	}
 	checkContent(t, a, "new", data)
+}
+
+// onEach runs fn on every node at once (i is the node's index) and
+// returns a wait for their errors, in the nodes' order.
+func onEach(nodes []*media.Store, fn func(i int, s *media.Store) error) (wait func() []error) {
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, s := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(i, s)
+		}()
+	}
+	return func() []error {
+		wg.Wait()
+		return errs
+	}
 }

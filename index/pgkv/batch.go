@@ -90,12 +90,8 @@ func (b *Batch) Expect(key, value []byte) {
 // Absent fails Commit with ErrPresent, applying nothing, when one of keys
 // is present when this operation runs (committed by another transaction,
 // or set earlier in b).
-func (b *Batch) Absent(keys ...[]byte) { b.AbsentWith(nil, keys...) }
-
-// AbsentWith is Absent counting only the keys that hold value (any value
-// when value is nil).
-func (b *Batch) AbsentWith(value []byte, keys ...[]byte) {
-	o := op{kind: opAbsent, value: clone(value)}
+func (b *Batch) Absent(keys ...[]byte) {
+	o := op{kind: opAbsent}
 	for _, k := range keys {
 		o.keys = append(o.keys, nonNil(clone(k)))
 	}
@@ -172,7 +168,7 @@ func (b *Batch) apply(ctx context.Context, tx pgx.Tx) (err error) {
 				q.Queue("SELECT pg_advisory_xact_lock($1)", lockID(string(o.key)))
 			}
 		case opAbsent:
-			q.Queue("SELECT count(*) FROM kv WHERE key = ANY($1) AND ($2::bytea IS NULL OR value = $2)", o.keys, o.value)
+			q.Queue("SELECT count(*) FROM kv WHERE key = ANY($1)", o.keys)
 		case opExpect:
 			q.Queue("SELECT count(*) FROM (SELECT 1 FROM kv WHERE key = $1 AND value = $2 FOR UPDATE) AS held", nonNil(o.key), nonNil(o.value))
 		}
