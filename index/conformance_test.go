@@ -19,11 +19,7 @@ import (
 // checkpoints, the key layout, the change log) stay in their own files; the
 // PostgreSQL-only behaviour (Lock waiting, Watch) is in pgindex_test.go.
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.StopSharedPG()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testkit.RunWithPG(m)) }
 
 // backend is one implementation of the index.
 type backend struct {

@@ -7,8 +7,4 @@ import (
 	"github.com/mxcas/mxcas/testkit"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.StopSharedPG() // the cluster of the shared-index tests, if any started it
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testkit.RunWithPG(m)) }

@@ -66,6 +66,15 @@ func SharedPG(t testing.TB, superuser string) *PGCluster {
 	return pgShared
 }
 
+// RunWithPG runs a package's tests (m.Run) and then stops the cluster
+// SharedPG started for them, if any, returning the exit code: a TestMain is
+// os.Exit(testkit.RunWithPG(m)).
+func RunWithPG(m *testing.M) int {
+	code := m.Run()
+	StopSharedPG()
+	return code
+}
+
 // StopSharedPG stops the cluster SharedPG started, if any.
 func StopSharedPG() {
 	if pgShared != nil {

@@ -18,11 +18,7 @@ import (
 	"github.com/mxcas/mxcas/testkit"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.StopSharedPG()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testkit.RunWithPG(m)) }
 
 // newDB creates a fresh database and returns its DSN.
 func newDB(t *testing.T) string {
