@@ -79,7 +79,6 @@ func (s *Store) watchShared() error {
 	if !s.idx.Shared() {
 		return nil
 	}
-	s.quarantine.shared = s.idx
 	return s.idx.Watch(func(ops []index.Op, all bool) {
 		if all {
 			s.waiters.wakeAll()

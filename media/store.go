@@ -317,6 +317,9 @@ func Open(opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if idx.Shared() {
+		s.quarantine.shared = idx // read for the object at hand: other nodes change it
+	}
 	if err := s.loadStats(); err != nil {
 		s.Close()
 		return nil, err
