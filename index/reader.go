@@ -133,7 +133,17 @@ func (r reader) ScanMediaChecked(fn func(rec MediaRecord, decodeErr error) error
 // ScanManifests calls fn for every object manifest. A manifest that cannot
 // be decoded is passed with a non-nil decodeErr so fsck can report it.
 func (r reader) ScanManifests(fn func(h cas.Hash, m Manifest, decodeErr error) error) error {
-	return r.scan(prefixObject, func(k, v []byte) error {
+	return r.ScanManifestsIn(cas.Hash{}, cas.Hash{}, true, fn)
+}
+
+// ScanManifestsIn is ScanManifests over the objects from lo (included) to
+// hi (excluded), in hash order; to the last object when toEnd (hi unused).
+func (r reader) ScanManifestsIn(lo, hi cas.Hash, toEnd bool, fn func(h cas.Hash, m Manifest, decodeErr error) error) error {
+	upper := prefixEnd(prefixObject)
+	if !toEnd {
+		upper = objectKey(hi)
+	}
+	return r.kv.scan(objectKey(lo), upper, func(k, v []byte) error {
 		var h cas.Hash
 		if len(k) != len(prefixObject)+cas.HashSize {
 			return fmt.Errorf("%w: object key %q", ErrCorruptRecord, k)

@@ -3,6 +3,7 @@ package media
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"sync"
 	"sync/atomic"
@@ -109,21 +110,32 @@ func (d *damage) forget(h cas.Hash) {
 }
 
 // dropDeadDamage clears the damage records of chunks no live manifest
-// needs (GC's mark): nothing reads them any more. Should an upload need one
-// again, its next reader checks it afresh.
-func (s *Store) dropDeadDamage(live map[cas.Hash]struct{}) error {
+// needs (GC's mark, live; a follower's chunks of dead manifests count as
+// needed): nothing reads them any more. Should an upload need one again,
+// its next reader checks it afresh.
+func (s *Store) dropDeadDamage(live *liveObjects) error {
 	if s.damage.n.Load() == 0 {
 		return nil
 	}
-	var dead []cas.Hash
+	var damaged []cas.Hash
 	err := s.idx.ScanDamaged(func(h cas.Hash, _ index.DamageRecord, _ error) error {
-		if _, ok := live[h]; !ok {
-			dead = append(dead, h)
-		}
+		damaged = append(damaged, h)
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	slices.SortFunc(damaged, compareHash)
+	marks := make([]chunkMark, len(damaged))
+	find := func(h cas.Hash) (int, bool) { return sortedHas(damaged, h) }
+	if err := live.markChunks(find, marks, nil); err != nil {
+		return err
+	}
+	var dead []cas.Hash
+	for i, h := range damaged {
+		if marks[i] == chunkUnknown || marks[i] == chunkKnown && !s.idx.Follower() {
+			dead = append(dead, h)
+		}
 	}
 	if len(dead) == 0 {
 		return nil

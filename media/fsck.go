@@ -1,7 +1,7 @@
 package media
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -126,15 +126,7 @@ func (s *Store) fsck(ctx context.Context, o FsckOptions) (FsckReport, error) {
 	snap := s.idx.Snapshot()
 	defer snap.Close()
 
-	chunks, err := s.hashChunks(ctx, o.Workers)
-	if err != nil {
-		return rep, err
-	}
-	rep.addChunks(chunks)
-	if err := rep.addRecordedDamage(snap); err != nil {
-		return rep, err
-	}
-	damagedObj, err := rep.checkManifests(ctx, snap, chunks)
+	damagedObj, err := rep.checkChunks(ctx, s, snap, o.Workers)
 	if err != nil {
 		return rep, err
 	}
@@ -146,74 +138,129 @@ func (s *Store) fsck(ctx context.Context, o FsckOptions) (FsckReport, error) {
 	return rep, nil
 }
 
-// chunkState is what Fsck's walk found of one chunk file.
-type chunkState struct {
+// fsckChunk is what Fsck's walk found of one chunk file.
+type fsckChunk struct {
+	h       cas.Hash
 	size    int64
-	corrupt bool
 	readErr string
+	corrupt bool
+	gone    bool // deleted while fsck ran: left out
+	needed  bool // a manifest lists it
 }
 
-// hashChunks reads every chunk file in the store and checks it against its
-// name, workers at a time (each holding one chunk's buffer, from a pool).
-// A chunk deleted while the walk goes on is left out.
-func (s *Store) hashChunks(ctx context.Context, workers int) (map[cas.Hash]chunkState, error) {
-	var mu sync.Mutex
-	chunks := make(map[cas.Hash]chunkState)
+// objDamage is the damage of an object: the kind of its last damaged
+// chunk reference (ref is its place in the manifest; -1: a bad manifest).
+type objDamage struct {
+	kind string
+	ref  int
+}
+
+// manifestProblem is a problem a manifest's check found, and where.
+type manifestProblem struct {
+	ref int
+	p   Problem
+}
+
+// checkChunks checks the chunk files and the manifests, in passes over
+// ranges of chunk hashes (passes.go): each pass reads and hashes the chunk
+// files of its range, then checks against them the references of every
+// manifest that fall in it. An object is damaged when a chunk is missing,
+// corrupt or the wrong size. It adds the problems found in the report's
+// order (corrupt chunks by hash, the recorded damage, then the manifests'
+// problems in index order), counts the chunks no manifest needs as
+// orphans, and returns the damaged objects with the kind of their damage.
+func (r *FsckReport) checkChunks(ctx context.Context, s *Store, snap *index.Snapshot, workers int) (map[cas.Hash]string, error) {
+	damaged := make(map[cas.Hash]objDamage)
+	var found []manifestProblem
+	for hr, first, more := whole, true, true; more; hr, more = hr.next() {
+		var chunks []fsckChunk
+		var err error
+		hr, chunks, err = s.hashChunks(ctx, hr.lo, workers)
+		if err != nil {
+			return nil, err
+		}
+		passesRun.Add(1)
+		for _, c := range chunks {
+			if c.gone {
+				continue
+			}
+			r.Chunks++
+			r.Bytes += c.size
+			if c.corrupt {
+				r.Problems = append(r.Problems, Problem{Kind: ProblemCorruptChunk, Chunk: c.h, Detail: c.readErr})
+			}
+		}
+		if err := r.checkManifests(ctx, snap, hr, chunks, first, damaged, &found); err != nil {
+			return nil, err
+		}
+		for _, c := range chunks {
+			if !c.gone && !c.needed {
+				r.Orphans++
+			}
+		}
+		first = false
+	}
+	if err := r.addRecordedDamage(snap); err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(found, func(a, b manifestProblem) int {
+		return cmp.Or(compareHash(a.p.Object, b.p.Object), cmp.Compare(a.ref, b.ref))
+	})
+	for _, f := range found {
+		r.Problems = append(r.Problems, f.p)
+	}
+	damagedObj := make(map[cas.Hash]string, len(damaged))
+	for h, d := range damaged {
+		damagedObj[h] = d.kind
+	}
+	return damagedObj, nil
+}
+
+// hashChunks lists the chunk files of the range from lo (the range ends
+// where passBudget has it end) and reads every one and checks it against
+// its name, workers at a time (each holding one chunk's buffer, from a
+// pool). A chunk deleted meanwhile is marked gone.
+func (s *Store) hashChunks(ctx context.Context, lo cas.Hash, workers int) (hashRange, []fsckChunk, error) {
+	set := newRangeSet(lo, func(c fsckChunk) cas.Hash { return c.h })
+	err := s.cas.Walk(func(h cas.Hash, info fs.FileInfo) error {
+		set.add(fsckChunk{h: h, size: info.Size()})
+		return ctx.Err()
+	})
+	if err != nil {
+		return hashRange{}, nil, err
+	}
+	hr, chunks := set.done()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
 	pool := sync.Pool{New: func() any { return new([]byte) }}
-	werr := s.cas.Walk(func(h cas.Hash, info fs.FileInfo) error {
+	for i := range chunks {
 		if err := gctx.Err(); err != nil {
-			return err
+			break
 		}
+		c := &chunks[i]
 		g.Go(func() error {
 			bp := pool.Get().(*[]byte)
 			defer pool.Put(bp)
-			buf, err := s.cas.ReadChunk(h, *bp)
-			st := chunkState{size: info.Size()}
+			buf, err := s.cas.ReadChunk(c.h, *bp)
 			switch {
 			case errors.Is(err, cas.ErrCorrupt):
-				st.corrupt = true
+				c.corrupt = true
 			case errors.Is(err, cas.ErrNotFound):
-				return nil // deleted while we walked: not ours to judge
+				c.gone = true // deleted while we walked: not ours to judge
 			case errors.Is(err, cas.ErrUnavailable):
 				return err // the object store failed, not the chunk: judge nothing
 			case err != nil:
-				st.corrupt, st.readErr = true, err.Error() // unreadable: as bad as corrupt
+				c.corrupt, c.readErr = true, err.Error() // unreadable: as bad as corrupt
 			default:
 				*bp = buf
 			}
-			mu.Lock()
-			chunks[h] = st
-			mu.Unlock()
 			return nil
 		})
-		return nil
-	})
+	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return hashRange{}, nil, err
 	}
-	if werr != nil {
-		return nil, werr
-	}
-	return chunks, nil
-}
-
-// addChunks counts the chunks hashChunks found and reports the corrupt
-// ones, sorted by hash.
-func (r *FsckReport) addChunks(chunks map[cas.Hash]chunkState) {
-	var corrupt []cas.Hash
-	for h, st := range chunks {
-		r.Chunks++
-		r.Bytes += st.size
-		if st.corrupt {
-			corrupt = append(corrupt, h)
-		}
-	}
-	slices.SortFunc(corrupt, func(a, b cas.Hash) int { return bytes.Compare(a[:], b[:]) })
-	for _, h := range corrupt {
-		r.Problems = append(r.Problems, Problem{Kind: ProblemCorruptChunk, Chunk: h, Detail: chunks[h].readErr})
-	}
+	return hr, chunks, ctx.Err()
 }
 
 // addRecordedDamage reports the damage that reads found and recorded,
@@ -229,46 +276,54 @@ func (r *FsckReport) addRecordedDamage(snap *index.Snapshot) error {
 	})
 }
 
-// checkManifests checks every manifest against the chunks found: an object
-// is damaged when a chunk is missing, corrupt or the wrong size. It returns
-// the damaged objects with the kind of their damage, and counts the chunks
-// no manifest needs as orphans.
-func (r *FsckReport) checkManifests(ctx context.Context, snap *index.Snapshot, chunks map[cas.Hash]chunkState) (map[cas.Hash]string, error) {
-	damagedObj := make(map[cas.Hash]string)
-	needed := make(map[cas.Hash]struct{})
-	err := snap.ScanManifests(func(h cas.Hash, m index.Manifest, decodeErr error) error {
-		r.Objects++
+// checkManifests checks the references of every manifest to the chunks of
+// range hr against chunks, the files found there (sorted), marking those
+// needed; the first pass counts the objects and reports the manifests
+// that cannot be decoded. It records the damaged objects in damaged and
+// the problems in found.
+func (r *FsckReport) checkManifests(ctx context.Context, snap *index.Snapshot, hr hashRange, chunks []fsckChunk, first bool,
+	damaged map[cas.Hash]objDamage, found *[]manifestProblem) error {
+	damage := func(h cas.Hash, ref int, kind string) {
+		if d, ok := damaged[h]; !ok || ref > d.ref {
+			damaged[h] = objDamage{kind, ref}
+		}
+	}
+	return snap.ScanManifests(func(h cas.Hash, m index.Manifest, decodeErr error) error {
 		if decodeErr != nil {
-			damagedObj[h] = ProblemBadManifest
-			r.Problems = append(r.Problems, Problem{Kind: ProblemBadManifest, Object: h, Detail: decodeErr.Error()})
+			if first {
+				r.Objects++
+				damage(h, -1, ProblemBadManifest)
+				*found = append(*found, manifestProblem{-1, Problem{Kind: ProblemBadManifest, Object: h, Detail: decodeErr.Error()}})
+			}
 			return nil
 		}
-		for _, c := range m.Chunks {
-			needed[c.Hash] = struct{}{}
-			st, ok := chunks[c.Hash]
+		if first {
+			r.Objects++
+		}
+		for ref, c := range storedChunks(m) {
+			if !hr.contains(c.Hash) {
+				continue
+			}
+			i, ok := slices.BinarySearchFunc(chunks, c.Hash, func(f fsckChunk, h cas.Hash) int { return compareHash(f.h, h) })
+			if ok && chunks[i].gone {
+				ok = false
+			}
 			switch {
 			case !ok:
-				damagedObj[h] = ProblemMissingChunk
-				r.Problems = append(r.Problems, Problem{Kind: ProblemMissingChunk, Chunk: c.Hash, Object: h})
-			case st.corrupt:
-				damagedObj[h] = ProblemCorruptChunk
-			case st.size != int64(c.Len):
-				damagedObj[h] = ProblemChunkSize
-				r.Problems = append(r.Problems, Problem{Kind: ProblemChunkSize, Chunk: c.Hash, Object: h,
-					Detail: fmt.Sprintf("file has %d bytes, manifest says %d", st.size, c.Len)})
+				damage(h, ref, ProblemMissingChunk)
+				*found = append(*found, manifestProblem{ref, Problem{Kind: ProblemMissingChunk, Chunk: c.Hash, Object: h}})
+				continue
+			case chunks[i].corrupt:
+				damage(h, ref, ProblemCorruptChunk)
+			case chunks[i].size != int64(c.Len):
+				damage(h, ref, ProblemChunkSize)
+				*found = append(*found, manifestProblem{ref, Problem{Kind: ProblemChunkSize, Chunk: c.Hash, Object: h,
+					Detail: fmt.Sprintf("file has %d bytes, manifest says %d", chunks[i].size, c.Len)}})
 			}
+			chunks[i].needed = true
 		}
 		return ctx.Err()
 	})
-	if err != nil {
-		return nil, err
-	}
-	for h := range chunks {
-		if _, ok := needed[h]; !ok {
-			r.Orphans++
-		}
-	}
-	return damagedObj, nil
 }
 
 // checkRecords checks every media record and names the damaged media: a
@@ -327,7 +382,7 @@ func (r *FsckReport) attributeProblems(snap *index.Snapshot, damagedObj map[cas.
 }
 
 func containsChunk(m index.Manifest, h cas.Hash) bool {
-	for _, c := range m.Chunks {
+	for _, c := range storedChunks(m) {
 		if c.Hash == h {
 			return true
 		}

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 
 	"github.com/mxcas/mxcas/cas"
-	"github.com/mxcas/mxcas/index"
 )
 
 // GCStats says what a GC run found and removed.
@@ -97,7 +97,10 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 
 	snap := s.idx.Snapshot()
 	defer snap.Close()
-	mark, err := markLive(ctx, snap)
+	live := newLiveObjects(ctx, snap)
+	// Find the candidates before deleting anything, so the sanity check can
+	// refuse with the store untouched.
+	mark, cands, total, err := s.markAndFind(ctx, live, &st)
 	st.Objects = mark.objects
 	if err != nil {
 		return st, err
@@ -108,13 +111,7 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	if s.gcHook != nil {
 		s.gcHook()
 	}
-	// Find the candidates before deleting anything, so the sanity check can
-	// refuse with the store untouched.
-	cands, total, err := s.unmarkedChunks(ctx, mark.liveChunk, &st)
-	if err != nil {
-		return st, err
-	}
-	if err := s.checkIndexKnowsChunks(opts, mark, cands, total, &st); err != nil {
+	if err := s.checkIndexKnowsChunks(opts, cands, total, &st); err != nil {
 		return st, err
 	}
 	var gone *[]cas.Hash // the chunks deleted, with a shared index
@@ -138,7 +135,7 @@ func (s *Store) RunGC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	}
 	err = s.sweepChunks(ctx, cands, &st, gone)
 	if err == nil {
-		err = s.dropDeadDamage(mark.liveChunk)
+		err = s.dropDeadDamage(live)
 	}
 	if err == nil {
 		s.stats.gcRuns.Add(1)
@@ -156,143 +153,106 @@ type thumbKey struct {
 	spec string
 }
 
-// gcMark is what GC's mark phase found in one snapshot of the index.
+// gcMark is what GC's mark phase found of the index besides the chunks:
+// its dead manifests and thumbnails (garbage, not the whole store).
 type gcMark struct {
-	liveObj    map[cas.Hash]struct{} // objects a media record or a live thumbnail refers to
-	liveChunk  map[cas.Hash]struct{} // chunks of live objects' manifests
-	deadChunk  map[cas.Hash]struct{} // chunks of dead manifests: known to the index
-	deadObj    []cas.Hash            // manifests of objects not marked live
-	deadThumbs []thumbKey            // thumbnails of sources no media record refers to
-	objects    int                   // live manifests
+	deadObj    []cas.Hash // manifests of objects not live, sorted
+	deadThumbs []thumbKey // thumbnails of sources no media record refers to
+	objects    int        // live manifests
 }
 
 // followPrimary makes a standby's mark keep every manifest and thumbnail
-// record and their chunks: a standby drops those only when the primary's
-// GC does (a replicated deletion). A primary's later upload of content it
-// still knows names the manifest without writing it again, so a standby
-// that had dropped it on its own would hold a record without content.
-// Chunks of no manifest are still collected.
+// record (their chunks are kept by markAndFind): a standby drops those
+// only when the primary's GC does (a replicated deletion). A primary's
+// later upload of content it still knows names the manifest without
+// writing it again, so a standby that had dropped it on its own would hold
+// a record without content. Chunks of no manifest are still collected.
 func (m *gcMark) followPrimary() {
-	for h := range m.deadChunk {
-		m.liveChunk[h] = struct{}{}
-	}
 	m.objects += len(m.deadObj)
 	m.deadObj, m.deadThumbs = nil, nil
 }
 
-// markLive is GC's mark phase: it marks every object a media record refers
-// to, the thumbnails of those objects, and the chunks of every marked
-// object's manifest; the rest of the index is dead. An unreadable thumbnail
-// record of a live source or manifest of a live object is an error: GC must
-// not sweep what it may need. On error the mark is partial.
-func markLive(ctx context.Context, snap *index.Snapshot) (gcMark, error) {
-	m := gcMark{
-		liveObj:   make(map[cas.Hash]struct{}),
-		liveChunk: make(map[cas.Hash]struct{}),
-		deadChunk: make(map[cas.Hash]struct{}),
-	}
-	if err := m.markRecords(ctx, snap); err != nil {
-		return m, err
-	}
-	if err := m.markThumbnails(ctx, snap); err != nil {
-		return m, err
-	}
-	return m, m.markChunks(ctx, snap)
-}
-
-// markRecords marks the object of every media record but tombstones
-// (deleted media, whose content is GC's to erase).
-func (m *gcMark) markRecords(ctx context.Context, snap *index.Snapshot) error {
-	return snap.ScanMedia(func(rec index.MediaRecord) error {
-		if !rec.Object.IsZero() && !rec.Deleted {
-			m.liveObj[rec.Object] = struct{}{}
-		}
-		return ctx.Err()
-	})
-}
-
-// markThumbnails marks the thumbnails of live sources as live; those of
-// dead sources go.
-func (m *gcMark) markThumbnails(ctx context.Context, snap *index.Snapshot) error {
-	return snap.ScanThumbnails(func(src cas.Hash, spec string, tr index.ThumbRecord, decodeErr error) error {
-		if _, ok := m.liveObj[src]; !ok {
-			m.deadThumbs = append(m.deadThumbs, thumbKey{src, spec})
-			return nil
-		}
-		if decodeErr != nil {
-			return decodeErr
-		}
-		m.liveObj[tr.Object] = struct{}{}
-		return ctx.Err()
-	})
-}
-
-// markChunks marks the chunks of live objects' manifests, and lists the
-// dead manifests with their chunks.
-func (m *gcMark) markChunks(ctx context.Context, snap *index.Snapshot) error {
-	return snap.ScanManifests(func(h cas.Hash, man index.Manifest, decodeErr error) error {
-		if _, ok := m.liveObj[h]; !ok {
-			m.deadObj = append(m.deadObj, h)
-			if decodeErr == nil {
-				for _, c := range man.Chunks {
-					m.deadChunk[c.Hash] = struct{}{}
-				}
-			}
-			return nil
-		}
-		if decodeErr != nil {
-			return decodeErr // never sweep what an unreadable manifest may need
-		}
-		m.objects++
-		for _, c := range man.Chunks {
-			m.liveChunk[c.Hash] = struct{}{}
-		}
-		return ctx.Err()
-	})
-}
-
 // gcCandidate is a chunk file GC may delete.
 type gcCandidate struct {
-	h    cas.Hash
-	size int64
+	h     cas.Hash
+	size  int64
+	known bool // a dead manifest lists it
 }
 
-// unmarkedChunks walks the chunk store and returns the chunk files that
-// are neither live nor younger than the grace period, and how many chunk
-// files there are in all. It counts the kept ones in st and deletes
-// nothing.
-func (s *Store) unmarkedChunks(ctx context.Context, liveChunk map[cas.Hash]struct{}, st *GCStats) ([]gcCandidate, int, error) {
+// gcChunk is a chunk file GC's walk found.
+type gcChunk struct {
+	h     cas.Hash
+	size  int64
+	young bool // within the grace period
+}
+
+// markAndFind is GC's mark and its walk of the chunk store, in passes
+// over ranges of chunk hashes (passes.go): each pass collects the chunk
+// files of its range and marks them from the manifests. It returns the
+// chunk files that are neither live nor younger than the grace period,
+// sorted, how many chunk files there are in all, and what the first pass
+// found of the index (a follower's known chunks count as live: see
+// followPrimary). It counts the kept ones in st and deletes nothing. An
+// unreadable thumbnail record of a live source or manifest of a live object
+// is an error: GC must not sweep what it may need.
+func (s *Store) markAndFind(ctx context.Context, live *liveObjects, st *GCStats) (gcMark, []gcCandidate, int, error) {
+	var mark gcMark
 	var cands []gcCandidate
 	total := 0
 	cutoff := s.opts.Now().Add(-s.opts.GCGrace)
-	err := s.cas.Walk(func(h cas.Hash, info fs.FileInfo) error {
-		if err := ctx.Err(); err != nil {
-			return err
+	follower := s.idx.Follower()
+	for r, first, more := whole, true, true; more; r, more = r.next() {
+		set := newRangeSet(r.lo, func(c gcChunk) cas.Hash { return c.h })
+		err := s.cas.Walk(func(h cas.Hash, info fs.FileInfo) error {
+			set.add(gcChunk{h, info.Size(), info.ModTime().After(cutoff)})
+			return ctx.Err()
+		})
+		if err != nil {
+			return mark, nil, 0, err
 		}
-		total++
-		if _, ok := liveChunk[h]; ok {
-			st.Chunks++
-			return nil
+		var chunks []gcChunk
+		r, chunks = set.done()
+		passesRun.Add(1)
+		marks := make([]chunkMark, len(chunks))
+		m := &mark
+		if !first {
+			m = nil // the index's garbage was listed by the first pass
 		}
-		if info.ModTime().After(cutoff) {
-			st.ChunksYoung++
-			return nil
+		find := func(h cas.Hash) (int, bool) {
+			return slices.BinarySearchFunc(chunks, h, func(c gcChunk, h cas.Hash) int { return compareHash(c.h, h) })
 		}
-		cands = append(cands, gcCandidate{h, info.Size()})
-		return nil
-	})
-	return cands, total, err
+		if err := live.markChunks(find, marks, m); err != nil {
+			return mark, nil, 0, err
+		}
+		for i, c := range chunks {
+			total++
+			k := marks[i]
+			if follower && k == chunkKnown {
+				k = chunkLive
+			}
+			switch {
+			case k == chunkLive:
+				st.Chunks++
+			case c.young:
+				st.ChunksYoung++
+			default:
+				cands = append(cands, gcCandidate{c.h, c.size, k == chunkKnown})
+			}
+		}
+		first = false
+	}
+	return mark, cands, total, nil
 }
 
 // checkIndexKnowsChunks is GC's sanity check (see GCOptions.Force): it
 // counts in st the candidates no manifest lists, and returns ErrGCRefused
 // when they are more than half of the total chunk files, unless forced.
-func (s *Store) checkIndexKnowsChunks(opts GCOptions, mark gcMark, cands []gcCandidate, total int, st *GCStats) error {
+func (s *Store) checkIndexKnowsChunks(opts GCOptions, cands []gcCandidate, total int, st *GCStats) error {
 	// Unknown chunks an upload in flight protects are not counted: they
 	// are its own, about to be listed by its manifest, and are kept anyway.
 	s.pins.whileLocked(func(pinned func(cas.Hash) bool) error {
 		for _, c := range cands {
-			if _, known := mark.deadChunk[c.h]; !known && !pinned(c.h) {
+			if !c.known && !pinned(c.h) {
 				st.ChunksUnknown++
 			}
 		}
@@ -302,7 +262,7 @@ func (s *Store) checkIndexKnowsChunks(opts GCOptions, mark gcMark, cands []gcCan
 		return nil
 	}
 	s.opts.Logger.Error("gc refused: the index does not know most chunks", "chunks", total,
-		"unknown_to_delete", st.ChunksUnknown, "live_objects", len(mark.liveObj))
+		"unknown_to_delete", st.ChunksUnknown, "live_objects", st.Objects)
 	return fmt.Errorf("%w: it would delete %d of the %d chunk files, and the index lists %d of them in no manifest: "+
 		"the index may be lost, emptied or replaced; nothing was deleted. Check the index and run fsck; "+
 		"force GC (mxcas gc -force) only if this is expected",

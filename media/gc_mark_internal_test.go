@@ -3,7 +3,9 @@ package media
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/mxcas/mxcas/cas"
@@ -38,47 +40,91 @@ func TestMarkLive(t *testing.T) {
 		}
 	}
 
+	wantLive := []cas.Hash{live.Object, livePic.Object, liveThumb.Object}
+	wantDead := map[cas.Hash]bool{dead.Object: true, deadPic.Object: true, deadThumb.Object: true}
 	snap := s.idx.Snapshot()
 	defer snap.Close()
-	mark, err := markLive(context.Background(), snap)
+	for _, budget := range []int{1 << 19, 2, 3} {
+		t.Run(fmt.Sprint("budget=", budget), func(t *testing.T) {
+			defer setPassBudget(budget)()
+			checkMark(t, snap, wantLive, wantDead, deadPic.Object)
+		})
+	}
+}
+
+// checkMark checks liveObjects and markChunks on snap against the live
+// and dead objects wanted (the manifests of both sets list distinct
+// chunks) and the one source whose thumbnail is dead.
+func checkMark(t *testing.T, snap *index.Snapshot, wantLive []cas.Hash, wantDead map[cas.Hash]bool, deadSrc cas.Hash) {
+	t.Helper()
+	l := newLiveObjects(context.Background(), snap)
+	var chunks []cas.Hash
+	want := make(map[cas.Hash]chunkMark)
+	for _, h := range wantLive {
+		for _, c := range manifestChunks(t, snap, h) {
+			chunks, want[c] = append(chunks, c), chunkLive
+		}
+	}
+	for h := range wantDead {
+		for _, c := range manifestChunks(t, snap, h) {
+			chunks, want[c] = append(chunks, c), chunkKnown
+		}
+	}
+	chunks = append(chunks, cas.Sum([]byte("in no manifest")))
+	slices.SortFunc(chunks, compareHash)
+	chunks = slices.Compact(chunks)
+	marks := make([]chunkMark, len(chunks))
+	var mark gcMark
+	if err := l.markChunks(func(h cas.Hash) (int, bool) { return sortedHas(chunks, h) }, marks, &mark); err != nil {
+		t.Fatal(err)
+	}
+	if mark.objects != len(wantLive) {
+		t.Errorf("live manifests %d, want %d", mark.objects, len(wantLive))
+	}
+	for i, c := range chunks {
+		if marks[i] != want[c] {
+			t.Errorf("chunk %s marked %d, want %d", c.Short(), marks[i], want[c])
+		}
+	}
+	isLive, err := l.liveOf(wantLive)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantLive := []cas.Hash{live.Object, livePic.Object, liveThumb.Object}
-	if len(mark.liveObj) != len(wantLive) || mark.objects != len(wantLive) {
-		t.Errorf("live objects %d, manifests %d; want %d", len(mark.liveObj), mark.objects, len(wantLive))
-	}
-	for _, h := range wantLive {
-		if _, ok := mark.liveObj[h]; !ok {
+	for i, h := range wantLive {
+		if !isLive[i] {
 			t.Errorf("live object %s not marked", h.Short())
 		}
-		checkChunksIn(t, snap, h, mark.liveChunk, "live")
 	}
-	wantDead := map[cas.Hash]bool{dead.Object: true, deadPic.Object: true, deadThumb.Object: true}
-	if len(mark.deadObj) != len(wantDead) {
-		t.Errorf("dead objects %d, want %d", len(mark.deadObj), len(wantDead))
+	if len(mark.deadObj) != len(wantDead) || !slices.IsSortedFunc(mark.deadObj, compareHash) {
+		t.Errorf("dead objects %d (sorted: %v), want %d", len(mark.deadObj), slices.IsSortedFunc(mark.deadObj, compareHash), len(wantDead))
 	}
 	for _, h := range mark.deadObj {
 		if !wantDead[h] {
 			t.Errorf("object %s marked dead", h.Short())
 		}
-		checkChunksIn(t, snap, h, mark.deadChunk, "dead")
 	}
-	if len(mark.deadThumbs) != 1 || mark.deadThumbs[0].src != deadPic.Object {
-		t.Errorf("dead thumbnails %+v, want the one of %s", mark.deadThumbs, deadPic.Object.Short())
+	if len(mark.deadThumbs) != 1 || mark.deadThumbs[0].src != deadSrc {
+		t.Errorf("dead thumbnails %+v, want the one of %s", mark.deadThumbs, deadSrc.Short())
 	}
 }
 
-// checkChunksIn fails unless every chunk of obj's manifest is in set.
-func checkChunksIn(t *testing.T, snap *index.Snapshot, obj cas.Hash, set map[cas.Hash]struct{}, what string) {
+// manifestChunks returns the chunks of obj's manifest.
+func manifestChunks(t *testing.T, snap *index.Snapshot, obj cas.Hash) []cas.Hash {
 	t.Helper()
 	m, err := snap.Manifest(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var hs []cas.Hash
 	for _, c := range m.Chunks {
-		if _, ok := set[c.Hash]; !ok {
-			t.Errorf("chunk %s of %s object %s not in the %s chunks", c.Hash.Short(), what, obj.Short(), what)
-		}
+		hs = append(hs, c.Hash)
 	}
+	return hs
+}
+
+// setPassBudget sets passBudget for a test and returns what restores it.
+func setPassBudget(n int) (restore func()) {
+	old := passBudget
+	passBudget = n
+	return func() { passBudget = old }
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mxcas/mxcas/cas"
@@ -144,39 +145,14 @@ func (s *Store) condemn(ctx context.Context, mark *gcMark, cands *[]gcCandidate,
 	}
 	snap := s.idx.Snapshot()
 	defer snap.Close()
-	again, err := markLive(ctx, snap)
+	sparedObjs, sparedChunks, err := secondLook(newLiveObjects(ctx, snap), mark, cands)
 	if err != nil {
 		warn(s.idx.Absolve(objs, chunks))
 		return nil, err
 	}
-	var dead, sparedObjs []cas.Hash
-	for _, h := range mark.deadObj {
-		if _, live := again.liveObj[h]; live {
-			st.Objects++
-			sparedObjs = append(sparedObjs, h)
-			continue
-		}
-		dead = append(dead, h)
-	}
-	mark.deadObj = dead
-	var thumbs []thumbKey // thumbnails of sources live again are kept too
-	for _, k := range mark.deadThumbs {
-		if _, live := again.liveObj[k.src]; !live {
-			thumbs = append(thumbs, k)
-		}
-	}
-	mark.deadThumbs = thumbs
-	var left []gcCandidate
-	var sparedChunks []cas.Hash
-	for _, c := range *cands {
-		if _, live := again.liveChunk[c.h]; live {
-			st.Chunks++
-			sparedChunks = append(sparedChunks, c.h)
-			continue
-		}
-		left = append(left, c)
-	}
-	*cands = left
+	st.Objects += len(sparedObjs)
+	st.Chunks += len(sparedChunks)
+	dead, left := mark.deadObj, *cands
 	warn(s.idx.Absolve(sparedObjs, sparedChunks))
 	return func(gone []cas.Hash) {
 		deleted := make(map[cas.Hash]bool, len(gone))
@@ -190,8 +166,53 @@ func (s *Store) condemn(ctx context.Context, mark *gcMark, cands *[]gcCandidate,
 			}
 		}
 		warn(s.idx.Absolve(dead, kept)) // the deleted chunks stay condemned
-
 	}, nil
+}
+
+// secondLook is condemn's mark in the snapshot again: it drops from mark
+// and cands the dead objects and candidate chunks live again, and returns
+// them, and the thumbnails of sources live again. On error it changes
+// nothing.
+func secondLook(again *liveObjects, mark *gcMark, cands *[]gcCandidate) (sparedObjs, sparedChunks []cas.Hash, err error) {
+	srcs := make([]cas.Hash, len(mark.deadThumbs))
+	for i, k := range mark.deadThumbs {
+		srcs[i] = k.src
+	}
+	liveObj, err := again.liveOf(append(srcs, mark.deadObj...))
+	if err != nil {
+		return nil, nil, err
+	}
+	marks := make([]chunkMark, len(*cands)) // cands is sorted
+	find := func(h cas.Hash) (int, bool) {
+		return slices.BinarySearchFunc(*cands, h, func(c gcCandidate, h cas.Hash) int { return compareHash(c.h, h) })
+	}
+	if err := again.markChunks(find, marks, nil); err != nil {
+		return nil, nil, err
+	}
+	var thumbs []thumbKey
+	for i, k := range mark.deadThumbs {
+		if !liveObj[i] {
+			thumbs = append(thumbs, k)
+		}
+	}
+	var dead []cas.Hash
+	for i, h := range mark.deadObj {
+		if liveObj[len(srcs)+i] {
+			sparedObjs = append(sparedObjs, h)
+		} else {
+			dead = append(dead, h)
+		}
+	}
+	var left []gcCandidate
+	for i, c := range *cands {
+		if marks[i] == chunkLive {
+			sparedChunks = append(sparedChunks, c.h)
+		} else {
+			left = append(left, c)
+		}
+	}
+	mark.deadObj, mark.deadThumbs, *cands = dead, thumbs, left
+	return sparedObjs, sparedChunks, nil
 }
 
 // retryShared runs op, which reads a record and writes it back on

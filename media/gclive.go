@@ -1,0 +1,173 @@
+package media
+
+import (
+	"context"
+
+	"github.com/mxcas/mxcas/cas"
+	"github.com/mxcas/mxcas/index"
+)
+
+// liveObjects is GC's mark of the objects of one snapshot of the index, in
+// passes over ranges of object hashes (passes.go), never all at once: an
+// object is live when a media record that is not a tombstone refers to it
+// (a source), or when it is the thumbnail of a live source. A thumbnail
+// record is found under its source's hash, so a pass over one range of
+// live objects goes through the ranges of sources, each a scan of the
+// records and one of the thumbnails. When the sources, or the live
+// objects, fit in one range, that range is kept and the scans are not
+// made again.
+type liveObjects struct {
+	ctx  context.Context
+	snap *index.Snapshot
+
+	sources, objects  []cas.Hash // the only range of each, once known
+	oneSource, oneObj bool
+
+	// deadThumbs, until the first pass over the objects is done, lists
+	// the thumbnails of sources no record refers to.
+	deadThumbs *[]thumbKey
+}
+
+func newLiveObjects(ctx context.Context, snap *index.Snapshot) *liveObjects {
+	return &liveObjects{ctx: ctx, snap: snap}
+}
+
+// sourceRanges calls fn with each range of the objects that media records
+// refer to, tombstones left out, and those objects, sorted.
+func (l *liveObjects) sourceRanges(fn func(r hashRange, objs []cas.Hash) error) error {
+	if l.oneSource {
+		return fn(whole, l.sources)
+	}
+	for r, more := whole, true; more; r, more = r.next() {
+		set := newRangeSet(r.lo, self)
+		err := l.snap.ScanMedia(func(rec index.MediaRecord) error {
+			if !rec.Object.IsZero() && !rec.Deleted {
+				set.add(rec.Object)
+			}
+			return l.ctx.Err()
+		})
+		if err != nil {
+			return err
+		}
+		var objs []cas.Hash
+		r, objs = set.done()
+		if r == whole {
+			l.sources, l.oneSource = objs, true
+		}
+		if err := fn(r, objs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collect returns the live objects of the range from lo, sorted. With
+// l.deadThumbs set it lists there the dead thumbnails.
+func (l *liveObjects) collect(lo cas.Hash) (hashRange, []cas.Hash, error) {
+	set := newRangeSet(lo, self)
+	err := l.sourceRanges(func(sr hashRange, srcs []cas.Hash) error {
+		for _, h := range srcs {
+			set.add(h)
+		}
+		return l.snap.ScanThumbnails(func(src cas.Hash, spec string, tr index.ThumbRecord, decodeErr error) error {
+			if !sr.contains(src) {
+				return nil // its source is judged in its own range
+			}
+			if _, ok := sortedHas(srcs, src); !ok {
+				if l.deadThumbs != nil {
+					*l.deadThumbs = append(*l.deadThumbs, thumbKey{src, spec})
+				}
+				return nil
+			}
+			if decodeErr != nil {
+				return decodeErr
+			}
+			set.add(tr.Object)
+			return l.ctx.Err()
+		})
+	})
+	r, objs := set.done()
+	return r, objs, err
+}
+
+// ranges calls fn with each range of the live objects and those objects,
+// sorted.
+func (l *liveObjects) ranges(fn func(r hashRange, live []cas.Hash) error) error {
+	if l.oneObj {
+		return fn(whole, l.objects)
+	}
+	for r, more := whole, true; more; r, more = r.next() {
+		var live []cas.Hash
+		var err error
+		r, live, err = l.collect(r.lo)
+		l.deadThumbs = nil // listed once
+		if err != nil {
+			return err
+		}
+		if r == whole {
+			l.objects, l.oneObj = live, true
+		}
+		if err := fn(r, live); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// liveOf reports which of hs (in any order) are live objects.
+func (l *liveObjects) liveOf(hs []cas.Hash) ([]bool, error) {
+	out := make([]bool, len(hs))
+	err := l.ranges(func(r hashRange, live []cas.Hash) error {
+		for i, h := range hs {
+			if r.contains(h) {
+				_, out[i] = sortedHas(live, h)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// chunkMark is what the mark found of a chunk.
+type chunkMark uint8
+
+const (
+	chunkUnknown chunkMark = iota // no manifest lists it
+	chunkKnown                    // only dead manifests list it
+	chunkLive                     // a live manifest lists it
+)
+
+// markChunks marks the chunks of a sorted list from the manifests: find
+// says where in the list a chunk is, marks[i] gets the mark of the i-th.
+// With m not nil, it records there the live manifests' count and the dead
+// manifests, sorted, and lists the dead thumbnails when no pass over the
+// live objects has been made yet.
+func (l *liveObjects) markChunks(find func(cas.Hash) (int, bool), marks []chunkMark, m *gcMark) error {
+	if m != nil && !l.oneObj {
+		l.deadThumbs = &m.deadThumbs
+	}
+	return l.ranges(func(r hashRange, live []cas.Hash) error {
+		return l.snap.ScanManifestsIn(r.lo, r.hi, r.toEnd, func(h cas.Hash, man index.Manifest, decodeErr error) error {
+			mark := chunkLive
+			if _, ok := sortedHas(live, h); !ok {
+				if m != nil {
+					m.deadObj = append(m.deadObj, h)
+				}
+				if decodeErr != nil {
+					return nil
+				}
+				mark = chunkKnown
+			} else if decodeErr != nil {
+				return decodeErr // never sweep what an unreadable manifest may need
+			} else if m != nil {
+				m.objects++
+			}
+			for _, c := range storedChunks(man) {
+				if i, ok := find(c.Hash); ok && marks[i] < mark {
+					marks[i] = mark
+				}
+			}
+			return l.ctx.Err()
+		})
+	})
+}
