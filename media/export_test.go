@@ -49,3 +49,15 @@ func (s *Store) UsageCounters(server string) (bytes, count int64, err error) {
 
 // SetGCHook runs f in GC between its snapshot and its sweep.
 func (s *Store) SetGCHook(f func()) { s.gcHook = f }
+
+// SetPassBudget sets how many hashes one pass of fsck or GC holds
+// (passBudget) and returns what restores it.
+func SetPassBudget(n int) (restore func()) {
+	old := passBudget
+	passBudget = n
+	return func() { passBudget = old }
+}
+
+// PassesRun is how many passes over ranges of chunk hashes fsck and GC
+// have made in this process.
+func PassesRun() int64 { return passesRun.Load() }

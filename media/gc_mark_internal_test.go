@@ -46,7 +46,7 @@ func TestMarkLive(t *testing.T) {
 	defer snap.Close()
 	for _, budget := range []int{1 << 19, 2, 3} {
 		t.Run(fmt.Sprint("budget=", budget), func(t *testing.T) {
-			defer setPassBudget(budget)()
+			defer SetPassBudget(budget)()
 			checkMark(t, snap, wantLive, wantDead, deadPic.Object)
 		})
 	}
@@ -120,11 +120,4 @@ func manifestChunks(t *testing.T, snap *index.Snapshot, obj cas.Hash) []cas.Hash
 		hs = append(hs, c.Hash)
 	}
 	return hs
-}
-
-// setPassBudget sets passBudget for a test and returns what restores it.
-func setPassBudget(n int) (restore func()) {
-	old := passBudget
-	passBudget = n
-	return func() { passBudget = old }
 }
