@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"errors"
 
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/index"
@@ -15,13 +16,21 @@ import (
 // live objects goes through the ranges of sources, each a scan of the
 // records and one of the thumbnails. When the sources, or the live
 // objects, fit in one range, that range is kept and the scans are not
-// made again.
+// made again, and an index without thumbnails needs no ranges of sources.
 type liveObjects struct {
 	ctx  context.Context
 	snap *index.Snapshot
 
 	sources, objects  []cas.Hash // the only range of each, once known
 	oneSource, oneObj bool
+	thumbs            int // 1: the index has thumbnail records, -1: none, 0: not known yet
+
+	// manifests holds one bit per manifest, in hash order: live. Set by
+	// the first markChunks, so that the later ones scan the manifests
+	// once, not once per range of live objects (1 bit a manifest: 125 KB
+	// a million).
+	manifests []uint64
+	marked    bool
 
 	// deadThumbs, until the first pass over the objects is done, lists
 	// the thumbnails of sources no record refers to.
@@ -65,6 +74,18 @@ func (l *liveObjects) sourceRanges(fn func(r hashRange, objs []cas.Hash) error) 
 // l.deadThumbs set it lists there the dead thumbnails.
 func (l *liveObjects) collect(lo cas.Hash) (hashRange, []cas.Hash, error) {
 	set := newRangeSet(lo, self)
+	if has, err := l.hasThumbnails(); err != nil || !has {
+		if err == nil {
+			err = l.snap.ScanMedia(func(rec index.MediaRecord) error {
+				if !rec.Object.IsZero() && !rec.Deleted {
+					set.add(rec.Object)
+				}
+				return l.ctx.Err()
+			})
+		}
+		r, objs := set.done()
+		return r, objs, err
+	}
 	err := l.sourceRanges(func(sr hashRange, srcs []cas.Hash) error {
 		for _, h := range srcs {
 			set.add(h)
@@ -88,6 +109,24 @@ func (l *liveObjects) collect(lo cas.Hash) (hashRange, []cas.Hash, error) {
 	})
 	r, objs := set.done()
 	return r, objs, err
+}
+
+// errStop stops a scan that found what it looked for.
+var errStop = errors.New("media: stop")
+
+// hasThumbnails reports whether the index has any thumbnail record.
+func (l *liveObjects) hasThumbnails() (bool, error) {
+	if l.thumbs == 0 {
+		err := l.snap.ScanThumbnails(func(cas.Hash, string, index.ThumbRecord, error) error { return errStop })
+		if err != nil && !errors.Is(err, errStop) {
+			return false, err
+		}
+		l.thumbs = -1
+		if err != nil {
+			l.thumbs = 1
+		}
+	}
+	return l.thumbs > 0, nil
 }
 
 // ranges calls fn with each range of the live objects and those objects,
@@ -143,31 +182,56 @@ const (
 // manifests, sorted, and lists the dead thumbnails when no pass over the
 // live objects has been made yet.
 func (l *liveObjects) markChunks(find func(cas.Hash) (int, bool), marks []chunkMark, m *gcMark) error {
-	if m != nil && !l.oneObj {
-		l.deadThumbs = &m.deadThumbs
+	if !l.marked {
+		if m != nil && !l.oneObj {
+			l.deadThumbs = &m.deadThumbs
+		}
+		if err := l.markManifests(); err != nil {
+			return err
+		}
 	}
-	return l.ranges(func(r hashRange, live []cas.Hash) error {
-		return l.snap.ScanManifestsIn(r.lo, r.hi, r.toEnd, func(h cas.Hash, man index.Manifest, decodeErr error) error {
-			mark := chunkLive
-			if _, ok := sortedHas(live, h); !ok {
-				if m != nil {
-					m.deadObj = append(m.deadObj, h)
-				}
-				if decodeErr != nil {
-					return nil
-				}
-				mark = chunkKnown
-			} else if decodeErr != nil {
-				return decodeErr // never sweep what an unreadable manifest may need
-			} else if m != nil {
-				m.objects++
+	i := 0
+	return l.snap.ScanManifests(func(h cas.Hash, man index.Manifest, decodeErr error) error {
+		live := i < len(l.manifests)<<6 && l.manifests[i>>6]&(1<<(i&63)) != 0
+		i++
+		mark := chunkLive
+		if !live {
+			if m != nil {
+				m.deadObj = append(m.deadObj, h)
 			}
-			for _, c := range storedChunks(man) {
-				if i, ok := find(c.Hash); ok && marks[i] < mark {
-					marks[i] = mark
-				}
+			if decodeErr != nil {
+				return nil
 			}
+			mark = chunkKnown
+		} else if decodeErr != nil {
+			return decodeErr // never sweep what an unreadable manifest may need
+		} else if m != nil {
+			m.objects++
+		}
+		for _, c := range storedChunks(man) {
+			if j, ok := find(c.Hash); ok && marks[j] < mark {
+				marks[j] = mark
+			}
+		}
+		return l.ctx.Err()
+	})
+}
+
+// markManifests sets l.manifests: which manifests are live, in hash order.
+func (l *liveObjects) markManifests() error {
+	i := 0
+	err := l.ranges(func(r hashRange, live []cas.Hash) error {
+		return l.snap.ScanManifestsIn(r.lo, r.hi, r.toEnd, func(h cas.Hash, _ index.Manifest, _ error) error {
+			if i>>6 == len(l.manifests) {
+				l.manifests = append(l.manifests, 0)
+			}
+			if _, ok := sortedHas(live, h); ok {
+				l.manifests[i>>6] |= 1 << (i & 63)
+			}
+			i++
 			return l.ctx.Err()
 		})
 	})
+	l.marked = err == nil
+	return err
 }
