@@ -243,7 +243,13 @@ func (r *FsckReport) checkManifests(ctx context.Context, snap *index.Snapshot, c
 			r.Problems = append(r.Problems, Problem{Kind: ProblemBadManifest, Object: h, Detail: decodeErr.Error()})
 			return nil
 		}
-		for _, c := range m.Chunks {
+		if kind, p := checkInline(snap, h, m); kind != "" {
+			damagedObj[h] = kind
+			r.Problems = append(r.Problems, p)
+		} else if ref, ok := m.InlineRef(); ok {
+			r.Bytes += int64(ref.Len)
+		}
+		for _, c := range m.Stored() {
 			needed[c.Hash] = struct{}{}
 			st, ok := chunks[c.Hash]
 			switch {
@@ -268,7 +274,40 @@ func (r *FsckReport) checkManifests(ctx context.Context, snap *index.Snapshot, c
 			r.Orphans++
 		}
 	}
-	return damagedObj, nil
+	// Inline chunks no manifest names (the index lost a manifest but not
+	// its chunk) are orphans too.
+	err = snap.ScanInline(func(obj cas.Hash, _ []byte) error {
+		if m, err := snap.Manifest(obj); err == nil {
+			if _, ok := m.InlineRef(); ok {
+				return ctx.Err()
+			}
+		} else if !errors.Is(err, index.ErrNotFound) && !errors.Is(err, index.ErrCorruptRecord) {
+			return err
+		}
+		r.Orphans++
+		return ctx.Err()
+	})
+	return damagedObj, err
+}
+
+// checkInline checks object h's inline chunk, if m has one, against its
+// hash: it returns the kind of the damage and its problem, or "".
+func checkInline(snap *index.Snapshot, h cas.Hash, m index.Manifest) (string, Problem) {
+	ref, ok := m.InlineRef()
+	if !ok {
+		return "", Problem{}
+	}
+	data, err := snap.InlineChunk(h)
+	switch {
+	case errors.Is(err, index.ErrNotFound):
+		return ProblemMissingChunk, Problem{Kind: ProblemMissingChunk, Chunk: ref.Hash, Object: h, Detail: "inline chunk missing from the index"}
+	case err != nil:
+		return ProblemCorruptChunk, Problem{Kind: ProblemCorruptChunk, Chunk: ref.Hash, Object: h, Detail: "inline chunk unreadable: " + err.Error()}
+	case len(data) != int(ref.Len) || cas.Sum(data) != ref.Hash:
+		return ProblemCorruptChunk, Problem{Kind: ProblemCorruptChunk, Chunk: ref.Hash, Object: h,
+			Detail: fmt.Sprintf("inline chunk of %d bytes does not hash to its name", len(data))}
+	}
+	return "", Problem{}
 }
 
 // checkRecords checks every media record and names the damaged media: a

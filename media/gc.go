@@ -234,7 +234,7 @@ func (m *gcMark) markChunks(ctx context.Context, snap *index.Snapshot) error {
 		if _, ok := m.liveObj[h]; !ok {
 			m.deadObj = append(m.deadObj, h)
 			if decodeErr == nil {
-				for _, c := range man.Chunks {
+				for _, c := range man.Stored() {
 					m.deadChunk[c.Hash] = struct{}{}
 				}
 			}
@@ -244,7 +244,7 @@ func (m *gcMark) markChunks(ctx context.Context, snap *index.Snapshot) error {
 			return decodeErr // never sweep what an unreadable manifest may need
 		}
 		m.objects++
-		for _, c := range man.Chunks {
+		for _, c := range man.Stored() {
 			m.liveChunk[c.Hash] = struct{}{}
 		}
 		return ctx.Err()
@@ -324,17 +324,27 @@ func (s *Store) sweepIndex(mark gcMark, st *GCStats) error {
 				return err
 			}
 		}
+		var inline int64 // bytes of the inline chunks deleted with their manifests
 		for _, h := range mark.deadObj {
 			if pinned(h) {
 				st.Objects++
 				continue
+			}
+			if m, err := s.idx.Manifest(h); err == nil {
+				if ref, ok := m.InlineRef(); ok {
+					inline += int64(ref.Len)
+				}
 			}
 			if err := b.DeleteManifest(h); err != nil {
 				return err
 			}
 			st.ObjectsDeleted++
 		}
-		return b.Commit()
+		if err := b.Commit(); err != nil {
+			return err
+		}
+		s.stats.chunksChanged(0, -inline)
+		return nil
 	})
 }
 

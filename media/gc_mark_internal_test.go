@@ -76,7 +76,7 @@ func checkChunksIn(t *testing.T, snap *index.Snapshot, obj cas.Hash, set map[cas
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range m.Chunks {
+	for _, c := range m.Stored() {
 		if _, ok := set[c.Hash]; !ok {
 			t.Errorf("chunk %s of %s object %s not in the %s chunks", c.Hash.Short(), what, obj.Short(), what)
 		}
