@@ -2,8 +2,11 @@ package cas_test
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/mxcas/mxcas/cas"
@@ -13,26 +16,37 @@ import (
 // TestStorageConformance runs the Storage conformance suite on every
 // implementation.
 func TestStorageConformance(t *testing.T) {
-	t.Run("Store", func(t *testing.T) {
-		castest.Run(t, func(t *testing.T) cas.Storage {
-			return openStore(t, t.TempDir())
-		}, castest.Options{
-			// Larger than the biggest pooled buffer class the writers use.
-			MaxChunk: 4 << 20,
-			Damage: func(t *testing.T, s cas.Storage, h cas.Hash) {
-				t.Helper()
-				p := s.(*cas.Store).Path(h)
-				b, err := os.ReadFile(p)
+	damageFile := func(t *testing.T, s cas.Storage, h cas.Hash) {
+		t.Helper()
+		p := s.(*cas.Store).Path(h)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)/2] ^= 0x01
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range []struct {
+		name   string
+		layout cas.Layout
+	}{{"Store", cas.LayoutNested}, {"StoreFlat", cas.LayoutFlat}} {
+		t.Run(l.name, func(t *testing.T) {
+			castest.Run(t, func(t *testing.T) cas.Storage {
+				s, err := cas.OpenLayout(t.TempDir(), l.layout, false)
 				if err != nil {
 					t.Fatal(err)
 				}
-				b[len(b)/2] ^= 0x01
-				if err := os.WriteFile(p, b, 0o600); err != nil {
-					t.Fatal(err)
-				}
-			},
+				t.Cleanup(func() { s.Close() })
+				return s
+			}, castest.Options{
+				// Larger than the biggest pooled buffer class the writers use.
+				MaxChunk: 4 << 20,
+				Damage:   damageFile,
+			})
 		})
-	})
+	}
 	t.Run("MemStore", func(t *testing.T) {
 		castest.Run(t, func(t *testing.T) cas.Storage {
 			s := cas.NewMemStore(nil)
@@ -48,6 +62,42 @@ func TestStorageConformance(t *testing.T) {
 			},
 		})
 	})
+}
+
+// TestLayoutPaths: the nested layout keeps chunk files in cas/ab/cd/, the
+// flat one in cas/ab/, and each store walks only its own layout's files.
+func TestLayoutPaths(t *testing.T) {
+	c := newChunk(7)
+	x := c.h.String()
+	for _, l := range []struct {
+		layout cas.Layout
+		rel    string
+	}{{cas.LayoutNested, filepath.Join("cas", x[:2], x[2:4], x)}, {cas.LayoutFlat, filepath.Join("cas", x[:2], x)}} {
+		dir := t.TempDir()
+		s, err := cas.OpenLayout(dir, l.layout, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(t, s, c)
+		if got := s.Path(c.h); got != filepath.Join(dir, l.rel) {
+			t.Errorf("layout %d: Path = %s, want %s", l.layout, got, filepath.Join(dir, l.rel))
+		}
+		if _, err := os.Stat(filepath.Join(dir, l.rel)); err != nil {
+			t.Errorf("layout %d: %v", l.layout, err)
+		}
+		s.Close()
+		// The other layout does not see the chunk where it looks.
+		other, err := cas.OpenLayout(dir, 1-l.layout, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		other.Walk(func(cas.Hash, fs.FileInfo) error { n++; return nil })
+		if _, err := other.Stat(c.h); !errors.Is(err, cas.ErrNotFound) || n != 0 {
+			t.Errorf("layout %d read as the other: Stat %v, walked %d", l.layout, err, n)
+		}
+		other.Close()
+	}
 }
 
 // TestOpenChunkFiler: the filesystem Store's chunks are Filers whose File is

@@ -36,8 +36,10 @@ type Store struct {
 	lock   *os.File
 	syncer *syncer
 
-	writers   writers
-	readOnly  bool
+	writers  writers
+	readOnly bool
+	flat     bool // LayoutFlat: cas/ab/<hash>
+
 	tmpfileOK atomic.Bool  // O_TMPFILE works here
 	openFiles atomic.Int64 // anonymous staged files held open
 	maxOpen   int64        // bound on openFiles
@@ -52,19 +54,42 @@ type Store struct {
 	renamed map[Hash]int
 }
 
-// Open opens (creating when needed) the chunk store in dir, takes the
-// store's lock and removes stale temp files left by a crash.
-func Open(dir string) (*Store, error) { return open(dir, false) }
+// Layout is where a Store keeps a chunk's file under DATA/cas. The layout
+// is a property of the store (media's FORMAT records it): opening a store
+// with another layout than it was written with finds none of its chunks.
+type Layout int
 
-// OpenReadOnly opens an existing chunk store for reading: it takes the lock
-// (so no writer runs meanwhile) but creates and removes nothing. Writing
-// through it is an error.
-func OpenReadOnly(dir string) (*Store, error) { return open(dir, true) }
+const (
+	// LayoutNested is cas/ab/cd/<hash>: 65,536 directories once the store
+	// holds a few hundred thousand chunks (4 KiB each, and a directory
+	// entry per chunk). Stores made before LayoutFlat use it.
+	LayoutNested Layout = iota
+	// LayoutFlat is cas/ab/<hash>: 256 directories. With small objects
+	// kept in the index, a store of a million media holds a few hundred
+	// thousand chunk files, a few thousand per directory, which ext4's
+	// hashed directories look up as fast as a few hundred.
+	LayoutFlat
+)
+
+// Open opens (creating when needed) the chunk store in dir, in the nested
+// layout, takes the store's lock and removes stale temp files left by a
+// crash.
+func Open(dir string) (*Store, error) { return OpenLayout(dir, LayoutNested, false) }
+
+// OpenReadOnly opens an existing chunk store of the nested layout for
+// reading: it takes the lock (so no writer runs meanwhile) but creates and
+// removes nothing. Writing through it is an error.
+func OpenReadOnly(dir string) (*Store, error) { return OpenLayout(dir, LayoutNested, true) }
+
+// OpenLayout is Open, or OpenReadOnly when readOnly, for a store of layout l.
+func OpenLayout(dir string, l Layout, readOnly bool) (*Store, error) {
+	return open(dir, l, readOnly)
+}
 
 // ErrReadOnly is returned by writes to a store opened with OpenReadOnly.
 var ErrReadOnly = errors.New("cas: store is open read-only")
 
-func open(dir string, readOnly bool) (*Store, error) {
+func open(dir string, l Layout, readOnly bool) (*Store, error) {
 	s := &Store{
 		dir:     dir,
 		casDir:  filepath.Join(dir, "cas"),
@@ -73,6 +98,7 @@ func open(dir string, readOnly bool) (*Store, error) {
 		fds:     newFDPool(poolFiles()),
 	}
 	s.readOnly = readOnly
+	s.flat = l == LayoutFlat
 	if err := s.ensureDirs(); err != nil {
 		return nil, err
 	}
@@ -250,6 +276,9 @@ func (s *Store) TempDir() string { return s.tmpDir }
 // Path returns the file name of chunk h.
 func (s *Store) Path(h Hash) string {
 	x := h.String()
+	if s.flat {
+		return filepath.Join(s.casDir, x[0:2], x)
+	}
 	return filepath.Join(s.casDir, x[0:2], x[2:4], x)
 }
 

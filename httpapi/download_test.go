@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,9 +75,12 @@ func TestSmallDownload(t *testing.T) {
 			t.Errorf("got %d, %d bytes", a.status, len(a.body))
 		}
 	})
-	t.Run("damage in the last chunk is 500 before the headers", func(t *testing.T) {
-		x := chunks[len(chunks)-1].String()
-		p := filepath.Join(dir, "cas", x[0:2], x[2:4], x)
+	t.Run("damage in the last chunk file is 500 before the headers", func(t *testing.T) {
+		// The last chunk is inline in the index (16 KiB at most).
+		p, err := media.ChunkPath(dir, chunks[len(chunks)-2])
+		if err != nil {
+			t.Fatal(err)
+		}
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)

@@ -132,13 +132,25 @@ func (b *Batch) DeleteMedia(server, id string) error {
 	return b.delete(mediaKey(server, id))
 }
 
-// PutManifest writes the manifest of object h.
+// PutManifest writes the manifest of object h and, when its last chunk is
+// inline, that chunk's bytes (m.Tail, which must hold it).
 func (b *Batch) PutManifest(h cas.Hash, m Manifest) error {
+	if ref, ok := m.InlineRef(); ok {
+		if len(m.Tail) != int(ref.Len) {
+			return fmt.Errorf("index: manifest of %s: inline chunk of %d bytes given %d", h.Short(), ref.Len, len(m.Tail))
+		}
+		if err := b.set(inlineKey(h), m.Tail); err != nil {
+			return err
+		}
+	}
 	return b.set(objectKey(h), m.encode())
 }
 
-// DeleteManifest removes the manifest of object h.
+// DeleteManifest removes the manifest of object h, with its inline chunk.
 func (b *Batch) DeleteManifest(h cas.Hash) error {
+	if err := b.delete(inlineKey(h)); err != nil {
+		return err
+	}
 	return b.delete(objectKey(h))
 }
 

@@ -217,7 +217,7 @@ func (d *DB) numberAndApply(pb *pebble.Batch, ops []byte) (seq uint64, err error
 
 // withManifests makes a change self-contained: for every media or
 // thumbnail record it sets whose object's manifest it does not set, it adds
-// that manifest as the index holds it. An upload of content the store
+// that manifest as the index holds it, with its inline chunk. An upload of content the store
 // already knows writes no manifest, and a standby may not hold it (its own
 // GC, a chain of standbys after a promotion): the change must name the
 // chunks it needs. Setting a manifest again is harmless.
@@ -245,8 +245,20 @@ func (d *DB) withManifests(ops []Op) ([]Op, error) {
 			continue
 		}
 		set[h] = true
+		inline := false
 		err := d.get(objectKey(h), func(v []byte) error {
 			ops = append(ops, Op{Kind: OpSet, Key: objectKey(h), Value: bytes.Clone(v)})
+			inline = len(v) > 0 && v[0] == manifestVersionInline
+			return nil
+		})
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		if !inline {
+			continue
+		}
+		err = d.get(inlineKey(h), func(v []byte) error {
+			ops = append(ops, Op{Kind: OpSet, Key: inlineKey(h), Value: bytes.Clone(v)})
 			return nil
 		})
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -466,7 +478,8 @@ func (d *DB) TrimChanges(upTo uint64) error {
 }
 
 // ManifestChunks returns the chunks, with their lengths, named by the
-// manifests a change sets: what a standby must hold before applying it.
+// manifests a change sets and kept in the chunk store (not inline chunks,
+// which the change carries): what a standby must hold before applying it.
 func ManifestChunks(ops []Op) ([]ChunkRef, error) {
 	var refs []ChunkRef
 	for _, op := range ops {
@@ -477,7 +490,7 @@ func ManifestChunks(ops []Op) ([]ChunkRef, error) {
 		if err != nil {
 			return nil, err
 		}
-		refs = append(refs, m.Chunks...)
+		refs = append(refs, m.Stored()...)
 	}
 	return refs, nil
 }
@@ -492,12 +505,18 @@ func (op Op) MediaOf() (server, id string, ok bool) {
 	return server, id, err == nil
 }
 
-// DeletedObject returns the object whose manifest an operation deletes.
+// DeletedObject returns the object whose manifest, or inline chunk, an
+// operation deletes.
 func (op Op) DeletedObject() (cas.Hash, bool) {
-	if op.Kind != OpDelete || !bytes.HasPrefix(op.Key, prefixObject) || len(op.Key) != len(prefixObject)+cas.HashSize {
+	if op.Kind != OpDelete {
 		return cas.Hash{}, false
 	}
-	return cas.Hash(op.Key[len(prefixObject):]), true
+	for _, p := range [][]byte{prefixObject, prefixInline} { // the manifest, or its inline chunk
+		if bytes.HasPrefix(op.Key, p) && len(op.Key) == len(p)+cas.HashSize {
+			return cas.Hash(op.Key[len(p):]), true
+		}
+	}
+	return cas.Hash{}, false
 }
 
 // Quarantine reports whether an operation is on a content quarantine

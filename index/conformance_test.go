@@ -97,6 +97,7 @@ var conformance = []struct {
 	{"FillPendingRace", testFillPendingRace},
 	{"Meta", testMeta},
 	{"TryLock", testTryLock},
+	{"InlineChunk", testInlineChunk},
 }
 
 func TestConformance(t *testing.T) {
@@ -215,7 +216,7 @@ func testManifestsScanWithHighHashBytes(t *testing.T, be backend) {
 		}
 		hs = append(hs, h)
 	}
-	m := Manifest{Size: 3, Chunks: []ChunkRef{{hashOf("a"), 3}}}
+	m := Manifest{Size: 3, Chunks: []ChunkRef{{Hash: hashOf("a"), Len: 3}}}
 	commit(t, db, func(b *Batch) error {
 		for _, h := range hs {
 			if err := b.PutManifest(h, m); err != nil {
@@ -891,4 +892,46 @@ func testTryLock(t *testing.T, be backend) {
 	unlockOther()
 	unlockB()
 	tryLock(a, "gc", true)()
+}
+
+// testInlineChunk: a manifest whose last chunk is inline keeps that chunk's
+// bytes beside it: InlineChunk and ScanInline give them back, Manifest
+// does not carry them, and DeleteManifest removes both.
+func testInlineChunk(t *testing.T, be backend) {
+	db := be.open(t)
+	tail := []byte("the inline tail")
+	a, b := hashOf("a"), hashOf("b")
+	m := Manifest{Size: 70000 + int64(len(tail)), Chunks: []ChunkRef{
+		{Hash: hashOf("big"), Len: 70000}, {Hash: hashOf(string(tail)), Len: uint32(len(tail)), Inline: true}}, Tail: tail}
+	plain := Manifest{Size: 3, Chunks: []ChunkRef{{Hash: hashOf("abc"), Len: 3}}}
+	commit(t, db, func(bt *Batch) error {
+		return errors.Join(bt.PutManifest(a, m), bt.PutManifest(b, plain))
+	})
+	got, err := db.Manifest(a)
+	if err != nil || got.Tail != nil || !slices.Equal(got.Chunks, m.Chunks) || got.Stored()[0] != m.Chunks[0] || len(got.Stored()) != 1 {
+		t.Fatalf("Manifest = %+v, %v; want the chunks, no tail", got, err)
+	}
+	if data, err := db.InlineChunk(a); err != nil || string(data) != string(tail) {
+		t.Errorf("InlineChunk = %q, %v", data, err)
+	}
+	if _, err := db.InlineChunk(b); !errors.Is(err, ErrNotFound) {
+		t.Errorf("InlineChunk of a manifest without one: %v, want ErrNotFound", err)
+	}
+	var seen []string
+	if err := db.ScanInline(func(obj cas.Hash, data []byte) error {
+		seen = append(seen, obj.Short()+" "+string(data))
+		return nil
+	}); err != nil || !slices.Equal(seen, []string{a.Short() + " " + string(tail)}) {
+		t.Errorf("ScanInline = %q, %v", seen, err)
+	}
+	// A manifest claiming an inline chunk must come with its bytes.
+	bad := m
+	bad.Tail = nil
+	if err := tryCommit(db, func(bt *Batch) error { return bt.PutManifest(hashOf("c"), bad) }); err == nil {
+		t.Error("PutManifest of an inline manifest without its tail succeeded")
+	}
+	commit(t, db, func(bt *Batch) error { return bt.DeleteManifest(a) })
+	if _, err := db.InlineChunk(a); !errors.Is(err, ErrNotFound) {
+		t.Errorf("InlineChunk after DeleteManifest: %v, want ErrNotFound", err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -78,6 +79,22 @@ func Open(dir string, opts Options) (*DB, error) {
 		ReadOnly:           opts.ReadOnly,
 		ErrorIfNotExists:   opts.MustExist,
 		FormatMajorVersion: pebble.FormatNewest,
+	}
+	// Inline chunks (up to 16 KiB each, most of the index's bytes in a
+	// store of small media) go to blob files that compactions do not
+	// rewrite: the sstables keep keys, records and manifests, and the
+	// media bytes are written about once (the WAL aside) instead of once
+	// per level. Blob files are rewritten once a fifth of their values is
+	// garbage (deleted media).
+	po.Experimental.EnableColumnarBlocks = func() bool { return true }
+	po.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{
+			Enabled:               true,
+			MinimumSize:           1024,
+			MaxBlobReferenceDepth: 10,
+			RewriteMinimumAge:     5 * time.Minute,
+			TargetGarbageRatio:    0.2,
+		}
 	}
 	if opts.OnDiskFull != nil && !opts.ReadOnly {
 		po.FS = vfs.OnDiskFull(vfs.Default, opts.OnDiskFull)
@@ -174,4 +191,43 @@ func (s *Snapshot) Close() error {
 		return s.s.Close()
 	}
 	return nil
+}
+
+// Empty reports whether the Pebble index in dir holds no key, looking
+// without writing (opened read-only): a store whose creation was
+// interrupted has an empty index, one that lost its FORMAT does not.
+func Empty(dir string) (bool, error) {
+	d, err := Open(dir, Options{ReadOnly: true, MustExist: true, Logger: slog.New(slog.DiscardHandler)})
+	if errors.Is(err, ErrMissing) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer d.Close()
+	it, err := d.db.NewIter(nil)
+	if err != nil {
+		return false, err
+	}
+	empty := !it.First()
+	return empty, errors.Join(it.Close())
+}
+
+// InlineBytes returns how many inline chunks the index holds and their
+// length in all, from their keys and the lengths Pebble keeps beside
+// them: the chunks' bytes are not read. Not for a shared index
+// (ErrUnsupported).
+func (d *DB) InlineBytes() (n, bytes int64, err error) {
+	if d.pg != nil {
+		return 0, 0, fmt.Errorf("index: InlineBytes: %w", errors.ErrUnsupported)
+	}
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefixInline, UpperBound: prefixEnd(prefixInline)})
+	if err != nil {
+		return 0, 0, err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		lv := it.LazyValue()
+		n, bytes = n+1, bytes+int64(lv.Len())
+	}
+	return n, bytes, it.Close()
 }

@@ -2,8 +2,11 @@
 // each object is made of, who owns what and how much they use. It is the only
 // package that imports Pebble; callers see typed records and batches, never
 // keys. Every multi-key change goes through one Batch committed with sync, so
-// a crash leaves either all of it or none of it. It must never hold media
-// bytes: those live in the chunk store.
+// a crash leaves either all of it or none of it. Media bytes live in the
+// chunk store, but for inline chunks: the last chunk of an object, when
+// it is small (media's layoutInline), kept under i/ beside the manifest, so
+// that a small upload is one synced batch and no file. Pebble keeps those
+// values in blob files compactions do not rewrite (value separation).
 //
 // Key schema (prefix, then fields; "/" separates fields that cannot contain
 // "/", 0x00 separates those that can; hashes are 32 raw bytes):
@@ -14,7 +17,12 @@
 //	o/<objectHash>                        Manifest, binary: version byte 1,
 //	                                      uvarint total size, uvarint chunk
 //	                                      count, then per chunk 32-byte hash
-//	                                      and uvarint length
+//	                                      and uvarint length; version 2 (a
+//	                                      manifest whose last chunk is
+//	                                      inline): uvarint length<<1|inline
+//	i/<objectHash>                        the bytes of the object's inline
+//	                                      last chunk; written and deleted
+//	                                      with its manifest
 //	u/<userID>\x00<server>/<mediaID>      ownership; empty value
 //	p/<userID>\x00<server>/<mediaID>      a created ID without content yet;
 //	                                      value: expiry, Unix ms, 8 bytes LE

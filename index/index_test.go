@@ -66,13 +66,23 @@ func TestReopenKeepsMediaAndUsage(t *testing.T) {
 }
 
 func TestManifestEncoding(t *testing.T) {
-	m := Manifest{Size: 70000 + 1 + 5, Chunks: []ChunkRef{{hashOf("a"), 70000}, {hashOf("b"), 1}, {hashOf("c"), 5}}}
+	m := Manifest{Size: 70000 + 1 + 5, Chunks: []ChunkRef{{Hash: hashOf("a"), Len: 70000}, {Hash: hashOf("b"), Len: 1}, {Hash: hashOf("c"), Len: 5}}}
 	got, err := decodeManifest(m.encode())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Size != m.Size || !slices.Equal(got.Chunks, m.Chunks) {
 		t.Errorf("round trip: got %+v, want %+v", got, m)
+	}
+	inl := Manifest{Size: 70000 + 5, Chunks: []ChunkRef{{Hash: hashOf("a"), Len: 70000}, {Hash: hashOf("c"), Len: 5, Inline: true}}}
+	if enc := inl.encode(); enc[0] != manifestVersionInline {
+		t.Errorf("inline manifest encoded as version %d", enc[0])
+	}
+	if got, err := decodeManifest(inl.encode()); err != nil || !slices.Equal(got.Chunks, inl.Chunks) {
+		t.Errorf("inline round trip: got %+v, %v", got, err)
+	}
+	if m.encode()[0] != manifestVersion {
+		t.Error("a manifest without an inline chunk is not version 1")
 	}
 	empty, err := decodeManifest(Manifest{}.encode())
 	if err != nil || empty.Size != 0 || len(empty.Chunks) != 0 {
@@ -84,8 +94,11 @@ func TestManifestEncoding(t *testing.T) {
 		"version":      append([]byte{9}, enc[1:]...),
 		"truncated":    enc[:len(enc)-10],
 		"trailing":     append(slices.Clone(enc), 0),
-		"size differs": Manifest{Size: 3, Chunks: []ChunkRef{{hashOf("a"), 2}}}.encode(),
+		"size differs": Manifest{Size: 3, Chunks: []ChunkRef{{Hash: hashOf("a"), Len: 2}}}.encode(),
 		"huge count":   {1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"inline not last": Manifest{Size: 8, Chunks: []ChunkRef{{Hash: hashOf("a"), Len: 3, Inline: true},
+			{Hash: hashOf("b"), Len: 5, Inline: true}}}.encode(),
+		"version 2 without inline": append([]byte{manifestVersionInline}, enc[1:]...),
 	} {
 		if _, err := decodeManifest(b); !errors.Is(err, ErrCorruptRecord) {
 			t.Errorf("%s: got %v, want ErrCorruptRecord", name, err)
@@ -94,8 +107,9 @@ func TestManifestEncoding(t *testing.T) {
 }
 
 func FuzzDecodeManifest(f *testing.F) {
-	f.Add(Manifest{Size: 3, Chunks: []ChunkRef{{hashOf("a"), 3}}}.encode())
+	f.Add(Manifest{Size: 3, Chunks: []ChunkRef{{Hash: hashOf("a"), Len: 3}}}.encode())
 	f.Add([]byte{1, 0, 0})
+	f.Add(Manifest{Size: 8, Chunks: []ChunkRef{{Hash: hashOf("a"), Len: 3}, {Hash: hashOf("b"), Len: 5, Inline: true}}}.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeManifest(b)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 var (
 	prefixMedia   = []byte("m/")
 	prefixObject  = []byte("o/")
+	prefixInline  = []byte("i/")
 	prefixOwner   = []byte("u/")
 	prefixPending = []byte("p/")
 	prefixThumb   = []byte("t/")
@@ -60,6 +61,11 @@ func ownerPrefix(user string) []byte {
 
 func userUsageKey(user string) []byte { return append(append([]byte(nil), prefixUserUse...), user...) }
 func serverUsageKey(s string) []byte  { return append(append([]byte(nil), prefixSiteUse...), s...) }
+
+// inlineKey is the key of object h's inline chunk.
+func inlineKey(h cas.Hash) []byte {
+	return append(append([]byte(nil), prefixInline...), h[:]...)
+}
 
 // prefixEnd returns the smallest key greater than every key with prefix p.
 func prefixEnd(p []byte) []byte {

@@ -64,6 +64,31 @@ func (r reader) Manifest(h cas.Hash) (Manifest, error) {
 	return m, err
 }
 
+// InlineChunk returns the bytes of object h's inline chunk (as stored:
+// the caller checks them against the chunk's hash), or ErrNotFound.
+func (r reader) InlineChunk(h cas.Hash) ([]byte, error) {
+	var data []byte
+	err := r.get(inlineKey(h), func(v []byte) error {
+		data = bytes.Clone(v)
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: inline chunk of object %s", ErrNotFound, h.Short())
+	}
+	return data, err
+}
+
+// ScanInline calls fn for every inline chunk, in the order of the objects'
+// hashes (the order of ScanManifests); data is valid only during the call.
+func (r reader) ScanInline(fn func(obj cas.Hash, data []byte) error) error {
+	return r.scan(prefixInline, func(k, v []byte) error {
+		if len(k) != len(prefixInline)+cas.HashSize {
+			return fmt.Errorf("%w: inline key of %d bytes", ErrCorruptRecord, len(k))
+		}
+		return fn(cas.Hash(k[len(prefixInline):]), v)
+	})
+}
+
 // HasManifest reports whether object h has a manifest.
 func (r reader) HasManifest(h cas.Hash) (bool, error) {
 	err := r.get(objectKey(h), func([]byte) error { return nil })

@@ -37,27 +37,71 @@ type MediaRecord struct {
 type ChunkRef struct {
 	Hash cas.Hash
 	Len  uint32
+	// Inline: the chunk's bytes are in the index with the manifest (see
+	// Manifest.Tail and Reader.InlineChunk), not in the chunk store. Only
+	// an object's last chunk may be inline.
+	Inline bool
 }
 
 // Manifest says what an object is made of.
 type Manifest struct {
 	Size   int64
 	Chunks []ChunkRef
+	// Tail is the content of the last chunk when it is Inline: written by
+	// PutManifest under the object's i/ key, and not read back by
+	// Manifest (Reader.InlineChunk reads it), so that a manifest read to
+	// list chunks never carries media bytes.
+	Tail []byte
 }
 
-const manifestVersion = 1
+// Stored returns the chunks of m that are in the chunk store: every chunk
+// but an inline one.
+func (m Manifest) Stored() []ChunkRef {
+	if n := len(m.Chunks); n > 0 && m.Chunks[n-1].Inline {
+		return m.Chunks[:n-1]
+	}
+	return m.Chunks
+}
+
+// InlineRef returns the inline chunk of m, if it has one.
+func (m Manifest) InlineRef() (ChunkRef, bool) {
+	if n := len(m.Chunks); n > 0 && m.Chunks[n-1].Inline {
+		return m.Chunks[n-1], true
+	}
+	return ChunkRef{}, false
+}
+
+// Manifest encodings: version 1 lists each chunk as its hash and uvarint
+// length; version 2, written only for a manifest with an inline chunk,
+// as its hash and uvarint length<<1 | inline.
+const (
+	manifestVersion       = 1
+	manifestVersionInline = 2
+)
 
 // ErrCorruptRecord means a stored value could not be decoded.
 var ErrCorruptRecord = errors.New("index: corrupt record")
 
 func (m Manifest) encode() []byte {
 	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(m.Chunks)*(cas.HashSize+3))
-	b = append(b, manifestVersion)
+	_, inline := m.InlineRef()
+	if inline {
+		b = append(b, manifestVersionInline)
+	} else {
+		b = append(b, manifestVersion)
+	}
 	b = binary.AppendUvarint(b, uint64(m.Size))
 	b = binary.AppendUvarint(b, uint64(len(m.Chunks)))
 	for _, c := range m.Chunks {
 		b = append(b, c.Hash[:]...)
-		b = binary.AppendUvarint(b, uint64(c.Len))
+		l := uint64(c.Len)
+		if inline {
+			l <<= 1
+			if c.Inline {
+				l |= 1
+			}
+		}
+		b = binary.AppendUvarint(b, l)
 	}
 	return b
 }
@@ -67,9 +111,10 @@ func decodeManifest(b []byte) (Manifest, error) {
 	bad := func(what string) (Manifest, error) {
 		return Manifest{}, fmt.Errorf("%w: manifest: %s", ErrCorruptRecord, what)
 	}
-	if len(b) == 0 || b[0] != manifestVersion {
+	if len(b) == 0 || b[0] != manifestVersion && b[0] != manifestVersionInline {
 		return bad("unknown version")
 	}
+	flags := b[0] == manifestVersionInline
 	b = b[1:]
 	size, n := binary.Uvarint(b)
 	if n <= 0 {
@@ -92,6 +137,10 @@ func decodeManifest(b []byte) (Manifest, error) {
 		copy(c.Hash[:], b)
 		b = b[cas.HashSize:]
 		l, n := binary.Uvarint(b)
+		if flags {
+			c.Inline = l&1 == 1
+			l >>= 1
+		}
 		if n <= 0 || l > 1<<31 {
 			return bad("chunk length")
 		}
@@ -102,6 +151,14 @@ func decodeManifest(b []byte) (Manifest, error) {
 	}
 	if len(b) != 0 || total != size {
 		return bad("sizes disagree")
+	}
+	for i, c := range m.Chunks {
+		if c.Inline && i != len(m.Chunks)-1 {
+			return bad("an inline chunk before the last")
+		}
+	}
+	if _, ok := m.InlineRef(); flags && !ok {
+		return bad("version 2 without an inline chunk")
 	}
 	return m, nil
 }

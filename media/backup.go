@@ -89,7 +89,7 @@ func (s *Store) openBackupDest(dest string) (*cas.Store, error) {
 	if err := os.MkdirAll(dest, 0o750); err != nil {
 		return nil, fmt.Errorf("media: backup: %w", err)
 	}
-	dst, err := cas.Open(dest)
+	dst, err := cas.OpenLayout(dest, casLayout(s.format.Layout), false)
 	if err != nil {
 		return nil, fmt.Errorf("media: backup to %s: %w", dest, err)
 	}

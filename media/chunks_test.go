@@ -28,7 +28,7 @@ func TestStoreOnMemStore(t *testing.T) {
 	upload(t, s, "A", "@u:server", data)
 	upload(t, s, "B", "@u:server", data)
 	checkContent(t, s, "A", data)
-	hs := chunksOf(t, data, smallParams)
+	hs := fileChunksOf(t, data, smallParams)
 	if len(hs) < 3 {
 		t.Fatalf("%d chunks, want several", len(hs))
 	}
@@ -84,7 +84,7 @@ func TestStoreOnMemStore(t *testing.T) {
 	if err := checkRange(s, "B", data, 0, 4096); err != nil {
 		t.Errorf("range avoiding the damage: %v", err)
 	}
-	if err := checkRange(s, "B", data, int64(len(data)-10), 10); !errors.Is(err, media.ErrDamaged) {
+	if err := checkRange(s, "B", data, fileChunkBytes(t, data, smallParams)-10, 10); !errors.Is(err, media.ErrDamaged) {
 		t.Errorf("range in the damaged chunk: %v, want ErrDamaged", err)
 	}
 	rep := fsck(t, s)

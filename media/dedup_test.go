@@ -12,7 +12,7 @@ import (
 func TestDedupSameContent(t *testing.T) {
 	s, dir := newStore(t, nil)
 	data := randBytes(60, 3<<20)
-	want := hashSet(chunksOf(t, data, s.Params()))
+	want := hashSet(fileChunksOf(t, data, s.Params()))
 
 	var objects []cas.Hash
 	for i, user := range []string{"@alice:server", "@bob:server", "@carol:other"} {
@@ -73,7 +73,7 @@ func TestDedupNearCopy(t *testing.T) {
 			after := chunkFiles(t, dir)
 
 			// Exactly the chunks of the near-copy not in the original are new.
-			added := hashSet(chunksOf(t, tt.data, s.Params()))
+			added := hashSet(fileChunksOf(t, tt.data, s.Params()))
 			for h := range before {
 				delete(added, h)
 			}

@@ -78,7 +78,24 @@ func (s *Store) openObject(h cas.Hash, what string) (*Reader, error) {
 		}
 		s.manifests.add(h, man)
 	}
-	return newReader(s, man, what), nil
+	return newReader(s, h, man, what), nil
+}
+
+// openInline reads the inline chunk ref of object obj from the index and
+// checks it against its hash: damage is an error wrapping cas.ErrCorrupt
+// (wrong bytes) or cas.ErrNotFound (none), as a chunk file's would be.
+func (s *Store) openInline(obj cas.Hash, ref index.ChunkRef) (cas.VerifiedChunk, error) {
+	data, err := s.idx.InlineChunk(obj)
+	if errors.Is(err, index.ErrNotFound) {
+		return cas.VerifiedChunk{}, fmt.Errorf("%w: inline chunk %s of object %s", cas.ErrNotFound, ref.Hash.Short(), obj.Short())
+	}
+	if err != nil {
+		return cas.VerifiedChunk{}, err
+	}
+	if len(data) != int(ref.Len) || cas.Sum(data) != ref.Hash {
+		return cas.VerifiedChunk{}, fmt.Errorf("%w: inline chunk %s of object %s holds other bytes", cas.ErrCorrupt, ref.Hash.Short(), obj.Short())
+	}
+	return cas.VerifiedChunk{Data: data}, nil
 }
 
 // Reader reads an object from its chunk files: an io.ReadSeeker for
@@ -92,7 +109,8 @@ func (s *Store) openObject(h cas.Hash, what string) (*Reader, error) {
 // goes on with its good bytes (readrepair.go). Not safe for concurrent use.
 type Reader struct {
 	s       *Store
-	what    string // the media or object, for logs and damage records
+	obj     cas.Hash // the object, whose inline chunk is under its name
+	what    string   // the media or object, for logs and damage records
 	refs    []index.ChunkRef
 	offsets []int64 // offsets[i] is where chunk i starts; offsets[len] = size
 	pos     int64
@@ -111,12 +129,12 @@ var (
 // chunkBufs holds chunk-sized buffers for verified reads.
 var chunkBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-func newReader(s *Store, m index.Manifest, what string) *Reader {
+func newReader(s *Store, obj cas.Hash, m index.Manifest, what string) *Reader {
 	off := make([]int64, len(m.Chunks)+1)
 	for i, c := range m.Chunks {
 		off[i+1] = off[i] + int64(c.Len)
 	}
-	return &Reader{s: s, what: what, refs: m.Chunks, offsets: off, curIdx: -1}
+	return &Reader{s: s, obj: obj, what: what, refs: m.Chunks, offsets: off, curIdx: -1}
 }
 
 // Size returns the object's length.
@@ -165,7 +183,13 @@ func (r *Reader) load(pos int64) (int, error) {
 		r.err = cmp.Or(r.err, err)
 		return i, err
 	}
-	c, err := r.s.verifier.Open(ref.Hash, int64(ref.Len), *r.buf)
+	var c cas.VerifiedChunk
+	var err error
+	if ref.Inline {
+		c, err = r.s.openInline(r.obj, ref)
+	} else {
+		c, err = r.s.verifier.Open(ref.Hash, int64(ref.Len), *r.buf)
+	}
 	if err != nil {
 		if cas.IsDamage(err) {
 			err = r.s.damage.found(r.what, ref.Hash, err)

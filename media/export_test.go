@@ -10,6 +10,9 @@ type StoreFormat = storeFormat
 // FormatVersion is formatVersion.
 const FormatVersion = formatVersion
 
+// LayoutInline is layoutInline, the layout of every new store.
+const LayoutInline = layoutInline
+
 // ReadFormat reads DATA/FORMAT (readFormat).
 var ReadFormat = readFormat
 

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/mxcas/mxcas/cas"
 )
 
 // formatVersion is the version of the data directory layout this code
@@ -35,6 +37,40 @@ type storeFormat struct {
 	// Index is where the index is: "" for Pebble under index/, which
 	// FORMAT then does not mention, or indexPostgres (Options.IndexDSN).
 	Index string
+	// Layout is how the store keeps its bytes: layoutNested (FORMAT
+	// without a layout line: stores made before layoutInline) or
+	// layoutInline. A store keeps the layout it was made with.
+	Layout int
+}
+
+// layout is f's layout, layoutNested when unset.
+func (f storeFormat) layout() int { return max(f.Layout, layoutNested) }
+
+// Store layouts (FORMAT's layout line).
+const (
+	// layoutNested: every chunk is a file, in cas/ab/cd/<hash>.
+	layoutNested = 1
+	// layoutInline: chunk files in cas/ab/<hash> (256 directories), and
+	// an object's last chunk, when it is at most maxInline bytes, kept in
+	// the index beside the manifest (index.ChunkRef.Inline), not in a
+	// file. Every new store gets it. A binary from before refuses such a
+	// store (FORMAT's unknown layout line).
+	layoutInline = 2
+)
+
+// maxInline is the largest chunk a layoutInline store keeps in the index:
+// the chunker's minimum (16 KiB by default), so only a whole small object
+// or the tail of a larger one is inline. In a store of real media 80% of
+// files are under 16 KiB: each would otherwise be a file and a directory
+// entry of its own (a 4 KiB block at least) and an fsync at upload.
+const maxInline = 16 << 10
+
+// casLayout is the chunk directory layout of a store of layout l.
+func casLayout(l int) cas.Layout {
+	if l >= layoutInline {
+		return cas.LayoutFlat
+	}
+	return cas.LayoutNested
 }
 
 // indexPostgres is FORMAT's index line of a store indexed in PostgreSQL.
@@ -58,6 +94,9 @@ func (f storeFormat) encode() []byte {
 	}
 	if f.Index != "" {
 		b = fmt.Appendf(b, "index %s\n", f.Index)
+	}
+	if f.Layout > layoutNested {
+		b = fmt.Appendf(b, "layout %d\n", f.Layout)
 	}
 	return b
 }
@@ -118,6 +157,12 @@ func parseFormat(b []byte) (storeFormat, error) {
 				return f, fmt.Errorf("unknown index %q", val)
 			}
 			f.Index = val
+		case "layout":
+			l, err := strconv.Atoi(val)
+			if err != nil || l != layoutInline {
+				return f, fmt.Errorf("unknown layout %q (this mxcas reads %d and %d)", val, layoutNested, layoutInline)
+			}
+			f.Layout = l
 		case "":
 		default:
 			return f, fmt.Errorf("unknown line %q", sc.Text())
@@ -125,6 +170,9 @@ func parseFormat(b []byte) (storeFormat, error) {
 	}
 	if f.Version == 0 {
 		return f, errors.New("no mxcas-store line")
+	}
+	if f.Layout == 0 {
+		f.Layout = layoutNested
 	}
 	return f, nil
 }
@@ -188,6 +236,8 @@ func matchFormat(dir string, want storeFormat, create bool) (storeFormat, error)
 		return storeFormat{}, fmt.Errorf("%w: %s keeps its index in %s but was opened with it in %s; "+
 			"check [index] (mxcas migrate moves an index)",
 			ErrFormat, path, indexPlace(got.Index), indexPlace(want.Index))
+	case got.layout() != want.layout():
+		return storeFormat{}, fmt.Errorf("%w: %s is of layout %d, opened as layout %d", ErrFormat, path, got.Layout, want.Layout)
 	case got.ID != "" && want.ID != "" && got.ID != want.ID:
 		return storeFormat{}, fmt.Errorf("%w: %s belongs to store %s, not %s", ErrFormat, path, got.ID, want.ID)
 	}
@@ -219,4 +269,36 @@ func readFormat(dir string) (storeFormat, error) {
 		return f, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
 	return f, nil
+}
+
+// storeLayout returns the layout of the store in dir as its FORMAT says:
+// layoutInline for a new store, layoutNested for an existing store
+// without a FORMAT (one made before FORMAT, which gets one now).
+func storeLayout(dir string, isNew bool) (int, error) {
+	if isNew {
+		return layoutInline, nil
+	}
+	f, err := readFormat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return layoutNested, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return f.Layout, nil
+}
+
+// ChunkPath returns the file chunk h has, or would have, in the local
+// store in dir, as the store's layout places it: for tools and tests that
+// look at chunk files themselves.
+func ChunkPath(dir string, h cas.Hash) (string, error) {
+	l, err := storeLayout(dir, false)
+	if err != nil {
+		return "", err
+	}
+	x := h.String()
+	if casLayout(l) == cas.LayoutFlat {
+		return filepath.Join(dir, "cas", x[0:2], x), nil
+	}
+	return filepath.Join(dir, "cas", x[0:2], x[2:4], x), nil
 }

@@ -10,7 +10,7 @@ import (
 
 func TestFormat(t *testing.T) {
 	dir := t.TempDir()
-	f := storeFormat{Version: formatVersion, Hash: "blake3-256", Chunker: "min=16384 avg=65536 max=262144"}
+	f := storeFormat{Version: formatVersion, Hash: "blake3-256", Chunker: "min=16384 avg=65536 max=262144", Layout: layoutNested}
 	if _, err := checkFormat(dir, f); err != nil {
 		t.Fatal(err)
 	}

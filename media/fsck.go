@@ -200,6 +200,22 @@ func (r *FsckReport) checkChunks(ctx context.Context, s *Store, snap *index.Snap
 		}
 		first = false
 	}
+	// Inline chunks no manifest names (the index lost a manifest but not
+	// its chunk) are orphans too.
+	err := snap.ScanInline(func(obj cas.Hash, _ []byte) error {
+		if m, err := snap.Manifest(obj); err == nil {
+			if _, ok := m.InlineRef(); ok {
+				return ctx.Err()
+			}
+		} else if !errors.Is(err, index.ErrNotFound) && !errors.Is(err, index.ErrCorruptRecord) {
+			return err
+		}
+		r.Orphans++
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
 	if err := r.addRecordedDamage(snap); err != nil {
 		return nil, err
 	}
@@ -299,8 +315,14 @@ func (r *FsckReport) checkManifests(ctx context.Context, snap *index.Snapshot, h
 		}
 		if first {
 			r.Objects++
+			if kind, p := checkInline(snap, h, m); kind != "" {
+				damage(h, -1, kind)
+				*found = append(*found, manifestProblem{-1, p})
+			} else if ref, ok := m.InlineRef(); ok {
+				r.Bytes += int64(ref.Len)
+			}
 		}
-		for ref, c := range storedChunks(m) {
+		for ref, c := range m.Stored() {
 			if !hr.contains(c.Hash) {
 				continue
 			}
@@ -324,6 +346,26 @@ func (r *FsckReport) checkManifests(ctx context.Context, snap *index.Snapshot, h
 		}
 		return ctx.Err()
 	})
+}
+
+// checkInline checks object h's inline chunk, if m has one, against its
+// hash: it returns the kind of the damage and its problem, or "".
+func checkInline(snap *index.Snapshot, h cas.Hash, m index.Manifest) (string, Problem) {
+	ref, ok := m.InlineRef()
+	if !ok {
+		return "", Problem{}
+	}
+	data, err := snap.InlineChunk(h)
+	switch {
+	case errors.Is(err, index.ErrNotFound):
+		return ProblemMissingChunk, Problem{Kind: ProblemMissingChunk, Chunk: ref.Hash, Object: h, Detail: "inline chunk missing from the index"}
+	case err != nil:
+		return ProblemCorruptChunk, Problem{Kind: ProblemCorruptChunk, Chunk: ref.Hash, Object: h, Detail: "inline chunk unreadable: " + err.Error()}
+	case len(data) != int(ref.Len) || cas.Sum(data) != ref.Hash:
+		return ProblemCorruptChunk, Problem{Kind: ProblemCorruptChunk, Chunk: ref.Hash, Object: h,
+			Detail: fmt.Sprintf("inline chunk of %d bytes does not hash to its name", len(data))}
+	}
+	return "", Problem{}
 }
 
 // checkRecords checks every media record and names the damaged media: a
@@ -382,7 +424,7 @@ func (r *FsckReport) attributeProblems(snap *index.Snapshot, damagedObj map[cas.
 }
 
 func containsChunk(m index.Manifest, h cas.Hash) bool {
-	for _, c := range storedChunks(m) {
+	for _, c := range m.Chunks {
 		if c.Hash == h {
 			return true
 		}

@@ -86,7 +86,7 @@ func TestFsckWorkersSameReport(t *testing.T) {
 	for i := range 12 {
 		data := randBytes(uint64(400+i), 60_000+i*7_000)
 		upload(t, s, fmt.Sprintf("m%02d", i), "@u:server", data)
-		hs := chunksOf(t, data, smallParams)
+		hs := fileChunksOf(t, data, smallParams)
 		switch i % 3 {
 		case 0:
 			corrupt = append(corrupt, hs[len(hs)-1])

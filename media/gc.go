@@ -284,17 +284,27 @@ func (s *Store) sweepIndex(mark gcMark, st *GCStats) error {
 				return err
 			}
 		}
+		var inline int64 // bytes of the inline chunks deleted with their manifests
 		for _, h := range mark.deadObj {
 			if pinned(h) {
 				st.Objects++
 				continue
+			}
+			if m, err := s.idx.Manifest(h); err == nil {
+				if ref, ok := m.InlineRef(); ok {
+					inline += int64(ref.Len)
+				}
 			}
 			if err := b.DeleteManifest(h); err != nil {
 				return err
 			}
 			st.ObjectsDeleted++
 		}
-		return b.Commit()
+		if err := b.Commit(); err != nil {
+			return err
+		}
+		s.stats.chunksChanged(0, -inline)
+		return nil
 	})
 }
 

@@ -116,7 +116,7 @@ func manifestChunks(t *testing.T, snap *index.Snapshot, obj cas.Hash) []cas.Hash
 		t.Fatal(err)
 	}
 	var hs []cas.Hash
-	for _, c := range m.Chunks {
+	for _, c := range m.Stored() {
 		hs = append(hs, c.Hash)
 	}
 	return hs

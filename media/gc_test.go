@@ -29,7 +29,7 @@ func TestDeleteAndGC(t *testing.T) {
 	upload(t, s, "B", "@b:server", p) // same object as A
 	upload(t, s, "C", "@c:server", q)
 	upload(t, s, "D", "", r)
-	chunksP, chunksQ, chunksR := chunksOf(t, p, s.Params()), chunksOf(t, q, s.Params()), chunksOf(t, r, s.Params())
+	chunksP, chunksQ, chunksR := fileChunksOf(t, p, s.Params()), fileChunksOf(t, q, s.Params()), fileChunksOf(t, r, s.Params())
 	onlyP := hashSet(chunksP)
 	for h := range hashSet(chunksQ, chunksR) {
 		delete(onlyP, h)
@@ -164,7 +164,7 @@ func TestGCSparesUploadInFlight(t *testing.T) {
 	if rep.Objects != 1 || rep.Orphans != 0 {
 		t.Errorf("Fsck: %d objects, %d orphans; want 1, 0", rep.Objects, rep.Orphans)
 	}
-	if got, want := len(chunkFiles(t, dir)), len(hashSet(chunksOf(t, x, s.Params()))); got != want {
+	if got, want := len(chunkFiles(t, dir)), len(hashSet(fileChunksOf(t, x, s.Params()))); got != want {
 		t.Errorf("%d chunk files, want %d", got, want)
 	}
 	// A later GC, even past the grace, keeps B.

@@ -208,7 +208,7 @@ func (l *liveObjects) markChunks(find func(cas.Hash) (int, bool), marks []chunkM
 		} else if m != nil {
 			m.objects++
 		}
-		for _, c := range storedChunks(man) {
+		for _, c := range man.Stored() {
 			if j, ok := find(c.Hash); ok && marks[j] < mark {
 				marks[j] = mark
 			}

@@ -196,8 +196,11 @@ func chunkFiles(t testing.TB, dir string) map[cas.Hash]int64 {
 
 // chunkPath is where chunk h of the store in dir lives.
 func chunkPath(dir string, h cas.Hash) string {
-	x := h.String()
-	return filepath.Join(dir, "cas", x[0:2], x[2:4], x)
+	p, err := media.ChunkPath(dir, h)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }
 
 // chunksOf returns the chunk hashes of data under p, in order.
@@ -211,6 +214,38 @@ func chunksOf(t testing.TB, data []byte, p chunker.Params) []cas.Hash {
 		t.Fatalf("Split: %v", err)
 	}
 	return hs
+}
+
+// inlineMax is the longest chunk a new store keeps in its index when it
+// ends an object (media's maxInline).
+const inlineMax = 16 << 10
+
+// fileChunksOf is chunksOf less the last chunk when a new store keeps it
+// inline: the chunks of data that are chunk files.
+func fileChunksOf(t testing.TB, data []byte, p chunker.Params) []cas.Hash {
+	t.Helper()
+	hs := chunksOf(t, data, p)
+	if n := len(hs); n > 0 && lastChunkLen(data, p) <= inlineMax {
+		hs = hs[:n-1]
+	}
+	return hs
+}
+
+// fileChunkBytes is the length of data's chunk files (fileChunksOf).
+func fileChunkBytes(t testing.TB, data []byte, p chunker.Params) int64 {
+	t.Helper()
+	n := int64(len(data))
+	if len(data) > 0 && lastChunkLen(data, p) <= inlineMax {
+		n -= int64(lastChunkLen(data, p))
+	}
+	return n
+}
+
+// lastChunkLen is the length of data's last chunk under p.
+func lastChunkLen(data []byte, p chunker.Params) int {
+	n := 0
+	chunker.Split(data, p, func(c []byte) error { n = len(c); return nil })
+	return n
 }
 
 // chunkSizes returns the length of every chunk of data under p.

@@ -118,7 +118,7 @@ func (s *Store) Migrate(ctx context.Context, opts MigrateOptions) (BackupStats, 
 	}
 	dst := opts.Chunks
 	if dst == nil {
-		cs, err := cas.Open(opts.Dir)
+		cs, err := cas.OpenLayout(opts.Dir, casLayout(want.Layout), false)
 		if err != nil {
 			return st, fmt.Errorf("media: migrate to %s: %w", opts.Dir, err)
 		}

@@ -2,12 +2,10 @@ package media
 
 import (
 	"bytes"
-	"iter"
 	"slices"
 	"sync/atomic"
 
 	"github.com/mxcas/mxcas/cas"
-	"github.com/mxcas/mxcas/index"
 )
 
 // Fsck and GC hold no set of every hash in the store: their memory is
@@ -110,17 +108,4 @@ func self(h cas.Hash) cas.Hash { return h }
 // sortedHas reports whether sorted hs holds h, and where.
 func sortedHas(hs []cas.Hash, h cas.Hash) (int, bool) {
 	return slices.BinarySearchFunc(hs, h, compareHash)
-}
-
-// storedChunks yields the chunk references of m whose bytes are in the
-// chunk store: every loop of GC and fsck over a manifest's chunks goes
-// through it.
-func storedChunks(m index.Manifest) iter.Seq2[int, index.ChunkRef] {
-	return func(yield func(int, index.ChunkRef) bool) {
-		for i, c := range m.Chunks {
-			if !yield(i, c) {
-				return
-			}
-		}
-	}
 }

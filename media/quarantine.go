@@ -52,13 +52,25 @@ func (q *contentQuarantine) load(idx *index.DB) error {
 	})
 }
 
-// reload loads the set again from idx, under the lock: a standby applied
-// changes to it.
-func (q *contentQuarantine) reload(idx *index.DB) error {
+// reloadAround runs apply, a change of idx's quarantine records (a
+// standby applying the primary's changes), with the set's readers held
+// off, then loads the set again: no read finds the change applied and the
+// set not yet loaded. (n is raised first, so even readers of an empty set
+// wait for the lock.)
+func (q *contentQuarantine) reloadAround(idx *index.DB, apply func() error) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.load(idx)
+	q.n.Add(1)
+	err := apply()
+	if lerr := q.load(idx); err == nil && lerr != nil {
+		return fmt.Errorf("%w: %w", errQuarantineStale, lerr)
+	}
+	return err
 }
+
+// errQuarantineStale: changes were applied but the content quarantine set
+// could not be loaded again.
+var errQuarantineStale = errors.New("media: content quarantine not reloaded")
 
 // sync reads the quarantine of content h from a shared index into the set
 // (another node may have changed it); with a Pebble index it does

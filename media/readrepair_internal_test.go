@@ -70,8 +70,11 @@ func TestRepairOnReadFetchesOnce(t *testing.T) {
 		}
 		return nil
 	})
-	x := first.String()
-	if err := os.Remove(filepath.Join(dir, "cas", x[0:2], x[2:4], x)); err != nil {
+	p, err := ChunkPath(dir, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
 

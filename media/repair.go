@@ -32,7 +32,11 @@ func (s *Store) RepairFrom(ctx context.Context, src string) (RepairReport, error
 	if s.opts.ReadOnly {
 		return RepairReport{}, cas.ErrReadOnly
 	}
-	from, err := cas.OpenReadOnly(src)
+	layout, err := storeLayout(src, false)
+	if err != nil {
+		return RepairReport{}, fmt.Errorf("%w: %s: %w", ErrRepairSource, src, err)
+	}
+	from, err := cas.OpenLayout(src, casLayout(layout), true)
 	if err != nil {
 		return RepairReport{}, fmt.Errorf("%w: %s: %w", ErrRepairSource, src, err)
 	}

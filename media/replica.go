@@ -236,28 +236,32 @@ func (s *Store) ApplyChanges(cs []Change) error {
 	for _, m := range ms {
 		s.records.invalidate(m)
 	}
-	err = s.idx.ApplyChanges(cs, skip)
+	quarantine := false
+	for _, op := range ops {
+		quarantine = quarantine || op.Quarantine()
+	}
+	apply := func() error { return s.idx.ApplyChanges(cs, skip) }
+	if quarantine {
+		err = s.quarantine.reloadAround(s.idx, apply)
+	} else {
+		err = apply()
+	}
+	if errors.Is(err, errQuarantineStale) {
+		// The changes are applied; the set is stale until reloaded.
+		s.opts.Logger.Error("replication: content quarantine not reloaded", "err", err)
+		err = nil
+	}
 	if errors.Is(err, index.ErrChangeOrder) {
 		return fmt.Errorf("%w: %v", ErrChangeOrder, err)
 	}
 	if err != nil {
 		return noSpace(err)
 	}
-	quarantine := false
-	for _, op := range ops {
-		quarantine = quarantine || op.Quarantine()
-	}
 	for _, m := range ms {
 		s.records.invalidate(m)
 		s.waiters.wake(m)
 	}
 	s.stats.recordsChanged(index.ServerUsageDelta(ops))
-	if quarantine {
-		if err := s.quarantine.reload(s.idx); err != nil {
-			// The changes are applied; the set is stale until reloaded.
-			s.opts.Logger.Error("replication: content quarantine not reloaded", "err", err)
-		}
-	}
 	return nil
 }
 

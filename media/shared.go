@@ -68,9 +68,10 @@ func openShared(opts Options, iopts index.Options, format storeFormat) (*index.D
 }
 
 // shared is the description of the store a PostgreSQL index records
-// (x/format): FORMAT's, less the ID, which each node's FORMAT carries.
+// (x/format): FORMAT's, less the ID and the layout, which each node's
+// FORMAT carries (a node reads inline chunks whatever its own layout).
 func (f storeFormat) shared() storeFormat {
-	f.ID = ""
+	f.ID, f.Layout = "", 0
 	return f
 }
 

@@ -25,8 +25,9 @@ type Stats struct {
 	// store was opened with Options.CountChunks.
 	ChunksCounted bool
 	// Chunks counts the chunk files and StoredBytes is the sum of their
-	// sizes (content, thumbnails and not yet collected garbage alike):
-	// counted at Open, then kept as chunks are written and GC removes them.
+	// sizes and of the inline chunks' (content, thumbnails and not yet
+	// collected garbage alike): counted at Open, then kept as chunks are
+	// written and GC removes them.
 	Chunks      int64
 	StoredBytes int64
 
@@ -187,6 +188,13 @@ func (s *Store) loadStats() error {
 	})
 	if err != nil {
 		return fmt.Errorf("media: open: count chunks: %w", err)
+	}
+	if !s.idx.Shared() {
+		_, inline, err := s.idx.InlineBytes()
+		if err != nil {
+			return fmt.Errorf("media: open: count inline chunks: %w", err)
+		}
+		bytes += inline
 	}
 	s.stats.chunks.Store(n)
 	s.stats.stored.Store(bytes)

@@ -225,8 +225,11 @@ func (o *Options) Validate() error {
 // Store is the media repository of one data directory. Safe for concurrent
 // use; one process at a time may open a data directory.
 type Store struct {
-	opts      Options
-	params    chunker.Params
+	opts   Options
+	params chunker.Params
+	// inlineMax: chunks up to this length that end an object are kept in
+	// the index (layoutInline; 0: none, layoutNested).
+	inlineMax int
 	format    storeFormat
 	cas       cas.Storage
 	idx       *index.DB
@@ -269,12 +272,19 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs, err := openChunks(opts)
+	layout, err := storeLayout(opts.Dir, isNew)
+	if err != nil {
+		if opts.Chunks != nil {
+			opts.Chunks.Close()
+		}
+		return nil, err
+	}
+	cs, err := openChunks(opts, layout)
 	if err != nil {
 		return nil, err
 	}
 	params := storeParams(opts)
-	format := storeFormat{Version: formatVersion, Hash: HashName, Chunker: params.String(), Chunks: opts.ChunksAt}
+	format := storeFormat{Version: formatVersion, Hash: HashName, Chunker: params.String(), Chunks: opts.ChunksAt, Layout: layout}
 	if opts.IndexDSN != "" {
 		format.Index = indexPostgres
 	}
@@ -297,6 +307,9 @@ func Open(opts Options) (*Store, error) {
 	sp.ready() // after opening the index, which wrote to the disk
 	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx, space: sp,
 		records: newRecordCache(), manifests: newManifestCache()}
+	if layout >= layoutInline {
+		s.inlineMax = maxInline
+	}
 	s.quotas.list = newRules(opts.Quotas)
 	s.startThumbnailer()
 	ro := opts.Remote
@@ -427,15 +440,11 @@ func openIndex(opts Options, isNew bool, format storeFormat) (*index.DB, *space,
 
 // openChunks returns opts.Chunks, or opens the filesystem chunk store
 // under opts.Dir.
-func openChunks(opts Options) (cas.Storage, error) {
-	switch {
-	case opts.Chunks != nil:
+func openChunks(opts Options, layout int) (cas.Storage, error) {
+	if opts.Chunks != nil {
 		return opts.Chunks, nil
-	case opts.ReadOnly:
-		return cas.OpenReadOnly(opts.Dir)
-	default:
-		return cas.Open(opts.Dir)
 	}
+	return cas.OpenLayout(opts.Dir, casLayout(layout), opts.ReadOnly)
 }
 
 // Close closes the index and releases the data directory, after any GC,

@@ -58,7 +58,7 @@ func TestFormatParams(t *testing.T) {
 		t.Errorf("FORMAT has store ID %q, want 32 hex digits", f.ID)
 	}
 	f.ID = ""
-	if want := (media.StoreFormat{Version: media.FormatVersion, Hash: media.HashName, Chunker: first.String()}); f != want {
+	if want := (media.StoreFormat{Version: media.FormatVersion, Hash: media.HashName, Chunker: first.String(), Layout: media.LayoutInline}); f != want {
 		t.Errorf("FORMAT = %+v, want %+v", f, want)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/mxcas/mxcas/index"
 )
 
 // Sentinels for a data directory that is not (or no longer) a usable store.
@@ -65,8 +67,10 @@ func storeDirState(dir string) (state dirState, what string, err error) {
 		name := e.Name()
 		ok := false
 		switch {
-		case name == "lost+found" || name == "index" || name == "cache":
+		case name == "lost+found" || name == "cache":
 			ok = e.IsDir()
+		case name == "index": // small media live in the index alone
+			ok = e.IsDir() && indexEmpty(filepath.Join(dir, name))
 		case name == "cas":
 			ok = e.IsDir() && !holdsFiles(filepath.Join(dir, name))
 		case name == "tmp":
@@ -104,6 +108,13 @@ func holdsFiles(dir string) bool {
 		return nil
 	})
 	return err != nil
+}
+
+// indexEmpty reports whether the index in dir holds nothing (or nothing
+// Pebble can open: a directory that is not yet an index).
+func indexEmpty(dir string) bool {
+	empty, err := index.Empty(dir)
+	return empty || err != nil && !holdsFiles(dir)
 }
 
 // onlyLock reports whether dir holds nothing but the chunk store's LOCK.

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -214,7 +215,9 @@ func (p *pinSet) pin(h cas.Hash) {
 func (p *pinSet) release() { p.s.pins.unpin(p.hs); p.hs = nil }
 
 // writeObject streams body into chunk files and returns the object's name
-// and manifest, with its chunks durable. known says whether the index
+// and manifest, with its chunks durable: all but an inline last chunk
+// (Store.inlineMax), whose bytes the manifest carries (Tail) to the
+// index. known says whether the index
 // already has the manifest; if not, the caller commits it with the record
 // that refers to it, before releasing pins. declared is the body's
 // declared length (-1: unknown); limit the most it may hold (-1: no
@@ -222,6 +225,9 @@ func (p *pinSet) release() { p.s.pins.unpin(p.hs); p.hs = nil }
 // errors.
 func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit int64, what string, pins *pinSet) (cas.Hash, index.Manifest, bool, error) {
 	var m index.Manifest
+	if s.opts.ReadOnly { // a small object would reach the index first
+		return cas.Hash{}, m, false, cas.ErrReadOnly
+	}
 	ck, err := chunker.New(body, s.params)
 	if err != nil {
 		return cas.Hash{}, m, false, err
@@ -230,6 +236,26 @@ func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit
 	batch := s.cas.BeginBatch()
 	defer batch.Abort()
 	var added, addedBytes int64 // new chunk files, counted once committed
+	// A chunk small enough to be inline waits for the next: when there is
+	// none, it is the object's last and goes in the index (m.Tail);
+	// otherwise it is stored as a file after all. So at most one chunk's
+	// bytes are held, whatever the upload.
+	var held []byte
+	put := func(h cas.Hash, data []byte) error {
+		isNew, err := batch.Put(h, data)
+		if err != nil {
+			return noSpace(err)
+		}
+		if isNew {
+			pins.own = append(pins.own, h)
+			pins.stored += int64(len(data))
+			added++
+			addedBytes += int64(len(data))
+		} else {
+			pins.found = append(pins.found, h)
+		}
+		return nil
+	}
 	for {
 		data, err := ck.Next()
 		if err == io.EOF {
@@ -251,24 +277,27 @@ func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit
 		if err := s.space.reserve(s.chunkBytesHere(int64(len(data)))); err != nil {
 			return cas.Hash{}, m, false, err
 		}
+		if held != nil { // not the last chunk after all
+			last := &m.Chunks[len(m.Chunks)-1]
+			last.Inline = false
+			if err := put(last.Hash, held); err != nil {
+				return cas.Hash{}, m, false, err
+			}
+			held = nil
+		}
 		h := cas.Sum(data)
 		pins.pin(h)
-		isNew, err := batch.Put(h, data)
-		if err != nil {
-			return cas.Hash{}, m, false, noSpace(err)
+		if len(data) <= s.inlineMax {
+			held = bytes.Clone(data)
+			m.Chunks = append(m.Chunks, index.ChunkRef{Hash: h, Len: uint32(len(data)), Inline: true})
+			continue
 		}
-		if isNew {
-			pins.own = append(pins.own, h)
-		} else {
-			pins.found = append(pins.found, h)
-		}
-		if isNew {
-			pins.stored += int64(len(data))
-			added++
-			addedBytes += int64(len(data))
+		if err := put(h, data); err != nil {
+			return cas.Hash{}, m, false, err
 		}
 		m.Chunks = append(m.Chunks, index.ChunkRef{Hash: h, Len: uint32(len(data))})
 	}
+	m.Tail = held
 	if declared >= 0 && m.Size != declared {
 		return cas.Hash{}, m, false, fmt.Errorf("%w: %s: got %d of %d bytes", ErrTruncated, what, m.Size, declared)
 	}
@@ -283,6 +312,9 @@ func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit
 	}
 	if err := batch.Commit(); err != nil {
 		return cas.Hash{}, m, false, noSpace(err)
+	}
+	if !known {
+		addedBytes += int64(len(m.Tail)) // stored with the manifest
 	}
 	s.stats.chunksChanged(added, addedBytes)
 	return obj, m, known, nil

@@ -473,7 +473,7 @@ func TestConcurrentUploads(t *testing.T) {
 		for i := range perWorker {
 			data := content(w, i)
 			checkContent(t, s, fmt.Sprintf("c%d-%d", w, i), data)
-			all = append(all, chunksOf(t, data, s.Params()))
+			all = append(all, fileChunksOf(t, data, s.Params()))
 		}
 	}
 	rep := mediatest.CheckHealthy(t, s)

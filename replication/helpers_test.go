@@ -111,6 +111,30 @@ func wantContent(t testing.TB, s *media.Store, want map[string][]byte) {
 }
 
 // chunkHashes lists the chunk files of the store in dir.
+// chunkFileBytes is the length of the chunk files of the store in dir: what
+// a standby fetches (inline chunks come with the changes).
+func chunkFileBytes(t testing.TB, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.WalkDir(filepath.Join(dir, "cas"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if _, err := cas.ParseHash(d.Name()); err == nil && !d.IsDir() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n += fi.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func chunkHashes(t testing.TB, dir string) []cas.Hash {
 	t.Helper()
 	var hs []cas.Hash

@@ -55,7 +55,7 @@ func wantError(t *testing.T, what string, status int, body []byte, wantStatus in
 func TestPrimaryAuth(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	primary, _ := openStore(t, filepath.Join(t.TempDir(), "p"), media.Options{})
-	upload(t, primary, "a", randBytes(1, 100))
+	upload(t, primary, "a", randBytes(1, 100_000)) // chunk files: small media are inline
 	srv, _ := newPrimary(t, primary, clock.Now)
 	now := clock.Now()
 	chunk := chunkHashes(t, primary.Dir())[0]

@@ -19,7 +19,8 @@ import (
 )
 
 // chunkHashes returns the hashes of the chunks the store in dir cuts data
-// into.
+// into and keeps as files: all but a last chunk of at most 16 KiB, which
+// a new store keeps inline in its index.
 func chunkHashes(t *testing.T, dir string, data []byte) []cas.Hash {
 	t.Helper()
 	st, err := media.Open(media.Options{Create: true, Dir: dir})
@@ -31,18 +32,26 @@ func chunkHashes(t *testing.T, dir string, data []byte) []cas.Hash {
 		t.Fatal(err)
 	}
 	var hs []cas.Hash
+	last := 0
 	if err := chunker.Split(data, p, func(c []byte) error {
 		hs = append(hs, cas.Sum(c))
+		last = len(c)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	if len(hs) > 0 && last <= 16<<10 {
+		hs = hs[:len(hs)-1] // inline in the index, no file
 	}
 	return hs
 }
 
 func chunkFile(dir string, h cas.Hash) string {
-	x := h.String()
-	return filepath.Join(dir, "cas", x[0:2], x[2:4], x)
+	p, err := media.ChunkPath(dir, h)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }
 
 // onlyIn returns a chunk of a that none of others has.

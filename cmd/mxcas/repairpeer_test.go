@@ -44,7 +44,7 @@ func TestFsckRepairFromPeer(t *testing.T) {
 			return nil, errors.New("stand-in source: wrong base or secret")
 		}
 		opened.Add(1)
-		return cas.OpenReadOnly(backup) // closed by the repair
+		return cas.OpenLayout(backup, cas.LayoutFlat, true) // closed by the repair
 	}
 	t.Cleanup(func() { newRemoteChunkSource = real })
 

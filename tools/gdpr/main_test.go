@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/matrix"
 	"github.com/mxcas/mxcas/media"
 	"github.com/mxcas/mxcas/media/mediatest"
@@ -354,10 +353,19 @@ func TestExportRefusals(t *testing.T) {
 		}
 	}
 
-	// a2 is one chunk, named by its content's hash; a1 is exported
-	// (its part complete) before a2 fails.
-	h := cas.Sum(alice[1].body).String()
-	chunk := filepath.Join(e.data, "cas", h[:2], h[2:4], h)
+	// Every chunk file is a chunk of alice's (a3's, or a4's, which are
+	// bob's bytes); the small media are inline in the index. One damaged
+	// fails the export, after the media before it.
+	var chunk string
+	filepath.WalkDir(filepath.Join(e.data, "cas"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && chunk == "" && d.Type().IsRegular() {
+			chunk = p
+		}
+		return err
+	})
+	if chunk == "" {
+		t.Fatal("no chunk file to damage")
+	}
 	if err := os.WriteFile(chunk, []byte("HELLO"), 0o600); err != nil {
 		t.Fatal(err)
 	}
