@@ -499,7 +499,7 @@ func (s *Store) storeThumbnail(ctx context.Context, rec Media, spec string, src 
 		}
 		tr.Object = obj
 		if !known || s.idx.Shared() { // written again: see commitRecord
-			if err := b.PutManifest(obj, m); err != nil {
+			if err := s.putManifest(b, obj, m, known); err != nil {
 				return Thumbnail{}, err
 			}
 		}
