@@ -490,6 +490,7 @@ func (s *Store) storeThumbnail(ctx context.Context, rec Media, spec string, src 
 	defer pins.release()
 	b := s.idx.NewBatch()
 	defer b.Close()
+	committed := func() {}
 	if len(res.Data) == len(src) && bytes.Equal(res.Data, src) {
 		tr.Object = rec.Object // the source as it is: no copy
 	} else {
@@ -504,6 +505,7 @@ func (s *Store) storeThumbnail(ctx context.Context, rec Media, spec string, src 
 			}
 		}
 		b.GuardObject(obj, pins.found, pins.own)
+		committed = func() { s.manifestCommitted(m, known) }
 	}
 	if err := b.PutThumbnail(rec.Object, spec, tr.record()); err != nil {
 		return Thumbnail{}, err
@@ -511,5 +513,6 @@ func (s *Store) storeThumbnail(ctx context.Context, rec Media, spec string, src 
 	if err := condemned(s.commitRecords(b)); err != nil {
 		return Thumbnail{}, err
 	}
+	committed()
 	return tr, nil
 }

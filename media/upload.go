@@ -174,8 +174,19 @@ func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *M
 	}
 	if err == nil {
 		s.stats.recordsChanged(delta)
+		s.manifestCommitted(m, known)
 	}
 	return err
+}
+
+// manifestCommitted counts the inline chunk of m, a manifest writeObject
+// made, in the stored bytes once it is committed, unless known (the index
+// had it already): a write refused at its commit (quarantined content,
+// another node's GC) stores nothing.
+func (s *Store) manifestCommitted(m index.Manifest, known bool) {
+	if !known {
+		s.stats.chunksChanged(0, int64(len(m.Tail)))
+	}
 }
 
 // putManifest adds to b the manifest m of object h, which writeObject
@@ -339,9 +350,6 @@ func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit
 	if err := batch.Commit(); err != nil {
 		return cas.Hash{}, m, false, noSpace(err)
 	}
-	if !known {
-		addedBytes += int64(len(m.Tail)) // stored with the manifest
-	}
-	s.stats.chunksChanged(added, addedBytes)
+	s.stats.chunksChanged(added, addedBytes) // m.Tail: once its manifest is committed (manifestCommitted)
 	return obj, m, known, nil
 }
