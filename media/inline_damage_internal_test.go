@@ -67,16 +67,9 @@ func TestInlineDamageIsPerObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref, _ := m.InlineRef()
-	m.Tail = bytes.Clone(a[len(a)-int(ref.Len):])
-	m.Tail[0] ^= 1
-	bt := s.idx.NewBatch()
-	if err := bt.PutManifest(recA.Object, m); err != nil {
-		t.Fatal(err)
-	}
-	if err := bt.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	bt.Close()
+	bad := bytes.Clone(a[len(a)-int(ref.Len):])
+	bad[0] ^= 1
+	setInlineChunk(t, s, recA.Object, bad)
 	if _, err := readAllOf(t, s, "a"); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("read of a with its inline chunk damaged: %v, want ErrDamaged", err)
 	}
@@ -85,5 +78,24 @@ func TestInlineDamageIsPerObject(t *testing.T) {
 	}
 	if _, err := readAllOf(t, s, "a"); !errors.Is(err, ErrDamaged) {
 		t.Errorf("read of a again: %v, want ErrDamaged", err)
+	}
+}
+
+// setInlineChunk puts data in the index as object obj's inline chunk
+// (damage, when data is not the chunk's bytes).
+func setInlineChunk(t *testing.T, s *Store, obj cas.Hash, data []byte) {
+	t.Helper()
+	m, err := s.idx.Manifest(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Tail = data
+	b := s.idx.NewBatch()
+	defer b.Close()
+	if err := b.PutManifest(obj, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
 	}
 }
