@@ -511,7 +511,13 @@ func (op Op) DeletedObject() (cas.Hash, bool) {
 	if op.Kind != OpDelete {
 		return cas.Hash{}, false
 	}
-	for _, p := range [][]byte{prefixObject, prefixInline} { // the manifest, or its inline chunk
+	return op.ManifestObject()
+}
+
+// ManifestObject returns the object whose manifest, or inline chunk, an
+// operation sets or deletes.
+func (op Op) ManifestObject() (cas.Hash, bool) {
+	for _, p := range [][]byte{prefixObject, prefixInline} {
 		if bytes.HasPrefix(op.Key, p) && len(op.Key) == len(p)+cas.HashSize {
 			return cas.Hash(op.Key[len(p):]), true
 		}

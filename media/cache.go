@@ -61,7 +61,11 @@ func (c *recordCache) invalidate(m matrix.MXC) {
 
 // manifestCache keeps hot manifests. A manifest is named by its content, so
 // a cached one is never wrong, only possibly collected: it is used only
-// through a record that refers to it, which keeps it from GC.
+// through a record that refers to it, which keeps it from GC. But for its
+// form: a replicated change may set the manifest of an object this store
+// made itself with its last chunk inline where this store kept a file, or
+// the other way round (stores of different layouts); ApplyChanges then
+// invalidates it.
 type manifestCache struct {
 	mu  sync.Mutex
 	lru *simplelru.LRU[cas.Hash, index.Manifest]
@@ -76,6 +80,15 @@ func (c *manifestCache) get(h cas.Hash) (index.Manifest, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lru.Get(h)
+}
+
+// invalidate forgets the manifest of h: a replicated change set it (the
+// primary's may keep the last chunk inline where this store's kept a
+// file, or the other way round).
+func (c *manifestCache) invalidate(h cas.Hash) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lru.Remove(h)
 }
 
 func (c *manifestCache) add(h cas.Hash, m index.Manifest) {

@@ -41,7 +41,8 @@ func (d *damage) load(idx *index.DB) error {
 }
 
 // check fails when one of chunks is known to be damaged, without reading
-// it again.
+// it again. An inline chunk is not looked up: its damage is not recorded
+// (see foundInline).
 func (d *damage) check(what string, chunks []index.ChunkRef) error {
 	if d.n.Load() == 0 {
 		return nil
@@ -49,6 +50,9 @@ func (d *damage) check(what string, chunks []index.ChunkRef) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, c := range chunks {
+		if c.Inline {
+			continue
+		}
 		if reason, ok := d.set[c.Hash]; ok {
 			return fmt.Errorf("%w: %s: chunk %s (recorded): %s", ErrDamaged, what, c.Hash, reason)
 		}
@@ -87,6 +91,17 @@ func (d *damage) found(what string, h cas.Hash, cause error) error {
 		}
 	}
 	return err
+}
+
+// foundInline is found for an inline chunk h of what: logged and counted,
+// but not recorded. The record would be by chunk hash, and each object
+// holds its own copy of its inline chunk, which another object, intact,
+// may share (the same last chunk) or hold as a file; checking an inline
+// chunk again is one index read.
+func (d *damage) foundInline(what string, h cas.Hash, cause error) error {
+	d.s.stats.damageFound.Add(1)
+	d.s.opts.Logger.Error("stored content is damaged", "media", what, "inline_chunk", h.String(), "err", cause)
+	return fmt.Errorf("%w: %s: inline chunk %s: %w", ErrDamaged, what, h, cause)
 }
 
 // known reports whether h is recorded as damaged.

@@ -192,7 +192,11 @@ func (r *Reader) load(pos int64) (int, error) {
 	}
 	if err != nil {
 		if cas.IsDamage(err) {
-			err = r.s.damage.found(r.what, ref.Hash, err)
+			if ref.Inline {
+				err = r.s.damage.foundInline(r.what, ref.Hash, err)
+			} else {
+				err = r.s.damage.found(r.what, ref.Hash, err)
+			}
 			if r.repair(i) {
 				return i, nil
 			}

@@ -172,21 +172,9 @@ func TestInlineFsckAndGC(t *testing.T) {
 
 	// Damage keep-small's inline chunk in the index: reads refuse it,
 	// fsck names it.
-	m, err := s.idx.Manifest(keepSmall.Object)
-	if err != nil {
-		t.Fatal(err)
-	}
 	bad := bytes.Clone(keepSmallData)
 	bad[10] ^= 1
-	m.Tail = bad
-	b := s.idx.NewBatch()
-	if err := b.PutManifest(keepSmall.Object, m); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	b.Close()
+	setInlineChunk(t, s, keepSmall.Object, bad)
 	s.manifests = newManifestCache() // read the manifest again
 	if _, err := readAllOf(t, s, "keep-small"); !errors.Is(err, ErrDamaged) || !errors.Is(err, cas.ErrCorrupt) {
 		t.Errorf("read of a damaged inline chunk: %v, want ErrDamaged wrapping cas.ErrCorrupt", err)

@@ -208,8 +208,8 @@ func (r *Reader) repairRecorded(i int) bool {
 		return false
 	}
 	for _, ref := range r.refs[i:] {
-		if !r.s.damage.known(ref.Hash) {
-			continue
+		if ref.Inline || !r.s.damage.known(ref.Hash) {
+			continue // an inline chunk's damage is not recorded
 		}
 		if _, err := r.s.repairChunk(ref.Hash, int64(ref.Len), r.what); err != nil {
 			return false

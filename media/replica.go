@@ -233,8 +233,17 @@ func (s *Store) ApplyChanges(cs []Change) error {
 	if err != nil {
 		return err
 	}
+	var objs []cas.Hash // whose manifests the changes set or delete
+	for _, op := range ops {
+		if h, ok := op.ManifestObject(); ok {
+			objs = append(objs, h)
+		}
+	}
 	for _, m := range ms {
 		s.records.invalidate(m)
+	}
+	for _, h := range objs {
+		s.manifests.invalidate(h)
 	}
 	quarantine := false
 	for _, op := range ops {
@@ -260,6 +269,9 @@ func (s *Store) ApplyChanges(cs []Change) error {
 	for _, m := range ms {
 		s.records.invalidate(m)
 		s.waiters.wake(m)
+	}
+	for _, h := range objs {
+		s.manifests.invalidate(h)
 	}
 	s.stats.recordsChanged(index.ServerUsageDelta(ops))
 	return nil

@@ -490,6 +490,7 @@ func (s *Store) storeThumbnail(ctx context.Context, rec Media, spec string, src 
 	defer pins.release()
 	b := s.idx.NewBatch()
 	defer b.Close()
+	committed := func() {}
 	if len(res.Data) == len(src) && bytes.Equal(res.Data, src) {
 		tr.Object = rec.Object // the source as it is: no copy
 	} else {
@@ -499,11 +500,12 @@ func (s *Store) storeThumbnail(ctx context.Context, rec Media, spec string, src 
 		}
 		tr.Object = obj
 		if !known || s.idx.Shared() { // written again: see commitRecord
-			if err := b.PutManifest(obj, m); err != nil {
+			if err := s.putManifest(b, obj, m, known); err != nil {
 				return Thumbnail{}, err
 			}
 		}
 		b.GuardObject(obj, pins.found, pins.own)
+		committed = func() { s.manifestCommitted(m, known) }
 	}
 	if err := b.PutThumbnail(rec.Object, spec, tr.record()); err != nil {
 		return Thumbnail{}, err
@@ -511,5 +513,6 @@ func (s *Store) storeThumbnail(ctx context.Context, rec Media, spec string, src 
 	if err := condemned(s.commitRecords(b)); err != nil {
 		return Thumbnail{}, err
 	}
+	committed()
 	return tr, nil
 }

@@ -138,7 +138,7 @@ func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *M
 	// With a shared index a known manifest is written again: another
 	// node's GC may be removing it (pins are per process).
 	if !known || s.idx.Shared() {
-		if err := b.PutManifest(rec.Object, m); err != nil {
+		if err := s.putManifest(b, rec.Object, m, known); err != nil {
 			return err
 		}
 	}
@@ -174,8 +174,45 @@ func (s *Store) commitRecord(rec Media, m index.Manifest, known bool, pending *M
 	}
 	if err == nil {
 		s.stats.recordsChanged(delta)
+		s.manifestCommitted(m, known)
 	}
 	return err
+}
+
+// manifestCommitted counts the inline chunk of m, a manifest writeObject
+// made, in the stored bytes once it is committed, unless known (the index
+// had it already): a write refused at its commit (quarantined content,
+// another node's GC) stores nothing.
+func (s *Store) manifestCommitted(m index.Manifest, known bool) {
+	if !known {
+		s.stats.chunksChanged(0, int64(len(m.Tail)))
+	}
+}
+
+// putManifest adds to b the manifest m of object h, which writeObject
+// made; known: the index holds one already (a shared index writes it
+// again), and then it is written as the index holds it. Nodes of different
+// layouts make the same object's manifest with its last chunk inline or
+// as a file, and a node that read the index's (it keeps manifests cached)
+// reads its chunks as that one says: GC must keep them.
+func (s *Store) putManifest(b *index.Batch, h cas.Hash, m index.Manifest, known bool) error {
+	if known {
+		held, err := s.idx.Manifest(h)
+		if err == nil {
+			if _, inline := held.InlineRef(); inline {
+				held.Tail, err = s.idx.InlineChunk(h)
+			}
+		}
+		switch {
+		case err == nil:
+			m = held
+		case !errors.Is(err, index.ErrNotFound):
+			return err
+		}
+		// Gone meanwhile (another node's GC): ours, which GuardObject
+		// checks.
+	}
+	return b.PutManifest(h, m)
 }
 
 // commitRecords commits a batch of new records: refused with ErrNoSpace
@@ -313,9 +350,6 @@ func (s *Store) writeObject(ctx context.Context, body io.Reader, declared, limit
 	if err := batch.Commit(); err != nil {
 		return cas.Hash{}, m, false, noSpace(err)
 	}
-	if !known {
-		addedBytes += int64(len(m.Tail)) // stored with the manifest
-	}
-	s.stats.chunksChanged(added, addedBytes)
+	s.stats.chunksChanged(added, addedBytes) // m.Tail: once its manifest is committed (manifestCommitted)
 	return obj, m, known, nil
 }

@@ -19,7 +19,8 @@ type Usage struct {
 	LogicalBytes int64
 	// StoredBytes is the size of the unique chunks of their content: a
 	// chunk shared by several of them (the same bytes uploaded again, or a
-	// file sharing chunks with another) counts once. Chunks they share with
+	// file sharing chunks with another) counts once; but an inline chunk
+	// once per object, each keeping its own copy. Chunks they share with
 	// media outside the set count too: this is what the set needs on disk,
 	// not what deleting it would free.
 	StoredBytes int64
@@ -82,7 +83,10 @@ func (c *usageCounter) add(rec Media) error {
 	if err != nil {
 		return err
 	}
-	for _, ch := range m.Chunks {
+	if ref, ok := m.InlineRef(); ok {
+		c.u.StoredBytes += int64(ref.Len) // the object's own copy, in the index
+	}
+	for _, ch := range m.Stored() {
 		if _, seen := c.chunks[ch.Hash]; !seen {
 			c.chunks[ch.Hash] = struct{}{}
 			c.u.StoredBytes += int64(ch.Len)
