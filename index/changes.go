@@ -47,6 +47,12 @@ const (
 	OpSet    OpKind = 1
 	OpDelete OpKind = 2
 	OpMerge  OpKind = 3 // usage counters: value is added
+	// opSetHeld is a set of an inline chunk as the log stores it: without
+	// its value, which is what the index holds under the key (an inline
+	// chunk's bytes never change; they are named by their object). The
+	// stored log would otherwise hold every small media's bytes a second
+	// time. Changes read from the log carry OpSet with the value again.
+	opSetHeld OpKind = 4
 )
 
 // Op is one operation of a change.
@@ -168,7 +174,7 @@ func (b *Batch) commitLogged(applied func()) error {
 	if ops, err = d.withManifests(ops); err != nil {
 		return err
 	}
-	seq, err := d.numberAndApply(b.b, EncodeOps(ops))
+	seq, err := d.numberAndApply(b.b, EncodeOps(heldForm(ops)))
 	if err != nil {
 		return err
 	}
@@ -318,12 +324,63 @@ func EncodeOps(ops []Op) []byte {
 	return b
 }
 
+// heldForm returns ops as the log stores them: sets of inline chunks
+// without their values (opSetHeld).
+func heldForm(ops []Op) []Op {
+	out := make([]Op, 0, len(ops))
+	for _, op := range ops {
+		if op.Kind == OpSet && bytes.HasPrefix(op.Key, prefixInline) {
+			op = Op{Kind: opSetHeld, Key: op.Key}
+		}
+		out = append(out, op)
+	}
+	return out
+}
+
+// withHeld returns the operations of a change as the log stores them
+// (stored), with each opSetHeld made an OpSet of the value r holds under its
+// key, or left out when r holds none (the object was collected since: a
+// later change deletes its manifest too).
+func (r reader) withHeld(stored []byte) ([]byte, error) {
+	ops, err := decodeOps(stored, true)
+	if err != nil {
+		return nil, err
+	}
+	held := false
+	for _, op := range ops {
+		held = held || op.Kind == opSetHeld
+	}
+	if !held {
+		return bytes.Clone(stored), nil
+	}
+	out := ops[:0]
+	for _, op := range ops {
+		if op.Kind == opSetHeld {
+			err := r.get(op.Key, func(v []byte) error {
+				op = Op{Kind: OpSet, Key: op.Key, Value: bytes.Clone(v)}
+				return nil
+			})
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, op)
+	}
+	return EncodeOps(out), nil
+}
+
 // DecodeOps decodes a change's operations. The slices point into b.
-func DecodeOps(b []byte) ([]Op, error) {
+func DecodeOps(b []byte) ([]Op, error) { return decodeOps(b, false) }
+
+// decodeOps is DecodeOps, of the log's stored form too when held.
+func decodeOps(b []byte, held bool) ([]Op, error) {
 	var ops []Op
 	for len(b) > 0 {
 		op := Op{Kind: OpKind(b[0])}
-		if op.Kind < OpSet || op.Kind > OpMerge {
+		if op.Kind < OpSet || op.Kind > OpMerge && !(held && op.Kind == opSetHeld) {
 			return nil, fmt.Errorf("%w: change operation kind %d", ErrCorruptRecord, b[0])
 		}
 		b = b[1:]
@@ -354,7 +411,11 @@ func (r reader) changes(after, head uint64, limit int) ([]Change, error) {
 		if len(out) == 0 && seq != after+1 {
 			return fmt.Errorf("%w: the oldest change kept is %d, wanted %d", ErrTrimmed, seq, after+1)
 		}
-		out = append(out, Change{Seq: seq, Ops: bytes.Clone(v)})
+		ops, err := r.withHeld(v)
+		if err != nil {
+			return err
+		}
+		out = append(out, Change{Seq: seq, Ops: ops})
 		if len(out) == limit {
 			return errStopScan
 		}
@@ -424,7 +485,7 @@ func (d *DB) ApplyChanges(cs []Change, skip func(Op) bool) error {
 				return err
 			}
 		}
-		if err := pb.Set(changeKey(c.Seq), c.Ops, nil); err != nil {
+		if err := pb.Set(changeKey(c.Seq), EncodeOps(heldForm(ops)), nil); err != nil {
 			return err
 		}
 	}
@@ -444,9 +505,9 @@ func (d *DB) ApplyChanges(cs []Change, skip func(Op) bool) error {
 // log does not hold it.
 func (r reader) ChangeAt(seq uint64) ([]byte, error) {
 	var ops []byte
-	err := r.get(changeKey(seq), func(v []byte) error {
-		ops = bytes.Clone(v)
-		return nil
+	err := r.get(changeKey(seq), func(v []byte) (err error) {
+		ops, err = r.withHeld(v)
+		return err
 	})
 	return ops, err
 }

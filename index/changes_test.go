@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -72,5 +73,49 @@ func TestChangeLogReads(t *testing.T) {
 	}
 	if _, err := db.ChangeAt(1); !errors.Is(err, ErrNotFound) {
 		t.Errorf("ChangeAt(1) after trimming: %v, want ErrNotFound", err)
+	}
+}
+
+// TestChangeLogHoldsInlineByReference: the log stores an inline chunk's set
+// without its bytes (they would be kept twice), and the changes read from
+// it carry them again; once the object is collected, the set is left out.
+func TestChangeLogHoldsInlineByReference(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	obj := hashOf("object")
+	tail := bytes.Repeat([]byte("inline "), 1000)
+	m := Manifest{Size: int64(len(tail)), Chunks: []ChunkRef{{Hash: hashOf(string(tail)), Len: uint32(len(tail)), Inline: true}}, Tail: tail}
+	commit(t, db, func(b *Batch) error { return b.PutManifest(obj, m) })
+	var stored []byte
+	if err := db.get(changeKey(db.Head()), func(v []byte) error { stored = bytes.Clone(v); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(stored, tail[:100]) || len(stored) > 1000 {
+		t.Errorf("the stored change holds the inline bytes (%d bytes)", len(stored))
+	}
+	inlineOf := func(ops []byte) []byte {
+		t.Helper()
+		dec, err := DecodeOps(ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range dec {
+			if bytes.Equal(op.Key, inlineKey(obj)) {
+				return op.Value
+			}
+		}
+		return nil
+	}
+	cs, err := db.Changes(0, 10)
+	if err != nil || len(cs) != 1 || !bytes.Equal(inlineOf(cs[0].Ops), tail) {
+		t.Fatalf("Changes: %d changes, %v; want the inline chunk's set with its bytes", len(cs), err)
+	}
+	if ops, err := db.ChangeAt(cs[0].Seq); err != nil || !bytes.Equal(inlineOf(ops), tail) {
+		t.Errorf("ChangeAt: %v, or the inline bytes missing", err)
+	}
+	commit(t, db, func(b *Batch) error { return b.DeleteManifest(obj) })
+	cs, err = db.Changes(0, 10)
+	if err != nil || len(cs) != 2 || inlineOf(cs[0].Ops) != nil {
+		t.Errorf("after the object is collected: %d changes, %v; want its inline set left out", len(cs), err)
 	}
 }
