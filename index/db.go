@@ -38,6 +38,10 @@ type Options struct {
 	// a ballast file). Pebble's writes wait while it runs and are retried
 	// once after it returns. It must not use the index.
 	OnDiskFull func()
+	// CacheBytes is the block cache's size (0: 8 MiB). At a million media
+	// a 32 MiB cache made an offline fsck peak at 206 MB of RSS, an 8 MiB
+	// one at 107 MB.
+	CacheBytes int64
 }
 
 // DB is the index of one store. Safe for concurrent use.
@@ -92,8 +96,13 @@ func Open(dir string, opts Options) (*DB, error) {
 	// Memtables of 64 MiB (Pebble's default is 4): with inline chunks
 	// an upload writes kilobytes, and small memtables flushed several
 	// times a second made as many tiny sstables and blob files to compact.
-	// The block cache holds the sstables' hot blocks (records, manifests).
-	po.CacheSize = 32 << 20
+	// The block cache holds the sstables' hot blocks (records, manifests):
+	// Options.CacheBytes, 8 MiB by default (an offline check or GC reads
+	// each block about once; the server asks for more).
+	po.CacheSize = 8 << 20
+	if opts.CacheBytes > 0 {
+		po.CacheSize = opts.CacheBytes
+	}
 	// Bloom filters (10 bits a key, every level): an upload looks up keys
 	// that are mostly absent (its new media ID, a new object's manifest),
 	// and without a filter each such Get read a data block of every level:

@@ -165,6 +165,10 @@ type Options struct {
 	// store) so that Stats reports Chunks and StoredBytes: for the server,
 	// whose metrics show them. Tools that open a store skip the walk.
 	CountChunks bool
+	// IndexCacheBytes is the index's block cache (0: 8 MiB, for the
+	// maintenance commands; serve asks for 32 MiB: its lookups of absent
+	// keys read the sstables' index and filter blocks).
+	IndexCacheBytes int64
 }
 
 // Validate fills defaults and checks the options.
@@ -407,7 +411,7 @@ func openIndex(opts Options, isNew bool, format storeFormat) (*index.DB, *space,
 			return nil, nil, got, err
 		}
 	}
-	iopts := index.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly, MustExist: !isNew}
+	iopts := index.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly, MustExist: !isNew, CacheBytes: opts.IndexCacheBytes}
 	var sp *space
 	if !opts.ReadOnly {
 		sp = newSpace(opts)

@@ -68,6 +68,7 @@ func serveWith(ctx context.Context, cfg config.Config, logger *slog.Logger, hook
 	if err != nil {
 		return err
 	}
+	mo.IndexCacheBytes = 32 << 20 // the maintenance commands keep the default, 8 MiB
 	var m *metrics
 	if cfg.Metrics.Listen != "" {
 		m = newMetrics()
