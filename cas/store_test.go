@@ -333,15 +333,7 @@ func testStore(t *testing.T, open func(t *testing.T) *cas.Store) {
 		c, d := newChunk(7), newChunk(8)
 		put(t, s, c)
 		put(t, s, d)
-		p := chunkPath(s.Dir(), c.h)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b[len(b)/2] ^= 0x01
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		flipMiddle(t, chunkPath(s.Dir(), c.h))
 		if _, err := s.ReadChunk(c.h, nil); !errors.Is(err, cas.ErrCorrupt) {
 			t.Errorf("ReadChunk of a flipped chunk error = %v, want ErrCorrupt", err)
 		}

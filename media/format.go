@@ -51,19 +51,20 @@ const (
 	// layoutNested: every chunk is a file, in cas/ab/cd/<hash>.
 	layoutNested = 1
 	// layoutInline: chunk files in cas/ab/<hash> (256 directories), and
-	// an object's last chunk, when it is at most maxInline bytes, kept in
+	// an object's last chunk, when it is at most MaxInline bytes, kept in
 	// the index beside the manifest (index.ChunkRef.Inline), not in a
 	// file. Every new store gets it. A binary from before refuses such a
 	// store (FORMAT's unknown layout line).
 	layoutInline = 2
 )
 
-// maxInline is the largest chunk a layoutInline store keeps in the index:
-// the chunker's minimum (16 KiB by default), so only a whole small object
-// or the tail of a larger one is inline. In a store of real media 80% of
+// MaxInline is the largest chunk a layoutInline store keeps in the index
+// (exported for tests and tools that count chunk files): 16 KiB, the
+// default chunker's minimum, so only a whole small object or the tail of
+// a larger one is inline. In a store of real media 80% of
 // files are under 16 KiB: each would otherwise be a file and a directory
 // entry of its own (a 4 KiB block at least) and an fsync at upload.
-const maxInline = 16 << 10
+const MaxInline = 16 << 10
 
 // casLayout is the chunk directory layout of a store of layout l.
 func casLayout(l int) cas.Layout {
@@ -275,10 +276,15 @@ func readFormat(dir string) (storeFormat, error) {
 // layoutInline for a new store, layoutNested for an existing store
 // without a FORMAT (one made before FORMAT, which gets one now).
 func storeLayout(dir string, isNew bool) (int, error) {
+	f, err := readFormat(dir)
+	return layoutOf(f, err, isNew)
+}
+
+// layoutOf is storeLayout of the FORMAT read as f, or its read error.
+func layoutOf(f storeFormat, err error, isNew bool) (int, error) {
 	if isNew {
 		return layoutInline, nil
 	}
-	f, err := readFormat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return layoutNested, nil
 	}

@@ -216,16 +216,12 @@ func chunksOf(t testing.TB, data []byte, p chunker.Params) []cas.Hash {
 	return hs
 }
 
-// inlineMax is the longest chunk a new store keeps in its index when it
-// ends an object (media's maxInline).
-const inlineMax = 16 << 10
-
 // fileChunksOf is chunksOf less the last chunk when a new store keeps it
 // inline: the chunks of data that are chunk files.
 func fileChunksOf(t testing.TB, data []byte, p chunker.Params) []cas.Hash {
 	t.Helper()
 	hs := chunksOf(t, data, p)
-	if n := len(hs); n > 0 && lastChunkLen(data, p) <= inlineMax {
+	if n := len(hs); n > 0 && lastChunkLen(data, p) <= media.MaxInline {
 		hs = hs[:n-1]
 	}
 	return hs
@@ -235,8 +231,8 @@ func fileChunksOf(t testing.TB, data []byte, p chunker.Params) []cas.Hash {
 func fileChunkBytes(t testing.TB, data []byte, p chunker.Params) int64 {
 	t.Helper()
 	n := int64(len(data))
-	if len(data) > 0 && lastChunkLen(data, p) <= inlineMax {
-		n -= int64(lastChunkLen(data, p))
+	if last := lastChunkLen(data, p); len(data) > 0 && last <= media.MaxInline {
+		n -= int64(last)
 	}
 	return n
 }

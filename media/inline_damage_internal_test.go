@@ -12,7 +12,7 @@ import (
 )
 
 // sharedTail returns two different contents whose last chunks (under p)
-// are the same, at most maxInline bytes: b is a with its first byte
+// are the same, at most MaxInline bytes: b is a with its first byte
 // changed, which moves no cut (the chunker skips its minimum first).
 func sharedTail(t *testing.T, p chunker.Params) (a, b []byte, tail cas.Hash) {
 	t.Helper()
@@ -21,7 +21,7 @@ func sharedTail(t *testing.T, p chunker.Params) (a, b []byte, tail cas.Hash) {
 		rand.NewChaCha8([32]byte{7}).Read(a)
 		var lastA, lastB []byte
 		chunker.Split(a, p, func(c []byte) error { lastA = c; return nil })
-		if len(lastA) > maxInline {
+		if len(lastA) > MaxInline {
 			continue
 		}
 		b = bytes.Clone(a)

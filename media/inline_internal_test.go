@@ -106,7 +106,7 @@ func TestInlineLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref, inline := m.InlineRef()
-	if last := m.Chunks[len(m.Chunks)-1]; inline != (last.Len <= maxInline) || len(files) != len(m.Stored()) {
+	if last := m.Chunks[len(m.Chunks)-1]; inline != (last.Len <= MaxInline) || len(files) != len(m.Stored()) {
 		t.Errorf("last chunk of %d bytes inline %v; %d chunk files for %d stored chunks", last.Len, inline, len(files), len(m.Stored()))
 	}
 	if inline {

@@ -276,7 +276,10 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	layout, err := storeLayout(opts.Dir, isNew)
+	// FORMAT, read once for the layout and the chunker parameters
+	// (openIndex checks it against them).
+	existing, ferr := readFormat(opts.Dir)
+	layout, err := layoutOf(existing, ferr, isNew)
 	if err != nil {
 		if opts.Chunks != nil {
 			opts.Chunks.Close()
@@ -287,7 +290,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	params := storeParams(opts)
+	params := storeParams(opts, existing, ferr == nil)
 	format := storeFormat{Version: formatVersion, Hash: HashName, Chunker: params.String(), Chunks: opts.ChunksAt, Layout: layout}
 	if opts.IndexDSN != "" {
 		format.Index = indexPostgres
@@ -312,7 +315,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{opts: opts, params: params, format: format, cas: cs, idx: idx, space: sp,
 		records: newRecordCache(), manifests: newManifestCache()}
 	if layout >= layoutInline {
-		s.inlineMax = maxInline
+		s.inlineMax = MaxInline
 	}
 	s.quotas.list = newRules(opts.Quotas)
 	s.startThumbnailer()
@@ -377,12 +380,12 @@ func prepareDir(opts *Options) (isNew bool, err error) {
 }
 
 // storeParams returns the chunker parameters opts asks for, or else those
-// of the store's FORMAT, or else those of a new store.
-func storeParams(opts Options) chunker.Params {
+// of the store's FORMAT f (when it has one), or else those of a new store.
+func storeParams(opts Options, f storeFormat, hasFormat bool) chunker.Params {
 	if opts.Chunker != (chunker.Params{}) {
 		return opts.Chunker
 	}
-	if f, err := readFormat(opts.Dir); err == nil {
+	if hasFormat {
 		if p, err := chunker.ParseParams(f.Chunker); err == nil {
 			return p
 		}

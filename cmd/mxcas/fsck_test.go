@@ -40,7 +40,7 @@ func chunkHashes(t *testing.T, dir string, data []byte) []cas.Hash {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(hs) > 0 && last <= 16<<10 {
+	if len(hs) > 0 && last <= media.MaxInline {
 		hs = hs[:len(hs)-1] // inline in the index, no file
 	}
 	return hs
