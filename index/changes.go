@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -327,15 +328,20 @@ func EncodeOps(ops []Op) []byte {
 // heldForm returns ops as the log stores them: sets of inline chunks
 // without their values (opSetHeld).
 func heldForm(ops []Op) []Op {
+	if !slices.ContainsFunc(ops, isInlineSet) {
+		return ops // most changes: no copy on the commit path
+	}
 	out := make([]Op, 0, len(ops))
 	for _, op := range ops {
-		if op.Kind == OpSet && bytes.HasPrefix(op.Key, prefixInline) {
+		if isInlineSet(op) {
 			op = Op{Kind: opSetHeld, Key: op.Key}
 		}
 		out = append(out, op)
 	}
 	return out
 }
+
+func isInlineSet(op Op) bool { return op.Kind == OpSet && bytes.HasPrefix(op.Key, prefixInline) }
 
 // withHeld returns the operations of a change as the log stores them
 // (stored), with each opSetHeld made an OpSet of the value r holds under its
