@@ -1,11 +1,14 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -895,7 +898,7 @@ func testTryLock(t *testing.T, be backend) {
 }
 
 // testInlineChunk: a manifest whose last chunk is inline keeps that chunk's
-// bytes beside it: InlineChunk and ScanInline give them back, Manifest
+// bytes beside it: InlineChunk and ScanObjectsIn give them back, Manifest
 // does not carry them, and DeleteManifest removes both.
 func testInlineChunk(t *testing.T, be backend) {
 	db := be.open(t)
@@ -917,12 +920,53 @@ func testInlineChunk(t *testing.T, be backend) {
 	if _, err := db.InlineChunk(b); !errors.Is(err, ErrNotFound) {
 		t.Errorf("InlineChunk of a manifest without one: %v, want ErrNotFound", err)
 	}
-	var seen []string
-	if err := db.ScanInline(func(obj cas.Hash, data []byte) error {
-		seen = append(seen, obj.Short()+" "+string(data))
-		return nil
-	}); err != nil || !slices.Equal(seen, []string{a.Short() + " " + string(tail)}) {
-		t.Errorf("ScanInline = %q, %v", seen, err)
+	// ScanObjectsIn walks manifests and inline chunks side by side: c's
+	// inline chunk outlived the manifest that named it, d's has none.
+	c, d := hashOf("c"), hashOf("d")
+	commit(t, db, func(bt *Batch) error {
+		m := m
+		m.Tail = []byte("c's tail ....")
+		m.Chunks = []ChunkRef{{Hash: hashOf("c's tail ...."), Len: 13, Inline: true}}
+		return bt.PutManifest(c, m)
+	})
+	commit(t, db, func(bt *Batch) error {
+		return errors.Join(bt.PutManifest(c, plain), bt.set(inlineKey(d), []byte("d's lone chunk")))
+	})
+	want := map[cas.Hash]string{a: "manifest inline " + string(tail), b: "manifest", c: "manifest inline c's tail ....", d: "inline d's lone chunk"}
+	scan := func(lo, hi cas.Hash, toEnd bool) []cas.Hash {
+		var seen []cas.Hash
+		if err := db.ScanObjectsIn(lo, hi, toEnd, func(e ObjectEntry) error {
+			seen = append(seen, e.Hash)
+			got := ""
+			if e.HasManifest {
+				got = "manifest"
+				if e.DecodeErr != nil || len(e.Manifest.Chunks) == 0 {
+					t.Errorf("ScanObjectsIn: %s: manifest %+v, %v", e.Hash.Short(), e.Manifest, e.DecodeErr)
+				}
+			}
+			if data, err := e.Inline(); err == nil {
+				got = strings.TrimSpace(got + " inline " + string(data))
+			} else if e.HasInline || !errors.Is(err, ErrNotFound) {
+				t.Errorf("ScanObjectsIn: %s: Inline: %v", e.Hash.Short(), err)
+			}
+			if got != want[e.Hash] {
+				t.Errorf("ScanObjectsIn: %s = %q, want %q", e.Hash.Short(), got, want[e.Hash])
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("ScanObjectsIn: %v", err)
+		}
+		return seen
+	}
+	all := slices.SortedFunc(maps.Keys(want), func(x, y cas.Hash) int { return bytes.Compare(x[:], y[:]) })
+	if got := scan(cas.Hash{}, cas.Hash{}, true); !slices.Equal(got, all) {
+		t.Errorf("ScanObjectsIn of everything = %v, want %v", got, all)
+	}
+	if got := scan(all[1], all[3], false); !slices.Equal(got, all[1:3]) {
+		t.Errorf("ScanObjectsIn of [%s, %s) = %v, want %v", all[1].Short(), all[3].Short(), got, all[1:3])
+	}
+	if got := scan(all[2], cas.Hash{}, true); !slices.Equal(got, all[2:]) {
+		t.Errorf("ScanObjectsIn from %s = %v, want %v", all[2].Short(), got, all[2:])
 	}
 	// A manifest claiming an inline chunk must come with its bytes.
 	bad := m

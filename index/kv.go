@@ -13,6 +13,10 @@ type kvReader interface {
 	// stops at the first error fn returns, returning it unchanged. k and v
 	// are valid only during that call of fn.
 	scan(lower, upper []byte, fn func(k, v []byte) error) error
+	// scanLazy is scan whose values are read only when fn calls value
+	// (valid, like k, only during that call of fn): a scan of keys and
+	// of the few values wanted.
+	scanLazy(lower, upper []byte, fn func(k []byte, value func() ([]byte, error)) error) error
 	// counter returns the sums added to key by batches (zero when none).
 	// Counters may live in a key space of their own: scan need not see
 	// them, nor get.

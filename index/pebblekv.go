@@ -45,6 +45,24 @@ func (p pebbleReader) scan(lower, upper []byte, fn func(k, v []byte) error) erro
 	return nil
 }
 
+func (p pebbleReader) scanLazy(lower, upper []byte, fn func(k []byte, value func() ([]byte, error)) error) error {
+	it, err := p.r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("index: scan: %w", err)
+	}
+	value := func() ([]byte, error) { return it.ValueAndErr() }
+	for ok := it.First(); ok; ok = it.Next() {
+		if err := fn(it.Key(), value); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("index: scan: %w", err)
+	}
+	return nil
+}
+
 // counter reads the value usageMerger folds the added Usages into.
 func (p pebbleReader) counter(key []byte) (Usage, error) {
 	var u Usage

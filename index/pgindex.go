@@ -331,6 +331,13 @@ func (p pgReader) scan(lower, upper []byte, fn func(k, v []byte) error) error {
 	return err
 }
 
+// scanLazy reads the values with the keys: PostgreSQL sends them together.
+func (p pgReader) scanLazy(lower, upper []byte, fn func(k []byte, value func() ([]byte, error)) error) error {
+	return p.scan(lower, upper, func(k, v []byte) error {
+		return fn(k, func() ([]byte, error) { return v, nil })
+	})
+}
+
 func (p pgReader) counter(key []byte) (Usage, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
@@ -367,8 +374,11 @@ func (p pgReader) scanCounters(lower, upper []byte, fn func(k []byte, u Usage) e
 // read returns its error.
 type errReader struct{ err error }
 
-func (e errReader) get([]byte, func([]byte) error) error                        { return e.err }
-func (e errReader) scan(_, _ []byte, _ func(k, v []byte) error) error           { return e.err }
+func (e errReader) get([]byte, func([]byte) error) error              { return e.err }
+func (e errReader) scan(_, _ []byte, _ func(k, v []byte) error) error { return e.err }
+func (e errReader) scanLazy(_, _ []byte, _ func([]byte, func() ([]byte, error)) error) error {
+	return e.err
+}
 func (e errReader) counter([]byte) (Usage, error)                               { return Usage{}, e.err }
 func (e errReader) scanCounters(_, _ []byte, _ func([]byte, Usage) error) error { return e.err }
 

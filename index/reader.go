@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 
 	"github.com/mxcas/mxcas/cas"
 )
@@ -78,15 +79,87 @@ func (r reader) InlineChunk(h cas.Hash) ([]byte, error) {
 	return data, err
 }
 
-// ScanInline calls fn for every inline chunk, in the order of the objects'
-// hashes (the order of ScanManifests); data is valid only during the call.
-func (r reader) ScanInline(fn func(obj cas.Hash, data []byte) error) error {
-	return r.scan(prefixInline, func(k, v []byte) error {
-		if len(k) != len(prefixInline)+cas.HashSize {
-			return fmt.Errorf("%w: inline key of %d bytes", ErrCorruptRecord, len(k))
-		}
-		return fn(cas.Hash(k[len(prefixInline):]), v)
+// ObjectEntry is one object as ScanObjectsIn finds it: its manifest, its
+// inline chunk, or both.
+type ObjectEntry struct {
+	Hash        cas.Hash
+	HasManifest bool
+	Manifest    Manifest
+	DecodeErr   error // the manifest is there but cannot be decoded
+	HasInline   bool  // the index holds an inline chunk under Hash
+	inline      func() ([]byte, error)
+}
+
+// Inline reads the bytes of the object's inline chunk, as stored (the
+// caller checks them against the chunk's hash), or returns ErrNotFound.
+// They are valid only during the call of ScanObjectsIn's fn.
+func (e ObjectEntry) Inline() ([]byte, error) {
+	if !e.HasInline {
+		return nil, fmt.Errorf("%w: inline chunk of object %s", ErrNotFound, e.Hash.Short())
+	}
+	return e.inline()
+}
+
+// ScanObjectsIn calls fn, in hash order, for every object from lo
+// (included) to hi (excluded), or to the last when toEnd, that has a
+// manifest, an inline chunk or both: one walk of the manifests and the
+// inline chunks side by side, for fsck. An inline chunk's bytes are read
+// only when fn asks for them (ObjectEntry.Inline).
+func (r reader) ScanObjectsIn(lo, hi cas.Hash, toEnd bool, fn func(ObjectEntry) error) error {
+	upper := prefixEnd(prefixInline)
+	if !toEnd {
+		upper = inlineKey(hi)
+	}
+	type inlineEntry struct {
+		h     cas.Hash
+		value func() ([]byte, error)
+	}
+	var inlineErr error
+	next, stop := iter.Pull(func(yield func(inlineEntry) bool) {
+		inlineErr = r.kv.scanLazy(inlineKey(lo), upper, func(k []byte, value func() ([]byte, error)) error {
+			if len(k) != len(prefixInline)+cas.HashSize {
+				return fmt.Errorf("%w: inline key of %d bytes", ErrCorruptRecord, len(k))
+			}
+			if !yield(inlineEntry{cas.Hash(k[len(prefixInline):]), value}) {
+				return errStopScan
+			}
+			return nil
+		})
 	})
+	defer stop()
+	in, ok := next()
+	// inlineBefore passes on the inline chunks of objects before h (every
+	// one left when last): chunks with no manifest.
+	inlineBefore := func(h cas.Hash, last bool) error {
+		for ; ok && (last || bytes.Compare(in.h[:], h[:]) < 0); in, ok = next() {
+			if err := fn(ObjectEntry{Hash: in.h, HasInline: true, inline: in.value}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := r.ScanManifestsIn(lo, hi, toEnd, func(h cas.Hash, m Manifest, decodeErr error) error {
+		if err := inlineBefore(h, false); err != nil {
+			return err
+		}
+		e := ObjectEntry{Hash: h, HasManifest: true, Manifest: m, DecodeErr: decodeErr}
+		if ok && in.h == h {
+			e.HasInline, e.inline = true, in.value
+		}
+		err := fn(e)
+		if e.HasInline {
+			in, ok = next()
+		}
+		return err
+	})
+	if err == nil {
+		err = inlineBefore(cas.Hash{}, true)
+	}
+	stop()
+	if err == nil && !errors.Is(inlineErr, errStopScan) {
+		err = inlineErr
+	}
+	return err
 }
 
 // HasManifest reports whether object h has a manifest.

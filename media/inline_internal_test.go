@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -236,5 +237,50 @@ func TestOldLayoutStore(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(filepath.Join(dir, "FORMAT")); !bytes.Equal(after, formatBefore) {
 		t.Errorf("FORMAT changed: %q, was %q", after, formatBefore)
+	}
+}
+
+// TestFsckInlineOrphansAndMissing: fsck counts an inline chunk that no
+// manifest names (here: its manifest was written again without it) as an
+// orphan, not as damage; a manifest naming an inline chunk the index lacks
+// is damage; both found by the walk of manifests and inline chunks side
+// by side, over every range of object hashes.
+func TestFsckInlineOrphansAndMissing(t *testing.T) {
+	s, _, _ := inlineStore(t)
+	var objs []cas.Hash
+	for i := range 40 { // objects in many of fsck's ranges
+		rec, _ := inlineUpload(t, s, fmt.Sprintf("m%d", i), byte(10+i), 1000+i)
+		objs = append(objs, rec.Object)
+	}
+	rep, err := s.Fsck(context.Background())
+	if err != nil || !rep.Healthy() || rep.Objects != 40 || rep.Orphans != 0 || rep.Bytes != 40*1000+39*40/2 {
+		t.Fatalf("fsck: %+v, %v; want 40 objects of %d bytes, healthy", rep, err, 40*1000+39*40/2)
+	}
+	// m7's manifest again, its chunk now named as a file: the inline chunk
+	// stays in the index, named by no manifest.
+	m, err := s.idx.Manifest(objs[7])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Chunks[len(m.Chunks)-1].Inline = false
+	b := s.idx.NewBatch()
+	defer b.Close()
+	if err := errors.Join(b.PutManifest(objs[7], m), b.Commit()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = s.Fsck(context.Background())
+	if err != nil || rep.Orphans != 1 || rep.Objects != 40 || len(rep.Damaged) != 1 || rep.Damaged[0] != "mxc://s/m7" {
+		t.Errorf("fsck with an orphan inline chunk: %+v, %v; want 1 orphan, m7 damaged (its chunk is no file)", rep, err)
+	}
+
+	// A manifest whose inline chunk is gone, and an inline chunk without
+	// a manifest, as the walk passes them.
+	var c objectsChecked
+	ref := index.ChunkRef{Hash: cas.Sum([]byte("tail")), Len: 4, Inline: true}
+	c.check(index.ObjectEntry{Hash: objs[0], HasManifest: true, Manifest: index.Manifest{Size: 4, Chunks: []index.ChunkRef{ref}}})
+	c.check(index.ObjectEntry{Hash: objs[1], HasInline: true})
+	if c.objects != 1 || c.orphans != 1 || len(c.found) != 1 || c.kinds[0] != ProblemMissingChunk ||
+		c.found[0].p.Object != objs[0] || c.found[0].p.Chunk != ref.Hash {
+		t.Errorf("check: %+v; want one object with its inline chunk missing, one orphan", c)
 	}
 }
