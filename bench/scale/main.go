@@ -7,8 +7,11 @@
 // runs an offline `mxcas fsck` and `mxcas gc` (time, peak RSS, bytes
 // written; fsck must find the store healthy) and restarts the server (time
 // to /readyz 200), on which a last sample of media must download intact.
+// With -tools-at, fsck and gc are also run offline at those checkpoints
+// (the server stopped, then started again before the next interval), so
+// their time and memory can be compared across store sizes.
 //
-//	go run ./bench/scale [-count 50000] [-checkpoints 10] [-c 16] [-mix issue21] [-dir DIR] [-keep] [-seed 1]
+//	go run ./bench/scale [-count 50000] [-checkpoints 10] [-c 16] [-mix issue21] [-dir DIR] [-keep] [-seed 1] [-tools-at 500000,...]
 //
 // The media are deterministic for a seed: sizes, duplicates and content
 // (ChaCha8) come from it, so two runs upload the same bytes. The store is
@@ -61,6 +64,7 @@ type config struct {
 	dir                           string
 	keep                          bool
 	seed                          uint64
+	toolsAt                       []int // media counts (checkpoints) at which fsck and gc run too
 }
 
 func main() {
@@ -73,10 +77,16 @@ func main() {
 	dir := flag.String("dir", "", "work directory for the binary, config, log and the store DIR/data (default: a new temp directory)")
 	keep := flag.Bool("keep", false, "keep the store (and a temp work directory) at the end")
 	seed := flag.Uint64("seed", 1, "seed of the sizes, duplicates and content")
+	toolsAt := flag.String("tools-at", "", "comma-separated checkpoints (media counts) at which fsck and gc also run offline")
 	flag.Parse()
 	_, okMix := mixes[*mixName]
 	command.CheckArgs(okMix && *count >= 1 && *checkpoints >= 1 && *checkpoints <= *count && *c >= 1 && *sample >= 1)
 	cfg := config{count: *count, checkpoints: *checkpoints, c: *c, sample: *sample, mixName: *mixName, dir: *dir, keep: *keep, seed: *seed}
+	at, err := parseToolsAt(*toolsAt, cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg.toolsAt = at
 	command.Run(func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
@@ -115,10 +125,12 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	defer mx.Stop()
+	defer func() { mx.Stop() }()
 	b := &bench{cfg: cfg, items: items, ids: make([]string, len(items)), data: data}
 	b.setTarget(mx)
 	var rows []checkpoint
+	var tools []toolsRow
+	conf := filepath.Join(work, "mxcas.toml")
 	for k := 1; k <= cfg.checkpoints; k++ {
 		cp, err := b.checkpoint(ctx, mx.Pid(), k)
 		if err != nil {
@@ -126,6 +138,21 @@ func run(ctx context.Context, cfg config) error {
 		}
 		rows = append(rows, cp)
 		log.Printf("checkpoint %d of %d: %d media, %.0f uploads/s", k, cfg.checkpoints, cp.media, cp.rate)
+		if k == cfg.checkpoints || !slices.Contains(cfg.toolsAt, cp.media) {
+			continue
+		}
+		if err := mx.StopClean(); err != nil {
+			return err
+		}
+		tr, err := runTools(ctx, bin, conf, cp.media)
+		if err != nil {
+			return err
+		}
+		tools = append(tools, tr)
+		if mx, err = serverproc.StartMxcas(ctx, work, bin, data, serverConf); err != nil {
+			return err
+		}
+		b.setTarget(mx)
 	}
 	printCheckpoints(rows)
 	end, err := b.endFigures(ctx, work, bin, mx)
@@ -133,6 +160,9 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	end.print(rows[len(rows)-1])
+	if len(tools) > 0 {
+		printTools(append(tools, toolsRow{media: rows[len(rows)-1].media, fsck: end.fsck, gc: end.gc}))
+	}
 	fmt.Printf("\nload average at the end: %s\n", machine.Load())
 	return nil
 }
@@ -339,16 +369,11 @@ func (b *bench) endFigures(ctx context.Context, work, bin string, mx *serverproc
 		return e, err
 	}
 	e.shutdown = time.Since(t0)
-	conf := filepath.Join(work, "mxcas.toml")
-	var err error
-	if e.fsck, err = runTool(ctx, bin, "fsck", "-config", conf); err != nil {
+	tr, err := runTools(ctx, bin, filepath.Join(work, "mxcas.toml"), b.done)
+	if err != nil {
 		return e, err
 	}
-	log.Printf("fsck took %v", e.fsck.res.Wall.Round(time.Millisecond))
-	if e.gc, err = runTool(ctx, bin, "gc", "-config", conf); err != nil {
-		return e, err
-	}
-	log.Printf("gc took %v", e.gc.res.Wall.Round(time.Millisecond))
+	e.fsck, e.gc = tr.fsck, tr.gc
 	if e.index, err = walk(filepath.Join(b.data, "index")); err != nil {
 		return e, err
 	}
@@ -378,6 +403,66 @@ func (b *bench) endFigures(ctx context.Context, work, bin string, mx *serverproc
 	}
 	e.downAfter = quantile(down, 0.5)
 	return e, mx2.StopClean()
+}
+
+// toolsRow is fsck and gc, offline, at one store size.
+type toolsRow struct {
+	media    int
+	fsck, gc toolFigures
+}
+
+// runTools runs fsck (which must find the store healthy) and gc offline on
+// the stopped server's store.
+func runTools(ctx context.Context, bin, conf string, media int) (toolsRow, error) {
+	tr := toolsRow{media: media}
+	var err error
+	if tr.fsck, err = runTool(ctx, bin, "fsck", "-config", conf); err != nil {
+		return tr, err
+	}
+	log.Printf("fsck at %d media took %v", media, tr.fsck.res.Wall.Round(time.Millisecond))
+	if tr.gc, err = runTool(ctx, bin, "gc", "-config", conf); err != nil {
+		return tr, err
+	}
+	log.Printf("gc at %d media took %v", media, tr.gc.res.Wall.Round(time.Millisecond))
+	return tr, nil
+}
+
+// parseToolsAt parses -tools-at: media counts, each one of the
+// checkpoints'.
+func parseToolsAt(s string, cfg config) ([]int, error) {
+	var at []int
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("-tools-at: %q is not a number", f)
+		}
+		ok := false
+		for k := 1; k <= cfg.checkpoints; k++ {
+			ok = ok || cfg.count*k/cfg.checkpoints == n
+		}
+		if !ok {
+			return nil, fmt.Errorf("-tools-at: %d is not a checkpoint (every %d media of %d)", n, cfg.count/cfg.checkpoints, cfg.count)
+		}
+		at = append(at, n)
+	}
+	return at, nil
+}
+
+// printTools prints fsck and gc at each store size they ran at.
+func printTools(rows []toolsRow) {
+	fmt.Println("\n| media | fsck s | fsck peak RSS MB | fsck MB written | gc s | gc peak RSS MB |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rows {
+		w := "?"
+		if r.fsck.written >= 0 {
+			w = mb(r.fsck.written)
+		}
+		fmt.Printf("| %d | %s | %s | %s | %s | %s |\n", r.media, report.Format(r.fsck.res.Wall.Seconds()), mb(r.fsck.res.PeakRSS), w,
+			report.Format(r.gc.res.Wall.Seconds()), mb(r.gc.res.PeakRSS))
+	}
 }
 
 // runTool runs bin with args as a child and measures it; the bytes it

@@ -61,3 +61,19 @@ func TestContentDeterministic(t *testing.T) {
 		t.Error("two originals gave the same content")
 	}
 }
+
+// -tools-at takes checkpoints only.
+func TestParseToolsAt(t *testing.T) {
+	cfg := config{count: 1000, checkpoints: 4}
+	if at, err := parseToolsAt("250, 750", cfg); err != nil || !slices.Equal(at, []int{250, 750}) {
+		t.Errorf("250,750: %v, %v", at, err)
+	}
+	if at, err := parseToolsAt("", cfg); err != nil || at != nil {
+		t.Errorf("empty: %v, %v", at, err)
+	}
+	for _, bad := range []string{"300", "x", "250,1001"} {
+		if _, err := parseToolsAt(bad, cfg); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
