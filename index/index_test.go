@@ -1,6 +1,7 @@
 package index
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -227,4 +228,84 @@ func TestOpenMustExist(t *testing.T) {
 	if _, err := db.Media("s", "m"); err != nil {
 		t.Error(err)
 	}
+}
+
+// decodeMediaObject reads a record's object and tombstone flag as a whole
+// decode does, whatever the record's strings hold, and decodes whole (with
+// its errors) what PutMedia did not write.
+func TestDecodeMediaObject(t *testing.T) {
+	tricky := []string{"", `","deleted":true`, `,"deleted":true`, `\",\"deleted\":true`, "<&>", "\u2028", `{"object":"`}
+	for i, s := range tricky {
+		for _, deleted := range []bool{false, true} {
+			rec := MediaRecord{Object: hashOf(s), Size: int64(i), ContentType: s, UploadName: s, Uploader: s, QuarantinedBy: s, Deleted: deleted, Pending: i%2 == 0}
+			checkDecodeMediaObject(t, mustJSON(t, rec))
+		}
+	}
+	checkDecodeMediaObject(t, mustJSON(t, MediaRecord{Pending: true})) // zero object
+	for name, v := range map[string]string{
+		"not json":       `{"object":"` + strings.Repeat("a", 64) + `"`,
+		"bad hash":       `{"object":"` + strings.Repeat("g", 64) + `","size":1}`,
+		"short hash":     `{"object":"abc","size":1}`,
+		"deleted string": `{"object":"` + strings.Repeat("a", 64) + `","deleted":"yes"}`,
+	} {
+		if _, _, err := decodeMediaObject([]byte(v)); !errors.Is(err, ErrCorruptRecord) {
+			t.Errorf("%s: %v, want ErrCorruptRecord", name, err)
+		}
+	}
+	// Another writer's order is decoded whole.
+	obj, deleted, err := decodeMediaObject([]byte(`{"deleted":true,"object":"` + hashOf("x").String() + `"}`))
+	if err != nil || obj != hashOf("x") || !deleted {
+		t.Errorf("fields in another order: %s %v %v", obj.Short(), deleted, err)
+	}
+}
+
+func mustJSON(t testing.TB, rec MediaRecord) []byte {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func checkDecodeMediaObject(t testing.TB, v []byte) {
+	t.Helper()
+	var rec MediaRecord
+	if err := decodeMedia(v, &rec); err != nil {
+		t.Fatal(err)
+	}
+	obj, deleted, err := decodeMediaObject(v)
+	if err != nil || obj != rec.Object || deleted != rec.Deleted {
+		t.Errorf("decodeMediaObject(%s) = %s, %v, %v; want %s, %v", v, obj.Short(), deleted, err, rec.Object.Short(), rec.Deleted)
+	}
+}
+
+func FuzzDecodeMediaObject(f *testing.F) {
+	f.Add("name.png", "image/png", "@u:example.org", true, false)
+	f.Add(`","deleted":true,"x":"`, `\"`, "", false, true)
+	f.Fuzz(func(t *testing.T, name, ctype, user string, deleted, quarantined bool) {
+		checkDecodeMediaObject(t, mustJSON(t, MediaRecord{Object: hashOf(name + ctype), UploadName: name, ContentType: ctype,
+			Uploader: user, Deleted: deleted, Quarantined: quarantined}))
+	})
+}
+
+// A record's object and tombstone flag, found (decodeMediaObject) and
+// decoded (decodeMedia), as GC reads every record.
+func BenchmarkDecodeMediaObject(b *testing.B) {
+	v := mustJSON(b, MediaRecord{Object: hashOf("x"), Size: 12345, ContentType: "image/png", UploadName: "holiday photo.png",
+		Uploader: "@someone:example.org", Created: 1764700000000, LastAccess: 1764700000000})
+	b.Run("found", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := decodeMediaObject(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decoded", func(b *testing.B) {
+		for b.Loop() {
+			var rec MediaRecord
+			if err := decodeMedia(v, &rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -3,6 +3,7 @@ package index
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -207,6 +208,55 @@ func (r reader) ScanMedia(fn func(MediaRecord) error) error {
 		}
 		return fn(rec)
 	})
+}
+
+// ScanMediaObjects calls fn with the object of every media record (zero
+// while pending) and whether the record is a tombstone, in key order: what
+// GC needs of ScanMedia, read without decoding the rest of each record
+// (decodeMediaObject). A record that cannot be decoded stops the scan and
+// is returned.
+func (r reader) ScanMediaObjects(fn func(obj cas.Hash, deleted bool) error) error {
+	return r.scan(prefixMedia, func(k, v []byte) error {
+		obj, deleted, err := decodeMediaObject(v)
+		if err != nil {
+			if server, id, kerr := parseMediaKey(k); kerr == nil {
+				err = fmt.Errorf("%s/%s: %w", server, id, err)
+			}
+			return err
+		}
+		return fn(obj, deleted)
+	})
+}
+
+// Every media record PutMedia writes (json.Marshal of a MediaRecord)
+// begins with its object, MediaRecord's first field, and holds
+// mediaDeleted when it is a tombstone. The text of a string value cannot
+// hold mediaDeleted: its quotes would be escaped.
+var (
+	mediaObjectPrefix = []byte(`{"object":"`)
+	mediaDeleted      = []byte(`,"deleted":`)
+)
+
+// decodeMediaObject returns a record's object and whether it is a
+// tombstone: from its first field and a search for mediaDeleted when it
+// begins as PutMedia writes it (30 times faster than decoding it whole:
+// BenchmarkDecodeMediaObject), else by decoding it whole.
+func decodeMediaObject(v []byte) (cas.Hash, bool, error) {
+	if rest, ok := bytes.CutPrefix(v, mediaObjectPrefix); ok && len(rest) > 2*cas.HashSize && rest[2*cas.HashSize] == '"' && v[len(v)-1] == '}' {
+		var h cas.Hash
+		_, err := hex.Decode(h[:], rest[:2*cas.HashSize])
+		i := bytes.Index(rest, mediaDeleted)
+		switch {
+		case err != nil:
+		case i < 0:
+			return h, false, nil
+		case bytes.HasPrefix(rest[i+len(mediaDeleted):], []byte("true,")) || bytes.HasPrefix(rest[i+len(mediaDeleted):], []byte("true}")):
+			return h, true, nil
+		}
+	}
+	var rec MediaRecord
+	err := decodeMedia(v, &rec)
+	return rec.Object, rec.Deleted, err
 }
 
 // ScanMediaChecked is ScanMedia for fsck: a record that cannot be decoded is

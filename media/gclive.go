@@ -49,9 +49,9 @@ func (l *liveObjects) sourceRanges(fn func(r hashRange, objs []cas.Hash) error) 
 	}
 	for r, more := whole, true; more; r, more = r.next() {
 		set := newRangeSet(r.lo, self)
-		err := l.snap.ScanMedia(func(rec index.MediaRecord) error {
-			if !rec.Object.IsZero() && !rec.Deleted {
-				set.add(rec.Object)
+		err := l.snap.ScanMediaObjects(func(obj cas.Hash, deleted bool) error {
+			if !obj.IsZero() && !deleted {
+				set.add(obj)
 			}
 			return l.ctx.Err()
 		})
@@ -76,9 +76,9 @@ func (l *liveObjects) collect(lo cas.Hash) (hashRange, []cas.Hash, error) {
 	set := newRangeSet(lo, self)
 	if has, err := l.hasThumbnails(); err != nil || !has {
 		if err == nil {
-			err = l.snap.ScanMedia(func(rec index.MediaRecord) error {
-				if !rec.Object.IsZero() && !rec.Deleted {
-					set.add(rec.Object)
+			err = l.snap.ScanMediaObjects(func(obj cas.Hash, deleted bool) error {
+				if !obj.IsZero() && !deleted {
+					set.add(obj)
 				}
 				return l.ctx.Err()
 			})
