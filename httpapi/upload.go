@@ -63,6 +63,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	if err != nil {
 		return err
 	}
+	info.NewID = true
 	if _, err := a.opts.Store.Upload(r.Context(), info, r.Body); err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func (s *Store) previewImage(ctx context.Context, p preview.Previewer, server st
 	if err != nil {
 		return err
 	}
-	stored, err := s.Upload(ctx, UploadInfo{MXC: m, ContentType: ctype, Size: int64(len(img.Body))}, bytes.NewReader(img.Body))
+	stored, err := s.Upload(ctx, UploadInfo{MXC: m, ContentType: ctype, Size: int64(len(img.Body)), NewID: true}, bytes.NewReader(img.Body))
 	if errors.Is(err, ErrQuarantinedContent) {
 		s.opts.Logger.Info("url preview: image content is quarantined", "image", ref.URL)
 		return nil

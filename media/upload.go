@@ -25,6 +25,11 @@ type UploadInfo struct {
 	Size int64
 	// MaxSize, when positive, caps the body: more is ErrTooLarge.
 	MaxSize int64
+	// NewID: MXC's media ID was just drawn at random (matrix.NewMediaID),
+	// so Upload does not look for a record under it before reading the
+	// body; the commit still refuses one (ErrExists). Saves a lookup of
+	// an absent key per upload.
+	NewID bool
 	// fresh: the ID must have no record (Upload); the commit fails with
 	// ErrExists if another upload (on any node) recorded it first.
 	fresh bool
@@ -45,10 +50,12 @@ func (s *Store) Upload(ctx context.Context, info UploadInfo, body io.Reader) (Me
 		return Media{}, fmt.Errorf("%w: %s: an upload to it is in progress", ErrExists, info.MXC)
 	}
 	defer s.claims.release(info.MXC)
-	if _, err := s.readMedia(info.MXC); err == nil {
-		return Media{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
-	} else if !errors.Is(err, index.ErrNotFound) {
-		return Media{}, err
+	if !info.NewID {
+		if _, err := s.readMedia(info.MXC); err == nil {
+			return Media{}, fmt.Errorf("%w: %s", ErrExists, info.MXC)
+		} else if !errors.Is(err, index.ErrNotFound) {
+			return Media{}, err
+		}
 	}
 	info.fresh = true
 	rec, _, err := s.ingest(ctx, info, body, s.newRecord(info), nil)

@@ -357,9 +357,13 @@ func TestUploadExistingID(t *testing.T) {
 	first := randBytes(31, 100_000)
 	rec := upload(t, s, "taken", "@a:server", first)
 	for _, body := range [][]byte{first, randBytes(32, 50_000), nil} {
-		info := media.UploadInfo{MXC: mxc("taken"), Uploader: "@b:server", Size: int64(len(body))}
-		if _, err := s.Upload(context.Background(), info, bytes.NewReader(body)); !errors.Is(err, media.ErrExists) {
-			t.Errorf("second Upload of %d bytes: error %v, want ErrExists", len(body), err)
+		// NewID (an ID drawn at random) skips the look before the body is
+		// read: the commit refuses the ID all the same.
+		for _, newID := range []bool{false, true} {
+			info := media.UploadInfo{MXC: mxc("taken"), Uploader: "@b:server", Size: int64(len(body)), NewID: newID}
+			if _, err := s.Upload(context.Background(), info, bytes.NewReader(body)); !errors.Is(err, media.ErrExists) {
+				t.Errorf("second Upload of %d bytes (NewID %v): error %v, want ErrExists", len(body), newID, err)
+			}
 		}
 	}
 	got, err := s.Stat(mxc("taken"))

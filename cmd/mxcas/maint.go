@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/mxcas/mxcas/config"
@@ -43,6 +44,21 @@ func withStore(cfg config.Config, logger *slog.Logger, op string, readOnly bool,
 	return err
 }
 
+// offlineHeapLimit is the soft limit on the Go heap of an offline fsck or
+// gc (debug.SetMemoryLimit), unless GOMEMLIMIT sets one: their working
+// sets are bounded (media's pass budget), and without a limit the heap
+// grows to twice its live size before a collection. At a million media
+// (bench/scale): fsck 152 -> 123 MB peak RSS, gc 163 -> 116 MB, neither
+// slower.
+const offlineHeapLimit = 64 << 20
+
+// boundHeap sets offlineHeapLimit, unless the environment set a limit.
+func boundHeap() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(offlineHeapLimit)
+	}
+}
+
 // refusedStatus is the exit status of a failed maintenance command: 2 when
 // it refused to run and changed nothing (no store, its index missing, or
 // one of the command's own refusals), 1 when the operation failed.
@@ -71,6 +87,7 @@ func cmdFsck(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: mxcas fsck [-config FILE] [-workers N] [-repair-from DIR | -repair-from URL -secret-file FILE]")
 		return 2
 	}
+	boundHeap()
 	var rep media.FsckReport
 	if from != "" {
 		if secretFile == "" && isPeerURL(from) {
@@ -155,6 +172,7 @@ func cmdGC(args []string, logger *slog.Logger, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
+	boundHeap()
 	var gs media.GCStats
 	req := map[string]bool{"force": force}
 	err = withStore(cfg, logger, "gc", false, req, &gs, func(ctx context.Context, st *media.Store) (err error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -47,6 +48,28 @@ func TestRunMeasuresPeakRSS(t *testing.T) {
 	if large < 96<<20 || large-small < 90<<20 {
 		t.Errorf("peak RSS %d after touching 96 MiB, %d after 1 MiB: want the difference to show", large, small)
 	}
+}
+
+// A tool's peak is its own, not the memory of the benchmark that runs it
+// (which Linux counts in the ru_maxrss of a child forked from it).
+func TestRunPeakRSSIsNotTheParents(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make([]byte, 256<<20)
+	for i := 0; i < len(held); i += 4096 {
+		held[i] = 1
+	}
+	t.Setenv(childEnv, "1")
+	res, err := Run(context.Background(), exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PeakRSS <= 0 || res.PeakRSS > 64<<20 {
+		t.Errorf("peak RSS %d of a child touching 1 MiB, run by a process holding 256 MiB: want its own, a few MB", res.PeakRSS)
+	}
+	runtime.KeepAlive(held)
 }
 
 func TestRunFailure(t *testing.T) {
