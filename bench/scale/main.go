@@ -21,6 +21,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -297,7 +298,9 @@ type tree struct {
 	disk        int64 // allocated: st_blocks * 512 of files and directories
 }
 
-// walk sums the tree under root; a missing root is an empty tree.
+// walk sums the tree under root; a missing root is an empty tree. A file
+// that goes while it walks (the running server's compactions delete
+// sstables) is left out.
 func walk(root string) (tree, error) {
 	var t tree
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -308,6 +311,9 @@ func walk(root string) (tree, error) {
 			return err
 		}
 		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
