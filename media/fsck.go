@@ -74,9 +74,10 @@ func (r FsckReport) Healthy() bool { return len(r.Problems) == 0 }
 
 // FsckOptions tune Fsck.
 type FsckOptions struct {
-	// Workers is how many chunks are read and hashed at once, and how many
-	// ranges of objects are checked at once (default DefaultFsckWorkers()).
-	// The report does not depend on it.
+	// Workers is how many chunks are read and hashed at once (default
+	// DefaultFsckWorkers()), and how many ranges of objects are checked at
+	// once, at most twice GOMAXPROCS (objectWorkers). The report does not
+	// depend on it.
 	Workers int `json:"workers,omitempty"`
 }
 
@@ -289,6 +290,14 @@ func (r *FsckReport) addRecordedDamage(snap *index.Snapshot) error {
 // idle.
 const objectRanges = 64
 
+// objectWorkers is how many ranges of objects checkObjects checks at once:
+// workers, at most twice GOMAXPROCS. Each holds the index's iterators
+// (their blocks: about a megabyte), and the work is mostly hashing inline
+// chunks the index reads in large blocks. At a million media, offline,
+// from a cold page cache on 2 CPUs: 4 at once, 75 s and 98 MiB peak; 16
+// at once, 103 s and 115 MiB.
+func objectWorkers(workers int) int { return min(workers, 2*runtime.GOMAXPROCS(0)) }
+
 // objectsChecked is what checkObjects found in one range of objects.
 type objectsChecked struct {
 	objects, orphans int
@@ -308,7 +317,7 @@ func (r *FsckReport) checkObjects(ctx context.Context, snap *index.Snapshot, wor
 	damaged map[cas.Hash]objDamage, found *[]manifestProblem) error {
 	results := make([]objectsChecked, objectRanges)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
+	g.SetLimit(objectWorkers(workers))
 	for i := range results {
 		var lo, hi cas.Hash
 		lo[0], hi[0] = byte(i*256/objectRanges), byte((i+1)*256/objectRanges)
