@@ -69,10 +69,13 @@ func serveWith(ctx context.Context, cfg config.Config, logger *slog.Logger, hook
 		return err
 	}
 	// The server's index cache holds the sstables' filter and index
-	// blocks (10 MB at a million media) besides the hot records: with 32
-	// MiB they were read again and again, 16% of the server's CPU during
-	// uploads at 600k media (perf). Filled only as blocks are read. The
-	// maintenance commands keep the default, 8 MiB.
+	// blocks (10 MB at a million media) besides the hot records and
+	// manifests. At 600k media with 32 MiB, reading such blocks again was
+	// 16% of the server's CPU during uploads (perf; most of it, it turned
+	// out, Pebble's file limit: index.maxOpenFiles). Filled only as blocks
+	// are read: 245 MB server RSS at a million media with 32 MiB, 290 MB
+	// with 128 (bench/scale). The maintenance commands keep the default,
+	// 8 MiB.
 	mo.IndexCacheBytes = 128 << 20
 	var m *metrics
 	if cfg.Metrics.Listen != "" {
