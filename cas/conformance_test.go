@@ -11,6 +11,7 @@ import (
 
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/cas/castest"
+	"github.com/mxcas/mxcas/testkit"
 )
 
 // TestStorageConformance runs the Storage conformance suite on every
@@ -18,7 +19,7 @@ import (
 func TestStorageConformance(t *testing.T) {
 	damageFile := func(t *testing.T, s cas.Storage, h cas.Hash) {
 		t.Helper()
-		flipMiddle(t, s.(*cas.Store).Path(h))
+		testkit.FlipByte(t, s.(*cas.Store).Path(h))
 	}
 	for _, l := range []struct {
 		name   string
@@ -54,19 +55,6 @@ func TestStorageConformance(t *testing.T) {
 			},
 		})
 	})
-}
-
-// flipMiddle changes one bit in the middle of the file at p.
-func flipMiddle(t *testing.T, p string) {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 0x01
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestLayoutPaths: the nested layout keeps chunk files in cas/ab/cd/, the

@@ -38,7 +38,7 @@ type Store struct {
 
 	writers  writers
 	readOnly bool
-	flat     bool // LayoutFlat: cas/ab/<hash>
+	layout   Layout
 
 	tmpfileOK atomic.Bool  // O_TMPFILE works here
 	openFiles atomic.Int64 // anonymous staged files held open
@@ -98,7 +98,7 @@ func open(dir string, l Layout, readOnly bool) (*Store, error) {
 		fds:     newFDPool(poolFiles()),
 	}
 	s.readOnly = readOnly
-	s.flat = l == LayoutFlat
+	s.layout = l
 	if err := s.ensureDirs(); err != nil {
 		return nil, err
 	}
@@ -274,12 +274,16 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) TempDir() string { return s.tmpDir }
 
 // Path returns the file name of chunk h.
-func (s *Store) Path(h Hash) string {
+func (s *Store) Path(h Hash) string { return s.layout.Path(s.dir, h) }
+
+// Path returns the file chunk h has, or would have, in a store of layout l
+// in the data directory dir.
+func (l Layout) Path(dir string, h Hash) string {
 	x := h.String()
-	if s.flat {
-		return filepath.Join(s.casDir, x[0:2], x)
+	if l == LayoutFlat {
+		return filepath.Join(dir, "cas", x[0:2], x)
 	}
-	return filepath.Join(s.casDir, x[0:2], x[2:4], x)
+	return filepath.Join(dir, "cas", x[0:2], x[2:4], x)
 }
 
 // Stat returns the file information of chunk h, or ErrNotFound.

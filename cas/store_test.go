@@ -16,6 +16,7 @@ import (
 
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/cas/castest"
+	"github.com/mxcas/mxcas/testkit"
 )
 
 func TestStore(t *testing.T) {
@@ -333,7 +334,7 @@ func testStore(t *testing.T, open func(t *testing.T) *cas.Store) {
 		c, d := newChunk(7), newChunk(8)
 		put(t, s, c)
 		put(t, s, d)
-		flipMiddle(t, chunkPath(s.Dir(), c.h))
+		testkit.FlipByte(t, chunkPath(s.Dir(), c.h))
 		if _, err := s.ReadChunk(c.h, nil); !errors.Is(err, cas.ErrCorrupt) {
 			t.Errorf("ReadChunk of a flipped chunk error = %v, want ErrCorrupt", err)
 		}

@@ -352,11 +352,7 @@ func (r reader) withHeld(stored []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	held := false
-	for _, op := range ops {
-		held = held || op.Kind == opSetHeld
-	}
-	if !held {
+	if !slices.ContainsFunc(ops, func(op Op) bool { return op.Kind == opSetHeld }) {
 		return bytes.Clone(stored), nil
 	}
 	out := ops[:0]

@@ -57,8 +57,8 @@ type Manifest struct {
 // Stored returns the chunks of m that are in the chunk store: every chunk
 // but an inline one.
 func (m Manifest) Stored() []ChunkRef {
-	if n := len(m.Chunks); n > 0 && m.Chunks[n-1].Inline {
-		return m.Chunks[:n-1]
+	if _, ok := m.InlineRef(); ok {
+		return m.Chunks[:len(m.Chunks)-1]
 	}
 	return m.Chunks
 }

@@ -302,9 +302,5 @@ func ChunkPath(dir string, h cas.Hash) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	x := h.String()
-	if casLayout(l) == cas.LayoutFlat {
-		return filepath.Join(dir, "cas", x[0:2], x), nil
-	}
-	return filepath.Join(dir, "cas", x[0:2], x[2:4], x), nil
+	return casLayout(l).Path(dir, h), nil
 }

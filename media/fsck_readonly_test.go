@@ -50,7 +50,7 @@ func TestReadOnlyFsckWritesNothing(t *testing.T) {
 	}
 	closeStore(t, s)
 	chunksA, chunksB := chunksOf(t, a, smallParams), chunksOf(t, b, smallParams)
-	flipByte(t, chunkPath(dir, chunksA[1]))
+	testkit.FlipByte(t, chunkPath(dir, chunksA[1]))
 	if err := os.Remove(chunkPath(dir, chunksB[0])); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestFsckWorkersSameReport(t *testing.T) {
 	}
 	closeStore(t, s)
 	for _, h := range corrupt {
-		flipByte(t, chunkPath(dir, h))
+		testkit.FlipByte(t, chunkPath(dir, h))
 	}
 	for _, h := range missing {
 		if err := os.Remove(chunkPath(dir, h)); err != nil {

@@ -270,7 +270,7 @@ func TestS3StoreFsckAndBackup(t *testing.T) {
 
 	// Change one byte of a chunk of b in the bucket itself.
 	h := chunksOf(t, want["b"], smallParams)[0]
-	flipByte(t, srv.ObjectPath(cs.Key(h)))
+	testkit.FlipByte(t, srv.ObjectPath(cs.Key(h)))
 	rep = fsck(t, s)
 	if rep.Healthy() || fmt.Sprint(rep.Damaged) != "["+mxc("b").String()+"]" {
 		t.Errorf("Fsck after a changed object: healthy %v, damaged %v; want %s damaged", rep.Healthy(), rep.Damaged, mxc("b"))
@@ -289,7 +289,7 @@ func TestMigrateCorruptSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flipByte(t, path)
+	testkit.FlipByte(t, path)
 	dest := filepath.Join(t.TempDir(), "dest")
 	st, err := src.Migrate(context.Background(), media.MigrateOptions{Dir: dest})
 	if err == nil || st.ChunksCorrupt != 1 {

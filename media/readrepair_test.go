@@ -14,6 +14,7 @@ import (
 
 	"github.com/mxcas/mxcas/cas"
 	"github.com/mxcas/mxcas/media"
+	"github.com/mxcas/mxcas/testkit"
 )
 
 // countingSource is a repair source that counts its reads.
@@ -53,19 +54,6 @@ func repairPair(t *testing.T, data []byte, src func(primary *media.Store) cas.Re
 
 // fromPrimary makes the primary the repair source.
 func fromPrimary(p *media.Store) cas.Reader { return p }
-
-// flipByte flips one byte in the middle of the file at path.
-func flipByte(t *testing.T, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 0x01
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // stream writes the whole of id with WriteTo, as a download does, and
 // returns what it wrote; check, when set, runs first (Reader.Check).
@@ -128,7 +116,7 @@ func TestRepairOnReadFlippedByte(t *testing.T) {
 	data := randBytes(41, 300<<10)
 	_, s, dir, chunks, src := repairPair(t, data, fromPrimary)
 	bad := chunks[len(chunks)/2]
-	flipByte(t, chunkPath(dir, bad))
+	testkit.FlipByte(t, chunkPath(dir, bad))
 
 	if got, err := stream(t, s, "A", false); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("WriteTo: %d bytes, %v; want the %d uploaded", len(got), err, len(data))
@@ -158,7 +146,7 @@ func TestRepairOnReadSourceLacks(t *testing.T) {
 	empty, _ := newStore(t, nil)
 	primary, s, dir, chunks, lacks := repairPair(t, data, func(*media.Store) cas.Reader { return empty })
 	bad := chunks[1]
-	flipByte(t, chunkPath(dir, bad))
+	testkit.FlipByte(t, chunkPath(dir, bad))
 
 	for i := range 2 {
 		_, err := stream(t, s, "A", false)
@@ -185,7 +173,7 @@ func TestRepairOnReadSourceLacks(t *testing.T) {
 
 	// With the source gone (a promoted standby), damage stays damage.
 	s.SetRepairSource(nil)
-	flipByte(t, chunkPath(dir, bad))
+	testkit.FlipByte(t, chunkPath(dir, bad))
 	if _, err := stream(t, s, "A", false); !errors.Is(err, media.ErrDamaged) || has.calls.Load() != 1 {
 		t.Errorf("read without a source: %v, source asked %d times; want ErrDamaged and still 1", err, has.calls.Load())
 	}
@@ -228,7 +216,7 @@ func TestRepairOnReadTimeout(t *testing.T) {
 func TestFsckRepairsFromRepairSource(t *testing.T) {
 	data := randBytes(44, 300<<10)
 	_, s, dir, chunks, src := repairPair(t, data, fromPrimary)
-	flipByte(t, chunkPath(dir, chunks[0]))
+	testkit.FlipByte(t, chunkPath(dir, chunks[0]))
 	if err := os.Remove(chunkPath(dir, chunks[2])); err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +237,7 @@ func TestFsckRepairsFromRepairSource(t *testing.T) {
 func TestRepairFromSource(t *testing.T) {
 	data := randBytes(45, 300<<10)
 	primary, s, dir, chunks, _ := repairPair(t, data, nil)
-	flipByte(t, chunkPath(dir, chunks[1]))
+	testkit.FlipByte(t, chunkPath(dir, chunks[1]))
 	if err := os.Remove(chunkPath(dir, chunks[0])); err != nil {
 		t.Fatal(err)
 	}

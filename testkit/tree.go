@@ -157,3 +157,17 @@ func Backdate(t testing.TB, dir string, at time.Time) {
 		t.Fatal(err)
 	}
 }
+
+// FlipByte flips one bit of the byte in the middle of the file at path, as
+// a failing disk would damage a stored chunk.
+func FlipByte(t testing.TB, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x01
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

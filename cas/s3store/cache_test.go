@@ -111,19 +111,6 @@ func readWhole(t *testing.T, s cas.Reader, c castest.Chunk) {
 	}
 }
 
-// flip changes the middle byte of file p.
-func flip(t *testing.T, p string) {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 0x01
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestCacheConformance: the Cache is a cas.Storage. Damage damages the
 // object in the bucket, and the cached copy when there is one.
 func TestCacheConformance(t *testing.T) {
@@ -145,9 +132,9 @@ func TestCacheConformance(t *testing.T) {
 			mu.Lock()
 			dir, inner := dirs[s], inners[s]
 			mu.Unlock()
-			flip(t, srv.ObjectPath(inner.Key(h)))
+			testkit.FlipByte(t, srv.ObjectPath(inner.Key(h)))
 			if _, err := os.Stat(cachePath(dir, h)); err == nil {
-				flip(t, cachePath(dir, h))
+				testkit.FlipByte(t, cachePath(dir, h))
 			}
 		},
 	})
@@ -335,7 +322,7 @@ func TestCacheReopen(t *testing.T) {
 	if err := os.Truncate(cachePath(dir, cs[3].Hash), 100); err != nil {
 		t.Fatal(err)
 	}
-	flip(t, cachePath(dir, cs[2].Hash))
+	testkit.FlipByte(t, cachePath(dir, cs[2].Hash))
 	c3, err := s3store.NewCache(s, dir, 1<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -367,7 +354,7 @@ func TestCacheDamaged(t *testing.T) {
 	x := castest.NewChunk(1, 50_000)
 	store(t, c, x)
 	readWhole(t, c, x)
-	flip(t, cachePath(dir, x.Hash))
+	testkit.FlipByte(t, cachePath(dir, x.Hash))
 	gets := rt.get(http.MethodGet)
 	readWhole(t, c, x)
 	if got := rt.get(http.MethodGet); got != gets+1 {

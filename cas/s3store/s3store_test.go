@@ -62,7 +62,7 @@ func TestConformance(t *testing.T) {
 		MaxChunk: 4 << 20,
 		Damage: func(t *testing.T, s cas.Storage, h cas.Hash) {
 			t.Helper()
-			flip(t, srv.ObjectPath(s.(*s3store.Store).Key(h)))
+			testkit.FlipByte(t, srv.ObjectPath(s.(*s3store.Store).Key(h)))
 		},
 	})
 }
