@@ -39,9 +39,9 @@ type Options struct {
 	// a ballast file). Pebble's writes wait while it runs and are retried
 	// once after it returns. It must not use the index.
 	OnDiskFull func()
-	// CacheBytes is the block cache's size (0: 8 MiB). At a million media
-	// a 32 MiB cache made an offline fsck peak at 206 MB of RSS, an 8 MiB
-	// one at 107 MB.
+	// CacheBytes is the block cache's size (0: 8 MiB: an offline check or
+	// GC reads each block about once, and a bigger cache only adds to its
+	// memory).
 	CacheBytes int64
 }
 
@@ -98,8 +98,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	// an upload writes kilobytes, and small memtables flushed several
 	// times a second made as many tiny sstables and blob files to compact.
 	// The block cache holds the sstables' hot blocks (records, manifests):
-	// Options.CacheBytes, 8 MiB by default (an offline check or GC reads
-	// each block about once; the server asks for more).
+	// Options.CacheBytes.
 	po.CacheSize = 8 << 20
 	if opts.CacheBytes > 0 {
 		po.CacheSize = opts.CacheBytes

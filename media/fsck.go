@@ -294,8 +294,8 @@ const objectRanges = 64
 // workers, at most twice GOMAXPROCS. Each holds the index's iterators
 // (their blocks: about a megabyte), and the work is mostly hashing inline
 // chunks the index reads in large blocks. At a million media, offline,
-// from a cold page cache on 2 CPUs: 4 at once, 75 s and 98 MiB peak; 16
-// at once, 103 s and 115 MiB.
+// from a cold page cache on 2 CPUs: 4 at once, 75 s and 96 MiB peak; 16
+// at once, 103 s and 112 MiB.
 func objectWorkers(workers int) int { return min(workers, 2*runtime.GOMAXPROCS(0)) }
 
 // objectsChecked is what checkObjects found in one range of objects.

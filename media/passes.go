@@ -32,9 +32,9 @@ import (
 // passBudget is how many hashes one pass holds at most. Tests lower it.
 // 1<<17, about 130,000: a store of 500,000 media (bench/scale) already
 // fills it, so memory is flat from there on. At a million media, against
-// 1<<19 (offline, /usr/bin/time): fsck 109 MB instead of 116 (40 s
-// either way), gc 83 MB instead of 113, but 28 s instead of 11 (each pass
-// reads every record again).
+// 1<<19 (offline, /usr/bin/time, peak RSS): fsck 107 MiB instead of 113
+// (40 s either way), gc 81 MiB instead of 110, but 28 s instead of 11
+// (each pass reads every record again).
 var passBudget = 1 << 17
 
 // passesRun counts the passes of fsck and GC over chunk ranges, for tests

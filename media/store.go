@@ -165,9 +165,8 @@ type Options struct {
 	// store) so that Stats reports Chunks and StoredBytes: for the server,
 	// whose metrics show them. Tools that open a store skip the walk.
 	CountChunks bool
-	// IndexCacheBytes is the index's block cache (0: 8 MiB, for the
-	// maintenance commands; serve asks for 32 MiB: its lookups of absent
-	// keys read the sstables' index and filter blocks).
+	// IndexCacheBytes is the index's block cache (0: index.Options'
+	// default, for the maintenance commands; serve asks for more).
 	IndexCacheBytes int64
 }
 

@@ -49,8 +49,9 @@ func withStore(cfg config.Config, logger *slog.Logger, op string, readOnly bool,
 // heap is bounded by media's pass budget (under 25 MB at a million media,
 // gctrace), and without a limit the heap grows to twice its live size
 // before a collection and Go keeps what it freed. At a million media
-// (offline, /usr/bin/time): fsck 152 MB peak RSS without a limit, 123
-// with 64 MiB, 100-108 MiB with 48; gc 163 MB, 116, 84. Neither slower.
+// (offline, /usr/bin/time), peak RSS with no limit, 64 MiB (pass budget
+// 1<<19) and 48 MiB (budget 1<<17): fsck 148, 120 and 98-105 MiB; gc 159,
+// 110 and 84 MiB. Neither slower for the limit.
 const offlineHeapLimit = 48 << 20
 
 // boundHeap sets offlineHeapLimit, unless the environment set a limit.
