@@ -156,9 +156,10 @@ type thumbKey struct {
 // gcMark is what GC's mark phase found of the index besides the chunks:
 // its dead manifests and thumbnails (garbage, not the whole store).
 type gcMark struct {
-	deadObj    []cas.Hash // manifests of objects not live, sorted
-	deadThumbs []thumbKey // thumbnails of sources no media record refers to
-	objects    int        // live manifests
+	deadObj    []cas.Hash         // manifests of objects not live, sorted
+	deadInline map[cas.Hash]int64 // the inline chunk's length of each of deadObj that has one
+	deadThumbs []thumbKey         // thumbnails of sources no media record refers to
+	objects    int                // live manifests
 }
 
 // followPrimary makes a standby's mark keep every manifest and thumbnail
@@ -169,7 +170,7 @@ type gcMark struct {
 // a record without content. Chunks of no manifest are still collected.
 func (m *gcMark) followPrimary() {
 	m.objects += len(m.deadObj)
-	m.deadObj, m.deadThumbs = nil, nil
+	m.deadObj, m.deadInline, m.deadThumbs = nil, nil, nil
 }
 
 // gcCandidate is a chunk file GC may delete.
@@ -290,11 +291,7 @@ func (s *Store) sweepIndex(mark gcMark, st *GCStats) error {
 				st.Objects++
 				continue
 			}
-			if m, err := s.idx.Manifest(h); err == nil {
-				if ref, ok := m.InlineRef(); ok {
-					inline += int64(ref.Len)
-				}
-			}
+			inline += mark.deadInline[h]
 			if err := b.DeleteManifest(h); err != nil {
 				return err
 			}

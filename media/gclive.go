@@ -198,6 +198,12 @@ func (l *liveObjects) markChunks(find func(cas.Hash) (int, bool), marks []chunkM
 		if !live {
 			if m != nil {
 				m.deadObj = append(m.deadObj, h)
+				if ref, ok := man.InlineRef(); ok {
+					if m.deadInline == nil {
+						m.deadInline = make(map[cas.Hash]int64)
+					}
+					m.deadInline[h] = int64(ref.Len)
+				}
 			}
 			if decodeErr != nil {
 				return nil
